@@ -1,0 +1,2 @@
+//! Benchmark: mapping a 50-thread inbox response.
+fn main() {}

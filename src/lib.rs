@@ -1,0 +1,9 @@
+//! matrix-instagram: a Matrix application service bridging Instagram direct
+//! messages. See ARCHITECTURE.md for the map.
+
+pub mod bridge;
+pub mod config;
+pub mod connector;
+pub mod matrix;
+pub mod model;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Matrix side: the appservice API server and the homeserver client.

@@ -1,0 +1,154 @@
+//! The normalized messaging model: the contract between the connector engine
+//! (which maps platform JSON into these shapes) and the bridge core (which
+//! speaks Matrix). Field names follow the seed spec's mappings; the bridge
+//! never sees Instagram's own JSON.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A chat thread: a direct conversation or a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: ConversationKind,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub participants: Vec<Participant>,
+    #[serde(default)]
+    pub unread_count: Option<i64>,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub muted: Option<bool>,
+    /// Opaque cursor to fetch older messages of this conversation, when known.
+    #[serde(default)]
+    pub oldest_cursor: Option<String>,
+    #[serde(default)]
+    pub has_older: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationKind {
+    Direct,
+    Group,
+}
+
+/// A person taking part in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Participant {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub handle: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub conversation_id: String,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// The platform's own kind of item (`text`, `media`, `voice_media`, ...).
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub sender: Option<Sender>,
+    #[serde(default)]
+    pub is_outgoing: Option<bool>,
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+    #[serde(default)]
+    pub reply_to: Option<ReplyTo>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// The sender-chosen id echoed back by the platform; used to recognise our own sends.
+    #[serde(default)]
+    pub client_context: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sender {
+    pub id: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub is_self: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    #[serde(default)]
+    pub sender_id: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyTo {
+    pub message_id: String,
+    #[serde(default)]
+    pub preview: Option<String>,
+}
+
+/// Media carried by a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// `image`, `video`, `audio`, `gif`, `link`, `share`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub width: Option<u64>,
+    #[serde(default)]
+    pub height: Option<u64>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// Whether a user is online.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    pub user_id: String,
+    pub is_active: bool,
+    #[serde(default)]
+    pub last_active_at: Option<DateTime<Utc>>,
+}
+
+/// A platform user looked up by id or username.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub handle: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+}
+
+/// The result of a write action that creates nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub success: bool,
+}
+
+/// Anything an action may return, before the caller picks the shape it expects.
+pub type Normalized = Value;

@@ -1,0 +1,1 @@
+//! Integration and end-to-end tests of the appservice, some against a real Synapse.

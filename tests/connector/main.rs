@@ -1,0 +1,1 @@
+//! Integration tests of the connector engine against the Instagram simulator.

@@ -1,0 +1,1 @@
+//! A stateful simulator of Instagram's private API and web login.

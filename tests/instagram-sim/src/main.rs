@@ -1,0 +1,2 @@
+//! `instagram-sim --port N [--seed demo]`.
+fn main() {}
