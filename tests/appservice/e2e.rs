@@ -1,0 +1,338 @@
+//! End-to-end tests: the real `matrix-instagram` binary against a real
+//! Synapse, driven the way a user would drive it from a Matrix client. Each
+//! bridge scenario runs on SQLite and on PostgreSQL.
+
+use crate::harness::{Backend, E2e, MatrixClient, Synapse};
+
+/// Defines the `_sqlite` and `_postgres` test of one scenario.
+macro_rules! on_both_databases {
+    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            $scenario(Backend::Sqlite).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            $scenario(Backend::Postgres).await;
+        }
+    };
+}
+
+on_both_databases!(
+    management_room_commands,
+    management_room_commands_sqlite,
+    management_room_commands_postgres
+);
+on_both_databases!(
+    unpermitted_user_is_refused,
+    unpermitted_user_is_refused_sqlite,
+    unpermitted_user_is_refused_postgres
+);
+on_both_databases!(
+    restart_keeps_management_room,
+    restart_keeps_management_room_sqlite,
+    restart_keeps_management_room_postgres
+);
+on_both_databases!(
+    init_then_run_against_synapse,
+    init_then_run_against_synapse_sqlite,
+    init_then_run_against_synapse_postgres
+);
+
+/// The harness itself: Synapse starts, users register and log in, a room is
+/// created and a message goes from one user to the other.
+#[tokio::test]
+async fn harness_synapse_carries_a_message_between_users() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = crate::harness::free_port();
+    let synapse = Synapse::start(&dir.path().join("synapse"), port, None)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let mut alice = MatrixClient::register(&synapse, "alice")
+        .await
+        .expect("registering alice");
+    let mut bob = MatrixClient::register(&synapse, "bob")
+        .await
+        .expect("registering bob");
+    assert_eq!(alice.user_id, "@alice:localhost");
+    let login = MatrixClient::login(&synapse, "alice")
+        .await
+        .expect("password login");
+    assert_eq!(login["user_id"], "@alice:localhost");
+
+    let room = alice.create_dm(&bob.user_id).await.expect("creating a DM");
+    bob.join(&room).await.expect("bob joins");
+    alice
+        .wait_for_join(&room, &bob.user_id)
+        .await
+        .expect("alice sees bob join");
+    let sent = alice.send_text(&room, "hello bob").await.expect("sending");
+    let received = bob
+        .wait_for_message(&room, &alice.user_id)
+        .await
+        .expect("bob receives");
+    assert_eq!(received.body(), "hello bob");
+    assert_eq!(received.event["event_id"], sent.as_str());
+    assert_eq!(bob.joined_members(&room).await.expect("members").len(), 2);
+}
+
+/// Alice invites the bot to a DM and waits for it to join and greet her;
+/// returns the room (now her management room) and the greeting.
+async fn open_management_room(e2e: &E2e, alice: &mut MatrixClient) -> (String, String) {
+    let bot = e2e.bot().to_owned();
+    let room = alice
+        .create_dm(&bot)
+        .await
+        .expect("inviting the bot to a DM");
+    alice
+        .wait_for_join(&room, &bot)
+        .await
+        .expect("the bot joins the DM");
+    let greeting = alice
+        .wait_for_message(&room, &bot)
+        .await
+        .expect("the bot greets alice");
+    (room, greeting.body().to_owned())
+}
+
+async fn management_room_commands(backend: Backend) {
+    let e2e = E2e::start(backend, &[("localhost", "user")]).await;
+    let bot = e2e.bot().to_owned();
+    let mut alice = e2e.user("alice").await;
+    let (room, greeting) = open_management_room(&e2e, &mut alice).await;
+    assert!(
+        greeting.contains("help"),
+        "the greeting should point at `help`: {greeting:?}"
+    );
+
+    let help = alice
+        .ask(&room, &bot, "help")
+        .await
+        .expect("answer to help");
+    for command in ["help", "ping", "version"] {
+        assert!(
+            help.contains(command),
+            "`help` should list `{command}`: {help:?}"
+        );
+    }
+    let ping = alice
+        .ask(&room, &bot, "ping")
+        .await
+        .expect("answer to ping");
+    assert!(
+        ping.to_lowercase().contains("not logged in"),
+        "`ping` before login: {ping:?}"
+    );
+    let version = alice
+        .ask(&room, &bot, "version")
+        .await
+        .expect("answer to version");
+    assert!(
+        version.contains(env!("CARGO_PKG_VERSION")),
+        "`version`: {version:?}"
+    );
+    let unknown = alice
+        .ask(&room, &bot, "frobnicate")
+        .await
+        .expect("answer to an unknown command");
+    assert!(
+        unknown.contains("frobnicate") && unknown.contains("help"),
+        "an unknown command should be named and point at `help`: {unknown:?}"
+    );
+
+    let from_bot = alice
+        .messages_from(&room, &bot)
+        .await
+        .expect("room history");
+    assert_eq!(
+        from_bot.len(),
+        5,
+        "one greeting and one answer per command: {from_bot:#?}"
+    );
+    assert_eq!(
+        from_bot[0].event["content"]["msgtype"], "m.notice",
+        "the bot answers with notices"
+    );
+}
+
+async fn unpermitted_user_is_refused(backend: Backend) {
+    let e2e = E2e::start(backend, &[("@alice:localhost", "user")]).await;
+    let bot = e2e.bot().to_owned();
+    let mut mallory = e2e.user("mallory").await;
+    let room = mallory.create_dm(&bot).await.expect("inviting the bot");
+    // A refusal is a notice (join, refuse, leave) or an invite rejected with a reason.
+    let refusal = mallory
+        .wait_for(&format!("the bot refusing in {room}"), |event| {
+            event.room_id == room
+                && event.sender() == bot
+                && (event.kind() == "m.room.message"
+                    || (event.kind() == "m.room.member"
+                        && event.event["content"]["membership"] == "leave"))
+        })
+        .await
+        .expect("a refusal");
+    let text = match refusal.kind() {
+        "m.room.message" => refusal.body().to_owned(),
+        _ => refusal.event["content"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    assert!(
+        text.to_lowercase().contains("not allowed"),
+        "a polite refusal: {text:?}"
+    );
+    let help_event = mallory
+        .send_text(&room, "help")
+        .await
+        .expect("mallory sends help");
+
+    // Barrier: the bridge handles events in order, so once alice (permitted)
+    // has her answer, mallory's `help` was seen or never delivered.
+    let mut alice = e2e.user("alice").await;
+    let (alice_room, _) = open_management_room(&e2e, &mut alice).await;
+    let ping = alice
+        .ask(&alice_room, &bot, "ping")
+        .await
+        .expect("alice is served");
+    assert!(ping.to_lowercase().contains("not logged in"), "{ping:?}");
+
+    let history = mallory
+        .room_history(&room)
+        .await
+        .expect("mallory's room history");
+    let help_at = history
+        .iter()
+        .position(|event| event.event["event_id"] == help_event.as_str())
+        .expect("mallory's help is in her room");
+    let bot_messages: Vec<_> = history
+        .iter()
+        .filter(|event| event.sender() == bot && event.kind() == "m.room.message")
+        .collect();
+    assert!(
+        bot_messages.len() <= 1,
+        "nothing but the refusal: {bot_messages:#?}"
+    );
+    assert!(
+        !history[help_at..]
+            .iter()
+            .any(|event| event.sender() == bot && event.kind() == "m.room.message"),
+        "mallory's `help` must get no answer: {:#?}",
+        &history[help_at..]
+    );
+    assert_eq!(
+        alice.joined_rooms().await.expect("alice's rooms"),
+        vec![alice_room]
+    );
+}
+
+async fn restart_keeps_management_room(backend: Backend) {
+    let mut e2e = E2e::start(backend, &[("localhost", "user")]).await;
+    let bot = e2e.bot().to_owned();
+    let mut alice = e2e.user("alice").await;
+    let (room, greeting) = open_management_room(&e2e, &mut alice).await;
+    let help_before = alice
+        .ask(&room, &bot, "help")
+        .await
+        .expect("help before the restart");
+
+    e2e.stop_bridge();
+    e2e.start_bridge().await;
+
+    let help_after = alice
+        .ask(&room, &bot, "help")
+        .await
+        .expect("help after the restart");
+    assert_eq!(
+        help_after, help_before,
+        "the same management room answers the same way"
+    );
+    let ping = alice
+        .ask(&room, &bot, "ping")
+        .await
+        .expect("ping after the restart");
+    assert!(ping.to_lowercase().contains("not logged in"), "{ping:?}");
+
+    let from_bot = alice
+        .messages_from(&room, &bot)
+        .await
+        .expect("room history");
+    let bodies: Vec<&str> = from_bot.iter().map(|event| event.body()).collect();
+    assert_eq!(
+        bodies,
+        vec![
+            greeting.as_str(),
+            help_before.as_str(),
+            help_after.as_str(),
+            ping.as_str()
+        ],
+        "one greeting, one answer per command, nothing replayed"
+    );
+    assert_eq!(
+        alice.joined_rooms().await.expect("alice's rooms"),
+        vec![room],
+        "no new room"
+    );
+}
+
+async fn init_then_run_against_synapse(backend: Backend) {
+    let mut e2e = E2e::prepare(backend, &[]).await;
+
+    let as_token = e2e
+        .config
+        .get(&["appservice", "as_token"])
+        .expect("reading as_token");
+    let wrong = "wrong-as-token-that-synapse-does-not-know";
+    e2e.config
+        .set(&["appservice", "as_token"], wrong.into())
+        .expect("writing a wrong as_token");
+    let failed = e2e
+        .config
+        .run_to_exit()
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        !failed.status.success(),
+        "a rejected as_token must fail the start: {failed:?}"
+    );
+    assert!(
+        failed.stderr.contains("as_token"),
+        "stderr should name as_token: {failed:?}"
+    );
+    assert!(
+        !failed.stderr.contains("panicked") && !failed.stderr.contains("stack backtrace"),
+        "a clear error, not a panic: {failed:?}"
+    );
+    assert!(
+        !failed.stderr.contains(wrong) && !failed.stdout.contains(wrong),
+        "the token is a secret"
+    );
+
+    e2e.config
+        .set(&["appservice", "as_token"], as_token)
+        .expect("restoring as_token");
+    e2e.start_bridge().await;
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    while !homeserver_ping_logged(&e2e.bridge_logs()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no successful homeserver ping logged:\n{}",
+            e2e.bridge_logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let logs = e2e.bridge_logs();
+    assert!(!logs.contains("panicked"), "{logs}");
+    let bridge = e2e.bridge.as_mut().expect("bridge started");
+    assert_eq!(bridge.exited(), None, "the bridge keeps running");
+}
+
+/// Whether the bridge logged that the homeserver answered its appservice ping.
+fn homeserver_ping_logged(logs: &str) -> bool {
+    logs.lines().any(|line| {
+        line.to_lowercase().contains("ping")
+            && line.contains("duration_ms")
+            && !line.contains("ERROR")
+    })
+}

@@ -1,0 +1,120 @@
+//! The bridge's database for one test: a SQLite file in the test's temp dir,
+//! or a fresh PostgreSQL database (`mi_e2e_<random>`) on the server named by
+//! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`), dropped
+//! again when the test ends.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::Connection;
+
+use super::synapse::random_hex;
+use super::HarnessError;
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Which database engine the bridge runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists only for one test.
+pub struct TestDatabase {
+    url: String,
+    /// For PostgreSQL: the server URL to connect to for the final DROP, and the database name.
+    created: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend, dir: &Path) -> Result<TestDatabase, HarnessError> {
+        match backend {
+            Backend::Sqlite => Ok(TestDatabase {
+                url: format!("sqlite://{}?mode=rwc", dir.join("bridge.db").display()),
+                created: None,
+            }),
+            Backend::Postgres => {
+                let server = std::env::var("DATABASE_URL")
+                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+                let name = format!("mi_e2e_{}", random_hex(6));
+                let mut admin = connect(&server).await?;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .map_err(|source| HarnessError::Postgres {
+                        doing: format!("creating database {name}"),
+                        source,
+                    })?;
+                let _ = admin.close().await;
+                let mut url = url::Url::parse(&server).map_err(|err| HarnessError::Unexpected {
+                    doing: "parsing DATABASE_URL".to_owned(),
+                    detail: err.to_string(),
+                })?;
+                url.set_path(&format!("/{name}"));
+                Ok(TestDatabase {
+                    url: url.to_string(),
+                    created: Some((server, name)),
+                })
+            }
+        }
+    }
+
+    /// The URL the bridge connects to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.created.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut admin = connect(&server).await.map_err(std::io::Error::other)?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok::<(), std::io::Error>(())
+            })
+        })
+        .join();
+        if let Ok(Err(err)) = dropped {
+            eprintln!("could not drop the test database: {err}");
+        }
+    }
+}
+
+async fn connect(server: &str) -> Result<sqlx::PgConnection, HarnessError> {
+    let attempt =
+        tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(server)).await;
+    let shown = without_password(server);
+    match attempt {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(source)) => Err(HarnessError::PostgresUnreachable { url: shown, source }),
+        Err(_) => Err(HarnessError::PostgresUnreachable {
+            url: shown,
+            source: sqlx::Error::PoolTimedOut,
+        }),
+    }
+}
+
+/// The URL with any password replaced, for messages.
+fn without_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "(unparsable DATABASE_URL)".to_owned(),
+    }
+}
