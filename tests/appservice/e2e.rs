@@ -301,7 +301,7 @@ async fn init_then_run_against_synapse(backend: Backend) {
         "stderr should name as_token: {failed:?}"
     );
     assert!(
-        !failed.stderr.contains("panicked") && !failed.stderr.contains("stack backtrace"),
+        !failed.stderr.contains("panicked") && !failed.stderr.to_lowercase().contains("backtrace"),
         "a clear error, not a panic: {failed:?}"
     );
     assert!(
@@ -328,11 +328,10 @@ async fn init_then_run_against_synapse(backend: Backend) {
     assert_eq!(bridge.exited(), None, "the bridge keeps running");
 }
 
-/// Whether the bridge logged that the homeserver answered its appservice ping.
+/// Whether the bridge logged that the homeserver answered its appservice
+/// ping: the success line carries the round trip's `duration_ms`.
 fn homeserver_ping_logged(logs: &str) -> bool {
     logs.lines().any(|line| {
-        line.to_lowercase().contains("ping")
-            && line.contains("duration_ms")
-            && !line.contains("ERROR")
+        line.contains("duration_ms") && !line.contains("ERROR") && !line.contains("WARN")
     })
 }
