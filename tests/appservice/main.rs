@@ -1,1 +1,3 @@
 //! Integration and end-to-end tests of the appservice, some against a real Synapse.
+
+mod store;
