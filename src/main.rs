@@ -60,12 +60,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = cli.config;
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run
-        | Command::Init { .. }
-        | Command::Action { .. }
-        | Command::CheckSpec { .. } => {
+        Command::Run => matrix_instagram::bridge::run::main_run(&cli.config),
+        Command::Init { .. } | Command::Action { .. } | Command::CheckSpec { .. } => {
             eprintln!("not yet available");
             ExitCode::FAILURE
         }

@@ -22,7 +22,10 @@ pub const REFUSAL: &str = "You are not allowed to use this bridge. \
     Ask the bridge's administrator to add you to the permissions in its configuration.";
 
 /// Routes one timeline event to the bot.
-pub async fn handle_event(bridge: &Bridge, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
+pub async fn handle_event(
+    bridge: &Bridge,
+    event: AnyTimelineEvent,
+) -> Result<(), RetryTransaction> {
     // The bridge's own users never drive the bot (this also stops loops).
     if bridge.namespace.owns(event.sender().as_str()) {
         return Ok(());
@@ -97,9 +100,12 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
         is_direct,
     } = invite;
     let bot = bridge.namespace.bot();
-    let permission = bridge.config.permission(inviter.as_str());
+    let permission = super::permission(&bridge.config, inviter.as_str());
     tracing::info!(%room_id, %inviter, ?permission, "bot invited");
-    settle(bridge.client.join(room_id, Some(bot)).await, "joining on invite")?;
+    settle(
+        bridge.client.join(room_id, Some(bot)).await,
+        "joining on invite",
+    )?;
 
     if permission < PermissionLevel::User {
         let refusal = Reply::text(REFUSAL);
@@ -131,10 +137,10 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
         {
             return Err(RetryTransaction(format!("saving the management room: {e}")));
         }
-        let greeting = Reply::text(format!(
+        let greeting = Reply::text(
             "Hello! I am the Instagram bridge bot. This room is now your management room: \
-             send me commands here without any prefix. Send `help` for the list of commands."
-        ));
+             send me commands here without any prefix. Send `help` for the list of commands.",
+        );
         let txn_id = derived_txn_id("greeting", event_id);
         settle(
             send_notice(bridge, room_id, &txn_id, &greeting).await,
@@ -166,13 +172,17 @@ async fn on_message(
     if matches!(content.relates_to, Some(Relation::Replacement(_))) {
         return Ok(());
     }
-    let permission = bridge.config.permission(sender.as_str());
+    let permission = super::permission(&bridge.config, sender.as_str());
     if permission < PermissionLevel::User {
         return Ok(());
     }
     let owner = match bridge.store.management_room_owner(room_id.as_str()).await {
         Ok(owner) => owner,
-        Err(e) => return Err(RetryTransaction(format!("reading the management room: {e}"))),
+        Err(e) => {
+            return Err(RetryTransaction(format!(
+                "reading the management room: {e}"
+            )))
+        }
     };
     let in_management_room = owner.as_deref() == Some(sender.as_str());
     let prefix = bridge.config.bot.command_prefix.as_str();
@@ -235,7 +245,13 @@ async fn send_notice(
     ));
     bridge
         .client
-        .send_message(room_id, txn_id, &content, None, Some(bridge.namespace.bot()))
+        .send_message(
+            room_id,
+            txn_id,
+            &content,
+            None,
+            Some(bridge.namespace.bot()),
+        )
         .await
         .map(|_| ())
 }

@@ -196,10 +196,7 @@ impl CommandRegistry {
             ));
         };
         if ctx.permission < command.required {
-            return Reply::text(format!(
-                "You are not allowed to use `{}`.",
-                command.name
-            ));
+            return Reply::text(format!("You are not allowed to use `{}`.", command.name));
         }
         if args.len() < command.min_args || args.len() > command.max_args {
             return usage_reply(ctx, command);
@@ -265,14 +262,10 @@ impl CommandHandler for Ping {
             env!("CARGO_PKG_VERSION"),
             format_uptime(uptime)
         );
-        let login = ctx
-            .store
-            .login(ctx.sender.as_str())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot read login state");
-                CommandError::Failed("the bridge's database is unavailable".to_owned())
-            })?;
+        let login = ctx.store.login(ctx.sender.as_str()).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read login state");
+            CommandError::Failed("the bridge's database is unavailable".to_owned())
+        })?;
         let login_state = match login {
             None => "You are not logged in to Instagram.".to_owned(),
             Some(login) => match login.username {
@@ -299,7 +292,11 @@ struct Version;
 
 #[async_trait]
 impl CommandHandler for Version {
-    async fn run(&self, _ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
+    async fn run(
+        &self,
+        _ctx: &CommandContext<'_>,
+        _args: &[String],
+    ) -> Result<Reply, CommandError> {
         Ok(Reply::text(version_string()))
     }
 }

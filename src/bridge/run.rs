@@ -77,13 +77,17 @@ pub fn load_config(config_path: &Path) -> Result<Config, RunError> {
             path: config_path.to_owned(),
         });
     }
-    Config::load(config_path).map_err(|e| RunError::Config(e.to_string()))
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|e| RunError::Config(format!("cannot read {}: {e}", config_path.display())))?;
+    serde_norway::from_str(&text)
+        .map_err(|e| RunError::Config(format!("invalid {}: {e}", config_path.display())))
 }
 
 /// Starts tracing with the configured level and format.
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -122,7 +126,10 @@ pub fn build_appservice(
 pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let config = Arc::new(load_config(config_path)?);
     init_tracing(&config);
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting matrix-instagram");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "starting matrix-instagram"
+    );
 
     let store = Store::connect(&config.database.url).await?;
     let client = HomeserverClient::new(&config.homeserver.url, &config.appservice.as_token);
@@ -175,11 +182,13 @@ pub async fn check_homeserver(bridge: &Bridge) -> Result<(), RunError> {
             url: bridge.client.base_url().to_owned(),
             detail: error_chain(&source),
         }),
-        Err(e @ ClientError::Matrix { status: 401 | 403, .. }) => {
-            Err(RunError::TokenRejected {
-                detail: e.errcode().unwrap_or("M_UNKNOWN").to_owned(),
-            })
-        }
+        Err(
+            e @ ClientError::Matrix {
+                status: 401 | 403, ..
+            },
+        ) => Err(RunError::TokenRejected {
+            detail: e.errcode().unwrap_or("M_UNKNOWN").to_owned(),
+        }),
         Err(e) => Err(RunError::Homeserver(e)),
     }
 }

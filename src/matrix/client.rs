@@ -195,9 +195,7 @@ impl HomeserverClient {
             .get_or_try_init(|| async {
                 let endpoint = "GET /_matrix/client/versions".to_owned();
                 let url = format!("{}/_matrix/client/versions", self.base_url);
-                let (status, body) = self
-                    .execute(&endpoint, || self.http.get(&url))
-                    .await?;
+                let (status, body) = self.execute(&endpoint, || self.http.get(&url)).await?;
                 let parsed: VersionsBody =
                     serde_json::from_slice(&body).map_err(|e| ClientError::Response {
                         endpoint: endpoint.clone(),
@@ -312,14 +310,17 @@ impl HomeserverClient {
             }
         })?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|source| Attempt::Transient {
-            error: ClientError::Unreachable {
-                base_url: self.base_url.clone(),
-                endpoint: endpoint.to_owned(),
-                source: source.without_url(),
-            },
-            retry_after: None,
-        })?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| Attempt::Transient {
+                error: ClientError::Unreachable {
+                    base_url: self.base_url.clone(),
+                    endpoint: endpoint.to_owned(),
+                    source: source.without_url(),
+                },
+                retry_after: None,
+            })?;
         if status < 400 {
             return Ok((status, body.to_vec()));
         }
@@ -392,9 +393,8 @@ impl HomeserverClient {
         invitee: &UserId,
         as_user: Option<&UserId>,
     ) -> Result<(), ClientError> {
-        let recipient = InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(
-            invitee.to_owned(),
-        ));
+        let recipient =
+            InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(invitee.to_owned()));
         self.send(
             invite_user::v3::Request::new(room_id.to_owned(), recipient),
             as_user,
@@ -403,9 +403,16 @@ impl HomeserverClient {
         Ok(())
     }
 
-    pub async fn join(&self, room_id: &RoomId, as_user: Option<&UserId>) -> Result<(), ClientError> {
-        self.send(join_room_by_id::v3::Request::new(room_id.to_owned()), as_user)
-            .await?;
+    pub async fn join(
+        &self,
+        room_id: &RoomId,
+        as_user: Option<&UserId>,
+    ) -> Result<(), ClientError> {
+        self.send(
+            join_room_by_id::v3::Request::new(room_id.to_owned()),
+            as_user,
+        )
+        .await?;
         Ok(())
     }
 
@@ -480,11 +487,13 @@ impl HomeserverClient {
         T::StateKey: Borrow<K>,
         K: AsRef<str> + ?Sized,
     {
-        let mut request = send_state_event::v3::Request::new(room_id.to_owned(), state_key, content)
-        .map_err(|e| ClientError::Build {
-            endpoint: "send state".to_owned(),
-            detail: e.to_string(),
-        })?;
+        let mut request =
+            send_state_event::v3::Request::new(room_id.to_owned(), state_key, content).map_err(
+                |e| ClientError::Build {
+                    endpoint: "send state".to_owned(),
+                    detail: e.to_string(),
+                },
+            )?;
         request.timestamp = ts;
         Ok(self.send(request, as_user).await?.event_id)
     }
@@ -497,8 +506,11 @@ impl HomeserverClient {
         reason: Option<&str>,
         as_user: Option<&UserId>,
     ) -> Result<OwnedEventId, ClientError> {
-        let mut request =
-            redact_event::v3::Request::new(room_id.to_owned(), event_id.to_owned(), txn_id.to_owned());
+        let mut request = redact_event::v3::Request::new(
+            room_id.to_owned(),
+            event_id.to_owned(),
+            txn_id.to_owned(),
+        );
         request.reason = reason.map(str::to_owned);
         Ok(self.send(request, as_user).await?.event_id)
     }
@@ -586,7 +598,10 @@ impl HomeserverClient {
         as_user: Option<&UserId>,
     ) -> Result<Vec<OwnedUserId>, ClientError> {
         let response = self
-            .send(joined_members::v3::Request::new(room_id.to_owned()), as_user)
+            .send(
+                joined_members::v3::Request::new(room_id.to_owned()),
+                as_user,
+            )
             .await?;
         Ok(response.joined.into_keys().collect())
     }
@@ -598,7 +613,10 @@ impl HomeserverClient {
         as_user: Option<&UserId>,
     ) -> Result<Vec<Raw<AnyStateEvent>>, ClientError> {
         let response = self
-            .send(get_state_events::v3::Request::new(room_id.to_owned()), as_user)
+            .send(
+                get_state_events::v3::Request::new(room_id.to_owned()),
+                as_user,
+            )
             .await?;
         Ok(response.room_state)
     }

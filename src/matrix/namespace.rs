@@ -31,13 +31,12 @@ impl UserNamespace {
     pub fn from_config(config: &Config) -> Result<UserNamespace, NamespaceError> {
         let domain = config.homeserver.domain.clone();
         let localpart = &config.bot.localpart;
-        let bot = UserId::parse(format!("@{localpart}:{domain}")).map_err(|e| {
-            NamespaceError::Bot {
+        let bot =
+            UserId::parse(format!("@{localpart}:{domain}")).map_err(|e| NamespaceError::Bot {
                 localpart: localpart.clone(),
                 domain: domain.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let template = &config.puppets.localpart_template;
         let (prefix, suffix) = match template.split_once("{id}") {
             Some((prefix, suffix)) if !suffix.contains("{id}") => (prefix, suffix),

@@ -74,7 +74,10 @@ impl AppserviceState {
 /// The appservice API routes. `max_body_bytes` bounds a transaction body.
 pub fn router(state: Arc<AppserviceState>, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/_matrix/app/v1/transactions/{txn_id}", put(push_transaction))
+        .route(
+            "/_matrix/app/v1/transactions/{txn_id}",
+            put(push_transaction),
+        )
         .route("/transactions/{txn_id}", put(push_transaction))
         .route("/_matrix/app/v1/users/{user_id}", get(query_user))
         .route("/users/{user_id}", get(query_user))
@@ -83,14 +86,21 @@ pub fn router(state: Arc<AppserviceState>, max_body_bytes: usize) -> Router {
         .route("/_matrix/app/v1/ping", post(ping))
         .route("/_matrix/app/unstable/fi.mau.msc2659/ping", post(ping))
         .fallback(unknown_endpoint)
-        .layer(middleware::from_fn_with_state(state.clone(), require_hs_token))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_hs_token,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
 /// A Matrix error answer: `{"errcode": ..., "error": ...}`.
 fn matrix_error(status: StatusCode, errcode: &str, message: &str) -> Response {
-    (status, Json(json!({ "errcode": errcode, "error": message }))).into_response()
+    (
+        status,
+        Json(json!({ "errcode": errcode, "error": message })),
+    )
+        .into_response()
 }
 
 /// Checks `Authorization: Bearer <hs_token>` or the legacy `?access_token=`.
