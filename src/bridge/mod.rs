@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::matrix::client::HomeserverClient;
 use crate::matrix::namespace::UserNamespace;
-use crate::matrix::server::{RetryTransaction, TransactionHandler};
+use crate::matrix::server::{AppserviceHandler, ProvisionError, RetryTransaction};
 use crate::store::Store;
 
 use self::commands::CommandRegistry;
@@ -50,7 +50,7 @@ impl Bridge {
 }
 
 #[async_trait]
-impl TransactionHandler for Bridge {
+impl AppserviceHandler for Bridge {
     async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
         bot::handle_event(self, event).await
     }
@@ -58,6 +58,21 @@ impl TransactionHandler for Bridge {
     async fn handle_ephemeral(&self, event: Value) {
         let kind = event.get("type").and_then(Value::as_str).unwrap_or("?");
         tracing::trace!(kind, "ephemeral event");
+    }
+
+    async fn provision_user(&self, user_id: &str) -> Result<(), ProvisionError> {
+        let localpart = user_id
+            .strip_prefix('@')
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(localpart, _)| localpart)
+            .unwrap_or_default();
+        self.client
+            .register_user(localpart)
+            .await
+            .map_err(|e| ProvisionError {
+                user_id: user_id.to_owned(),
+                reason: e.to_string(),
+            })
     }
 }
 

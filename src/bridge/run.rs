@@ -3,6 +3,7 @@
 //! the appservice API and asks the homeserver to ping it, then runs until
 //! SIGINT/SIGTERM. Every startup failure is one clear line on stderr.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -124,6 +125,14 @@ pub fn build_appservice(
 
 /// Runs the bridge until SIGINT or SIGTERM.
 pub async fn run(config_path: &Path) -> Result<(), RunError> {
+    run_until(config_path, shutdown_signal()).await
+}
+
+/// Runs the bridge until `shutdown` completes, then stops gracefully.
+pub async fn run_until(
+    config_path: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let config = Arc::new(load_config(config_path)?);
     init_tracing(&config);
     tracing::info!(
@@ -148,7 +157,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     tracing::info!(%listen, "appservice API listening");
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await
     });
 

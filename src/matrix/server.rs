@@ -34,13 +34,25 @@ pub struct RetryTransaction(pub String);
 
 /// What the bridge does with the events the homeserver pushes.
 #[async_trait]
-pub trait TransactionHandler: Send + Sync {
+pub trait AppserviceHandler: Send + Sync {
     /// Handles one timeline event. Errors meant for users are answered by the
     /// handler itself; `Err` asks the homeserver to resend the transaction.
     async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction>;
 
     /// Handles one ephemeral event (`m.typing`, `m.receipt`, `m.presence`).
     async fn handle_ephemeral(&self, event: Value);
+
+    /// Makes sure a user of the bridge's namespace exists on the homeserver,
+    /// which asks before it uses one it does not know yet.
+    async fn provision_user(&self, user_id: &str) -> Result<(), ProvisionError>;
+}
+
+/// A namespace user could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot register {user_id}: {reason}")]
+pub struct ProvisionError {
+    pub user_id: String,
+    pub reason: String,
 }
 
 /// Shared state of the appservice API.
@@ -48,7 +60,7 @@ pub struct AppserviceState {
     hs_token: String,
     namespace: UserNamespace,
     store: Store,
-    handler: Arc<dyn TransactionHandler>,
+    handler: Arc<dyn AppserviceHandler>,
     /// Serializes transactions so events are handled in order and a txnId
     /// cannot be processed by two concurrent requests.
     transaction_lock: Mutex<()>,
@@ -59,7 +71,7 @@ impl AppserviceState {
         hs_token: &str,
         namespace: UserNamespace,
         store: Store,
-        handler: Arc<dyn TransactionHandler>,
+        handler: Arc<dyn AppserviceHandler>,
     ) -> AppserviceState {
         AppserviceState {
             hs_token: hs_token.to_owned(),
@@ -240,14 +252,23 @@ async fn query_user(
     State(state): State<Arc<AppserviceState>>,
     Path(user_id): Path<String>,
 ) -> Response {
-    if state.namespace.owns(&user_id) {
-        Json(json!({})).into_response()
-    } else {
-        matrix_error(
+    if !state.namespace.owns(&user_id) {
+        return matrix_error(
             StatusCode::NOT_FOUND,
             "M_NOT_FOUND",
             "user is not in this bridge's namespace",
-        )
+        );
+    }
+    match state.handler.provision_user(&user_id).await {
+        Ok(()) => Json(json!({})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "user query failed");
+            matrix_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "M_UNKNOWN",
+                &e.to_string(),
+            )
+        }
     }
 }
 

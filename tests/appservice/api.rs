@@ -2,13 +2,13 @@
 //! with a SQLite store in a temporary directory, talking to a tiny fake
 //! homeserver that records every request the bridge makes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod fake_homeserver;
 
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use matrix_instagram::bridge::run::build_appservice;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fake_homeserver::FakeHomeserver;
+use matrix_instagram::bridge::run::{build_appservice, run_until, RunError};
 use matrix_instagram::config::Config;
 use matrix_instagram::matrix::client::{HomeserverClient, RetryPolicy};
 use matrix_instagram::store::Store;
@@ -24,152 +24,17 @@ const ALICE: &str = "@alice:test.local";
 const MALLORY: &str = "@mallory:elsewhere.example";
 const MAX_BODY: usize = 64 * 1024;
 
-/// One request the bridge sent to the fake homeserver.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    query: String,
-    body: Value,
-}
-
-/// A fake homeserver: answers what the bot needs and records everything.
-#[derive(Clone, Default)]
-struct FakeHomeserver {
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    /// Extra joined members per room id (the bot and the inviter are always joined).
-    extra_members: Arc<Mutex<HashMap<String, Vec<String>>>>,
-}
-
-impl FakeHomeserver {
-    async fn start(&self) -> String {
-        let app = axum::Router::new()
-            .fallback(fake_homeserver_endpoint)
-            .with_state(self.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    /// Requests whose path ends with `suffix` (e.g. `/join`).
-    fn matching(&self, method: &str, suffix: &str) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method == method && r.path.ends_with(suffix))
-            .collect()
-    }
-
-    /// Messages sent into rooms (`PUT .../send/...`).
-    fn sent_messages(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method == "PUT" && r.path.contains("/send/m.room.message/"))
-            .collect()
-    }
-
-    fn add_member(&self, room_id: &str, user_id: &str) {
-        self.extra_members
-            .lock()
-            .unwrap()
-            .entry(room_id.to_owned())
-            .or_default()
-            .push(user_id.to_owned());
-    }
-}
-
-async fn fake_homeserver_endpoint(State(hs): State<FakeHomeserver>, request: Request) -> Response {
-    let method = request.method().to_string();
-    let path = percent_decode(request.uri().path());
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    let bytes = axum::body::to_bytes(request.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    hs.requests.lock().unwrap().push(Recorded {
-        method: method.clone(),
-        path: path.clone(),
-        query,
-        body,
-    });
-
-    let segments: Vec<&str> = path.split('/').collect();
-    let answer = match (method.as_str(), segments.as_slice()) {
-        ("GET", [.., "versions"]) => json!({ "versions": ["v1.1", "v1.5", "v1.11"] }),
-        ("GET", [.., "account", "whoami"]) => json!({ "user_id": BOT }),
-        ("POST", [.., "register"]) => {
-            return (
-                axum::http::StatusCode::BAD_REQUEST,
-                Json(json!({ "errcode": "M_USER_IN_USE", "error": "User ID already taken." })),
-            )
-                .into_response()
-        }
-        ("POST", [.., "rooms", room_id, "join"]) => json!({ "room_id": room_id }),
-        ("GET", [.., "rooms", room_id, "joined_members"]) => {
-            let mut joined = serde_json::Map::new();
-            joined.insert(BOT.to_owned(), json!({}));
-            let inviter = if room_id.contains("mallory") {
-                MALLORY
-            } else {
-                ALICE
-            };
-            joined.insert(inviter.to_owned(), json!({}));
-            for extra in hs
-                .extra_members
-                .lock()
-                .unwrap()
-                .get(*room_id)
-                .cloned()
-                .unwrap_or_default()
-            {
-                joined.insert(extra, json!({}));
-            }
-            json!({ "joined": joined })
-        }
-        ("PUT", [.., "send", _, txn_id]) => json!({ "event_id": format!("$sent-{txn_id}") }),
-        _ => json!({}),
-    };
-    Json(answer).into_response()
-}
-
-/// Decodes `%XX` escapes (ruma escapes `!`, `:` and `@` in path segments).
-fn percent_decode(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = (bytes[index] == b'%')
-            .then(|| bytes.get(index + 1..index + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                index += 3;
-            }
-            None => {
-                decoded.push(bytes[index]);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
-}
-
-fn config(homeserver_url: &str, database_url: &str) -> Config {
-    let yaml = format!(
+/// The text of a bridge configuration for these tests.
+fn config_yaml(homeserver_url: &str, database_url: &str, listen: &str) -> String {
+    format!(
         r#"
 homeserver:
   url: "{homeserver_url}"
   domain: "{DOMAIN}"
 appservice:
   id: instagram
-  listen: "127.0.0.1:0"
-  address: "http://127.0.0.1:0"
+  listen: "{listen}"
+  address: "http://{listen}"
   as_token: "{AS_TOKEN}"
   hs_token: "{HS_TOKEN}"
   max_body_bytes: {MAX_BODY}
@@ -190,8 +55,12 @@ encryption: {{}}
 logging:
   level: info
 "#
-    );
-    serde_norway::from_str(&yaml).expect("test configuration")
+    )
+}
+
+fn config(homeserver_url: &str, database_url: &str) -> Config {
+    serde_norway::from_str(&config_yaml(homeserver_url, database_url, "127.0.0.1:0"))
+        .expect("test configuration")
 }
 
 /// A bridge serving the appservice API on a loopback port.
@@ -466,6 +335,14 @@ async fn user_query_answers_for_the_namespace_only() {
     assert_eq!(body["errcode"], "M_NOT_FOUND");
     let (status, _) = query("@instagram_123:other.example".to_owned()).await;
     assert_eq!(status, 404);
+    // The puppet was registered before the homeserver got its answer.
+    let registered: Vec<_> = setup
+        .hs
+        .matching("POST", "/register")
+        .into_iter()
+        .map(|r| r.body["username"].clone())
+        .collect();
+    assert_eq!(registered, vec![json!("instagram_123"), json!("instagrambot")]);
 }
 
 #[tokio::test]
@@ -618,4 +495,293 @@ async fn commands_in_management_room_and_with_prefix_elsewhere() {
         replies[3].1
     );
     assert!(replies[4].1.contains(env!("CARGO_PKG_VERSION")));
+}
+
+fn fast_client(homeserver_url: &str) -> HomeserverClient {
+    HomeserverClient::new(homeserver_url, AS_TOKEN).with_retry_policy(RetryPolicy {
+        attempts: 3,
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_secs(5),
+    })
+}
+
+#[tokio::test]
+async fn client_retries_server_errors_then_succeeds() {
+    let hs = FakeHomeserver::default();
+    let url = hs.start().await;
+    let server_error = json!({ "errcode": "M_UNKNOWN", "error": "try later" });
+    hs.fail_next("/account/whoami", 502, server_error.clone());
+    hs.fail_next("/account/whoami", 500, server_error);
+    let user = fast_client(&url)
+        .whoami(None)
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(user.as_str(), BOT);
+    let attempts = hs.matching("GET", "/account/whoami");
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(
+        attempts[0].authorization.as_deref(),
+        Some(format!("Bearer {AS_TOKEN}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn client_waits_for_retry_after_on_429() {
+    let hs = FakeHomeserver::default();
+    let url = hs.start().await;
+    hs.fail_next(
+        "/account/whoami",
+        429,
+        json!({ "errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 300 }),
+    );
+    let started = Instant::now();
+    fast_client(&url)
+        .whoami(None)
+        .await
+        .expect("retried after the limit");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(hs.matching("GET", "/account/whoami").len(), 2);
+}
+
+#[tokio::test]
+async fn client_errors_name_endpoint_and_errcode_but_not_the_token() {
+    let hs = FakeHomeserver::default();
+    let url = hs.start().await;
+    hs.fail_next(
+        "/join",
+        403,
+        json!({ "errcode": "M_FORBIDDEN", "error": "You are not invited to this room." }),
+    );
+    let client = fast_client(&url);
+    let room = ruma::RoomId::parse("!secret-room:test.local").unwrap();
+    let error = client.join(&room, None).await.unwrap_err();
+    assert_eq!(error.errcode(), Some("M_FORBIDDEN"));
+    let message = error.to_string();
+    assert!(message.contains("M_FORBIDDEN"), "{message}");
+    assert!(message.contains("/join"), "{message}");
+    assert!(!message.contains(AS_TOKEN), "{message}");
+    assert!(!format!("{error:?}").contains(AS_TOKEN));
+    assert!(!format!("{client:?}").contains(AS_TOKEN));
+    // A 403 is not retried.
+    assert_eq!(hs.matching("POST", "/join").len(), 1);
+}
+
+#[tokio::test]
+async fn client_treats_user_in_use_as_registered_and_asserts_identity() {
+    let hs = FakeHomeserver::default();
+    let url = hs.start().await;
+    let client = fast_client(&url);
+    client
+        .register_user("instagram_77")
+        .await
+        .expect("M_USER_IN_USE is success");
+    let register = &hs.matching("POST", "/register")[0];
+    assert_eq!(register.body["type"], "m.login.application_service");
+    assert_eq!(register.body["username"], "instagram_77");
+    assert_eq!(register.body["inhibit_login"], true);
+
+    hs.fail_next(
+        "/register",
+        400,
+        json!({ "errcode": "M_EXCLUSIVE", "error": "reserved" }),
+    );
+    let error = client.register_user("someone").await.unwrap_err();
+    assert_eq!(error.errcode(), Some("M_EXCLUSIVE"));
+
+    let room = ruma::RoomId::parse("!r:test.local").unwrap();
+    let puppet = ruma::UserId::parse("@instagram_77:test.local").unwrap();
+    let content = ruma::events::AnyMessageLikeEventContent::RoomMessage(
+        ruma::events::room::message::RoomMessageEventContent::text_plain("hi"),
+    );
+    let txn_id: ruma::OwnedTransactionId = "ig-item-123".into();
+    let event_id = client
+        .send_message(
+            &room,
+            &txn_id,
+            &content,
+            ruma::MilliSecondsSinceUnixEpoch::from_system_time(
+                std::time::UNIX_EPOCH + Duration::from_millis(1_600_000_000_000),
+            ),
+            Some(&puppet),
+        )
+        .await
+        .unwrap();
+    assert_eq!(event_id.as_str(), "$sent-ig-item-123");
+    let sent = &hs.sent_messages()[0];
+    assert!(sent
+        .path
+        .ends_with("/rooms/!r:test.local/send/m.room.message/ig-item-123"));
+    assert!(
+        sent.query.contains("user_id=%40instagram_77%3Atest.local"),
+        "{}",
+        sent.query
+    );
+    assert!(sent.query.contains("ts=1600000000000"), "{}", sent.query);
+    assert_eq!(sent.body["body"], "hi");
+}
+
+#[tokio::test]
+async fn ephemeral_events_are_accepted() {
+    let setup = setup().await;
+    let typing = json!({
+        "type": "m.typing",
+        "room_id": "!r:test.local",
+        "content": { "user_ids": [ALICE] },
+    });
+    for key in ["ephemeral", "de.sorunome.msc2409.ephemeral"] {
+        let response = http()
+            .put(format!(
+                "{}/_matrix/app/v1/transactions/eph-{key}",
+                setup.bridge.url
+            ))
+            .bearer_auth(HS_TOKEN)
+            .json(&json!({ "events": [], key: [typing.clone(), "garbage"] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+}
+
+/// A loopback address nothing listens on (the port was just released).
+async fn free_address() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// Writes a configuration file and returns its path.
+fn write_config(dir: &tempfile::TempDir, homeserver_url: &str, listen: &str) -> std::path::PathBuf {
+    let database_url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config_yaml(homeserver_url, &database_url, listen)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn run_starts_pings_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs = FakeHomeserver::default();
+    let hs_url = hs.start().await;
+    let listen = free_address().await;
+    hs.set_bridge_url(&format!("http://{listen}"));
+    let config_path = write_config(&dir, &hs_url, &listen);
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bridge = tokio::spawn(async move {
+        run_until(&config_path, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hs.ping_results().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the bridge never asked for a ping"
+        );
+        assert!(
+            !bridge.is_finished(),
+            "the bridge stopped: {:?}",
+            bridge.await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hs.ping_results(), vec![Ok(200)]);
+    let ping = &hs.matching("POST", "/_matrix/client/v1/appservice/instagram/ping")[0];
+    assert!(ping.body["transaction_id"].is_string());
+    assert_eq!(hs.matching("GET", "/account/whoami").len(), 1);
+    let register = &hs.matching("POST", "/register")[0];
+    assert_eq!(register.body["username"], "instagrambot");
+    let displayname = &hs.matching("PUT", &format!("/profile/{BOT}/displayname"))[0];
+    assert_eq!(displayname.body["displayname"], "Instagram bridge bot");
+
+    stop.send(()).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), bridge)
+        .await
+        .expect("graceful shutdown")
+        .unwrap();
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+async fn run_error(config_path: &std::path::Path) -> RunError {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        run_until(config_path, std::future::pending()),
+    )
+    .await
+    .expect("startup fails promptly")
+    .expect_err("startup must fail")
+}
+
+#[tokio::test]
+async fn run_explains_a_missing_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = run_error(&dir.path().join("nope.yaml")).await;
+    assert!(matches!(error, RunError::ConfigMissing { .. }));
+    assert!(
+        error.to_string().contains("matrix-instagram init"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn run_explains_a_rejected_as_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs = FakeHomeserver::default();
+    let hs_url = hs.start().await;
+    hs.fail_next(
+        "/account/whoami",
+        401,
+        json!({ "errcode": "M_UNKNOWN_TOKEN", "error": "Unrecognised access token" }),
+    );
+    let error = run_error(&write_config(&dir, &hs_url, &free_address().await)).await;
+    let message = error.to_string();
+    assert!(message.contains("rejected as_token"), "{message}");
+    assert!(message.contains("app_service_config_files"), "{message}");
+    assert!(!message.contains(AS_TOKEN));
+}
+
+#[tokio::test]
+async fn run_explains_an_unreachable_homeserver() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs_url = format!("http://{}", free_address().await);
+    let error = run_error(&write_config(&dir, &hs_url, &free_address().await)).await;
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("cannot reach the homeserver at {hs_url}")),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn run_explains_a_taken_listen_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs = FakeHomeserver::default();
+    let hs_url = hs.start().await;
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let error = run_error(&write_config(&dir, &hs_url, &listen)).await;
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot listen on {listen}")),
+        "{error}"
+    );
+}
+
+#[test]
+fn binary_reports_startup_failure_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_matrix-instagram"))
+        .arg("--config")
+        .arg(dir.path().join("missing.yaml"))
+        .arg("run")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: configuration file"), "{stderr}");
+    assert!(stderr.contains("matrix-instagram init"), "{stderr}");
 }
