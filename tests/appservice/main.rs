@@ -1,3 +1,4 @@
 //! Integration and end-to-end tests of the appservice, some against a real Synapse.
 
+mod config;
 mod store;
