@@ -344,6 +344,13 @@ impl Config {
             }
         }
 
+        if self.puppets.displayname_template.trim().is_empty() {
+            problem(
+                "puppets.displayname_template",
+                "must not be empty (use {name}, {username} or {id})".to_owned(),
+            );
+        }
+
         let url = &self.database.url;
         let supported = ["sqlite:", "postgres://", "postgresql://"]
             .iter()
@@ -436,6 +443,26 @@ impl Config {
     pub fn puppet_mxid(&self, ig_user_id: &str) -> String {
         let localpart = self.puppets.localpart_template.replace("{id}", ig_user_id);
         format!("@{localpart}:{}", self.homeserver.domain)
+    }
+
+    /// A puppet's display name from the template. An empty or missing full
+    /// name falls back to the username, then to the id.
+    pub fn puppet_displayname(
+        &self,
+        name: Option<&str>,
+        username: Option<&str>,
+        id: &str,
+    ) -> String {
+        fn present(value: Option<&str>) -> Option<&str> {
+            value.map(str::trim).filter(|value| !value.is_empty())
+        }
+        let username = present(username).unwrap_or(id);
+        let name = present(name).unwrap_or(username);
+        self.puppets
+            .displayname_template
+            .replace("{name}", name)
+            .replace("{username}", username)
+            .replace("{id}", id)
     }
 
     /// The Instagram user id a puppet's user id stands for, if it is one.
@@ -980,6 +1007,21 @@ mod tests {
         assert_eq!(config.puppet_ig_id("@instagram_:example.org"), None);
         assert_eq!(config.puppet_ig_id("@instagrambot:example.org"), None);
         assert_eq!(config.puppet_ig_id("@instagram_1:other.org"), None);
+    }
+
+    #[test]
+    fn puppet_displayname_fills_the_template_with_fallbacks() {
+        let mut config = Config::example();
+        config.puppets.displayname_template = "{name} (@{username}, {id})".to_owned();
+        assert_eq!(
+            config.puppet_displayname(Some("Bob B"), Some("bob.b"), "42"),
+            "Bob B (@bob.b, 42)"
+        );
+        assert_eq!(
+            config.puppet_displayname(Some(" "), Some("bob.b"), "42"),
+            "bob.b (@bob.b, 42)"
+        );
+        assert_eq!(config.puppet_displayname(None, None, "42"), "42 (@42, 42)");
     }
 
     #[test]
