@@ -659,6 +659,32 @@ async fn sqlite_files_use_write_ahead_logging() {
 }
 
 #[tokio::test]
+async fn database_from_a_newer_bridge_is_a_clear_migration_error() {
+    let db = TestDb::sqlite();
+    db.connect().await.close().await;
+    let mut connection = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from a newer bridge', 1, x'00', 0)",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+
+    let error = Store::connect(&db.url)
+        .await
+        .expect_err("unknown migration applied");
+    assert!(matches!(error, StoreError::Migrate { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("cannot migrate database sqlite://"),
+        "{message}"
+    );
+    assert!(message.contains("99990101000000"), "{message}");
+}
+
+#[tokio::test]
 async fn plain_sqlite_path_creates_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("created.db");
