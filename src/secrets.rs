@@ -28,6 +28,8 @@ const NONCE_LEN: usize = 12;
 /// Never carries key material or plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
+    #[error("no encryption key: set encryption.key in the config or {KEY_ENV} (base64 of {KEY_LEN} random bytes)")]
+    KeyMissing,
     #[error("the encryption key is not valid base64")]
     KeyNotBase64,
     #[error("the encryption key must decode to {KEY_LEN} bytes, not {0}")]

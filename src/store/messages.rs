@@ -2,7 +2,7 @@
 //! item, the record that makes relaying exactly-once in both directions.
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Executor, Row};
 
 use super::{query_failed, Store, StoreError};
 
@@ -35,6 +35,31 @@ impl MessageRecord {
             client_context: row.try_get("client_context")?,
         })
     }
+}
+
+/// [`Store::insert_message`] on any executor, so it can join a transaction.
+pub(super) async fn insert_message<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    message: &MessageRecord,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO messages \
+         (login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (login_mxid, thread_id, item_id) DO NOTHING",
+    )
+    .bind(&message.login_mxid)
+    .bind(&message.thread_id)
+    .bind(&message.item_id)
+    .bind(&message.room_id)
+    .bind(&message.event_id)
+    .bind(&message.sender)
+    .bind(message.timestamp)
+    .bind(&message.client_context)
+    .execute(executor)
+    .await
+    .map_err(query_failed("recording a bridged message"))?;
+    Ok(result.rows_affected() > 0)
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -75,24 +100,7 @@ impl Store {
     /// Returns true if it was new, false if the item was already bridged
     /// (the existing record is left unchanged).
     pub async fn insert_message(&self, message: &MessageRecord) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO messages \
-             (login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (login_mxid, thread_id, item_id) DO NOTHING",
-        )
-        .bind(&message.login_mxid)
-        .bind(&message.thread_id)
-        .bind(&message.item_id)
-        .bind(&message.room_id)
-        .bind(&message.event_id)
-        .bind(&message.sender)
-        .bind(message.timestamp)
-        .bind(&message.client_context)
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("recording a bridged message"))?;
-        Ok(result.rows_affected() > 0)
+        insert_message(&self.pool, message).await
     }
 
     /// The message record of an Instagram item.

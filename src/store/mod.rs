@@ -35,8 +35,11 @@ pub enum StoreError {
         "unsupported database URL {url}: use sqlite://PATH, a plain file path, or postgres://"
     )]
     UnsupportedUrl { url: String },
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot migrate database {url}: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
     #[error("database query failed while {doing}: {source}")]
     Query {
         doing: &'static str,
@@ -170,7 +173,13 @@ impl Store {
                 .await
                 .map_err(query_failed("enabling SQLite write-ahead logging"))?;
         }
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: display_url.clone(),
+                source,
+            })?;
         Ok(Store { pool, display_url })
     }
 

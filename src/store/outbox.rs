@@ -3,9 +3,10 @@
 //! the same `client_context` (which Instagram recognizes).
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Executor, Row};
 
-use super::{now_millis, query_failed, Store, StoreError};
+use super::messages::insert_message;
+use super::{now_millis, query_failed, MessageRecord, Store, StoreError};
 
 /// Where an outbox entry is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,26 @@ impl OutboxEntry {
     }
 }
 
+/// [`Store::mark_outbox_sent`] on any executor, so it can join a transaction.
+async fn mark_sent<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    event_id: &str,
+    item_id: Option<&str>,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE outbox SET state = $2, item_id = $3, attempts = attempts + 1, \
+         updated_at = $4 WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .bind(OutboxState::Sent.as_str())
+    .bind(item_id)
+    .bind(now_millis())
+    .execute(executor)
+    .await
+    .map_err(query_failed("marking an outgoing event sent"))?;
+    Ok(result.rows_affected() > 0)
+}
+
 const OUTBOX_COLUMNS: &str = "event_id, room_id, login_mxid, kind, payload, client_context, \
      state, attempts, last_error, item_id, created_at, updated_at";
 
@@ -170,18 +191,31 @@ impl Store {
         event_id: &str,
         item_id: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE outbox SET state = $2, item_id = $3, attempts = attempts + 1, \
-             updated_at = $4 WHERE event_id = $1",
-        )
-        .bind(event_id)
-        .bind(OutboxState::Sent.as_str())
-        .bind(item_id)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("marking an outgoing event sent"))?;
-        Ok(result.rows_affected() > 0)
+        mark_sent(&self.pool, event_id, item_id).await
+    }
+
+    /// Marks an entry sent and records the message it created, in one
+    /// database transaction: a crash leaves either both or neither. False,
+    /// recording nothing, if there is no such entry.
+    pub async fn complete_outbox_send(
+        &self,
+        event_id: &str,
+        message: &MessageRecord,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_failed("starting to record a sent event"))?;
+        let found = mark_sent(&mut *transaction, event_id, Some(&message.item_id)).await?;
+        if found {
+            insert_message(&mut *transaction, message).await?;
+        }
+        transaction
+            .commit()
+            .await
+            .map_err(query_failed("committing a sent event"))?;
+        Ok(found)
     }
 
     /// Marks an entry failed for good, counting the attempt. False if there

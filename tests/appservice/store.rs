@@ -130,6 +130,7 @@ on_both_backends!(
     login_roundtrip_keeps_credentials_encrypted,
     outbox_enqueue_is_idempotent_and_tracks_attempts,
     message_insert_if_absent,
+    complete_outbox_send_is_all_or_nothing,
     portals_crud,
     puppets_crud,
     reactions_crud,
@@ -434,6 +435,55 @@ async fn message_insert_if_absent(db: &TestDb) {
     assert!(matches!(error, StoreError::Query { .. }), "{error}");
 }
 
+async fn complete_outbox_send_is_all_or_nothing(db: &TestDb) {
+    let store = db.connect().await;
+    store
+        .enqueue_outbox(&outgoing("$out1", "hi"))
+        .await
+        .unwrap();
+    let mut sent = message("item-10", "$out1");
+    sent.client_context = Some("cc-$out1".to_owned());
+    assert!(store.complete_outbox_send("$out1", &sent).await.unwrap());
+    let entry = store.outbox_entry("$out1").await.unwrap().unwrap();
+    assert_eq!(entry.state, OutboxState::Sent);
+    assert_eq!(entry.item_id.as_deref(), Some("item-10"));
+    assert_eq!(
+        store.message_by_event("!portal:x", "$out1").await.unwrap(),
+        Some(sent)
+    );
+
+    // No such entry: nothing is recorded.
+    assert!(!store
+        .complete_outbox_send("$unknown", &message("item-11", "$unknown"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .message_by_event("!portal:x", "$unknown")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The message cannot be recorded (its event already stands for another
+    // item): the outbox entry stays pending, so the send is not lost.
+    store
+        .enqueue_outbox(&outgoing("$out2", "hey"))
+        .await
+        .unwrap();
+    store
+        .insert_message(&message("item-12", "$out2"))
+        .await
+        .unwrap();
+    store
+        .complete_outbox_send("$out2", &message("item-13", "$out2"))
+        .await
+        .expect_err("event id already recorded for another item");
+    let entry = store.outbox_entry("$out2").await.unwrap().unwrap();
+    assert_eq!(entry.state, OutboxState::Pending);
+    assert_eq!(entry.attempts, 0);
+}
+
 fn portal(thread_id: &str, room_id: &str) -> PortalRecord {
     PortalRecord {
         login_mxid: "@alice:x".to_owned(),
@@ -594,6 +644,44 @@ async fn sqlite_memory_database_is_shared_by_the_pool() {
     let store = Store::connect("sqlite::memory:").await.unwrap();
     store.record_transaction("t").await.unwrap();
     assert!(store.transaction_seen("t").await.unwrap());
+}
+
+#[tokio::test]
+async fn sqlite_files_use_write_ahead_logging() {
+    let db = TestDb::sqlite();
+    db.connect().await.close().await;
+    let mut connection = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn database_from_a_newer_bridge_is_a_clear_migration_error() {
+    let db = TestDb::sqlite();
+    db.connect().await.close().await;
+    let mut connection = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from a newer bridge', 1, x'00', 0)",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+
+    let error = Store::connect(&db.url)
+        .await
+        .expect_err("unknown migration applied");
+    assert!(matches!(error, StoreError::Migrate { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("cannot migrate database sqlite://"),
+        "{message}"
+    );
+    assert!(message.contains("99990101000000"), "{message}");
 }
 
 #[tokio::test]
