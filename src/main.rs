@@ -70,10 +70,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-<<<<<<< HEAD
         Command::Run => matrix_instagram::bridge::run::main_run(&cli.config),
-        Command::Init { .. } | Command::Action { .. } | Command::CheckSpec { .. } => {
-=======
         Command::Init {
             homeserver_url,
             domain,
@@ -107,8 +104,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run | Command::Action { .. } | Command::CheckSpec { .. } => {
->>>>>>> store
+        Command::Action { .. } | Command::CheckSpec { .. } => {
             eprintln!("not yet available");
             ExitCode::FAILURE
         }

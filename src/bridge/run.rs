@@ -14,7 +14,7 @@ use ruma::{OwnedMxcUri, TransactionId};
 use tokio::net::TcpListener;
 
 use super::Bridge;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::matrix::client::{ClientError, HomeserverClient};
 use crate::matrix::namespace::{NamespaceError, UserNamespace};
 use crate::matrix::server::{self, AppserviceState};
@@ -26,7 +26,7 @@ pub enum RunError {
     #[error("configuration file {} not found: create one with `matrix-instagram init`", .path.display())]
     ConfigMissing { path: PathBuf },
     #[error("{0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     #[error("invalid configuration: {0}")]
     Namespace(#[from] NamespaceError),
     #[error("{0}")]
@@ -78,10 +78,7 @@ pub fn load_config(config_path: &Path) -> Result<Config, RunError> {
             path: config_path.to_owned(),
         });
     }
-    let text = std::fs::read_to_string(config_path)
-        .map_err(|e| RunError::Config(format!("cannot read {}: {e}", config_path.display())))?;
-    serde_norway::from_str(&text)
-        .map_err(|e| RunError::Config(format!("invalid {}: {e}", config_path.display())))
+    Config::load(config_path).map_err(RunError::Config)
 }
 
 /// Starts tracing with the configured level and format.

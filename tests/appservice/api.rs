@@ -23,6 +23,8 @@ const BOT: &str = "@instagrambot:test.local";
 const ALICE: &str = "@alice:test.local";
 const MALLORY: &str = "@mallory:elsewhere.example";
 const MAX_BODY: usize = 64 * 1024;
+/// Base64 of 32 zero bytes: a valid (and obviously test-only) credential key.
+const TEST_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 /// The text of a bridge configuration for these tests.
 fn config_yaml(homeserver_url: &str, database_url: &str, listen: &str) -> String {
@@ -51,7 +53,8 @@ permissions:
   "{ALICE}": user
 instagram:
   connector: connectors/instagram.yaml
-encryption: {{}}
+encryption:
+  key: "{TEST_KEY}"
 logging:
   level: info
 "#
@@ -342,7 +345,10 @@ async fn user_query_answers_for_the_namespace_only() {
         .into_iter()
         .map(|r| r.body["username"].clone())
         .collect();
-    assert_eq!(registered, vec![json!("instagram_123"), json!("instagrambot")]);
+    assert_eq!(
+        registered,
+        vec![json!("instagram_123"), json!("instagrambot")]
+    );
 }
 
 #[tokio::test]
