@@ -3,11 +3,70 @@
 //! matching appservice `registration.yaml`.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
+use rand::distributions::{Alphanumeric, DistString};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+use crate::secrets::{CredentialKey, SecretsError, KEY_ENV};
+
+/// The environment variable that overrides `database.url`.
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
+
+/// Why the configuration could not be loaded or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `message` names the key (`appservice.listen: ...`) and the line and column.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration in {path}:{}", ProblemList(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<ConfigProblem>,
+    },
+    #[error("{path} already exists; pass --force to overwrite it")]
+    Exists { path: PathBuf },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One wrong value, named by its dotted key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Formats problems one per line, for [`ConfigError::Invalid`].
+struct ProblemList<'a>(&'a [ConfigProblem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for problem in self.0 {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub homeserver: HomeserverConfig,
@@ -15,14 +74,15 @@ pub struct Config {
     pub bot: BotConfig,
     pub puppets: PuppetConfig,
     pub database: DatabaseConfig,
-    /// Matrix user id, `@*:domain` server part, or `*` mapped to a level.
+    /// A Matrix user id, a server name, or `*`, mapped to a level; see
+    /// [`Config::permission`].
     pub permissions: BTreeMap<String, PermissionLevel>,
     pub instagram: InstagramConfig,
     pub encryption: EncryptionConfig,
     pub logging: LoggingConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HomeserverConfig {
     /// Client-server API base URL, e.g. `http://127.0.0.1:8008`.
@@ -31,7 +91,7 @@ pub struct HomeserverConfig {
     pub domain: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppserviceConfig {
     /// The registration's `id`.
@@ -47,11 +107,24 @@ pub struct AppserviceConfig {
     pub max_body_bytes: usize,
 }
 
+impl fmt::Debug for AppserviceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppserviceConfig")
+            .field("id", &self.id)
+            .field("listen", &self.listen)
+            .field("address", &self.address)
+            .field("as_token", &"<redacted>")
+            .field("hs_token", &"<redacted>")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
 fn default_max_body() -> usize {
     16 * 1024 * 1024
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BotConfig {
     pub localpart: String,
@@ -67,7 +140,7 @@ fn default_prefix() -> String {
     "!ig".to_owned()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PuppetConfig {
     /// Localpart template; `{id}` is the Instagram user id.
@@ -76,11 +149,20 @@ pub struct PuppetConfig {
     pub displayname_template: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://path?mode=rwc` or `postgres://...`; `DATABASE_URL` overrides it.
+    /// `sqlite://path?mode=rwc`, a plain file path, or `postgres://...`;
+    /// `DATABASE_URL` overrides it.
     pub url: String,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::store::redact_url(&self.url))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -94,7 +176,17 @@ pub enum PermissionLevel {
     Admin,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+impl PermissionLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            PermissionLevel::Block => "block",
+            PermissionLevel::User => "user",
+            PermissionLevel::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstagramConfig {
     /// Path of the connector spec.
@@ -107,7 +199,7 @@ pub struct InstagramConfig {
     pub web_base_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptionConfig {
     /// Base64 of 32 random bytes; `MATRIX_INSTAGRAM_KEY` overrides it.
@@ -115,7 +207,16 @@ pub struct EncryptionConfig {
     pub key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+impl fmt::Debug for EncryptionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = self.key.as_ref().map(|_| "<redacted>");
+        f.debug_struct("EncryptionConfig")
+            .field("key", &key)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingConfig {
     /// A tracing filter such as `info` or `matrix_instagram=debug,info`.
@@ -127,4 +228,900 @@ pub struct LoggingConfig {
 
 fn default_format() -> String {
     "pretty".to_owned()
+}
+
+impl Config {
+    /// Reads, parses and validates a config file; `DATABASE_URL` and
+    /// `MATRIX_INSTAGRAM_KEY` from the environment override the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with the environment given as a lookup function.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml(&text, path, env)
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn from_yaml(
+        text: &str,
+        origin: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config: Config =
+            serde_norway::from_str(text).map_err(|error| ConfigError::Parse {
+                path: origin.to_owned(),
+                message: error.to_string(),
+            })?;
+        if let Some(url) = env(DATABASE_URL_ENV).filter(|url| !url.is_empty()) {
+            config.database.url = url;
+        }
+        if let Some(key) = env(KEY_ENV).filter(|key| !key.is_empty()) {
+            config.encryption.key = Some(key);
+        }
+        config.validate().map_err(|problems| ConfigError::Invalid {
+            path: origin.to_owned(),
+            problems,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks every value, reporting all problems at once.
+    pub fn validate(&self) -> Result<(), Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                key: key.to_owned(),
+                message,
+            })
+        };
+
+        if let Err(message) = check_http_url(&self.homeserver.url) {
+            problem("homeserver.url", message);
+        }
+        if let Err(message) = check_server_name(&self.homeserver.domain) {
+            problem("homeserver.domain", message);
+        }
+
+        let appservice = &self.appservice;
+        if appservice.id.trim().is_empty() {
+            problem("appservice.id", "must not be empty".to_owned());
+        }
+        if let Err(message) = check_http_url(&appservice.address) {
+            problem("appservice.address", message);
+        }
+        for (key, token) in [
+            ("appservice.as_token", &appservice.as_token),
+            ("appservice.hs_token", &appservice.hs_token),
+        ] {
+            if token.trim().is_empty() {
+                problem(key, "must not be empty".to_owned());
+            }
+        }
+        if !appservice.as_token.is_empty() && appservice.as_token == appservice.hs_token {
+            problem(
+                "appservice.hs_token",
+                "must differ from as_token (otherwise anyone holding one can act as the other side)"
+                    .to_owned(),
+            );
+        }
+        if appservice.max_body_bytes == 0 {
+            problem("appservice.max_body_bytes", "must be above 0".to_owned());
+        }
+
+        if let Err(message) = check_localpart(&self.bot.localpart) {
+            problem("bot.localpart", message);
+        }
+        if self.bot.command_prefix.trim().is_empty() {
+            problem("bot.command_prefix", "must not be empty".to_owned());
+        }
+
+        match self.puppets.localpart_template.split_once("{id}") {
+            None => problem(
+                "puppets.localpart_template",
+                "must contain {id} (the Instagram user id)".to_owned(),
+            ),
+            Some((prefix, suffix)) => {
+                if let Err(message) = check_localpart(&format!("{prefix}0{suffix}")) {
+                    problem("puppets.localpart_template", message);
+                } else if self.is_puppet_localpart(&self.bot.localpart) {
+                    problem(
+                        "bot.localpart",
+                        format!(
+                            "{:?} falls inside the puppet namespace {:?}; pick a localpart the \
+                             template cannot produce",
+                            self.bot.localpart, self.puppets.localpart_template
+                        ),
+                    );
+                }
+            }
+        }
+
+        if self.puppets.displayname_template.trim().is_empty() {
+            problem(
+                "puppets.displayname_template",
+                "must not be empty (use {name}, {username} or {id})".to_owned(),
+            );
+        }
+
+        let url = &self.database.url;
+        let supported = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+            || (!url.is_empty() && !url.contains("://"));
+        if !supported {
+            problem(
+                "database.url",
+                format!(
+                    "{} is not sqlite://PATH, a file path, or postgres://",
+                    crate::store::redact_url(url)
+                ),
+            );
+        }
+
+        if self.permissions.is_empty() {
+            problem(
+                "permissions",
+                format!(
+                    "no one may use the bridge; add for example \"{}\": user",
+                    self.homeserver.domain
+                ),
+            );
+        }
+        for who in self.permissions.keys() {
+            if let Err(message) = check_permission_key(who) {
+                problem(&format!("permissions.{who}"), message);
+            }
+        }
+
+        if self.instagram.connector.trim().is_empty() {
+            problem("instagram.connector", "must not be empty".to_owned());
+        }
+        for (key, url) in [
+            ("instagram.api_base_url", &self.instagram.api_base_url),
+            ("instagram.web_base_url", &self.instagram.web_base_url),
+        ] {
+            if let Some(Err(message)) = url.as_deref().map(check_http_url) {
+                problem(key, message);
+            }
+        }
+
+        if let Err(error) = self.credential_key() {
+            problem("encryption.key", error.to_string());
+        }
+
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.logging.level) {
+            problem("logging.level", format!("not a tracing filter: {error}"));
+        }
+        if !matches!(self.logging.format.as_str(), "pretty" | "json") {
+            problem(
+                "logging.format",
+                format!("must be pretty or json, not {:?}", self.logging.format),
+            );
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// What a Matrix user may do: an entry for their exact user id wins over
+    /// one for their server name, which wins over `*`; no entry means Block.
+    pub fn permission(&self, mxid: &str) -> PermissionLevel {
+        let server = mxid.split_once(':').map(|(_, server)| server);
+        self.permissions
+            .get(mxid)
+            .or_else(|| server.and_then(|server| self.permissions.get(server)))
+            .or_else(|| self.permissions.get("*"))
+            .copied()
+            .unwrap_or(PermissionLevel::Block)
+    }
+
+    /// The credential encryption key (after the environment override).
+    pub fn credential_key(&self) -> Result<CredentialKey, SecretsError> {
+        match &self.encryption.key {
+            Some(key) => CredentialKey::from_base64(key),
+            None => Err(SecretsError::KeyMissing),
+        }
+    }
+
+    /// The bot's user id.
+    pub fn bot_mxid(&self) -> String {
+        format!("@{}:{}", self.bot.localpart, self.homeserver.domain)
+    }
+
+    /// The user id of the puppet standing for an Instagram user.
+    pub fn puppet_mxid(&self, ig_user_id: &str) -> String {
+        let localpart = self.puppets.localpart_template.replace("{id}", ig_user_id);
+        format!("@{localpart}:{}", self.homeserver.domain)
+    }
+
+    /// A puppet's display name from the template. An empty or missing full
+    /// name falls back to the username, then to the id.
+    pub fn puppet_displayname(
+        &self,
+        name: Option<&str>,
+        username: Option<&str>,
+        id: &str,
+    ) -> String {
+        fn present(value: Option<&str>) -> Option<&str> {
+            value.map(str::trim).filter(|value| !value.is_empty())
+        }
+        let username = present(username).unwrap_or(id);
+        let name = present(name).unwrap_or(username);
+        self.puppets
+            .displayname_template
+            .replace("{name}", name)
+            .replace("{username}", username)
+            .replace("{id}", id)
+    }
+
+    /// The Instagram user id a puppet's user id stands for, if it is one.
+    pub fn puppet_ig_id<'a>(&self, mxid: &'a str) -> Option<&'a str> {
+        let localpart = mxid
+            .strip_prefix('@')?
+            .strip_suffix(self.homeserver.domain.as_str())?
+            .strip_suffix(':')?;
+        let (prefix, suffix) = self.puppets.localpart_template.split_once("{id}")?;
+        let id = localpart.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        (!id.is_empty()).then_some(id)
+    }
+
+    fn is_puppet_localpart(&self, localpart: &str) -> bool {
+        self.puppet_ig_id(&format!("@{localpart}:{}", self.homeserver.domain))
+            .is_some()
+    }
+
+    /// The registration regex of every puppet user id (anchored, escaped).
+    pub fn puppet_user_regex(&self) -> String {
+        let (prefix, suffix) = self
+            .puppets
+            .localpart_template
+            .split_once("{id}")
+            .unwrap_or((self.puppets.localpart_template.as_str(), ""));
+        format!(
+            "^@{}.+{}:{}$",
+            regex::escape(prefix),
+            regex::escape(suffix),
+            regex::escape(&self.homeserver.domain)
+        )
+    }
+
+    /// The registration regex of the bot's user id (anchored, escaped).
+    pub fn bot_user_regex(&self) -> String {
+        format!("^{}$", regex::escape(&self.bot_mxid()))
+    }
+
+    /// The appservice registration matching this config.
+    pub fn registration(&self) -> Registration {
+        let users = [self.bot_user_regex(), self.puppet_user_regex()]
+            .into_iter()
+            .map(|regex| Namespace {
+                exclusive: true,
+                regex,
+            })
+            .collect();
+        Registration {
+            id: self.appservice.id.clone(),
+            url: self.appservice.address.clone(),
+            as_token: self.appservice.as_token.clone(),
+            hs_token: self.appservice.hs_token.clone(),
+            sender_localpart: self.bot.localpart.clone(),
+            rate_limited: false,
+            receive_ephemeral: true,
+            namespaces: Namespaces {
+                users,
+                aliases: Vec::new(),
+                rooms: Vec::new(),
+            },
+        }
+    }
+
+    /// The config as a YAML file with a comment on every key.
+    pub fn to_documented_yaml(&self) -> String {
+        let mut permissions = String::new();
+        for (who, level) in &self.permissions {
+            permissions.push_str(&format!("  {}: {}\n", yaml_str(who), level.as_str()));
+        }
+        let optional = |key: &str, value: &Option<String>, example: &str| match value {
+            Some(value) => format!("{key}: {}", yaml_str(value)),
+            None => format!("# {key}: {}", yaml_str(example)),
+        };
+        let replacements = [
+            ("@HOMESERVER_URL@", yaml_str(&self.homeserver.url)),
+            ("@DOMAIN@", yaml_str(&self.homeserver.domain)),
+            ("@AS_ID@", yaml_str(&self.appservice.id)),
+            ("@LISTEN@", yaml_str(&self.appservice.listen.to_string())),
+            ("@ADDRESS@", yaml_str(&self.appservice.address)),
+            ("@AS_TOKEN@", yaml_str(&self.appservice.as_token)),
+            ("@HS_TOKEN@", yaml_str(&self.appservice.hs_token)),
+            ("@MAX_BODY@", self.appservice.max_body_bytes.to_string()),
+            ("@BOT_LOCALPART@", yaml_str(&self.bot.localpart)),
+            ("@BOT_DISPLAYNAME@", yaml_str(&self.bot.displayname)),
+            (
+                "@BOT_AVATAR@",
+                optional("avatar_url", &self.bot.avatar_url, "mxc://example.org/abc"),
+            ),
+            ("@COMMAND_PREFIX@", yaml_str(&self.bot.command_prefix)),
+            (
+                "@PUPPET_LOCALPART@",
+                yaml_str(&self.puppets.localpart_template),
+            ),
+            (
+                "@PUPPET_DISPLAYNAME@",
+                yaml_str(&self.puppets.displayname_template),
+            ),
+            ("@DATABASE_URL@", yaml_str(&self.database.url)),
+            ("@PERMISSIONS@\n", permissions),
+            ("@CONNECTOR@", yaml_str(&self.instagram.connector)),
+            (
+                "@API_BASE_URL@",
+                optional(
+                    "api_base_url",
+                    &self.instagram.api_base_url,
+                    "http://127.0.0.1:8080",
+                ),
+            ),
+            (
+                "@WEB_BASE_URL@",
+                optional(
+                    "web_base_url",
+                    &self.instagram.web_base_url,
+                    "http://127.0.0.1:8080",
+                ),
+            ),
+            (
+                "@KEY@",
+                optional("key", &self.encryption.key, "BASE64_OF_32_RANDOM_BYTES"),
+            ),
+            ("@LOG_LEVEL@", yaml_str(&self.logging.level)),
+            ("@LOG_FORMAT@", yaml_str(&self.logging.format)),
+        ];
+        let mut text = CONFIG_TEMPLATE.to_owned();
+        for (placeholder, value) in replacements {
+            text = text.replace(placeholder, &value);
+        }
+        text
+    }
+
+    /// The documented example configuration (`config/example.yaml`): fixed
+    /// placeholder secrets, so the file is stable and obviously not for use.
+    pub fn example() -> Config {
+        let mut config = Config::with_defaults(
+            "https://matrix.example.org".to_owned(),
+            "example.org".to_owned(),
+            DEFAULT_LISTEN
+                .parse()
+                .expect("DEFAULT_LISTEN is a socket address"),
+            None,
+            DEFAULT_DATABASE_URL.to_owned(),
+        );
+        config.appservice.as_token = "CHANGE-ME-as-token-use-matrix-instagram-init".to_owned();
+        config.appservice.hs_token = "CHANGE-ME-hs-token-use-matrix-instagram-init".to_owned();
+        // 32 bytes of the text "example-key-CHANGE-ME-do-not-use".
+        config.encryption.key = Some("ZXhhbXBsZS1rZXktQ0hBTkdFLU1FLWRvLW5vdC11c2U=".to_owned());
+        config
+    }
+
+    /// A config with the defaults of `init`: fresh random tokens and key.
+    pub fn with_defaults(
+        homeserver_url: String,
+        domain: String,
+        listen: SocketAddr,
+        address: Option<String>,
+        database_url: String,
+    ) -> Config {
+        let permissions = BTreeMap::from([(domain.clone(), PermissionLevel::User)]);
+        Config {
+            homeserver: HomeserverConfig {
+                url: homeserver_url,
+                domain,
+            },
+            appservice: AppserviceConfig {
+                id: "instagram".to_owned(),
+                listen,
+                address: address.unwrap_or_else(|| format!("http://{listen}")),
+                as_token: random_token(),
+                hs_token: random_token(),
+                max_body_bytes: default_max_body(),
+            },
+            bot: BotConfig {
+                localpart: "instagrambot".to_owned(),
+                displayname: "Instagram bridge bot".to_owned(),
+                avatar_url: None,
+                command_prefix: default_prefix(),
+            },
+            puppets: PuppetConfig {
+                localpart_template: "instagram_{id}".to_owned(),
+                displayname_template: "{name} (Instagram)".to_owned(),
+            },
+            database: DatabaseConfig { url: database_url },
+            permissions,
+            instagram: InstagramConfig {
+                connector: "connectors/instagram.yaml".to_owned(),
+                api_base_url: None,
+                web_base_url: None,
+            },
+            encryption: EncryptionConfig {
+                key: Some(CredentialKey::generate().to_base64()),
+            },
+            logging: LoggingConfig {
+                level: "info".to_owned(),
+                format: default_format(),
+            },
+        }
+    }
+}
+
+/// The database `init` configures: a SQLite file beside the config.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://matrix-instagram.db?mode=rwc";
+
+/// Where the appservice API listens unless `init --listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:29330";
+
+/// A random 64-character alphanumeric token.
+fn random_token() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 64)
+}
+
+/// A YAML double-quoted scalar: JSON string syntax is valid YAML.
+fn yaml_str(value: &str) -> String {
+    serde_json::Value::from(value).to_string()
+}
+
+fn check_http_url(text: &str) -> Result<(), String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        Ok(_) => Err(format!("{text:?} must be an http:// or https:// URL")),
+        Err(error) => Err(format!("{text:?} is not a URL: {error}")),
+    }
+}
+
+fn check_server_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let valid = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a server name such as example.org (no scheme, path or spaces)"
+        ))
+    }
+}
+
+fn check_localpart(localpart: &str) -> Result<(), String> {
+    if localpart.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let valid = localpart.chars().all(|c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '=' | '-' | '/')
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{localpart:?} may hold only a-z, 0-9 and . _ = - / (a Matrix user id localpart)"
+        ))
+    }
+}
+
+fn check_permission_key(who: &str) -> Result<(), String> {
+    if who == "*" {
+        return Ok(());
+    }
+    match who.strip_prefix('@') {
+        Some(user) => match user.split_once(':') {
+            Some((localpart, server)) if !localpart.is_empty() => check_server_name(server),
+            _ => Err(format!(
+                "{who:?} is not a user id such as @alice:example.org"
+            )),
+        },
+        None => check_server_name(who)
+            .map_err(|_| format!("{who:?} is not a user id, a server name or \"*\"")),
+    }
+}
+
+/// An appservice registration file (`registration.yaml`) as Synapse reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    pub id: String,
+    pub url: String,
+    pub as_token: String,
+    pub hs_token: String,
+    pub sender_localpart: String,
+    pub rate_limited: bool,
+    /// Stable MSC2409: typing, receipts and presence in transactions. The
+    /// unstable `de.sorunome.msc2409.push_ephemeral` is deliberately not set:
+    /// with both, Synapse sends every ephemeral event twice.
+    pub receive_ephemeral: bool,
+    pub namespaces: Namespaces,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Namespaces {
+    pub users: Vec<Namespace>,
+    pub aliases: Vec<Namespace>,
+    pub rooms: Vec<Namespace>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub exclusive: bool,
+    pub regex: String,
+}
+
+impl Registration {
+    /// The registration as YAML, with a header saying where it goes.
+    pub fn to_yaml(&self) -> String {
+        let body = serde_norway::to_string(self).expect("a registration serializes to YAML");
+        format!(
+            "# Appservice registration for matrix-instagram, written by `matrix-instagram init`.\n\
+             # Add this file's path to `app_service_config_files` in Synapse's homeserver.yaml.\n\
+             # The tokens must match config.yaml; keep this file secret.\n{body}"
+        )
+    }
+}
+
+/// What `matrix-instagram init` writes and where.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub config_path: PathBuf,
+    pub registration_path: PathBuf,
+    pub homeserver_url: String,
+    pub domain: String,
+    pub listen: SocketAddr,
+    /// The URL the homeserver uses to reach the bridge; `http://{listen}` if unset.
+    pub address: Option<String>,
+    pub database_url: String,
+    /// Overwrite existing files.
+    pub force: bool,
+}
+
+/// Writes a documented config and the matching registration, refusing to
+/// overwrite either file unless `force`. Returns the config written.
+pub fn init(options: &InitOptions) -> Result<Config, ConfigError> {
+    let config = Config::with_defaults(
+        options.homeserver_url.clone(),
+        options.domain.clone(),
+        options.listen,
+        options.address.clone(),
+        options.database_url.clone(),
+    );
+    config.validate().map_err(|problems| ConfigError::Invalid {
+        path: options.config_path.clone(),
+        problems,
+    })?;
+    if !options.force {
+        for path in [&options.config_path, &options.registration_path] {
+            if path.exists() {
+                return Err(ConfigError::Exists { path: path.clone() });
+            }
+        }
+    }
+    write_secret_file(&options.config_path, &config.to_documented_yaml())?;
+    write_secret_file(&options.registration_path, &config.registration().to_yaml())?;
+    Ok(config)
+}
+
+/// What `init` prints: the files written and how to wire them into Synapse.
+pub fn init_summary(options: &InitOptions, config: &Config) -> String {
+    let registration = std::fs::canonicalize(&options.registration_path)
+        .unwrap_or_else(|_| options.registration_path.clone());
+    format!(
+        "Wrote {config_path} (bridge configuration) and {registration_path} (appservice registration).\n\
+         \n\
+         Next steps:\n\
+         1. Review {config_path}: permissions, database.url, instagram.connector.\n\
+         2. Add the registration to Synapse's homeserver.yaml and restart Synapse:\n\
+         \n\
+         \x20      app_service_config_files:\n\
+         \x20        - {registration}\n\
+         \n\
+         3. Make sure Synapse can reach the bridge at {address}.\n\
+         4. Start the bridge: matrix-instagram -c {config_path} run\n\
+         5. Invite {bot} to a room and send `help`.",
+        config_path = options.config_path.display(),
+        registration_path = options.registration_path.display(),
+        registration = registration.display(),
+        address = config.appservice.address,
+        bot = config.bot_mxid(),
+    )
+}
+
+/// Writes a file only its owner can read: both files hold tokens.
+fn write_secret_file(path: &Path, contents: &str) -> Result<(), ConfigError> {
+    let write_failed = |source| ConfigError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(write_failed)?;
+    file.write_all(contents.as_bytes()).map_err(write_failed)
+}
+
+const CONFIG_TEMPLATE: &str = r#"# matrix-instagram configuration, written by `matrix-instagram init`.
+# Every key is described above it. Two environment variables override the file:
+# DATABASE_URL replaces database.url and MATRIX_INSTAGRAM_KEY replaces encryption.key.
+# This file holds secrets (tokens, the encryption key): keep it private.
+
+# The Matrix homeserver the bridge belongs to.
+homeserver:
+  # Client-server API base URL the bridge uses to reach the homeserver.
+  url: @HOMESERVER_URL@
+  # The server name: the part after the colon in user ids (@alice:example.org).
+  domain: @DOMAIN@
+
+# The application service link. These values must match registration.yaml,
+# which `init` writes alongside this file.
+appservice:
+  # The registration's id; unique among the homeserver's appservices.
+  id: @AS_ID@
+  # Address and port where the bridge listens for the homeserver's transactions.
+  listen: @LISTEN@
+  # The URL the homeserver uses to reach `listen` (the registration's url).
+  address: @ADDRESS@
+  # Token the bridge presents to the homeserver. Secret.
+  as_token: @AS_TOKEN@
+  # Token the homeserver presents to the bridge; other requests are refused. Secret.
+  hs_token: @HS_TOKEN@
+  # Largest transaction body accepted from the homeserver, in bytes.
+  max_body_bytes: @MAX_BODY@
+
+# The bridge bot that users talk to (!login, !help, ...).
+bot:
+  # Localpart of the bot's user id (@LOCALPART:domain).
+  localpart: @BOT_LOCALPART@
+  # Display name of the bot.
+  displayname: @BOT_DISPLAYNAME@
+  # mxc:// URI of the bot's avatar; leave it out for none.
+  @BOT_AVATAR@
+  # Prefix for bot commands typed outside the management room.
+  command_prefix: @COMMAND_PREFIX@
+
+# Ghost users that stand for Instagram users.
+puppets:
+  # Localpart template; {id} is the Instagram user id. The registration
+  # reserves every user id this template can produce.
+  localpart_template: @PUPPET_LOCALPART@
+  # Display name template; {name}, {username} and {id} are filled in.
+  displayname_template: @PUPPET_DISPLAYNAME@
+
+# Where the bridge keeps its state.
+database:
+  # sqlite://PATH?mode=rwc (or a plain file path) for SQLite, or
+  # postgres://USER:PASSWORD@HOST:PORT/DATABASE for PostgreSQL.
+  url: @DATABASE_URL@
+
+# Who may use the bridge. Keys: a user id (@alice:example.org), a server
+# name (example.org) or "*" for everyone. Levels: block; user (may bridge
+# their own Instagram account); admin (may also run admin commands). The most
+# specific key wins: user id, then server name, then "*"; no match is block.
+permissions:
+@PERMISSIONS@
+
+# The Instagram side.
+instagram:
+  # Path of the Instagram connector spec, relative to the working directory.
+  connector: @CONNECTOR@
+  # Replaces the spec's API base URL (a test simulator); leave it out for Instagram.
+  @API_BASE_URL@
+  # Replaces the spec's web base URL (the login pages); leave it out for Instagram.
+  @WEB_BASE_URL@
+
+# Encryption of Instagram credentials at rest (AES-256-GCM).
+encryption:
+  # Base64 of 32 random bytes, e.g. from `openssl rand -base64 32`. Keep a copy:
+  # without it, stored logins cannot be read. Secret.
+  @KEY@
+
+# Log output.
+logging:
+  # A tracing filter: info, debug, or per module: matrix_instagram=debug,info.
+  level: @LOG_LEVEL@
+  # pretty (for people) or json (one object per line).
+  format: @LOG_FORMAT@
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with_permissions(entries: &[(&str, PermissionLevel)]) -> Config {
+        let mut config = Config::example();
+        config.permissions = entries
+            .iter()
+            .map(|(who, level)| ((*who).to_owned(), *level))
+            .collect();
+        config
+    }
+
+    #[test]
+    fn exact_user_beats_server_beats_everyone() {
+        let config = config_with_permissions(&[
+            ("*", PermissionLevel::User),
+            ("example.org", PermissionLevel::Admin),
+            ("@mallory:example.org", PermissionLevel::Block),
+            ("@alice:other.org", PermissionLevel::Admin),
+        ]);
+        assert_eq!(
+            config.permission("@bob:example.org"),
+            PermissionLevel::Admin
+        );
+        assert_eq!(
+            config.permission("@mallory:example.org"),
+            PermissionLevel::Block
+        );
+        assert_eq!(
+            config.permission("@alice:other.org"),
+            PermissionLevel::Admin
+        );
+        assert_eq!(config.permission("@carol:other.org"), PermissionLevel::User);
+    }
+
+    #[test]
+    fn no_matching_entry_is_block() {
+        let config = config_with_permissions(&[("example.org", PermissionLevel::User)]);
+        assert_eq!(config.permission("@bob:example.org"), PermissionLevel::User);
+        assert_eq!(
+            config.permission("@eve:evil.example"),
+            PermissionLevel::Block
+        );
+        assert_eq!(config.permission("not-a-user-id"), PermissionLevel::Block);
+    }
+
+    #[test]
+    fn server_entry_does_not_match_a_longer_server_name() {
+        let config = config_with_permissions(&[("example.org", PermissionLevel::User)]);
+        assert_eq!(
+            config.permission("@bob:evil-example.org"),
+            PermissionLevel::Block
+        );
+        assert_eq!(
+            config.permission("@bob:example.org.evil"),
+            PermissionLevel::Block
+        );
+    }
+
+    #[test]
+    fn puppet_ids_roundtrip_through_user_ids() {
+        let config = Config::example();
+        let mxid = config.puppet_mxid("17841400000000001");
+        assert_eq!(mxid, "@instagram_17841400000000001:example.org");
+        assert_eq!(config.puppet_ig_id(&mxid), Some("17841400000000001"));
+        assert_eq!(config.puppet_ig_id("@instagram_:example.org"), None);
+        assert_eq!(config.puppet_ig_id("@instagrambot:example.org"), None);
+        assert_eq!(config.puppet_ig_id("@instagram_1:other.org"), None);
+    }
+
+    #[test]
+    fn puppet_displayname_fills_the_template_with_fallbacks() {
+        let mut config = Config::example();
+        config.puppets.displayname_template = "{name} (@{username}, {id})".to_owned();
+        assert_eq!(
+            config.puppet_displayname(Some("Bob B"), Some("bob.b"), "42"),
+            "Bob B (@bob.b, 42)"
+        );
+        assert_eq!(
+            config.puppet_displayname(Some(" "), Some("bob.b"), "42"),
+            "bob.b (@bob.b, 42)"
+        );
+        assert_eq!(config.puppet_displayname(None, None, "42"), "42 (@42, 42)");
+    }
+
+    #[test]
+    fn registration_regexes_are_anchored_and_escaped() {
+        let mut config = Config::example();
+        config.puppets.localpart_template = "ig.{id}_x".to_owned();
+        assert_eq!(config.puppet_user_regex(), r"^@ig\..+_x:example\.org$");
+        assert_eq!(config.bot_user_regex(), r"^@instagrambot:example\.org$");
+        let puppets = regex::Regex::new(&config.puppet_user_regex()).unwrap();
+        assert!(puppets.is_match("@ig.123_x:example.org"));
+        assert!(!puppets.is_match("@igX123_x:example.org"));
+        assert!(!puppets.is_match("@ig.123_x:example.org.evil"));
+    }
+
+    #[test]
+    fn validation_reports_every_problem_with_its_key() {
+        let mut config = Config::example();
+        config.homeserver.url = "matrix.example.org".to_owned();
+        config.homeserver.domain = String::new();
+        config.appservice.hs_token = config.appservice.as_token.clone();
+        config.puppets.localpart_template = "instagram_".to_owned();
+        config.encryption.key = Some("c2hvcnQ=".to_owned());
+        config.logging.format = "xml".to_owned();
+        config
+            .permissions
+            .insert("https://example.org".to_owned(), PermissionLevel::User);
+        let keys: Vec<String> = config
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|problem| problem.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "homeserver.url",
+                "homeserver.domain",
+                "appservice.hs_token",
+                "puppets.localpart_template",
+                "permissions.https://example.org",
+                "encryption.key",
+                "logging.format",
+            ]
+        );
+    }
+
+    #[test]
+    fn bot_inside_the_puppet_namespace_is_rejected() {
+        let mut config = Config::example();
+        config.bot.localpart = "instagram_bot".to_owned();
+        let problems = config.validate().unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "bot.localpart");
+        assert!(problems[0].message.contains("puppet namespace"));
+    }
+
+    #[test]
+    fn missing_key_and_empty_permissions_are_problems() {
+        let mut config = config_with_permissions(&[]);
+        config.encryption.key = None;
+        let problems = config.validate().unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(text[0].starts_with("permissions: no one may use the bridge"));
+        assert!(text[1].starts_with("encryption.key: no encryption key"));
+    }
+
+    #[test]
+    fn debug_output_hides_tokens_key_and_database_password() {
+        let mut config = Config::example();
+        config.database.url = "postgres://bridge:hunter2@db/ig".to_owned();
+        let debug = format!("{config:?}");
+        for secret in [
+            config.appservice.as_token.as_str(),
+            config.appservice.hs_token.as_str(),
+            config.encryption.key.as_deref().unwrap(),
+            "hunter2",
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("postgres://bridge:***@db/ig"));
+    }
+
+    #[test]
+    fn fresh_defaults_have_distinct_random_secrets() {
+        let make = || {
+            Config::with_defaults(
+                "http://127.0.0.1:8008".to_owned(),
+                "localhost".to_owned(),
+                DEFAULT_LISTEN.parse().unwrap(),
+                None,
+                DEFAULT_DATABASE_URL.to_owned(),
+            )
+        };
+        let (first, second) = (make(), make());
+        assert_eq!(first.appservice.as_token.len(), 64);
+        assert_ne!(first.appservice.as_token, first.appservice.hs_token);
+        assert_ne!(first.appservice.as_token, second.appservice.as_token);
+        assert_ne!(first.encryption.key, second.encryption.key);
+        assert_eq!(first.appservice.address, "http://127.0.0.1:29330");
+        assert_eq!(first.validate(), Ok(()));
+    }
 }

@@ -6,4 +6,5 @@ pub mod config;
 pub mod connector;
 pub mod matrix;
 pub mod model;
+pub mod secrets;
 pub mod store;

@@ -38,6 +38,15 @@ enum Command {
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// Address and port the appservice API listens on.
+        #[arg(long, default_value = matrix_instagram::config::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// URL the homeserver uses to reach the bridge [default: http://LISTEN].
+        #[arg(long)]
+        address: Option<String>,
+        /// Database URL: sqlite://PATH?mode=rwc or postgres://...
+        #[arg(long, default_value = matrix_instagram::config::DEFAULT_DATABASE_URL)]
+        database_url: String,
     },
     /// Run one connector action and print the normalized result as JSON.
     Action {
@@ -60,12 +69,49 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = cli.config;
     match cli.command.unwrap_or(Command::Run) {
+<<<<<<< HEAD
         Command::Run
         | Command::Init { .. }
         | Command::Action { .. }
         | Command::CheckSpec { .. } => {
+=======
+        Command::Run => matrix_instagram::bridge::run::main_run(&cli.config),
+        Command::Init {
+            homeserver_url,
+            domain,
+            registration,
+            force,
+            listen,
+            address,
+            database_url,
+        } => {
+            let options = matrix_instagram::config::InitOptions {
+                config_path: cli.config,
+                registration_path: registration,
+                homeserver_url,
+                domain,
+                listen,
+                address,
+                database_url,
+                force,
+            };
+            match matrix_instagram::config::init(&options) {
+                Ok(config) => {
+                    println!(
+                        "{}",
+                        matrix_instagram::config::init_summary(&options, &config)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Action { .. } | Command::CheckSpec { .. } => {
+>>>>>>> matrix
             eprintln!("not yet available");
             ExitCode::FAILURE
         }

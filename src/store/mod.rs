@@ -1,13 +1,45 @@
 //! The database layer: one code path over sqlx's `Any` driver for SQLite
 //! (the default) and PostgreSQL; migrations in `migrations/` run at connect.
+//!
+//! Every query is portable SQL with `$n` placeholders; booleans are stored
+//! as BIGINT 0/1 and times as Unix milliseconds, because the `Any` driver
+//! decodes neither SQLite booleans nor timestamps.
+
+mod logins;
+mod messages;
+mod outbox;
+mod portals;
+mod puppets;
+mod state;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Connection};
+
+pub use logins::LoginRecord;
+pub use messages::{MessageRecord, ReactionRecord};
+pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxState};
+pub use portals::PortalRecord;
+pub use puppets::PuppetRecord;
 
 /// Why a database operation failed, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `url` has its password replaced by `***`.
     #[error("cannot open database {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "unsupported database URL {url}: use sqlite://PATH, a plain file path, or postgres://"
+    )]
+    UnsupportedUrl { url: String },
+    #[error("cannot migrate database {url}: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
     #[error("database query failed while {doing}: {source}")]
     Query {
         doing: &'static str,
@@ -15,63 +47,192 @@ pub enum StoreError {
     },
 }
 
-/// A bridge user's Instagram login.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoginRecord {
-    /// The Matrix user who owns the login.
-    pub mxid: String,
-    pub ig_user_id: Option<String>,
-    pub username: Option<String>,
-    /// Encrypted credential blob (cookies and auth state).
-    pub credentials: Vec<u8>,
-    /// Stable per-login device identity (`device.uuid`).
-    pub device_uuid: String,
-    /// `connected`, `disconnected`, `challenge_required`, ...
-    pub state: String,
+/// Builds the error mapper for one query: `.map_err(query_failed("reading x"))`.
+fn query_failed(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { doing, source }
+}
+
+/// The current time as stored: Unix milliseconds.
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// The database handle; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Store {}
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    /// The URL with its password hidden, for messages.
+    display_url: String,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.display_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which backend a URL names, after normalization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite { in_memory: bool },
+    Postgres,
+}
+
+/// Turns a configured database URL into one sqlx accepts: a plain path
+/// becomes a SQLite URL, and SQLite files are created when missing.
+fn normalize_url(url: &str) -> Result<(String, Backend), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((url.to_owned(), Backend::Postgres));
+    }
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        if rest.trim_start_matches("//").starts_with(":memory:") {
+            return Ok((url.to_owned(), Backend::Sqlite { in_memory: true }));
+        }
+        let has_mode = rest
+            .split_once('?')
+            .is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("mode=")));
+        let normalized = if has_mode {
+            url.to_owned()
+        } else if rest.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        return Ok((normalized, Backend::Sqlite { in_memory: false }));
+    }
+    if url.is_empty() || url.contains("://") {
+        return Err(StoreError::UnsupportedUrl {
+            url: redact_url(url),
+        });
+    }
+    Ok((
+        format!("sqlite://{url}?mode=rwc"),
+        Backend::Sqlite { in_memory: false },
+    ))
+}
+
+/// The URL with any password replaced by `***`, safe for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Setting a password fails only for URLs that cannot have one.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
 
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the database.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let _ = url;
-        todo!("Store::connect")
+        sqlx::any::install_default_drivers();
+        let (url, backend) = normalize_url(url)?;
+        let display_url = redact_url(&url);
+        let connect_failed = |source| StoreError::Connect {
+            url: display_url.clone(),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(connect_failed)?
+            .disable_statement_logging();
+
+        // One direct attempt first: the pool retries a refused connection
+        // until its timeout and then reports only "timed out".
+        if backend != (Backend::Sqlite { in_memory: true }) {
+            let probe = sqlx::AnyConnection::connect_with(&options)
+                .await
+                .map_err(connect_failed)?;
+            probe.close().await.map_err(connect_failed)?;
+        }
+
+        let pool_options = match backend {
+            // Each connection to `sqlite::memory:` is its own database, so
+            // keep exactly one, forever.
+            Backend::Sqlite { in_memory: true } => AnyPoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            Backend::Sqlite { in_memory: false } | Backend::Postgres => {
+                AnyPoolOptions::new().max_connections(8)
+            }
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(connect_failed)?;
+
+        if backend == (Backend::Sqlite { in_memory: false }) {
+            // WAL lets readers proceed during a write; the setting persists in the file.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(query_failed("enabling SQLite write-ahead logging"))?;
+        }
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: display_url.clone(),
+                source,
+            })?;
+        Ok(Store { pool, display_url })
     }
 
-    /// Whether a homeserver transaction was already processed.
-    pub async fn transaction_seen(&self, txn_id: &str) -> Result<bool, StoreError> {
-        let _ = txn_id;
-        todo!()
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_and_sqlite_urls_create_missing_files() {
+        let cases = [
+            ("bridge.db", "sqlite://bridge.db?mode=rwc"),
+            ("/var/lib/b.db", "sqlite:///var/lib/b.db?mode=rwc"),
+            ("sqlite://b.db", "sqlite://b.db?mode=rwc"),
+            (
+                "sqlite://b.db?cache=shared",
+                "sqlite://b.db?cache=shared&mode=rwc",
+            ),
+            ("sqlite://b.db?mode=ro", "sqlite://b.db?mode=ro"),
+        ];
+        for (input, expected) in cases {
+            let (url, backend) = normalize_url(input).unwrap();
+            assert_eq!(url, expected);
+            assert_eq!(backend, Backend::Sqlite { in_memory: false });
+        }
+        assert_eq!(
+            normalize_url("sqlite::memory:").unwrap().1,
+            Backend::Sqlite { in_memory: true }
+        );
+        assert_eq!(
+            normalize_url("postgres://u@h/db").unwrap().1,
+            Backend::Postgres
+        );
+        assert!(matches!(
+            normalize_url("mysql://u:pw@h/db"),
+            Err(StoreError::UnsupportedUrl { url }) if url == "mysql://u:***@h/db"
+        ));
     }
 
-    /// Records a homeserver transaction as processed.
-    pub async fn record_transaction(&self, txn_id: &str) -> Result<(), StoreError> {
-        let _ = txn_id;
-        todo!()
-    }
-
-    /// The management room of a Matrix user, if they have one.
-    pub async fn management_room(&self, mxid: &str) -> Result<Option<String>, StoreError> {
-        let _ = mxid;
-        todo!()
-    }
-
-    /// The Matrix user whose management room this is, if it is one.
-    pub async fn management_room_owner(&self, room_id: &str) -> Result<Option<String>, StoreError> {
-        let _ = room_id;
-        todo!()
-    }
-
-    pub async fn set_management_room(&self, mxid: &str, room_id: &str) -> Result<(), StoreError> {
-        let _ = (mxid, room_id);
-        todo!()
-    }
-
-    pub async fn login(&self, mxid: &str) -> Result<Option<LoginRecord>, StoreError> {
-        let _ = mxid;
-        todo!()
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://bridge:hunter2@db:5432/ig"),
+            "postgres://bridge:***@db:5432/ig"
+        );
+        assert_eq!(
+            redact_url("postgres://bridge@db/ig"),
+            "postgres://bridge@db/ig"
+        );
     }
 }

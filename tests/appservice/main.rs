@@ -1,3 +1,7 @@
 //! Integration and end-to-end tests of the appservice, some against a real Synapse.
+
+mod api;
+mod config;
 mod e2e;
 mod harness;
+mod store;

@@ -1,0 +1,228 @@
+//! Messages and reactions: which Matrix event stands for which Instagram
+//! item, the record that makes relaying exactly-once in both directions.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row};
+
+use super::{query_failed, Store, StoreError};
+
+/// One Instagram item and its Matrix event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub login_mxid: String,
+    pub thread_id: String,
+    pub item_id: String,
+    pub room_id: String,
+    pub event_id: String,
+    /// The Instagram user id of the sender.
+    pub sender: String,
+    /// Unix milliseconds.
+    pub timestamp: i64,
+    /// Instagram `client_context` of items the bridge sent (echo detection).
+    pub client_context: Option<String>,
+}
+
+impl MessageRecord {
+    fn from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
+        Ok(MessageRecord {
+            login_mxid: row.try_get("login_mxid")?,
+            thread_id: row.try_get("thread_id")?,
+            item_id: row.try_get("item_id")?,
+            room_id: row.try_get("room_id")?,
+            event_id: row.try_get("event_id")?,
+            sender: row.try_get("sender")?,
+            timestamp: row.try_get("timestamp")?,
+            client_context: row.try_get("client_context")?,
+        })
+    }
+}
+
+/// [`Store::insert_message`] on any executor, so it can join a transaction.
+pub(super) async fn insert_message<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    message: &MessageRecord,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "INSERT INTO messages \
+         (login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (login_mxid, thread_id, item_id) DO NOTHING",
+    )
+    .bind(&message.login_mxid)
+    .bind(&message.thread_id)
+    .bind(&message.item_id)
+    .bind(&message.room_id)
+    .bind(&message.event_id)
+    .bind(&message.sender)
+    .bind(message.timestamp)
+    .bind(&message.client_context)
+    .execute(executor)
+    .await
+    .map_err(query_failed("recording a bridged message"))?;
+    Ok(result.rows_affected() > 0)
+}
+
+const MESSAGE_COLUMNS: &str =
+    "login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context";
+
+/// A reaction on an Instagram item (one per sender) and its Matrix event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionRecord {
+    pub login_mxid: String,
+    pub thread_id: String,
+    /// The Instagram item reacted to.
+    pub item_id: String,
+    /// The Instagram user id of the reacting user.
+    pub sender: String,
+    pub room_id: String,
+    pub event_id: String,
+    pub emoji: String,
+}
+
+impl ReactionRecord {
+    fn from_row(row: &AnyRow) -> Result<ReactionRecord, sqlx::Error> {
+        Ok(ReactionRecord {
+            login_mxid: row.try_get("login_mxid")?,
+            thread_id: row.try_get("thread_id")?,
+            item_id: row.try_get("item_id")?,
+            sender: row.try_get("sender")?,
+            room_id: row.try_get("room_id")?,
+            event_id: row.try_get("event_id")?,
+            emoji: row.try_get("emoji")?,
+        })
+    }
+}
+
+const REACTION_COLUMNS: &str = "login_mxid, thread_id, item_id, sender, room_id, event_id, emoji";
+
+impl Store {
+    /// Records a bridged message unless its item is already recorded.
+    /// Returns true if it was new, false if the item was already bridged
+    /// (the existing record is left unchanged).
+    pub async fn insert_message(&self, message: &MessageRecord) -> Result<bool, StoreError> {
+        insert_message(&self.pool, message).await
+    }
+
+    /// The message record of an Instagram item.
+    pub async fn message_by_item(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3"
+        );
+        sqlx::query(&sql)
+            .bind(login_mxid)
+            .bind(thread_id)
+            .bind(item_id)
+            .try_map(|row: AnyRow| MessageRecord::from_row(&row))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_failed("reading a message by Instagram item"))
+    }
+
+    /// The message record of a Matrix event.
+    pub async fn message_by_event(
+        &self,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND event_id = $2");
+        sqlx::query(&sql)
+            .bind(room_id)
+            .bind(event_id)
+            .try_map(|row: AnyRow| MessageRecord::from_row(&row))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_failed("reading a message by Matrix event"))
+    }
+
+    /// Creates or replaces the reaction of `reaction.sender` on an item.
+    pub async fn upsert_reaction(&self, reaction: &ReactionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reactions \
+             (login_mxid, thread_id, item_id, sender, room_id, event_id, emoji) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (login_mxid, thread_id, item_id, sender) DO UPDATE SET \
+             room_id = excluded.room_id, event_id = excluded.event_id, emoji = excluded.emoji",
+        )
+        .bind(&reaction.login_mxid)
+        .bind(&reaction.thread_id)
+        .bind(&reaction.item_id)
+        .bind(&reaction.sender)
+        .bind(&reaction.room_id)
+        .bind(&reaction.event_id)
+        .bind(&reaction.emoji)
+        .execute(&self.pool)
+        .await
+        .map_err(query_failed("saving a reaction"))?;
+        Ok(())
+    }
+
+    /// The reaction of one sender on one item.
+    pub async fn reaction(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        item_id: &str,
+        sender: &str,
+    ) -> Result<Option<ReactionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {REACTION_COLUMNS} FROM reactions \
+             WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4"
+        );
+        sqlx::query(&sql)
+            .bind(login_mxid)
+            .bind(thread_id)
+            .bind(item_id)
+            .bind(sender)
+            .try_map(|row: AnyRow| ReactionRecord::from_row(&row))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_failed("reading a reaction"))
+    }
+
+    /// The reaction a Matrix event stands for (to carry out its redaction).
+    pub async fn reaction_by_event(
+        &self,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<Option<ReactionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {REACTION_COLUMNS} FROM reactions WHERE room_id = $1 AND event_id = $2"
+        );
+        sqlx::query(&sql)
+            .bind(room_id)
+            .bind(event_id)
+            .try_map(|row: AnyRow| ReactionRecord::from_row(&row))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_failed("reading a reaction by Matrix event"))
+    }
+
+    /// Deletes the reaction of one sender on one item; false if there was none.
+    pub async fn delete_reaction(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        item_id: &str,
+        sender: &str,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "DELETE FROM reactions \
+             WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4",
+        )
+        .bind(login_mxid)
+        .bind(thread_id)
+        .bind(item_id)
+        .bind(sender)
+        .execute(&self.pool)
+        .await
+        .map_err(query_failed("deleting a reaction"))?;
+        Ok(result.rows_affected() > 0)
+    }
+}

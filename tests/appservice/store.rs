@@ -1,0 +1,724 @@
+//! The database layer against real databases: every test body runs on a
+//! fresh SQLite file and on a fresh PostgreSQL database.
+//!
+//! PostgreSQL comes from `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/test`;
+//! each test creates its own `mi_test_<random>` database there and drops it.
+
+use matrix_instagram::model::ConversationKind;
+use matrix_instagram::secrets::{CredentialCipher, CredentialKey, SecretsError};
+use matrix_instagram::store::{
+    LoginRecord, MessageRecord, NewOutboxEntry, OutboxState, PortalRecord, PuppetRecord,
+    ReactionRecord, Store, StoreError,
+};
+use rand::Rng;
+use sqlx::Connection;
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh, empty database for one test, removed when dropped.
+struct TestDb {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// Held so the directory lives as long as the test.
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+}
+
+impl TestDb {
+    fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}/bridge.db", dir.path().display());
+        TestDb {
+            url,
+            cleanup: Cleanup::Sqlite { _dir: dir },
+        }
+    }
+
+    async fn postgres() -> TestDb {
+        sqlx::any::install_default_drivers();
+        let admin_url =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap_or_else(|error| {
+            panic!(
+                "PostgreSQL is required for the store tests and could not be reached at {} ({error}). \
+                 Start PostgreSQL on 127.0.0.1:5432 with user `postgres` and trust auth, or set \
+                 DATABASE_URL=postgres://USER[:PASSWORD]@HOST:PORT/DB for a user allowed to CREATE DATABASE.",
+                matrix_instagram::store::redact_url(&admin_url)
+            )
+        });
+        let name = format!("mi_test_{:016x}", rand::thread_rng().gen::<u64>());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE for the test");
+        admin.close().await.expect("closing the admin connection");
+        let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
+        url.set_path(&name);
+        TestDb {
+            url: url.to_string(),
+            cleanup: Cleanup::Postgres { admin_url, name },
+        }
+    }
+
+    async fn connect(&self) -> Store {
+        Store::connect(&self.url)
+            .await
+            .expect("connecting to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            let (admin_url, drop_sql) = (
+                admin_url.clone(),
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+            // Drop runs inside the test's runtime, which cannot be blocked on:
+            // drop the database from a thread with its own runtime, also after a panic.
+            let dropper = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime for dropping the test database");
+                runtime.block_on(async {
+                    let mut admin = sqlx::AnyConnection::connect(&admin_url).await?;
+                    sqlx::query(&drop_sql).execute(&mut admin).await?;
+                    admin.close().await
+                })
+            });
+            if let Ok(Err(error)) = dropper.join() {
+                eprintln!("could not drop test database {name}: {error}");
+            }
+        }
+    }
+}
+
+/// Runs one test body on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test]
+            async fn sqlite() {
+                super::run(super::TestDb::sqlite(), super::$body).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::run(super::TestDb::postgres().await, super::$body).await;
+            }
+        }
+    )*};
+}
+
+async fn run(db: TestDb, body: impl AsyncFnOnce(&TestDb)) {
+    body(&db).await;
+}
+
+on_both_backends!(
+    migrations_run_twice_and_keep_data,
+    transaction_dedupe_survives_reconnect,
+    management_rooms_map_both_ways,
+    login_roundtrip_keeps_credentials_encrypted,
+    outbox_enqueue_is_idempotent_and_tracks_attempts,
+    message_insert_if_absent,
+    complete_outbox_send_is_all_or_nothing,
+    portals_crud,
+    puppets_crud,
+    reactions_crud,
+    kv_get_and_set,
+);
+
+async fn migrations_run_twice_and_keep_data(db: &TestDb) {
+    let store = db.connect().await;
+    store.kv_set("inbox_seq_id:@a:x", "42").await.unwrap();
+    store.close().await;
+
+    let store = db.connect().await;
+    assert_eq!(
+        store.kv_get("inbox_seq_id:@a:x").await.unwrap().as_deref(),
+        Some("42")
+    );
+    // A third connection in parallel with an open one migrates nothing new.
+    let again = db.connect().await;
+    assert_eq!(
+        again.kv_get("inbox_seq_id:@a:x").await.unwrap().as_deref(),
+        Some("42")
+    );
+}
+
+async fn transaction_dedupe_survives_reconnect(db: &TestDb) {
+    let store = db.connect().await;
+    assert!(!store.transaction_seen("txn-1").await.unwrap());
+    store.record_transaction("txn-1").await.unwrap();
+    store.record_transaction("txn-1").await.unwrap();
+    assert!(store.transaction_seen("txn-1").await.unwrap());
+    assert!(!store.transaction_seen("txn-2").await.unwrap());
+    store.close().await;
+
+    let store = db.connect().await;
+    assert!(store.transaction_seen("txn-1").await.unwrap());
+    assert!(!store.transaction_seen("txn-2").await.unwrap());
+}
+
+async fn management_rooms_map_both_ways(db: &TestDb) {
+    let store = db.connect().await;
+    assert_eq!(store.management_room("@alice:x").await.unwrap(), None);
+    assert_eq!(store.management_room_owner("!a:x").await.unwrap(), None);
+
+    store.set_management_room("@alice:x", "!a:x").await.unwrap();
+    assert_eq!(
+        store.management_room("@alice:x").await.unwrap().as_deref(),
+        Some("!a:x")
+    );
+    assert_eq!(
+        store
+            .management_room_owner("!a:x")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("@alice:x")
+    );
+
+    // A new management room replaces the old one.
+    store.set_management_room("@alice:x", "!b:x").await.unwrap();
+    assert_eq!(
+        store.management_room("@alice:x").await.unwrap().as_deref(),
+        Some("!b:x")
+    );
+    assert_eq!(store.management_room_owner("!a:x").await.unwrap(), None);
+
+    // One room cannot be two users' management room.
+    let error = store
+        .set_management_room("@bob:x", "!b:x")
+        .await
+        .expect_err("room already belongs to alice");
+    assert!(
+        error
+            .to_string()
+            .contains("saving a user's management room"),
+        "{error}"
+    );
+
+    assert!(store.delete_management_room("!b:x").await.unwrap());
+    assert!(!store.delete_management_room("!b:x").await.unwrap());
+    assert_eq!(store.management_room("@alice:x").await.unwrap(), None);
+}
+
+fn login(mxid: &str, cipher: &CredentialCipher, cookies: &serde_json::Value) -> LoginRecord {
+    LoginRecord {
+        mxid: mxid.to_owned(),
+        ig_user_id: Some("17841400000000001".to_owned()),
+        username: Some("alice.ig".to_owned()),
+        credentials: cipher.seal_json(mxid, cookies).unwrap(),
+        device_uuid: "6a3c1e5e-0d0c-4e7b-9a64-3f4c8a1f2b10".to_owned(),
+        state: "connected".to_owned(),
+    }
+}
+
+async fn login_roundtrip_keeps_credentials_encrypted(db: &TestDb) {
+    let key = CredentialKey::generate();
+    let cipher = CredentialCipher::new(&key);
+    let cookies = serde_json::json!({"sessionid": "s3ss10n-cookie", "csrftoken": "csrf-value"});
+    let alice = login("@alice:x", &cipher, &cookies);
+
+    let store = db.connect().await;
+    assert_eq!(store.login("@alice:x").await.unwrap(), None);
+    store.upsert_login(&alice).await.unwrap();
+    store.close().await;
+
+    let store = db.connect().await;
+    let loaded = store
+        .login("@alice:x")
+        .await
+        .unwrap()
+        .expect("stored login");
+    assert_eq!(loaded, alice);
+    assert!(!loaded.credentials.as_str().contains("s3ss10n"));
+    let opened: serde_json::Value = CredentialCipher::new(&key)
+        .open_json("@alice:x", &loaded.credentials)
+        .unwrap();
+    assert_eq!(opened, cookies);
+
+    let other_key = CredentialCipher::new(&CredentialKey::generate());
+    let error = other_key
+        .open_json::<serde_json::Value>("@alice:x", &loaded.credentials)
+        .expect_err("wrong key");
+    assert!(matches!(error, SecretsError::WrongKey));
+
+    // Upsert replaces; state changes alone; list and delete.
+    let mut relogged = login(
+        "@alice:x",
+        &cipher,
+        &serde_json::json!({"sessionid": "new"}),
+    );
+    relogged.state = "disconnected".to_owned();
+    store.upsert_login(&relogged).await.unwrap();
+    assert_eq!(store.login("@alice:x").await.unwrap(), Some(relogged));
+    assert!(store
+        .set_login_state("@alice:x", "connected")
+        .await
+        .unwrap());
+    assert!(!store
+        .set_login_state("@nobody:x", "connected")
+        .await
+        .unwrap());
+    store
+        .upsert_login(&login("@bob:x", &cipher, &cookies))
+        .await
+        .unwrap();
+    let listed: Vec<(String, String)> = store
+        .list_logins()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|login| (login.mxid, login.state))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("@alice:x".to_owned(), "connected".to_owned()),
+            ("@bob:x".to_owned(), "connected".to_owned())
+        ]
+    );
+    assert!(store.delete_login("@alice:x").await.unwrap());
+    assert!(!store.delete_login("@alice:x").await.unwrap());
+    assert_eq!(store.login("@alice:x").await.unwrap(), None);
+}
+
+fn outgoing(event_id: &str, text: &str) -> NewOutboxEntry {
+    NewOutboxEntry {
+        event_id: event_id.to_owned(),
+        room_id: "!portal:x".to_owned(),
+        login_mxid: "@alice:x".to_owned(),
+        kind: "message".to_owned(),
+        payload: serde_json::json!({"text": text}),
+        client_context: format!("cc-{event_id}"),
+    }
+}
+
+async fn outbox_enqueue_is_idempotent_and_tracks_attempts(db: &TestDb) {
+    let store = db.connect().await;
+    assert!(store
+        .enqueue_outbox(&outgoing("$e1", "hello"))
+        .await
+        .unwrap());
+    // A redelivered event changes nothing, even with a different payload.
+    assert!(!store
+        .enqueue_outbox(&outgoing("$e1", "changed"))
+        .await
+        .unwrap());
+    assert!(store
+        .enqueue_outbox(&outgoing("$e2", "second"))
+        .await
+        .unwrap());
+
+    let pending = store.pending_outbox().await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["$e1", "$e2"]);
+    let first = &pending[0];
+    assert_eq!(first.payload, serde_json::json!({"text": "hello"}));
+    assert_eq!(first.state, OutboxState::Pending);
+    assert_eq!(first.attempts, 0);
+    assert_eq!(first.item_id, None);
+
+    assert_eq!(
+        store.record_outbox_attempt("$e1", "timeout").await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .record_outbox_attempt("$e1", "timeout again")
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.record_outbox_attempt("$nope", "x").await.unwrap(),
+        None
+    );
+
+    assert!(store.mark_outbox_sent("$e1", Some("item-9")).await.unwrap());
+    let sent = store.outbox_entry("$e1").await.unwrap().unwrap();
+    assert_eq!(sent.state, OutboxState::Sent);
+    assert_eq!(sent.attempts, 3);
+    assert_eq!(sent.item_id.as_deref(), Some("item-9"));
+    assert_eq!(sent.last_error.as_deref(), Some("timeout again"));
+    assert_eq!(
+        store
+            .outbox_by_client_context("cc-$e1")
+            .await
+            .unwrap()
+            .map(|entry| entry.event_id),
+        Some("$e1".to_owned())
+    );
+
+    assert!(store
+        .mark_outbox_failed("$e2", "thread is gone")
+        .await
+        .unwrap());
+    let failed = store.outbox_entry("$e2").await.unwrap().unwrap();
+    assert_eq!(failed.state, OutboxState::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some("thread is gone"));
+    assert!(!store.mark_outbox_failed("$nope", "x").await.unwrap());
+    assert!(store.pending_outbox().await.unwrap().is_empty());
+    // Enqueueing a finished event again does not resurrect it.
+    assert!(!store
+        .enqueue_outbox(&outgoing("$e2", "second"))
+        .await
+        .unwrap());
+    assert!(store.pending_outbox().await.unwrap().is_empty());
+}
+
+fn message(item_id: &str, event_id: &str) -> MessageRecord {
+    MessageRecord {
+        login_mxid: "@alice:x".to_owned(),
+        thread_id: "340282366841710300949128".to_owned(),
+        item_id: item_id.to_owned(),
+        room_id: "!portal:x".to_owned(),
+        event_id: event_id.to_owned(),
+        sender: "17841400000000002".to_owned(),
+        timestamp: 1_700_000_000_123,
+        client_context: None,
+    }
+}
+
+async fn message_insert_if_absent(db: &TestDb) {
+    let store = db.connect().await;
+    let first = message("item-1", "$ev1");
+    assert!(store.insert_message(&first).await.unwrap());
+    assert!(!store
+        .insert_message(&message("item-1", "$other"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .message_by_item(&first.login_mxid, &first.thread_id, "item-1")
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.message_by_event("!portal:x", "$ev1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.message_by_event("!portal:x", "$other").await.unwrap(),
+        None
+    );
+
+    let mut echoed = message("item-2", "$ev2");
+    echoed.client_context = Some("cc-$ev2".to_owned());
+    assert!(store.insert_message(&echoed).await.unwrap());
+    assert_eq!(
+        store
+            .message_by_event("!portal:x", "$ev2")
+            .await
+            .unwrap()
+            .and_then(|m| m.client_context),
+        Some("cc-$ev2".to_owned())
+    );
+
+    // One Matrix event cannot stand for two items.
+    let error = store
+        .insert_message(&message("item-3", "$ev1"))
+        .await
+        .expect_err("event id reused in the same room");
+    assert!(matches!(error, StoreError::Query { .. }), "{error}");
+}
+
+async fn complete_outbox_send_is_all_or_nothing(db: &TestDb) {
+    let store = db.connect().await;
+    store
+        .enqueue_outbox(&outgoing("$out1", "hi"))
+        .await
+        .unwrap();
+    let mut sent = message("item-10", "$out1");
+    sent.client_context = Some("cc-$out1".to_owned());
+    assert!(store.complete_outbox_send("$out1", &sent).await.unwrap());
+    let entry = store.outbox_entry("$out1").await.unwrap().unwrap();
+    assert_eq!(entry.state, OutboxState::Sent);
+    assert_eq!(entry.item_id.as_deref(), Some("item-10"));
+    assert_eq!(
+        store.message_by_event("!portal:x", "$out1").await.unwrap(),
+        Some(sent)
+    );
+
+    // No such entry: nothing is recorded.
+    assert!(!store
+        .complete_outbox_send("$unknown", &message("item-11", "$unknown"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .message_by_event("!portal:x", "$unknown")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The message cannot be recorded (its event already stands for another
+    // item): the outbox entry stays pending, so the send is not lost.
+    store
+        .enqueue_outbox(&outgoing("$out2", "hey"))
+        .await
+        .unwrap();
+    store
+        .insert_message(&message("item-12", "$out2"))
+        .await
+        .unwrap();
+    store
+        .complete_outbox_send("$out2", &message("item-13", "$out2"))
+        .await
+        .expect_err("event id already recorded for another item");
+    let entry = store.outbox_entry("$out2").await.unwrap().unwrap();
+    assert_eq!(entry.state, OutboxState::Pending);
+    assert_eq!(entry.attempts, 0);
+}
+
+fn portal(thread_id: &str, room_id: &str) -> PortalRecord {
+    PortalRecord {
+        login_mxid: "@alice:x".to_owned(),
+        thread_id: thread_id.to_owned(),
+        room_id: room_id.to_owned(),
+        kind: ConversationKind::Group,
+        name: Some("Friends".to_owned()),
+        avatar_url: None,
+        encrypted: true,
+        last_item_id: None,
+        created_at: 0,
+    }
+}
+
+async fn portals_crud(db: &TestDb) {
+    let store = db.connect().await;
+    store.upsert_portal(&portal("t1", "!r1:x")).await.unwrap();
+    let stored = store
+        .portal_by_thread("@alice:x", "t1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.created_at > 0);
+    assert_eq!(
+        stored,
+        PortalRecord {
+            created_at: stored.created_at,
+            ..portal("t1", "!r1:x")
+        }
+    );
+    assert_eq!(
+        store.portal_by_room("!r1:x").await.unwrap(),
+        Some(stored.clone())
+    );
+    assert_eq!(store.portal_by_thread("@bob:x", "t1").await.unwrap(), None);
+
+    let mut renamed = portal("t1", "!r1:x");
+    renamed.kind = ConversationKind::Direct;
+    renamed.name = None;
+    renamed.encrypted = false;
+    store.upsert_portal(&renamed).await.unwrap();
+    let updated = store.portal_by_room("!r1:x").await.unwrap().unwrap();
+    assert_eq!(updated.kind, ConversationKind::Direct);
+    assert_eq!(updated.name, None);
+    assert!(!updated.encrypted);
+    assert_eq!(updated.created_at, stored.created_at);
+
+    assert!(store
+        .set_portal_last_item("@alice:x", "t1", "item-7")
+        .await
+        .unwrap());
+    assert!(!store
+        .set_portal_last_item("@alice:x", "t9", "item-7")
+        .await
+        .unwrap());
+    store.upsert_portal(&portal("t2", "!r2:x")).await.unwrap();
+    let threads: Vec<(String, Option<String>)> = store
+        .portals_of_login("@alice:x")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.thread_id, p.last_item_id))
+        .collect();
+    assert_eq!(
+        threads,
+        [
+            ("t1".to_owned(), Some("item-7".to_owned())),
+            ("t2".to_owned(), None)
+        ]
+    );
+    assert!(store.delete_portal("@alice:x", "t1").await.unwrap());
+    assert!(!store.delete_portal("@alice:x", "t1").await.unwrap());
+    assert_eq!(store.portal_by_room("!r1:x").await.unwrap(), None);
+}
+
+async fn puppets_crud(db: &TestDb) {
+    let store = db.connect().await;
+    assert_eq!(store.puppet("1784").await.unwrap(), None);
+    let mut puppet = PuppetRecord {
+        ig_user_id: "1784".to_owned(),
+        mxid: "@instagram_1784:x".to_owned(),
+        displayname: Some("Bob (Instagram)".to_owned()),
+        avatar_url: None,
+        name_set: false,
+        avatar_set: false,
+        registered: true,
+    };
+    store.upsert_puppet(&puppet).await.unwrap();
+    assert_eq!(store.puppet("1784").await.unwrap(), Some(puppet.clone()));
+    puppet.name_set = true;
+    puppet.avatar_url = Some("mxc://x/abc".to_owned());
+    puppet.avatar_set = true;
+    store.upsert_puppet(&puppet).await.unwrap();
+    assert_eq!(
+        store.puppet_by_mxid("@instagram_1784:x").await.unwrap(),
+        Some(puppet)
+    );
+}
+
+async fn reactions_crud(db: &TestDb) {
+    let store = db.connect().await;
+    let mut reaction = ReactionRecord {
+        login_mxid: "@alice:x".to_owned(),
+        thread_id: "t1".to_owned(),
+        item_id: "item-1".to_owned(),
+        sender: "1784".to_owned(),
+        room_id: "!r1:x".to_owned(),
+        event_id: "$react1".to_owned(),
+        emoji: "❤️".to_owned(),
+    };
+    store.upsert_reaction(&reaction).await.unwrap();
+    assert_eq!(
+        store
+            .reaction("@alice:x", "t1", "item-1", "1784")
+            .await
+            .unwrap(),
+        Some(reaction.clone())
+    );
+    // The same sender reacting again replaces the reaction.
+    reaction.event_id = "$react2".to_owned();
+    reaction.emoji = "😂".to_owned();
+    store.upsert_reaction(&reaction).await.unwrap();
+    assert_eq!(
+        store.reaction_by_event("!r1:x", "$react1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.reaction_by_event("!r1:x", "$react2").await.unwrap(),
+        Some(reaction)
+    );
+    assert!(store
+        .delete_reaction("@alice:x", "t1", "item-1", "1784")
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_reaction("@alice:x", "t1", "item-1", "1784")
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .reaction("@alice:x", "t1", "item-1", "1784")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn kv_get_and_set(db: &TestDb) {
+    let store = db.connect().await;
+    assert_eq!(store.kv_get("seq").await.unwrap(), None);
+    store.kv_set("seq", "1").await.unwrap();
+    store.kv_set("seq", "2").await.unwrap();
+    assert_eq!(store.kv_get("seq").await.unwrap().as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn sqlite_memory_database_is_shared_by_the_pool() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.record_transaction("t").await.unwrap();
+    assert!(store.transaction_seen("t").await.unwrap());
+}
+
+#[tokio::test]
+async fn sqlite_files_use_write_ahead_logging() {
+    let db = TestDb::sqlite();
+    db.connect().await.close().await;
+    let mut connection = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn database_from_a_newer_bridge_is_a_clear_migration_error() {
+    let db = TestDb::sqlite();
+    db.connect().await.close().await;
+    let mut connection = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from a newer bridge', 1, x'00', 0)",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+
+    let error = Store::connect(&db.url)
+        .await
+        .expect_err("unknown migration applied");
+    assert!(matches!(error, StoreError::Migrate { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("cannot migrate database sqlite://"),
+        "{message}"
+    );
+    assert!(message.contains("99990101000000"), "{message}");
+}
+
+#[tokio::test]
+async fn plain_sqlite_path_creates_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("created.db");
+    let store = Store::connect(path.to_str().unwrap()).await.unwrap();
+    store.kv_set("k", "v").await.unwrap();
+    assert!(path.exists());
+}
+
+#[tokio::test]
+async fn unwritable_sqlite_path_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing-dir/bridge.db", dir.path().display());
+    let error = Store::connect(&url)
+        .await
+        .expect_err("directory does not exist");
+    assert!(matches!(error, StoreError::Connect { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("cannot open database sqlite://"),
+        "{message}"
+    );
+    assert!(message.contains("missing-dir/bridge.db"), "{message}");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_a_clear_error_without_the_password() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    let error = Store::connect("postgres://bridge:hunter2@127.0.0.1:1/ig")
+        .await
+        .expect_err("nothing listens on port 1");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("cannot open database postgres://bridge:***@127.0.0.1:1/ig"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
