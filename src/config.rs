@@ -855,10 +855,11 @@ fn write_secret_file(path: &Path, contents: &str) -> Result<(), ConfigError> {
     file.write_all(contents.as_bytes()).map_err(write_failed)
 }
 
-const CONFIG_TEMPLATE: &str = r#"# matrix-instagram configuration, written by `matrix-instagram init`.
-# Every key is described above it. Two environment variables override the file:
-# DATABASE_URL replaces database.url and MATRIX_INSTAGRAM_KEY replaces encryption.key.
-# This file holds secrets (tokens, the encryption key): keep it private.
+const CONFIG_TEMPLATE: &str = r#"# matrix-instagram configuration. `matrix-instagram init` writes one with fresh
+# tokens and key. Every key is described above it. Two environment variables
+# override the file: DATABASE_URL replaces database.url and MATRIX_INSTAGRAM_KEY
+# replaces encryption.key. This file holds secrets (tokens, the encryption key):
+# keep it private.
 
 # The Matrix homeserver the bridge belongs to.
 homeserver:

@@ -230,7 +230,12 @@ fn wrong_type_error_names_the_key() {
         .replace("listen: \"127.0.0.1:29330\"", "listen: [1, 2]");
     let message = parse_error(&text);
     assert!(message.contains("appservice.listen"), "{message}");
-    assert!(message.contains("line 19"), "{message}");
+    let line = text
+        .lines()
+        .position(|line| line.contains("listen: [1, 2]"))
+        .unwrap()
+        + 1;
+    assert!(message.contains(&format!("line {line}")), "{message}");
 }
 
 #[test]
