@@ -70,12 +70,6 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-<<<<<<< HEAD
-        Command::Run
-        | Command::Init { .. }
-        | Command::Action { .. }
-        | Command::CheckSpec { .. } => {
-=======
         Command::Run => matrix_instagram::bridge::run::main_run(&cli.config),
         Command::Init {
             homeserver_url,
@@ -111,7 +105,6 @@ fn main() -> ExitCode {
             }
         }
         Command::Action { .. } | Command::CheckSpec { .. } => {
->>>>>>> matrix
             eprintln!("not yet available");
             ExitCode::FAILURE
         }
