@@ -32,7 +32,11 @@ pub async fn handle_event(
     }
     match event {
         AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member))) => {
-            let invited_bot = member.content.membership == MembershipState::Invite
+            let membership = &member.content.membership;
+            if matches!(membership, MembershipState::Leave | MembershipState::Ban) {
+                return on_departure(bridge, &member.room_id, &member.state_key).await;
+            }
+            let invited_bot = *membership == MembershipState::Invite
                 && bridge.namespace.is_bot(member.state_key.as_str());
             if invited_bot {
                 let is_direct = member.content.is_direct == Some(true);
@@ -157,6 +161,43 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
             "greeting in a group room",
         )
     }
+}
+
+/// Someone left (or was removed from) a room: when the owner of a management
+/// room leaves it, or the bot is kicked from one, it stops being one.
+async fn on_departure(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    departed: &UserId,
+) -> Result<(), RetryTransaction> {
+    let owner = match bridge.store.management_room_owner(room_id.as_str()).await {
+        Ok(owner) => owner,
+        Err(e) => {
+            return Err(RetryTransaction(format!(
+                "reading the management room: {e}"
+            )))
+        }
+    };
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let bot = bridge.namespace.bot();
+    if owner != departed.as_str() && departed != bot {
+        return Ok(());
+    }
+    tracing::info!(%room_id, %owner, %departed, "management room abandoned");
+    if let Err(e) = bridge.store.delete_management_room(room_id.as_str()).await {
+        return Err(RetryTransaction(format!(
+            "forgetting the management room: {e}"
+        )));
+    }
+    if departed == bot {
+        return Ok(());
+    }
+    settle(
+        bridge.client.leave(room_id, None, Some(bot)).await,
+        "leaving an abandoned management room",
+    )
 }
 
 async fn on_message(

@@ -314,6 +314,178 @@ pub fn version_string() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ruma::{room_id, user_id};
+
+    /// Echoes its arguments joined by `|`, or fails on request.
+    struct Echo;
+
+    #[async_trait]
+    impl CommandHandler for Echo {
+        async fn run(
+            &self,
+            _ctx: &CommandContext<'_>,
+            args: &[String],
+        ) -> Result<Reply, CommandError> {
+            match args.first().map(String::as_str) {
+                Some("bad") => Err(CommandError::Usage("`bad` is not allowed.".to_owned())),
+                Some("boom") => Err(CommandError::Failed("it broke".to_owned())),
+                _ => Ok(Reply::text(args.join("|"))),
+            }
+        }
+    }
+
+    fn registry() -> CommandRegistry {
+        let mut registry = CommandRegistry::with_builtins();
+        registry.register(Command {
+            name: "echo",
+            usage: "<word> [word...]",
+            description: "Repeat the words.",
+            min_args: 1,
+            max_args: 5,
+            required: PermissionLevel::User,
+            handler: Arc::new(Echo),
+        });
+        registry.register(Command {
+            name: "shutdown",
+            usage: "",
+            description: "Stop the bridge.",
+            min_args: 0,
+            max_args: 0,
+            required: PermissionLevel::Admin,
+            handler: Arc::new(Echo),
+        });
+        registry
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}/commands.db?mode=rwc", dir.path().display());
+        Store::connect(&url).await.expect("test store")
+    }
+
+    fn context<'a>(
+        store: &'a Store,
+        commands: &'a CommandRegistry,
+        permission: PermissionLevel,
+        in_management_room: bool,
+    ) -> CommandContext<'a> {
+        CommandContext {
+            store,
+            sender: user_id!("@alice:example.org"),
+            room_id: room_id!("!room:example.org"),
+            permission,
+            in_management_room,
+            prefix: "!ig",
+            commands,
+            started_at: Instant::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn help_lists_every_command_the_user_may_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let commands = registry();
+        let user = context(&store, &commands, PermissionLevel::User, true);
+        let help = commands.dispatch(&user, "help").await;
+        for command in commands
+            .iter()
+            .filter(|c| c.required == PermissionLevel::User)
+        {
+            let line = format!("`{}`: {}", command.usage_line(), command.description);
+            assert!(
+                help.plain.contains(&line),
+                "{line} missing from {}",
+                help.plain
+            );
+        }
+        assert!(help
+            .plain
+            .contains("`echo <word> [word...]`: Repeat the words."));
+        assert!(!help.plain.contains("shutdown"));
+        assert!(help.html.contains("<code>help</code>"));
+
+        let admin = context(&store, &commands, PermissionLevel::Admin, false);
+        let help = commands.dispatch(&admin, "help").await;
+        assert_eq!(help.plain.lines().count(), 1 + commands.iter().count());
+        assert!(help.plain.contains("`shutdown`: Stop the bridge."));
+        assert!(help.plain.contains("start them with `!ig`"));
+    }
+
+    #[tokio::test]
+    async fn dispatch_parses_arguments_and_answers_every_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let commands = registry();
+        let ctx = context(&store, &commands, PermissionLevel::User, true);
+        let answer = |line: &'static str| {
+            let ctx = &ctx;
+            let commands = &commands;
+            async move { commands.dispatch(ctx, line).await.plain }
+        };
+
+        assert_eq!(
+            answer(r#"ECHO "two words" 'x' y\ z"#).await,
+            "two words|x|y z"
+        );
+        assert_eq!(
+            answer("frobnicate").await,
+            "Unknown command `frobnicate`. Send `help` for the list."
+        );
+        assert_eq!(
+            answer("echo").await,
+            "Usage: `echo <word> [word...]`. Repeat the words."
+        );
+        assert_eq!(
+            answer("ping now").await,
+            "Usage: `ping`. Check that the bridge is running and show your Instagram login state."
+        );
+        assert_eq!(
+            answer("echo bad").await,
+            "`bad` is not allowed.\nUsage: `echo <word> [word...]`. Repeat the words."
+        );
+        assert_eq!(answer("echo boom").await, "`echo` failed: it broke");
+        assert_eq!(
+            answer("shutdown").await,
+            "You are not allowed to use `shutdown`."
+        );
+        assert!(answer(r#"echo "open"#)
+            .await
+            .starts_with("cannot parse the command"));
+        assert_eq!(answer("").await, "Send `help` for the list of commands.");
+    }
+
+    #[tokio::test]
+    async fn outside_the_management_room_answers_name_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let commands = registry();
+        let ctx = context(&store, &commands, PermissionLevel::User, false);
+        assert_eq!(
+            commands.dispatch(&ctx, "nope").await.plain,
+            "Unknown command `nope`. Send `!ig help` for the list."
+        );
+        assert_eq!(
+            commands.dispatch(&ctx, "version extra").await.plain,
+            "Usage: `!ig version`. Show the bridge's version."
+        );
+    }
+
+    #[tokio::test]
+    async fn ping_reports_the_login_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let commands = registry();
+        let ctx = context(&store, &commands, PermissionLevel::User, true);
+        let reply = commands.dispatch(&ctx, "ping").await.plain;
+        assert!(
+            reply.starts_with("The bridge is running (version "),
+            "{reply}"
+        );
+        assert!(
+            reply.ends_with("You are not logged in to Instagram."),
+            "{reply}"
+        );
+    }
 
     #[test]
     fn splits_plain_words() {

@@ -93,3 +93,43 @@ impl UserNamespace {
         self.is_bot(user_id) || self.is_puppet(user_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namespace(prefix: &str, suffix: &str) -> UserNamespace {
+        UserNamespace {
+            bot: UserId::parse("@instagrambot:example.org").unwrap(),
+            domain: "example.org".to_owned(),
+            puppet_prefix: prefix.to_owned(),
+            puppet_suffix: suffix.to_owned(),
+        }
+    }
+
+    #[test]
+    fn puppet_ids_round_trip() {
+        let ns = namespace("instagram_", "");
+        let puppet = ns.puppet("17841400000").unwrap();
+        assert_eq!(puppet.as_str(), "@instagram_17841400000:example.org");
+        assert_eq!(ns.puppet_ig_id(puppet.as_str()), Some("17841400000"));
+        assert!(ns.is_puppet(puppet.as_str()));
+    }
+
+    #[test]
+    fn template_with_suffix_is_honoured() {
+        let ns = namespace("ig.", "_bridge");
+        assert_eq!(ns.puppet_ig_id("@ig.42_bridge:example.org"), Some("42"));
+        assert_eq!(ns.puppet_ig_id("@ig.42:example.org"), None);
+    }
+
+    #[test]
+    fn strangers_and_other_servers_are_not_owned() {
+        let ns = namespace("instagram_", "");
+        assert!(ns.owns("@instagrambot:example.org"));
+        assert!(!ns.owns("@alice:example.org"));
+        assert!(!ns.owns("@instagram_1:evil.example"));
+        assert!(!ns.owns("@instagram_:example.org"));
+        assert!(!ns.owns("@instagram_1:example.org.evil"));
+    }
+}

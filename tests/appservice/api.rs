@@ -791,3 +791,63 @@ fn binary_reports_startup_failure_in_one_line() {
     assert!(stderr.starts_with("error: configuration file"), "{stderr}");
     assert!(stderr.contains("matrix-instagram init"), "{stderr}");
 }
+
+#[tokio::test]
+async fn leaving_the_management_room_forgets_it() {
+    let setup = setup().await;
+    let room = "!bye:test.local";
+    push(
+        &setup.bridge.url,
+        "t-in",
+        vec![invite("$in", room, ALICE, true)],
+    )
+    .await;
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(room)
+    );
+
+    let leave = json!({
+        "type": "m.room.member",
+        "state_key": ALICE,
+        "sender": ALICE,
+        "room_id": room,
+        "event_id": "$leave",
+        "origin_server_ts": 1_700_000_000_001u64,
+        "content": { "membership": "leave" },
+    });
+    assert_eq!(push(&setup.bridge.url, "t-out", vec![leave]).await.0, 200);
+    assert_eq!(store.management_room(ALICE).await.unwrap(), None);
+    assert_eq!(
+        setup
+            .hs
+            .matching("POST", &format!("/rooms/{room}/leave"))
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unreachable_homeserver_makes_the_transaction_retry() {
+    let setup = setup().await;
+    let room = "!flaky:test.local";
+    setup.hs.fail_next(
+        "/join",
+        502,
+        json!({ "errcode": "M_UNKNOWN", "error": "bad gateway" }),
+    );
+    let events = vec![invite("$f", room, ALICE, true)];
+    let (status, body) = push(&setup.bridge.url, "t-flaky", events.clone()).await;
+    assert_eq!(status, 500);
+    assert_eq!(body["errcode"], "M_UNKNOWN");
+
+    // The homeserver retries the same transaction: now it is processed.
+    assert_eq!(push(&setup.bridge.url, "t-flaky", events).await.0, 200);
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(room)
+    );
+    assert_eq!(setup.hs.matching("POST", "/join").len(), 2);
+}
