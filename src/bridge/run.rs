@@ -64,7 +64,6 @@ pub fn main_run(config_path: &Path) -> ExitCode {
     match runtime.block_on(run(config_path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "bridge stopped");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
@@ -160,7 +159,9 @@ pub async fn run_until(
 
     ping_homeserver(&bridge).await;
 
-    match server.await {
+    let served = server.await;
+    bridge.store.close().await;
+    match served {
         Ok(Ok(())) => {
             tracing::info!("stopped");
             Ok(())
