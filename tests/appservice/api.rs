@@ -851,3 +851,53 @@ async fn unreachable_homeserver_makes_the_transaction_retry() {
     );
     assert_eq!(setup.hs.matching("POST", "/join").len(), 2);
 }
+
+#[tokio::test]
+async fn unknown_endpoints_and_methods_get_matrix_errors() {
+    let setup = setup().await;
+    let unknown = http()
+        .get(format!(
+            "{}/_matrix/app/v1/thirdparty/protocol/x",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["errcode"],
+        "M_UNRECOGNIZED"
+    );
+
+    let wrong_method = http()
+        .get(format!(
+            "{}/_matrix/app/v1/transactions/t",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+    assert_eq!(
+        wrong_method.json::<Value>().await.unwrap()["errcode"],
+        "M_UNRECOGNIZED"
+    );
+
+    let not_json = http()
+        .put(format!(
+            "{}/_matrix/app/v1/transactions/t",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status().as_u16(), 400);
+    assert_eq!(
+        not_json.json::<Value>().await.unwrap()["errcode"],
+        "M_NOT_JSON"
+    );
+}
