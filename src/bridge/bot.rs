@@ -83,7 +83,7 @@ fn is_transient(error: &ClientError) -> bool {
     match error {
         ClientError::Unreachable { .. } => true,
         ClientError::Matrix { status, .. } => *status == 429 || *status >= 500,
-        ClientError::Build { .. } | ClientError::Response { .. } => false,
+        ClientError::Setup(_) | ClientError::Build { .. } | ClientError::Response { .. } => false,
     }
 }
 

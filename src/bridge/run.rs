@@ -137,7 +137,8 @@ pub async fn run_until(
     );
 
     let store = Store::connect(&config.database.url).await?;
-    let client = HomeserverClient::new(&config.homeserver.url, &config.appservice.as_token);
+    let client = HomeserverClient::new(&config.homeserver.url, &config.appservice.as_token)
+        .map_err(RunError::Homeserver)?;
     let (bridge, router) = build_appservice(config.clone(), store, client)?;
 
     check_homeserver(&bridge).await?;

@@ -81,10 +81,12 @@ impl Drop for RunningBridge {
 async fn start_bridge(homeserver_url: &str, database_url: &str) -> RunningBridge {
     let config = Arc::new(config(homeserver_url, database_url));
     let store = Store::connect(database_url).await.expect("store");
-    let client = HomeserverClient::new(homeserver_url, AS_TOKEN).with_retry_policy(RetryPolicy {
-        attempts: 1,
-        ..RetryPolicy::default()
-    });
+    let client = HomeserverClient::new(homeserver_url, AS_TOKEN)
+        .expect("HTTP client")
+        .with_retry_policy(RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        });
     let (_bridge, router) = build_appservice(config, store, client).expect("appservice");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -504,11 +506,13 @@ async fn commands_in_management_room_and_with_prefix_elsewhere() {
 }
 
 fn fast_client(homeserver_url: &str) -> HomeserverClient {
-    HomeserverClient::new(homeserver_url, AS_TOKEN).with_retry_policy(RetryPolicy {
-        attempts: 3,
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_secs(5),
-    })
+    HomeserverClient::new(homeserver_url, AS_TOKEN)
+        .expect("HTTP client")
+        .with_retry_policy(RetryPolicy {
+            attempts: 3,
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(5),
+        })
 }
 
 #[tokio::test]
