@@ -62,8 +62,49 @@ pub async fn handle_event(
             )
             .await
         }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomEncrypted(
+            MessageLikeEvent::Original(encrypted),
+        )) => {
+            on_encrypted(
+                bridge,
+                &encrypted.room_id,
+                &encrypted.sender,
+                encrypted.event_id.as_str(),
+            )
+            .await
+        }
         _ => Ok(()),
     }
+}
+
+/// The bot has no encryption keys: tell a user who writes encrypted
+/// messages to their management room instead of silently ignoring them.
+async fn on_encrypted(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &str,
+) -> Result<(), RetryTransaction> {
+    let owner = match bridge.store.management_room_owner(room_id.as_str()).await {
+        Ok(owner) => owner,
+        Err(e) => {
+            return Err(RetryTransaction(format!(
+                "reading the management room: {e}"
+            )))
+        }
+    };
+    if owner.as_deref() != Some(sender.as_str()) {
+        return Ok(());
+    }
+    let notice = Reply::text(
+        "This room is encrypted and I cannot read encrypted messages. \
+         Start a new direct chat with me with encryption turned off and send `help` there.",
+    );
+    let txn_id = derived_txn_id("encrypted", event_id);
+    settle(
+        send_notice(bridge, room_id, &txn_id, &notice).await,
+        "answering an encrypted message",
+    )
 }
 
 /// A homeserver failure that may pass (unreachable, 5xx, 429) makes the

@@ -905,3 +905,39 @@ async fn unknown_endpoints_and_methods_get_matrix_errors() {
         "M_NOT_JSON"
     );
 }
+
+#[tokio::test]
+async fn encrypted_messages_in_the_management_room_get_an_explanation() {
+    let setup = setup().await;
+    let room = "!secret:test.local";
+    push(
+        &setup.bridge.url,
+        "t-in",
+        vec![invite("$in", room, ALICE, true)],
+    )
+    .await;
+    let encrypted = json!({
+        "type": "m.room.encrypted",
+        "sender": ALICE,
+        "room_id": room,
+        "event_id": "$enc",
+        "origin_server_ts": 1_700_000_000_002u64,
+        "content": {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": "AwgAEn...",
+            "device_id": "ALICEDEVICE",
+            "sender_key": "c2VuZGVyX2tleQ",
+            "session_id": "c2Vzc2lvbl9pZA",
+        },
+    });
+    assert_eq!(
+        push(&setup.bridge.url, "t-enc", vec![encrypted]).await.0,
+        200
+    );
+    let sent = setup.hs.sent_messages();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent[1].body["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("This room is encrypted"));
+}
