@@ -85,14 +85,7 @@ async fn on_encrypted(
     sender: &UserId,
     event_id: &str,
 ) -> Result<(), RetryTransaction> {
-    let owner = match bridge.store.management_room_owner(room_id.as_str()).await {
-        Ok(owner) => owner,
-        Err(e) => {
-            return Err(RetryTransaction(format!(
-                "reading the management room: {e}"
-            )))
-        }
-    };
+    let owner = management_room_owner(bridge, room_id).await?;
     if owner.as_deref() != Some(sender.as_str()) {
         return Ok(());
     }
@@ -105,6 +98,19 @@ async fn on_encrypted(
         send_notice(bridge, room_id, &txn_id, &notice).await,
         "answering an encrypted message",
     )
+}
+
+/// Whose management room this is; a database failure makes the homeserver
+/// resend the transaction.
+async fn management_room_owner(
+    bridge: &Bridge,
+    room_id: &RoomId,
+) -> Result<Option<String>, RetryTransaction> {
+    bridge
+        .store
+        .management_room_owner(room_id.as_str())
+        .await
+        .map_err(|e| RetryTransaction(format!("reading the management room: {e}")))
 }
 
 /// A homeserver failure that may pass (unreachable, 5xx, 429) makes the
@@ -145,7 +151,7 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
         is_direct,
     } = invite;
     let bot = bridge.namespace.bot();
-    let permission = super::permission(&bridge.config, inviter.as_str());
+    let permission = bridge.config.permission(inviter.as_str());
     tracing::info!(%room_id, %inviter, ?permission, "bot invited");
     settle(
         bridge.client.join(room_id, Some(bot)).await,
@@ -211,14 +217,7 @@ async fn on_departure(
     room_id: &RoomId,
     departed: &UserId,
 ) -> Result<(), RetryTransaction> {
-    let owner = match bridge.store.management_room_owner(room_id.as_str()).await {
-        Ok(owner) => owner,
-        Err(e) => {
-            return Err(RetryTransaction(format!(
-                "reading the management room: {e}"
-            )))
-        }
-    };
+    let owner = management_room_owner(bridge, room_id).await?;
     let Some(owner) = owner else {
         return Ok(());
     };
@@ -254,18 +253,11 @@ async fn on_message(
     if matches!(content.relates_to, Some(Relation::Replacement(_))) {
         return Ok(());
     }
-    let permission = super::permission(&bridge.config, sender.as_str());
+    let permission = bridge.config.permission(sender.as_str());
     if permission < PermissionLevel::User {
         return Ok(());
     }
-    let owner = match bridge.store.management_room_owner(room_id.as_str()).await {
-        Ok(owner) => owner,
-        Err(e) => {
-            return Err(RetryTransaction(format!(
-                "reading the management room: {e}"
-            )))
-        }
-    };
+    let owner = management_room_owner(bridge, room_id).await?;
     let in_management_room = owner.as_deref() == Some(sender.as_str());
     let prefix = bridge.config.bot.command_prefix.as_str();
     let Some(line) = command_line(&text.body, prefix, in_management_room) else {
