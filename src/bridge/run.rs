@@ -83,17 +83,21 @@ pub fn load_config(config_path: &Path) -> Result<Config, RunError> {
 /// Starts tracing with the configured level and format.
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
+    // Config::load has validated the filter; `info` only guards the type.
     let filter =
         EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    // A subscriber may already be installed (tests); keeping it is fine.
-    let _already_installed = if config.logging.format == "json" {
-        builder.json().try_init().is_err()
+    let installed = if config.logging.format == "json" {
+        builder.json().try_init()
     } else {
-        builder.try_init().is_err()
+        builder.try_init()
     };
+    // Only in-process runs (tests) have a subscriber already; it is kept.
+    if installed.is_err() {
+        tracing::debug!("a tracing subscriber was already installed");
+    }
 }
 
 /// Builds the bridge and its appservice router over an open store.
