@@ -106,7 +106,7 @@ pub fn build_appservice(
     store: Store,
     client: HomeserverClient,
 ) -> Result<(Arc<Bridge>, Router), RunError> {
-    let namespace = UserNamespace::from_config(&config)?;
+    let namespace = UserNamespace::from_config(config.clone())?;
     let bridge = Arc::new(Bridge::new(
         config.clone(),
         store.clone(),
