@@ -265,14 +265,11 @@ async fn on_message(
     };
 
     let ctx = CommandContext {
-        store: &bridge.store,
+        bridge,
         sender,
         room_id,
         permission,
         in_management_room,
-        prefix,
-        commands: &bridge.commands,
-        started_at: bridge.started_at,
     };
     let reply = bridge.commands.dispatch(&ctx, line).await;
     let txn_id = derived_txn_id("reply", event_id);
