@@ -32,7 +32,11 @@ pub async fn handle_event(
     }
     match event {
         AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member))) => {
-            let invited_bot = member.content.membership == MembershipState::Invite
+            let membership = &member.content.membership;
+            if matches!(membership, MembershipState::Leave | MembershipState::Ban) {
+                return on_departure(bridge, &member.room_id, &member.state_key).await;
+            }
+            let invited_bot = *membership == MembershipState::Invite
                 && bridge.namespace.is_bot(member.state_key.as_str());
             if invited_bot {
                 let is_direct = member.content.is_direct == Some(true);
@@ -58,8 +62,55 @@ pub async fn handle_event(
             )
             .await
         }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomEncrypted(
+            MessageLikeEvent::Original(encrypted),
+        )) => {
+            on_encrypted(
+                bridge,
+                &encrypted.room_id,
+                &encrypted.sender,
+                encrypted.event_id.as_str(),
+            )
+            .await
+        }
         _ => Ok(()),
     }
+}
+
+/// The bot has no encryption keys: tell a user who writes encrypted
+/// messages to their management room instead of silently ignoring them.
+async fn on_encrypted(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &str,
+) -> Result<(), RetryTransaction> {
+    let owner = management_room_owner(bridge, room_id).await?;
+    if owner.as_deref() != Some(sender.as_str()) {
+        return Ok(());
+    }
+    let notice = Reply::text(
+        "This room is encrypted and I cannot read encrypted messages. \
+         Start a new direct chat with me with encryption turned off and send `help` there.",
+    );
+    let txn_id = derived_txn_id("encrypted", event_id);
+    settle(
+        send_notice(bridge, room_id, &txn_id, &notice).await,
+        "answering an encrypted message",
+    )
+}
+
+/// Whose management room this is; a database failure makes the homeserver
+/// resend the transaction.
+async fn management_room_owner(
+    bridge: &Bridge,
+    room_id: &RoomId,
+) -> Result<Option<String>, RetryTransaction> {
+    bridge
+        .store
+        .management_room_owner(room_id.as_str())
+        .await
+        .map_err(|e| RetryTransaction(format!("reading the management room: {e}")))
 }
 
 /// A homeserver failure that may pass (unreachable, 5xx, 429) makes the
@@ -79,7 +130,7 @@ fn is_transient(error: &ClientError) -> bool {
     match error {
         ClientError::Unreachable { .. } => true,
         ClientError::Matrix { status, .. } => *status == 429 || *status >= 500,
-        ClientError::Build { .. } | ClientError::Response { .. } => false,
+        ClientError::Setup(_) | ClientError::Build { .. } | ClientError::Response { .. } => false,
     }
 }
 
@@ -100,7 +151,7 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
         is_direct,
     } = invite;
     let bot = bridge.namespace.bot();
-    let permission = super::permission(&bridge.config, inviter.as_str());
+    let permission = bridge.config.permission(inviter.as_str());
     tracing::info!(%room_id, %inviter, ?permission, "bot invited");
     settle(
         bridge.client.join(room_id, Some(bot)).await,
@@ -159,6 +210,36 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
     }
 }
 
+/// Someone left (or was removed from) a room: when the owner of a management
+/// room leaves it, or the bot is kicked from one, it stops being one.
+async fn on_departure(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    departed: &UserId,
+) -> Result<(), RetryTransaction> {
+    let owner = management_room_owner(bridge, room_id).await?;
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let bot = bridge.namespace.bot();
+    if owner != departed.as_str() && departed != bot {
+        return Ok(());
+    }
+    tracing::info!(%room_id, %owner, %departed, "management room abandoned");
+    if let Err(e) = bridge.store.delete_management_room(room_id.as_str()).await {
+        return Err(RetryTransaction(format!(
+            "forgetting the management room: {e}"
+        )));
+    }
+    if departed == bot {
+        return Ok(());
+    }
+    settle(
+        bridge.client.leave(room_id, None, Some(bot)).await,
+        "leaving an abandoned management room",
+    )
+}
+
 async fn on_message(
     bridge: &Bridge,
     room_id: &RoomId,
@@ -172,18 +253,11 @@ async fn on_message(
     if matches!(content.relates_to, Some(Relation::Replacement(_))) {
         return Ok(());
     }
-    let permission = super::permission(&bridge.config, sender.as_str());
+    let permission = bridge.config.permission(sender.as_str());
     if permission < PermissionLevel::User {
         return Ok(());
     }
-    let owner = match bridge.store.management_room_owner(room_id.as_str()).await {
-        Ok(owner) => owner,
-        Err(e) => {
-            return Err(RetryTransaction(format!(
-                "reading the management room: {e}"
-            )))
-        }
-    };
+    let owner = management_room_owner(bridge, room_id).await?;
     let in_management_room = owner.as_deref() == Some(sender.as_str());
     let prefix = bridge.config.bot.command_prefix.as_str();
     let Some(line) = command_line(&text.body, prefix, in_management_room) else {
@@ -191,14 +265,11 @@ async fn on_message(
     };
 
     let ctx = CommandContext {
-        store: &bridge.store,
+        bridge,
         sender,
         room_id,
         permission,
         in_management_room,
-        prefix,
-        commands: &bridge.commands,
-        started_at: bridge.started_at,
     };
     let reply = bridge.commands.dispatch(&ctx, line).await;
     let txn_id = derived_txn_id("reply", event_id);

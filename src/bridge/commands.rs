@@ -4,36 +4,37 @@
 //! commands (`login`, `logout`, `list`, `sync`) with `CommandRegistry::register`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use ruma::{RoomId, UserId};
 
+use super::Bridge;
 use crate::config::PermissionLevel;
-use crate::store::Store;
 
 /// What a command runs with.
 pub struct CommandContext<'a> {
-    pub store: &'a Store,
+    /// The whole bridge: configuration, store, homeserver client, commands.
+    pub bridge: &'a Bridge,
     pub sender: &'a UserId,
     pub room_id: &'a RoomId,
     pub permission: PermissionLevel,
     /// Whether the command came from the sender's management room.
     pub in_management_room: bool,
-    /// The prefix commands need outside the management room (`!ig`).
-    pub prefix: &'a str,
-    pub commands: &'a CommandRegistry,
-    pub started_at: Instant,
 }
 
 impl CommandContext<'_> {
+    /// The prefix commands need outside the management room (`!ig`).
+    pub fn prefix(&self) -> &str {
+        &self.bridge.config.bot.command_prefix
+    }
+
     /// How the user types `command` in the room they wrote from.
     pub fn invocation(&self, command: &str) -> String {
         if self.in_management_room {
             command.to_owned()
         } else {
-            format!("{} {command}", self.prefix)
+            format!("{} {command}", self.prefix())
         }
     }
 }
@@ -219,7 +220,7 @@ impl CommandRegistry {
         if !ctx.in_management_room {
             text.push_str(&format!(
                 " (outside your management room, start them with `{}`)",
-                ctx.prefix
+                ctx.prefix()
             ));
         }
         text.push(':');
@@ -247,7 +248,7 @@ struct Help;
 #[async_trait]
 impl CommandHandler for Help {
     async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
-        Ok(ctx.commands.help(ctx))
+        Ok(ctx.bridge.commands.help(ctx))
     }
 }
 
@@ -256,16 +257,21 @@ struct Ping;
 #[async_trait]
 impl CommandHandler for Ping {
     async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
-        let uptime = ctx.started_at.elapsed().as_secs();
+        let uptime = ctx.bridge.started_at.elapsed().as_secs();
         let status = format!(
             "The bridge is running (version {}, up {}).",
             env!("CARGO_PKG_VERSION"),
             format_uptime(uptime)
         );
-        let login = ctx.store.login(ctx.sender.as_str()).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot read login state");
-            CommandError::Failed("the bridge's database is unavailable".to_owned())
-        })?;
+        let login = ctx
+            .bridge
+            .store
+            .login(ctx.sender.as_str())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot read login state");
+                CommandError::Failed("the bridge's database is unavailable".to_owned())
+            })?;
         let login_state = match login {
             None => "You are not logged in to Instagram.".to_owned(),
             Some(login) => match login.username {
@@ -314,6 +320,184 @@ pub fn version_string() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::matrix::client::HomeserverClient;
+    use crate::matrix::namespace::UserNamespace;
+    use crate::store::Store;
+    use ruma::{room_id, user_id};
+
+    /// Echoes its arguments joined by `|`, or fails on request.
+    struct Echo;
+
+    #[async_trait]
+    impl CommandHandler for Echo {
+        async fn run(
+            &self,
+            _ctx: &CommandContext<'_>,
+            args: &[String],
+        ) -> Result<Reply, CommandError> {
+            match args.first().map(String::as_str) {
+                Some("bad") => Err(CommandError::Usage("`bad` is not allowed.".to_owned())),
+                Some("boom") => Err(CommandError::Failed("it broke".to_owned())),
+                _ => Ok(Reply::text(args.join("|"))),
+            }
+        }
+    }
+
+    fn register_test_commands(registry: &mut CommandRegistry) {
+        registry.register(Command {
+            name: "echo",
+            usage: "<word> [word...]",
+            description: "Repeat the words.",
+            min_args: 1,
+            max_args: 5,
+            required: PermissionLevel::User,
+            handler: Arc::new(Echo),
+        });
+        registry.register(Command {
+            name: "shutdown",
+            usage: "",
+            description: "Stop the bridge.",
+            min_args: 0,
+            max_args: 0,
+            required: PermissionLevel::Admin,
+            handler: Arc::new(Echo),
+        });
+    }
+
+    /// A bridge over a fresh SQLite store; its homeserver is never contacted.
+    async fn bridge(dir: &tempfile::TempDir) -> Bridge {
+        let url = format!("sqlite://{}/commands.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url).await.expect("test store");
+        let mut config = Config::example();
+        config.bot.command_prefix = "!ig".to_owned();
+        let config = Arc::new(config);
+        let client = HomeserverClient::new("http://127.0.0.1:9", "unused").unwrap();
+        let namespace = UserNamespace::from_config(config.clone()).unwrap();
+        let mut bridge = Bridge::new(config, store, client, namespace);
+        register_test_commands(&mut bridge.commands);
+        bridge
+    }
+
+    fn context(
+        bridge: &Bridge,
+        permission: PermissionLevel,
+        in_management_room: bool,
+    ) -> CommandContext<'_> {
+        CommandContext {
+            bridge,
+            sender: user_id!("@alice:example.org"),
+            room_id: room_id!("!room:example.org"),
+            permission,
+            in_management_room,
+        }
+    }
+
+    #[tokio::test]
+    async fn help_lists_every_command_the_user_may_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let bridge = bridge(&dir).await;
+        let commands = &bridge.commands;
+        let user = context(&bridge, PermissionLevel::User, true);
+        let help = commands.dispatch(&user, "help").await;
+        for command in commands
+            .iter()
+            .filter(|c| c.required == PermissionLevel::User)
+        {
+            let line = format!("`{}`: {}", command.usage_line(), command.description);
+            assert!(
+                help.plain.contains(&line),
+                "{line} missing from {}",
+                help.plain
+            );
+        }
+        assert!(help
+            .plain
+            .contains("`echo <word> [word...]`: Repeat the words."));
+        assert!(!help.plain.contains("shutdown"));
+        assert!(help.html.contains("<code>help</code>"));
+
+        let admin = context(&bridge, PermissionLevel::Admin, false);
+        let help = commands.dispatch(&admin, "help").await;
+        assert_eq!(help.plain.lines().count(), 1 + commands.iter().count());
+        assert!(help.plain.contains("`shutdown`: Stop the bridge."));
+        assert!(help.plain.contains("start them with `!ig`"));
+    }
+
+    #[tokio::test]
+    async fn dispatch_parses_arguments_and_answers_every_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let bridge = bridge(&dir).await;
+        let commands = &bridge.commands;
+        let ctx = context(&bridge, PermissionLevel::User, true);
+        let answer = |line: &'static str| {
+            let ctx = &ctx;
+            async move { commands.dispatch(ctx, line).await.plain }
+        };
+
+        assert_eq!(
+            answer(r#"ECHO "two words" 'x' y\ z"#).await,
+            "two words|x|y z"
+        );
+        assert_eq!(
+            answer("frobnicate").await,
+            "Unknown command `frobnicate`. Send `help` for the list."
+        );
+        assert_eq!(
+            answer("echo").await,
+            "Usage: `echo <word> [word...]`. Repeat the words."
+        );
+        assert_eq!(
+            answer("ping now").await,
+            "Usage: `ping`. Check that the bridge is running and show your Instagram login state."
+        );
+        assert_eq!(
+            answer("echo bad").await,
+            "`bad` is not allowed.\nUsage: `echo <word> [word...]`. Repeat the words."
+        );
+        assert_eq!(answer("echo boom").await, "`echo` failed: it broke");
+        assert_eq!(
+            answer("shutdown").await,
+            "You are not allowed to use `shutdown`."
+        );
+        assert!(answer(r#"echo "open"#)
+            .await
+            .starts_with("cannot parse the command"));
+        assert_eq!(answer("").await, "Send `help` for the list of commands.");
+    }
+
+    #[tokio::test]
+    async fn outside_the_management_room_answers_name_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let bridge = bridge(&dir).await;
+        let commands = &bridge.commands;
+        let ctx = context(&bridge, PermissionLevel::User, false);
+        assert_eq!(
+            commands.dispatch(&ctx, "nope").await.plain,
+            "Unknown command `nope`. Send `!ig help` for the list."
+        );
+        assert_eq!(
+            commands.dispatch(&ctx, "version extra").await.plain,
+            "Usage: `!ig version`. Show the bridge's version."
+        );
+    }
+
+    #[tokio::test]
+    async fn ping_reports_the_login_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let bridge = bridge(&dir).await;
+        let commands = &bridge.commands;
+        let ctx = context(&bridge, PermissionLevel::User, true);
+        let reply = commands.dispatch(&ctx, "ping").await.plain;
+        assert!(
+            reply.starts_with("The bridge is running (version "),
+            "{reply}"
+        );
+        assert!(
+            reply.ends_with("You are not logged in to Instagram."),
+            "{reply}"
+        );
+    }
 
     #[test]
     fn splits_plain_words() {

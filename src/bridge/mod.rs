@@ -75,16 +75,3 @@ impl AppserviceHandler for Bridge {
             })
     }
 }
-
-/// The permission level of a Matrix user: an exact user id beats the user's
-/// server name, which beats `*`; anyone else is blocked.
-pub fn permission(config: &Config, mxid: &str) -> crate::config::PermissionLevel {
-    let server = mxid.split_once(':').map(|(_, server)| server);
-    config
-        .permissions
-        .get(mxid)
-        .or_else(|| server.and_then(|server| config.permissions.get(server)))
-        .or_else(|| config.permissions.get("*"))
-        .copied()
-        .unwrap_or(crate::config::PermissionLevel::Block)
-}

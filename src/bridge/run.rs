@@ -64,7 +64,6 @@ pub fn main_run(config_path: &Path) -> ExitCode {
     match runtime.block_on(run(config_path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "bridge stopped");
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
@@ -84,17 +83,21 @@ pub fn load_config(config_path: &Path) -> Result<Config, RunError> {
 /// Starts tracing with the configured level and format.
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
+    // Config::load has validated the filter; `info` only guards the type.
     let filter =
         EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    // A subscriber may already be installed (tests); keeping it is fine.
-    let _already_installed = if config.logging.format == "json" {
-        builder.json().try_init().is_err()
+    let installed = if config.logging.format == "json" {
+        builder.json().try_init()
     } else {
-        builder.try_init().is_err()
+        builder.try_init()
     };
+    // Only in-process runs (tests) have a subscriber already; it is kept.
+    if installed.is_err() {
+        tracing::debug!("a tracing subscriber was already installed");
+    }
 }
 
 /// Builds the bridge and its appservice router over an open store.
@@ -103,7 +106,7 @@ pub fn build_appservice(
     store: Store,
     client: HomeserverClient,
 ) -> Result<(Arc<Bridge>, Router), RunError> {
-    let namespace = UserNamespace::from_config(&config)?;
+    let namespace = UserNamespace::from_config(config.clone())?;
     let bridge = Arc::new(Bridge::new(
         config.clone(),
         store.clone(),
@@ -138,7 +141,8 @@ pub async fn run_until(
     );
 
     let store = Store::connect(&config.database.url).await?;
-    let client = HomeserverClient::new(&config.homeserver.url, &config.appservice.as_token);
+    let client = HomeserverClient::new(&config.homeserver.url, &config.appservice.as_token)
+        .map_err(RunError::Homeserver)?;
     let (bridge, router) = build_appservice(config.clone(), store, client)?;
 
     check_homeserver(&bridge).await?;
@@ -160,7 +164,9 @@ pub async fn run_until(
 
     ping_homeserver(&bridge).await;
 
-    match server.await {
+    let served = server.await;
+    bridge.store.close().await;
+    match served {
         Ok(Ok(())) => {
             tracing::info!("stopped");
             Ok(())

@@ -63,6 +63,8 @@ pub enum ClientError {
         errcode: String,
         message: String,
     },
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(reqwest::Error),
     #[error("cannot build the request for {endpoint}: {detail}")]
     Build { endpoint: String, detail: String },
     #[error("unexpected response from {endpoint}: {detail}")]
@@ -165,19 +167,19 @@ impl fmt::Debug for HomeserverClient {
 }
 
 impl HomeserverClient {
-    pub fn new(base_url: &str, as_token: &str) -> HomeserverClient {
+    pub fn new(base_url: &str, as_token: &str) -> Result<HomeserverClient, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
             .build()
-            .unwrap_or_default();
-        HomeserverClient {
+            .map_err(ClientError::Setup)?;
+        Ok(HomeserverClient {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             as_token: as_token.to_owned(),
             retry: RetryPolicy::default(),
             versions: Default::default(),
-        }
+        })
     }
 
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> HomeserverClient {

@@ -98,6 +98,7 @@ pub fn router(state: Arc<AppserviceState>, max_body_bytes: usize) -> Router {
         .route("/_matrix/app/v1/ping", post(ping))
         .route("/_matrix/app/unstable/fi.mau.msc2659/ping", post(ping))
         .fallback(unknown_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_hs_token,
@@ -185,9 +186,14 @@ async fn push_transaction(
         Ok(transaction) => transaction,
         Err(e) => {
             tracing::warn!(%txn_id, error = %e, "transaction body is not a valid transaction");
+            let errcode = if e.is_syntax() || e.is_eof() {
+                "M_NOT_JSON"
+            } else {
+                "M_BAD_JSON"
+            };
             return matrix_error(
                 StatusCode::BAD_REQUEST,
-                "M_BAD_JSON",
+                errcode,
                 &format!("invalid transaction body: {e}"),
             );
         }
@@ -279,6 +285,14 @@ async fn query_room_alias(Path(alias): Path<String>) -> Response {
 
 async fn ping() -> Response {
     Json(json!({})).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    matrix_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "M_UNRECOGNIZED",
+        "method not allowed on this appservice endpoint",
+    )
 }
 
 async fn unknown_endpoint() -> Response {

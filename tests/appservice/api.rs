@@ -81,10 +81,12 @@ impl Drop for RunningBridge {
 async fn start_bridge(homeserver_url: &str, database_url: &str) -> RunningBridge {
     let config = Arc::new(config(homeserver_url, database_url));
     let store = Store::connect(database_url).await.expect("store");
-    let client = HomeserverClient::new(homeserver_url, AS_TOKEN).with_retry_policy(RetryPolicy {
-        attempts: 1,
-        ..RetryPolicy::default()
-    });
+    let client = HomeserverClient::new(homeserver_url, AS_TOKEN)
+        .expect("HTTP client")
+        .with_retry_policy(RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        });
     let (_bridge, router) = build_appservice(config, store, client).expect("appservice");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -504,11 +506,13 @@ async fn commands_in_management_room_and_with_prefix_elsewhere() {
 }
 
 fn fast_client(homeserver_url: &str) -> HomeserverClient {
-    HomeserverClient::new(homeserver_url, AS_TOKEN).with_retry_policy(RetryPolicy {
-        attempts: 3,
-        initial_delay: Duration::from_millis(10),
-        max_delay: Duration::from_secs(5),
-    })
+    HomeserverClient::new(homeserver_url, AS_TOKEN)
+        .expect("HTTP client")
+        .with_retry_policy(RetryPolicy {
+            attempts: 3,
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(5),
+        })
 }
 
 #[tokio::test]
@@ -790,4 +794,150 @@ fn binary_reports_startup_failure_in_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: configuration file"), "{stderr}");
     assert!(stderr.contains("matrix-instagram init"), "{stderr}");
+}
+
+#[tokio::test]
+async fn leaving_the_management_room_forgets_it() {
+    let setup = setup().await;
+    let room = "!bye:test.local";
+    push(
+        &setup.bridge.url,
+        "t-in",
+        vec![invite("$in", room, ALICE, true)],
+    )
+    .await;
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(room)
+    );
+
+    let leave = json!({
+        "type": "m.room.member",
+        "state_key": ALICE,
+        "sender": ALICE,
+        "room_id": room,
+        "event_id": "$leave",
+        "origin_server_ts": 1_700_000_000_001u64,
+        "content": { "membership": "leave" },
+    });
+    assert_eq!(push(&setup.bridge.url, "t-out", vec![leave]).await.0, 200);
+    assert_eq!(store.management_room(ALICE).await.unwrap(), None);
+    assert_eq!(
+        setup
+            .hs
+            .matching("POST", &format!("/rooms/{room}/leave"))
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unreachable_homeserver_makes_the_transaction_retry() {
+    let setup = setup().await;
+    let room = "!flaky:test.local";
+    setup.hs.fail_next(
+        "/join",
+        502,
+        json!({ "errcode": "M_UNKNOWN", "error": "bad gateway" }),
+    );
+    let events = vec![invite("$f", room, ALICE, true)];
+    let (status, body) = push(&setup.bridge.url, "t-flaky", events.clone()).await;
+    assert_eq!(status, 500);
+    assert_eq!(body["errcode"], "M_UNKNOWN");
+
+    // The homeserver retries the same transaction: now it is processed.
+    assert_eq!(push(&setup.bridge.url, "t-flaky", events).await.0, 200);
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(room)
+    );
+    assert_eq!(setup.hs.matching("POST", "/join").len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_endpoints_and_methods_get_matrix_errors() {
+    let setup = setup().await;
+    let unknown = http()
+        .get(format!(
+            "{}/_matrix/app/v1/thirdparty/protocol/x",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["errcode"],
+        "M_UNRECOGNIZED"
+    );
+
+    let wrong_method = http()
+        .get(format!(
+            "{}/_matrix/app/v1/transactions/t",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+    assert_eq!(
+        wrong_method.json::<Value>().await.unwrap()["errcode"],
+        "M_UNRECOGNIZED"
+    );
+
+    let not_json = http()
+        .put(format!(
+            "{}/_matrix/app/v1/transactions/t",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status().as_u16(), 400);
+    assert_eq!(
+        not_json.json::<Value>().await.unwrap()["errcode"],
+        "M_NOT_JSON"
+    );
+}
+
+#[tokio::test]
+async fn encrypted_messages_in_the_management_room_get_an_explanation() {
+    let setup = setup().await;
+    let room = "!secret:test.local";
+    push(
+        &setup.bridge.url,
+        "t-in",
+        vec![invite("$in", room, ALICE, true)],
+    )
+    .await;
+    let encrypted = json!({
+        "type": "m.room.encrypted",
+        "sender": ALICE,
+        "room_id": room,
+        "event_id": "$enc",
+        "origin_server_ts": 1_700_000_000_002u64,
+        "content": {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": "AwgAEn...",
+            "device_id": "ALICEDEVICE",
+            "sender_key": "c2VuZGVyX2tleQ",
+            "session_id": "c2Vzc2lvbl9pZA",
+        },
+    });
+    assert_eq!(
+        push(&setup.bridge.url, "t-enc", vec![encrypted]).await.0,
+        200
+    );
+    let sent = setup.hs.sent_messages();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent[1].body["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("This room is encrypted"));
 }
