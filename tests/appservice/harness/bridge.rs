@@ -37,9 +37,10 @@ pub struct RunOutput {
 }
 
 impl BridgeConfig {
-    /// Runs `matrix-instagram init` in `dir`, then sets the appservice
-    /// listener to a free port, the database URL, verbose logging and, when
-    /// given, the permissions; the registration's `url` follows the listener.
+    /// Runs `matrix-instagram init` in `dir` for the test homeserver, a free
+    /// appservice port and the test database, then turns on debug logging and,
+    /// when given, replaces the permissions. The registration is used as
+    /// `init` wrote it.
     pub fn init(
         dir: &Path,
         homeserver_port: u16,
@@ -51,6 +52,7 @@ impl BridgeConfig {
         let config_path = dir.join("config.yaml");
         let registration_path = dir.join("registration.yaml");
         let homeserver_url = format!("http://127.0.0.1:{homeserver_port}");
+        let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let output = Command::new(BINARY)
             .arg("-c")
             .arg(&config_path)
@@ -60,6 +62,10 @@ impl BridgeConfig {
                 &homeserver_url,
                 "--domain",
                 SERVER_NAME,
+                "--listen",
+                &listen.to_string(),
+                "--database-url",
+                database_url,
                 "--registration",
             ])
             .arg(&registration_path)
@@ -80,20 +86,7 @@ impl BridgeConfig {
             });
         }
 
-        let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let address = format!("http://{listen}");
         let mut config = read_yaml(&config_path)?;
-        set(
-            &mut config,
-            &["appservice", "listen"],
-            Value::from(listen.to_string()),
-        );
-        set(
-            &mut config,
-            &["appservice", "address"],
-            Value::from(address.clone()),
-        );
-        set(&mut config, &["database", "url"], Value::from(database_url));
         set(
             &mut config,
             &["logging", "level"],
@@ -107,9 +100,6 @@ impl BridgeConfig {
             set(&mut config, &["permissions"], Value::Mapping(map));
         }
         write_yaml(&config_path, &config)?;
-        let mut registration = read_yaml(&registration_path)?;
-        set(&mut registration, &["url"], Value::from(address));
-        write_yaml(&registration_path, &registration)?;
 
         let bot_localpart =
             config["bot"]["localpart"]
