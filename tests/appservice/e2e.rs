@@ -77,6 +77,24 @@ async fn harness_synapse_carries_a_message_between_users() {
     assert_eq!(bob.joined_members(&room).await.expect("members").len(), 2);
 }
 
+/// The bridge's logs (debug level in these tests) hold none of its secrets.
+fn assert_no_secrets_logged(e2e: &E2e) {
+    let logs = e2e.bridge_logs();
+    for key in [
+        &["appservice", "as_token"][..],
+        &["appservice", "hs_token"],
+        &["encryption", "key"],
+    ] {
+        let value = e2e.config.get(key).expect("reading the config");
+        let secret = value.as_str().expect("secrets are strings");
+        assert!(
+            !logs.contains(secret),
+            "{} appears in the bridge log",
+            key.join(".")
+        );
+    }
+}
+
 /// Alice invites the bot to a DM and waits for it to join and greet her;
 /// returns the room (now her management room) and the greeting.
 async fn open_management_room(e2e: &E2e, alice: &mut MatrixClient) -> (String, String) {
@@ -154,6 +172,7 @@ async fn management_room_commands(backend: Backend) {
         from_bot[0].event["content"]["msgtype"], "m.notice",
         "the bot answers with notices"
     );
+    assert_no_secrets_logged(&e2e);
 }
 
 async fn unpermitted_user_is_refused(backend: Backend) {
@@ -225,6 +244,7 @@ async fn unpermitted_user_is_refused(backend: Backend) {
         alice.joined_rooms().await.expect("alice's rooms"),
         vec![alice_room]
     );
+    assert_no_secrets_logged(&e2e);
 }
 
 async fn restart_keeps_management_room(backend: Backend) {
@@ -282,6 +302,7 @@ async fn restart_keeps_management_room(backend: Backend) {
         vec![room],
         "no new room"
     );
+    assert_no_secrets_logged(&e2e);
 }
 
 async fn init_then_run_against_synapse(backend: Backend) {
@@ -334,6 +355,7 @@ async fn init_then_run_against_synapse(backend: Backend) {
     assert!(!logs.contains("panicked"), "{logs}");
     let bridge = e2e.bridge.as_mut().expect("bridge started");
     assert_eq!(bridge.exited(), None, "the bridge keeps running");
+    assert_no_secrets_logged(&e2e);
 }
 
 /// Whether the bridge logged that the homeserver answered its appservice
