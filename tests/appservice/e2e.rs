@@ -2,7 +2,7 @@
 //! Synapse, driven the way a user would drive it from a Matrix client. Each
 //! bridge scenario runs on SQLite and on PostgreSQL.
 
-use crate::harness::{Backend, E2e, MatrixClient, Synapse};
+use crate::harness::{Backend, E2e, MatrixClient, Synapse, TestDatabase};
 
 /// Defines the `_sqlite` and `_postgres` test of one scenario.
 macro_rules! on_both_databases {
@@ -364,4 +364,31 @@ fn homeserver_ping_logged(logs: &str) -> bool {
     logs.lines().any(|line| {
         line.contains("duration_ms") && !line.contains("ERROR") && !line.contains("WARN")
     })
+}
+
+/// Without Synapse installed the tests fail and say how to install it.
+#[tokio::test]
+async fn harness_missing_synapse_names_the_install_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-venv");
+    let result = Synapse::start_from(missing, &dir.path().join("synapse"), 1, None).await;
+    let message = result.err().expect("no Synapse to start").to_string();
+    assert!(
+        message.contains("bash scripts/synapse/install.sh"),
+        "{message}"
+    );
+}
+
+/// Without PostgreSQL the `_postgres` tests fail and say how to provide it,
+/// without showing the password.
+#[tokio::test]
+async fn harness_unreachable_postgres_is_explained() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let result =
+        TestDatabase::create_on_postgres("postgres://postgres:hunter2@127.0.0.1:1/test".to_owned())
+            .await;
+    let message = result.err().expect("nothing listens on port 1").to_string();
+    assert!(message.contains("PostgreSQL is not reachable"), "{message}");
+    assert!(message.contains("DATABASE_URL"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
 }

@@ -28,6 +28,8 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A SQLite file in `dir`, or a fresh database on the PostgreSQL server
+    /// named by `DATABASE_URL` (default: the local test server).
     pub async fn create(backend: Backend, dir: &Path) -> Result<TestDatabase, HarnessError> {
         match backend {
             Backend::Sqlite => Ok(TestDatabase {
@@ -37,27 +39,32 @@ impl TestDatabase {
             Backend::Postgres => {
                 let server = std::env::var("DATABASE_URL")
                     .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-                let name = format!("mi_e2e_{}", random_hex(6));
-                let mut admin = connect(&server).await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await
-                    .map_err(|source| HarnessError::Postgres {
-                        doing: format!("creating database {name}"),
-                        source,
-                    })?;
-                let _ = admin.close().await;
-                let mut url = url::Url::parse(&server).map_err(|err| HarnessError::Unexpected {
-                    doing: "parsing DATABASE_URL".to_owned(),
-                    detail: err.to_string(),
-                })?;
-                url.set_path(&format!("/{name}"));
-                Ok(TestDatabase {
-                    url: url.to_string(),
-                    created: Some((server, name)),
-                })
+                TestDatabase::create_on_postgres(server).await
             }
         }
+    }
+
+    /// A fresh database on the PostgreSQL server at `server`.
+    pub async fn create_on_postgres(server: String) -> Result<TestDatabase, HarnessError> {
+        let name = format!("mi_e2e_{}", random_hex(6));
+        let mut admin = connect(&server).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .map_err(|source| HarnessError::Postgres {
+                doing: format!("creating database {name}"),
+                source,
+            })?;
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(&server).map_err(|err| HarnessError::Unexpected {
+            doing: "parsing DATABASE_URL".to_owned(),
+            detail: err.to_string(),
+        })?;
+        url.set_path(&format!("/{name}"));
+        Ok(TestDatabase {
+            url: url.to_string(),
+            created: Some((server, name)),
+        })
     }
 
     /// The URL the bridge connects to.

@@ -31,14 +31,24 @@ impl Synapse {
             .unwrap_or_else(|| repo_root().join(".venv"))
     }
 
-    /// Renders the config into `data_dir` (which must not exist yet, so the
-    /// database is fresh), starts Synapse on `port` and waits for `/versions`.
+    /// Starts Synapse from [`Synapse::venv`]; see [`Synapse::start_from`].
     pub async fn start(
         data_dir: &Path,
         port: u16,
         registration: Option<&Path>,
     ) -> Result<Synapse, HarnessError> {
-        let venv = Synapse::venv();
+        Synapse::start_from(Synapse::venv(), data_dir, port, registration).await
+    }
+
+    /// Renders the config into `data_dir` (which must not exist yet, so the
+    /// database is fresh), starts the Synapse of `venv` on `port` and waits
+    /// for `/versions`.
+    pub async fn start_from(
+        venv: PathBuf,
+        data_dir: &Path,
+        port: u16,
+        registration: Option<&Path>,
+    ) -> Result<Synapse, HarnessError> {
         let python = venv.join("bin/python");
         if !venv.join("bin/synapse_homeserver").exists() {
             return Err(HarnessError::SynapseMissing { venv });
