@@ -25,6 +25,11 @@ on_both_databases!(
     management_room_commands_postgres
 );
 on_both_databases!(
+    group_room_commands_need_prefix,
+    group_room_commands_need_prefix_sqlite,
+    group_room_commands_need_prefix_postgres
+);
+on_both_databases!(
     unpermitted_user_is_refused,
     unpermitted_user_is_refused_sqlite,
     unpermitted_user_is_refused_postgres
@@ -171,6 +176,64 @@ async fn management_room_commands(backend: Backend) {
     assert_eq!(
         from_bot[0].event["content"]["msgtype"], "m.notice",
         "the bot answers with notices"
+    );
+    assert_no_secrets_logged(&e2e);
+}
+
+async fn group_room_commands_need_prefix(backend: Backend) {
+    let e2e = E2e::start(backend, &[("localhost", "user")]).await;
+    let bot = e2e.bot().to_owned();
+    let mut alice = e2e.user("alice").await;
+    let mut bob = e2e.user("bob").await;
+    // Bob joins first so the bot never sees a two-person room it could take for a DM.
+    let room = alice
+        .create_group(&[bob.user_id.as_str()])
+        .await
+        .expect("creating a group room");
+    bob.join(&room).await.expect("bob joins");
+    alice.invite(&room, &bot).await.expect("inviting the bot");
+    alice
+        .wait_for_join(&room, &bot)
+        .await
+        .expect("the bot joins the group room");
+    let prefix = e2e
+        .config
+        .get(&["bot", "command_prefix"])
+        .expect("reading the command prefix");
+    let prefix = prefix.as_str().expect("the prefix is a string");
+    let hint = alice
+        .wait_for_message(&room, &bot)
+        .await
+        .expect("the bot says hello in the group room");
+    assert!(
+        hint.body().contains(&format!("{prefix} help")),
+        "the hello should name the prefixed help: {:?}",
+        hint.body()
+    );
+
+    let plain_help = alice.send_text(&room, "help").await.expect("plain help");
+    let ping = alice
+        .ask(&room, &bot, &format!("{prefix} ping"))
+        .await
+        .expect("an answer to the prefixed ping");
+    assert!(ping.to_lowercase().contains("not logged in"), "{ping:?}");
+
+    // Events are handled in order: had the plain `help` been answered, that
+    // answer would be in the room before the ping's.
+    let history = alice.room_history(&room).await.expect("room history");
+    let help_at = history
+        .iter()
+        .position(|event| event.event["event_id"] == plain_help.as_str())
+        .expect("the plain help is in the room");
+    let answers: Vec<&str> = history[help_at..]
+        .iter()
+        .filter(|event| event.sender() == bot && event.kind() == "m.room.message")
+        .map(|event| event.body())
+        .collect();
+    assert_eq!(
+        answers,
+        vec![ping.as_str()],
+        "only the prefixed command is answered"
     );
     assert_no_secrets_logged(&e2e);
 }

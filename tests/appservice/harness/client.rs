@@ -159,22 +159,39 @@ impl MatrixClient {
 
     /// Creates a direct chat inviting `invitee`, returning the room id.
     pub async fn create_dm(&self, invitee: &str) -> Result<String, HarnessError> {
-        let url = self.endpoint(&["_matrix", "client", "v3", "createRoom"]);
         let body =
             json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [invitee]});
-        let created = self
-            .call(
-                self.http.post(url).json(&body),
-                &format!("creating a DM with {invitee}"),
-            )
-            .await?;
+        self.create_room_with(body, &format!("creating a DM with {invitee}"))
+            .await
+    }
+
+    /// Creates a private group room (not a direct chat) inviting `invitees`.
+    pub async fn create_group(&self, invitees: &[&str]) -> Result<String, HarnessError> {
+        let body = json!({"preset": "private_chat", "name": "group", "invite": invitees});
+        self.create_room_with(body, "creating a group room").await
+    }
+
+    async fn create_room_with(&self, body: Value, doing: &str) -> Result<String, HarnessError> {
+        let url = self.endpoint(&["_matrix", "client", "v3", "createRoom"]);
+        let created = self.call(self.http.post(url).json(&body), doing).await?;
         created["room_id"]
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| HarnessError::Unexpected {
-                doing: "creating a DM".to_owned(),
+                doing: doing.to_owned(),
                 detail: format!("no room_id in {created}"),
             })
+    }
+
+    /// Invites `user_id` into a room.
+    pub async fn invite(&self, room_id: &str, user_id: &str) -> Result<(), HarnessError> {
+        let url = self.endpoint(&["_matrix", "client", "v3", "rooms", room_id, "invite"]);
+        self.call(
+            self.http.post(url).json(&json!({"user_id": user_id})),
+            &format!("inviting {user_id}"),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Joins a room this user was invited to.
