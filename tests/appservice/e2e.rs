@@ -184,7 +184,7 @@ async fn group_room_commands_need_prefix(backend: Backend) {
     let e2e = E2e::start(backend, &[("localhost", "user")]).await;
     let bot = e2e.bot().to_owned();
     let mut alice = e2e.user("alice").await;
-    let mut bob = e2e.user("bob").await;
+    let bob = e2e.user("bob").await;
     // Bob joins first so the bot never sees a two-person room it could take for a DM.
     let room = alice
         .create_group(&[bob.user_id.as_str()])
