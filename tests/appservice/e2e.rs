@@ -451,6 +451,15 @@ async fn init_then_run_against_synapse(backend: Backend) {
     }
     let logs = e2e.bridge_logs();
     assert!(!logs.contains("panicked"), "{logs}");
+    let migrations = e2e
+        .database
+        .applied_migrations()
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        migrations > 0,
+        "the bridge migrated the test's own database"
+    );
     let bridge = e2e.bridge.as_mut().expect("bridge started");
     assert_eq!(bridge.exited(), None, "the bridge keeps running");
     assert_no_secrets_logged(&e2e);

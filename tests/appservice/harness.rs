@@ -34,8 +34,8 @@ pub enum HarnessError {
              to a server where the test may create databases"
     )]
     PostgresUnreachable { url: String, source: sqlx::Error },
-    #[error("PostgreSQL query failed while {doing}: {source}")]
-    Postgres { doing: String, source: sqlx::Error },
+    #[error("database query failed while {doing}: {source}")]
+    Database { doing: String, source: sqlx::Error },
     #[error("I/O error while {doing}: {source}")]
     Io {
         doing: String,
@@ -141,7 +141,7 @@ pub struct E2e {
     pub bridge: Option<Bridge>,
     pub config: BridgeConfig,
     /// Lives until the processes are stopped, then drops the PostgreSQL database.
-    _database: TestDatabase,
+    pub database: TestDatabase,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -182,7 +182,7 @@ impl E2e {
             synapse,
             bridge: None,
             config,
-            _database: database,
+            database,
             dir: Some(dir),
         }
     }

@@ -51,7 +51,7 @@ impl TestDatabase {
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
-            .map_err(|source| HarnessError::Postgres {
+            .map_err(|source| HarnessError::Database {
                 doing: format!("creating database {name}"),
                 source,
             })?;
@@ -70,6 +70,34 @@ impl TestDatabase {
     /// The URL the bridge connects to.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How many migrations the bridge has applied to this database: proof
+    /// that it used this database and not another one.
+    pub async fn applied_migrations(&self) -> Result<i64, HarnessError> {
+        let query = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let doing = |source| HarnessError::Database {
+            doing: format!(
+                "counting applied migrations in {}",
+                without_password(&self.url)
+            ),
+            source,
+        };
+        if self.created.is_some() {
+            let mut connection = connect(&self.url).await?;
+            sqlx::query_scalar(query)
+                .fetch_one(&mut connection)
+                .await
+                .map_err(doing)
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .map_err(doing)?;
+            sqlx::query_scalar(query)
+                .fetch_one(&mut connection)
+                .await
+                .map_err(doing)
+        }
     }
 }
 
