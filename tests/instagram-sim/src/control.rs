@@ -161,7 +161,7 @@ async fn flag_challenge(
     Path(pk): Path<u64>,
     body: Option<Json<Challenge>>,
 ) -> Response {
-    let flagged = body.map_or(true, |Json(challenge)| challenge.flagged);
+    let flagged = body.is_none_or(|Json(challenge)| challenge.flagged);
     reply(
         crate::lock(&shared)
             .flag_challenge(pk, flagged)
