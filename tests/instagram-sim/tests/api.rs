@@ -1261,3 +1261,46 @@ async fn the_control_api_works_over_http() {
         .unwrap();
     assert_eq!(seeded["demo"]["username"], "bridge.tester");
 }
+
+#[tokio::test]
+async fn a_bearer_authorization_header_works_like_the_cookies() {
+    use base64::Engine;
+    let (sim, seed, _client) = demo().await;
+    let token = json!({"ds_user_id": seed.demo.pk.to_string(), "sessionid": seed.demo.cookies["sessionid"]});
+    let bearer = format!(
+        "Bearer IGT:2:{}",
+        base64::engine::general_purpose::STANDARD.encode(token.to_string())
+    );
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!(
+            "{}/accounts/current_user/?edit=true",
+            sim.api_base_url()
+        ))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["pk"], seed.demo.pk);
+    let muted = http
+        .post(format!(
+            "{}/direct_v2/threads/{}/mute/",
+            sim.api_base_url(),
+            seed.direct_thread_id
+        ))
+        .header("Authorization", &bearer)
+        .body("_uuid=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(muted.status(), StatusCode::OK, "no CSRF without cookies");
+    let forged = http
+        .get(format!("{}/accounts/current_user/", sim.api_base_url()))
+        .header("Authorization", "Bearer IGT:2:bm90LWpzb24=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+}
