@@ -1304,3 +1304,39 @@ async fn a_bearer_authorization_header_works_like_the_cookies() {
         .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn items_of_unknown_kinds_are_posted_verbatim_or_refused() {
+    let (sim, seed, client) = demo().await;
+    let call = json!({"action": "video_call_ended", "vc_id": "17870000000000001", "description": "Video chat ended"});
+    let item_id = sim
+        .post_item(
+            &seed.direct_thread_id,
+            seed.friend.pk,
+            json!({"item_type": "video_call_event", "video_call_event": call}),
+        )
+        .unwrap();
+    let thread = client
+        .get_ok(&thread_path(&seed.direct_thread_id), &[])
+        .await["thread"]
+        .take();
+    let item = item_in(&thread, &item_id).unwrap();
+    assert_eq!(item["item_type"], "video_call_event");
+    assert_eq!(item["video_call_event"], call);
+    assert!(item.get("text").is_none());
+    let refused = sim.post_item(
+        &seed.direct_thread_id,
+        seed.friend.pk,
+        json!({"item_type": "hologram"}),
+    );
+    assert!(matches!(
+        refused,
+        Err(instagram_sim::SimError::UnknownItemKind { .. })
+    ));
+    let outsider = sim.create_account("out.sider", "Out Sider").unwrap();
+    let refused = sim.post_text(&seed.direct_thread_id, outsider.pk, "let me in");
+    assert!(matches!(
+        refused,
+        Err(instagram_sim::SimError::NotAMember { .. })
+    ));
+}
