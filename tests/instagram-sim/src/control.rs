@@ -372,11 +372,11 @@ async fn clear_rate_limit(State(shared): State<SharedWorld>) -> Response {
 }
 
 async fn request_log(State(shared): State<SharedWorld>) -> Response {
-    reply(Ok(json!(crate::lock(&shared).request_log)))
+    reply(Ok(json!(crate::lock(&shared).request_log())))
 }
 
 async fn clear_request_log(State(shared): State<SharedWorld>) -> Response {
-    crate::lock(&shared).request_log.clear();
+    crate::lock(&shared).clear_request_log();
     reply(Ok(json!({})))
 }
 
