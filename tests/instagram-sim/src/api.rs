@@ -309,10 +309,7 @@ fn route(
             let mut presence = serde_json::Map::new();
             for pk in pks {
                 let state = world.account(pk)?.presence;
-                presence.insert(
-                    pk.to_string(),
-                    json!({"user_id": pk.to_string(), "is_active": state.is_active, "last_activity_at_ms": state.last_activity_at_ms, "in_threads": []}),
-                );
+                presence.insert(pk.to_string(), render::presence_entry(true, pk, state));
             }
             Ok(json!({"user_presence": presence, "status": "ok"}))
         }
@@ -320,10 +317,7 @@ fn route(
             let mut presence = serde_json::Map::new();
             for pk in contacts(world, viewer) {
                 let state = world.account(pk)?.presence;
-                presence.insert(
-                    pk.to_string(),
-                    json!({"is_active": state.is_active, "last_activity_at_ms": state.last_activity_at_ms}),
-                );
+                presence.insert(pk.to_string(), render::presence_entry(false, pk, state));
             }
             Ok(json!({"user_presence": presence, "status": "ok"}))
         }

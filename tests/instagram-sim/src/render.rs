@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::world::{ItemRecord, ThreadRecord, World};
+use crate::world::{ItemRecord, Presence, ThreadRecord, World};
 
 macro_rules! fixture_files {
     ($($name:literal),* $(,)?) => {
@@ -34,7 +34,6 @@ const FIXTURES: &[(&str, &str)] = fixture_files!(
     "errors/not_found_404_json",
     "errors/server_error_500",
     "items/text",
-    "items/text_reply",
     "items/link",
     "items/media_image",
     "items/media_video",
@@ -515,6 +514,28 @@ pub fn thread(
         set(&mut value, "pending_score", json!(last_activity));
         set(&mut value, "valued_request", json!(false));
     }
+    value
+}
+
+/// One `user_presence` entry: the shape of `fetch_and_subscribe_presence.json` (with
+/// `user_id` and `in_threads`) or of `get_presence.json`.
+pub fn presence_entry(subscribed: bool, pk: u64, presence: Presence) -> Value {
+    let fixture_name = if subscribed {
+        "fetch_and_subscribe_presence"
+    } else {
+        "get_presence"
+    };
+    // Both fixtures hold an entry for this pk; it is the template of every entry.
+    let mut value = fixture_ref(fixture_name)["user_presence"]["17841400000000002"].clone();
+    if value.get("user_id").is_some() {
+        set(&mut value, "user_id", json!(pk.to_string()));
+    }
+    set(&mut value, "is_active", json!(presence.is_active));
+    set(
+        &mut value,
+        "last_activity_at_ms",
+        json!(presence.last_activity_at_ms),
+    );
     value
 }
 

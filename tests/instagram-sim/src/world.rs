@@ -813,7 +813,6 @@ impl World {
         let template = match item_type.as_str() {
             "media" if media_type == 2 => "media_video",
             "media" => "media_image",
-            "text" if kind.get("replied_to_message").is_some() => "text_reply",
             other => render::item_template_name(other).unwrap_or("text"),
         };
         if let Some(payload) = kind.get(&item_type) {
