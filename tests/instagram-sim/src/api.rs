@@ -268,10 +268,15 @@ fn route(
         ["direct_v2", "pending_inbox"] if get => inbox(world, viewer, params, InboxFolder::Pending),
         ["direct_v2", "spam_inbox"] if get => inbox(world, viewer, params, InboxFolder::Spam),
         ["direct_v2", "threads", "get_by_participants"] if get => {
+            // With no such thread yet, Instagram answers without a `thread` key.
             let recipients = pk_list(required(params, "recipient_users")?)?;
-            let thread_id = world.thread_with(viewer, &recipients)?;
-            let thread = thread_page(world, viewer, &thread_id, params)?;
-            Ok(json!({"thread": thread, "status": "ok"}))
+            match world.find_thread_with(viewer, &recipients)? {
+                Some(thread_id) => {
+                    let thread = thread_page(world, viewer, &thread_id, params)?;
+                    Ok(json!({"thread": thread, "status": "ok"}))
+                }
+                None => Ok(json!({"status": "ok"})),
+            }
         }
         ["direct_v2", "threads", "broadcast", kind] if post => {
             broadcast(world, viewer, kind, params)

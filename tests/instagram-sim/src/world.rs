@@ -676,36 +676,43 @@ impl World {
     }
 
     /// The thread whose other members are exactly `recipients` (a 1:1 thread for one
-    /// recipient), created when there is none yet.
+    /// recipient), if there is one.
+    pub fn find_thread_with(
+        &self,
+        viewer: u64,
+        recipients: &[u64],
+    ) -> Result<Option<String>, SimError> {
+        let wanted = Self::other_members(viewer, recipients)?;
+        Ok(self
+            .threads
+            .values()
+            .find(|thread| {
+                thread.members.contains(&viewer)
+                    && (thread.is_group == (wanted.len() > 1))
+                    && Self::other_members(viewer, &thread.members).ok().as_ref() == Some(&wanted)
+            })
+            .map(|thread| thread.thread_id.clone()))
+    }
+
+    /// Like [`Self::find_thread_with`], creating the thread when there is none yet.
     pub fn thread_with(&mut self, viewer: u64, recipients: &[u64]) -> Result<String, SimError> {
-        let wanted: BTreeSet<u64> = recipients
-            .iter()
-            .copied()
-            .filter(|pk| *pk != viewer)
+        if let Some(thread_id) = self.find_thread_with(viewer, recipients)? {
+            return Ok(thread_id);
+        }
+        let others: Vec<u64> = Self::other_members(viewer, recipients)?
+            .into_iter()
             .collect();
-        if wanted.is_empty() {
+        self.create_thread(viewer, &others, None)
+    }
+
+    fn other_members(viewer: u64, members: &[u64]) -> Result<BTreeSet<u64>, SimError> {
+        let others: BTreeSet<u64> = members.iter().copied().filter(|pk| *pk != viewer).collect();
+        if others.is_empty() {
             return Err(SimError::BadParameter {
                 name: "recipient_users",
             });
         }
-        let existing = self.threads.values().find(|thread| {
-            thread.members.contains(&viewer)
-                && (thread.is_group == (wanted.len() > 1))
-                && thread
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|pk| *pk != viewer)
-                    .collect::<BTreeSet<_>>()
-                    == wanted
-        });
-        match existing {
-            Some(thread) => Ok(thread.thread_id.clone()),
-            None => {
-                let others: Vec<u64> = wanted.into_iter().collect();
-                self.create_thread(viewer, &others, None)
-            }
-        }
+        Ok(others)
     }
 
     /// Adds an item sent by `from`. A `client_context` already used by the same sender in

@@ -504,6 +504,13 @@ async fn sending_to_recipient_users_opens_or_reuses_the_direct_thread() {
         .await;
     assert_eq!(by_participants["thread"]["thread_id"], thread_id);
     let new_contact = sim.create_account("zoe.new", "Zoe N").unwrap();
+    let none_yet = client
+        .get_ok(
+            "direct_v2/threads/get_by_participants/",
+            &[("recipient_users", &format!("[{}]", new_contact.pk))],
+        )
+        .await;
+    assert!(none_yet.get("thread").is_none());
     let recipients = format!("[[\"{}\"]]", new_contact.pk);
     let ack = client
         .post_ok(
