@@ -138,7 +138,7 @@ pub(crate) struct SessionRecord {
 }
 
 /// Per-member state of a thread: what each member's own actions changed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct MemberState {
     pub muted: bool,
     pub hidden: bool,
@@ -148,7 +148,8 @@ pub(crate) struct MemberState {
     pub typing: Option<Typing>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The last typing indicator a member sent (`activity_status` 1 typing, 0 stopped).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Typing {
     pub activity_status: u8,
     pub at_ms: u64,
