@@ -256,7 +256,11 @@ pub(crate) fn loose_eq(left: &Value, right: &Value) -> bool {
         }
         (Value::Number(number), Value::String(text))
         | (Value::String(text), Value::Number(number)) => {
-            parse_numeric(text).is_some_and(|parsed| numbers_eq(number_to_numeric(number), parsed))
+            match number_to_numeric(number) {
+                // Ids compare as text: 123 equals "123" but not "0123".
+                Numeric::Integer(_) => number.to_string() == text.trim(),
+                float => parse_numeric(text).is_some_and(|parsed| numbers_eq(float, parsed)),
+            }
         }
         (Value::Array(a), Value::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| loose_eq(x, y))

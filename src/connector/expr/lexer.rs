@@ -202,6 +202,22 @@ impl Lexer {
         }
     }
 
+    /// An unterminated string; inside an unclosed `{{` the `}}` may be what is missing.
+    fn unterminated(&self, started_at: usize) -> LexError {
+        let enclosing = self.modes.iter().rev().find_map(|mode| match mode {
+            Mode::Code { opened_at } => *opened_at,
+            _ => None,
+        });
+        let message = match enclosing {
+            Some(open) => format!(
+                "unterminated string (missing closing `'`) inside the `{{{{` at column {}",
+                open + 1
+            ),
+            None => "unterminated string (missing closing `'`)".to_owned(),
+        };
+        Self::error(message, started_at)
+    }
+
     fn open_template(&mut self) {
         self.push(TokenKind::TemplateOpen, self.pos);
         self.modes.push(Mode::Code {
@@ -216,12 +232,7 @@ impl Lexer {
         let mut buf = String::new();
         loop {
             match self.peek(0) {
-                None => {
-                    return Err(Self::error(
-                        "unterminated string (missing closing `'`)",
-                        started_at,
-                    ))
-                }
+                None => return Err(self.unterminated(started_at)),
                 Some('\'') => {
                     if !buf.is_empty() {
                         self.push(TokenKind::StrText(buf), start);
@@ -246,10 +257,7 @@ impl Lexer {
                             ))
                         }
                         None => {
-                            return Err(Self::error(
-                                "unterminated string (missing closing `'`)",
-                                started_at,
-                            ))
+                            return Err(self.unterminated(started_at))
                         }
                     };
                     buf.push(escaped);
