@@ -364,9 +364,6 @@ impl<'t> Parser<'t> {
                     Ok(current_path(Vec::new()))
                 }
             }
-            TokenKind::TemplateClose => {
-                Err(self.error_here("stray `}}` with no matching `{{`".into()))
-            }
             other => Err(self.error_here(format!("expected a value, found {}", other.describe()))),
         }
     }
