@@ -769,7 +769,11 @@ mapping:
             errors[2]
         );
         assert!(errors[2].message.contains("column 14"), "{}", errors[2]);
-        assert!(errors[3].message.contains("expected `:`"), "{}", errors[3]);
+        assert_eq!(
+            errors[3].to_string(),
+            "mapping.participants[0].id: expected `:` to complete the conditional `?` at column 15, \
+             found the end of the input at column 18 in `[].users[].pk ? 1`"
+        );
         assert!(
             errors[4].message.contains("exactly one template"),
             "{}",
