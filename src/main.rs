@@ -70,6 +70,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
+        Command::Run => matrix_instagram::bridge::run::main_run(&cli.config),
         Command::Init {
             homeserver_url,
             domain,
@@ -103,7 +104,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run | Command::Action { .. } | Command::CheckSpec { .. } => {
+        Command::Action { .. } | Command::CheckSpec { .. } => {
             eprintln!("not yet available");
             ExitCode::FAILURE
         }

@@ -1,2 +1,77 @@
 //! The bridge core: the bot, management rooms and commands, and (later)
 //! portals, puppets and relaying. It speaks the normalized model and Matrix.
+
+pub mod bot;
+pub mod commands;
+pub mod run;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use ruma::events::AnyTimelineEvent;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::matrix::client::HomeserverClient;
+use crate::matrix::namespace::UserNamespace;
+use crate::matrix::server::{AppserviceHandler, ProvisionError, RetryTransaction};
+use crate::store::Store;
+
+use self::commands::CommandRegistry;
+
+/// The running bridge: configuration, database, homeserver client and the
+/// bot's commands. Shared behind an `Arc` by the appservice server.
+pub struct Bridge {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub client: HomeserverClient,
+    pub namespace: UserNamespace,
+    pub commands: CommandRegistry,
+    pub started_at: Instant,
+}
+
+impl Bridge {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        client: HomeserverClient,
+        namespace: UserNamespace,
+    ) -> Bridge {
+        Bridge {
+            config,
+            store,
+            client,
+            namespace,
+            commands: CommandRegistry::with_builtins(),
+            started_at: Instant::now(),
+        }
+    }
+}
+
+#[async_trait]
+impl AppserviceHandler for Bridge {
+    async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
+        bot::handle_event(self, event).await
+    }
+
+    async fn handle_ephemeral(&self, event: Value) {
+        let kind = event.get("type").and_then(Value::as_str).unwrap_or("?");
+        tracing::trace!(kind, "ephemeral event");
+    }
+
+    async fn provision_user(&self, user_id: &str) -> Result<(), ProvisionError> {
+        let localpart = user_id
+            .strip_prefix('@')
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(localpart, _)| localpart)
+            .unwrap_or_default();
+        self.client
+            .register_user(localpart)
+            .await
+            .map_err(|e| ProvisionError {
+                user_id: user_id.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,355 @@
+//! The bridge bot: accepts invites from permitted users (a direct chat with
+//! the bot becomes the user's management room), refuses everyone else
+//! politely, and runs commands: without prefix in the management room, with
+//! the prefix (`!ig help`) elsewhere.
+
+use ruma::events::room::member::MembershipState;
+use ruma::events::room::message::{MessageType, Relation, RoomMessageEventContent};
+use ruma::events::{
+    AnyMessageLikeEvent, AnyMessageLikeEventContent, AnyStateEvent, AnyTimelineEvent,
+    MessageLikeEvent, StateEvent,
+};
+use ruma::{OwnedTransactionId, RoomId, TransactionId, UserId};
+
+use super::commands::{CommandContext, Reply};
+use super::Bridge;
+use crate::config::PermissionLevel;
+use crate::matrix::client::ClientError;
+use crate::matrix::server::RetryTransaction;
+
+/// What the bot says to users the configuration does not allow.
+pub const REFUSAL: &str = "You are not allowed to use this bridge. \
+    Ask the bridge's administrator to add you to the permissions in its configuration.";
+
+/// Routes one timeline event to the bot.
+pub async fn handle_event(
+    bridge: &Bridge,
+    event: AnyTimelineEvent,
+) -> Result<(), RetryTransaction> {
+    // The bridge's own users never drive the bot (this also stops loops).
+    if bridge.namespace.owns(event.sender().as_str()) {
+        return Ok(());
+    }
+    match event {
+        AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member))) => {
+            let membership = &member.content.membership;
+            if matches!(membership, MembershipState::Leave | MembershipState::Ban) {
+                return on_departure(bridge, &member.room_id, &member.state_key).await;
+            }
+            let invited_bot = *membership == MembershipState::Invite
+                && bridge.namespace.is_bot(member.state_key.as_str());
+            if invited_bot {
+                let is_direct = member.content.is_direct == Some(true);
+                let invite = Invite {
+                    room_id: &member.room_id,
+                    inviter: &member.sender,
+                    event_id: member.event_id.as_str(),
+                    is_direct,
+                };
+                return on_bot_invite(bridge, invite).await;
+            }
+            Ok(())
+        }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
+            MessageLikeEvent::Original(message),
+        )) => {
+            on_message(
+                bridge,
+                &message.room_id,
+                &message.sender,
+                message.event_id.as_str(),
+                &message.content,
+            )
+            .await
+        }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomEncrypted(
+            MessageLikeEvent::Original(encrypted),
+        )) => {
+            on_encrypted(
+                bridge,
+                &encrypted.room_id,
+                &encrypted.sender,
+                encrypted.event_id.as_str(),
+            )
+            .await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The bot has no encryption keys: tell a user who writes encrypted
+/// messages to their management room instead of silently ignoring them.
+async fn on_encrypted(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &str,
+) -> Result<(), RetryTransaction> {
+    let owner = management_room_owner(bridge, room_id).await?;
+    if owner.as_deref() != Some(sender.as_str()) {
+        return Ok(());
+    }
+    let notice = Reply::text(
+        "This room is encrypted and I cannot read encrypted messages. \
+         Start a new direct chat with me with encryption turned off and send `help` there.",
+    );
+    let txn_id = derived_txn_id("encrypted", event_id);
+    settle(
+        send_notice(bridge, room_id, &txn_id, &notice).await,
+        "answering an encrypted message",
+    )
+}
+
+/// Whose management room this is; a database failure makes the homeserver
+/// resend the transaction.
+async fn management_room_owner(
+    bridge: &Bridge,
+    room_id: &RoomId,
+) -> Result<Option<String>, RetryTransaction> {
+    bridge
+        .store
+        .management_room_owner(room_id.as_str())
+        .await
+        .map_err(|e| RetryTransaction(format!("reading the management room: {e}")))
+}
+
+/// A homeserver failure that may pass (unreachable, 5xx, 429) makes the
+/// homeserver resend the transaction; others are logged and dropped.
+fn settle(result: Result<(), ClientError>, doing: &str) -> Result<(), RetryTransaction> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if is_transient(&e) => Err(RetryTransaction(format!("{doing}: {e}"))),
+        Err(e) => {
+            tracing::warn!(error = %e, "{doing} failed");
+            Ok(())
+        }
+    }
+}
+
+fn is_transient(error: &ClientError) -> bool {
+    match error {
+        ClientError::Unreachable { .. } => true,
+        ClientError::Matrix { status, .. } => *status == 429 || *status >= 500,
+        ClientError::Setup(_) | ClientError::Build { .. } | ClientError::Response { .. } => false,
+    }
+}
+
+/// An invitation of the bot into a room.
+struct Invite<'a> {
+    room_id: &'a RoomId,
+    inviter: &'a UserId,
+    event_id: &'a str,
+    /// The inviter marked the room as a direct chat.
+    is_direct: bool,
+}
+
+async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryTransaction> {
+    let Invite {
+        room_id,
+        inviter,
+        event_id,
+        is_direct,
+    } = invite;
+    let bot = bridge.namespace.bot();
+    let permission = bridge.config.permission(inviter.as_str());
+    tracing::info!(%room_id, %inviter, ?permission, "bot invited");
+    settle(
+        bridge.client.join(room_id, Some(bot)).await,
+        "joining on invite",
+    )?;
+
+    if permission < PermissionLevel::User {
+        let refusal = Reply::text(REFUSAL);
+        let txn_id = derived_txn_id("refusal", event_id);
+        settle(
+            send_notice(bridge, room_id, &txn_id, &refusal).await,
+            "sending the refusal",
+        )?;
+        return settle(
+            bridge
+                .client
+                .leave(room_id, Some("not allowed to use this bridge"), Some(bot))
+                .await,
+            "leaving after refusal",
+        );
+    }
+
+    let members = match bridge.client.joined_members(room_id, Some(bot)).await {
+        Ok(members) => members,
+        Err(e) => return settle(Err(e), "listing room members"),
+    };
+    let only_them = members.iter().all(|m| m == inviter || m == bot);
+    let two_members = members.len() == 2;
+    if only_them && (is_direct || two_members) {
+        if let Err(e) = bridge
+            .store
+            .set_management_room(inviter.as_str(), room_id.as_str())
+            .await
+        {
+            return Err(RetryTransaction(format!("saving the management room: {e}")));
+        }
+        let greeting = Reply::text(
+            "Hello! I am the Instagram bridge bot. This room is now your management room: \
+             send me commands here without any prefix. Send `help` for the list of commands.",
+        );
+        let txn_id = derived_txn_id("greeting", event_id);
+        settle(
+            send_notice(bridge, room_id, &txn_id, &greeting).await,
+            "greeting in the management room",
+        )
+    } else {
+        let hello = Reply::text(format!(
+            "Hello! Commands in this room need the prefix: send `{} help` for the list.",
+            bridge.config.bot.command_prefix
+        ));
+        let txn_id = derived_txn_id("hello", event_id);
+        settle(
+            send_notice(bridge, room_id, &txn_id, &hello).await,
+            "greeting in a group room",
+        )
+    }
+}
+
+/// Someone left (or was removed from) a room: when the owner of a management
+/// room leaves it, or the bot is kicked from one, it stops being one.
+async fn on_departure(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    departed: &UserId,
+) -> Result<(), RetryTransaction> {
+    let owner = management_room_owner(bridge, room_id).await?;
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let bot = bridge.namespace.bot();
+    if owner != departed.as_str() && departed != bot {
+        return Ok(());
+    }
+    tracing::info!(%room_id, %owner, %departed, "management room abandoned");
+    if let Err(e) = bridge.store.delete_management_room(room_id.as_str()).await {
+        return Err(RetryTransaction(format!(
+            "forgetting the management room: {e}"
+        )));
+    }
+    if departed == bot {
+        return Ok(());
+    }
+    settle(
+        bridge.client.leave(room_id, None, Some(bot)).await,
+        "leaving an abandoned management room",
+    )
+}
+
+async fn on_message(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &str,
+    content: &RoomMessageEventContent,
+) -> Result<(), RetryTransaction> {
+    let MessageType::Text(text) = &content.msgtype else {
+        return Ok(());
+    };
+    if matches!(content.relates_to, Some(Relation::Replacement(_))) {
+        return Ok(());
+    }
+    let permission = bridge.config.permission(sender.as_str());
+    if permission < PermissionLevel::User {
+        return Ok(());
+    }
+    let owner = management_room_owner(bridge, room_id).await?;
+    let in_management_room = owner.as_deref() == Some(sender.as_str());
+    let prefix = bridge.config.bot.command_prefix.as_str();
+    let Some(line) = command_line(&text.body, prefix, in_management_room) else {
+        return Ok(());
+    };
+
+    let ctx = CommandContext {
+        bridge,
+        sender,
+        room_id,
+        permission,
+        in_management_room,
+    };
+    let reply = bridge.commands.dispatch(&ctx, line).await;
+    let txn_id = derived_txn_id("reply", event_id);
+    settle(
+        send_notice(bridge, room_id, &txn_id, &reply).await,
+        "replying to a command",
+    )
+}
+
+/// The command text of a message, if it is addressed to the bot: every
+/// message in the management room (an optional prefix is dropped), only
+/// prefixed ones elsewhere.
+pub fn command_line<'a>(body: &'a str, prefix: &str, in_management_room: bool) -> Option<&'a str> {
+    let body = body.trim();
+    let after_prefix = body
+        .strip_prefix(prefix)
+        .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+        .map(str::trim_start);
+    match (after_prefix, in_management_room) {
+        (Some(rest), _) => Some(rest),
+        (None, true) => Some(body),
+        (None, false) => None,
+    }
+}
+
+/// A transaction id derived from what the bot answers, so a transaction
+/// processed again (after a crash) makes the homeserver deduplicate the send.
+fn derived_txn_id(kind: &str, source: &str) -> OwnedTransactionId {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(source.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("mi-{kind}-{hex}").into()
+}
+
+async fn send_notice(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    txn_id: &TransactionId,
+    reply: &Reply,
+) -> Result<(), ClientError> {
+    let content = AnyMessageLikeEventContent::RoomMessage(RoomMessageEventContent::notice_html(
+        reply.plain.clone(),
+        reply.html.clone(),
+    ));
+    bridge
+        .client
+        .send_message(
+            room_id,
+            txn_id,
+            &content,
+            None,
+            Some(bridge.namespace.bot()),
+        )
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn management_room_takes_every_message() {
+        assert_eq!(command_line("help", "!ig", true), Some("help"));
+        assert_eq!(command_line("  !ig ping ", "!ig", true), Some("ping"));
+    }
+
+    #[test]
+    fn other_rooms_need_the_prefix() {
+        assert_eq!(command_line("help", "!ig", false), None);
+        assert_eq!(command_line("!ig help", "!ig", false), Some("help"));
+        assert_eq!(command_line("!ig", "!ig", false), Some(""));
+        assert_eq!(command_line("!igloo help", "!ig", false), None);
+    }
+
+    #[test]
+    fn transaction_ids_are_stable_and_distinct() {
+        let a = derived_txn_id("reply", "$event1");
+        assert_eq!(a, derived_txn_id("reply", "$event1"));
+        assert_ne!(a, derived_txn_id("reply", "$event2"));
+        assert_ne!(a, derived_txn_id("greeting", "$event1"));
+    }
+}

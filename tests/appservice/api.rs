@@ -1,0 +1,943 @@
+//! The appservice API in process: the bridge's axum router on 127.0.0.1:0
+//! with a SQLite store in a temporary directory, talking to a tiny fake
+//! homeserver that records every request the bridge makes.
+
+mod fake_homeserver;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fake_homeserver::FakeHomeserver;
+use matrix_instagram::bridge::run::{build_appservice, run_until, RunError};
+use matrix_instagram::config::Config;
+use matrix_instagram::matrix::client::{HomeserverClient, RetryPolicy};
+use matrix_instagram::store::Store;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+const DOMAIN: &str = "test.local";
+const HS_TOKEN: &str = "hs_token_for_tests_0123456789";
+const AS_TOKEN: &str = "as_token_for_tests_9876543210";
+const BOT: &str = "@instagrambot:test.local";
+const ALICE: &str = "@alice:test.local";
+const MALLORY: &str = "@mallory:elsewhere.example";
+const MAX_BODY: usize = 64 * 1024;
+/// Base64 of 32 zero bytes: a valid (and obviously test-only) credential key.
+const TEST_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// The text of a bridge configuration for these tests.
+fn config_yaml(homeserver_url: &str, database_url: &str, listen: &str) -> String {
+    format!(
+        r#"
+homeserver:
+  url: "{homeserver_url}"
+  domain: "{DOMAIN}"
+appservice:
+  id: instagram
+  listen: "{listen}"
+  address: "http://{listen}"
+  as_token: "{AS_TOKEN}"
+  hs_token: "{HS_TOKEN}"
+  max_body_bytes: {MAX_BODY}
+bot:
+  localpart: instagrambot
+  displayname: Instagram bridge bot
+  command_prefix: "!ig"
+puppets:
+  localpart_template: "instagram_{{id}}"
+  displayname_template: "{{name}} (Instagram)"
+database:
+  url: "{database_url}"
+permissions:
+  "{ALICE}": user
+instagram:
+  connector: connectors/instagram.yaml
+encryption:
+  key: "{TEST_KEY}"
+logging:
+  level: info
+"#
+    )
+}
+
+fn config(homeserver_url: &str, database_url: &str) -> Config {
+    serde_norway::from_str(&config_yaml(homeserver_url, database_url, "127.0.0.1:0"))
+        .expect("test configuration")
+}
+
+/// A bridge serving the appservice API on a loopback port.
+struct RunningBridge {
+    url: String,
+    task: JoinHandle<()>,
+}
+
+impl Drop for RunningBridge {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start_bridge(homeserver_url: &str, database_url: &str) -> RunningBridge {
+    let config = Arc::new(config(homeserver_url, database_url));
+    let store = Store::connect(database_url).await.expect("store");
+    let client = HomeserverClient::new(homeserver_url, AS_TOKEN)
+        .expect("HTTP client")
+        .with_retry_policy(RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        });
+    let (_bridge, router) = build_appservice(config, store, client).expect("appservice");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    RunningBridge { url, task }
+}
+
+/// A fake homeserver, a database file and a bridge over both.
+struct Setup {
+    hs: FakeHomeserver,
+    hs_url: String,
+    database_url: String,
+    bridge: RunningBridge,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
+    let hs = FakeHomeserver::default();
+    let hs_url = hs.start().await;
+    let bridge = start_bridge(&hs_url, &database_url).await;
+    Setup {
+        hs,
+        hs_url,
+        database_url,
+        bridge,
+        _dir: dir,
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+fn invite(event_id: &str, room_id: &str, sender: &str, is_direct: bool) -> Value {
+    json!({
+        "type": "m.room.member",
+        "state_key": BOT,
+        "sender": sender,
+        "room_id": room_id,
+        "event_id": event_id,
+        "origin_server_ts": 1_700_000_000_000u64,
+        "content": { "membership": "invite", "is_direct": is_direct },
+    })
+}
+
+fn text_message(event_id: &str, room_id: &str, sender: &str, body: &str) -> Value {
+    json!({
+        "type": "m.room.message",
+        "sender": sender,
+        "room_id": room_id,
+        "event_id": event_id,
+        "origin_server_ts": 1_700_000_000_000u64,
+        "content": { "msgtype": "m.text", "body": body },
+    })
+}
+
+async fn push(bridge_url: &str, txn_id: &str, events: Vec<Value>) -> (u16, Value) {
+    let response = http()
+        .put(format!("{bridge_url}/_matrix/app/v1/transactions/{txn_id}"))
+        .bearer_auth(HS_TOKEN)
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn missing_token_is_unauthorized_and_wrong_token_forbidden() {
+    let setup = setup().await;
+    let url = format!("{}/_matrix/app/v1/transactions/t1", setup.bridge.url);
+
+    let missing = http()
+        .put(&url)
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 401);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["errcode"],
+        "M_UNAUTHORIZED"
+    );
+
+    let wrong = http()
+        .put(&url)
+        .bearer_auth("not_the_hs_token")
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 403);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["errcode"],
+        "M_FORBIDDEN"
+    );
+
+    let wrong_query = http()
+        .get(format!(
+            "{}/_matrix/app/v1/users/@instagram_1:{DOMAIN}?access_token=nope",
+            setup.bridge.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_query.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn legacy_query_token_and_unprefixed_paths_work() {
+    let setup = setup().await;
+    let legacy = http()
+        .put(format!(
+            "{}/transactions/legacy1?access_token={HS_TOKEN}",
+            setup.bridge.url
+        ))
+        .json(&json!({ "events": [invite("$legacy", "!legacy:test.local", ALICE, true)] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(legacy.status().as_u16(), 200);
+    assert_eq!(legacy.json::<Value>().await.unwrap(), json!({}));
+    assert_eq!(
+        setup
+            .hs
+            .matching("POST", "/rooms/!legacy:test.local/join")
+            .len(),
+        1
+    );
+
+    let user = http()
+        .get(format!(
+            "{}/users/@instagram_42:{DOMAIN}?access_token={HS_TOKEN}",
+            setup.bridge.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status().as_u16(), 200);
+
+    let alias = http()
+        .get(format!("{}/rooms/%23nothing:{DOMAIN}", setup.bridge.url))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.status().as_u16(), 404);
+    assert_eq!(
+        alias.json::<Value>().await.unwrap()["errcode"],
+        "M_NOT_FOUND"
+    );
+}
+
+#[tokio::test]
+async fn replayed_transaction_is_processed_once_even_after_restart() {
+    let mut setup = setup().await;
+    let events = vec![invite("$inv1", "!dm1:test.local", ALICE, true)];
+
+    assert_eq!(
+        push(&setup.bridge.url, "txn-1", events.clone()).await.0,
+        200
+    );
+    assert_eq!(
+        push(&setup.bridge.url, "txn-1", events.clone()).await.0,
+        200
+    );
+    assert_eq!(setup.hs.matching("POST", "/join").len(), 1);
+
+    // A new server over the same database file still knows txn-1.
+    setup.bridge = start_bridge(&setup.hs_url, &setup.database_url).await;
+    let (status, body) = push(&setup.bridge.url, "txn-1", events).await;
+    assert_eq!((status, body), (200, json!({})));
+    assert_eq!(setup.hs.matching("POST", "/join").len(), 1);
+
+    // A new transaction id is processed.
+    let second = vec![invite("$inv2", "!dm2:test.local", ALICE, true)];
+    assert_eq!(push(&setup.bridge.url, "txn-2", second).await.0, 200);
+    assert_eq!(setup.hs.matching("POST", "/join").len(), 2);
+}
+
+#[tokio::test]
+async fn malformed_event_is_skipped_and_the_good_one_processed() {
+    let setup = setup().await;
+    let malformed = json!({
+        "type": "m.room.member",
+        "sender": "not a user id",
+        "room_id": "!x:test.local",
+        "content": { "membership": 42 },
+    });
+    let good = invite("$good", "!good:test.local", ALICE, true);
+    let (status, body) = push(&setup.bridge.url, "mixed", vec![malformed, good]).await;
+    assert_eq!((status, body), (200, json!({})));
+    let joins = setup.hs.matching("POST", "/join");
+    assert_eq!(joins.len(), 1);
+    assert!(joins[0].path.contains("!good:test.local"));
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused_and_the_server_keeps_answering() {
+    let setup = setup().await;
+    let padding = "x".repeat(MAX_BODY * 2);
+    let response = http()
+        .put(format!(
+            "{}/_matrix/app/v1/transactions/big",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .json(&json!({ "events": [], "padding": padding }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["errcode"],
+        "M_TOO_LARGE"
+    );
+
+    let ping = http()
+        .post(format!("{}/_matrix/app/v1/ping", setup.bridge.url))
+        .bearer_auth(HS_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn user_query_answers_for_the_namespace_only() {
+    let setup = setup().await;
+    let query = |user: String| {
+        let url = format!("{}/_matrix/app/v1/users/{user}", setup.bridge.url);
+        async move {
+            let response = http().get(url).bearer_auth(HS_TOKEN).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        query(format!("@instagram_123:{DOMAIN}")).await,
+        (200, json!({}))
+    );
+    assert_eq!(query(BOT.to_owned()).await, (200, json!({})));
+    let (status, body) = query(ALICE.to_owned()).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["errcode"], "M_NOT_FOUND");
+    let (status, _) = query("@instagram_123:other.example".to_owned()).await;
+    assert_eq!(status, 404);
+    // The puppet was registered before the homeserver got its answer.
+    let registered: Vec<_> = setup
+        .hs
+        .matching("POST", "/register")
+        .into_iter()
+        .map(|r| r.body["username"].clone())
+        .collect();
+    assert_eq!(
+        registered,
+        vec![json!("instagram_123"), json!("instagrambot")]
+    );
+}
+
+#[tokio::test]
+async fn ping_answers_empty_object() {
+    let setup = setup().await;
+    let response = http()
+        .post(format!("{}/_matrix/app/v1/ping", setup.bridge.url))
+        .bearer_auth(HS_TOKEN)
+        .json(&json!({ "transaction_id": "ping-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({}));
+}
+
+#[tokio::test]
+async fn direct_invite_makes_a_management_room_with_greeting() {
+    let setup = setup().await;
+    let room = "!mgmt:test.local";
+    push(
+        &setup.bridge.url,
+        "t-inv",
+        vec![invite("$i", room, ALICE, true)],
+    )
+    .await;
+
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(room)
+    );
+
+    let sent = setup.hs.sent_messages();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].path.contains(room));
+    assert!(sent[0]
+        .query
+        .contains("user_id=%40instagrambot%3Atest.local"));
+    assert_eq!(sent[0].body["msgtype"], "m.notice");
+    assert!(sent[0].body["body"].as_str().unwrap().contains("`help`"));
+    assert!(sent[0].body["formatted_body"]
+        .as_str()
+        .unwrap()
+        .contains("<code>help</code>"));
+}
+
+#[tokio::test]
+async fn invite_from_a_stranger_is_refused_once() {
+    let setup = setup().await;
+    let room = "!mallory-room:test.local";
+    push(
+        &setup.bridge.url,
+        "t-mal",
+        vec![invite("$m", room, MALLORY, true)],
+    )
+    .await;
+
+    let sent = setup.hs.sent_messages();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].body["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("You are not allowed to use this bridge"));
+    assert_eq!(
+        setup
+            .hs
+            .matching("POST", &format!("/rooms/{room}/leave"))
+            .len(),
+        1
+    );
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(store.management_room(MALLORY).await.unwrap(), None);
+
+    // Their commands get no answer.
+    push(
+        &setup.bridge.url,
+        "t-mal2",
+        vec![text_message("$mc", room, MALLORY, "!ig help")],
+    )
+    .await;
+    assert_eq!(setup.hs.sent_messages().len(), 1);
+}
+
+#[tokio::test]
+async fn commands_in_management_room_and_with_prefix_elsewhere() {
+    let setup = setup().await;
+    let dm = "!dm:test.local";
+    let group = "!group:test.local";
+    setup.hs.add_member(group, "@carol:test.local");
+    push(
+        &setup.bridge.url,
+        "t1",
+        vec![
+            invite("$i1", dm, ALICE, true),
+            invite("$i2", group, ALICE, false),
+        ],
+    )
+    .await;
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(dm)
+    );
+    assert_eq!(setup.hs.sent_messages().len(), 2);
+
+    push(
+        &setup.bridge.url,
+        "t2",
+        vec![
+            text_message("$c1", dm, ALICE, "help"),
+            text_message("$c2", group, ALICE, "help"),
+            text_message("$c3", group, ALICE, "!ig ping"),
+            text_message("$c4", dm, ALICE, "frobnicate now"),
+            text_message("$c5", dm, ALICE, "ping extra"),
+            text_message("$c6", dm, BOT, "help"),
+            text_message("$c7", dm, ALICE, "version"),
+        ],
+    )
+    .await;
+    let replies: Vec<(String, String)> = setup.hs.sent_messages()[2..]
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.body["body"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(replies.len(), 5, "{replies:#?}");
+
+    let (room, help) = &replies[0];
+    assert!(room.contains(dm));
+    for command in ["help", "ping", "version"] {
+        assert!(help.contains(&format!("`{command}`")), "{help}");
+    }
+    let (room, ping) = &replies[1];
+    assert!(room.contains(group));
+    assert!(
+        ping.contains("You are not logged in to Instagram."),
+        "{ping}"
+    );
+    assert_eq!(
+        replies[2].1,
+        "Unknown command `frobnicate`. Send `help` for the list."
+    );
+    assert!(
+        replies[3].1.starts_with("Usage: `ping`"),
+        "{}",
+        replies[3].1
+    );
+    assert!(replies[4].1.contains(env!("CARGO_PKG_VERSION")));
+}
+
+fn fast_client(homeserver_url: &str) -> HomeserverClient {
+    HomeserverClient::new(homeserver_url, AS_TOKEN)
+        .expect("HTTP client")
+        .with_retry_policy(RetryPolicy {
+            attempts: 3,
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(5),
+        })
+}
+
+#[tokio::test]
+async fn client_retries_server_errors_then_succeeds() {
+    let hs = FakeHomeserver::default();
+    let url = hs.start().await;
+    let server_error = json!({ "errcode": "M_UNKNOWN", "error": "try later" });
+    hs.fail_next("/account/whoami", 502, server_error.clone());
+    hs.fail_next("/account/whoami", 500, server_error);
+    let user = fast_client(&url)
+        .whoami(None)
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(user.as_str(), BOT);
+    let attempts = hs.matching("GET", "/account/whoami");
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(
+        attempts[0].authorization.as_deref(),
+        Some(format!("Bearer {AS_TOKEN}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn client_waits_for_retry_after_on_429() {
+    let hs = FakeHomeserver::default();
+    let url = hs.start().await;
+    hs.fail_next(
+        "/account/whoami",
+        429,
+        json!({ "errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 300 }),
+    );
+    let started = Instant::now();
+    fast_client(&url)
+        .whoami(None)
+        .await
+        .expect("retried after the limit");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(hs.matching("GET", "/account/whoami").len(), 2);
+}
+
+#[tokio::test]
+async fn client_errors_name_endpoint_and_errcode_but_not_the_token() {
+    let hs = FakeHomeserver::default();
+    let url = hs.start().await;
+    hs.fail_next(
+        "/join",
+        403,
+        json!({ "errcode": "M_FORBIDDEN", "error": "You are not invited to this room." }),
+    );
+    let client = fast_client(&url);
+    let room = ruma::RoomId::parse("!secret-room:test.local").unwrap();
+    let error = client.join(&room, None).await.unwrap_err();
+    assert_eq!(error.errcode(), Some("M_FORBIDDEN"));
+    let message = error.to_string();
+    assert!(message.contains("M_FORBIDDEN"), "{message}");
+    assert!(message.contains("/join"), "{message}");
+    assert!(!message.contains(AS_TOKEN), "{message}");
+    assert!(!format!("{error:?}").contains(AS_TOKEN));
+    assert!(!format!("{client:?}").contains(AS_TOKEN));
+    // A 403 is not retried.
+    assert_eq!(hs.matching("POST", "/join").len(), 1);
+}
+
+#[tokio::test]
+async fn client_treats_user_in_use_as_registered_and_asserts_identity() {
+    let hs = FakeHomeserver::default();
+    let url = hs.start().await;
+    let client = fast_client(&url);
+    client
+        .register_user("instagram_77")
+        .await
+        .expect("M_USER_IN_USE is success");
+    let register = &hs.matching("POST", "/register")[0];
+    assert_eq!(register.body["type"], "m.login.application_service");
+    assert_eq!(register.body["username"], "instagram_77");
+    assert_eq!(register.body["inhibit_login"], true);
+
+    hs.fail_next(
+        "/register",
+        400,
+        json!({ "errcode": "M_EXCLUSIVE", "error": "reserved" }),
+    );
+    let error = client.register_user("someone").await.unwrap_err();
+    assert_eq!(error.errcode(), Some("M_EXCLUSIVE"));
+
+    let room = ruma::RoomId::parse("!r:test.local").unwrap();
+    let puppet = ruma::UserId::parse("@instagram_77:test.local").unwrap();
+    let content = ruma::events::AnyMessageLikeEventContent::RoomMessage(
+        ruma::events::room::message::RoomMessageEventContent::text_plain("hi"),
+    );
+    let txn_id: ruma::OwnedTransactionId = "ig-item-123".into();
+    let event_id = client
+        .send_message(
+            &room,
+            &txn_id,
+            &content,
+            ruma::MilliSecondsSinceUnixEpoch::from_system_time(
+                std::time::UNIX_EPOCH + Duration::from_millis(1_600_000_000_000),
+            ),
+            Some(&puppet),
+        )
+        .await
+        .unwrap();
+    assert_eq!(event_id.as_str(), "$sent-ig-item-123");
+    let sent = &hs.sent_messages()[0];
+    assert!(sent
+        .path
+        .ends_with("/rooms/!r:test.local/send/m.room.message/ig-item-123"));
+    assert!(
+        sent.query.contains("user_id=%40instagram_77%3Atest.local"),
+        "{}",
+        sent.query
+    );
+    assert!(sent.query.contains("ts=1600000000000"), "{}", sent.query);
+    assert_eq!(sent.body["body"], "hi");
+}
+
+#[tokio::test]
+async fn ephemeral_events_are_accepted() {
+    let setup = setup().await;
+    let typing = json!({
+        "type": "m.typing",
+        "room_id": "!r:test.local",
+        "content": { "user_ids": [ALICE] },
+    });
+    for key in ["ephemeral", "de.sorunome.msc2409.ephemeral"] {
+        let response = http()
+            .put(format!(
+                "{}/_matrix/app/v1/transactions/eph-{key}",
+                setup.bridge.url
+            ))
+            .bearer_auth(HS_TOKEN)
+            .json(&json!({ "events": [], key: [typing.clone(), "garbage"] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+}
+
+/// A loopback address nothing listens on (the port was just released).
+async fn free_address() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// Writes a configuration file and returns its path.
+fn write_config(dir: &tempfile::TempDir, homeserver_url: &str, listen: &str) -> std::path::PathBuf {
+    let database_url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config_yaml(homeserver_url, &database_url, listen)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn run_starts_pings_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs = FakeHomeserver::default();
+    let hs_url = hs.start().await;
+    let listen = free_address().await;
+    hs.set_bridge_url(&format!("http://{listen}"));
+    let config_path = write_config(&dir, &hs_url, &listen);
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bridge = tokio::spawn(async move {
+        run_until(&config_path, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hs.ping_results().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the bridge never asked for a ping"
+        );
+        assert!(
+            !bridge.is_finished(),
+            "the bridge stopped: {:?}",
+            bridge.await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hs.ping_results(), vec![Ok(200)]);
+    let ping = &hs.matching("POST", "/_matrix/client/v1/appservice/instagram/ping")[0];
+    assert!(ping.body["transaction_id"].is_string());
+    assert_eq!(hs.matching("GET", "/account/whoami").len(), 1);
+    let register = &hs.matching("POST", "/register")[0];
+    assert_eq!(register.body["username"], "instagrambot");
+    let displayname = &hs.matching("PUT", &format!("/profile/{BOT}/displayname"))[0];
+    assert_eq!(displayname.body["displayname"], "Instagram bridge bot");
+
+    stop.send(()).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), bridge)
+        .await
+        .expect("graceful shutdown")
+        .unwrap();
+    assert!(outcome.is_ok(), "{outcome:?}");
+}
+
+async fn run_error(config_path: &std::path::Path) -> RunError {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        run_until(config_path, std::future::pending()),
+    )
+    .await
+    .expect("startup fails promptly")
+    .expect_err("startup must fail")
+}
+
+#[tokio::test]
+async fn run_explains_a_missing_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = run_error(&dir.path().join("nope.yaml")).await;
+    assert!(matches!(error, RunError::ConfigMissing { .. }));
+    assert!(
+        error.to_string().contains("matrix-instagram init"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn run_explains_a_rejected_as_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs = FakeHomeserver::default();
+    let hs_url = hs.start().await;
+    hs.fail_next(
+        "/account/whoami",
+        401,
+        json!({ "errcode": "M_UNKNOWN_TOKEN", "error": "Unrecognised access token" }),
+    );
+    let error = run_error(&write_config(&dir, &hs_url, &free_address().await)).await;
+    let message = error.to_string();
+    assert!(message.contains("rejected as_token"), "{message}");
+    assert!(message.contains("app_service_config_files"), "{message}");
+    assert!(!message.contains(AS_TOKEN));
+}
+
+#[tokio::test]
+async fn run_explains_an_unreachable_homeserver() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs_url = format!("http://{}", free_address().await);
+    let error = run_error(&write_config(&dir, &hs_url, &free_address().await)).await;
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("cannot reach the homeserver at {hs_url}")),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn run_explains_a_taken_listen_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs = FakeHomeserver::default();
+    let hs_url = hs.start().await;
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let error = run_error(&write_config(&dir, &hs_url, &listen)).await;
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot listen on {listen}")),
+        "{error}"
+    );
+}
+
+#[test]
+fn binary_reports_startup_failure_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_matrix-instagram"))
+        .arg("--config")
+        .arg(dir.path().join("missing.yaml"))
+        .arg("run")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: configuration file"), "{stderr}");
+    assert!(stderr.contains("matrix-instagram init"), "{stderr}");
+}
+
+#[tokio::test]
+async fn leaving_the_management_room_forgets_it() {
+    let setup = setup().await;
+    let room = "!bye:test.local";
+    push(
+        &setup.bridge.url,
+        "t-in",
+        vec![invite("$in", room, ALICE, true)],
+    )
+    .await;
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(room)
+    );
+
+    let leave = json!({
+        "type": "m.room.member",
+        "state_key": ALICE,
+        "sender": ALICE,
+        "room_id": room,
+        "event_id": "$leave",
+        "origin_server_ts": 1_700_000_000_001u64,
+        "content": { "membership": "leave" },
+    });
+    assert_eq!(push(&setup.bridge.url, "t-out", vec![leave]).await.0, 200);
+    assert_eq!(store.management_room(ALICE).await.unwrap(), None);
+    assert_eq!(
+        setup
+            .hs
+            .matching("POST", &format!("/rooms/{room}/leave"))
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unreachable_homeserver_makes_the_transaction_retry() {
+    let setup = setup().await;
+    let room = "!flaky:test.local";
+    setup.hs.fail_next(
+        "/join",
+        502,
+        json!({ "errcode": "M_UNKNOWN", "error": "bad gateway" }),
+    );
+    let events = vec![invite("$f", room, ALICE, true)];
+    let (status, body) = push(&setup.bridge.url, "t-flaky", events.clone()).await;
+    assert_eq!(status, 500);
+    assert_eq!(body["errcode"], "M_UNKNOWN");
+
+    // The homeserver retries the same transaction: now it is processed.
+    assert_eq!(push(&setup.bridge.url, "t-flaky", events).await.0, 200);
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(room)
+    );
+    assert_eq!(setup.hs.matching("POST", "/join").len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_endpoints_and_methods_get_matrix_errors() {
+    let setup = setup().await;
+    let unknown = http()
+        .get(format!(
+            "{}/_matrix/app/v1/thirdparty/protocol/x",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["errcode"],
+        "M_UNRECOGNIZED"
+    );
+
+    let wrong_method = http()
+        .get(format!(
+            "{}/_matrix/app/v1/transactions/t",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+    assert_eq!(
+        wrong_method.json::<Value>().await.unwrap()["errcode"],
+        "M_UNRECOGNIZED"
+    );
+
+    let not_json = http()
+        .put(format!(
+            "{}/_matrix/app/v1/transactions/t",
+            setup.bridge.url
+        ))
+        .bearer_auth(HS_TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status().as_u16(), 400);
+    assert_eq!(
+        not_json.json::<Value>().await.unwrap()["errcode"],
+        "M_NOT_JSON"
+    );
+}
+
+#[tokio::test]
+async fn encrypted_messages_in_the_management_room_get_an_explanation() {
+    let setup = setup().await;
+    let room = "!secret:test.local";
+    push(
+        &setup.bridge.url,
+        "t-in",
+        vec![invite("$in", room, ALICE, true)],
+    )
+    .await;
+    let encrypted = json!({
+        "type": "m.room.encrypted",
+        "sender": ALICE,
+        "room_id": room,
+        "event_id": "$enc",
+        "origin_server_ts": 1_700_000_000_002u64,
+        "content": {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": "AwgAEn...",
+            "device_id": "ALICEDEVICE",
+            "sender_key": "c2VuZGVyX2tleQ",
+            "session_id": "c2Vzc2lvbl9pZA",
+        },
+    });
+    assert_eq!(
+        push(&setup.bridge.url, "t-enc", vec![encrypted]).await.0,
+        200
+    );
+    let sent = setup.hs.sent_messages();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent[1].body["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("This room is encrypted"));
+}
