@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "matrix-instagram", version, about = "A Matrix bridge for Instagram direct messages")]
+#[command(
+    name = "matrix-instagram",
+    version,
+    about = "A Matrix bridge for Instagram direct messages"
+)]
 struct Cli {
     /// Path of the configuration file.
     #[arg(short, long, global = true, default_value = "config.yaml")]
@@ -36,29 +40,18 @@ enum Command {
         force: bool,
     },
     /// Run one connector action and print the normalized result as JSON.
-    Action {
-        /// Connector name (`instagram`).
-        connector: String,
-        /// Action name, e.g. `list_conversations`.
-        action: String,
-        /// Parameters as key=value.
-        params: Vec<String>,
-        /// Print the platform's raw response instead.
-        #[arg(long)]
-        raw: bool,
-        /// Cookie file (JSON object of cookie name to value).
-        #[arg(long)]
-        cookies: Option<PathBuf>,
-    },
+    Action(matrix_instagram::connector::cli::ActionArgs),
     /// Validate a connector spec and report every problem with its location.
-    CheckSpec { file: PathBuf },
+    CheckSpec(matrix_instagram::connector::cli::CheckSpecArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = cli.config;
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run | Command::Init { .. } | Command::Action { .. } | Command::CheckSpec { .. } => {
+        Command::Action(args) => matrix_instagram::connector::cli::run_action(args),
+        Command::CheckSpec(args) => matrix_instagram::connector::cli::check_spec(args),
+        Command::Run | Command::Init { .. } => {
             eprintln!("not yet available");
             ExitCode::FAILURE
         }

@@ -152,3 +152,25 @@ pub struct Outcome {
 
 /// Anything an action may return, before the caller picks the shape it expects.
 pub type Normalized = Value;
+
+/// One page of the conversation list, newest activity first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationPage {
+    pub conversations: Vec<Conversation>,
+    /// Opaque cursor for the next (older) page; `None` on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub has_older: bool,
+}
+
+/// One page of a conversation's messages, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Opaque cursor for the next (older) page; `None` on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub has_older: bool,
+}
