@@ -7,11 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "matrix-instagram",
-    version,
-    about = "A Matrix bridge for Instagram direct messages"
-)]
+#[command(name = "matrix-instagram", version, about = "A Matrix bridge for Instagram direct messages")]
 struct Cli {
     /// Path of the configuration file.
     #[arg(short, long, global = true, default_value = "config.yaml")]

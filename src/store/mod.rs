@@ -9,10 +9,7 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database query failed while {doing}: {source}")]
-    Query {
-        doing: &'static str,
-        source: sqlx::Error,
-    },
+    Query { doing: &'static str, source: sqlx::Error },
 }
 
 /// A bridge user's Instagram login.
