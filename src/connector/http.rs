@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 use super::auth::Credentials;
 use super::params;
 use super::session::{classify, ConnectorError, RetryPolicy};
-use super::spec::{Action, ApiSpec, BodyEncoding, ParamKind, RequestBody, Spec, Step};
+use super::spec::{Action, ApiSpec, BodyEncoding, ParamKind, Request, RequestBody, Spec, Step};
 use super::template::Template;
 
 /// The result of an action: the normalized JSON (the model's shapes) and the
@@ -310,12 +310,7 @@ impl Connector {
             let prepared = self.prepare(action, step, &vars, &files)?;
             let raw = self.send_with_retries(action, &prepared, creds).await?;
             vars["auth"] = creds.auth_vars();
-            let normalized = step.request.response.apply(&raw, &vars).map_err(|err| {
-                ConnectorError::MalformedResponse {
-                    action: action.name.clone(),
-                    message: err.to_string(),
-                }
-            })?;
+            let normalized = map_response(action, &step.request, &raw, &vars)?;
             vars["steps"][&step.name] = normalized.clone();
             output = ActionOutput { normalized, raw };
         }
@@ -555,6 +550,30 @@ impl Connector {
             reached_server,
         }
     }
+}
+
+/// Applies a request's `response:` and `embed:` mappings to a response body.
+fn map_response(action: &Action, request: &Request, raw: &Value, vars: &Value) -> Result<Value, ConnectorError> {
+    let malformed = |message: String| ConnectorError::MalformedResponse {
+        action: action.name.clone(),
+        message,
+    };
+    let mut normalized = request
+        .response
+        .apply(raw, vars)
+        .map_err(|err| malformed(err.to_string()))?;
+    for (field, mapping) in &request.embed {
+        let value = mapping
+            .apply(raw, vars)
+            .map_err(|err| malformed(format!("embed.{field}: {err}")))?;
+        match &mut normalized {
+            Value::Object(result) => {
+                result.insert(field.clone(), value);
+            }
+            _ => return Err(malformed(format!("embed.{field}: the response mapping did not produce an object"))),
+        }
+    }
+    Ok(normalized)
 }
 
 /// Replaces each `file` parameter in `params` by its metadata, loading files

@@ -398,6 +398,11 @@ pub struct RestSpec {
     pub body_file: Option<String>,
     #[serde(default)]
     pub response: Option<ResponseSpec>,
+    /// More response mappings over the same body; each result becomes the
+    /// field of that name in the (object) result of `response:`. This is how
+    /// a page carries both its items and its cursor.
+    #[serde(default)]
+    pub embed: IndexMap<String, ResponseSpec>,
 }
 
 /// How `body:` fields are encoded.
@@ -481,6 +486,8 @@ pub struct Request {
     pub headers: Vec<(HeaderName, Template)>,
     pub body: RequestBody,
     pub response: ResponseMapping,
+    /// `embed:` mappings, by the result field they fill.
+    pub embed: Vec<(String, ResponseMapping)>,
 }
 
 #[derive(Debug, Clone)]
@@ -641,6 +648,8 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
     let mut sections: IndexMap<&str, serde_norway::Value> = IndexMap::new();
     for (key, value) in top {
         match key.as_str() {
+            // `x-...` keys hold YAML anchors for reuse (`x-mappings:`), as in OpenAPI.
+            Some(name) if name.starts_with("x-") => {}
             Some(name) if TOP_LEVEL_SECTIONS.contains(&name) => {
                 let name = TOP_LEVEL_SECTIONS
                     .iter()
@@ -1062,20 +1071,26 @@ fn compile_request(
         context: IndexMap::new(),
         mapping: None,
     };
-    let response = match ResponseMapping::compile(rest.response.as_ref().unwrap_or(&empty_response))
-    {
+    let mut compile_mapping = |spec_field: String, spec: &ResponseSpec| match ResponseMapping::compile(spec) {
         Ok(response) => Some(response),
         Err(errors) => {
             for error in errors {
-                problems.push(
-                    scope,
-                    format!("{field}.response.{}", error.field),
-                    error.message,
-                );
+                problems.push(scope, format!("{spec_field}.{}", error.field), error.message);
             }
             None
         }
     };
+    let response = compile_mapping(
+        format!("{field}.response"),
+        rest.response.as_ref().unwrap_or(&empty_response),
+    );
+    let embed: Vec<(String, ResponseMapping)> = rest
+        .embed
+        .iter()
+        .filter_map(|(name, spec)| {
+            compile_mapping(format!("{field}.embed.{name}"), spec).map(|mapping| (name.clone(), mapping))
+        })
+        .collect();
     if problems.list.len() != before {
         return None;
     }
@@ -1086,5 +1101,6 @@ fn compile_request(
         headers,
         body,
         response: response?,
+        embed,
     })
 }
