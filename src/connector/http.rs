@@ -282,6 +282,20 @@ impl Connector {
             action: action.name.clone(),
             message,
         };
+        // In-memory files stand in for their parameters (replaced by metadata below).
+        let params = match params {
+            Value::Null if !files.is_empty() => Value::Object(Map::new()),
+            other => other,
+        };
+        let params = match params {
+            Value::Object(mut given) => {
+                for (name, file) in &files {
+                    given.insert(name.clone(), Value::String(file.name.clone()));
+                }
+                Value::Object(given)
+            }
+            other => other,
+        };
         let mut params = params::validate(&action.params, &params).map_err(invalid)?;
         resolve_files(action, &mut params, &mut files).map_err(invalid)?;
         creds
