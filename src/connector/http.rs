@@ -300,7 +300,9 @@ impl Connector {
         resolve_files(action, &mut params, &mut files).map_err(invalid)?;
         creds
             .require_cookies(&self.spec.auth.cookies)
-            .map_err(|err| invalid(err.to_string()))?;
+            .map_err(|err| ConnectorError::IncompleteLogin {
+                message: err.to_string(),
+            })?;
 
         let mut vars = json!({
             "params": params,

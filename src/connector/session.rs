@@ -122,6 +122,8 @@ pub enum ConnectorError {
         status: u16,
         message: String,
     },
+    #[error("the saved login is incomplete ({message}); log in again")]
+    IncompleteLogin { message: String },
     #[error("invalid parameters for {action}: {message}")]
     InvalidParams { action: String, message: String },
     #[error("unexpected response to {action}: {message}")]
@@ -148,7 +150,9 @@ impl ConnectorError {
     pub fn needs_login(&self) -> bool {
         matches!(
             self,
-            ConnectorError::SessionExpired { .. } | ConnectorError::ChallengeRequired { .. }
+            ConnectorError::SessionExpired { .. }
+                | ConnectorError::ChallengeRequired { .. }
+                | ConnectorError::IncompleteLogin { .. }
         )
     }
 }
