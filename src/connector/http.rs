@@ -569,7 +569,12 @@ impl Connector {
 }
 
 /// Applies a request's `response:` and `embed:` mappings to a response body.
-fn map_response(action: &Action, request: &Request, raw: &Value, vars: &Value) -> Result<Value, ConnectorError> {
+fn map_response(
+    action: &Action,
+    request: &Request,
+    raw: &Value,
+    vars: &Value,
+) -> Result<Value, ConnectorError> {
     let malformed = |message: String| ConnectorError::MalformedResponse {
         action: action.name.clone(),
         message,
@@ -586,7 +591,11 @@ fn map_response(action: &Action, request: &Request, raw: &Value, vars: &Value) -
             Value::Object(result) => {
                 result.insert(field.clone(), value);
             }
-            _ => return Err(malformed(format!("embed.{field}: the response mapping did not produce an object"))),
+            _ => {
+                return Err(malformed(format!(
+                    "embed.{field}: the response mapping did not produce an object"
+                )))
+            }
         }
     }
     Ok(normalized)

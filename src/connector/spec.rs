@@ -695,7 +695,35 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
         }
     };
 
-    let (auth, session, api) = (auth?, session?, api?);
+    // Each section is checked even when another one failed to parse.
+    let api_parts = api.as_ref().map(|api| compile_api(problems, api));
+    let session_parts = session
+        .as_ref()
+        .map(|session| compile_session(problems, session));
+    let auth_parts = auth.as_ref().map(|auth| compile_auth(problems, auth));
+    let (headers, response_hooks, timeout) = api_parts?;
+    let (error_rules, retry, keep_alive) = session_parts?;
+    let (validate, connect_steps) = auth_parts?;
+    Some(Spec {
+        source: problems.file.clone(),
+        meta: meta?,
+        auth: auth?,
+        api: api?,
+        headers,
+        response_hooks,
+        error_rules,
+        retry,
+        timeout,
+        actions,
+        validate,
+        keep_alive,
+        connect_steps,
+    })
+}
+
+type ApiParts = (Vec<(HeaderName, Template)>, Vec<ResponseHook>, Duration);
+
+fn compile_api(problems: &mut Problems, api: &ApiSpec) -> ApiParts {
     let api_scope = "api";
     let headers = compile_headers(problems, api_scope, "headers", &api.headers);
     let response_hooks = api
@@ -751,6 +779,13 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
     }
     check_url(problems, api_scope, "base_url", &api.base_url);
 
+    (headers, response_hooks, timeout)
+}
+
+fn compile_session(
+    problems: &mut Problems,
+    session: &SessionSpec,
+) -> (ErrorRules, RetryPolicy, Option<Check>) {
     let error_rules = ErrorRules::compile(&session.error_detection).unwrap_or_else(|errors| {
         for (field, message) in errors {
             problems.push("session", format!("error_detection.{field}"), message);
@@ -762,14 +797,18 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
         RetryPolicy::default()
     });
 
-    let validate = auth
-        .validate
-        .as_ref()
-        .and_then(|check| compile_check(problems, "auth", "validate", check));
     let keep_alive = session
         .keep_alive
         .as_ref()
         .and_then(|check| compile_check(problems, "session", "keep_alive", check));
+    (error_rules, retry, keep_alive)
+}
+
+fn compile_auth(problems: &mut Problems, auth: &AuthSpec) -> (Option<Check>, Vec<Value>) {
+    let validate = auth
+        .validate
+        .as_ref()
+        .and_then(|check| compile_check(problems, "auth", "validate", check));
     let connect_steps = match &auth.connect {
         Some(connect) => {
             for (index, step) in connect.playwright.steps.iter().enumerate() {
@@ -785,21 +824,7 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
         None => Vec::new(),
     };
 
-    Some(Spec {
-        source: problems.file.clone(),
-        meta: meta?,
-        auth,
-        api,
-        headers,
-        response_hooks,
-        error_rules,
-        retry,
-        timeout,
-        actions,
-        validate,
-        keep_alive,
-        connect_steps,
-    })
+    (validate, connect_steps)
 }
 
 fn check_url(problems: &mut Problems, scope: &str, field: &str, url: &str) {
@@ -986,7 +1011,9 @@ fn check_param(problems: &mut Problems, scope: &str, field: &str, param: &ParamS
         (Some(_), _) => problems.push(scope, format!("{field}.items"), "only an array takes items"),
         (None, _) => {}
     }
-    if let Some(default) = &param.default {
+    // An enum without values was reported above: there is nothing to check its default against.
+    let checkable = !(param.kind == ParamKind::Enum && param.values.is_empty());
+    if let Some(default) = param.default.as_ref().filter(|_| checkable) {
         if param.kind == ParamKind::File {
             problems.push(
                 scope,
@@ -1071,15 +1098,20 @@ fn compile_request(
         context: IndexMap::new(),
         mapping: None,
     };
-    let mut compile_mapping = |spec_field: String, spec: &ResponseSpec| match ResponseMapping::compile(spec) {
-        Ok(response) => Some(response),
-        Err(errors) => {
-            for error in errors {
-                problems.push(scope, format!("{spec_field}.{}", error.field), error.message);
+    let mut compile_mapping =
+        |spec_field: String, spec: &ResponseSpec| match ResponseMapping::compile(spec) {
+            Ok(response) => Some(response),
+            Err(errors) => {
+                for error in errors {
+                    problems.push(
+                        scope,
+                        format!("{spec_field}.{}", error.field),
+                        error.message,
+                    );
+                }
+                None
             }
-            None
-        }
-    };
+        };
     let response = compile_mapping(
         format!("{field}.response"),
         rest.response.as_ref().unwrap_or(&empty_response),
@@ -1088,7 +1120,8 @@ fn compile_request(
         .embed
         .iter()
         .filter_map(|(name, spec)| {
-            compile_mapping(format!("{field}.embed.{name}"), spec).map(|mapping| (name.clone(), mapping))
+            compile_mapping(format!("{field}.embed.{name}"), spec)
+                .map(|mapping| (name.clone(), mapping))
         })
         .collect();
     if problems.list.len() != before {

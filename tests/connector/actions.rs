@@ -60,7 +60,10 @@ async fn list_conversations_maps_direct_and_group_threads() {
     assert_eq!(direct.name.as_deref(), Some("Alice W"));
     assert_eq!(direct.participants.len(), 1);
     assert_eq!(direct.participants[0].id, fx.seed.friend.pk.to_string());
-    assert_eq!(direct.participants[0].handle.as_deref(), Some("alice.wonder"));
+    assert_eq!(
+        direct.participants[0].handle.as_deref(),
+        Some("alice.wonder")
+    );
     assert!(direct.updated_at.unwrap() > Utc::now() - chrono::Duration::days(2));
 
     let group = conversations
@@ -94,7 +97,11 @@ async fn list_conversations_validates_params_before_any_request() {
     );
     let err = fx
         .connector
-        .execute("list_conversations", json!({"filter": "spam"}), &mut fx.creds)
+        .execute(
+            "list_conversations",
+            json!({"filter": "spam"}),
+            &mut fx.creds,
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("`filter` must be one of"), "{err}");
@@ -129,7 +136,11 @@ async fn list_conversations_page_walks_the_whole_inbox() {
     }
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no duplicates: {seen:?}");
-    assert_eq!(seen.len(), fx.seed.thread_ids.len() - 1, "every non-pending thread");
+    assert_eq!(
+        seen.len(),
+        fx.seed.thread_ids.len() - 1,
+        "every non-pending thread"
+    );
     assert!(pages >= 3);
 }
 
@@ -157,7 +168,11 @@ async fn list_page_walks_every_message_newest_first_without_duplicates() {
             other => panic!("inconsistent page end: {other:?}"),
         }
     }
-    assert_eq!(ids, sim_item_ids(&fx, &thread), "all items, newest first, once");
+    assert_eq!(
+        ids,
+        sim_item_ids(&fx, &thread),
+        "all items, newest first, once"
+    );
     assert!(timestamps.windows(2).all(|pair| pair[0] >= pair[1]));
 }
 
@@ -169,14 +184,15 @@ async fn list_maps_senders_replies_reactions_and_media() {
     let demo = fx.seed.demo.pk;
     let photo_id = fx
         .sim
-        .post_item(&thread, friend, json!({"item_type": "media", "media_type": 1}))
+        .post_item(
+            &thread,
+            friend,
+            json!({"item_type": "media", "media_type": 1}),
+        )
         .unwrap();
     let question = fx.sim.post_text(&thread, friend, "pizza tonight?").unwrap();
     fx.sim.react(&thread, &question, demo, "❤️").unwrap();
-    let answer = fx
-        .sim
-        .post_reply(&thread, demo, "yes!", &question)
-        .unwrap();
+    let answer = fx.sim.post_reply(&thread, demo, "yes!", &question).unwrap();
 
     let result = fx
         .run("list", json!({"conversation_id": thread, "limit": 5}))
@@ -186,7 +202,10 @@ async fn list_maps_senders_replies_reactions_and_media() {
     assert_eq!(messages[0].content.as_deref(), Some("yes!"));
     assert_eq!(messages[0].is_outgoing, Some(true));
     let sender = messages[0].sender.as_ref().unwrap();
-    assert_eq!((sender.id.as_str(), sender.is_self), (demo.to_string().as_str(), Some(true)));
+    assert_eq!(
+        (sender.id.as_str(), sender.is_self),
+        (demo.to_string().as_str(), Some(true))
+    );
     let reply = messages[0].reply_to.as_ref().unwrap();
     assert_eq!(reply.message_id, question);
     assert_eq!(reply.preview.as_deref(), Some("pizza tonight?"));
@@ -210,24 +229,41 @@ async fn list_maps_senders_replies_reactions_and_media() {
         .bytes()
         .await
         .unwrap();
-    assert!(bytes.starts_with(b"\x89PNG"), "the attachment URL serves the image");
+    assert!(
+        bytes.starts_with(b"\x89PNG"),
+        "the attachment URL serves the image"
+    );
 }
 
 #[tokio::test]
 async fn get_conversation_and_get_find_one_thing() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.group_thread_id.clone();
-    let conversation = fx.connector.get_conversation(&mut fx.creds, &thread).await.unwrap();
+    let conversation = fx
+        .connector
+        .get_conversation(&mut fx.creds, &thread)
+        .await
+        .unwrap();
     assert_eq!(conversation.kind, ConversationKind::Group);
     assert_eq!(conversation.participants.len(), 3);
 
-    let item = fx.sim.post_text(&thread, fx.seed.friend.pk, "find me").unwrap();
+    let item = fx
+        .sim
+        .post_text(&thread, fx.seed.friend.pk, "find me")
+        .unwrap();
     let message: Message = fx
         .connector
-        .call("get", json!({"conversation_id": thread, "message_id": item}), &mut fx.creds)
+        .call(
+            "get",
+            json!({"conversation_id": thread, "message_id": item}),
+            &mut fx.creds,
+        )
         .await
         .unwrap();
-    assert_eq!((message.id.as_str(), message.content.as_deref()), (item.as_str(), Some("find me")));
+    assert_eq!(
+        (message.id.as_str(), message.content.as_deref()),
+        (item.as_str(), Some("find me"))
+    );
     let missing = fx
         .run("get", json!({"conversation_id": thread, "message_id": "1"}))
         .await;
@@ -238,7 +274,10 @@ async fn get_conversation_and_get_find_one_thing() {
 async fn send_with_reply_lands_in_the_thread_with_its_client_context() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.direct_thread_id.clone();
-    let question = fx.sim.post_text(&thread, fx.seed.friend.pk, "coffee?").unwrap();
+    let question = fx
+        .sim
+        .post_text(&thread, fx.seed.friend.pk, "coffee?")
+        .unwrap();
     let sent = fx
         .connector
         .send_text(
@@ -292,7 +331,10 @@ async fn send_to_user_and_send_link() {
     let mut fx = Fixture::start().await;
     let bob = fx.seed.contacts[0].pk;
     let sent = fx
-        .run("send_to_user", json!({"user_id": bob.to_string(), "text": "hi bob"}))
+        .run(
+            "send_to_user",
+            json!({"user_id": bob.to_string(), "text": "hi bob"}),
+        )
         .await;
     let thread = sent["conversation_id"].as_str().unwrap().to_owned();
     let item = newest_sim_item(&fx, &thread);
@@ -310,7 +352,10 @@ async fn send_to_user_and_send_link() {
     let item = newest_sim_item(&fx, &thread);
     assert_eq!(item["item_type"], json!("link"));
     assert_eq!(item["link"]["text"], json!("look https://example.org/a"));
-    assert_eq!(item["link"]["link_context"]["link_url"], json!("https://example.org/a"));
+    assert_eq!(
+        item["link"]["link_context"]["link_url"],
+        json!("https://example.org/a")
+    );
     let listed = fx
         .run("list", json!({"conversation_id": thread, "limit": 1}))
         .await;
@@ -323,7 +368,10 @@ async fn send_to_user_and_send_link() {
 async fn react_and_unreact_change_the_item() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.direct_thread_id.clone();
-    let item = fx.sim.post_text(&thread, fx.seed.friend.pk, "nice").unwrap();
+    let item = fx
+        .sim
+        .post_text(&thread, fx.seed.friend.pk, "nice")
+        .unwrap();
     fx.connector
         .set_reaction(&mut fx.creds, &thread, &item, Some("😂"))
         .await
@@ -338,14 +386,23 @@ async fn react_and_unreact_change_the_item() {
         .await
         .unwrap();
     let reactions = newest_sim_item(&fx, &thread)["reactions"]["emojis"].clone();
-    assert!(reactions.as_array().is_none_or(Vec::is_empty), "{reactions}");
+    assert!(
+        reactions.as_array().is_none_or(Vec::is_empty),
+        "{reactions}"
+    );
 
     let err = fx
         .connector
         .set_reaction(&mut fx.creds, &thread, "1", Some("😂"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ConnectorError::Platform { .. } | ConnectorError::NotFound { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ConnectorError::Platform { .. } | ConnectorError::NotFound { .. }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -356,10 +413,16 @@ async fn delete_unsends_own_items_only() {
         .run("send", json!({"conversation_id": thread, "text": "oops"}))
         .await;
     let id = sent["id"].as_str().unwrap().to_owned();
-    fx.connector.delete_message(&mut fx.creds, &thread, &id).await.unwrap();
+    fx.connector
+        .delete_message(&mut fx.creds, &thread, &id)
+        .await
+        .unwrap();
     assert!(!sim_item_ids(&fx, &thread).contains(&id));
 
-    let theirs = fx.sim.post_text(&thread, fx.seed.friend.pk, "mine").unwrap();
+    let theirs = fx
+        .sim
+        .post_text(&thread, fx.seed.friend.pk, "mine")
+        .unwrap();
     let err = fx
         .connector
         .delete_message(&mut fx.creds, &thread, &theirs)
@@ -376,7 +439,10 @@ async fn thread_state_writes_change_the_simulator() {
     let params = json!({"conversation_id": thread});
 
     assert_eq!(member_state(&fx, &thread)["muted"], json!(false));
-    assert_eq!(fx.run("mute", params.clone()).await, json!({"success": true}));
+    assert_eq!(
+        fx.run("mute", params.clone()).await,
+        json!({"success": true})
+    );
     assert_eq!(member_state(&fx, &thread)["muted"], json!(true));
     fx.run("unmute", params.clone()).await;
     assert_eq!(member_state(&fx, &thread)["muted"], json!(false));
@@ -384,21 +450,40 @@ async fn thread_state_writes_change_the_simulator() {
     fx.run("mark_unread", params.clone()).await;
     assert_eq!(member_state(&fx, &thread)["marked_as_unread"], json!(true));
     let newest = sim_item_ids(&fx, &thread)[0].clone();
-    fx.connector.mark_read(&mut fx.creds, &thread, &newest).await.unwrap();
+    fx.connector
+        .mark_read(&mut fx.creds, &thread, &newest)
+        .await
+        .unwrap();
     let state = member_state(&fx, &thread);
     assert_eq!(state["last_seen_at"]["item_id"], json!(newest));
     assert_eq!(state["marked_as_unread"], json!(false));
 
-    fx.connector.set_typing(&mut fx.creds, &thread, true).await.unwrap();
-    assert_eq!(member_state(&fx, &thread)["typing"]["activity_status"], json!(1));
-    fx.connector.set_typing(&mut fx.creds, &thread, false).await.unwrap();
-    assert_eq!(member_state(&fx, &thread)["typing"]["activity_status"], json!(0));
+    fx.connector
+        .set_typing(&mut fx.creds, &thread, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        member_state(&fx, &thread)["typing"]["activity_status"],
+        json!(1)
+    );
+    fx.connector
+        .set_typing(&mut fx.creds, &thread, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        member_state(&fx, &thread)["typing"]["activity_status"],
+        json!(0)
+    );
 
     fx.run("archive", params.clone()).await;
     assert_eq!(member_state(&fx, &thread)["hidden"], json!(true));
     let listed = fx.run("list_conversations", json!({"limit": 50})).await;
     assert!(
-        !listed.as_array().unwrap().iter().any(|c| c["id"] == json!(thread)),
+        !listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == json!(thread)),
         "an archived thread leaves the inbox"
     );
 }
@@ -410,10 +495,22 @@ async fn presence_reports_what_the_simulator_holds() {
     let bob = fx.seed.contacts[0].pk;
     let seen_ms = 1_748_780_390_000;
     fx.sim
-        .set_presence(friend, SimPresence { is_active: true, last_activity_at_ms: seen_ms })
+        .set_presence(
+            friend,
+            SimPresence {
+                is_active: true,
+                last_activity_at_ms: seen_ms,
+            },
+        )
         .unwrap();
     fx.sim
-        .set_presence(bob, SimPresence { is_active: false, last_activity_at_ms: seen_ms - 60_000 })
+        .set_presence(
+            bob,
+            SimPresence {
+                is_active: false,
+                last_activity_at_ms: seen_ms - 60_000,
+            },
+        )
         .unwrap();
     let presence = fx
         .connector
@@ -442,9 +539,30 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.direct_thread_id.clone();
     let cases = [
-        (MediaKind::Photo, "photo.jpg", "image/jpeg", "image", "media", "7334915000000000041"),
-        (MediaKind::Video, "clip.mp4", "video/mp4", "video", "media", "7334915000000000042"),
-        (MediaKind::Voice, "note.m4a", "audio/mp4", "audio", "voice_media", "7334915000000000043"),
+        (
+            MediaKind::Photo,
+            "photo.jpg",
+            "image/jpeg",
+            "image",
+            "media",
+            "7334915000000000041",
+        ),
+        (
+            MediaKind::Video,
+            "clip.mp4",
+            "video/mp4",
+            "video",
+            "media",
+            "7334915000000000042",
+        ),
+        (
+            MediaKind::Voice,
+            "note.m4a",
+            "audio/mp4",
+            "audio",
+            "voice_media",
+            "7334915000000000043",
+        ),
     ];
     for (kind, name, mime_type, attachment_kind, item_type, client_context) in cases {
         let bytes = Bytes::from(format!("{name} bytes {}", uuid::Uuid::new_v4()));
@@ -462,7 +580,11 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
 
         let listed: Vec<Message> = fx
             .connector
-            .call("list", json!({"conversation_id": thread, "limit": 1}), &mut fx.creds)
+            .call(
+                "list",
+                json!({"conversation_id": thread, "limit": 1}),
+                &mut fx.creds,
+            )
             .await
             .unwrap();
         assert_eq!(listed[0].id, sent.id);
@@ -478,7 +600,10 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
             .bytes()
             .await
             .unwrap();
-        assert_eq!(served, bytes, "{kind:?}: the item serves the uploaded bytes");
+        assert_eq!(
+            served, bytes,
+            "{kind:?}: the item serves the uploaded bytes"
+        );
     }
 }
 
@@ -490,7 +615,10 @@ async fn send_photo_from_a_file_path() {
     let path = dir.path().join("pic.png");
     std::fs::write(&path, b"\x89PNG fake image bytes").unwrap();
     let sent = fx
-        .run("send_photo", json!({"conversation_id": thread, "photo": path.to_str().unwrap()}))
+        .run(
+            "send_photo",
+            json!({"conversation_id": thread, "photo": path.to_str().unwrap()}),
+        )
         .await;
     assert_eq!(newest_sim_item(&fx, &thread)["item_id"], sent["id"]);
     let upload = fx
@@ -499,7 +627,12 @@ async fn send_photo_from_a_file_path() {
         .into_iter()
         .find(|entry| entry.path.starts_with("/rupload_igphoto/"))
         .unwrap();
-    for header in ["x-instagram-rupload-params", "x-entity-name", "x-entity-length", "x-entity-type"] {
+    for header in [
+        "x-instagram-rupload-params",
+        "x-entity-name",
+        "x-entity-length",
+        "x-entity-type",
+    ] {
         assert!(upload.headers.iter().any(|h| h == header), "{header} sent");
     }
 }
@@ -507,7 +640,11 @@ async fn send_photo_from_a_file_path() {
 #[tokio::test]
 async fn users_search_unread_and_current_user() {
     let mut fx = Fixture::start().await;
-    let user = fx.connector.lookup_user(&mut fx.creds, "alice.wonder").await.unwrap();
+    let user = fx
+        .connector
+        .lookup_user(&mut fx.creds, "alice.wonder")
+        .await
+        .unwrap();
     assert_eq!(
         (user.id, user.name.as_deref()),
         (fx.seed.friend.pk.to_string(), Some("Alice W"))
@@ -517,12 +654,22 @@ async fn users_search_unread_and_current_user() {
         .lookup_user(&mut fx.creds, "no.such.user")
         .await
         .unwrap_err();
-    assert!(matches!(err, ConnectorError::NotFound { status: 404, .. }), "{err:?}");
-    assert_eq!(err.to_string(), "Instagram says it does not exist: User not found");
+    assert!(
+        matches!(err, ConnectorError::NotFound { status: 404, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "Instagram says it does not exist: User not found"
+    );
 
     let by_id: User = fx
         .connector
-        .call("get_user", json!({"user_id": fx.seed.friend.pk}), &mut fx.creds)
+        .call(
+            "get_user",
+            json!({"user_id": fx.seed.friend.pk}),
+            &mut fx.creds,
+        )
         .await
         .unwrap();
     assert_eq!(by_id.handle.as_deref(), Some("alice.wonder"));
@@ -530,7 +677,10 @@ async fn users_search_unread_and_current_user() {
     let me = fx.connector.current_user(&mut fx.creds).await.unwrap();
     assert_eq!(me.handle.as_deref(), Some("bridge.tester"));
     let validated = fx.connector.validate(&mut fx.creds).await.unwrap();
-    assert_eq!(validated, json!({"user_id": fx.seed.demo.pk.to_string(), "username": "bridge.tester"}));
+    assert_eq!(
+        validated,
+        json!({"user_id": fx.seed.demo.pk.to_string(), "username": "bridge.tester"})
+    );
 
     let thread = fx.seed.group_thread_id.clone();
     let needle = fx
@@ -543,18 +693,31 @@ async fn users_search_unread_and_current_user() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].id.as_str(), found[0].conversation_id.as_str()), (needle.as_str(), thread.as_str()));
+    assert_eq!(
+        (found[0].id.as_str(), found[0].conversation_id.as_str()),
+        (needle.as_str(), thread.as_str())
+    );
 
-    let unread: Vec<Message> = fx.connector.call("get_unread", json!({}), &mut fx.creds).await.unwrap();
+    let unread: Vec<Message> = fx
+        .connector
+        .call("get_unread", json!({}), &mut fx.creds)
+        .await
+        .unwrap();
     let newest = unread.iter().find(|m| m.conversation_id == thread).unwrap();
-    assert_eq!(newest.id, needle, "the newest item of an unread thread, with its thread id");
+    assert_eq!(
+        newest.id, needle,
+        "the newest item of an unread thread, with its thread id"
+    );
     assert!(unread.iter().all(|m| !m.conversation_id.is_empty()));
 }
 
 #[tokio::test]
 async fn keep_alive_reports_a_live_then_a_dead_session() {
     let mut fx = Fixture::start().await;
-    assert_eq!(keep_alive(&fx.connector, &mut fx.creds).await, KeepAliveOutcome::Alive);
+    assert_eq!(
+        keep_alive(&fx.connector, &mut fx.creds).await,
+        KeepAliveOutcome::Alive
+    );
     assert_eq!(fx.sim.request_count("GET", "direct_v2/get_presence/"), 1);
     assert_eq!(
         fx.connector.spec().keep_alive.as_ref().unwrap().interval,
@@ -564,7 +727,10 @@ async fn keep_alive_reports_a_live_then_a_dead_session() {
     match keep_alive(&fx.connector, &mut fx.creds).await {
         KeepAliveOutcome::LoggedOut { reaction, error } => {
             assert_eq!(reaction, CheckReaction::MarkDisconnected);
-            assert!(matches!(error, ConnectorError::SessionExpired { status: 403, .. }));
+            assert!(matches!(
+                error,
+                ConnectorError::SessionExpired { status: 403, .. }
+            ));
         }
         other => panic!("expected a logged-out outcome, got {other:?}"),
     }

@@ -55,7 +55,11 @@ impl Fixture {
 
     /// Runs an action and returns its normalized result, failing the test on error.
     pub async fn run(&mut self, action: &str, params: serde_json::Value) -> serde_json::Value {
-        match self.connector.execute(action, params, &mut self.creds).await {
+        match self
+            .connector
+            .execute(action, params, &mut self.creds)
+            .await
+        {
             Ok(output) => output.normalized,
             Err(err) => panic!("{action} failed: {err}"),
         }

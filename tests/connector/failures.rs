@@ -34,8 +34,14 @@ async fn expired_session_is_not_retried() {
         .execute("list_conversations", json!({}), &mut fx.creds)
         .await
         .unwrap_err();
-    assert!(matches!(err, ConnectorError::SessionExpired { status: 403, .. }), "{err:?}");
-    assert_eq!(err.to_string(), "Instagram asks you to log in again (the session has expired or was logged out)");
+    assert!(
+        matches!(err, ConnectorError::SessionExpired { status: 403, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "Instagram asks you to log in again (the session has expired or was logged out)"
+    );
     assert!(err.needs_login());
     assert_eq!(fx.sim.request_count("GET", INBOX), 1);
 }
@@ -47,24 +53,41 @@ async fn challenge_is_reported_and_not_retried() {
     let thread = fx.seed.direct_thread_id.clone();
     let err = fx
         .connector
-        .execute("send", json!({"conversation_id": thread, "text": "hi"}), &mut fx.creds)
+        .execute(
+            "send",
+            json!({"conversation_id": thread, "text": "hi"}),
+            &mut fx.creds,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, ConnectorError::ChallengeRequired { status: 400, .. }), "{err:?}");
-    assert_eq!(fx.sim.request_count("POST", "direct_v2/threads/broadcast/text/"), 1);
+    assert!(
+        matches!(err, ConnectorError::ChallengeRequired { status: 400, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        fx.sim
+            .request_count("POST", "direct_v2/threads/broadcast/text/"),
+        1
+    );
 }
 
 #[tokio::test]
 async fn rate_limit_waits_for_retry_after_then_succeeds() {
     let mut fx = Fixture::start().await;
     fx.sim.inject_fault(Fault {
-        body: Some(r#"{"message":"Please wait a few minutes before you try again.","status":"fail"}"#.into()),
+        body: Some(
+            r#"{"message":"Please wait a few minutes before you try again.","status":"fail"}"#
+                .into(),
+        ),
         headers: vec![("Retry-After".into(), "1".into())],
         ..fault(INBOX, Some(429), 1)
     });
     let started = Instant::now();
     let result = fx.run("list_conversations", json!({})).await;
-    assert!(started.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After"
+    );
     assert!(!result.as_array().unwrap().is_empty());
     assert_eq!(fx.sim.request_count("GET", INBOX), 2);
 }
@@ -80,7 +103,11 @@ async fn real_rate_limit_gives_up_within_the_bound() {
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::RateLimited { .. }), "{err:?}");
-    assert_eq!(fx.sim.request_count("GET", INBOX), 3, "max_attempts of the test policy");
+    assert_eq!(
+        fx.sim.request_count("GET", INBOX),
+        3,
+        "max_attempts of the test policy"
+    );
 }
 
 #[tokio::test]
@@ -96,26 +123,42 @@ async fn server_error_then_success_is_retried() {
 async fn server_error_on_a_write_without_client_context_is_not_repeated() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.direct_thread_id.clone();
-    fx.sim.inject_fault(fault("direct_v2/threads/", Some(500), 1));
+    fx.sim
+        .inject_fault(fault("direct_v2/threads/", Some(500), 1));
     let err = fx
         .connector
         .execute("mute", json!({"conversation_id": thread}), &mut fx.creds)
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
-    assert_eq!(fx.sim.request_count("POST", &format!("direct_v2/threads/{thread}/mute/")), 1);
+    assert_eq!(
+        fx.sim
+            .request_count("POST", &format!("direct_v2/threads/{thread}/mute/")),
+        1
+    );
 }
 
 #[tokio::test]
 async fn send_is_retried_after_a_server_error_and_lands_once() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.direct_thread_id.clone();
-    let before = fx.sim.thread_snapshot(&thread).unwrap()["items"].as_array().unwrap().len();
-    fx.sim.inject_fault(fault("direct_v2/threads/broadcast/text/", Some(500), 1));
+    let before = fx.sim.thread_snapshot(&thread).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    fx.sim
+        .inject_fault(fault("direct_v2/threads/broadcast/text/", Some(500), 1));
     let sent = fx
-        .run("send", json!({"conversation_id": thread, "text": "retried"}))
+        .run(
+            "send",
+            json!({"conversation_id": thread, "text": "retried"}),
+        )
         .await;
-    assert_eq!(fx.sim.request_count("POST", "direct_v2/threads/broadcast/text/"), 2);
+    assert_eq!(
+        fx.sim
+            .request_count("POST", "direct_v2/threads/broadcast/text/"),
+        2
+    );
     let items = fx.sim.thread_snapshot(&thread).unwrap()["items"].clone();
     assert_eq!(items.as_array().unwrap().len(), before + 1);
     assert_eq!(items[0]["item_id"], sent["id"]);
@@ -136,7 +179,10 @@ async fn malformed_json_is_reported() {
     match &err {
         ConnectorError::MalformedResponse { action, message } => {
             assert_eq!(action, "list_conversations");
-            assert!(message.starts_with("HTTP 200 with a body that is not JSON"), "{message}");
+            assert!(
+                message.starts_with("HTTP 200 with a body that is not JSON"),
+                "{message}"
+            );
         }
         other => panic!("expected MalformedResponse, got {other:?}"),
     }
@@ -146,7 +192,10 @@ async fn malformed_json_is_reported() {
 #[tokio::test]
 async fn timeout_is_transient_after_bounded_retries() {
     let mut fx = Fixture::start().await;
-    fx.connector = fx.connector.clone().with_timeout(Duration::from_millis(300));
+    fx.connector = fx
+        .connector
+        .clone()
+        .with_timeout(Duration::from_millis(300));
     fx.sim.inject_fault(Fault {
         delay: Duration::from_secs(2),
         ..fault(INBOX, None, 10)
@@ -165,7 +214,11 @@ async fn timeout_is_transient_after_bounded_retries() {
         }
     );
     // Two attempts and a backoff take 650 ms; three take at least 900 ms.
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -189,12 +242,20 @@ async fn a_silent_server_gets_exactly_max_attempts() {
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
-    assert_eq!(accepted.load(Ordering::SeqCst), 3, "one connection per attempt");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "one connection per attempt"
+    );
 
     // A write without a client_context is not repeated after a timeout.
     accepted.store(0, Ordering::SeqCst);
     let err = connector
-        .execute("mute", json!({"conversation_id": fx.seed.direct_thread_id}), &mut creds)
+        .execute(
+            "mute",
+            json!({"conversation_id": fx.seed.direct_thread_id}),
+            &mut creds,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
@@ -218,7 +279,10 @@ async fn unreachable_platform_is_transient() {
         .execute("list_conversations", json!({}), &mut fx.creds)
         .await
         .unwrap_err();
-    assert!(matches!(&err, ConnectorError::Transient { message, .. } if message == "could not connect"), "{err:?}");
+    assert!(
+        matches!(&err, ConnectorError::Transient { message, .. } if message == "could not connect"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -242,7 +306,8 @@ async fn csrf_header_matches_the_cookie_and_a_mismatch_is_refused() {
     assert_ne!(without_header, text);
     let spec = Spec::parse("no-csrf.yaml", &without_header).unwrap();
     let base_urls = BaseUrls::with_overrides(&spec.api, Some(&fx.sim.api_base_url()), None, None);
-    let connector = Connector::new(spec, base_urls).with_retry_policy(crate::common::fast_retries());
+    let connector =
+        Connector::new(spec, base_urls).with_retry_policy(crate::common::fast_retries());
     let err = connector
         .execute("unmute", json!({"conversation_id": thread}), &mut fx.creds)
         .await
@@ -259,11 +324,18 @@ async fn www_claim_from_a_response_is_sent_on_the_next_request() {
     let mut fx = Fixture::start().await;
     assert!(!fx.creds.state.contains_key("ig_www_claim"));
     fx.run("current_user", json!({})).await;
-    assert!(fx.creds.state.contains_key("ig_www_claim"), "the hook stored the claim");
+    assert!(
+        fx.creds.state.contains_key("ig_www_claim"),
+        "the hook stored the claim"
+    );
     fx.run("list_conversations", json!({})).await;
     let log = fx.sim.request_log();
     assert_eq!(log.len(), 2);
-    assert_eq!(log[0].www_claim, ClaimEcho::Differs, "the first request sends the default 0");
+    assert_eq!(
+        log[0].www_claim,
+        ClaimEcho::Differs,
+        "the first request sends the default 0"
+    );
     assert_eq!(log[1].www_claim, ClaimEcho::Matches);
 }
 
@@ -276,7 +348,11 @@ async fn no_cookie_value_reaches_errors_or_debug_output() {
     let thread = fx.seed.direct_thread_id.clone();
     fx.sim.inject_fault(fault(INBOX, Some(500), 10));
     for action in ["list_conversations"] {
-        let err = fx.connector.execute(action, json!({}), &mut fx.creds).await.unwrap_err();
+        let err = fx
+            .connector
+            .execute(action, json!({}), &mut fx.creds)
+            .await
+            .unwrap_err();
         shown.push(err.to_string());
         shown.push(format!("{err:?}"));
     }
@@ -284,7 +360,11 @@ async fn no_cookie_value_reaches_errors_or_debug_output() {
     fx.sim.expire_session(fx.seed.demo.pk).unwrap();
     let err = fx
         .connector
-        .execute("send", json!({"conversation_id": thread, "text": "x"}), &mut fx.creds)
+        .execute(
+            "send",
+            json!({"conversation_id": thread, "text": "x"}),
+            &mut fx.creds,
+        )
         .await
         .unwrap_err();
     shown.push(err.to_string());
@@ -297,12 +377,18 @@ async fn no_cookie_value_reaches_errors_or_debug_output() {
         .execute("list_conversations", json!({}), &mut fx.creds)
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "the saved login is incomplete (missing required cookie(s): mid); log in again");
+    assert_eq!(
+        err.to_string(),
+        "the saved login is incomplete (missing required cookie(s): mid); log in again"
+    );
     shown.push(format!("{err:?}"));
 
     for text in &shown {
         for secret in &secrets {
-            assert!(!text.contains(secret.as_str()), "a cookie value leaked into: {text}");
+            assert!(
+                !text.contains(secret.as_str()),
+                "a cookie value leaked into: {text}"
+            );
         }
     }
 }
