@@ -392,3 +392,18 @@ async fn no_cookie_value_reaches_errors_or_debug_output() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_unknown_action_is_named() {
+    let mut fx = Fixture::start().await;
+    let err = fx
+        .connector
+        .execute("send_carrier_pigeon", json!({}), &mut fx.creds)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no action named `send_carrier_pigeon` in the connector spec"
+    );
+    assert!(fx.sim.request_log().is_empty());
+}

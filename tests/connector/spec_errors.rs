@@ -214,3 +214,22 @@ fn a_bad_default_and_an_unknown_param_type_are_reported() {
         "{shown:?}"
     );
 }
+
+#[test]
+fn login_steps_follow_the_web_base_url() {
+    let spec = load_spec();
+    let vars = serde_json::json!({"api": {"web_base_url": "http://127.0.0.1:9999"}});
+    let steps = spec.render_connect_steps(&vars).unwrap();
+    assert_eq!(
+        steps[0],
+        serde_json::json!({"goto": "http://127.0.0.1:9999/accounts/login/"})
+    );
+    assert_eq!(
+        steps[1]["wait_for"]["any"][0],
+        serde_json::json!({"url_matches": "^http://127.0.0.1:9999/$"})
+    );
+    assert_eq!(
+        steps[2],
+        serde_json::json!({"assert_cookies": ["sessionid", "csrftoken", "ds_user_id"]})
+    );
+}
