@@ -1,2 +1,161 @@
-//! Benchmark: mapping a 50-thread inbox response.
-fn main() {}
+//! Benchmark: mapping a 50-thread inbox response (`list_conversations`) and a
+//! 50-item thread page (`list`) with the seed spec's response mappings.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use matrix_instagram::connector::mapping::{ResponseMapping, ResponseSpec};
+use serde_json::{json, Value};
+
+/// The seed's `list_conversations` response section.
+const LIST_CONVERSATIONS: &str = r#"
+root: "inbox.threads"
+mapping:
+  id: "[].thread_id"
+  type: "[].thread_type == 'private' ? 'direct' : 'group'"
+  name: "[].thread_title"
+  participants:
+    - id: "[].users[].pk"
+      name: "[].users[].full_name"
+      handle: "[].users[].username"
+  unread_count: "[].read_state"
+  updated_at: "[].last_activity_at | divide: 1000000 | to_datetime"
+  platform: "'instagram'"
+  connector: "'instagram'"
+"#;
+
+/// The seed's `list` response section.
+const LIST: &str = r#"
+root: "thread.items"
+context:
+  viewer_id: "thread.viewer_id"
+mapping:
+  id: "[].item_id"
+  conversation_id: "'{{params.conversation_id}}'"
+  content: "[].text"
+  content_type: "'text'"
+  sender:
+    id: "[].user_id"
+    type: "'user'"
+    is_self: "[].user_id == {{context.viewer_id}}"
+  is_outgoing: "[].user_id == {{context.viewer_id}}"
+  timestamp: "[].timestamp | divide: 1000000 | to_datetime"
+  reactions: "[].reactions.emojis"
+  reply_to:
+    message_id: "[].replied_to_message.item_id"
+    preview: "[].replied_to_message.text"
+  attachments: "[].media | to_attachment"
+  connector: "'instagram'"
+"#;
+
+const THREADS: usize = 50;
+const ITEMS_PER_THREAD: usize = 10;
+const THREAD_PAGE_ITEMS: usize = 50;
+
+fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/instagram/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+fn compile(yaml: &str) -> ResponseMapping {
+    let spec: ResponseSpec = serde_norway::from_str(yaml).expect("the seed's YAML parses");
+    ResponseMapping::compile(&spec).expect("the seed's mapping compiles")
+}
+
+/// `count` items cycled from `pool`, each with a fresh, descending item id and timestamp.
+fn items(pool: &[Value], count: usize, seed: u128) -> Vec<Value> {
+    (0..count)
+        .map(|index| {
+            let mut item = pool[index % pool.len()].clone();
+            item["item_id"] = json!((seed * 1_000_000 + (count - index) as u128).to_string());
+            item["timestamp"] = json!(1_748_779_930_159_008u64 - index as u64 * 1_000_000);
+            item
+        })
+        .collect()
+}
+
+/// The inbox fixture grown to 50 threads of 10 items each, every thread with a fresh id.
+fn inbox_with_50_threads() -> Value {
+    let mut inbox = fixture("inbox.json");
+    let templates = inbox["inbox"]["threads"]
+        .as_array()
+        .expect("threads")
+        .clone();
+    let mut pool: Vec<Value> = templates
+        .iter()
+        .flat_map(|thread| thread["items"].as_array().cloned().unwrap_or_default())
+        .collect();
+    pool.extend(
+        fixture("thread_group_page2_older.json")["thread"]["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let threads: Vec<Value> = (0..THREADS)
+        .map(|index| {
+            let mut thread = templates[index % templates.len()].clone();
+            let id = 340_282_366_841_710_300_000_000_000_000_000_000_000u128 + index as u128;
+            thread["thread_id"] = json!(id.to_string());
+            thread["items"] = Value::Array(items(&pool, ITEMS_PER_THREAD, id));
+            thread
+        })
+        .collect();
+    inbox["inbox"]["threads"] = Value::Array(threads);
+    inbox
+}
+
+/// A thread page of 50 items drawn from both recorded group-thread pages.
+fn thread_with_50_items() -> Value {
+    let mut page = fixture("thread_group_page1.json");
+    let mut pool = page["thread"]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    pool.extend(
+        fixture("thread_group_page2_older.json")["thread"]["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    page["thread"]["items"] = Value::Array(items(&pool, THREAD_PAGE_ITEMS, 1));
+    page
+}
+
+fn bench(c: &mut Criterion) {
+    let vars = json!({
+        "params": {"conversation_id": "340282366841710301244276120666290001122", "limit": 20},
+        "api": {"base_url": "https://i.instagram.com/api/v1"},
+    });
+
+    let inbox = inbox_with_50_threads();
+    let list_conversations = compile(LIST_CONVERSATIONS);
+    let mapped = list_conversations
+        .apply(&inbox, &vars)
+        .expect("the inbox maps");
+    assert_eq!(mapped.as_array().map(Vec::len), Some(THREADS));
+    c.bench_function("list_conversations: map a 50-thread inbox", |b| {
+        b.iter(|| list_conversations.apply(black_box(&inbox), black_box(&vars)))
+    });
+
+    let thread = thread_with_50_items();
+    let list = compile(LIST);
+    let mapped = list.apply(&thread, &vars).expect("the thread maps");
+    assert_eq!(mapped.as_array().map(Vec::len), Some(THREAD_PAGE_ITEMS));
+    c.bench_function("list: map a 50-item thread page", |b| {
+        b.iter(|| list.apply(black_box(&thread), black_box(&vars)))
+    });
+
+    c.bench_function("compile the list_conversations and list mappings", |b| {
+        b.iter(|| {
+            (
+                compile(black_box(LIST_CONVERSATIONS)),
+                compile(black_box(LIST)),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -583,6 +583,10 @@ mod tests {
         assert!(parse_err(&deep).message.contains("nested"));
         let chain = vec!["a"; 5000].join(" == ");
         assert!(parse_err(&chain).message.contains("nested"));
+        let projections = format!("a{}", "[]".repeat(5000));
+        assert!(parse_err(&projections).message.contains("nested"));
+        let pipes = format!("a{}", " | first".repeat(5000));
+        assert!(parse_err(&pipes).message.contains("nested"));
     }
 
     #[test]

@@ -346,6 +346,13 @@ impl Lexer {
             ('!', _) => (TokenKind::Bang, 1),
             ('=', _) => return Err(Self::error("unexpected `=` (comparison is `==`)", pos)),
             ('&', _) => return Err(Self::error("unexpected `&` (logical and is `&&`)", pos)),
+            ('}', _) => return Err(Self::error("unexpected `}` (`{{` is closed by `}}`)", pos)),
+            ('{', _) => {
+                return Err(Self::error(
+                    "unexpected `{` (embedded expressions are written `{{ }}`)",
+                    pos,
+                ))
+            }
             ('"', _) => {
                 return Err(Self::error(
                     "unexpected `\"` (string literals use single quotes)",

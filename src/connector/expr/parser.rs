@@ -364,9 +364,6 @@ impl<'t> Parser<'t> {
                     Ok(current_path(Vec::new()))
                 }
             }
-            TokenKind::TemplateClose => {
-                Err(self.error_here("stray `}}` with no matching `{{`".into()))
-            }
             other => Err(self.error_here(format!("expected a value, found {}", other.describe()))),
         }
     }
@@ -474,6 +471,7 @@ impl<'t> Parser<'t> {
     /// Zero or more `.name`, `[index]`, `[]`, `[*]`, `[?predicate]`, `['key']`.
     fn segments(&mut self) -> ParseResult<Vec<Segment>> {
         let mut segments = Vec::new();
+        let mut projections = 0;
         loop {
             match self.peek() {
                 TokenKind::Dot => {
@@ -495,9 +493,18 @@ impl<'t> Parser<'t> {
                 TokenKind::LBracket => {
                     let open = self.token().pos;
                     self.advance();
-                    segments.push(self.bracket(open)?);
+                    let segment = self.bracket(open)?;
+                    if matches!(segment, Segment::Project | Segment::Select(_)) {
+                        // The evaluator recurses once per projection.
+                        self.enter()?;
+                        projections += 1;
+                    }
+                    segments.push(segment);
                 }
-                _ => return Ok(segments),
+                _ => {
+                    self.depth -= projections;
+                    return Ok(segments);
+                }
             }
         }
     }
