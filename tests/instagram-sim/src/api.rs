@@ -268,10 +268,15 @@ fn route(
         ["direct_v2", "pending_inbox"] if get => inbox(world, viewer, params, InboxFolder::Pending),
         ["direct_v2", "spam_inbox"] if get => inbox(world, viewer, params, InboxFolder::Spam),
         ["direct_v2", "threads", "get_by_participants"] if get => {
+            // With no such thread yet, Instagram answers without a `thread` key.
             let recipients = pk_list(required(params, "recipient_users")?)?;
-            let thread_id = world.thread_with(viewer, &recipients)?;
-            let thread = thread_page(world, viewer, &thread_id, params)?;
-            Ok(json!({"thread": thread, "status": "ok"}))
+            match world.find_thread_with(viewer, &recipients)? {
+                Some(thread_id) => {
+                    let thread = thread_page(world, viewer, &thread_id, params)?;
+                    Ok(json!({"thread": thread, "status": "ok"}))
+                }
+                None => Ok(json!({"status": "ok"})),
+            }
         }
         ["direct_v2", "threads", "broadcast", kind] if post => {
             broadcast(world, viewer, kind, params)
@@ -309,10 +314,7 @@ fn route(
             let mut presence = serde_json::Map::new();
             for pk in pks {
                 let state = world.account(pk)?.presence;
-                presence.insert(
-                    pk.to_string(),
-                    json!({"user_id": pk.to_string(), "is_active": state.is_active, "last_activity_at_ms": state.last_activity_at_ms, "in_threads": []}),
-                );
+                presence.insert(pk.to_string(), render::presence_entry(true, pk, state));
             }
             Ok(json!({"user_presence": presence, "status": "ok"}))
         }
@@ -320,10 +322,7 @@ fn route(
             let mut presence = serde_json::Map::new();
             for pk in contacts(world, viewer) {
                 let state = world.account(pk)?.presence;
-                presence.insert(
-                    pk.to_string(),
-                    json!({"is_active": state.is_active, "last_activity_at_ms": state.last_activity_at_ms}),
-                );
+                presence.insert(pk.to_string(), render::presence_entry(false, pk, state));
             }
             Ok(json!({"user_presence": presence, "status": "ok"}))
         }

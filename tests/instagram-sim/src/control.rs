@@ -161,7 +161,7 @@ async fn flag_challenge(
     Path(pk): Path<u64>,
     body: Option<Json<Challenge>>,
 ) -> Response {
-    let flagged = body.map_or(true, |Json(challenge)| challenge.flagged);
+    let flagged = body.is_none_or(|Json(challenge)| challenge.flagged);
     reply(
         crate::lock(&shared)
             .flag_challenge(pk, flagged)
@@ -372,11 +372,11 @@ async fn clear_rate_limit(State(shared): State<SharedWorld>) -> Response {
 }
 
 async fn request_log(State(shared): State<SharedWorld>) -> Response {
-    reply(Ok(json!(crate::lock(&shared).request_log)))
+    reply(Ok(json!(crate::lock(&shared).request_log())))
 }
 
 async fn clear_request_log(State(shared): State<SharedWorld>) -> Response {
-    crate::lock(&shared).request_log.clear();
+    crate::lock(&shared).clear_request_log();
     reply(Ok(json!({})))
 }
 

@@ -84,7 +84,7 @@ pub(crate) async fn gate(
             }
         }
     }
-    crate::lock(&shared).request_log.push(RequestLogEntry {
+    crate::lock(&shared).log_request(RequestLogEntry {
         method,
         path,
         query,

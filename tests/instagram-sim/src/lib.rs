@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 
 pub use error::SimError;
 pub use seed::DemoSeed;
-pub use world::{Account, ClaimEcho, Fault, ItemKind, Presence, RequestLogEntry};
+pub use world::{
+    Account, ClaimEcho, Fault, ItemKind, Presence, RequestLogEntry, REQUEST_LOG_CAPACITY,
+};
 
 use world::{parse_item_id, World};
 
@@ -295,17 +297,19 @@ impl Simulator {
         self.world().set_rate_limit(None);
     }
 
-    /// Requests seen with this method and path (full, or relative to `/api/v1/`).
+    /// Requests seen with this method and path (full, or relative to `/api/v1/`); exact
+    /// even when the log has dropped old entries.
     pub fn request_count(&self, method: &str, path: &str) -> usize {
         self.world().request_count(method, path)
     }
 
+    /// The newest requests (at most [`REQUEST_LOG_CAPACITY`]), oldest first.
     pub fn request_log(&self) -> Vec<RequestLogEntry> {
-        self.world().request_log.clone()
+        self.world().request_log()
     }
 
     pub fn clear_request_log(&self) {
-        self.world().request_log.clear();
+        self.world().clear_request_log();
     }
 
     /// Loads the demo dataset (see README.md) and returns its accounts and threads.

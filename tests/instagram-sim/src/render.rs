@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::world::{ItemRecord, ThreadRecord, World};
+use crate::world::{ItemRecord, Presence, ThreadRecord, World};
 
 macro_rules! fixture_files {
     ($($name:literal),* $(,)?) => {
@@ -34,7 +34,6 @@ const FIXTURES: &[(&str, &str)] = fixture_files!(
     "errors/not_found_404_json",
     "errors/server_error_500",
     "items/text",
-    "items/text_reply",
     "items/link",
     "items/media_image",
     "items/media_video",
@@ -87,28 +86,57 @@ const ITEM_TEMPLATES: &[&str] = &[
 fn fixtures() -> &'static HashMap<&'static str, Value> {
     static PARSED: OnceLock<HashMap<&'static str, Value>> = OnceLock::new();
     PARSED.get_or_init(|| {
-        FIXTURES
+        let mut parsed: HashMap<&'static str, Value> = FIXTURES
             .iter()
             .map(|(name, text)| {
                 let value = serde_json::from_str(text)
                     .unwrap_or_else(|error| panic!("fixture {name}.json does not parse: {error}"));
                 (*name, value)
             })
-            .collect()
+            .collect();
+        // Parts of big fixtures, cut out once so each response clones only what it needs.
+        let inbox = &parsed["inbox"];
+        let mut empty_inbox = inbox.clone();
+        empty_inbox["inbox"]["threads"] = json!([]);
+        let mut empty_thread = parsed["thread_dm"]["thread"].clone();
+        empty_thread["items"] = json!([]);
+        empty_thread["users"] = json!([]);
+        let derived = [
+            ("part/inbox", empty_inbox),
+            ("part/viewer", inbox["viewer"].clone()),
+            (
+                "part/thread_user",
+                inbox["inbox"]["threads"][0]["users"][0].clone(),
+            ),
+            ("part/thread", empty_thread),
+            (
+                "part/last_page_cursors",
+                parsed["inbox_page2_older"]["inbox"].clone(),
+            ),
+            (
+                "part/search_user",
+                parsed["users_search"]["users"][0].clone(),
+            ),
+        ];
+        parsed.extend(derived);
+        parsed
     })
+}
+
+fn fixture_ref(name: &str) -> &'static Value {
+    fixtures()
+        .get(name)
+        .unwrap_or_else(|| panic!("fixture {name} is not embedded"))
 }
 
 /// A copy of a fixture file's JSON (`name` without `.json`).
 pub fn fixture(name: &str) -> Value {
-    fixtures()
-        .get(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("fixture {name} is not embedded"))
+    fixture_ref(name).clone()
 }
 
 /// The response body of an error fixture (`errors/NAME.json`'s `body`).
 pub fn error_body(name: &str) -> Value {
-    fixture(&format!("errors/{name}"))["body"].take()
+    fixture_ref(&format!("errors/{name}"))["body"].clone()
 }
 
 pub fn item_template_name(item_type: &str) -> Option<&'static str> {
@@ -128,7 +156,7 @@ fn payload_key(item_type: &str) -> &str {
 
 /// The payload of an item fixture, as the starting point of a new item's payload.
 pub fn item_payload_template(template: &str, item_type: &str) -> Value {
-    fixture(&format!("items/{template}"))[payload_key(item_type)].take()
+    fixture_ref(&format!("items/{template}"))[payload_key(item_type)].clone()
 }
 
 fn set(object: &mut Value, key: &str, value: Value) {
@@ -249,7 +277,7 @@ fn short_name(full_name: &str) -> &str {
 
 /// A user as listed in a thread's `users` (and `inviter`).
 pub fn thread_user(world: &World, pk: u64) -> Value {
-    let mut value = fixture("inbox")["inbox"]["threads"][0]["users"][0].take();
+    let mut value = fixture("part/thread_user");
     let Some(account) = world.accounts.get(&pk) else {
         return value;
     };
@@ -316,7 +344,7 @@ fn fill_user(world: &World, value: &mut Value, pk: u64) {
 
 /// The inbox's `viewer` object.
 pub fn viewer(world: &World, pk: u64) -> Value {
-    let mut value = fixture("inbox")["viewer"].take();
+    let mut value = fixture("part/viewer");
     fill_user(world, &mut value, pk);
     value
 }
@@ -340,7 +368,7 @@ pub fn user_info(world: &World, pk: u64) -> Value {
 
 /// One entry of `users/search/`.
 pub fn search_user(world: &World, pk: u64) -> Value {
-    let mut value = fixture("users_search")["users"][0].take();
+    let mut value = fixture("part/search_user");
     fill_user(world, &mut value, pk);
     value
 }
@@ -354,7 +382,7 @@ pub fn thread(
     has_older: bool,
     has_newer: bool,
 ) -> Value {
-    let mut value = fixture("thread_dm")["thread"].take();
+    let mut value = fixture("part/thread");
     let viewer_state = viewer.map(|pk| thread.state(pk)).unwrap_or_default();
     let others: Vec<u64> = thread
         .members
@@ -489,6 +517,28 @@ pub fn thread(
     value
 }
 
+/// One `user_presence` entry: the shape of `fetch_and_subscribe_presence.json` (with
+/// `user_id` and `in_threads`) or of `get_presence.json`.
+pub fn presence_entry(subscribed: bool, pk: u64, presence: Presence) -> Value {
+    let fixture_name = if subscribed {
+        "fetch_and_subscribe_presence"
+    } else {
+        "get_presence"
+    };
+    // Both fixtures hold an entry for this pk; it is the template of every entry.
+    let mut value = fixture_ref(fixture_name)["user_presence"]["17841400000000002"].clone();
+    if value.get("user_id").is_some() {
+        set(&mut value, "user_id", json!(pk.to_string()));
+    }
+    set(&mut value, "is_active", json!(presence.is_active));
+    set(
+        &mut value,
+        "last_activity_at_ms",
+        json!(presence.last_activity_at_ms),
+    );
+    value
+}
+
 /// The inbox response wrapper (`inbox.json`) around rendered threads.
 pub struct InboxPage {
     pub threads: Vec<Value>,
@@ -502,7 +552,7 @@ pub struct InboxPage {
 }
 
 pub fn inbox(world: &World, viewer_pk: u64, page: InboxPage) -> Value {
-    let mut body = fixture("inbox");
+    let mut body = fixture("part/inbox");
     set(&mut body, "viewer", viewer(world, viewer_pk));
     let inbox = &mut body["inbox"];
     set(inbox, "threads", Value::Array(page.threads));
@@ -517,7 +567,7 @@ pub fn inbox(world: &World, viewer_pk: u64, page: InboxPage) -> Value {
         Some(cursor) => set(inbox, "oldest_cursor", json!(cursor)),
         None => remove(inbox, "oldest_cursor"),
     }
-    let sentinels = fixture("inbox_page2_older")["inbox"].take();
+    let sentinels = fixture_ref("part/last_page_cursors");
     let cursor = |bound: Option<(u64, u64)>, sentinel: &Value| {
         bound.map_or_else(
             || sentinel.clone(),

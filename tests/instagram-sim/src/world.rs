@@ -138,7 +138,7 @@ pub(crate) struct SessionRecord {
 }
 
 /// Per-member state of a thread: what each member's own actions changed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct MemberState {
     pub muted: bool,
     pub hidden: bool,
@@ -148,7 +148,8 @@ pub(crate) struct MemberState {
     pub typing: Option<Typing>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The last typing indicator a member sent (`activity_status` 1 typing, 0 stopped).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Typing {
     pub activity_status: u8,
     pub at_ms: u64,
@@ -249,6 +250,9 @@ struct RateLimiter {
 /// of that kind plus the convenience fields documented in README.md.
 pub type ItemKind = Value;
 
+/// How many log entries are kept, so long benchmark runs do not grow memory without bound.
+pub const REQUEST_LOG_CAPACITY: usize = 50_000;
+
 pub(crate) struct World {
     pub base_url: String,
     pub accounts: BTreeMap<u64, AccountRecord>,
@@ -258,7 +262,9 @@ pub(crate) struct World {
     pub uploads: HashMap<String, UploadRecord>,
     pub faults: Vec<Fault>,
     rate_limit: Option<RateLimiter>,
-    pub request_log: Vec<RequestLogEntry>,
+    /// The newest [`REQUEST_LOG_CAPACITY`] requests; `request_counts` counts them all.
+    request_log: VecDeque<RequestLogEntry>,
+    request_counts: HashMap<(String, String), usize>,
     pub pending_logins: HashMap<String, PendingLogin>,
     pub seq_id: u64,
     last_timestamp_us: u64,
@@ -307,7 +313,8 @@ impl World {
             uploads: HashMap::new(),
             faults: Vec::new(),
             rate_limit: None,
-            request_log: Vec::new(),
+            request_log: VecDeque::new(),
+            request_counts: HashMap::new(),
             pending_logins: HashMap::new(),
             seq_id: 1000,
             last_timestamp_us: 0,
@@ -493,15 +500,44 @@ impl World {
         Some(taken)
     }
 
+    pub fn log_request(&mut self, entry: RequestLogEntry) {
+        *self
+            .request_counts
+            .entry((entry.method.to_uppercase(), entry.path.clone()))
+            .or_default() += 1;
+        if self.request_log.len() == REQUEST_LOG_CAPACITY {
+            self.request_log.pop_front();
+        }
+        self.request_log.push_back(entry);
+    }
+
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.request_log.iter().cloned().collect()
+    }
+
+    pub fn clear_request_log(&mut self) {
+        self.request_log.clear();
+        self.request_counts.clear();
+    }
+
+    /// Requests with this method and path (full, or relative to `/api/v1/`), counted since
+    /// the start or the last clear, beyond the log's capacity.
     pub fn request_count(&self, method: &str, path: &str) -> usize {
+        let method = method.to_uppercase();
         let relative = format!("/api/v1/{}", path.trim_start_matches('/'));
-        self.request_log
-            .iter()
-            .filter(|entry| {
-                entry.method.eq_ignore_ascii_case(method)
-                    && (entry.path == path || entry.path == relative)
-            })
-            .count()
+        let full = self
+            .request_counts
+            .get(&(method.clone(), path.to_owned()))
+            .copied()
+            .unwrap_or(0);
+        if relative == path {
+            return full;
+        }
+        full + self
+            .request_counts
+            .get(&(method, relative))
+            .copied()
+            .unwrap_or(0)
     }
 
     // ---- threads ----
@@ -641,36 +677,43 @@ impl World {
     }
 
     /// The thread whose other members are exactly `recipients` (a 1:1 thread for one
-    /// recipient), created when there is none yet.
+    /// recipient), if there is one.
+    pub fn find_thread_with(
+        &self,
+        viewer: u64,
+        recipients: &[u64],
+    ) -> Result<Option<String>, SimError> {
+        let wanted = Self::other_members(viewer, recipients)?;
+        Ok(self
+            .threads
+            .values()
+            .find(|thread| {
+                thread.members.contains(&viewer)
+                    && (thread.is_group == (wanted.len() > 1))
+                    && Self::other_members(viewer, &thread.members).ok().as_ref() == Some(&wanted)
+            })
+            .map(|thread| thread.thread_id.clone()))
+    }
+
+    /// Like [`Self::find_thread_with`], creating the thread when there is none yet.
     pub fn thread_with(&mut self, viewer: u64, recipients: &[u64]) -> Result<String, SimError> {
-        let wanted: BTreeSet<u64> = recipients
-            .iter()
-            .copied()
-            .filter(|pk| *pk != viewer)
+        if let Some(thread_id) = self.find_thread_with(viewer, recipients)? {
+            return Ok(thread_id);
+        }
+        let others: Vec<u64> = Self::other_members(viewer, recipients)?
+            .into_iter()
             .collect();
-        if wanted.is_empty() {
+        self.create_thread(viewer, &others, None)
+    }
+
+    fn other_members(viewer: u64, members: &[u64]) -> Result<BTreeSet<u64>, SimError> {
+        let others: BTreeSet<u64> = members.iter().copied().filter(|pk| *pk != viewer).collect();
+        if others.is_empty() {
             return Err(SimError::BadParameter {
                 name: "recipient_users",
             });
         }
-        let existing = self.threads.values().find(|thread| {
-            thread.members.contains(&viewer)
-                && (thread.is_group == (wanted.len() > 1))
-                && thread
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|pk| *pk != viewer)
-                    .collect::<BTreeSet<_>>()
-                    == wanted
-        });
-        match existing {
-            Some(thread) => Ok(thread.thread_id.clone()),
-            None => {
-                let others: Vec<u64> = wanted.into_iter().collect();
-                self.create_thread(viewer, &others, None)
-            }
-        }
+        Ok(others)
     }
 
     /// Adds an item sent by `from`. A `client_context` already used by the same sender in
@@ -778,7 +821,6 @@ impl World {
         let template = match item_type.as_str() {
             "media" if media_type == 2 => "media_video",
             "media" => "media_image",
-            "text" if kind.get("replied_to_message").is_some() => "text_reply",
             other => render::item_template_name(other).unwrap_or("text"),
         };
         if let Some(payload) = kind.get(&item_type) {
@@ -1183,4 +1225,73 @@ pub(crate) fn first_url(text: &str) -> Option<String> {
     text.split_whitespace()
         .find(|word| word.starts_with("http://") || word.starts_with("https://"))
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str) -> RequestLogEntry {
+        RequestLogEntry {
+            method: "GET".into(),
+            path: path.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            cookies: Vec::new(),
+            form_fields: Vec::new(),
+            csrf_ok: None,
+            www_claim: ClaimEcho::Absent,
+            pk: None,
+            status: 200,
+        }
+    }
+
+    #[test]
+    fn the_log_is_capped_but_counts_stay_exact() {
+        let mut world = World::new("http://127.0.0.1:1".into());
+        for _ in 0..REQUEST_LOG_CAPACITY {
+            world.log_request(entry("/api/v1/direct_v2/inbox/"));
+        }
+        world.log_request(entry("/media/1.png"));
+        assert_eq!(world.request_log().len(), REQUEST_LOG_CAPACITY);
+        assert_eq!(world.request_log().last().unwrap().path, "/media/1.png");
+        assert_eq!(
+            world.request_count("get", "direct_v2/inbox/"),
+            REQUEST_LOG_CAPACITY
+        );
+        assert_eq!(
+            world.request_count("GET", "/api/v1/direct_v2/inbox/"),
+            REQUEST_LOG_CAPACITY
+        );
+        assert_eq!(world.request_count("GET", "/media/1.png"), 1);
+        assert_eq!(world.request_count("POST", "/media/1.png"), 0);
+        world.clear_request_log();
+        assert_eq!(world.request_count("GET", "direct_v2/inbox/"), 0);
+    }
+
+    #[test]
+    fn timestamps_and_item_ids_strictly_increase() {
+        let mut world = World::new("http://127.0.0.1:1".into());
+        let me = world.create_account("a", "A A", None).unwrap().pk;
+        let other = world.create_account("b", "B B", None).unwrap().pk;
+        let thread = world.create_thread(me, &[other], None).unwrap();
+        let ids: Vec<u128> = (0..50)
+            .map(|index| {
+                world
+                    .append_item(
+                        &thread,
+                        me,
+                        json!({"item_type": "text", "text": index.to_string()}),
+                        None,
+                        None,
+                    )
+                    .unwrap()
+            })
+            .collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(
+            ids.iter().all(|id| id & u128::from(u64::MAX) == 0),
+            "low 64 bits are zero"
+        );
+    }
 }
