@@ -8,7 +8,8 @@
 //! failures (5xx, timeouts, broken connections) are retried only when
 //! repeating the request cannot write twice: idempotent methods (GET), POSTs
 //! whose body carries a `client_context` (Instagram dedupes sends on it), and
-//! requests that never reached the server (connection refused).
+//! requests that never reached the server (connection refused). A request's
+//! `idempotent:` key overrides the first two rules.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -428,7 +429,9 @@ impl Connector {
             }
         }
         Ok(PreparedRequest {
-            retry_safe: request.method.is_idempotent() || carries_client_context,
+            retry_safe: request
+                .idempotent
+                .unwrap_or(request.method.is_idempotent() || carries_client_context),
             method: request.method.clone(),
             url,
             headers,

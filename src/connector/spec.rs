@@ -403,6 +403,11 @@ pub struct RestSpec {
     /// a page carries both its items and its cursor.
     #[serde(default)]
     pub embed: IndexMap<String, ResponseSpec>,
+    /// Whether repeating the request after a timeout or 5xx cannot act twice.
+    /// Default: true for idempotent methods (GET) and for requests whose body
+    /// carries a `client_context` (Instagram dedupes on it).
+    #[serde(default)]
+    pub idempotent: Option<bool>,
 }
 
 /// How `body:` fields are encoded.
@@ -488,6 +493,8 @@ pub struct Request {
     pub response: ResponseMapping,
     /// `embed:` mappings, by the result field they fill.
     pub embed: Vec<(String, ResponseMapping)>,
+    /// The spec's `idempotent:`, when given.
+    pub idempotent: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -1135,5 +1142,6 @@ fn compile_request(
         body,
         response: response?,
         embed,
+        idempotent: rest.idempotent,
     })
 }

@@ -110,6 +110,21 @@ impl Connector {
         .await
     }
 
+    /// One message of a conversation's newest page (`get`); `None` when it is not there.
+    pub async fn get_message(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Message>, ConnectorError> {
+        self.call(
+            "get",
+            json!({ "conversation_id": conversation_id, "message_id": message_id }),
+            creds,
+        )
+        .await
+    }
+
     /// Sends a text, as a reply when `reply_to` is set (`send`).
     pub async fn send_text(
         &self,

@@ -268,6 +268,12 @@ async fn get_conversation_and_get_find_one_thing() {
         .run("get", json!({"conversation_id": thread, "message_id": "1"}))
         .await;
     assert_eq!(missing, Value::Null, "an unknown message maps to null");
+    let missing = fx
+        .connector
+        .get_message(&mut fx.creds, &thread, "1")
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
 }
 
 #[tokio::test]
@@ -734,4 +740,111 @@ async fn keep_alive_reports_a_live_then_a_dead_session() {
         }
         other => panic!("expected a logged-out outcome, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn message_requests_can_be_listed_and_approved() {
+    let mut fx = Fixture::start().await;
+    let pending = fx.seed.pending_thread_id.clone();
+    let requests: Vec<Conversation> = fx
+        .connector
+        .call("list_pending", json!({}), &mut fx.creds)
+        .await
+        .unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].id, pending);
+    assert_eq!(
+        requests[0].participants[0].handle.as_deref(),
+        Some("dave.unknown")
+    );
+
+    fx.run("approve", json!({"conversation_id": pending})).await;
+    assert_eq!(member_state(&fx, &pending)["pending"], json!(false));
+    assert_eq!(fx.run("list_pending", json!({})).await, json!([]));
+    let inbox = fx.run("list_conversations", json!({"limit": 50})).await;
+    assert!(inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == json!(pending)));
+}
+
+#[tokio::test]
+async fn groups_can_be_created_renamed_extended_and_left() {
+    let mut fx = Fixture::start().await;
+    let friend = fx.seed.friend.pk.to_string();
+    let bob = fx.seed.contacts[0].pk.to_string();
+    let carol = fx.seed.contacts[1].pk.to_string();
+
+    let group: Conversation = fx
+        .connector
+        .call(
+            "create_group",
+            json!({"user_ids": [friend, bob], "title": "Climbing"}),
+            &mut fx.creds,
+        )
+        .await
+        .unwrap();
+    assert_eq!(group.kind, ConversationKind::Group);
+    assert_eq!(group.name.as_deref(), Some("Climbing"));
+    let members: Vec<&str> = group.participants.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(members, [friend.as_str(), bob.as_str()]);
+    // The simulator decodes the signed body into its fields.
+    let fields = fx.sim.request_log().last().unwrap().form_fields.clone();
+    assert_eq!(
+        fields,
+        [
+            "_uid",
+            "_uuid",
+            "client_context",
+            "recipient_users",
+            "thread_title"
+        ]
+    );
+
+    let renamed: Conversation = fx
+        .connector
+        .call(
+            "rename",
+            json!({"conversation_id": group.id, "title": "Bouldering"}),
+            &mut fx.creds,
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name.as_deref(), Some("Bouldering"));
+    assert_eq!(
+        fx.sim.thread_snapshot(&group.id).unwrap()["title"],
+        json!("Bouldering")
+    );
+
+    let extended: Conversation = fx
+        .connector
+        .call(
+            "add_users",
+            json!({"conversation_id": group.id, "user_ids": carol}),
+            &mut fx.creds,
+        )
+        .await
+        .unwrap();
+    assert_eq!(extended.participants.len(), 3);
+
+    fx.run("leave", json!({"conversation_id": group.id})).await;
+    let members = fx.sim.thread_snapshot(&group.id).unwrap()["members"].clone();
+    assert!(!members
+        .as_array()
+        .unwrap()
+        .contains(&json!(fx.seed.demo.pk)));
+}
+
+#[tokio::test]
+async fn search_users_finds_by_name() {
+    let mut fx = Fixture::start().await;
+    let users: Vec<User> = fx
+        .connector
+        .call("search_users", json!({"query": "alice"}), &mut fx.creds)
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].id, fx.seed.friend.pk.to_string());
+    assert_eq!(users[0].handle.as_deref(), Some("alice.wonder"));
 }

@@ -260,6 +260,24 @@ async fn a_silent_server_gets_exactly_max_attempts() {
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    // A send carries a client_context, so it is retried...
+    accepted.store(0, Ordering::SeqCst);
+    let send = json!({"conversation_id": fx.seed.direct_thread_id, "text": "hi"});
+    connector
+        .execute("send", send, &mut creds)
+        .await
+        .unwrap_err();
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+
+    // ...but create_group, marked `idempotent: false`, is not, client_context or not.
+    accepted.store(0, Ordering::SeqCst);
+    let group = json!({"user_ids": ["1", "2"]});
+    connector
+        .execute("create_group", group, &mut creds)
+        .await
+        .unwrap_err();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
 /// The demo connector's spec and retry policy, aimed at another API URL.

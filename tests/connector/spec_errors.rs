@@ -54,6 +54,13 @@ fn the_real_spec_loads_with_every_action() {
         "unmute",
         "archive",
         "send_typing",
+        "list_pending",
+        "approve",
+        "search_users",
+        "create_group",
+        "rename",
+        "add_users",
+        "leave",
     ];
     let names: Vec<&str> = spec.actions.keys().map(String::as_str).collect();
     assert_eq!(names, expected);
