@@ -104,7 +104,9 @@ fn reply_to_unless_empty<'de, D: serde::Deserializer<'de>>(
     use serde::de::Error;
     match Option::<Value>::deserialize(deserializer)? {
         Some(reply) if reply.get("message_id").is_some_and(|id| !id.is_null()) => {
-            serde_json::from_value(reply).map(Some).map_err(D::Error::custom)
+            serde_json::from_value(reply)
+                .map(Some)
+                .map_err(D::Error::custom)
         }
         _ => Ok(None),
     }
