@@ -147,6 +147,12 @@ pub fn coerce(definition: &ParamSpec, value: &Value) -> Result<Value, String> {
         ParamKind::File => return Err("is a file and cannot be given as a value here".to_owned()),
     };
     check_max(definition, &value)?;
+    if let (Some(pattern), Value::String(text)) = (&definition.pattern, &value) {
+        // The value is not quoted back: it may be message text.
+        if !pattern.0.is_match(text) {
+            return Err(format!("must match the pattern {}", pattern.0.as_str()));
+        }
+    }
     Ok(value)
 }
 
@@ -204,7 +210,7 @@ mod tests {
     fn definitions() -> IndexMap<String, ParamSpec> {
         serde_norway::from_str(
             r#"
-conversation_id: { type: string, required: true }
+conversation_id: { type: string, required: true, pattern: "^[0-9]+$" }
 limit: { type: number, default: 20, max: 50 }
 filter: { type: enum, values: ["", "unread", "flagged"], default: "" }
 user_ids: { type: array, items: { type: string } }
@@ -241,6 +247,7 @@ typing: { type: boolean, default: true }
             (json!({"conversation_id": "1", "typing": "maybe"}), "`typing` must be true or false, not `maybe`"),
             (json!({"conversation_id": "1", "limt": 3}), "unknown parameter `limt` (this action takes: conversation_id, limit, filter, user_ids, typing)"),
             (json!({"conversation_id": ["1"]}), "`conversation_id` must be a string, not an array"),
+            (json!({"conversation_id": "1/../../users"}), "`conversation_id` must match the pattern ^[0-9]+$"),
         ];
         for (input, expected) in cases {
             assert_eq!(

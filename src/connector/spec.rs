@@ -359,6 +359,23 @@ pub struct ParamSpec {
     /// The element type of an `array`.
     #[serde(default)]
     pub items: Option<Box<ParamSpec>>,
+    /// A regular expression a `string` must match (ids that go into URLs
+    /// are digits only, so a value cannot reach another path).
+    #[serde(default)]
+    pub pattern: Option<ParamPattern>,
+}
+
+/// A compiled `pattern:`.
+#[derive(Debug, Clone)]
+pub struct ParamPattern(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for ParamPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(deserializer)?;
+        regex::Regex::new(&source)
+            .map(ParamPattern)
+            .map_err(|err| de::Error::custom(format!("invalid regular expression: {err}")))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1030,6 +1047,13 @@ fn check_param(problems: &mut Problems, scope: &str, field: &str, param: &ParamS
         } else if let Err(message) = super::params::coerce(param, default) {
             problems.push(scope, format!("{field}.default"), message);
         }
+    }
+    if param.pattern.is_some() && param.kind != ParamKind::String {
+        problems.push(
+            scope,
+            format!("{field}.pattern"),
+            "pattern applies to strings only",
+        );
     }
     if param.max.is_some()
         && !matches!(

@@ -111,8 +111,8 @@ fn a_bad_mapping_expression_names_the_mapping_field() {
 #[test]
 fn an_unknown_key_is_named_with_its_path() {
     let problems = load_broken(&[(
-        "  mute:\n    label: \"Mute\"\n    description: Mute conversation notifications\n    params:\n      conversation_id:\n        type: string\n        required: true\n    rest:\n      method: POST",
-        "  mute:\n    label: \"Mute\"\n    description: Mute conversation notifications\n    params:\n      conversation_id:\n        type: string\n        required: true\n    rest:\n      metod: POST",
+        "      method: POST\n      url: \"{{api.base_url}}/direct_v2/threads/{{params.conversation_id}}/mute/\"",
+        "      metod: POST\n      url: \"{{api.base_url}}/direct_v2/threads/{{params.conversation_id}}/mute/\"",
     )]);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].scope, "action mute");
