@@ -668,6 +668,21 @@ async fn users_search_unread_and_current_user() {
         err.to_string(),
         "Instagram says it does not exist: User not found"
     );
+    let requests = fx.sim.request_log().len();
+    let err = fx
+        .connector
+        .lookup_user(&mut fx.creds, "../../accounts/current_user")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid parameters for lookup_user: `username` must match the pattern ^[A-Za-z0-9._]{1,30}$"
+    );
+    assert_eq!(
+        fx.sim.request_log().len(),
+        requests,
+        "refused before any request"
+    );
 
     let by_id: User = fx
         .connector
