@@ -669,18 +669,13 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
     };
 
     let mut meta_fields = serde_norway::Mapping::new();
-    let mut sections: IndexMap<&str, serde_norway::Value> = IndexMap::new();
+    let mut sections: IndexMap<String, serde_norway::Value> = IndexMap::new();
     for (key, value) in top {
         match key.as_str() {
             // `x-...` keys hold YAML anchors for reuse (`x-mappings:`), as in OpenAPI.
             Some(name) if name.starts_with("x-") => {}
             Some(name) if TOP_LEVEL_SECTIONS.contains(&name) => {
-                let name = TOP_LEVEL_SECTIONS
-                    .iter()
-                    .find(|s| **s == name)
-                    .copied()
-                    .unwrap_or("");
-                sections.insert(name, value);
+                sections.insert(name.to_owned(), value);
             }
             _ => {
                 meta_fields.insert(key, value);
@@ -1168,4 +1163,63 @@ fn compile_request(
         embed,
         idempotent: rest.idempotent,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_usual_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("4h"), Ok(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("4 hours"),
+            Err("unknown duration unit `hours` in `4 hours` (use ms, s, m, h or d)".to_owned())
+        );
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn a_minimal_spec_loads_and_sections_are_optional() {
+        let spec = Spec::parse(
+            "mini.yaml",
+            r#"
+id: mini
+name: Mini
+auth: { type: cookies }
+api: { base_url: "http://127.0.0.1:1/api" }
+actions:
+  ping:
+    rest: { method: get, url: "{{api.base_url}}/ping" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(spec.actions["ping"].steps[0].request.method, Method::GET);
+        assert_eq!(spec.retry, RetryPolicy::default());
+        assert_eq!(spec.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_mapping_is_refused() {
+        let err = Spec::parse("list.yaml", "- a\n- b\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "list.yaml: the spec must be a YAML mapping with id, name, auth, api and actions"
+        );
+        let err = Spec::parse("empty.yaml", "id: x\nname: X\n").unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("empty.yaml: auth: missing section"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("empty.yaml: actions: missing section"),
+            "{shown}"
+        );
+    }
 }
