@@ -324,7 +324,7 @@ impl Connector {
         };
         for step in &action.steps {
             vars["auth"] = creds.auth_vars();
-            let prepared = self.prepare(action, step, &vars, &files)?;
+            let prepared = self.prepare(action, step, &vars, &files, creds)?;
             let raw = self.send_with_retries(action, &prepared, creds).await?;
             vars["auth"] = creds.auth_vars();
             let normalized = map_response(action, &step.request, &raw, &vars)?;
@@ -353,6 +353,7 @@ impl Connector {
         step: &Step,
         vars: &Value,
         files: &HashMap<String, FileData>,
+        creds: &Credentials,
     ) -> Result<PreparedRequest, ConnectorError> {
         let request = &step.request;
         let spec_error = |message: String| ConnectorError::Spec {
@@ -385,19 +386,12 @@ impl Connector {
             })?;
             headers.insert(name.clone(), value);
         }
-        let cookie_header = match vars.pointer("/auth/cookies") {
-            Some(Value::Object(cookies)) if !cookies.is_empty() => Some(
-                cookies
-                    .iter()
-                    .map(|(name, value)| format!("{name}={}", value.as_str().unwrap_or_default()))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            _ => None,
-        };
-        if let Some(cookie_header) = cookie_header {
-            let value = HeaderValue::from_str(&cookie_header).map_err(|_| {
-                spec_error("a cookie value contains characters that cannot be sent".to_owned())
+        if !creds.cookies.is_empty() {
+            // A bad cookie is a broken login, not a spec problem; its value is not shown.
+            let value = HeaderValue::from_str(&creds.cookie_header()).map_err(|_| {
+                ConnectorError::IncompleteLogin {
+                    message: "a cookie value contains characters that cannot be sent".to_owned(),
+                }
             })?;
             headers.insert(COOKIE, value);
         }

@@ -863,3 +863,23 @@ async fn search_users_finds_by_name() {
     assert_eq!(users[0].id, fx.seed.friend.pk.to_string());
     assert_eq!(users[0].handle.as_deref(), Some("alice.wonder"));
 }
+
+#[tokio::test]
+async fn mark_unread_shows_in_the_unread_count() {
+    let mut fx = Fixture::start().await;
+    let group = fx.seed.group_thread_id.clone();
+    let before = fx
+        .connector
+        .get_conversation(&mut fx.creds, &group)
+        .await
+        .unwrap();
+    assert_eq!(before.unread_count, Some(0));
+    fx.run("mark_unread", json!({"conversation_id": group}))
+        .await;
+    let after = fx
+        .connector
+        .get_conversation(&mut fx.creds, &group)
+        .await
+        .unwrap();
+    assert_eq!(after.unread_count, Some(1));
+}
