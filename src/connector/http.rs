@@ -284,15 +284,14 @@ impl Connector {
             message,
         };
         // In-memory files stand in for their parameters (replaced by metadata below).
+        let placeholders = files
+            .iter()
+            .map(|(name, file)| (name.clone(), Value::String(file.name.clone())));
         let params = match params {
-            Value::Null if !files.is_empty() => Value::Object(Map::new()),
-            other => other,
-        };
-        let params = match params {
+            Value::Null if files.is_empty() => Value::Null,
+            Value::Null => Value::Object(placeholders.collect()),
             Value::Object(mut given) => {
-                for (name, file) in &files {
-                    given.insert(name.clone(), Value::String(file.name.clone()));
-                }
+                given.extend(placeholders);
                 Value::Object(given)
             }
             other => other,
