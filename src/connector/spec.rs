@@ -101,11 +101,26 @@ impl Problems {
         scope: &str,
         value: serde_norway::Value,
     ) -> Option<T> {
+        self.section_at(scope, "", value)
+    }
+
+    /// Like [`Problems::section`] for a part found at `prefix` inside the scope.
+    fn section_at<T: serde::de::DeserializeOwned>(
+        &mut self,
+        scope: &str,
+        prefix: &str,
+        value: serde_norway::Value,
+    ) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(parsed) => Some(parsed),
             Err(err) => {
                 let path = err.path().to_string();
-                let field = if path == "." { String::new() } else { path };
+                let field = match (prefix, path.as_str()) {
+                    (prefix, ".") => prefix.to_owned(),
+                    ("", path) => path.to_owned(),
+                    (prefix, path) if path.starts_with('[') => format!("{prefix}{path}"),
+                    (prefix, path) => format!("{prefix}.{path}"),
+                };
                 self.push(scope, field, err.into_inner().to_string());
                 None
             }
@@ -306,29 +321,38 @@ pub struct ResponseHookSpec {
     pub store_as: String,
 }
 
-/// One `actions.<name>:` entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One `actions.<name>:` entry. It is read part by part (each parameter,
+/// the request, each step, the rest) so that one typo does not hide the
+/// problems in the other parts.
+#[derive(Debug, Clone, Default)]
 pub struct ActionSpec {
-    #[serde(default)]
     pub label: Option<String>,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub readonly: bool,
-    #[serde(default)]
     pub params: IndexMap<String, ParamSpec>,
     /// Values rendered once per run, before any request, available as
     /// `{{vars.<name>}}` (one client_context shared by several fields, an upload id).
-    #[serde(default)]
     pub vars: IndexMap<String, TemplateText>,
     /// A single request...
-    #[serde(default)]
     pub rest: Option<RestSpec>,
     /// ...or several in order; each step's mapped result is `{{steps.<name>}}`
     /// for the later ones, and the last step's result is the action's.
-    #[serde(default)]
     pub steps: Vec<StepSpec>,
+}
+
+const ACTION_HEAD_KEYS: &[&str] = &["label", "description", "readonly"];
+const ACTION_PART_KEYS: &[&str] = &["params", "vars", "rest", "steps"];
+
+/// The keys of an action besides `params`, `vars`, `rest` and `steps`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionHead {
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    readonly: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -895,14 +919,101 @@ fn compile_actions(
             continue;
         };
         let scope = format!("action {name}");
-        let Some(spec) = problems.section::<ActionSpec>(&scope, value) else {
+        let before = problems.list.len();
+        let Some(spec) = parse_action(problems, &scope, value) else {
             continue;
         };
-        if let Some(action) = compile_action(problems, &scope, &name, &spec) {
+        let parsed = problems.list.len() == before;
+        // A part that did not parse is left out; the other parts are still
+        // checked, and the action is dropped at the end.
+        if let Some(action) = compile_action(problems, &scope, &name, &spec, parsed) {
             compiled.insert(name, action);
         }
     }
     compiled
+}
+
+/// Deserializes an action part by part (see [`ActionSpec`]).
+fn parse_action(
+    problems: &mut Problems,
+    scope: &str,
+    value: serde_norway::Value,
+) -> Option<ActionSpec> {
+    let serde_norway::Value::Mapping(mut fields) = value else {
+        problems.push(scope, "", "an action must be a mapping");
+        return None;
+    };
+    let params = match fields.remove("params") {
+        None => IndexMap::new(),
+        Some(serde_norway::Value::Mapping(params)) => params
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let Some(name) = key.as_str().map(str::to_owned) else {
+                    problems.push(scope, "params", "parameter names must be strings");
+                    return None;
+                };
+                let param =
+                    problems.section_at::<ParamSpec>(scope, &format!("params.{name}"), value)?;
+                Some((name, param))
+            })
+            .collect(),
+        Some(other) => problems
+            .section_at(scope, "params", other)
+            .unwrap_or_default(),
+    };
+    let vars = fields
+        .remove("vars")
+        .and_then(|value| problems.section_at(scope, "vars", value))
+        .unwrap_or_default();
+    let rest = fields
+        .remove("rest")
+        .and_then(|value| problems.section_at::<RestSpec>(scope, "rest", value));
+    let steps = match fields.remove("steps") {
+        None => Vec::new(),
+        Some(serde_norway::Value::Sequence(steps)) => steps
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, value)| {
+                problems.section_at::<StepSpec>(scope, &format!("steps[{index}]"), value)
+            })
+            .collect(),
+        Some(other) => problems
+            .section_at(scope, "steps", other)
+            .unwrap_or_default(),
+    };
+    // Unknown keys are reported here, where every action key is known (the
+    // head alone would list only its own in the message).
+    fields.retain(|key, _| match key.as_str() {
+        Some(known) if ACTION_HEAD_KEYS.contains(&known) => true,
+        other => {
+            let shown = other.map_or_else(|| format!("{key:?}"), str::to_owned);
+            let expected = ACTION_HEAD_KEYS
+                .iter()
+                .chain(ACTION_PART_KEYS)
+                .map(|k| format!("`{k}`"));
+            problems.push(
+                scope,
+                shown.clone(),
+                format!(
+                    "unknown field `{shown}`, expected one of {}",
+                    expected.collect::<Vec<_>>().join(", ")
+                ),
+            );
+            false
+        }
+    });
+    let head: ActionHead = problems
+        .section(scope, serde_norway::Value::Mapping(fields))
+        .unwrap_or_default();
+    Some(ActionSpec {
+        label: head.label,
+        description: head.description,
+        readonly: head.readonly,
+        params,
+        vars,
+        rest,
+        steps,
+    })
 }
 
 fn compile_check(
@@ -945,6 +1056,7 @@ fn compile_action(
     scope: &str,
     name: &str,
     spec: &ActionSpec,
+    parsed: bool,
 ) -> Option<Action> {
     let before = problems.list.len();
     for (param_name, param) in &spec.params {
@@ -955,11 +1067,14 @@ fn compile_action(
     let step_specs: Vec<(String, String, &RestSpec)> = match (&spec.rest, spec.steps.as_slice()) {
         (Some(rest), []) => vec![("main".to_owned(), "rest".to_owned(), rest)],
         (None, []) => {
-            problems.push(
-                scope,
-                "",
-                "needs `rest:` (one request) or `steps:` (several)",
-            );
+            // A request that did not parse was reported already.
+            if parsed {
+                problems.push(
+                    scope,
+                    "",
+                    "needs `rest:` (one request) or `steps:` (several)",
+                );
+            }
             Vec::new()
         }
         (Some(_), [_, ..]) => {
@@ -994,7 +1109,7 @@ fn compile_action(
             });
         }
     }
-    (problems.list.len() == before).then(|| Action {
+    (parsed && problems.list.len() == before).then(|| Action {
         name: name.to_owned(),
         readonly: spec.readonly,
         description: spec.description.clone(),

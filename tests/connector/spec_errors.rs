@@ -240,3 +240,30 @@ fn login_steps_follow_the_web_base_url() {
         serde_json::json!({"assert_cookies": ["sessionid", "csrftoken", "ds_user_id"]})
     );
 }
+
+#[test]
+fn problems_in_different_parts_of_one_action_are_all_reported() {
+    let problems = load_broken(&[
+        ("  send:\n    label: \"Send message\"", "  send:\n    lable: \"Send message\""),
+        ("      reply_to:\n        type: string", "      reply_to:\n        type: text"),
+        (
+            r#"      client_context: "{{params.client_context | default: generate_uuid}}""#,
+            r#"      client_context: "{{params.client_context | default: }}""#,
+        ),
+        ("      url: \"{{api.base_url}}/direct_v2/threads/broadcast/text/\"\n      body:\n        action: \"send_item\"\n        thread_ids", "      url: \"{{api.base_url}}/direct_v2/threads/broadcast/text/\"\n      bodyy:\n        action: \"send_item\"\n        thread_ids"),
+    ]);
+    let fields: Vec<(&str, &str)> = problems
+        .iter()
+        .map(|p| (p.scope.as_str(), p.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("action send", "params.reply_to.type"),
+            ("action send", "rest.bodyy"),
+            ("action send", "lable"),
+            ("action send", "vars.client_context"),
+        ],
+        "{problems:#?}"
+    );
+}
