@@ -883,3 +883,32 @@ async fn mark_unread_shows_in_the_unread_count() {
         .unwrap();
     assert_eq!(after.unread_count, Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connector_serves_many_logins_from_spawned_tasks() {
+    let fx = Fixture::start().await;
+    let mut tasks = Vec::new();
+    for account in [&fx.seed.demo, &fx.seed.friend, &fx.seed.contacts[0]] {
+        let connector = fx.connector.clone();
+        let mut creds =
+            matrix_instagram::connector::auth::Credentials::from_cookies(account.cookies.clone());
+        tasks.push(tokio::spawn(async move {
+            connector
+                .current_user(&mut creds)
+                .await
+                .map(|user| user.handle)
+        }));
+    }
+    let mut handles = Vec::new();
+    for task in tasks {
+        handles.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(
+        handles,
+        [
+            Some("bridge.tester".to_owned()),
+            Some("alice.wonder".to_owned()),
+            Some("bob_builder".to_owned())
+        ]
+    );
+}
