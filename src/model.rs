@@ -69,7 +69,7 @@ pub struct Message {
     pub timestamp: Option<DateTime<Utc>>,
     #[serde(default)]
     pub reactions: Vec<Reaction>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reply_to_unless_empty")]
     pub reply_to: Option<ReplyTo>,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
@@ -94,6 +94,22 @@ pub struct Reaction {
     pub sender_id: Option<String>,
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// A `reply_to` without a `message_id` means "not a reply": mappings build the
+/// object field by field, so a missing reply shows up as an object of nulls.
+fn reply_to_unless_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ReplyTo>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(deserializer)? {
+        Some(reply) if reply.get("message_id").is_some_and(|id| !id.is_null()) => {
+            serde_json::from_value(reply)
+                .map(Some)
+                .map_err(D::Error::custom)
+        }
+        _ => Ok(None),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,3 +168,25 @@ pub struct Outcome {
 
 /// Anything an action may return, before the caller picks the shape it expects.
 pub type Normalized = Value;
+
+/// One page of the conversation list, newest activity first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationPage {
+    pub conversations: Vec<Conversation>,
+    /// Opaque cursor for the next (older) page; `None` on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub has_older: bool,
+}
+
+/// One page of a conversation's messages, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Opaque cursor for the next (older) page; `None` on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub has_older: bool,
+}
