@@ -97,14 +97,50 @@ impl Store {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Deletes a login; false if there was none.
+    /// Deletes a login with everything bridged through it (portals,
+    /// messages, reactions, outbox entries), in one database transaction so
+    /// no half-deleted login is ever seen. False if there was no login (the
+    /// rest is deleted anyway).
     pub async fn delete_login(&self, mxid: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM logins WHERE mxid = $1")
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_failed("starting to delete a login"))?;
+        for (sql, doing) in [
+            (
+                "DELETE FROM reactions WHERE login_mxid = $1",
+                "deleting a login's reactions",
+            ),
+            (
+                "DELETE FROM messages WHERE login_mxid = $1",
+                "deleting a login's messages",
+            ),
+            (
+                "DELETE FROM outbox WHERE login_mxid = $1",
+                "deleting a login's outgoing events",
+            ),
+            (
+                "DELETE FROM portals WHERE login_mxid = $1",
+                "deleting a login's portals",
+            ),
+        ] {
+            sqlx::query(sql)
+                .bind(mxid)
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_failed(doing))?;
+        }
+        let deleted = sqlx::query("DELETE FROM logins WHERE mxid = $1")
             .bind(mxid)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(query_failed("deleting a login"))?;
-        Ok(result.rows_affected() > 0)
+        transaction
+            .commit()
+            .await
+            .map_err(query_failed("committing a login's deletion"))?;
+        Ok(deleted.rows_affected() > 0)
     }
 
     /// The management room of a Matrix user, if they have one.

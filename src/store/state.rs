@@ -29,6 +29,21 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets homeserver transactions processed before `cutoff` (the
+    /// homeserver retries a transaction for minutes, never for days);
+    /// returns how many were forgotten.
+    pub async fn prune_transactions(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM processed_transactions WHERE processed_at < $1")
+            .bind(cutoff.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(query_failed("pruning old homeserver transaction ids"))?;
+        Ok(result.rows_affected())
+    }
+
     /// The value stored under `key`, if any.
     pub async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT value FROM kv WHERE key = $1")

@@ -340,6 +340,12 @@ async fn user_query_answers_for_the_namespace_only() {
     assert_eq!(body["errcode"], "M_NOT_FOUND");
     let (status, _) = query("@instagram_123:other.example".to_owned()).await;
     assert_eq!(status, 404);
+    // Ids in the puppet namespace that no Instagram user can have are refused.
+    for invented in ["admin", "12a", "", "1 2"] {
+        let (status, body) = query(format!("@instagram_{invented}:{DOMAIN}")).await;
+        assert_eq!(status, 404, "{invented:?}");
+        assert_eq!(body["errcode"], "M_NOT_FOUND", "{invented:?}");
+    }
     // The puppet was registered before the homeserver got its answer.
     let registered: Vec<_> = setup
         .hs
