@@ -181,6 +181,14 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
     let only_them = members.iter().all(|m| m == inviter || m == bot);
     let two_members = members.len() == 2;
     if only_them && (is_direct || two_members) {
+        let previous = bridge
+            .store
+            .management_room(inviter.as_str())
+            .await
+            .map_err(|e| RetryTransaction(format!("reading the management room: {e}")))?;
+        if let Some(previous) = previous.filter(|previous| previous != room_id.as_str()) {
+            retire_management_room(bridge, &previous, room_id, event_id).await?;
+        }
         if let Err(e) = bridge
             .store
             .set_management_room(inviter.as_str(), room_id.as_str())
@@ -208,6 +216,47 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
             "greeting in a group room",
         )
     }
+}
+
+/// A user opened a new direct chat with the bot: their old management room
+/// is told where commands go now, and the bot leaves it. Done before the new
+/// room is saved, so a retried transaction finds the old room again (and the
+/// homeserver deduplicates the notice by its transaction id).
+async fn retire_management_room(
+    bridge: &Bridge,
+    old_room: &str,
+    new_room: &RoomId,
+    event_id: &str,
+) -> Result<(), RetryTransaction> {
+    let Ok(old_room) = RoomId::parse(old_room) else {
+        tracing::warn!(
+            old_room,
+            "stored management room id is invalid; replacing it"
+        );
+        return Ok(());
+    };
+    tracing::info!(%old_room, %new_room, "management room replaced by a new direct chat");
+    let notice = Reply::text(format!(
+        "You started a new direct chat with me, so {new_room} is now your management room. \
+         Send your commands there; I am leaving this room."
+    ));
+    let txn_id = derived_txn_id("retired", event_id);
+    settle(
+        send_notice(bridge, &old_room, &txn_id, &notice).await,
+        "announcing the new management room",
+    )?;
+    let bot = bridge.namespace.bot();
+    settle(
+        bridge
+            .client
+            .leave(
+                &old_room,
+                Some("replaced by a new management room"),
+                Some(bot),
+            )
+            .await,
+        "leaving the old management room",
+    )
 }
 
 /// Someone left (or was removed from) a room: when the owner of a management

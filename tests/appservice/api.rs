@@ -947,3 +947,64 @@ async fn encrypted_messages_in_the_management_room_get_an_explanation() {
         .unwrap()
         .starts_with("This room is encrypted"));
 }
+
+#[tokio::test]
+async fn a_second_direct_chat_becomes_the_management_room() {
+    let setup = setup().await;
+    let (old, new) = ("!first:test.local", "!second:test.local");
+    push(
+        &setup.bridge.url,
+        "t-first",
+        vec![invite("$first", old, ALICE, true)],
+    )
+    .await;
+    let (status, _) = push(
+        &setup.bridge.url,
+        "t-second",
+        vec![invite("$second", new, ALICE, true)],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(
+        store.management_room(ALICE).await.unwrap().as_deref(),
+        Some(new)
+    );
+    assert_eq!(store.management_room_owner(old).await.unwrap(), None);
+
+    // Greeting in the first room, the hand-over notice there, then the greeting in the new one.
+    let sent = setup.hs.sent_messages();
+    assert_eq!(sent.len(), 3, "{sent:#?}");
+    assert!(sent[1].path.contains(old));
+    let handover = sent[1].body["body"].as_str().unwrap();
+    assert!(
+        handover.contains(&format!("{new} is now your management room")),
+        "{handover}"
+    );
+    assert!(sent[2].path.contains(new));
+    assert!(sent[2].body["body"]
+        .as_str()
+        .unwrap()
+        .contains("This room is now your management room"));
+    let left = setup.hs.matching("POST", &format!("/rooms/{old}/leave"));
+    assert_eq!(left.len(), 1);
+    assert!(setup
+        .hs
+        .matching("POST", &format!("/rooms/{new}/leave"))
+        .is_empty());
+
+    // Commands without prefix now work in the new room only.
+    push(
+        &setup.bridge.url,
+        "t-cmds",
+        vec![
+            text_message("$old-help", old, ALICE, "help"),
+            text_message("$new-help", new, ALICE, "help"),
+        ],
+    )
+    .await;
+    let replies = &setup.hs.sent_messages()[3..];
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert!(replies[0].path.contains(new));
+}
