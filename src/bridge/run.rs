@@ -138,6 +138,7 @@ pub async fn run_until(
     init_tracing(&config);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
+        commit = super::commands::GIT_COMMIT.unwrap_or("unknown"),
         "starting matrix-instagram"
     );
 
