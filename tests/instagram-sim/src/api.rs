@@ -590,10 +590,7 @@ fn item_ack(
     by_recipients: bool,
 ) -> Result<Value, SimError> {
     let thread = world.thread(thread_id)?;
-    let item = thread.item(item_id).ok_or_else(|| SimError::ItemNotFound {
-        thread_id: thread_id.into(),
-        item_id: item_id.to_string(),
-    })?;
+    let item = thread.item(item_id)?;
     let participant_ids: Vec<String> = thread
         .members
         .iter()

@@ -58,8 +58,18 @@ fn reply(result: Result<Value, SimError>) -> Response {
     }
 }
 
+/// The answer to a change: `{}` or the error.
+fn done(result: Result<(), SimError>) -> Response {
+    reply(result.map(|()| json!({})))
+}
+
 fn item_id(text: &str) -> Result<u128, SimError> {
     parse_item_id(text).ok_or(SimError::BadParameter { name: "item_id" })
+}
+
+/// Runs a change on the item named in the path (`items/{item_id}/...`).
+fn on_item(item: &str, change: impl FnOnce(u128) -> Result<(), SimError>) -> Response {
+    done(item_id(item).and_then(change))
 }
 
 /// The thread as stored, for assertions on what the bridge's writes changed.
@@ -139,11 +149,7 @@ async fn set_two_factor(
     Path(pk): Path<u64>,
     Json(body): Json<TwoFactor>,
 ) -> Response {
-    reply(
-        crate::lock(&shared)
-            .set_two_factor(pk, body.code)
-            .map(|()| json!({})),
-    )
+    done(crate::lock(&shared).set_two_factor(pk, body.code))
 }
 
 #[derive(Deserialize)]
@@ -162,15 +168,11 @@ async fn flag_challenge(
     body: Option<Json<Challenge>>,
 ) -> Response {
     let flagged = body.is_none_or(|Json(challenge)| challenge.flagged);
-    reply(
-        crate::lock(&shared)
-            .flag_challenge(pk, flagged)
-            .map(|()| json!({})),
-    )
+    done(crate::lock(&shared).flag_challenge(pk, flagged))
 }
 
 async fn expire_session(State(shared): State<SharedWorld>, Path(pk): Path<u64>) -> Response {
-    reply(crate::lock(&shared).expire_sessions(pk).map(|()| json!({})))
+    done(crate::lock(&shared).expire_sessions(pk))
 }
 
 async fn presence(State(shared): State<SharedWorld>, Path(pk): Path<u64>) -> Response {
@@ -186,11 +188,7 @@ async fn set_presence(
     Path(pk): Path<u64>,
     Json(body): Json<Presence>,
 ) -> Response {
-    reply(
-        crate::lock(&shared)
-            .set_presence(pk, body)
-            .map(|()| json!({})),
-    )
+    done(crate::lock(&shared).set_presence(pk, body))
 }
 
 #[derive(Deserialize)]
@@ -226,11 +224,7 @@ async fn set_pending(
     Path(thread_id): Path<String>,
     Json(body): Json<Pending>,
 ) -> Response {
-    reply(
-        crate::lock(&shared)
-            .set_pending(&thread_id, body.pk, body.pending)
-            .map(|()| json!({})),
-    )
+    done(crate::lock(&shared).set_pending(&thread_id, body.pk, body.pending))
 }
 
 #[derive(Deserialize)]
@@ -244,11 +238,7 @@ async fn set_typing(
     Path(thread_id): Path<String>,
     Json(body): Json<TypingChange>,
 ) -> Response {
-    reply(
-        crate::lock(&shared)
-            .set_typing(&thread_id, body.pk, body.activity_status)
-            .map(|()| json!({})),
-    )
+    done(crate::lock(&shared).set_typing(&thread_id, body.pk, body.activity_status))
 }
 
 #[derive(Deserialize)]
@@ -299,10 +289,9 @@ async fn react(
     Path((thread_id, item)): Path<(String, String)>,
     Json(body): Json<ReactionChange>,
 ) -> Response {
-    let result = item_id(&item).and_then(|item_id| {
+    on_item(&item, |item_id| {
         crate::lock(&shared).react(&thread_id, item_id, body.from_pk, body.emoji)
-    });
-    reply(result.map(|()| json!({})))
+    })
 }
 
 async fn unreact(
@@ -310,18 +299,18 @@ async fn unreact(
     Path((thread_id, item)): Path<(String, String)>,
     Json(body): Json<ReactionChange>,
 ) -> Response {
-    let result = item_id(&item)
-        .and_then(|item_id| crate::lock(&shared).unreact(&thread_id, item_id, body.from_pk));
-    reply(result.map(|()| json!({})))
+    on_item(&item, |item_id| {
+        crate::lock(&shared).unreact(&thread_id, item_id, body.from_pk)
+    })
 }
 
 async fn unsend(
     State(shared): State<SharedWorld>,
     Path((thread_id, item)): Path<(String, String)>,
 ) -> Response {
-    let result =
-        item_id(&item).and_then(|item_id| crate::lock(&shared).unsend(&thread_id, item_id, None));
-    reply(result.map(|()| json!({})))
+    on_item(&item, |item_id| {
+        crate::lock(&shared).unsend(&thread_id, item_id, None)
+    })
 }
 
 #[derive(Deserialize)]
@@ -334,19 +323,19 @@ async fn mark_seen(
     Path((thread_id, item)): Path<(String, String)>,
     Json(body): Json<Seen>,
 ) -> Response {
-    let result = item_id(&item)
-        .and_then(|item_id| crate::lock(&shared).mark_seen(&thread_id, body.pk, item_id));
-    reply(result.map(|()| json!({})))
+    on_item(&item, |item_id| {
+        crate::lock(&shared).mark_seen(&thread_id, body.pk, item_id)
+    })
 }
 
 async fn inject_fault(State(shared): State<SharedWorld>, Json(fault): Json<Fault>) -> Response {
     crate::lock(&shared).faults.push(fault);
-    reply(Ok(json!({})))
+    done(Ok(()))
 }
 
 async fn clear_faults(State(shared): State<SharedWorld>) -> Response {
     crate::lock(&shared).faults.clear();
-    reply(Ok(json!({})))
+    done(Ok(()))
 }
 
 #[derive(Deserialize)]
@@ -363,12 +352,12 @@ async fn set_rate_limit(
         body.max_requests,
         Duration::from_millis(body.per_ms),
     )));
-    reply(Ok(json!({})))
+    done(Ok(()))
 }
 
 async fn clear_rate_limit(State(shared): State<SharedWorld>) -> Response {
     crate::lock(&shared).set_rate_limit(None);
-    reply(Ok(json!({})))
+    done(Ok(()))
 }
 
 async fn request_log(State(shared): State<SharedWorld>) -> Response {
@@ -377,7 +366,7 @@ async fn request_log(State(shared): State<SharedWorld>) -> Response {
 
 async fn clear_request_log(State(shared): State<SharedWorld>) -> Response {
     crate::lock(&shared).clear_request_log();
-    reply(Ok(json!({})))
+    done(Ok(()))
 }
 
 #[derive(Deserialize)]

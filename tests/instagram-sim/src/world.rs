@@ -206,8 +206,24 @@ impl ThreadRecord {
             .map_or(self.created_at_us, |item| item.timestamp_us)
     }
 
-    pub fn item(&self, item_id: u128) -> Option<&ItemRecord> {
-        self.items.iter().find(|item| item.item_id == item_id)
+    /// Where the item is in `items`, or `ItemNotFound`.
+    fn item_position(&self, item_id: u128) -> Result<usize, SimError> {
+        self.items
+            .iter()
+            .position(|item| item.item_id == item_id)
+            .ok_or_else(|| SimError::ItemNotFound {
+                thread_id: self.thread_id.clone(),
+                item_id: item_id.to_string(),
+            })
+    }
+
+    pub fn item(&self, item_id: u128) -> Result<&ItemRecord, SimError> {
+        self.item_position(item_id).map(|index| &self.items[index])
+    }
+
+    fn item_mut(&mut self, item_id: u128) -> Result<&mut ItemRecord, SimError> {
+        let index = self.item_position(item_id)?;
+        Ok(&mut self.items[index])
     }
 
     /// Unread for `viewer`: someone else's item is newer than what the viewer has seen.
@@ -749,12 +765,7 @@ impl World {
             }
         }
         let replied_to = match replied_to {
-            Some(item_id) => Some(Box::new(thread.item(item_id).cloned().ok_or_else(
-                || SimError::ItemNotFound {
-                    thread_id: thread_id.into(),
-                    item_id: item_id.to_string(),
-                },
-            )?)),
+            Some(item_id) => Some(Box::new(thread.item(item_id)?.clone())),
             None => None,
         };
         let client_context = client_context.unwrap_or_else(new_client_context);
@@ -978,15 +989,7 @@ impl World {
     ) -> Result<(), SimError> {
         self.member_thread(thread_id, from)?;
         let timestamp_us = self.next_timestamp_us();
-        let thread = self.thread_mut(thread_id)?;
-        let item = thread
-            .items
-            .iter_mut()
-            .find(|item| item.item_id == item_id)
-            .ok_or_else(|| SimError::ItemNotFound {
-                thread_id: thread_id.into(),
-                item_id: item_id.to_string(),
-            })?;
+        let item = self.thread_mut(thread_id)?.item_mut(item_id)?;
         item.reactions.retain(|reaction| reaction.sender_id != from);
         item.reactions.push(Reaction {
             sender_id: from,
@@ -1000,15 +1003,7 @@ impl World {
 
     pub fn unreact(&mut self, thread_id: &str, item_id: u128, from: u64) -> Result<(), SimError> {
         self.member_thread(thread_id, from)?;
-        let thread = self.thread_mut(thread_id)?;
-        let item = thread
-            .items
-            .iter_mut()
-            .find(|item| item.item_id == item_id)
-            .ok_or_else(|| SimError::ItemNotFound {
-                thread_id: thread_id.into(),
-                item_id: item_id.to_string(),
-            })?;
+        let item = self.thread_mut(thread_id)?.item_mut(item_id)?;
         item.reactions.retain(|reaction| reaction.sender_id != from);
         self.bump_seq();
         Ok(())
@@ -1025,14 +1020,7 @@ impl World {
             self.member_thread(thread_id, pk)?;
         }
         let thread = self.thread_mut(thread_id)?;
-        let position = thread
-            .items
-            .iter()
-            .position(|item| item.item_id == item_id)
-            .ok_or_else(|| SimError::ItemNotFound {
-                thread_id: thread_id.into(),
-                item_id: item_id.to_string(),
-            })?;
+        let position = thread.item_position(item_id)?;
         if let Some(pk) = by {
             if thread.items[position].user_id != pk {
                 return Err(SimError::NotOwnItem {
@@ -1048,13 +1036,7 @@ impl World {
 
     pub fn mark_seen(&mut self, thread_id: &str, pk: u64, item_id: u128) -> Result<(), SimError> {
         let thread = self.member_thread(thread_id, pk)?;
-        let timestamp_us = thread
-            .item(item_id)
-            .ok_or_else(|| SimError::ItemNotFound {
-                thread_id: thread_id.into(),
-                item_id: item_id.to_string(),
-            })?
-            .timestamp_us;
+        let timestamp_us = thread.item(item_id)?.timestamp_us;
         let state = self.member_state_mut(thread_id, pk)?;
         if state.last_seen.is_none_or(|(seen, _)| seen <= item_id) {
             state.last_seen = Some((item_id, timestamp_us));

@@ -27,6 +27,43 @@ fn thread_path(thread_id: &str) -> String {
     format!("direct_v2/threads/{thread_id}/")
 }
 
+/// The thread as `client` sees it (first page).
+async fn fetch_thread(client: &ApiClient, thread_id: &str) -> Value {
+    client.get_ok(&thread_path(thread_id), &[]).await["thread"].take()
+}
+
+/// Sends a text to `recipient_users` (opening the thread if needed); returns the ack.
+async fn send_text_to_recipients(
+    client: &ApiClient,
+    recipients: &str,
+    text: &str,
+    client_context: &str,
+) -> Value {
+    client
+        .post_ok(
+            "direct_v2/threads/broadcast/text/",
+            &[
+                ("recipient_users", recipients),
+                ("text", text),
+                ("client_context", client_context),
+            ],
+        )
+        .await
+}
+
+/// The reactions on one item of a fetched thread.
+fn emojis_on(thread: &Value, item_id: &str) -> Vec<Value> {
+    item_in(thread, item_id).unwrap()["reactions"]["emojis"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Where an item is unsent.
+fn delete_path(thread_id: &str, item_id: &str) -> String {
+    format!("direct_v2/threads/{thread_id}/items/{item_id}/delete/")
+}
+
 fn item_in<'a>(thread: &'a Value, item_id: &str) -> Option<&'a Value> {
     thread["items"]
         .as_array()
@@ -442,10 +479,7 @@ async fn sending_a_reply_shows_in_the_thread_and_a_retry_is_recognized() {
         "same client_context, same item"
     );
 
-    let thread = client
-        .get_ok(&thread_path(&seed.direct_thread_id), &[])
-        .await["thread"]
-        .take();
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
     let items = thread["items"].as_array().unwrap();
     assert_eq!(items[0]["item_id"], item_id.as_str(), "newest first");
     assert_eq!(
@@ -484,16 +518,7 @@ async fn sending_to_recipient_users_opens_or_reuses_the_direct_thread() {
         .find(|account| account.username == "erin.e")
         .unwrap();
     let recipients = format!("[[{}]]", erin.pk);
-    let ack = client
-        .post_ok(
-            "direct_v2/threads/broadcast/text/",
-            &[
-                ("recipient_users", recipients.as_str()),
-                ("text", "hi erin"),
-                ("client_context", "1"),
-            ],
-        )
-        .await;
+    let ack = send_text_to_recipients(&client, &recipients, "hi erin", "1").await;
     assert_eq!(ack["payload"]["canonical"], true);
     let thread_id = ack["payload"]["thread_id"].as_str().unwrap();
     let by_participants = client
@@ -512,19 +537,10 @@ async fn sending_to_recipient_users_opens_or_reuses_the_direct_thread() {
         .await;
     assert!(none_yet.get("thread").is_none());
     let recipients = format!("[[\"{}\"]]", new_contact.pk);
-    let ack = client
-        .post_ok(
-            "direct_v2/threads/broadcast/text/",
-            &[
-                ("recipient_users", recipients.as_str()),
-                ("text", "hello zoe"),
-                ("client_context", "2"),
-            ],
-        )
-        .await;
+    let ack = send_text_to_recipients(&client, &recipients, "hello zoe", "2").await;
     let new_thread = ack["payload"]["thread_id"].as_str().unwrap();
     let zoe = client_for(&sim, &new_contact);
-    let zoe_thread = zoe.get_ok(&thread_path(new_thread), &[]).await["thread"].take();
+    let zoe_thread = fetch_thread(&zoe, new_thread).await;
     assert_eq!(zoe_thread["items"][0]["text"], "hello zoe");
     assert_eq!(zoe_thread["items"][0]["is_sent_by_viewer"], false);
     assert_eq!(zoe_thread["thread_title"], "Bridge Tester");
@@ -546,10 +562,7 @@ async fn links_become_link_items() {
             ],
         )
         .await;
-    let thread = client
-        .get_ok(&thread_path(&seed.direct_thread_id), &[])
-        .await["thread"]
-        .take();
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
     let item = item_in(&thread, ack["payload"]["item_id"].as_str().unwrap()).unwrap();
     assert_eq!(item["item_type"], "link");
     assert!(item.get("text").is_none(), "link text sits in link.text");
@@ -592,14 +605,8 @@ async fn reactions_land_on_the_item_and_can_be_removed() {
         .await;
     sim.react(&seed.direct_thread_id, &target, seed.friend.pk, "😂")
         .unwrap();
-    let thread = client
-        .get_ok(&thread_path(&seed.direct_thread_id), &[])
-        .await["thread"]
-        .take();
-    let emojis = item_in(&thread, &target).unwrap()["reactions"]["emojis"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
+    let emojis = emojis_on(&thread, &target);
     assert_eq!(emojis.len(), 2);
     let mine = emojis
         .iter()
@@ -615,14 +622,8 @@ async fn reactions_land_on_the_item_and_can_be_removed() {
     client
         .post_ok("direct_v2/threads/broadcast/reaction/", &form)
         .await;
-    let thread = client
-        .get_ok(&thread_path(&seed.direct_thread_id), &[])
-        .await["thread"]
-        .take();
-    let emojis = item_in(&thread, &target).unwrap()["reactions"]["emojis"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
+    let emojis = emojis_on(&thread, &target);
     assert_eq!(emojis.len(), 1);
     assert_eq!(emojis[0]["sender_id"], seed.friend.pk);
 
@@ -655,10 +656,7 @@ async fn unsend_removes_own_items_only() {
         .unwrap();
     let response = client
         .post(
-            &format!(
-                "direct_v2/threads/{}/items/{theirs}/delete/",
-                seed.direct_thread_id
-            ),
+            &delete_path(&seed.direct_thread_id, &theirs),
             &[("_uuid", "x")],
         )
         .await;
@@ -666,28 +664,19 @@ async fn unsend_removes_own_items_only() {
     assert_eq!(response.json()["status"], "fail");
     let body = client
         .post_ok(
-            &format!(
-                "direct_v2/threads/{}/items/{mine}/delete/",
-                seed.direct_thread_id
-            ),
+            &delete_path(&seed.direct_thread_id, &mine),
             &[("_uuid", "x")],
         )
         .await;
     assert_eq!(body, json!({"status": "ok"}));
-    let thread = client
-        .get_ok(&thread_path(&seed.direct_thread_id), &[])
-        .await["thread"]
-        .take();
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
     assert!(
         item_in(&thread, &mine).is_none(),
         "the unsent item vanished"
     );
     assert!(item_in(&thread, &theirs).is_some());
     sim.unsend(&seed.direct_thread_id, &theirs).unwrap();
-    let thread = client
-        .get_ok(&thread_path(&seed.direct_thread_id), &[])
-        .await["thread"]
-        .take();
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
     assert!(item_in(&thread, &theirs).is_none());
 }
 
@@ -956,10 +945,7 @@ async fn uploaded_photo_video_and_voice_are_sent_and_served() {
         )
         .await;
 
-    let thread = client
-        .get_ok(&thread_path(&seed.direct_thread_id), &[])
-        .await["thread"]
-        .take();
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
     let photo = item_in(&thread, ack["payload"]["item_id"].as_str().unwrap()).unwrap();
     assert_eq!(photo["item_type"], "media");
     assert_eq!(photo["media"]["media_type"], 1);
@@ -1323,10 +1309,7 @@ async fn items_of_unknown_kinds_are_posted_verbatim_or_refused() {
             json!({"item_type": "video_call_event", "video_call_event": call}),
         )
         .unwrap();
-    let thread = client
-        .get_ok(&thread_path(&seed.direct_thread_id), &[])
-        .await["thread"]
-        .take();
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
     let item = item_in(&thread, &item_id).unwrap();
     assert_eq!(item["item_type"], "video_call_event");
     assert_eq!(item["video_call_event"], call);
