@@ -16,6 +16,7 @@ use super::Bridge;
 use crate::config::PermissionLevel;
 use crate::matrix::client::ClientError;
 use crate::matrix::server::RetryTransaction;
+use crate::store::StoreError;
 
 /// What the bot says to users the configuration does not allow.
 pub const REFUSAL: &str = "You are not allowed to use this bridge. \
@@ -110,7 +111,13 @@ async fn management_room_owner(
         .store
         .management_room_owner(room_id.as_str())
         .await
-        .map_err(|e| RetryTransaction(format!("reading the management room: {e}")))
+        .map_err(store_failed("reading the management room"))
+}
+
+/// A database failure makes the homeserver resend the transaction:
+/// `.map_err(store_failed("saving x"))`.
+fn store_failed(doing: &'static str) -> impl FnOnce(StoreError) -> RetryTransaction {
+    move |e| RetryTransaction(format!("{doing}: {e}"))
 }
 
 /// A homeserver failure that may pass (unreachable, 5xx, 429) makes the
@@ -185,17 +192,15 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
             .store
             .management_room(inviter.as_str())
             .await
-            .map_err(|e| RetryTransaction(format!("reading the management room: {e}")))?;
+            .map_err(store_failed("reading the management room"))?;
         if let Some(previous) = previous.filter(|previous| previous != room_id.as_str()) {
             retire_management_room(bridge, &previous, room_id, event_id).await?;
         }
-        if let Err(e) = bridge
+        bridge
             .store
             .set_management_room(inviter.as_str(), room_id.as_str())
             .await
-        {
-            return Err(RetryTransaction(format!("saving the management room: {e}")));
-        }
+            .map_err(store_failed("saving the management room"))?;
         let greeting = Reply::text(
             "Hello! I am the Instagram bridge bot. This room is now your management room: \
              send me commands here without any prefix. Send `help` for the list of commands.",
@@ -275,11 +280,11 @@ async fn on_departure(
         return Ok(());
     }
     tracing::info!(%room_id, %owner, %departed, "management room abandoned");
-    if let Err(e) = bridge.store.delete_management_room(room_id.as_str()).await {
-        return Err(RetryTransaction(format!(
-            "forgetting the management room: {e}"
-        )));
-    }
+    bridge
+        .store
+        .delete_management_room(room_id.as_str())
+        .await
+        .map_err(store_failed("forgetting the management room"))?;
     if departed == bot {
         return Ok(());
     }
