@@ -2,13 +2,13 @@
 //! management rooms (where a Matrix user talks to the bridge bot).
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::{now_millis, query_failed, with_text_params, Record, Store, StoreError};
 use crate::secrets::Sealed;
 
 /// A bridge user's Instagram login.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct LoginRecord {
     /// The Matrix user who owns the login.
     pub mxid: String,
@@ -16,6 +16,7 @@ pub struct LoginRecord {
     pub username: Option<String>,
     /// Credentials (cookies and auth state) sealed by
     /// [`crate::secrets::CredentialCipher`] for `mxid`.
+    #[sqlx(try_from = "String")]
     pub credentials: Sealed,
     /// Stable per-login device identity (`device.uuid`).
     pub device_uuid: String,
@@ -28,14 +29,7 @@ impl Record for LoginRecord {
     const COLUMNS: &'static str = "mxid, ig_user_id, username, credentials, device_uuid, state";
 
     fn from_row(row: &AnyRow) -> Result<LoginRecord, sqlx::Error> {
-        Ok(LoginRecord {
-            mxid: row.try_get("mxid")?,
-            ig_user_id: row.try_get("ig_user_id")?,
-            username: row.try_get("username")?,
-            credentials: Sealed::from_stored(row.try_get("credentials")?),
-            device_uuid: row.try_get("device_uuid")?,
-            state: row.try_get("state")?,
-        })
+        FromRow::from_row(row)
     }
 }
 

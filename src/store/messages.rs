@@ -2,12 +2,12 @@
 //! item, the record that makes relaying exactly-once in both directions.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, Executor, FromRow};
 
 use super::{query_failed, with_text_params, Record, Store, StoreError};
 
 /// One Instagram item and its Matrix event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct MessageRecord {
     pub login_mxid: String,
     pub thread_id: String,
@@ -28,16 +28,7 @@ impl Record for MessageRecord {
         "login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context";
 
     fn from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
-        Ok(MessageRecord {
-            login_mxid: row.try_get("login_mxid")?,
-            thread_id: row.try_get("thread_id")?,
-            item_id: row.try_get("item_id")?,
-            room_id: row.try_get("room_id")?,
-            event_id: row.try_get("event_id")?,
-            sender: row.try_get("sender")?,
-            timestamp: row.try_get("timestamp")?,
-            client_context: row.try_get("client_context")?,
-        })
+        FromRow::from_row(row)
     }
 }
 
@@ -67,7 +58,7 @@ pub(super) async fn insert_message<'e>(
 }
 
 /// A reaction on an Instagram item (one per sender) and its Matrix event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ReactionRecord {
     pub login_mxid: String,
     pub thread_id: String,
@@ -86,15 +77,7 @@ impl Record for ReactionRecord {
         "login_mxid, thread_id, item_id, sender, room_id, event_id, emoji";
 
     fn from_row(row: &AnyRow) -> Result<ReactionRecord, sqlx::Error> {
-        Ok(ReactionRecord {
-            login_mxid: row.try_get("login_mxid")?,
-            thread_id: row.try_get("thread_id")?,
-            item_id: row.try_get("item_id")?,
-            sender: row.try_get("sender")?,
-            room_id: row.try_get("room_id")?,
-            event_id: row.try_get("event_id")?,
-            emoji: row.try_get("emoji")?,
-        })
+        FromRow::from_row(row)
     }
 }
 
