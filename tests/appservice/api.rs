@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_homeserver::FakeHomeserver;
-use matrix_instagram::bridge::run::{build_appservice, run_until, RunError};
+use matrix_instagram::bridge::run::{build_appservice, run_until, RunError, TRANSACTION_RETENTION};
 use matrix_instagram::config::Config;
 use matrix_instagram::matrix::client::{HomeserverClient, RetryPolicy};
 use matrix_instagram::store::Store;
 use reqwest::Method;
 use serde_json::{json, Value};
+use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -604,36 +605,70 @@ fn write_config(dir: &tempfile::TempDir, homeserver_url: &str, listen: &str) -> 
     path
 }
 
-#[tokio::test]
-async fn run_starts_pings_and_stops_gracefully() {
-    let dir = tempfile::tempdir().unwrap();
+/// `run_until` in a background task, stopped on request.
+struct BackgroundRun {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<Result<(), RunError>>,
+}
+
+impl BackgroundRun {
+    fn start(config_path: std::path::PathBuf) -> BackgroundRun {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            run_until(&config_path, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        BackgroundRun { stop, task }
+    }
+
+    /// Waits until the bridge has asked the homeserver for a ping, which it
+    /// does once it serves the appservice API.
+    async fn wait_for_ping(&mut self, hs: &FakeHomeserver) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while hs.ping_results().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the bridge never asked for a ping"
+            );
+            assert!(
+                !self.task.is_finished(),
+                "the bridge stopped: {:?}",
+                (&mut self.task).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the bridge and checks it stopped cleanly.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("graceful shutdown")
+            .unwrap();
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+}
+
+/// A fake homeserver that pings back, and a config file for a bridge that
+/// uses it.
+async fn run_setup(dir: &tempfile::TempDir) -> (FakeHomeserver, std::path::PathBuf) {
     let hs = FakeHomeserver::default();
     let hs_url = hs.start().await;
     let listen = free_address().await;
     hs.set_bridge_url(&format!("http://{listen}"));
-    let config_path = write_config(&dir, &hs_url, &listen);
+    (hs, write_config(dir, &hs_url, &listen))
+}
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let bridge = tokio::spawn(async move {
-        run_until(&config_path, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+#[tokio::test]
+async fn run_starts_pings_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hs, config_path) = run_setup(&dir).await;
+    let mut bridge = BackgroundRun::start(config_path);
+    bridge.wait_for_ping(&hs).await;
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while hs.ping_results().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the bridge never asked for a ping"
-        );
-        assert!(
-            !bridge.is_finished(),
-            "the bridge stopped: {:?}",
-            bridge.await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert_eq!(hs.ping_results(), vec![Ok(200)]);
     let ping = &hs.matching("POST", "/_matrix/client/v1/appservice/instagram/ping")[0];
     assert!(ping.body["transaction_id"].is_string());
@@ -643,12 +678,40 @@ async fn run_starts_pings_and_stops_gracefully() {
     let displayname = &hs.matching("PUT", &format!("/profile/{BOT}/displayname"))[0];
     assert_eq!(displayname.body["displayname"], "Instagram bridge bot");
 
-    stop.send(()).unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), bridge)
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn run_prunes_transaction_ids_past_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hs, config_path) = run_setup(&dir).await;
+    let database_url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
+    let store = Store::connect(&database_url).await.unwrap();
+    for txn_id in ["ancient", "recent"] {
+        store.record_transaction(txn_id).await.unwrap();
+    }
+    // Processed just over the retention ago.
+    let past_retention = chrono::Utc::now() - TRANSACTION_RETENTION - chrono::TimeDelta::minutes(1);
+    let mut connection = sqlx::AnyConnection::connect(&database_url).await.unwrap();
+    sqlx::query("UPDATE processed_transactions SET processed_at = $1 WHERE txn_id = 'ancient'")
+        .bind(past_retention.timestamp_millis())
+        .execute(&mut connection)
         .await
-        .expect("graceful shutdown")
         .unwrap();
-    assert!(outcome.is_ok(), "{outcome:?}");
+    connection.close().await.unwrap();
+
+    let mut bridge = BackgroundRun::start(config_path);
+    bridge.wait_for_ping(&hs).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.transaction_seen("ancient").await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the old transaction id was never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.transaction_seen("recent").await.unwrap());
+    bridge.stop().await;
 }
 
 async fn run_error(config_path: &std::path::Path) -> RunError {
