@@ -44,11 +44,32 @@ pub struct MappingError {
 #[derive(Debug, Clone)]
 pub struct ResponseMapping {
     root: Option<Expr>,
-    context: Vec<(String, Expr)>,
+    /// `context:` by name, with its field path (`context.viewer_id`).
+    context: Vec<(String, String, Expr)>,
     mapping: Option<CompiledNode>,
     /// The mapping uses the `[]` element marker: apply it to each value of an
     /// object root too (e.g. `user_presence`, an object keyed by user id).
     per_element: bool,
+}
+
+/// Which part of a `response:` section an expression belongs to: names are
+/// resolved differently in each (see [`ResponseMapping::expressions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExprRole {
+    /// `context:`: evaluated on the whole body, before the context exists.
+    Context,
+    /// `root:`: on the whole body, with the context.
+    Root,
+    /// `mapping:`: on the rooted value; bare names are vars and the context only.
+    Mapping,
+}
+
+/// One expression of a compiled `response:` section, with its dotted field path.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedExpr<'a> {
+    pub field: &'a str,
+    pub expr: &'a Expr,
+    pub role: ExprRole,
 }
 
 /// A `mapping:` node with its expressions parsed; `path` is its dotted field path.
@@ -94,6 +115,22 @@ impl CompiledNode {
                     }
                 }
                 Some(CompiledNode::Object(compiled))
+            }
+        }
+    }
+
+    fn collect_exprs<'a>(&'a self, out: &mut Vec<MappedExpr<'a>>) {
+        match self {
+            CompiledNode::Expr { path, expr } => out.push(MappedExpr {
+                field: path,
+                expr,
+                role: ExprRole::Mapping,
+            }),
+            CompiledNode::List(inner) => inner.collect_exprs(out),
+            CompiledNode::Object(fields) => {
+                for (_, node) in fields {
+                    node.collect_exprs(out);
+                }
             }
         }
     }
@@ -210,11 +247,12 @@ impl ResponseMapping {
             .root
             .as_deref()
             .and_then(|source| parse("root".to_owned(), source));
-        let context: Vec<(String, Expr)> = spec
+        let context: Vec<(String, String, Expr)> = spec
             .context
             .iter()
             .filter_map(|(name, source)| {
-                parse(format!("context.{name}"), source).map(|expr| (name.clone(), expr))
+                let field = format!("context.{name}");
+                parse(field.clone(), source).map(|expr| (name.clone(), field, expr))
             })
             .collect();
         let mapping = spec
@@ -235,6 +273,36 @@ impl ResponseMapping {
         })
     }
 
+    /// The names `context:` defines (`context.<name>` for `root:` and `mapping:`).
+    pub fn context_names(&self) -> impl Iterator<Item = &str> {
+        self.context.iter().map(|(name, _, _)| name.as_str())
+    }
+
+    /// Every expression of the section with its field path and role, in order:
+    /// `context:`, `root:`, then `mapping:`.
+    pub fn expressions(&self) -> Vec<MappedExpr<'_>> {
+        let mut out: Vec<MappedExpr<'_>> = self
+            .context
+            .iter()
+            .map(|(_, field, expr)| MappedExpr {
+                field,
+                expr,
+                role: ExprRole::Context,
+            })
+            .collect();
+        if let Some(root) = &self.root {
+            out.push(MappedExpr {
+                field: "root",
+                expr: root,
+                role: ExprRole::Root,
+            });
+        }
+        if let Some(mapping) = &self.mapping {
+            mapping.collect_exprs(&mut out);
+        }
+        out
+    }
+
     /// Maps `body` with `vars` (`params`, `auth`, `device`, `api`); `context:`
     /// values are added under `context`. With no `mapping:` the rooted body is returned;
     /// a null root maps to null.
@@ -249,10 +317,10 @@ impl ResponseMapping {
                 body: Some(body),
             };
             let mut context = Map::with_capacity(self.context.len());
-            for (name, expr) in &self.context {
+            for (name, field, expr) in &self.context {
                 let value = expr
                     .eval_in(&whole)
-                    .map_err(|err| field_error(&format!("context.{name}"), err))?;
+                    .map_err(|err| field_error(field, err))?;
                 context.insert(name.clone(), value.into_owned());
             }
             let mut extended = match vars {
