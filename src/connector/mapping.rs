@@ -27,7 +27,8 @@ pub struct ResponseSpec {
 #[serde(untagged)]
 pub enum MappingNode {
     Expr(String),
-    /// A list with one object template: build a list, one object per element.
+    /// A list of templates (usually one object): each builds a list, one
+    /// object per element, and the lists are joined in order.
     List(Vec<MappingNode>),
     Object(IndexMap<String, MappingNode>),
 }
@@ -75,8 +76,12 @@ pub struct MappedExpr<'a> {
 /// A `mapping:` node with its expressions parsed; `path` is its dotted field path.
 #[derive(Debug, Clone)]
 enum CompiledNode {
-    Expr { path: String, expr: Expr },
-    List(Box<CompiledNode>),
+    Expr {
+        path: String,
+        expr: Expr,
+    },
+    /// Templates whose lists are joined in order.
+    List(Vec<CompiledNode>),
     Object(Vec<(String, CompiledNode)>),
 }
 
@@ -94,18 +99,23 @@ impl CompiledNode {
                 }
             },
             MappingNode::List(items) => {
-                if items.len() != 1 {
+                if items.is_empty() {
                     errors.push(MappingError {
                         field: path,
-                        message: format!(
-                            "a list node holds exactly one template (an object or an expression), found {}",
-                            items.len()
-                        ),
+                        message:
+                            "a list node holds at least one template (an object or an expression)"
+                                .to_owned(),
                     });
                     return None;
                 }
-                let inner = Self::compile(&items[0], format!("{path}[0]"), errors)?;
-                Some(CompiledNode::List(Box::new(inner)))
+                let templates: Vec<CompiledNode> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, item)| {
+                        Self::compile(item, format!("{path}[{index}]"), errors)
+                    })
+                    .collect();
+                (templates.len() == items.len()).then_some(CompiledNode::List(templates))
             }
             MappingNode::Object(fields) => {
                 let mut compiled = Vec::with_capacity(fields.len());
@@ -126,7 +136,11 @@ impl CompiledNode {
                 expr,
                 role: ExprRole::Mapping,
             }),
-            CompiledNode::List(inner) => inner.collect_exprs(out),
+            CompiledNode::List(templates) => {
+                for template in templates {
+                    template.collect_exprs(out);
+                }
+            }
             CompiledNode::Object(fields) => {
                 for (_, node) in fields {
                     node.collect_exprs(out);
@@ -138,7 +152,9 @@ impl CompiledNode {
     fn uses_element_marker(&self) -> bool {
         match self {
             CompiledNode::Expr { expr, .. } => expr.uses_element_marker(),
-            CompiledNode::List(inner) => inner.uses_element_marker(),
+            CompiledNode::List(templates) => {
+                templates.iter().any(CompiledNode::uses_element_marker)
+            }
             CompiledNode::Object(fields) => {
                 fields.iter().any(|(_, node)| node.uses_element_marker())
             }
@@ -158,20 +174,23 @@ impl CompiledNode {
                 }
                 Ok(Value::Object(object))
             }
-            CompiledNode::List(inner) => match inner.as_ref() {
-                CompiledNode::Expr { .. } => Ok(match inner.apply(env)? {
-                    Value::Null => Value::Array(Vec::new()),
-                    Value::Array(items) => Value::Array(items),
-                    single => Value::Array(vec![single]),
-                }),
-                template => {
-                    let columns = Columns::evaluate(template, env)?;
-                    let rows = columns.rows();
-                    Ok(Value::Array(
-                        (0..rows).map(|row| columns.row(row)).collect(),
-                    ))
+            CompiledNode::List(templates) => {
+                let mut list = Vec::new();
+                for template in templates {
+                    match template {
+                        CompiledNode::Expr { .. } => match template.apply(env)? {
+                            Value::Null => {}
+                            Value::Array(items) => list.extend(items),
+                            single => list.push(single),
+                        },
+                        template => {
+                            let columns = Columns::evaluate(template, env)?;
+                            list.extend((0..columns.rows()).map(|row| columns.row(row)));
+                        }
+                    }
                 }
-            },
+                Ok(Value::Array(list))
+            }
         }
     }
 }
@@ -660,7 +679,8 @@ mapping:
                 json!("gif"),
                 json!("audio"),
                 json!("video"),
-                json!("image")
+                json!("image"),
+                json!("link")
             ]
         );
     }
@@ -807,9 +827,7 @@ mapping:
   participants:
     - id: "[].users[].pk ? 1"
       name: "[].users[].full_name"
-  pair:
-    - "[].a"
-    - "[].b"
+  pair: []
   text: "'unterminated"
 "#,
         )
@@ -843,13 +861,42 @@ mapping:
              found the end of the input at column 18 in `[].users[].pk ? 1`"
         );
         assert!(
-            errors[4].message.contains("exactly one template"),
+            errors[4].message.contains("at least one template"),
             "{}",
             errors[4]
         );
         assert_eq!(
             errors[5].message,
             "unterminated string (missing closing `'`) at column 1 in `'unterminated`"
+        );
+    }
+
+    #[test]
+    fn a_list_of_several_templates_joins_their_rows() {
+        let mapping = compile(
+            r#"
+mapping:
+  reactions:
+    - emoji: ".reactions.emojis[].emoji"
+      sender_id: ".reactions.emojis[].sender_id | to_string"
+    - emoji: "'❤️'"
+      sender_id: ".reactions.likes[].sender_id | to_string"
+    - ".extra"
+"#,
+        );
+        let item = instagram_fixture("items/text_with_reactions.json");
+        assert_eq!(
+            mapping.apply(&item, &json!({})).unwrap()["reactions"],
+            json!([
+                {"emoji": "😂", "sender_id": "17841400000000001"},
+                {"emoji": "❤️", "sender_id": "17841400000000003"},
+                {"emoji": "❤️", "sender_id": "17841400000000003"},
+            ])
+        );
+        // A template with nothing to list adds no rows, even with a constant column.
+        assert_eq!(
+            mapping.apply(&json!({"extra": 7}), &json!({})).unwrap()["reactions"],
+            json!([7])
         );
     }
 

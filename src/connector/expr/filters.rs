@@ -38,7 +38,7 @@ const TABLE: [(&str, Filter, usize, usize); 15] = [
     ("to_string", Filter::ToString, 0, 0),
     ("to_number", Filter::ToNumber, 0, 0),
     ("default", Filter::Default, 1, 1),
-    ("to_attachment", Filter::ToAttachment, 0, 0),
+    ("to_attachment", Filter::ToAttachment, 0, 1),
     ("first", Filter::First, 0, 0),
     ("last", Filter::Last, 0, 0),
     ("join", Filter::Join, 0, 1),
@@ -118,7 +118,10 @@ impl Filter {
             } else {
                 input.clone()
             }),
-            Filter::ToAttachment => Ok(Value::Array(attachment::attachments(input))),
+            Filter::ToAttachment => Ok(Value::Array(attachment::attachments(
+                input,
+                arg(0).as_str(),
+            ))),
             Filter::First => Ok(match input {
                 Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
                 other => other.clone(),
