@@ -15,6 +15,7 @@ use serde_json::Value;
 pub use ast::RootRef;
 pub(crate) use ast::{collect_piece_roots, StrPiece};
 pub(crate) use eval::{eval as eval_node, write_text, Env};
+pub(crate) use filters::type_name;
 pub(crate) use lexer::SourceKind;
 
 /// A parsed expression.
