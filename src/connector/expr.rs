@@ -548,6 +548,17 @@ mod tests {
             eval_with("auth.ig_www_claim | default: '0'", &none, &vars),
             json!("0")
         );
+        // `default` evaluates its argument only for a blank input.
+        let failing_default = "params.limit | default: (1 | divide: 0)";
+        assert_eq!(eval_with(failing_default, &none, &vars), json!(20));
+        let err = parse("params.reply_to | default: (1 | divide: 0)")
+            .unwrap()
+            .eval(&Scope {
+                current: &none,
+                vars: &vars,
+            })
+            .unwrap_err();
+        assert!(err.message.contains("divide"), "{err}");
         assert_eq!(
             eval_with("params.reply_to ? 'swipe' : null", &none, &vars),
             Value::Null

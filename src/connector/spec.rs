@@ -1074,7 +1074,7 @@ fn compile_check(
     };
     let names = credentials
         .clone()
-        .with_params(&[] as &[String])
+        .with_params(Vec::new())
         .with_vars(Vec::new())
         .with_steps(Vec::new());
     let request = compile_request(
@@ -1116,7 +1116,7 @@ fn compile_action(
     }
     let mut with_params = credentials
         .clone()
-        .with_params(spec.params.keys())
+        .with_params(spec.params.keys().cloned().collect())
         .with_steps(Vec::new());
     if !parsed {
         with_params = with_params.with_unchecked("params");

@@ -76,6 +76,12 @@ impl Filter {
             .map_or((0, 0), |(_, _, min, max)| (*min, *max))
     }
 
+    /// Whether the filter gives its input back without looking at its
+    /// arguments: `default` on a value that is not blank.
+    pub(crate) fn keeps_input(self, input: &Value) -> bool {
+        self == Filter::Default && !is_blank(input)
+    }
+
     /// Applies the filter; the parser has checked the number of arguments.
     pub(crate) fn apply(self, input: &Value, args: &[Value]) -> Result<Value, String> {
         let arg = |index: usize| args.get(index).unwrap_or(&Value::Null);

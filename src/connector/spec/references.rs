@@ -58,12 +58,7 @@ impl Names {
                     known_as: "known",
                     fields: Some(owned(DEVICE_FIELDS)),
                 },
-                Root {
-                    name: "api",
-                    what: "api value",
-                    known_as: "known",
-                    fields: Some(owned(API_FIELDS)),
-                },
+                api_root(),
             ],
         }
     }
@@ -71,23 +66,13 @@ impl Names {
     /// Only `api` (the login steps see the base URLs and nothing else).
     pub(super) fn api_only() -> Names {
         Names {
-            roots: vec![Root {
-                name: "api",
-                what: "api value",
-                known_as: "known",
-                fields: Some(owned(API_FIELDS)),
-            }],
+            roots: vec![api_root()],
         }
     }
 
     /// Adds `params` with the declared parameter names.
-    pub(super) fn with_params<'n>(self, names: impl IntoIterator<Item = &'n String>) -> Names {
-        self.with(
-            "params",
-            "parameter",
-            "declared",
-            names.into_iter().cloned().collect(),
-        )
+    pub(super) fn with_params(self, names: Vec<String>) -> Names {
+        self.with("params", "parameter", "declared", names)
     }
 
     /// Adds `vars` with the vars defined so far.
@@ -229,6 +214,16 @@ impl Names {
             }
         }
         messages
+    }
+}
+
+/// `api`: the base URLs in use.
+fn api_root() -> Root {
+    Root {
+        name: "api",
+        what: "api value",
+        known_as: "known",
+        fields: Some(owned(API_FIELDS)),
     }
 }
 
