@@ -139,6 +139,7 @@ async fn shares_link_to_their_target_with_a_title_and_a_preview() {
         "xma_clip",
         "xma_story_share",
         "xma_reel_share",
+        "xma_reel_mention",
         "xma_profile",
         "profile",
     ];
@@ -167,6 +168,7 @@ async fn shares_link_to_their_target_with_a_title_and_a_preview() {
             "https://www.instagram.com/reel/DBJZC8BxAcG/?id=3479422340176283398_4863000001",
             "instagram://reels_share/?reel_id=4863000001&media_id=3632600000000000003_4863000001",
             "instagram://stories/17841400000000001/3632600000000000004",
+            "instagram://stories/17841400000000002/3632600000000000005",
             "https://www.instagram.com/someone.public/",
             format!("{web}/someone.public/").as_str(),
         ]
@@ -183,6 +185,7 @@ async fn shares_link_to_their_target_with_a_title_and_a_preview() {
             "someone.public — full send at the track 🏁",
             "someone.public — Story",
             "alice.wonder — Replied to your story",
+            "alice.wonder — Mentioned you in their story",
             "someone.public — 12.3K followers",
             "Some Creator (@someone.public)",
         ]
@@ -203,7 +206,7 @@ async fn shares_link_to_their_target_with_a_title_and_a_preview() {
         .contains("xma_post002_n.jpg"));
     assert_eq!(shares[1].mime_type.as_deref(), Some("image/jpeg"));
     assert_eq!((shares[2].width, shares[2].height), (Some(720), Some(1280)));
-    assert_eq!((shares[5].width, shares[5].height), (Some(150), Some(150)));
+    assert_eq!((shares[6].width, shares[6].height), (Some(150), Some(150)));
     // A reply to a story carries its own text besides the share.
     assert_eq!(messages[4].content.as_deref(), Some("lol"));
     assert_eq!(messages[0].content, None);
