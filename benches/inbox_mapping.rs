@@ -1,50 +1,14 @@
 //! Benchmark: mapping a 50-thread inbox response (`list_conversations`) and a
-//! 50-item thread page (`list`) with the seed spec's response mappings.
+//! 50-item thread page (`list`) with the response sections of the real
+//! connectors/instagram.yaml, loaded through the spec loader; and loading
+//! that spec (parse, validate and compile every action).
+
+use std::path::PathBuf;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use matrix_instagram::connector::mapping::{ResponseMapping, ResponseSpec};
+use matrix_instagram::connector::mapping::ResponseMapping;
+use matrix_instagram::connector::spec::Spec;
 use serde_json::{json, Value};
-
-/// The seed's `list_conversations` response section.
-const LIST_CONVERSATIONS: &str = r#"
-root: "inbox.threads"
-mapping:
-  id: "[].thread_id"
-  type: "[].thread_type == 'private' ? 'direct' : 'group'"
-  name: "[].thread_title"
-  participants:
-    - id: "[].users[].pk"
-      name: "[].users[].full_name"
-      handle: "[].users[].username"
-  unread_count: "[].read_state"
-  updated_at: "[].last_activity_at | divide: 1000000 | to_datetime"
-  platform: "'instagram'"
-  connector: "'instagram'"
-"#;
-
-/// The seed's `list` response section.
-const LIST: &str = r#"
-root: "thread.items"
-context:
-  viewer_id: "thread.viewer_id"
-mapping:
-  id: "[].item_id"
-  conversation_id: "'{{params.conversation_id}}'"
-  content: "[].text"
-  content_type: "'text'"
-  sender:
-    id: "[].user_id"
-    type: "'user'"
-    is_self: "[].user_id == {{context.viewer_id}}"
-  is_outgoing: "[].user_id == {{context.viewer_id}}"
-  timestamp: "[].timestamp | divide: 1000000 | to_datetime"
-  reactions: "[].reactions.emojis"
-  reply_to:
-    message_id: "[].replied_to_message.item_id"
-    preview: "[].replied_to_message.text"
-  attachments: "[].media | to_attachment"
-  connector: "'instagram'"
-"#;
 
 const THREADS: usize = 50;
 const ITEMS_PER_THREAD: usize = 10;
@@ -59,9 +23,15 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
 }
 
-fn compile(yaml: &str) -> ResponseMapping {
-    let spec: ResponseSpec = serde_norway::from_str(yaml).expect("the seed's YAML parses");
-    ResponseMapping::compile(&spec).expect("the seed's mapping compiles")
+fn spec_text() -> (String, String) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("connectors/instagram.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path:?}: {err}"));
+    (path.display().to_string(), text)
+}
+
+/// The `response:` section of the single-request action `name`.
+fn response_of<'s>(spec: &'s Spec, name: &str) -> &'s ResponseMapping {
+    &spec.actions[name].steps[0].request.response
 }
 
 /// `count` items cycled from `pool`, each with a fresh, descending item id and timestamp.
@@ -124,13 +94,15 @@ fn thread_with_50_items() -> Value {
 }
 
 fn bench(c: &mut Criterion) {
+    let (source, text) = spec_text();
+    let spec = Spec::parse(&source, &text).unwrap_or_else(|err| panic!("{err}"));
     let vars = json!({
         "params": {"conversation_id": "340282366841710301244276120666290001122", "limit": 20},
-        "api": {"base_url": "https://i.instagram.com/api/v1"},
+        "api": {"base_url": "https://i.instagram.com/api/v1", "web_base_url": "https://www.instagram.com"},
     });
 
     let inbox = inbox_with_50_threads();
-    let list_conversations = compile(LIST_CONVERSATIONS);
+    let list_conversations = response_of(&spec, "list_conversations");
     let mapped = list_conversations
         .apply(&inbox, &vars)
         .expect("the inbox maps");
@@ -140,20 +112,15 @@ fn bench(c: &mut Criterion) {
     });
 
     let thread = thread_with_50_items();
-    let list = compile(LIST);
+    let list = response_of(&spec, "list");
     let mapped = list.apply(&thread, &vars).expect("the thread maps");
     assert_eq!(mapped.as_array().map(Vec::len), Some(THREAD_PAGE_ITEMS));
     c.bench_function("list: map a 50-item thread page", |b| {
         b.iter(|| list.apply(black_box(&thread), black_box(&vars)))
     });
 
-    c.bench_function("compile the list_conversations and list mappings", |b| {
-        b.iter(|| {
-            (
-                compile(black_box(LIST_CONVERSATIONS)),
-                compile(black_box(LIST)),
-            )
-        })
+    c.bench_function("load connectors/instagram.yaml", |b| {
+        b.iter(|| Spec::parse(black_box(&source), black_box(&text)))
     });
 }
 

@@ -122,7 +122,8 @@ pub struct ReplyTo {
 /// Media carried by a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attachment {
-    /// `image`, `video`, `audio`, `gif`, `link`, `share`, ...
+    /// `image`, `video`, `audio`, `gif` (`url` is the file), `share`, `link`
+    /// (`url` is the target), `location` (`url` is a `geo:` URI).
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
@@ -137,6 +138,10 @@ pub struct Attachment {
     pub duration_ms: Option<u64>,
     #[serde(default)]
     pub title: Option<String>,
+    /// An image standing for a `share` or `link` attachment, whose `url` is
+    /// the target rather than a file.
+    #[serde(default)]
+    pub preview_url: Option<String>,
 }
 
 /// Whether a user is online.

@@ -12,8 +12,10 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-pub(crate) use ast::StrPiece;
+pub use ast::RootRef;
+pub(crate) use ast::{collect_piece_roots, StrPiece};
 pub(crate) use eval::{eval as eval_node, write_text, Env};
+pub(crate) use filters::type_name;
 pub(crate) use lexer::SourceKind;
 
 /// A parsed expression.
@@ -91,6 +93,14 @@ impl Expr {
     /// The expression as written.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Every named root the expression reads (`params.text` → `params`, `text`),
+    /// found by walking the syntax tree; the spec loader checks them.
+    pub fn referenced_roots(&self) -> Vec<RootRef<'_>> {
+        let mut roots = Vec::new();
+        self.root.collect_roots(&mut roots);
+        roots
     }
 
     /// Evaluates in a full environment, borrowing from the input where possible.
@@ -219,6 +229,61 @@ mod tests {
             let expr = parse(src).unwrap_or_else(|err| panic!("{err}"));
             assert_eq!(expr.source(), *src);
         }
+    }
+
+    #[test]
+    fn referenced_roots_come_from_the_syntax_tree() {
+        let roots = |src: &str| -> Vec<(String, Option<String>)> {
+            parse(src)
+                .unwrap()
+                .referenced_roots()
+                .iter()
+                .map(|root| (root.name.to_owned(), root.field.map(str::to_owned)))
+                .collect()
+        };
+        let named = |name: &str, field: Option<&str>| (name.to_owned(), field.map(str::to_owned));
+        assert_eq!(
+            roots("thread.items[?item_id=='{{params.message_id}}'] | [0]"),
+            [
+                named("thread", Some("items")),
+                named("params", Some("message_id"))
+            ]
+        );
+        // Names inside a predicate are the element's fields, not roots.
+        assert_eq!(roots("items[?user_id == '1']"), [named("items", None)]);
+        assert_eq!(
+            roots(".thread_id | default: params.conversation_id"),
+            [named("params", Some("conversation_id"))]
+        );
+        assert_eq!(
+            roots("[].user_id == {{context.viewer_id}} ? auth[0] : !device.uuid"),
+            [
+                named("context", Some("viewer_id")),
+                named("auth", None),
+                named("device", Some("uuid"))
+            ]
+        );
+        assert_eq!(
+            roots("(steps.upload | first).media_id"),
+            [named("steps", Some("upload"))]
+        );
+        // A name only quoted in a string is not read.
+        assert_eq!(roots("'params.txt' == generate_uuid"), []);
+        assert_eq!(
+            crate::connector::template::Template::parse("a{{vars.x}}b{{api.base_url}}")
+                .unwrap()
+                .referenced_roots(),
+            [
+                RootRef {
+                    name: "vars",
+                    field: Some("x")
+                },
+                RootRef {
+                    name: "api",
+                    field: Some("base_url")
+                }
+            ]
+        );
     }
 
     #[test]
@@ -483,6 +548,17 @@ mod tests {
             eval_with("auth.ig_www_claim | default: '0'", &none, &vars),
             json!("0")
         );
+        // `default` evaluates its argument only for a blank input.
+        let failing_default = "params.limit | default: (1 | divide: 0)";
+        assert_eq!(eval_with(failing_default, &none, &vars), json!(20));
+        let err = parse("params.reply_to | default: (1 | divide: 0)")
+            .unwrap()
+            .eval(&Scope {
+                current: &none,
+                vars: &vars,
+            })
+            .unwrap_err();
+        assert!(err.message.contains("divide"), "{err}");
         assert_eq!(
             eval_with("params.reply_to ? 'swipe' : null", &none, &vars),
             Value::Null

@@ -27,7 +27,8 @@ pub struct ResponseSpec {
 #[serde(untagged)]
 pub enum MappingNode {
     Expr(String),
-    /// A list with one object template: build a list, one object per element.
+    /// A list of templates (usually one object): each builds a list, one
+    /// object per element, and the lists are joined in order.
     List(Vec<MappingNode>),
     Object(IndexMap<String, MappingNode>),
 }
@@ -44,18 +45,43 @@ pub struct MappingError {
 #[derive(Debug, Clone)]
 pub struct ResponseMapping {
     root: Option<Expr>,
-    context: Vec<(String, Expr)>,
+    /// `context:` by name, with its field path (`context.viewer_id`).
+    context: Vec<(String, String, Expr)>,
     mapping: Option<CompiledNode>,
     /// The mapping uses the `[]` element marker: apply it to each value of an
     /// object root too (e.g. `user_presence`, an object keyed by user id).
     per_element: bool,
 }
 
+/// Which part of a `response:` section an expression belongs to: names are
+/// resolved differently in each (see [`ResponseMapping::expressions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExprRole {
+    /// `context:`: evaluated on the whole body, before the context exists.
+    Context,
+    /// `root:`: on the whole body, with the context.
+    Root,
+    /// `mapping:`: on the rooted value; bare names are vars and the context only.
+    Mapping,
+}
+
+/// One expression of a compiled `response:` section, with its dotted field path.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedExpr<'a> {
+    pub field: &'a str,
+    pub expr: &'a Expr,
+    pub role: ExprRole,
+}
+
 /// A `mapping:` node with its expressions parsed; `path` is its dotted field path.
 #[derive(Debug, Clone)]
 enum CompiledNode {
-    Expr { path: String, expr: Expr },
-    List(Box<CompiledNode>),
+    Expr {
+        path: String,
+        expr: Expr,
+    },
+    /// Templates whose lists are joined in order.
+    List(Vec<CompiledNode>),
     Object(Vec<(String, CompiledNode)>),
 }
 
@@ -73,18 +99,23 @@ impl CompiledNode {
                 }
             },
             MappingNode::List(items) => {
-                if items.len() != 1 {
+                if items.is_empty() {
                     errors.push(MappingError {
                         field: path,
-                        message: format!(
-                            "a list node holds exactly one template (an object or an expression), found {}",
-                            items.len()
-                        ),
+                        message:
+                            "a list node holds at least one template (an object or an expression)"
+                                .to_owned(),
                     });
                     return None;
                 }
-                let inner = Self::compile(&items[0], format!("{path}[0]"), errors)?;
-                Some(CompiledNode::List(Box::new(inner)))
+                let templates: Vec<CompiledNode> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, item)| {
+                        Self::compile(item, format!("{path}[{index}]"), errors)
+                    })
+                    .collect();
+                (templates.len() == items.len()).then_some(CompiledNode::List(templates))
             }
             MappingNode::Object(fields) => {
                 let mut compiled = Vec::with_capacity(fields.len());
@@ -98,10 +129,32 @@ impl CompiledNode {
         }
     }
 
+    fn collect_exprs<'a>(&'a self, out: &mut Vec<MappedExpr<'a>>) {
+        match self {
+            CompiledNode::Expr { path, expr } => out.push(MappedExpr {
+                field: path,
+                expr,
+                role: ExprRole::Mapping,
+            }),
+            CompiledNode::List(templates) => {
+                for template in templates {
+                    template.collect_exprs(out);
+                }
+            }
+            CompiledNode::Object(fields) => {
+                for (_, node) in fields {
+                    node.collect_exprs(out);
+                }
+            }
+        }
+    }
+
     fn uses_element_marker(&self) -> bool {
         match self {
             CompiledNode::Expr { expr, .. } => expr.uses_element_marker(),
-            CompiledNode::List(inner) => inner.uses_element_marker(),
+            CompiledNode::List(templates) => {
+                templates.iter().any(CompiledNode::uses_element_marker)
+            }
             CompiledNode::Object(fields) => {
                 fields.iter().any(|(_, node)| node.uses_element_marker())
             }
@@ -121,20 +174,23 @@ impl CompiledNode {
                 }
                 Ok(Value::Object(object))
             }
-            CompiledNode::List(inner) => match inner.as_ref() {
-                CompiledNode::Expr { .. } => Ok(match inner.apply(env)? {
-                    Value::Null => Value::Array(Vec::new()),
-                    Value::Array(items) => Value::Array(items),
-                    single => Value::Array(vec![single]),
-                }),
-                template => {
-                    let columns = Columns::evaluate(template, env)?;
-                    let rows = columns.rows();
-                    Ok(Value::Array(
-                        (0..rows).map(|row| columns.row(row)).collect(),
-                    ))
+            CompiledNode::List(templates) => {
+                let mut list = Vec::new();
+                for template in templates {
+                    match template {
+                        CompiledNode::Expr { .. } => match template.apply(env)? {
+                            Value::Null => {}
+                            Value::Array(items) => list.extend(items),
+                            single => list.push(single),
+                        },
+                        template => {
+                            let columns = Columns::evaluate(template, env)?;
+                            list.extend((0..columns.rows()).map(|row| columns.row(row)));
+                        }
+                    }
                 }
-            },
+                Ok(Value::Array(list))
+            }
         }
     }
 }
@@ -210,11 +266,12 @@ impl ResponseMapping {
             .root
             .as_deref()
             .and_then(|source| parse("root".to_owned(), source));
-        let context: Vec<(String, Expr)> = spec
+        let context: Vec<(String, String, Expr)> = spec
             .context
             .iter()
             .filter_map(|(name, source)| {
-                parse(format!("context.{name}"), source).map(|expr| (name.clone(), expr))
+                let field = format!("context.{name}");
+                parse(field.clone(), source).map(|expr| (name.clone(), field, expr))
             })
             .collect();
         let mapping = spec
@@ -235,6 +292,36 @@ impl ResponseMapping {
         })
     }
 
+    /// The names `context:` defines (`context.<name>` for `root:` and `mapping:`).
+    pub fn context_names(&self) -> impl Iterator<Item = &str> {
+        self.context.iter().map(|(name, _, _)| name.as_str())
+    }
+
+    /// Every expression of the section with its field path and role, in order:
+    /// `context:`, `root:`, then `mapping:`.
+    pub fn expressions(&self) -> Vec<MappedExpr<'_>> {
+        let mut out: Vec<MappedExpr<'_>> = self
+            .context
+            .iter()
+            .map(|(_, field, expr)| MappedExpr {
+                field,
+                expr,
+                role: ExprRole::Context,
+            })
+            .collect();
+        if let Some(root) = &self.root {
+            out.push(MappedExpr {
+                field: "root",
+                expr: root,
+                role: ExprRole::Root,
+            });
+        }
+        if let Some(mapping) = &self.mapping {
+            mapping.collect_exprs(&mut out);
+        }
+        out
+    }
+
     /// Maps `body` with `vars` (`params`, `auth`, `device`, `api`); `context:`
     /// values are added under `context`. With no `mapping:` the rooted body is returned;
     /// a null root maps to null.
@@ -249,10 +336,10 @@ impl ResponseMapping {
                 body: Some(body),
             };
             let mut context = Map::with_capacity(self.context.len());
-            for (name, expr) in &self.context {
+            for (name, field, expr) in &self.context {
                 let value = expr
                     .eval_in(&whole)
-                    .map_err(|err| field_error(&format!("context.{name}"), err))?;
+                    .map_err(|err| field_error(field, err))?;
                 context.insert(name.clone(), value.into_owned());
             }
             let mut extended = match vars {
@@ -592,7 +679,8 @@ mapping:
                 json!("gif"),
                 json!("audio"),
                 json!("video"),
-                json!("image")
+                json!("image"),
+                json!("link")
             ]
         );
     }
@@ -739,9 +827,7 @@ mapping:
   participants:
     - id: "[].users[].pk ? 1"
       name: "[].users[].full_name"
-  pair:
-    - "[].a"
-    - "[].b"
+  pair: []
   text: "'unterminated"
 "#,
         )
@@ -775,13 +861,42 @@ mapping:
              found the end of the input at column 18 in `[].users[].pk ? 1`"
         );
         assert!(
-            errors[4].message.contains("exactly one template"),
+            errors[4].message.contains("at least one template"),
             "{}",
             errors[4]
         );
         assert_eq!(
             errors[5].message,
             "unterminated string (missing closing `'`) at column 1 in `'unterminated`"
+        );
+    }
+
+    #[test]
+    fn a_list_of_several_templates_joins_their_rows() {
+        let mapping = compile(
+            r#"
+mapping:
+  reactions:
+    - emoji: ".reactions.emojis[].emoji"
+      sender_id: ".reactions.emojis[].sender_id | to_string"
+    - emoji: "'❤️'"
+      sender_id: ".reactions.likes[].sender_id | to_string"
+    - ".extra"
+"#,
+        );
+        let item = instagram_fixture("items/text_with_reactions.json");
+        assert_eq!(
+            mapping.apply(&item, &json!({})).unwrap()["reactions"],
+            json!([
+                {"emoji": "😂", "sender_id": "17841400000000001"},
+                {"emoji": "❤️", "sender_id": "17841400000000003"},
+                {"emoji": "❤️", "sender_id": "17841400000000003"},
+            ])
+        );
+        // A template with nothing to list adds no rows, even with a constant column.
+        assert_eq!(
+            mapping.apply(&json!({"extra": 7}), &json!({})).unwrap()["reactions"],
+            json!([7])
         );
     }
 

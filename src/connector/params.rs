@@ -6,6 +6,7 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Number, Value};
 
+use super::expr::type_name;
 use super::spec::{ParamKind, ParamSpec};
 
 /// Checks `input` (a JSON object, or null for none) against an action's
@@ -188,17 +189,6 @@ fn as_text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         other => other.to_string(),
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -14,6 +14,10 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+mod references;
+
+use references::Names;
+
 use super::mapping::{ResponseMapping, ResponseSpec};
 use super::session::{ErrorDetectionSpec, ErrorRules, RetryPolicy, RetrySpec};
 use super::template::Template;
@@ -127,9 +131,19 @@ impl Problems {
         }
     }
 
-    fn template(&mut self, scope: &str, field: &str, source: &str) -> Option<Template> {
+    /// Parses a template and checks the names it reads against `names`.
+    fn template(
+        &mut self,
+        scope: &str,
+        field: &str,
+        source: &str,
+        names: &Names,
+    ) -> Option<Template> {
         match Template::parse(source) {
-            Ok(template) => Some(template),
+            Ok(template) => {
+                names.check_template(self, scope, field, &template);
+                Some(template)
+            }
             Err(err) => {
                 self.push(scope, field, err.to_string());
                 None
@@ -142,11 +156,12 @@ impl Problems {
         scope: &str,
         field: &str,
         sources: &IndexMap<String, TemplateText>,
+        names: &Names,
     ) -> Vec<(String, Template)> {
         sources
             .iter()
             .filter_map(|(name, source)| {
-                self.template(scope, &format!("{field}.{name}"), &source.0)
+                self.template(scope, &format!("{field}.{name}"), &source.0, names)
                     .map(|template| (name.clone(), template))
             })
             .collect()
@@ -624,20 +639,20 @@ fn render_strings(value: &Value, vars: &Value) -> Result<Value, super::expr::Eva
     })
 }
 
-/// Checks every string inside `value` parses as a template.
-fn check_strings(problems: &mut Problems, scope: &str, field: &str, value: &Value) {
+/// Checks every string inside `value` parses as a template reading only `names`.
+fn check_strings(problems: &mut Problems, scope: &str, field: &str, value: &Value, names: &Names) {
     match value {
         Value::String(text) => {
-            problems.template(scope, field, text);
+            problems.template(scope, field, text, names);
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                check_strings(problems, scope, &format!("{field}[{index}]"), item);
+                check_strings(problems, scope, &format!("{field}[{index}]"), item, names);
             }
         }
         Value::Object(fields) => {
             for (key, item) in fields {
-                check_strings(problems, scope, &format!("{field}.{key}"), item);
+                check_strings(problems, scope, &format!("{field}.{key}"), item, names);
             }
         }
         _ => {}
@@ -726,8 +741,18 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
             None
         }
     };
+    // What response hooks store is readable as `auth.<name>`; unknown when `api:` did not load.
+    let auth_state: Option<Vec<String>> = api.as_ref().map(|api| {
+        api.response_hooks
+            .iter()
+            .filter_map(|hook| hook.store_as.strip_prefix("auth.").map(str::to_owned))
+            .collect()
+    });
+    let credentials = Names::credentials(auth_state.as_deref());
     let actions = match sections.shift_remove("actions") {
-        Some(serde_norway::Value::Mapping(actions)) => compile_actions(problems, actions),
+        Some(serde_norway::Value::Mapping(actions)) => {
+            compile_actions(problems, actions, &credentials)
+        }
         Some(_) => {
             problems.push("", "actions", "must be a mapping of action name to action");
             IndexMap::new()
@@ -739,11 +764,15 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
     };
 
     // Each section is checked even when another one failed to parse.
-    let api_parts = api.as_ref().map(|api| compile_api(problems, api));
+    let api_parts = api
+        .as_ref()
+        .map(|api| compile_api(problems, api, &credentials));
     let session_parts = session
         .as_ref()
-        .map(|session| compile_session(problems, session));
-    let auth_parts = auth.as_ref().map(|auth| compile_auth(problems, auth));
+        .map(|session| compile_session(problems, session, &credentials));
+    let auth_parts = auth
+        .as_ref()
+        .map(|auth| compile_auth(problems, auth, &credentials));
     let (headers, response_hooks, timeout) = api_parts?;
     let (error_rules, retry, keep_alive) = session_parts?;
     let (validate, connect_steps) = auth_parts?;
@@ -766,9 +795,10 @@ fn compile_document(problems: &mut Problems, text: &str) -> Option<Spec> {
 
 type ApiParts = (Vec<(HeaderName, Template)>, Vec<ResponseHook>, Duration);
 
-fn compile_api(problems: &mut Problems, api: &ApiSpec) -> ApiParts {
+fn compile_api(problems: &mut Problems, api: &ApiSpec, credentials: &Names) -> ApiParts {
     let api_scope = "api";
-    let headers = compile_headers(problems, api_scope, "headers", &api.headers);
+    // Shared by every action: only the login's credentials and the base URLs.
+    let headers = compile_headers(problems, api_scope, "headers", &api.headers, credentials);
     let response_hooks = api
         .response_hooks
         .iter()
@@ -828,6 +858,7 @@ fn compile_api(problems: &mut Problems, api: &ApiSpec) -> ApiParts {
 fn compile_session(
     problems: &mut Problems,
     session: &SessionSpec,
+    credentials: &Names,
 ) -> (ErrorRules, RetryPolicy, Option<Check>) {
     let error_rules = ErrorRules::compile(&session.error_detection).unwrap_or_else(|errors| {
         for (field, message) in errors {
@@ -843,15 +874,19 @@ fn compile_session(
     let keep_alive = session
         .keep_alive
         .as_ref()
-        .and_then(|check| compile_check(problems, "session", "keep_alive", check));
+        .and_then(|check| compile_check(problems, "session", "keep_alive", check, credentials));
     (error_rules, retry, keep_alive)
 }
 
-fn compile_auth(problems: &mut Problems, auth: &AuthSpec) -> (Option<Check>, Vec<Value>) {
+fn compile_auth(
+    problems: &mut Problems,
+    auth: &AuthSpec,
+    credentials: &Names,
+) -> (Option<Check>, Vec<Value>) {
     let validate = auth
         .validate
         .as_ref()
-        .and_then(|check| compile_check(problems, "auth", "validate", check));
+        .and_then(|check| compile_check(problems, "auth", "validate", check, credentials));
     let connect_steps = match &auth.connect {
         Some(connect) => {
             for (index, step) in connect.playwright.steps.iter().enumerate() {
@@ -860,6 +895,7 @@ fn compile_auth(problems: &mut Problems, auth: &AuthSpec) -> (Option<Check>, Vec
                     "auth",
                     &format!("connect.playwright.steps[{index}]"),
                     step,
+                    &Names::api_only(),
                 );
             }
             connect.playwright.steps.clone()
@@ -881,6 +917,7 @@ fn compile_headers(
     scope: &str,
     field: &str,
     sources: &IndexMap<String, TemplateText>,
+    names: &Names,
 ) -> Vec<(HeaderName, Template)> {
     let mut headers = Vec::new();
     for (name, source) in sources {
@@ -901,7 +938,7 @@ fn compile_headers(
             );
             continue;
         }
-        if let Some(template) = problems.template(scope, &header_field, &source.0) {
+        if let Some(template) = problems.template(scope, &header_field, &source.0, names) {
             headers.push((header, template));
         }
     }
@@ -911,6 +948,7 @@ fn compile_headers(
 fn compile_actions(
     problems: &mut Problems,
     actions: serde_norway::Mapping,
+    credentials: &Names,
 ) -> IndexMap<String, Action> {
     let mut compiled = IndexMap::new();
     for (key, value) in actions {
@@ -926,7 +964,7 @@ fn compile_actions(
         let parsed = problems.list.len() == before;
         // A part that did not parse is left out; the other parts are still
         // checked, and the action is dropped at the end.
-        if let Some(action) = compile_action(problems, &scope, &name, &spec, parsed) {
+        if let Some(action) = compile_action(problems, &scope, &name, &spec, parsed, credentials) {
             compiled.insert(name, action);
         }
     }
@@ -1021,6 +1059,7 @@ fn compile_check(
     scope: &str,
     field: &str,
     check: &CheckSpec,
+    credentials: &Names,
 ) -> Option<Check> {
     let scope = format!("{scope}.{field}");
     let interval = match &check.interval {
@@ -1033,7 +1072,19 @@ fn compile_check(
         },
         None => None,
     };
-    let request = compile_request(problems, &scope, "rest", &check.rest, &IndexMap::new())?;
+    let names = credentials
+        .clone()
+        .with_params(Vec::new())
+        .with_vars(Vec::new())
+        .with_steps(Vec::new());
+    let request = compile_request(
+        problems,
+        &scope,
+        "rest",
+        &check.rest,
+        &IndexMap::new(),
+        &names,
+    )?;
     Some(Check {
         action: Action {
             name: scope.clone(),
@@ -1057,12 +1108,35 @@ fn compile_action(
     name: &str,
     spec: &ActionSpec,
     parsed: bool,
+    credentials: &Names,
 ) -> Option<Action> {
     let before = problems.list.len();
     for (param_name, param) in &spec.params {
         check_param(problems, scope, &format!("params.{param_name}"), param);
     }
-    let vars = problems.templates(scope, "vars", &spec.vars);
+    let mut with_params = credentials
+        .clone()
+        .with_params(spec.params.keys().cloned().collect())
+        .with_steps(Vec::new());
+    if !parsed {
+        with_params = with_params.with_unchecked("params");
+    }
+    // Vars are rendered in order: each one reads only those before it.
+    let mut vars = Vec::new();
+    let mut var_names = Vec::new();
+    for (var_name, source) in &spec.vars {
+        let names = with_params.clone().with_vars(var_names.clone());
+        if let Some(template) =
+            problems.template(scope, &format!("vars.{var_name}"), &source.0, &names)
+        {
+            vars.push((var_name.clone(), template));
+        }
+        var_names.push(var_name.clone());
+    }
+    let mut with_vars = with_params.with_vars(var_names);
+    if !parsed {
+        with_vars = with_vars.with_unchecked("params").with_unchecked("vars");
+    }
 
     let step_specs: Vec<(String, String, &RestSpec)> = match (&spec.rest, spec.steps.as_slice()) {
         (Some(rest), []) => vec![("main".to_owned(), "rest".to_owned(), rest)],
@@ -1102,7 +1176,10 @@ fn compile_action(
                 format!("step name `{step_name}` is used twice"),
             );
         }
-        if let Some(request) = compile_request(problems, scope, &field, rest, &spec.params) {
+        let earlier = steps.iter().map(|step| step.name.clone()).collect();
+        let names = with_vars.clone().with_steps(earlier);
+        if let Some(request) = compile_request(problems, scope, &field, rest, &spec.params, &names)
+        {
             steps.push(Step {
                 name: step_name,
                 request,
@@ -1185,6 +1262,7 @@ fn compile_request(
     field: &str,
     rest: &RestSpec,
     params: &IndexMap<String, ParamSpec>,
+    names: &Names,
 ) -> Option<Request> {
     let before = problems.list.len();
     let method = match Method::from_bytes(rest.method.to_ascii_uppercase().as_bytes()) {
@@ -1198,9 +1276,15 @@ fn compile_request(
             Method::GET
         }
     };
-    let url = problems.template(scope, &format!("{field}.url"), &rest.url);
-    let query = problems.templates(scope, &format!("{field}.params"), &rest.params);
-    let headers = compile_headers(problems, scope, &format!("{field}.headers"), &rest.headers);
+    let url = problems.template(scope, &format!("{field}.url"), &rest.url, names);
+    let query = problems.templates(scope, &format!("{field}.params"), &rest.params, names);
+    let headers = compile_headers(
+        problems,
+        scope,
+        &format!("{field}.headers"),
+        &rest.headers,
+        names,
+    );
     let body = match (&rest.body, &rest.body_file) {
         (Some(_), Some(_)) => {
             problems.push(
@@ -1212,7 +1296,7 @@ fn compile_request(
         }
         (Some(fields), None) => RequestBody::Fields {
             encoding: rest.body_encoding,
-            fields: problems.templates(scope, &format!("{field}.body"), fields),
+            fields: problems.templates(scope, &format!("{field}.body"), fields, names),
         },
         (None, Some(param)) => {
             match params.get(param) {
@@ -1241,7 +1325,10 @@ fn compile_request(
     };
     let mut compile_mapping =
         |spec_field: String, spec: &ResponseSpec| match ResponseMapping::compile(spec) {
-            Ok(response) => Some(response),
+            Ok(response) => {
+                names.check_response(problems, scope, &spec_field, &response);
+                Some(response)
+            }
             Err(errors) => {
                 for error in errors {
                     problems.push(

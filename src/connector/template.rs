@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::expr::{self, Env, EvalError, ParseError, StrPiece};
+use super::expr::{self, Env, EvalError, ParseError, RootRef, StrPiece};
 
 /// A parsed template: literal text with embedded `{{ expression }}` parts.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +22,13 @@ impl Template {
     /// The template as written.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Every named root the template's `{{ }}` parts read, in source order.
+    pub fn referenced_roots(&self) -> Vec<RootRef<'_>> {
+        let mut roots = Vec::new();
+        expr::collect_piece_roots(&self.parts, &mut roots);
+        roots
     }
 
     /// Renders against `vars` (`{"params":…, "auth":…, "device":…, "context":…, "api":…}`).

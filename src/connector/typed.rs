@@ -50,6 +50,30 @@ impl MediaKind {
     }
 }
 
+/// A change to one message, for [`Connector::write_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageWrite<'a> {
+    /// Reacts with this emoji, replacing the user's previous reaction.
+    React(&'a str),
+    /// Removes the user's reaction.
+    Unreact,
+    /// Unsends one of the user's own messages.
+    Delete,
+    /// Marks the conversation read up to this message.
+    MarkRead,
+}
+
+impl MessageWrite<'_> {
+    fn action(self) -> &'static str {
+        match self {
+            MessageWrite::React(_) => "react",
+            MessageWrite::Unreact => "unreact",
+            MessageWrite::Delete => "delete",
+            MessageWrite::MarkRead => "mark_read",
+        }
+    }
+}
+
 impl Connector {
     /// Runs `action` and deserializes its normalized result into `T`.
     pub async fn call<T: DeserializeOwned>(
@@ -162,47 +186,20 @@ impl Connector {
         decode(kind.action(), output.normalized)
     }
 
-    /// Adds (or, with `emoji: None`, removes) the user's reaction to a message.
-    pub async fn set_reaction(
+    /// Changes one message of a conversation: reacts, removes the user's
+    /// reaction, unsends it (`delete`) or marks the conversation read up to it.
+    pub async fn write_message(
         &self,
         creds: &mut Credentials,
         conversation_id: &str,
         message_id: &str,
-        emoji: Option<&str>,
+        write: MessageWrite<'_>,
     ) -> Result<(), ConnectorError> {
-        let (action, params) = match emoji {
-            Some(emoji) => (
-                "react",
-                json!({ "conversation_id": conversation_id, "message_id": message_id, "emoji": emoji }),
-            ),
-            None => (
-                "unreact",
-                json!({ "conversation_id": conversation_id, "message_id": message_id }),
-            ),
-        };
-        self.write(action, params, creds).await
-    }
-
-    /// Unsends one of the user's messages (`delete`).
-    pub async fn delete_message(
-        &self,
-        creds: &mut Credentials,
-        conversation_id: &str,
-        message_id: &str,
-    ) -> Result<(), ConnectorError> {
-        let params = json!({ "conversation_id": conversation_id, "message_id": message_id });
-        self.write("delete", params, creds).await
-    }
-
-    /// Marks a message as read (`mark_read`).
-    pub async fn mark_read(
-        &self,
-        creds: &mut Credentials,
-        conversation_id: &str,
-        message_id: &str,
-    ) -> Result<(), ConnectorError> {
-        let params = json!({ "conversation_id": conversation_id, "message_id": message_id });
-        self.write("mark_read", params, creds).await
+        let mut params = json!({ "conversation_id": conversation_id, "message_id": message_id });
+        if let MessageWrite::React(emoji) = write {
+            params["emoji"] = json!(emoji);
+        }
+        self.write(write.action(), params, creds).await
     }
 
     /// Starts or stops the typing indicator (`send_typing`).

@@ -11,7 +11,7 @@ use instagram_sim::Presence as SimPresence;
 use matrix_instagram::connector::http::FileData;
 use matrix_instagram::connector::session::{keep_alive, ConnectorError, KeepAliveOutcome};
 use matrix_instagram::connector::spec::CheckReaction;
-use matrix_instagram::connector::typed::{MediaKind, OutgoingText};
+use matrix_instagram::connector::typed::{MediaKind, MessageWrite, OutgoingText};
 use matrix_instagram::model::{Conversation, ConversationKind, Message, Presence, User};
 use serde_json::{json, Value};
 
@@ -83,11 +83,7 @@ async fn list_conversations_maps_direct_and_group_threads() {
 #[tokio::test]
 async fn list_conversations_validates_params_before_any_request() {
     let mut fx = Fixture::start().await;
-    let err = fx
-        .connector
-        .execute("list_conversations", json!({"limit": 51}), &mut fx.creds)
-        .await
-        .unwrap_err();
+    let err = fx.run_err("list_conversations", json!({"limit": 51})).await;
     assert_eq!(
         err,
         ConnectorError::InvalidParams {
@@ -96,14 +92,8 @@ async fn list_conversations_validates_params_before_any_request() {
         }
     );
     let err = fx
-        .connector
-        .execute(
-            "list_conversations",
-            json!({"filter": "spam"}),
-            &mut fx.creds,
-        )
-        .await
-        .unwrap_err();
+        .run_err("list_conversations", json!({"filter": "spam"}))
+        .await;
     assert!(err.to_string().contains("`filter` must be one of"), "{err}");
     assert_eq!(fx.sim.request_count("GET", "direct_v2/inbox/"), 0);
 }
@@ -379,7 +369,7 @@ async fn react_and_unreact_change_the_item() {
         .post_text(&thread, fx.seed.friend.pk, "nice")
         .unwrap();
     fx.connector
-        .set_reaction(&mut fx.creds, &thread, &item, Some("😂"))
+        .write_message(&mut fx.creds, &thread, &item, MessageWrite::React("😂"))
         .await
         .unwrap();
     let reactions = newest_sim_item(&fx, &thread)["reactions"]["emojis"].clone();
@@ -388,7 +378,7 @@ async fn react_and_unreact_change_the_item() {
     assert_eq!(reactions[0]["sender_id"], json!(fx.seed.demo.pk));
 
     fx.connector
-        .set_reaction(&mut fx.creds, &thread, &item, None)
+        .write_message(&mut fx.creds, &thread, &item, MessageWrite::Unreact)
         .await
         .unwrap();
     let reactions = newest_sim_item(&fx, &thread)["reactions"]["emojis"].clone();
@@ -399,7 +389,7 @@ async fn react_and_unreact_change_the_item() {
 
     let err = fx
         .connector
-        .set_reaction(&mut fx.creds, &thread, "1", Some("😂"))
+        .write_message(&mut fx.creds, &thread, "1", MessageWrite::React("😂"))
         .await
         .unwrap_err();
     assert!(
@@ -420,7 +410,7 @@ async fn delete_unsends_own_items_only() {
         .await;
     let id = sent["id"].as_str().unwrap().to_owned();
     fx.connector
-        .delete_message(&mut fx.creds, &thread, &id)
+        .write_message(&mut fx.creds, &thread, &id, MessageWrite::Delete)
         .await
         .unwrap();
     assert!(!sim_item_ids(&fx, &thread).contains(&id));
@@ -431,7 +421,7 @@ async fn delete_unsends_own_items_only() {
         .unwrap();
     let err = fx
         .connector
-        .delete_message(&mut fx.creds, &thread, &theirs)
+        .write_message(&mut fx.creds, &thread, &theirs, MessageWrite::Delete)
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Platform { .. }), "{err:?}");
@@ -457,7 +447,7 @@ async fn thread_state_writes_change_the_simulator() {
     assert_eq!(member_state(&fx, &thread)["marked_as_unread"], json!(true));
     let newest = sim_item_ids(&fx, &thread)[0].clone();
     fx.connector
-        .mark_read(&mut fx.creds, &thread, &newest)
+        .write_message(&mut fx.creds, &thread, &newest, MessageWrite::MarkRead)
         .await
         .unwrap();
     let state = member_state(&fx, &thread);

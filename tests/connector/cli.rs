@@ -1,9 +1,8 @@
 //! The `check-spec` and `action` commands, run as the real binary.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use instagram_sim::Simulator;
+use instagram_sim::{DemoSeed, Simulator};
 use serde_json::Value;
 
 use crate::common::spec_path;
@@ -26,10 +25,44 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn write_cookie_file(dir: &Path, cookies: &std::collections::BTreeMap<String, String>) -> String {
-    let path = dir.join("cookies.json");
-    std::fs::write(&path, serde_json::to_string(cookies).unwrap()).unwrap();
-    path.to_str().unwrap().to_owned()
+/// A simulator with the demo seed, and the demo account's cookie file.
+struct SimLogin {
+    sim: Simulator,
+    seed: DemoSeed,
+    cookie_file: String,
+    _dir: tempfile::TempDir,
+}
+
+impl SimLogin {
+    async fn start() -> SimLogin {
+        let sim = Simulator::start().await;
+        let seed = sim.seed_demo().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cookies.json");
+        std::fs::write(&path, serde_json::to_string(&seed.demo.cookies).unwrap()).unwrap();
+        SimLogin {
+            sim,
+            seed,
+            cookie_file: path.to_str().unwrap().to_owned(),
+            _dir: dir,
+        }
+    }
+
+    /// Runs `action instagram ARGS...` logged in with the cookie file against the simulator.
+    async fn action(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = ["action", "instagram"]
+            .iter()
+            .chain(args)
+            .map(|arg| (*arg).to_owned())
+            .collect();
+        all.extend([
+            "--cookies".to_owned(),
+            self.cookie_file.clone(),
+            "--api-base-url".to_owned(),
+            self.sim.api_base_url(),
+        ]);
+        run(all).await
+    }
 }
 
 #[tokio::test]
@@ -74,80 +107,45 @@ async fn check_spec_prints_every_problem_and_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn action_runs_against_the_simulator_with_a_cookie_file() {
-    let sim = Simulator::start().await;
-    let seed = sim.seed_demo().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cookies = write_cookie_file(dir.path(), &seed.demo.cookies);
-    let base = [
-        "--cookies".to_owned(),
-        cookies,
-        "--api-base-url".to_owned(),
-        sim.api_base_url(),
-    ];
+    let login = SimLogin::start().await;
+    let thread = login.seed.direct_thread_id.clone();
 
-    let mut args: Vec<String> = ["action", "instagram", "list_conversations", "limit=3"]
-        .map(String::from)
-        .to_vec();
-    args.extend(base.clone());
-    let output = run(args).await;
+    let output = login.action(&["list_conversations", "limit=3"]).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let conversations: Value = serde_json::from_slice(&output.stdout).unwrap();
     let conversations = conversations.as_array().unwrap();
     assert_eq!(conversations.len(), 3);
-    assert_eq!(
-        conversations[0]["id"],
-        Value::String(seed.direct_thread_id.clone())
-    );
+    assert_eq!(conversations[0]["id"], Value::String(thread.clone()));
     assert_eq!(conversations[0]["type"], "direct");
 
-    let mut args: Vec<String> = ["action", "instagram", "send", "--raw"]
-        .map(String::from)
-        .to_vec();
-    args.push(format!("conversation_id={}", seed.direct_thread_id));
-    args.push("text=hello from the CLI".into());
-    args.extend(base.clone());
-    let output = run(args).await;
+    let conversation = format!("conversation_id={thread}");
+    let output = login
+        .action(&["send", "--raw", &conversation, "text=hello from the CLI"])
+        .await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let raw: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         raw["action"], "item_ack",
         "--raw prints Instagram's own answer"
     );
-    let newest = sim.thread_snapshot(&seed.direct_thread_id).unwrap()["items"][0].clone();
+    let newest = login.sim.thread_snapshot(&thread).unwrap()["items"][0].clone();
     assert_eq!(newest["text"], "hello from the CLI");
     assert_eq!(newest["item_id"], raw["payload"]["item_id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn action_errors_go_to_stderr_without_secrets() {
-    let sim = Simulator::start().await;
-    let seed = sim.seed_demo().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cookies = write_cookie_file(dir.path(), &seed.demo.cookies);
-    let base = [
-        "--cookies".to_owned(),
-        cookies,
-        "--api-base-url".to_owned(),
-        sim.api_base_url(),
-    ];
+    let login = SimLogin::start().await;
 
-    let mut args: Vec<String> = ["action", "instagram", "list_conversations", "limit=lots"]
-        .map(String::from)
-        .to_vec();
-    args.extend(base.clone());
-    let output = run(args).await;
+    let output = login.action(&["list_conversations", "limit=lots"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         text(&output.stderr),
         "error: invalid parameters for list_conversations: `limit` must be a number, not `lots`\n"
     );
 
-    sim.expire_session(seed.demo.pk).unwrap();
-    let mut args: Vec<String> = ["action", "instagram", "list_conversations"]
-        .map(String::from)
-        .to_vec();
-    args.extend(base.clone());
-    let output = run(args).await;
+    login.sim.expire_session(login.seed.demo.pk).unwrap();
+    let output = login.action(&["list_conversations"]).await;
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert_eq!(
@@ -155,7 +153,7 @@ async fn action_errors_go_to_stderr_without_secrets() {
         "error: Instagram asks you to log in again (the session has expired or was logged out)\n"
     );
     assert!(output.stdout.is_empty());
-    for secret in seed.demo.cookies.values() {
+    for secret in login.seed.demo.cookies.values() {
         assert!(!stderr.contains(secret.as_str()));
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use instagram_sim::{DemoSeed, Simulator};
 use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::connector::http::{BaseUrls, Connector};
-use matrix_instagram::connector::session::RetryPolicy;
+use matrix_instagram::connector::session::{ConnectorError, RetryPolicy};
 use matrix_instagram::connector::spec::Spec;
 
 pub fn spec_path() -> PathBuf {
@@ -62,6 +62,18 @@ impl Fixture {
         {
             Ok(output) => output.normalized,
             Err(err) => panic!("{action} failed: {err}"),
+        }
+    }
+
+    /// Runs an action that must fail and returns its error.
+    pub async fn run_err(&mut self, action: &str, params: serde_json::Value) -> ConnectorError {
+        match self
+            .connector
+            .execute(action, params, &mut self.creds)
+            .await
+        {
+            Ok(output) => panic!("{action} succeeded: {:?}", output.normalized),
+            Err(err) => err,
         }
     }
 }

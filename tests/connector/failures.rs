@@ -29,11 +29,7 @@ fn fault(path_prefix: &str, status: Option<u16>, times: usize) -> Fault {
 async fn expired_session_is_not_retried() {
     let mut fx = Fixture::start().await;
     fx.sim.expire_session(fx.seed.demo.pk).unwrap();
-    let err = fx
-        .connector
-        .execute("list_conversations", json!({}), &mut fx.creds)
-        .await
-        .unwrap_err();
+    let err = fx.run_err("list_conversations", json!({})).await;
     assert!(
         matches!(err, ConnectorError::SessionExpired { status: 403, .. }),
         "{err:?}"
@@ -52,14 +48,8 @@ async fn challenge_is_reported_and_not_retried() {
     fx.sim.flag_challenge(fx.seed.demo.pk).unwrap();
     let thread = fx.seed.direct_thread_id.clone();
     let err = fx
-        .connector
-        .execute(
-            "send",
-            json!({"conversation_id": thread, "text": "hi"}),
-            &mut fx.creds,
-        )
-        .await
-        .unwrap_err();
+        .run_err("send", json!({"conversation_id": thread, "text": "hi"}))
+        .await;
     assert!(
         matches!(err, ConnectorError::ChallengeRequired { status: 400, .. }),
         "{err:?}"
@@ -97,11 +87,7 @@ async fn real_rate_limit_gives_up_within_the_bound() {
     let mut fx = Fixture::start().await;
     fx.sim.set_rate_limit(1, Duration::from_secs(60));
     fx.run("current_user", json!({})).await;
-    let err = fx
-        .connector
-        .execute("list_conversations", json!({}), &mut fx.creds)
-        .await
-        .unwrap_err();
+    let err = fx.run_err("list_conversations", json!({})).await;
     assert!(matches!(err, ConnectorError::RateLimited { .. }), "{err:?}");
     assert_eq!(
         fx.sim.request_count("GET", INBOX),
@@ -125,11 +111,7 @@ async fn server_error_on_a_write_without_client_context_is_not_repeated() {
     let thread = fx.seed.direct_thread_id.clone();
     fx.sim
         .inject_fault(fault("direct_v2/threads/", Some(500), 1));
-    let err = fx
-        .connector
-        .execute("mute", json!({"conversation_id": thread}), &mut fx.creds)
-        .await
-        .unwrap_err();
+    let err = fx.run_err("mute", json!({"conversation_id": thread})).await;
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
     assert_eq!(
         fx.sim
@@ -171,11 +153,7 @@ async fn malformed_json_is_reported() {
         malformed_body: true,
         ..fault(INBOX, None, 1)
     });
-    let err = fx
-        .connector
-        .execute("list_conversations", json!({}), &mut fx.creds)
-        .await
-        .unwrap_err();
+    let err = fx.run_err("list_conversations", json!({})).await;
     match &err {
         ConnectorError::MalformedResponse { action, message } => {
             assert_eq!(action, "list_conversations");
@@ -201,11 +179,7 @@ async fn timeout_is_transient_after_bounded_retries() {
         ..fault(INBOX, None, 10)
     });
     let started = Instant::now();
-    let err = fx
-        .connector
-        .execute("list_conversations", json!({}), &mut fx.creds)
-        .await
-        .unwrap_err();
+    let err = fx.run_err("list_conversations", json!({})).await;
     assert_eq!(
         err,
         ConnectorError::Transient {
@@ -366,35 +340,21 @@ async fn no_cookie_value_reaches_errors_or_debug_output() {
     let thread = fx.seed.direct_thread_id.clone();
     fx.sim.inject_fault(fault(INBOX, Some(500), 10));
     for action in ["list_conversations"] {
-        let err = fx
-            .connector
-            .execute(action, json!({}), &mut fx.creds)
-            .await
-            .unwrap_err();
+        let err = fx.run_err(action, json!({})).await;
         shown.push(err.to_string());
         shown.push(format!("{err:?}"));
     }
     fx.sim.clear_faults();
     fx.sim.expire_session(fx.seed.demo.pk).unwrap();
     let err = fx
-        .connector
-        .execute(
-            "send",
-            json!({"conversation_id": thread, "text": "x"}),
-            &mut fx.creds,
-        )
-        .await
-        .unwrap_err();
+        .run_err("send", json!({"conversation_id": thread, "text": "x"}))
+        .await;
     shown.push(err.to_string());
     shown.push(format!("{err:?}"));
     shown.push(format!("{:?}", fx.creds));
 
     fx.creds.cookies.remove("mid");
-    let err = fx
-        .connector
-        .execute("list_conversations", json!({}), &mut fx.creds)
-        .await
-        .unwrap_err();
+    let err = fx.run_err("list_conversations", json!({})).await;
     assert_eq!(
         err.to_string(),
         "the saved login is incomplete (missing required cookie(s): mid); log in again"
@@ -414,11 +374,7 @@ async fn no_cookie_value_reaches_errors_or_debug_output() {
 #[tokio::test]
 async fn an_unknown_action_is_named() {
     let mut fx = Fixture::start().await;
-    let err = fx
-        .connector
-        .execute("send_carrier_pigeon", json!({}), &mut fx.creds)
-        .await
-        .unwrap_err();
+    let err = fx.run_err("send_carrier_pigeon", json!({})).await;
     assert_eq!(
         err.to_string(),
         "no action named `send_carrier_pigeon` in the connector spec"

@@ -4,4 +4,5 @@ mod actions;
 mod cli;
 mod common;
 mod failures;
+mod items;
 mod spec_errors;

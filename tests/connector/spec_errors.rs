@@ -267,3 +267,149 @@ fn problems_in_different_parts_of_one_action_are_all_reported() {
         "{problems:#?}"
     );
 }
+
+/// The one problem a broken copy has, as shown to the user.
+fn only_problem(edits: &[(&str, &str)]) -> String {
+    let problems = load_broken(edits);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    problems[0].to_string()
+}
+
+#[test]
+fn an_undeclared_parameter_is_named_with_the_template() {
+    assert_eq!(
+        only_problem(&[(r#"text: "{{params.text}}""#, r#"text: "{{params.txt}}""#)]),
+        "connectors/broken.yaml: action send: rest.body.text: unknown parameter `txt` in \
+         '{{params.txt}}' (declared: conversation_id, text, reply_to, reply_to_client_context, \
+         client_context)"
+    );
+    // A parameter read only inside an expression's filter argument is checked too.
+    assert_eq!(
+        only_problem(&[(
+            r#"        query: "{{params.query}}""#,
+            r#"        query: "{{params.q | default: params.query}}""#
+        )]),
+        "connectors/broken.yaml: action search: rest.params.query: unknown parameter `q` in \
+         '{{params.q | default: params.query}}' (declared: query)"
+    );
+}
+
+#[test]
+fn a_context_value_must_come_from_the_responses_context() {
+    let problems = load_broken(&[(
+        "        context:\n          viewer_id: \"thread.viewer_id\"\n        mapping: *message",
+        "        context:\n          viewer: \"thread.viewer_id\"\n        mapping: *message",
+    )]);
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "connectors/broken.yaml: action list: rest.response.mapping.sender.is_self: unknown \
+             context value `viewer_id` in '.user_id == {{context.viewer_id}}' (this response's \
+             `context:` defines: viewer)",
+            "connectors/broken.yaml: action list: rest.response.mapping.is_outgoing: unknown \
+             context value `viewer_id` in '.user_id == {{context.viewer_id}}' (this response's \
+             `context:` defines: viewer)",
+        ]
+    );
+}
+
+#[test]
+fn a_step_can_read_only_earlier_steps() {
+    assert_eq!(
+        only_problem(&[(
+            r#"attachment_fbid: "{{steps.upload.media_id}}""#,
+            r#"attachment_fbid: "{{steps.send.media_id}}""#
+        )]),
+        "connectors/broken.yaml: action send_photo: steps[1].rest.body.attachment_fbid: unknown \
+         step `send` in '{{steps.send.media_id}}' (earlier steps: upload)"
+    );
+}
+
+#[test]
+fn a_var_can_read_only_vars_defined_before_it() {
+    assert_eq!(
+        only_problem(&[(
+            "      client_context: \"{{params.client_context | default: generate_uuid}}\"\n      upload_id: \"{{generate_uuid}}\"",
+            "      client_context: \"{{vars.upload_id}}\"\n      upload_id: \"{{generate_uuid}}\"",
+        )]),
+        "connectors/broken.yaml: action send_photo: vars.client_context: unknown var `upload_id` \
+         in '{{vars.upload_id}}' (defined before this point: none)"
+    );
+}
+
+#[test]
+fn unknown_roots_are_refused_where_no_response_key_can_be_meant() {
+    let problems = load_broken(&[
+        (
+            r#"url: "{{api.base_url}}/direct_v2/threads/{{params.conversation_id}}/mute/""#,
+            r#"url: "{{apii.base_url}}/direct_v2/threads/{{params.conversation_id}}/mute/""#,
+        ),
+        (
+            "          content_type: \"'text'\"\n          kind: \".matched",
+            "          content_type: \"text\"\n          kind: \".matched",
+        ),
+        (
+            r#"X-IG-Device-ID: "{{device.uuid}}""#,
+            r#"X-IG-Device-ID: "{{params.device_id}}""#,
+        ),
+        (
+            r#"X-IG-WWW-Claim: "{{auth.ig_www_claim | default: '0'}}""#,
+            r#"X-IG-WWW-Claim: "{{auth.www_claim | default: '0'}}""#,
+        ),
+        (
+            r#"goto: "{{api.web_base_url}}/accounts/login/""#,
+            r#"goto: "{{api.web_url}}/accounts/login/""#,
+        ),
+        (
+            r#"url: "{{api.base_url}}/direct_v2/get_presence/""#,
+            r#"url: "{{api.base_url}}/direct_v2/{{device.id}}/""#,
+        ),
+    ]);
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "connectors/broken.yaml: action search: rest.response.mapping.content_type: unknown \
+             name `text` in 'text' (known here: auth, device, api, params, vars, steps)",
+            "connectors/broken.yaml: action mute: rest.url: unknown name `apii` in \
+             '{{apii.base_url}}/direct_v2/threads/{{params.conversation_id}}/mute/' (known here: \
+             auth, device, api, params, vars, steps)",
+            "connectors/broken.yaml: api: headers.X-IG-Device-ID: unknown name `params` in \
+             '{{params.device_id}}' (known here: auth, device, api)",
+            "connectors/broken.yaml: api: headers.X-IG-WWW-Claim: unknown auth value `www_claim` \
+             in '{{auth.www_claim | default: '0'}}' (cookies and what response hooks store: \
+             cookies, ig_www_claim)",
+            "connectors/broken.yaml: session.keep_alive: rest.url: unknown device value `id` in \
+             '{{api.base_url}}/direct_v2/{{device.id}}/' (known: uuid)",
+            "connectors/broken.yaml: auth: connect.playwright.steps[0].goto: unknown api value \
+             `web_url` in '{{api.web_url}}/accounts/login/' (known: base_url, web_base_url, \
+             upload_base_url)",
+        ],
+        "{shown:#?}"
+    );
+}
+
+#[test]
+fn response_keys_are_names_in_root_and_context_only() {
+    // `root:` may name any key of the response body: this one is simply absent.
+    let spec = Spec::parse(
+        FILE,
+        &real_spec_text().replacen(
+            r#"root: "message_search_results.message_search_result_items""#,
+            r#"root: "results.items""#,
+            1,
+        ),
+    );
+    assert!(spec.is_ok(), "{:?}", spec.err());
+}
+
+#[test]
+fn a_parameter_that_did_not_load_is_not_reported_again_where_it_is_used() {
+    let problems = load_broken(&[(
+        "      reply_to:\n        type: string",
+        "      reply_to:\n        type: text",
+    )]);
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["params.reply_to.type"], "{problems:#?}");
+}

@@ -118,3 +118,73 @@ impl Node {
         }
     }
 }
+
+/// A named root an expression reads, with the first field after it when
+/// there is one: `params.text.length` → `params` and `text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootRef<'a> {
+    pub name: &'a str,
+    pub field: Option<&'a str>,
+}
+
+impl Node {
+    /// Appends every named root this expression reads (bare names, including
+    /// those inside embedded templates and filter arguments), in source order.
+    pub(crate) fn collect_roots<'a>(&'a self, out: &mut Vec<RootRef<'a>>) {
+        match self {
+            Node::Literal(_) | Node::GenerateUuid => {}
+            Node::Interpolated(pieces) => collect_piece_roots(pieces, out),
+            Node::Path { root, segments } => {
+                match root {
+                    PathRoot::Var(name) => out.push(RootRef {
+                        name,
+                        field: match segments.first() {
+                            Some(Segment::Field(field)) => Some(field),
+                            _ => None,
+                        },
+                    }),
+                    PathRoot::Node(node) => node.collect_roots(out),
+                    PathRoot::Current | PathRoot::Element => {}
+                }
+                for segment in segments {
+                    if let Segment::Select(predicate) = segment {
+                        predicate.collect_roots(out);
+                    }
+                }
+            }
+            Node::Not(inner) => inner.collect_roots(out),
+            Node::Binary { left, right, .. } => {
+                left.collect_roots(out);
+                right.collect_roots(out);
+            }
+            Node::Ternary {
+                condition,
+                then,
+                otherwise,
+            } => {
+                condition.collect_roots(out);
+                then.collect_roots(out);
+                otherwise.collect_roots(out);
+            }
+            Node::Pipe { input, stage } => {
+                input.collect_roots(out);
+                stage.collect_roots(out);
+            }
+            Node::Filter { input, args, .. } => {
+                input.collect_roots(out);
+                for arg in args {
+                    arg.collect_roots(out);
+                }
+            }
+        }
+    }
+}
+
+/// [`Node::collect_roots`] over the parts of a template or interpolated string.
+pub(crate) fn collect_piece_roots<'a>(pieces: &'a [StrPiece], out: &mut Vec<RootRef<'a>>) {
+    for piece in pieces {
+        if let StrPiece::Expr(node) = piece {
+            node.collect_roots(out);
+        }
+    }
+}

@@ -85,6 +85,10 @@ pub(crate) fn eval<'a>(node: &Node, env: &Env<'a>) -> EvalResult<'a> {
             args,
         } => {
             let input = eval(input, env)?;
+            // `default` evaluates its argument only when it is needed (it may be costly).
+            if filter.keeps_input(&input) {
+                return Ok(input);
+            }
             let args = args
                 .iter()
                 .map(|arg| eval(arg, env).map(Cow::into_owned))

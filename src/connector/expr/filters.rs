@@ -38,7 +38,7 @@ const TABLE: [(&str, Filter, usize, usize); 15] = [
     ("to_string", Filter::ToString, 0, 0),
     ("to_number", Filter::ToNumber, 0, 0),
     ("default", Filter::Default, 1, 1),
-    ("to_attachment", Filter::ToAttachment, 0, 0),
+    ("to_attachment", Filter::ToAttachment, 0, 1),
     ("first", Filter::First, 0, 0),
     ("last", Filter::Last, 0, 0),
     ("join", Filter::Join, 0, 1),
@@ -74,6 +74,12 @@ impl Filter {
             .iter()
             .find(|(_, filter, ..)| *filter == self)
             .map_or((0, 0), |(_, _, min, max)| (*min, *max))
+    }
+
+    /// Whether the filter gives its input back without looking at its
+    /// arguments: `default` on a value that is not blank.
+    pub(crate) fn keeps_input(self, input: &Value) -> bool {
+        self == Filter::Default && !is_blank(input)
     }
 
     /// Applies the filter; the parser has checked the number of arguments.
@@ -118,7 +124,10 @@ impl Filter {
             } else {
                 input.clone()
             }),
-            Filter::ToAttachment => Ok(Value::Array(attachment::attachments(input))),
+            Filter::ToAttachment => Ok(Value::Array(attachment::attachments(
+                input,
+                arg(0).as_str(),
+            ))),
             Filter::First => Ok(match input {
                 Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
                 other => other.clone(),

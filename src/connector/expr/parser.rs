@@ -231,71 +231,61 @@ impl<'t> Parser<'t> {
     }
 
     fn or(&mut self) -> ParseResult<Node> {
-        let mut left = self.and()?;
-        let mut links = 0;
-        while self.eat(&TokenKind::OrOr) {
-            self.enter()?;
-            links += 1;
-            let right = self.and()?;
-            left = binary(BinaryOp::Or, left, right);
-        }
-        self.depth -= links;
-        Ok(left)
+        self.binary_level(
+            |token| (token == &TokenKind::OrOr).then_some(BinaryOp::Or),
+            Self::and,
+        )
     }
 
     fn and(&mut self) -> ParseResult<Node> {
-        let mut left = self.equality()?;
-        let mut links = 0;
-        while self.eat(&TokenKind::AndAnd) {
-            self.enter()?;
-            links += 1;
-            let right = self.equality()?;
-            left = binary(BinaryOp::And, left, right);
-        }
-        self.depth -= links;
-        Ok(left)
+        self.binary_level(
+            |token| (token == &TokenKind::AndAnd).then_some(BinaryOp::And),
+            Self::equality,
+        )
     }
 
     fn equality(&mut self) -> ParseResult<Node> {
-        let mut left = self.comparison()?;
-        let mut links = 0;
-        loop {
-            let op = match self.peek() {
-                TokenKind::EqEq => BinaryOp::Eq,
-                TokenKind::NotEq => BinaryOp::Ne,
-                _ => {
-                    self.depth -= links;
-                    return Ok(left);
-                }
-            };
-            self.enter()?;
-            links += 1;
-            self.advance();
-            let right = self.comparison()?;
-            left = binary(op, left, right);
-        }
+        self.binary_level(
+            |token| match token {
+                TokenKind::EqEq => Some(BinaryOp::Eq),
+                TokenKind::NotEq => Some(BinaryOp::Ne),
+                _ => None,
+            },
+            Self::comparison,
+        )
     }
 
     fn comparison(&mut self) -> ParseResult<Node> {
-        let mut left = self.unary()?;
+        self.binary_level(
+            |token| match token {
+                TokenKind::Lt => Some(BinaryOp::Lt),
+                TokenKind::Le => Some(BinaryOp::Le),
+                TokenKind::Gt => Some(BinaryOp::Gt),
+                TokenKind::Ge => Some(BinaryOp::Ge),
+                _ => None,
+            },
+            Self::unary,
+        )
+    }
+
+    /// One precedence level of left-associative operators: `operand (op operand)*`.
+    fn binary_level(
+        &mut self,
+        operator: fn(&TokenKind) -> Option<BinaryOp>,
+        operand: fn(&mut Self) -> ParseResult<Node>,
+    ) -> ParseResult<Node> {
+        let mut left = operand(self)?;
         let mut links = 0;
-        loop {
-            let op = match self.peek() {
-                TokenKind::Lt => BinaryOp::Lt,
-                TokenKind::Le => BinaryOp::Le,
-                TokenKind::Gt => BinaryOp::Gt,
-                TokenKind::Ge => BinaryOp::Ge,
-                _ => {
-                    self.depth -= links;
-                    return Ok(left);
-                }
-            };
+        while let Some(op) = operator(self.peek()) {
+            // Each link nests the tree one level deeper, so it counts towards the depth limit.
             self.enter()?;
             links += 1;
             self.advance();
-            let right = self.unary()?;
+            let right = operand(self)?;
             left = binary(op, left, right);
         }
+        self.depth -= links;
+        Ok(left)
     }
 
     fn unary(&mut self) -> ParseResult<Node> {
