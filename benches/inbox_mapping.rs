@@ -39,8 +39,12 @@ fn items(pool: &[Value], count: usize, seed: u128) -> Vec<Value> {
     (0..count)
         .map(|index| {
             let mut item = pool[index % pool.len()].clone();
-            item["item_id"] = json!((seed * 1_000_000 + (count - index) as u128).to_string());
-            item["timestamp"] = json!(1_748_779_930_159_008u64 - index as u64 * 1_000_000);
+            let timestamp = 1_748_779_930_159_008u64 - index as u64 * 1_000_000;
+            // Real item ids are the µs timestamp shifted left by 64 bits; the low
+            // bits keep ids unique across threads.
+            let item_id = (u128::from(timestamp) << 64) | (seed & u128::from(u64::MAX));
+            item["item_id"] = json!(item_id.to_string());
+            item["timestamp"] = json!(timestamp);
             item
         })
         .collect()
