@@ -735,7 +735,7 @@ fn check_permission_key(who: &str) -> Result<(), String> {
 }
 
 /// An appservice registration file (`registration.yaml`) as Synapse reads it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registration {
     pub id: String,
     pub url: String,
@@ -763,6 +763,21 @@ pub struct Namespace {
     pub regex: String,
 }
 
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("as_token", &"<redacted>")
+            .field("hs_token", &"<redacted>")
+            .field("sender_localpart", &self.sender_localpart)
+            .field("rate_limited", &self.rate_limited)
+            .field("receive_ephemeral", &self.receive_ephemeral)
+            .field("namespaces", &self.namespaces)
+            .finish()
+    }
+}
+
 impl Registration {
     /// The registration as YAML, with a header saying where it goes.
     pub fn to_yaml(&self) -> String {
@@ -776,7 +791,7 @@ impl Registration {
 }
 
 /// What `matrix-instagram init` writes and where.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InitOptions {
     pub config_path: PathBuf,
     pub registration_path: PathBuf,
@@ -788,6 +803,24 @@ pub struct InitOptions {
     pub database_url: String,
     /// Overwrite existing files.
     pub force: bool,
+}
+
+impl fmt::Debug for InitOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InitOptions")
+            .field("config_path", &self.config_path)
+            .field("registration_path", &self.registration_path)
+            .field("homeserver_url", &self.homeserver_url)
+            .field("domain", &self.domain)
+            .field("listen", &self.listen)
+            .field("address", &self.address)
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
+            .field("force", &self.force)
+            .finish()
+    }
 }
 
 /// Writes a documented config and the matching registration, refusing to
@@ -1104,6 +1137,25 @@ mod tests {
             assert!(!debug.contains(secret), "{secret} in {debug}");
         }
         assert!(debug.contains("postgres://bridge:***@db/ig"));
+
+        let registration = format!("{:?}", config.registration());
+        assert!(!registration.contains(&config.appservice.as_token));
+        assert!(!registration.contains(&config.appservice.hs_token));
+        assert!(registration.contains("instagrambot"), "{registration}");
+
+        let options = InitOptions {
+            config_path: "config.yaml".into(),
+            registration_path: "registration.yaml".into(),
+            homeserver_url: "http://127.0.0.1:8008".to_owned(),
+            domain: "example.org".to_owned(),
+            listen: DEFAULT_LISTEN.parse().unwrap(),
+            address: None,
+            database_url: config.database.url.clone(),
+            force: false,
+        };
+        let options = format!("{options:?}");
+        assert!(!options.contains("hunter2"), "{options}");
+        assert!(options.contains("postgres://bridge:***@db/ig"), "{options}");
     }
 
     #[test]

@@ -49,22 +49,9 @@ enum Command {
         database_url: String,
     },
     /// Run one connector action and print the normalized result as JSON.
-    Action {
-        /// Connector name (`instagram`).
-        connector: String,
-        /// Action name, e.g. `list_conversations`.
-        action: String,
-        /// Parameters as key=value.
-        params: Vec<String>,
-        /// Print the platform's raw response instead.
-        #[arg(long)]
-        raw: bool,
-        /// Cookie file (JSON object of cookie name to value).
-        #[arg(long)]
-        cookies: Option<PathBuf>,
-    },
+    Action(matrix_instagram::connector::cli::ActionArgs),
     /// Validate a connector spec and report every problem with its location.
-    CheckSpec { file: PathBuf },
+    CheckSpec(matrix_instagram::connector::cli::CheckSpecArgs),
 }
 
 fn main() -> ExitCode {
@@ -104,9 +91,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Action { .. } | Command::CheckSpec { .. } => {
-            eprintln!("not yet available");
-            ExitCode::FAILURE
-        }
+        Command::Action(args) => matrix_instagram::connector::cli::run_action(args),
+        Command::CheckSpec(args) => matrix_instagram::connector::cli::check_spec(args),
     }
 }

@@ -69,7 +69,7 @@ pub struct Message {
     pub timestamp: Option<DateTime<Utc>>,
     #[serde(default)]
     pub reactions: Vec<Reaction>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reply_to_unless_empty")]
     pub reply_to: Option<ReplyTo>,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
@@ -96,6 +96,22 @@ pub struct Reaction {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
+/// A `reply_to` without a `message_id` means "not a reply": mappings build the
+/// object field by field, so a missing reply shows up as an object of nulls.
+fn reply_to_unless_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ReplyTo>, D::Error> {
+    use serde::de::Error;
+    match Option::<Value>::deserialize(deserializer)? {
+        Some(reply) if reply.get("message_id").is_some_and(|id| !id.is_null()) => {
+            serde_json::from_value(reply)
+                .map(Some)
+                .map_err(D::Error::custom)
+        }
+        _ => Ok(None),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplyTo {
     pub message_id: String,
@@ -106,7 +122,8 @@ pub struct ReplyTo {
 /// Media carried by a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attachment {
-    /// `image`, `video`, `audio`, `gif`, `link`, `share`, ...
+    /// `image`, `video`, `audio`, `gif` (`url` is the file), `share`, `link`
+    /// (`url` is the target), `location` (`url` is a `geo:` URI).
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
@@ -121,6 +138,10 @@ pub struct Attachment {
     pub duration_ms: Option<u64>,
     #[serde(default)]
     pub title: Option<String>,
+    /// An image standing for a `share` or `link` attachment, whose `url` is
+    /// the target rather than a file.
+    #[serde(default)]
+    pub preview_url: Option<String>,
 }
 
 /// Whether a user is online.
@@ -152,3 +173,25 @@ pub struct Outcome {
 
 /// Anything an action may return, before the caller picks the shape it expects.
 pub type Normalized = Value;
+
+/// One page of the conversation list, newest activity first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationPage {
+    pub conversations: Vec<Conversation>,
+    /// Opaque cursor for the next (older) page; `None` on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub has_older: bool,
+}
+
+/// One page of a conversation's messages, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Opaque cursor for the next (older) page; `None` on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub has_older: bool,
+}

@@ -95,6 +95,13 @@ impl Sealed {
     }
 }
 
+/// Text read back from storage (what [`Sealed::from_stored`] does).
+impl From<String> for Sealed {
+    fn from(text: String) -> Sealed {
+        Sealed::from_stored(text)
+    }
+}
+
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Sealed({} chars)", self.0.len())

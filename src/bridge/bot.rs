@@ -16,6 +16,7 @@ use super::Bridge;
 use crate::config::PermissionLevel;
 use crate::matrix::client::ClientError;
 use crate::matrix::server::RetryTransaction;
+use crate::store::StoreError;
 
 /// What the bot says to users the configuration does not allow.
 pub const REFUSAL: &str = "You are not allowed to use this bridge. \
@@ -110,7 +111,13 @@ async fn management_room_owner(
         .store
         .management_room_owner(room_id.as_str())
         .await
-        .map_err(|e| RetryTransaction(format!("reading the management room: {e}")))
+        .map_err(store_failed("reading the management room"))
+}
+
+/// A database failure makes the homeserver resend the transaction:
+/// `.map_err(store_failed("saving x"))`.
+fn store_failed(doing: &'static str) -> impl FnOnce(StoreError) -> RetryTransaction {
+    move |e| RetryTransaction(format!("{doing}: {e}"))
 }
 
 /// A homeserver failure that may pass (unreachable, 5xx, 429) makes the
@@ -181,13 +188,19 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
     let only_them = members.iter().all(|m| m == inviter || m == bot);
     let two_members = members.len() == 2;
     if only_them && (is_direct || two_members) {
-        if let Err(e) = bridge
+        let previous = bridge
+            .store
+            .management_room(inviter.as_str())
+            .await
+            .map_err(store_failed("reading the management room"))?;
+        if let Some(previous) = previous.filter(|previous| previous != room_id.as_str()) {
+            retire_management_room(bridge, &previous, room_id, event_id).await?;
+        }
+        bridge
             .store
             .set_management_room(inviter.as_str(), room_id.as_str())
             .await
-        {
-            return Err(RetryTransaction(format!("saving the management room: {e}")));
-        }
+            .map_err(store_failed("saving the management room"))?;
         let greeting = Reply::text(
             "Hello! I am the Instagram bridge bot. This room is now your management room: \
              send me commands here without any prefix. Send `help` for the list of commands.",
@@ -210,6 +223,47 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
     }
 }
 
+/// A user opened a new direct chat with the bot: their old management room
+/// is told where commands go now, and the bot leaves it. Done before the new
+/// room is saved, so a retried transaction finds the old room again (and the
+/// homeserver deduplicates the notice by its transaction id).
+async fn retire_management_room(
+    bridge: &Bridge,
+    old_room: &str,
+    new_room: &RoomId,
+    event_id: &str,
+) -> Result<(), RetryTransaction> {
+    let Ok(old_room) = RoomId::parse(old_room) else {
+        tracing::warn!(
+            old_room,
+            "stored management room id is invalid; replacing it"
+        );
+        return Ok(());
+    };
+    tracing::info!(%old_room, %new_room, "management room replaced by a new direct chat");
+    let notice = Reply::text(format!(
+        "You started a new direct chat with me, so {new_room} is now your management room. \
+         Send your commands there; I am leaving this room."
+    ));
+    let txn_id = derived_txn_id("retired", event_id);
+    settle(
+        send_notice(bridge, &old_room, &txn_id, &notice).await,
+        "announcing the new management room",
+    )?;
+    let bot = bridge.namespace.bot();
+    settle(
+        bridge
+            .client
+            .leave(
+                &old_room,
+                Some("replaced by a new management room"),
+                Some(bot),
+            )
+            .await,
+        "leaving the old management room",
+    )
+}
+
 /// Someone left (or was removed from) a room: when the owner of a management
 /// room leaves it, or the bot is kicked from one, it stops being one.
 async fn on_departure(
@@ -226,11 +280,11 @@ async fn on_departure(
         return Ok(());
     }
     tracing::info!(%room_id, %owner, %departed, "management room abandoned");
-    if let Err(e) = bridge.store.delete_management_room(room_id.as_str()).await {
-        return Err(RetryTransaction(format!(
-            "forgetting the management room: {e}"
-        )));
-    }
+    bridge
+        .store
+        .delete_management_room(room_id.as_str())
+        .await
+        .map_err(store_failed("forgetting the management room"))?;
     if departed == bot {
         return Ok(());
     }

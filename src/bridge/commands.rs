@@ -307,13 +307,20 @@ impl CommandHandler for Version {
     }
 }
 
-/// `matrix-instagram 0.1.0` plus the git commit when the build provided it
-/// (`MATRIX_INSTAGRAM_GIT_COMMIT` at compile time).
+/// The git commit this binary was built from, when the build knew it (set
+/// by `build.rs`).
+pub const GIT_COMMIT: Option<&str> = option_env!("MATRIX_INSTAGRAM_GIT_COMMIT");
+
+/// `matrix-instagram 0.1.0 (abc1234)`, or without the commit when the build
+/// did not know it.
 pub fn version_string() -> String {
-    let version = env!("CARGO_PKG_VERSION");
-    match option_env!("MATRIX_INSTAGRAM_GIT_COMMIT") {
-        Some(commit) if !commit.is_empty() => format!("matrix-instagram {version} ({commit})"),
-        _ => format!("matrix-instagram {version}"),
+    describe_version(env!("CARGO_PKG_VERSION"), GIT_COMMIT)
+}
+
+fn describe_version(version: &str, commit: Option<&str>) -> String {
+    match commit.filter(|commit| !commit.is_empty()) {
+        Some(commit) => format!("matrix-instagram {version} ({commit})"),
+        None => format!("matrix-instagram {version}"),
     }
 }
 
@@ -548,7 +555,35 @@ mod tests {
     }
 
     #[test]
-    fn version_names_the_crate_version() {
-        assert!(version_string().contains(env!("CARGO_PKG_VERSION")));
+    fn version_names_the_crate_version_and_the_commit() {
+        assert!(version_string()
+            .starts_with(&format!("matrix-instagram {}", env!("CARGO_PKG_VERSION"))));
+        assert_eq!(
+            describe_version("1.2.3", Some("abc1234")),
+            "matrix-instagram 1.2.3 (abc1234)"
+        );
+        assert_eq!(describe_version("1.2.3", None), "matrix-instagram 1.2.3");
+        assert_eq!(
+            describe_version("1.2.3", Some("")),
+            "matrix-instagram 1.2.3"
+        );
+    }
+
+    /// Built in a git checkout (and without an override), the version names
+    /// the commit git reports; elsewhere there is nothing to compare.
+    #[test]
+    fn build_records_the_checkout_commit() {
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output();
+        let Some(head) = head.ok().filter(|output| output.status.success()) else {
+            return;
+        };
+        let head = String::from_utf8(head.stdout).unwrap();
+        if std::env::var_os("MATRIX_INSTAGRAM_GIT_COMMIT").is_none() {
+            assert_eq!(GIT_COMMIT, Some(head.trim()));
+            assert!(version_string().ends_with(&format!("({})", head.trim())));
+        }
     }
 }

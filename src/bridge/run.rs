@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use ruma::{OwnedMxcUri, TransactionId};
@@ -137,6 +138,7 @@ pub async fn run_until(
     init_tracing(&config);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
+        commit = super::commands::GIT_COMMIT.unwrap_or("unknown"),
         "starting matrix-instagram"
     );
 
@@ -147,6 +149,7 @@ pub async fn run_until(
 
     check_homeserver(&bridge).await?;
     prepare_bot(&bridge).await;
+    let pruner = tokio::spawn(prune_transactions_periodically(bridge.store.clone()));
 
     let listen = config.appservice.listen;
     let listener = TcpListener::bind(listen)
@@ -165,6 +168,7 @@ pub async fn run_until(
     ping_homeserver(&bridge).await;
 
     let served = server.await;
+    pruner.abort();
     bridge.store.close().await;
     match served {
         Ok(Ok(())) => {
@@ -173,6 +177,28 @@ pub async fn run_until(
         }
         Ok(Err(e)) => Err(RunError::Serve(e)),
         Err(join) => Err(RunError::Serve(std::io::Error::other(join))),
+    }
+}
+
+/// How long a processed homeserver transaction id is remembered. Synapse
+/// retries a failed transaction with backoff for minutes to hours, never for
+/// days, so older ids can no longer come back.
+pub const TRANSACTION_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// How often old transaction ids are pruned while the bridge runs.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60 * 60);
+
+/// Prunes processed transaction ids older than [`TRANSACTION_RETENTION`] now
+/// and then every [`PRUNE_INTERVAL`]; a failure is logged and retried later.
+async fn prune_transactions_periodically(store: Store) {
+    let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let cutoff = chrono::Utc::now() - TRANSACTION_RETENTION;
+        match store.prune_transactions(cutoff).await {
+            Ok(pruned) => tracing::debug!(pruned, "pruned old homeserver transaction ids"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune old homeserver transaction ids"),
+        }
     }
 }
 

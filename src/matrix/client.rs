@@ -556,12 +556,11 @@ impl HomeserverClient {
         event_id: &EventId,
         user_id: &UserId,
     ) -> Result<(), ClientError> {
-        let request = create_receipt::v3::Request::new(
+        let mut request = create_receipt::v3::Request::new(
             room_id.to_owned(),
             create_receipt::v3::ReceiptType::Read,
             event_id.to_owned(),
         );
-        let mut request = request;
         request.thread = ReceiptThread::Unthreaded;
         self.send(request, Some(user_id)).await?;
         Ok(())

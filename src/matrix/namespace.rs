@@ -43,6 +43,7 @@ impl UserNamespace {
         UserId::parse(self.config.puppet_mxid(ig_user_id)).ok()
     }
 
+    /// Whether the user id is in the puppet namespace (whatever stands for `{id}`).
     pub fn is_puppet(&self, user_id: &str) -> bool {
         self.config.puppet_ig_id(user_id).is_some()
     }
@@ -55,6 +56,24 @@ impl UserNamespace {
     pub fn owns(&self, user_id: &str) -> bool {
         self.is_bot(user_id) || self.is_puppet(user_id)
     }
+
+    /// Whether the bridge may create this user on request: the bot, or the
+    /// puppet of something that can be an Instagram user id (digits). Other
+    /// ids in the namespace are refused, so a homeserver user cannot make the
+    /// bridge register arbitrary ghosts by querying invented ids.
+    pub fn may_provision(&self, user_id: &str) -> bool {
+        self.is_bot(user_id)
+            || self
+                .config
+                .puppet_ig_id(user_id)
+                .is_some_and(is_instagram_user_id)
+    }
+}
+
+/// Instagram user ids (and Graph API scoped ids) are decimal numbers; the
+/// length bound keeps puppet user ids well under Matrix's 255-byte limit.
+fn is_instagram_user_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -93,5 +112,18 @@ mod tests {
         assert!(!ns.owns("@instagram_1:evil.example"));
         assert!(!ns.owns("@instagram_:example.org"));
         assert!(!ns.owns("@instagram_1:example.org.evil"));
+    }
+
+    #[test]
+    fn only_numeric_puppets_and_the_bot_may_be_provisioned() {
+        let ns = namespace("instagram_{id}");
+        assert!(ns.may_provision("@instagrambot:example.org"));
+        assert!(ns.may_provision("@instagram_17841400000:example.org"));
+        assert!(ns.owns("@instagram_admin:example.org"));
+        assert!(!ns.may_provision("@instagram_admin:example.org"));
+        assert!(!ns.may_provision("@instagram_12a:example.org"));
+        assert!(!ns.may_provision(&format!("@instagram_{}:example.org", "9".repeat(33))));
+        assert!(!ns.may_provision("@alice:example.org"));
+        assert!(!ns.may_provision("@instagram_1:evil.example"));
     }
 }

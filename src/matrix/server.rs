@@ -258,11 +258,11 @@ async fn query_user(
     State(state): State<Arc<AppserviceState>>,
     Path(user_id): Path<String>,
 ) -> Response {
-    if !state.namespace.owns(&user_id) {
+    if !state.namespace.may_provision(&user_id) {
         return matrix_error(
             StatusCode::NOT_FOUND,
             "M_NOT_FOUND",
-            "user is not in this bridge's namespace",
+            "no such user in this bridge's namespace",
         );
     }
     match state.handler.provision_user(&user_id).await {

@@ -2,13 +2,13 @@
 //! management rooms (where a Matrix user talks to the bridge bot).
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
-use super::{now_millis, query_failed, Store, StoreError};
+use super::{now_millis, query_failed, with_text_params, Record, Store, StoreError};
 use crate::secrets::Sealed;
 
 /// A bridge user's Instagram login.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct LoginRecord {
     /// The Matrix user who owns the login.
     pub mxid: String,
@@ -16,6 +16,7 @@ pub struct LoginRecord {
     pub username: Option<String>,
     /// Credentials (cookies and auth state) sealed by
     /// [`crate::secrets::CredentialCipher`] for `mxid`.
+    #[sqlx(try_from = "String")]
     pub credentials: Sealed,
     /// Stable per-login device identity (`device.uuid`).
     pub device_uuid: String,
@@ -23,26 +24,40 @@ pub struct LoginRecord {
     pub state: String,
 }
 
-impl LoginRecord {
+impl Record for LoginRecord {
+    const TABLE: &'static str = "logins";
+    const COLUMNS: &'static str = "mxid, ig_user_id, username, credentials, device_uuid, state";
+
     fn from_row(row: &AnyRow) -> Result<LoginRecord, sqlx::Error> {
-        Ok(LoginRecord {
-            mxid: row.try_get("mxid")?,
-            ig_user_id: row.try_get("ig_user_id")?,
-            username: row.try_get("username")?,
-            credentials: Sealed::from_stored(row.try_get("credentials")?),
-            device_uuid: row.try_get("device_uuid")?,
-            state: row.try_get("state")?,
-        })
+        FromRow::from_row(row)
     }
 }
 
-const LOGIN_COLUMNS: &str = "mxid, ig_user_id, username, credentials, device_uuid, state";
+/// What a login's deletion removes before the login itself, children first:
+/// the statement and what it is doing, for errors.
+const BRIDGED_BY_LOGIN: [(&str, &str); 4] = [
+    (
+        "DELETE FROM reactions WHERE login_mxid = $1",
+        "deleting a login's reactions",
+    ),
+    (
+        "DELETE FROM messages WHERE login_mxid = $1",
+        "deleting a login's messages",
+    ),
+    (
+        "DELETE FROM outbox WHERE login_mxid = $1",
+        "deleting a login's outgoing events",
+    ),
+    (
+        "DELETE FROM portals WHERE login_mxid = $1",
+        "deleting a login's portals",
+    ),
+];
 
 impl Store {
     /// Creates or replaces the login of `login.mxid`.
     pub async fn upsert_login(&self, login: &LoginRecord) -> Result<(), StoreError> {
-        let now = now_millis();
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO logins \
              (mxid, ig_user_id, username, credentials, device_uuid, state, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
@@ -57,96 +72,101 @@ impl Store {
         .bind(login.credentials.as_str())
         .bind(&login.device_uuid)
         .bind(&login.state)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("saving a login"))?;
+        .bind(now_millis());
+        self.execute(statement, "saving a login").await?;
         Ok(())
     }
 
     /// The login of a Matrix user, if they have one.
     pub async fn login(&self, mxid: &str) -> Result<Option<LoginRecord>, StoreError> {
-        let sql = format!("SELECT {LOGIN_COLUMNS} FROM logins WHERE mxid = $1");
-        sqlx::query(&sql)
-            .bind(mxid)
-            .try_map(|row: AnyRow| LoginRecord::from_row(&row))
-            .fetch_optional(&self.pool)
+        self.select_one("WHERE mxid = $1", &[mxid], "reading a login")
             .await
-            .map_err(query_failed("reading a login"))
     }
 
     /// Every login, ordered by Matrix user id.
     pub async fn list_logins(&self) -> Result<Vec<LoginRecord>, StoreError> {
-        let sql = format!("SELECT {LOGIN_COLUMNS} FROM logins ORDER BY mxid");
-        sqlx::query(&sql)
-            .try_map(|row: AnyRow| LoginRecord::from_row(&row))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_failed("listing logins"))
+        self.select("ORDER BY mxid", &[], "listing logins").await
     }
 
     /// Changes only the state of a login; false if there is no such login.
     pub async fn set_login_state(&self, mxid: &str, state: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE logins SET state = $2, updated_at = $3 WHERE mxid = $1")
-            .bind(mxid)
-            .bind(state)
-            .bind(now_millis())
-            .execute(&self.pool)
-            .await
-            .map_err(query_failed("updating a login's state"))?;
-        Ok(result.rows_affected() > 0)
+        let statement =
+            sqlx::query("UPDATE logins SET state = $2, updated_at = $3 WHERE mxid = $1")
+                .bind(mxid)
+                .bind(state)
+                .bind(now_millis());
+        Ok(self.execute(statement, "updating a login's state").await? > 0)
     }
 
-    /// Deletes a login; false if there was none.
+    /// Deletes a login with everything bridged through it (portals,
+    /// messages, reactions, outbox entries), in one database transaction so
+    /// no half-deleted login is ever seen. False if there was no login (the
+    /// rest is deleted anyway).
     pub async fn delete_login(&self, mxid: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM logins WHERE mxid = $1")
-            .bind(mxid)
-            .execute(&self.pool)
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_failed("starting to delete a login"))?;
+        for (sql, doing) in BRIDGED_BY_LOGIN {
+            with_text_params(sql, &[mxid])
+                .execute(&mut *transaction)
+                .await
+                .map_err(query_failed(doing))?;
+        }
+        let deleted = with_text_params("DELETE FROM logins WHERE mxid = $1", &[mxid])
+            .execute(&mut *transaction)
             .await
             .map_err(query_failed("deleting a login"))?;
-        Ok(result.rows_affected() > 0)
+        transaction
+            .commit()
+            .await
+            .map_err(query_failed("committing a login's deletion"))?;
+        Ok(deleted.rows_affected() > 0)
     }
 
     /// The management room of a Matrix user, if they have one.
     pub async fn management_room(&self, mxid: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT room_id FROM management_rooms WHERE mxid = $1")
-            .bind(mxid)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading a user's management room"))
+        self.select_text(
+            "SELECT room_id FROM management_rooms WHERE mxid = $1",
+            &[mxid],
+            "reading a user's management room",
+        )
+        .await
     }
 
     /// The Matrix user whose management room this is, if it is one.
     pub async fn management_room_owner(&self, room_id: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT mxid FROM management_rooms WHERE room_id = $1")
-            .bind(room_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading a management room's owner"))
+        self.select_text(
+            "SELECT mxid FROM management_rooms WHERE room_id = $1",
+            &[room_id],
+            "reading a management room's owner",
+        )
+        .await
     }
 
     /// Makes `room_id` the management room of `mxid`, replacing any previous
     /// one. Fails if the room is already another user's management room.
     pub async fn set_management_room(&self, mxid: &str, room_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        let statement = with_text_params(
             "INSERT INTO management_rooms (mxid, room_id) VALUES ($1, $2) \
              ON CONFLICT (mxid) DO UPDATE SET room_id = excluded.room_id",
-        )
-        .bind(mxid)
-        .bind(room_id)
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("saving a user's management room"))?;
+            &[mxid, room_id],
+        );
+        self.execute(statement, "saving a user's management room")
+            .await?;
         Ok(())
     }
 
     /// Forgets a management room (the user left it); false if it was none.
     pub async fn delete_management_room(&self, room_id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM management_rooms WHERE room_id = $1")
-            .bind(room_id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_failed("deleting a management room"))?;
-        Ok(result.rows_affected() > 0)
+        let statement = with_text_params(
+            "DELETE FROM management_rooms WHERE room_id = $1",
+            &[room_id],
+        );
+        Ok(self
+            .execute(statement, "deleting a management room")
+            .await?
+            > 0)
     }
 }

@@ -2,12 +2,12 @@
 //! item, the record that makes relaying exactly-once in both directions.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, Executor, FromRow};
 
-use super::{query_failed, Store, StoreError};
+use super::{query_failed, with_text_params, Record, Store, StoreError};
 
 /// One Instagram item and its Matrix event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct MessageRecord {
     pub login_mxid: String,
     pub thread_id: String,
@@ -22,18 +22,13 @@ pub struct MessageRecord {
     pub client_context: Option<String>,
 }
 
-impl MessageRecord {
+impl Record for MessageRecord {
+    const TABLE: &'static str = "messages";
+    const COLUMNS: &'static str =
+        "login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context";
+
     fn from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
-        Ok(MessageRecord {
-            login_mxid: row.try_get("login_mxid")?,
-            thread_id: row.try_get("thread_id")?,
-            item_id: row.try_get("item_id")?,
-            room_id: row.try_get("room_id")?,
-            event_id: row.try_get("event_id")?,
-            sender: row.try_get("sender")?,
-            timestamp: row.try_get("timestamp")?,
-            client_context: row.try_get("client_context")?,
-        })
+        FromRow::from_row(row)
     }
 }
 
@@ -62,11 +57,8 @@ pub(super) async fn insert_message<'e>(
     Ok(result.rows_affected() > 0)
 }
 
-const MESSAGE_COLUMNS: &str =
-    "login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context";
-
 /// A reaction on an Instagram item (one per sender) and its Matrix event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ReactionRecord {
     pub login_mxid: String,
     pub thread_id: String,
@@ -79,21 +71,19 @@ pub struct ReactionRecord {
     pub emoji: String,
 }
 
-impl ReactionRecord {
+impl Record for ReactionRecord {
+    const TABLE: &'static str = "reactions";
+    const COLUMNS: &'static str =
+        "login_mxid, thread_id, item_id, sender, room_id, event_id, emoji";
+
     fn from_row(row: &AnyRow) -> Result<ReactionRecord, sqlx::Error> {
-        Ok(ReactionRecord {
-            login_mxid: row.try_get("login_mxid")?,
-            thread_id: row.try_get("thread_id")?,
-            item_id: row.try_get("item_id")?,
-            sender: row.try_get("sender")?,
-            room_id: row.try_get("room_id")?,
-            event_id: row.try_get("event_id")?,
-            emoji: row.try_get("emoji")?,
-        })
+        FromRow::from_row(row)
     }
 }
 
-const REACTION_COLUMNS: &str = "login_mxid, thread_id, item_id, sender, room_id, event_id, emoji";
+/// Selects one reaction by its primary key.
+const REACTION_KEY: &str =
+    "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4";
 
 impl Store {
     /// Records a bridged message unless its item is already recorded.
@@ -110,18 +100,12 @@ impl Store {
         thread_id: &str,
         item_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages \
-             WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3"
-        );
-        sqlx::query(&sql)
-            .bind(login_mxid)
-            .bind(thread_id)
-            .bind(item_id)
-            .try_map(|row: AnyRow| MessageRecord::from_row(&row))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading a message by Instagram item"))
+        self.select_one(
+            "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3",
+            &[login_mxid, thread_id, item_id],
+            "reading a message by Instagram item",
+        )
+        .await
     }
 
     /// The message record of a Matrix event.
@@ -130,36 +114,33 @@ impl Store {
         room_id: &str,
         event_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let sql =
-            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND event_id = $2");
-        sqlx::query(&sql)
-            .bind(room_id)
-            .bind(event_id)
-            .try_map(|row: AnyRow| MessageRecord::from_row(&row))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading a message by Matrix event"))
+        self.select_one(
+            "WHERE room_id = $1 AND event_id = $2",
+            &[room_id, event_id],
+            "reading a message by Matrix event",
+        )
+        .await
     }
 
     /// Creates or replaces the reaction of `reaction.sender` on an item.
     pub async fn upsert_reaction(&self, reaction: &ReactionRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        let statement = with_text_params(
             "INSERT INTO reactions \
              (login_mxid, thread_id, item_id, sender, room_id, event_id, emoji) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (login_mxid, thread_id, item_id, sender) DO UPDATE SET \
              room_id = excluded.room_id, event_id = excluded.event_id, emoji = excluded.emoji",
-        )
-        .bind(&reaction.login_mxid)
-        .bind(&reaction.thread_id)
-        .bind(&reaction.item_id)
-        .bind(&reaction.sender)
-        .bind(&reaction.room_id)
-        .bind(&reaction.event_id)
-        .bind(&reaction.emoji)
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("saving a reaction"))?;
+            &[
+                &reaction.login_mxid,
+                &reaction.thread_id,
+                &reaction.item_id,
+                &reaction.sender,
+                &reaction.room_id,
+                &reaction.event_id,
+                &reaction.emoji,
+            ],
+        );
+        self.execute(statement, "saving a reaction").await?;
         Ok(())
     }
 
@@ -171,19 +152,12 @@ impl Store {
         item_id: &str,
         sender: &str,
     ) -> Result<Option<ReactionRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {REACTION_COLUMNS} FROM reactions \
-             WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4"
-        );
-        sqlx::query(&sql)
-            .bind(login_mxid)
-            .bind(thread_id)
-            .bind(item_id)
-            .bind(sender)
-            .try_map(|row: AnyRow| ReactionRecord::from_row(&row))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading a reaction"))
+        self.select_one(
+            REACTION_KEY,
+            &[login_mxid, thread_id, item_id, sender],
+            "reading a reaction",
+        )
+        .await
     }
 
     /// The reaction a Matrix event stands for (to carry out its redaction).
@@ -192,16 +166,12 @@ impl Store {
         room_id: &str,
         event_id: &str,
     ) -> Result<Option<ReactionRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {REACTION_COLUMNS} FROM reactions WHERE room_id = $1 AND event_id = $2"
-        );
-        sqlx::query(&sql)
-            .bind(room_id)
-            .bind(event_id)
-            .try_map(|row: AnyRow| ReactionRecord::from_row(&row))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading a reaction by Matrix event"))
+        self.select_one(
+            "WHERE room_id = $1 AND event_id = $2",
+            &[room_id, event_id],
+            "reading a reaction by Matrix event",
+        )
+        .await
     }
 
     /// Deletes the reaction of one sender on one item; false if there was none.
@@ -212,17 +182,8 @@ impl Store {
         item_id: &str,
         sender: &str,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "DELETE FROM reactions \
-             WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4",
-        )
-        .bind(login_mxid)
-        .bind(thread_id)
-        .bind(item_id)
-        .bind(sender)
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("deleting a reaction"))?;
-        Ok(result.rows_affected() > 0)
+        let sql = format!("DELETE FROM reactions {REACTION_KEY}");
+        let statement = with_text_params(&sql, &[login_mxid, thread_id, item_id, sender]);
+        Ok(self.execute(statement, "deleting a reaction").await? > 0)
     }
 }

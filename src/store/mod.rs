@@ -16,8 +16,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Connection};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::query::{Map, Query};
+use sqlx::{Any, AnyPool, ConnectOptions, Connection};
 
 pub use logins::LoginRecord;
 pub use messages::{MessageRecord, ReactionRecord};
@@ -55,6 +56,40 @@ fn query_failed(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 /// The current time as stored: Unix milliseconds.
 fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// A record type read from one table: its columns and how a row maps to it.
+trait Record: Sized + Send + Unpin + 'static {
+    const TABLE: &'static str;
+    /// The columns `from_row` reads, comma-separated.
+    const COLUMNS: &'static str;
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error>;
+}
+
+/// Reads a BIGINT 0/1 column as a bool (the `Any` driver has no booleans).
+fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+/// A statement over text parameters bound as `$1`, `$2`, ...
+fn with_text_params<'q>(sql: &'q str, params: &[&'q str]) -> Query<'q, Any, AnyArguments<'q>> {
+    params
+        .iter()
+        .fold(sqlx::query(sql), |query, param| query.bind(*param))
+}
+
+/// `SELECT` of every column of `R`'s table, then `filter`.
+fn select_sql<R: Record>(filter: &str) -> String {
+    format!("SELECT {} FROM {} {filter}", R::COLUMNS, R::TABLE)
+}
+
+/// `sql` over text parameters, each row mapped to an `R`.
+fn records_query<'q, R: Record>(
+    sql: &'q str,
+    params: &[&'q str],
+) -> Map<'q, Any, impl FnMut(AnyRow) -> Result<R, sqlx::Error> + Send, AnyArguments<'q>> {
+    with_text_params(sql, params).try_map(|row: AnyRow| R::from_row(&row))
 }
 
 /// The database handle; cheap to clone.
@@ -181,6 +216,62 @@ impl Store {
                 source,
             })?;
         Ok(Store { pool, display_url })
+    }
+
+    /// The records of `R` selected by `filter` (`WHERE ...`, `ORDER BY ...`)
+    /// over text parameters.
+    async fn select<R: Record>(
+        &self,
+        filter: &str,
+        params: &[&str],
+        doing: &'static str,
+    ) -> Result<Vec<R>, StoreError> {
+        let sql = select_sql::<R>(filter);
+        records_query(&sql, params)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_failed(doing))
+    }
+
+    /// The one record of `R` selected by `filter`, if any.
+    async fn select_one<R: Record>(
+        &self,
+        filter: &str,
+        params: &[&str],
+        doing: &'static str,
+    ) -> Result<Option<R>, StoreError> {
+        let sql = select_sql::<R>(filter);
+        records_query(&sql, params)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_failed(doing))
+    }
+
+    /// The text value of the first column of the one row `sql` selects, if any.
+    async fn select_text(
+        &self,
+        sql: &str,
+        params: &[&str],
+        doing: &'static str,
+    ) -> Result<Option<String>, StoreError> {
+        with_text_params(sql, params)
+            .try_map(|row: AnyRow| sqlx::Row::try_get(&row, 0))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_failed(doing))
+    }
+
+    /// Runs a write; returns how many rows it changed.
+    async fn execute<'q>(
+        &self,
+        statement: Query<'q, Any, AnyArguments<'q>>,
+        doing: &'static str,
+    ) -> Result<u64, StoreError> {
+        let result = statement
+            .execute(&self.pool)
+            .await
+            .map_err(query_failed(doing))?;
+        Ok(result.rows_affected())
     }
 
     /// Closes every connection; later calls fail.

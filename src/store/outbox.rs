@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
 use super::messages::insert_message;
-use super::{now_millis, query_failed, MessageRecord, Store, StoreError};
+use super::{now_millis, query_failed, MessageRecord, Record, Store, StoreError};
 
 /// Where an outbox entry is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,11 @@ pub struct OutboxEntry {
     pub updated_at: i64,
 }
 
-impl OutboxEntry {
+impl Record for OutboxEntry {
+    const TABLE: &'static str = "outbox";
+    const COLUMNS: &'static str = "event_id, room_id, login_mxid, kind, payload, client_context, \
+         state, attempts, last_error, item_id, created_at, updated_at";
+
     fn from_row(row: &AnyRow) -> Result<OutboxEntry, sqlx::Error> {
         let payload: String = row.try_get("payload")?;
         Ok(OutboxEntry {
@@ -97,35 +101,41 @@ impl OutboxEntry {
     }
 }
 
-/// [`Store::mark_outbox_sent`] on any executor, so it can join a transaction.
-async fn mark_sent<'e>(
+/// Ends an entry's life as `state` (sent or failed), counting the attempt
+/// and recording the created item or the error (a `None` keeps what is
+/// stored); on any executor, so it can join a transaction. False if there is
+/// no such entry.
+async fn finish<'e>(
     executor: impl Executor<'e, Database = Any>,
     event_id: &str,
+    state: OutboxState,
     item_id: Option<&str>,
+    error: Option<&str>,
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(
-        "UPDATE outbox SET state = $2, item_id = $3, attempts = attempts + 1, \
-         updated_at = $4 WHERE event_id = $1",
+        "UPDATE outbox SET state = $2, item_id = COALESCE($3, item_id), \
+         last_error = COALESCE($4, last_error), attempts = attempts + 1, updated_at = $5 \
+         WHERE event_id = $1",
     )
     .bind(event_id)
-    .bind(OutboxState::Sent.as_str())
+    .bind(state.as_str())
     .bind(item_id)
+    .bind(error)
     .bind(now_millis())
     .execute(executor)
     .await
-    .map_err(query_failed("marking an outgoing event sent"))?;
+    .map_err(query_failed(match state {
+        OutboxState::Failed => "marking an outgoing event failed",
+        OutboxState::Sent | OutboxState::Pending => "marking an outgoing event sent",
+    }))?;
     Ok(result.rows_affected() > 0)
 }
-
-const OUTBOX_COLUMNS: &str = "event_id, room_id, login_mxid, kind, payload, client_context, \
-     state, attempts, last_error, item_id, created_at, updated_at";
 
 impl Store {
     /// Enqueues an event as pending. Returns false, changing nothing, if the
     /// event id is already in the outbox (a redelivered event).
     pub async fn enqueue_outbox(&self, entry: &NewOutboxEntry) -> Result<bool, StoreError> {
-        let now = now_millis();
-        let result = sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO outbox (event_id, room_id, login_mxid, kind, payload, client_context, \
              state, attempts, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8) \
@@ -138,22 +148,21 @@ impl Store {
         .bind(entry.payload.to_string())
         .bind(&entry.client_context)
         .bind(OutboxState::Pending.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("enqueueing an outgoing event"))?;
-        Ok(result.rows_affected() > 0)
+        .bind(now_millis());
+        Ok(self
+            .execute(statement, "enqueueing an outgoing event")
+            .await?
+            > 0)
     }
 
     /// The outbox entry of a Matrix event.
     pub async fn outbox_entry(&self, event_id: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE event_id = $1");
-        sqlx::query(&sql)
-            .bind(event_id)
-            .try_map(|row: AnyRow| OutboxEntry::from_row(&row))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading an outbox entry"))
+        self.select_one(
+            "WHERE event_id = $1",
+            &[event_id],
+            "reading an outbox entry",
+        )
+        .await
     }
 
     /// The outbox entry sent with an Instagram `client_context` (to
@@ -162,26 +171,22 @@ impl Store {
         &self,
         client_context: &str,
     ) -> Result<Option<OutboxEntry>, StoreError> {
-        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE client_context = $1");
-        sqlx::query(&sql)
-            .bind(client_context)
-            .try_map(|row: AnyRow| OutboxEntry::from_row(&row))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading an outbox entry by client context"))
+        self.select_one(
+            "WHERE client_context = $1",
+            &[client_context],
+            "reading an outbox entry by client context",
+        )
+        .await
     }
 
     /// Every pending entry, oldest first (the order to send them in).
     pub async fn pending_outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let sql = format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE state = $1 ORDER BY created_at, event_id"
-        );
-        sqlx::query(&sql)
-            .bind(OutboxState::Pending.as_str())
-            .try_map(|row: AnyRow| OutboxEntry::from_row(&row))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_failed("listing pending outgoing events"))
+        self.select(
+            "WHERE state = $1 ORDER BY created_at, event_id",
+            &[OutboxState::Pending.as_str()],
+            "listing pending outgoing events",
+        )
+        .await
     }
 
     /// Marks an entry sent, counting the attempt, with the Instagram item it
@@ -191,7 +196,7 @@ impl Store {
         event_id: &str,
         item_id: Option<&str>,
     ) -> Result<bool, StoreError> {
-        mark_sent(&self.pool, event_id, item_id).await
+        finish(&self.pool, event_id, OutboxState::Sent, item_id, None).await
     }
 
     /// Marks an entry sent and records the message it created, in one
@@ -207,7 +212,14 @@ impl Store {
             .begin()
             .await
             .map_err(query_failed("starting to record a sent event"))?;
-        let found = mark_sent(&mut *transaction, event_id, Some(&message.item_id)).await?;
+        let found = finish(
+            &mut *transaction,
+            event_id,
+            OutboxState::Sent,
+            Some(&message.item_id),
+            None,
+        )
+        .await?;
         if found {
             insert_message(&mut *transaction, message).await?;
         }
@@ -225,18 +237,7 @@ impl Store {
         event_id: &str,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE outbox SET state = $2, last_error = $3, attempts = attempts + 1, \
-             updated_at = $4 WHERE event_id = $1",
-        )
-        .bind(event_id)
-        .bind(OutboxState::Failed.as_str())
-        .bind(error)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("marking an outgoing event failed"))?;
-        Ok(result.rows_affected() > 0)
+        finish(&self.pool, event_id, OutboxState::Failed, None, Some(error)).await
     }
 
     /// Counts a failed attempt that will be retried: the entry stays pending.

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{now_millis, query_failed, Store, StoreError};
+use super::{flag, now_millis, with_text_params, Record, Store, StoreError};
 use crate::model::ConversationKind;
 
 /// A bridged thread.
@@ -42,7 +42,11 @@ fn kind_from_text(text: &str) -> Result<ConversationKind, sqlx::Error> {
     }
 }
 
-impl PortalRecord {
+impl Record for PortalRecord {
+    const TABLE: &'static str = "portals";
+    const COLUMNS: &'static str =
+        "login_mxid, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, created_at";
+
     fn from_row(row: &AnyRow) -> Result<PortalRecord, sqlx::Error> {
         Ok(PortalRecord {
             login_mxid: row.try_get("login_mxid")?,
@@ -51,21 +55,18 @@ impl PortalRecord {
             kind: kind_from_text(&row.try_get::<String, _>("kind")?)?,
             name: row.try_get("name")?,
             avatar_url: row.try_get("avatar_url")?,
-            encrypted: row.try_get::<i64, _>("encrypted")? != 0,
+            encrypted: flag(row, "encrypted")?,
             last_item_id: row.try_get("last_item_id")?,
             created_at: row.try_get("created_at")?,
         })
     }
 }
 
-const PORTAL_COLUMNS: &str =
-    "login_mxid, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, created_at";
-
 impl Store {
     /// Creates or updates the portal of (`login_mxid`, `thread_id`). The
     /// creation time of an existing portal is kept.
     pub async fn upsert_portal(&self, portal: &PortalRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO portals \
              (login_mxid, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -81,10 +82,8 @@ impl Store {
         .bind(&portal.avatar_url)
         .bind(i64::from(portal.encrypted))
         .bind(&portal.last_item_id)
-        .bind(now_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("saving a portal"))?;
+        .bind(now_millis());
+        self.execute(statement, "saving a portal").await?;
         Ok(())
     }
 
@@ -94,27 +93,18 @@ impl Store {
         login_mxid: &str,
         thread_id: &str,
     ) -> Result<Option<PortalRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {PORTAL_COLUMNS} FROM portals WHERE login_mxid = $1 AND thread_id = $2"
-        );
-        sqlx::query(&sql)
-            .bind(login_mxid)
-            .bind(thread_id)
-            .try_map(|row: AnyRow| PortalRecord::from_row(&row))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_failed("reading a portal by thread"))
+        self.select_one(
+            "WHERE login_mxid = $1 AND thread_id = $2",
+            &[login_mxid, thread_id],
+            "reading a portal by thread",
+        )
+        .await
     }
 
     /// The portal bridged into a Matrix room.
     pub async fn portal_by_room(&self, room_id: &str) -> Result<Option<PortalRecord>, StoreError> {
-        let sql = format!("SELECT {PORTAL_COLUMNS} FROM portals WHERE room_id = $1");
-        sqlx::query(&sql)
-            .bind(room_id)
-            .try_map(|row: AnyRow| PortalRecord::from_row(&row))
-            .fetch_optional(&self.pool)
+        self.select_one("WHERE room_id = $1", &[room_id], "reading a portal by room")
             .await
-            .map_err(query_failed("reading a portal by room"))
     }
 
     /// Every portal of a login, oldest first.
@@ -122,16 +112,12 @@ impl Store {
         &self,
         login_mxid: &str,
     ) -> Result<Vec<PortalRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {PORTAL_COLUMNS} FROM portals WHERE login_mxid = $1 \
-             ORDER BY created_at, thread_id"
-        );
-        sqlx::query(&sql)
-            .bind(login_mxid)
-            .try_map(|row: AnyRow| PortalRecord::from_row(&row))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_failed("listing a login's portals"))
+        self.select(
+            "WHERE login_mxid = $1 ORDER BY created_at, thread_id",
+            &[login_mxid],
+            "listing a login's portals",
+        )
+        .await
     }
 
     /// Records the newest bridged item of a portal; false if there is no such portal.
@@ -141,16 +127,14 @@ impl Store {
         thread_id: &str,
         item_id: &str,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
+        let statement = with_text_params(
             "UPDATE portals SET last_item_id = $3 WHERE login_mxid = $1 AND thread_id = $2",
-        )
-        .bind(login_mxid)
-        .bind(thread_id)
-        .bind(item_id)
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("updating a portal's last item"))?;
-        Ok(result.rows_affected() > 0)
+            &[login_mxid, thread_id, item_id],
+        );
+        Ok(self
+            .execute(statement, "updating a portal's last item")
+            .await?
+            > 0)
     }
 
     /// Deletes a portal; false if there was none.
@@ -159,12 +143,10 @@ impl Store {
         login_mxid: &str,
         thread_id: &str,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM portals WHERE login_mxid = $1 AND thread_id = $2")
-            .bind(login_mxid)
-            .bind(thread_id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_failed("deleting a portal"))?;
-        Ok(result.rows_affected() > 0)
+        let statement = with_text_params(
+            "DELETE FROM portals WHERE login_mxid = $1 AND thread_id = $2",
+            &[login_mxid, thread_id],
+        );
+        Ok(self.execute(statement, "deleting a portal").await? > 0)
     }
 }

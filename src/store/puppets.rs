@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{query_failed, Store, StoreError};
+use super::{flag, Record, Store, StoreError};
 
 /// An Instagram user's ghost and what has been set on its Matrix profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,27 +21,28 @@ pub struct PuppetRecord {
     pub registered: bool,
 }
 
-impl PuppetRecord {
+impl Record for PuppetRecord {
+    const TABLE: &'static str = "puppets";
+    const COLUMNS: &'static str =
+        "ig_user_id, mxid, displayname, avatar_url, name_set, avatar_set, registered";
+
     fn from_row(row: &AnyRow) -> Result<PuppetRecord, sqlx::Error> {
         Ok(PuppetRecord {
             ig_user_id: row.try_get("ig_user_id")?,
             mxid: row.try_get("mxid")?,
             displayname: row.try_get("displayname")?,
             avatar_url: row.try_get("avatar_url")?,
-            name_set: row.try_get::<i64, _>("name_set")? != 0,
-            avatar_set: row.try_get::<i64, _>("avatar_set")? != 0,
-            registered: row.try_get::<i64, _>("registered")? != 0,
+            name_set: flag(row, "name_set")?,
+            avatar_set: flag(row, "avatar_set")?,
+            registered: flag(row, "registered")?,
         })
     }
 }
 
-const PUPPET_COLUMNS: &str =
-    "ig_user_id, mxid, displayname, avatar_url, name_set, avatar_set, registered";
-
 impl Store {
     /// Creates or replaces the puppet of `puppet.ig_user_id`.
     pub async fn upsert_puppet(&self, puppet: &PuppetRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO puppets \
              (ig_user_id, mxid, displayname, avatar_url, name_set, avatar_set, registered) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -56,32 +57,20 @@ impl Store {
         .bind(&puppet.avatar_url)
         .bind(i64::from(puppet.name_set))
         .bind(i64::from(puppet.avatar_set))
-        .bind(i64::from(puppet.registered))
-        .execute(&self.pool)
-        .await
-        .map_err(query_failed("saving a puppet"))?;
+        .bind(i64::from(puppet.registered));
+        self.execute(statement, "saving a puppet").await?;
         Ok(())
     }
 
     /// The puppet of an Instagram user.
     pub async fn puppet(&self, ig_user_id: &str) -> Result<Option<PuppetRecord>, StoreError> {
-        let sql = format!("SELECT {PUPPET_COLUMNS} FROM puppets WHERE ig_user_id = $1");
-        sqlx::query(&sql)
-            .bind(ig_user_id)
-            .try_map(|row: AnyRow| PuppetRecord::from_row(&row))
-            .fetch_optional(&self.pool)
+        self.select_one("WHERE ig_user_id = $1", &[ig_user_id], "reading a puppet")
             .await
-            .map_err(query_failed("reading a puppet"))
     }
 
     /// The puppet with a Matrix user id.
     pub async fn puppet_by_mxid(&self, mxid: &str) -> Result<Option<PuppetRecord>, StoreError> {
-        let sql = format!("SELECT {PUPPET_COLUMNS} FROM puppets WHERE mxid = $1");
-        sqlx::query(&sql)
-            .bind(mxid)
-            .try_map(|row: AnyRow| PuppetRecord::from_row(&row))
-            .fetch_optional(&self.pool)
+        self.select_one("WHERE mxid = $1", &[mxid], "reading a puppet by Matrix id")
             .await
-            .map_err(query_failed("reading a puppet by Matrix id"))
     }
 }

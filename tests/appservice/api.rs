@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_homeserver::FakeHomeserver;
-use matrix_instagram::bridge::run::{build_appservice, run_until, RunError};
+use matrix_instagram::bridge::run::{build_appservice, run_until, RunError, TRANSACTION_RETENTION};
 use matrix_instagram::config::Config;
 use matrix_instagram::matrix::client::{HomeserverClient, RetryPolicy};
 use matrix_instagram::store::Store;
+use reqwest::Method;
 use serde_json::{json, Value};
+use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -124,6 +126,47 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Sends a request; returns the status and the JSON body (null if none).
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+impl Setup {
+    /// A request to the bridge's appservice API, without credentials.
+    fn anonymous(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        http().request(method, format!("{}{path}", self.bridge.url))
+    }
+
+    /// A request to the bridge's appservice API with the hs_token.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.anonymous(method, path).bearer_auth(HS_TOKEN)
+    }
+
+    /// Pushes a transaction as the homeserver does.
+    async fn push(&self, txn_id: &str, events: Vec<Value>) -> (u16, Value) {
+        let path = format!("/_matrix/app/v1/transactions/{txn_id}");
+        answer(
+            self.request(Method::PUT, &path)
+                .json(&json!({ "events": events })),
+        )
+        .await
+    }
+
+    /// Pings the bridge as the homeserver does.
+    async fn ping(&self) -> (u16, Value) {
+        let ping = self.request(Method::POST, "/_matrix/app/v1/ping");
+        answer(ping.json(&json!({ "transaction_id": "ping-1" }))).await
+    }
+
+    /// The management room of `user`, as stored.
+    async fn management_room(&self, user: &str) -> Option<String> {
+        let store = Store::connect(&self.database_url).await.unwrap();
+        store.management_room(user).await.unwrap()
+    }
+}
+
 fn invite(event_id: &str, room_id: &str, sender: &str, is_direct: bool) -> Value {
     json!({
         "type": "m.room.member",
@@ -147,73 +190,37 @@ fn text_message(event_id: &str, room_id: &str, sender: &str, body: &str) -> Valu
     })
 }
 
-async fn push(bridge_url: &str, txn_id: &str, events: Vec<Value>) -> (u16, Value) {
-    let response = http()
-        .put(format!("{bridge_url}/_matrix/app/v1/transactions/{txn_id}"))
-        .bearer_auth(HS_TOKEN)
-        .json(&json!({ "events": events }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn missing_token_is_unauthorized_and_wrong_token_forbidden() {
     let setup = setup().await;
-    let url = format!("{}/_matrix/app/v1/transactions/t1", setup.bridge.url);
+    let path = "/_matrix/app/v1/transactions/t1";
+    let empty = json!({"events": []});
 
-    let missing = http()
-        .put(&url)
-        .json(&json!({"events": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status().as_u16(), 401);
-    assert_eq!(
-        missing.json::<Value>().await.unwrap()["errcode"],
-        "M_UNAUTHORIZED"
-    );
+    let (status, body) = answer(setup.anonymous(Method::PUT, path).json(&empty)).await;
+    assert_eq!((status, &body["errcode"]), (401, &json!("M_UNAUTHORIZED")));
 
-    let wrong = http()
-        .put(&url)
+    let wrong = setup
+        .anonymous(Method::PUT, path)
         .bearer_auth("not_the_hs_token")
-        .json(&json!({"events": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status().as_u16(), 403);
-    assert_eq!(
-        wrong.json::<Value>().await.unwrap()["errcode"],
-        "M_FORBIDDEN"
-    );
+        .json(&empty);
+    let (status, body) = answer(wrong).await;
+    assert_eq!((status, &body["errcode"]), (403, &json!("M_FORBIDDEN")));
 
-    let wrong_query = http()
-        .get(format!(
-            "{}/_matrix/app/v1/users/@instagram_1:{DOMAIN}?access_token=nope",
-            setup.bridge.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong_query.status().as_u16(), 403);
+    let wrong_query = format!("/_matrix/app/v1/users/@instagram_1:{DOMAIN}?access_token=nope");
+    let (status, _) = answer(setup.anonymous(Method::GET, &wrong_query)).await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]
 async fn legacy_query_token_and_unprefixed_paths_work() {
     let setup = setup().await;
-    let legacy = http()
-        .put(format!(
-            "{}/transactions/legacy1?access_token={HS_TOKEN}",
-            setup.bridge.url
-        ))
-        .json(&json!({ "events": [invite("$legacy", "!legacy:test.local", ALICE, true)] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(legacy.status().as_u16(), 200);
-    assert_eq!(legacy.json::<Value>().await.unwrap(), json!({}));
+    let legacy = setup
+        .anonymous(
+            Method::PUT,
+            &format!("/transactions/legacy1?access_token={HS_TOKEN}"),
+        )
+        .json(&json!({ "events": [invite("$legacy", "!legacy:test.local", ALICE, true)] }));
+    assert_eq!(answer(legacy).await, (200, json!({})));
     assert_eq!(
         setup
             .hs
@@ -222,27 +229,12 @@ async fn legacy_query_token_and_unprefixed_paths_work() {
         1
     );
 
-    let user = http()
-        .get(format!(
-            "{}/users/@instagram_42:{DOMAIN}?access_token={HS_TOKEN}",
-            setup.bridge.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(user.status().as_u16(), 200);
+    let user = format!("/users/@instagram_42:{DOMAIN}?access_token={HS_TOKEN}");
+    assert_eq!(answer(setup.anonymous(Method::GET, &user)).await.0, 200);
 
-    let alias = http()
-        .get(format!("{}/rooms/%23nothing:{DOMAIN}", setup.bridge.url))
-        .bearer_auth(HS_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(alias.status().as_u16(), 404);
-    assert_eq!(
-        alias.json::<Value>().await.unwrap()["errcode"],
-        "M_NOT_FOUND"
-    );
+    let alias = format!("/rooms/%23nothing:{DOMAIN}");
+    let (status, body) = answer(setup.request(Method::GET, &alias)).await;
+    assert_eq!((status, &body["errcode"]), (404, &json!("M_NOT_FOUND")));
 }
 
 #[tokio::test]
@@ -250,25 +242,19 @@ async fn replayed_transaction_is_processed_once_even_after_restart() {
     let mut setup = setup().await;
     let events = vec![invite("$inv1", "!dm1:test.local", ALICE, true)];
 
-    assert_eq!(
-        push(&setup.bridge.url, "txn-1", events.clone()).await.0,
-        200
-    );
-    assert_eq!(
-        push(&setup.bridge.url, "txn-1", events.clone()).await.0,
-        200
-    );
+    assert_eq!(setup.push("txn-1", events.clone()).await.0, 200);
+    assert_eq!(setup.push("txn-1", events.clone()).await.0, 200);
     assert_eq!(setup.hs.matching("POST", "/join").len(), 1);
 
     // A new server over the same database file still knows txn-1.
     setup.bridge = start_bridge(&setup.hs_url, &setup.database_url).await;
-    let (status, body) = push(&setup.bridge.url, "txn-1", events).await;
+    let (status, body) = setup.push("txn-1", events).await;
     assert_eq!((status, body), (200, json!({})));
     assert_eq!(setup.hs.matching("POST", "/join").len(), 1);
 
     // A new transaction id is processed.
     let second = vec![invite("$inv2", "!dm2:test.local", ALICE, true)];
-    assert_eq!(push(&setup.bridge.url, "txn-2", second).await.0, 200);
+    assert_eq!(setup.push("txn-2", second).await.0, 200);
     assert_eq!(setup.hs.matching("POST", "/join").len(), 2);
 }
 
@@ -282,7 +268,7 @@ async fn malformed_event_is_skipped_and_the_good_one_processed() {
         "content": { "membership": 42 },
     });
     let good = invite("$good", "!good:test.local", ALICE, true);
-    let (status, body) = push(&setup.bridge.url, "mixed", vec![malformed, good]).await;
+    let (status, body) = setup.push("mixed", vec![malformed, good]).await;
     assert_eq!((status, body), (200, json!({})));
     let joins = setup.hs.matching("POST", "/join");
     assert_eq!(joins.len(), 1);
@@ -293,43 +279,19 @@ async fn malformed_event_is_skipped_and_the_good_one_processed() {
 async fn oversized_body_is_refused_and_the_server_keeps_answering() {
     let setup = setup().await;
     let padding = "x".repeat(MAX_BODY * 2);
-    let response = http()
-        .put(format!(
-            "{}/_matrix/app/v1/transactions/big",
-            setup.bridge.url
-        ))
-        .bearer_auth(HS_TOKEN)
-        .json(&json!({ "events": [], "padding": padding }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 413);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["errcode"],
-        "M_TOO_LARGE"
-    );
-
-    let ping = http()
-        .post(format!("{}/_matrix/app/v1/ping", setup.bridge.url))
-        .bearer_auth(HS_TOKEN)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ping.status().as_u16(), 200);
+    let oversized = setup
+        .request(Method::PUT, "/_matrix/app/v1/transactions/big")
+        .json(&json!({ "events": [], "padding": padding }));
+    let (status, body) = answer(oversized).await;
+    assert_eq!((status, &body["errcode"]), (413, &json!("M_TOO_LARGE")));
+    assert_eq!(setup.ping().await, (200, json!({})));
 }
 
 #[tokio::test]
 async fn user_query_answers_for_the_namespace_only() {
     let setup = setup().await;
-    let query = |user: String| {
-        let url = format!("{}/_matrix/app/v1/users/{user}", setup.bridge.url);
-        async move {
-            let response = http().get(url).bearer_auth(HS_TOKEN).send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
-    };
+    let query =
+        |user: String| answer(setup.request(Method::GET, &format!("/_matrix/app/v1/users/{user}")));
     assert_eq!(
         query(format!("@instagram_123:{DOMAIN}")).await,
         (200, json!({}))
@@ -340,6 +302,12 @@ async fn user_query_answers_for_the_namespace_only() {
     assert_eq!(body["errcode"], "M_NOT_FOUND");
     let (status, _) = query("@instagram_123:other.example".to_owned()).await;
     assert_eq!(status, 404);
+    // Ids in the puppet namespace that no Instagram user can have are refused.
+    for invented in ["admin", "12a", "", "1 2"] {
+        let (status, body) = query(format!("@instagram_{invented}:{DOMAIN}")).await;
+        assert_eq!(status, 404, "{invented:?}");
+        assert_eq!(body["errcode"], "M_NOT_FOUND", "{invented:?}");
+    }
     // The puppet was registered before the homeserver got its answer.
     let registered: Vec<_> = setup
         .hs
@@ -356,33 +324,18 @@ async fn user_query_answers_for_the_namespace_only() {
 #[tokio::test]
 async fn ping_answers_empty_object() {
     let setup = setup().await;
-    let response = http()
-        .post(format!("{}/_matrix/app/v1/ping", setup.bridge.url))
-        .bearer_auth(HS_TOKEN)
-        .json(&json!({ "transaction_id": "ping-1" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({}));
+    assert_eq!(setup.ping().await, (200, json!({})));
 }
 
 #[tokio::test]
 async fn direct_invite_makes_a_management_room_with_greeting() {
     let setup = setup().await;
     let room = "!mgmt:test.local";
-    push(
-        &setup.bridge.url,
-        "t-inv",
-        vec![invite("$i", room, ALICE, true)],
-    )
-    .await;
+    setup
+        .push("t-inv", vec![invite("$i", room, ALICE, true)])
+        .await;
 
-    let store = Store::connect(&setup.database_url).await.unwrap();
-    assert_eq!(
-        store.management_room(ALICE).await.unwrap().as_deref(),
-        Some(room)
-    );
+    assert_eq!(setup.management_room(ALICE).await.as_deref(), Some(room));
 
     let sent = setup.hs.sent_messages();
     assert_eq!(sent.len(), 1);
@@ -402,12 +355,9 @@ async fn direct_invite_makes_a_management_room_with_greeting() {
 async fn invite_from_a_stranger_is_refused_once() {
     let setup = setup().await;
     let room = "!mallory-room:test.local";
-    push(
-        &setup.bridge.url,
-        "t-mal",
-        vec![invite("$m", room, MALLORY, true)],
-    )
-    .await;
+    setup
+        .push("t-mal", vec![invite("$m", room, MALLORY, true)])
+        .await;
 
     let sent = setup.hs.sent_messages();
     assert_eq!(sent.len(), 1);
@@ -422,16 +372,15 @@ async fn invite_from_a_stranger_is_refused_once() {
             .len(),
         1
     );
-    let store = Store::connect(&setup.database_url).await.unwrap();
-    assert_eq!(store.management_room(MALLORY).await.unwrap(), None);
+    assert_eq!(setup.management_room(MALLORY).await, None);
 
     // Their commands get no answer.
-    push(
-        &setup.bridge.url,
-        "t-mal2",
-        vec![text_message("$mc", room, MALLORY, "!ig help")],
-    )
-    .await;
+    setup
+        .push(
+            "t-mal2",
+            vec![text_message("$mc", room, MALLORY, "!ig help")],
+        )
+        .await;
     assert_eq!(setup.hs.sent_messages().len(), 1);
 }
 
@@ -441,36 +390,32 @@ async fn commands_in_management_room_and_with_prefix_elsewhere() {
     let dm = "!dm:test.local";
     let group = "!group:test.local";
     setup.hs.add_member(group, "@carol:test.local");
-    push(
-        &setup.bridge.url,
-        "t1",
-        vec![
-            invite("$i1", dm, ALICE, true),
-            invite("$i2", group, ALICE, false),
-        ],
-    )
-    .await;
-    let store = Store::connect(&setup.database_url).await.unwrap();
-    assert_eq!(
-        store.management_room(ALICE).await.unwrap().as_deref(),
-        Some(dm)
-    );
+    setup
+        .push(
+            "t1",
+            vec![
+                invite("$i1", dm, ALICE, true),
+                invite("$i2", group, ALICE, false),
+            ],
+        )
+        .await;
+    assert_eq!(setup.management_room(ALICE).await.as_deref(), Some(dm));
     assert_eq!(setup.hs.sent_messages().len(), 2);
 
-    push(
-        &setup.bridge.url,
-        "t2",
-        vec![
-            text_message("$c1", dm, ALICE, "help"),
-            text_message("$c2", group, ALICE, "help"),
-            text_message("$c3", group, ALICE, "!ig ping"),
-            text_message("$c4", dm, ALICE, "frobnicate now"),
-            text_message("$c5", dm, ALICE, "ping extra"),
-            text_message("$c6", dm, BOT, "help"),
-            text_message("$c7", dm, ALICE, "version"),
-        ],
-    )
-    .await;
+    setup
+        .push(
+            "t2",
+            vec![
+                text_message("$c1", dm, ALICE, "help"),
+                text_message("$c2", group, ALICE, "help"),
+                text_message("$c3", group, ALICE, "!ig ping"),
+                text_message("$c4", dm, ALICE, "frobnicate now"),
+                text_message("$c5", dm, ALICE, "ping extra"),
+                text_message("$c6", dm, BOT, "help"),
+                text_message("$c7", dm, ALICE, "version"),
+            ],
+        )
+        .await;
     let replies: Vec<(String, String)> = setup.hs.sent_messages()[2..]
         .iter()
         .map(|r| {
@@ -639,17 +584,10 @@ async fn ephemeral_events_are_accepted() {
         "content": { "user_ids": [ALICE] },
     });
     for key in ["ephemeral", "de.sorunome.msc2409.ephemeral"] {
-        let response = http()
-            .put(format!(
-                "{}/_matrix/app/v1/transactions/eph-{key}",
-                setup.bridge.url
-            ))
-            .bearer_auth(HS_TOKEN)
-            .json(&json!({ "events": [], key: [typing.clone(), "garbage"] }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
+        let path = format!("/_matrix/app/v1/transactions/eph-{key}");
+        let transaction = json!({ "events": [], key: [typing.clone(), "garbage"] });
+        let (status, _) = answer(setup.request(Method::PUT, &path).json(&transaction)).await;
+        assert_eq!(status, 200);
     }
 }
 
@@ -667,36 +605,70 @@ fn write_config(dir: &tempfile::TempDir, homeserver_url: &str, listen: &str) -> 
     path
 }
 
-#[tokio::test]
-async fn run_starts_pings_and_stops_gracefully() {
-    let dir = tempfile::tempdir().unwrap();
+/// `run_until` in a background task, stopped on request.
+struct BackgroundRun {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<Result<(), RunError>>,
+}
+
+impl BackgroundRun {
+    fn start(config_path: std::path::PathBuf) -> BackgroundRun {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            run_until(&config_path, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        BackgroundRun { stop, task }
+    }
+
+    /// Waits until the bridge has asked the homeserver for a ping, which it
+    /// does once it serves the appservice API.
+    async fn wait_for_ping(&mut self, hs: &FakeHomeserver) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while hs.ping_results().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the bridge never asked for a ping"
+            );
+            assert!(
+                !self.task.is_finished(),
+                "the bridge stopped: {:?}",
+                (&mut self.task).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the bridge and checks it stopped cleanly.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("graceful shutdown")
+            .unwrap();
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+}
+
+/// A fake homeserver that pings back, and a config file for a bridge that
+/// uses it.
+async fn run_setup(dir: &tempfile::TempDir) -> (FakeHomeserver, std::path::PathBuf) {
     let hs = FakeHomeserver::default();
     let hs_url = hs.start().await;
     let listen = free_address().await;
     hs.set_bridge_url(&format!("http://{listen}"));
-    let config_path = write_config(&dir, &hs_url, &listen);
+    (hs, write_config(dir, &hs_url, &listen))
+}
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let bridge = tokio::spawn(async move {
-        run_until(&config_path, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+#[tokio::test]
+async fn run_starts_pings_and_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hs, config_path) = run_setup(&dir).await;
+    let mut bridge = BackgroundRun::start(config_path);
+    bridge.wait_for_ping(&hs).await;
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while hs.ping_results().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the bridge never asked for a ping"
-        );
-        assert!(
-            !bridge.is_finished(),
-            "the bridge stopped: {:?}",
-            bridge.await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert_eq!(hs.ping_results(), vec![Ok(200)]);
     let ping = &hs.matching("POST", "/_matrix/client/v1/appservice/instagram/ping")[0];
     assert!(ping.body["transaction_id"].is_string());
@@ -706,12 +678,40 @@ async fn run_starts_pings_and_stops_gracefully() {
     let displayname = &hs.matching("PUT", &format!("/profile/{BOT}/displayname"))[0];
     assert_eq!(displayname.body["displayname"], "Instagram bridge bot");
 
-    stop.send(()).unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), bridge)
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn run_prunes_transaction_ids_past_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hs, config_path) = run_setup(&dir).await;
+    let database_url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
+    let store = Store::connect(&database_url).await.unwrap();
+    for txn_id in ["ancient", "recent"] {
+        store.record_transaction(txn_id).await.unwrap();
+    }
+    // Processed just over the retention ago.
+    let past_retention = chrono::Utc::now() - TRANSACTION_RETENTION - chrono::TimeDelta::minutes(1);
+    let mut connection = sqlx::AnyConnection::connect(&database_url).await.unwrap();
+    sqlx::query("UPDATE processed_transactions SET processed_at = $1 WHERE txn_id = 'ancient'")
+        .bind(past_retention.timestamp_millis())
+        .execute(&mut connection)
         .await
-        .expect("graceful shutdown")
         .unwrap();
-    assert!(outcome.is_ok(), "{outcome:?}");
+    connection.close().await.unwrap();
+
+    let mut bridge = BackgroundRun::start(config_path);
+    bridge.wait_for_ping(&hs).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.transaction_seen("ancient").await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the old transaction id was never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.transaction_seen("recent").await.unwrap());
+    bridge.stop().await;
 }
 
 async fn run_error(config_path: &std::path::Path) -> RunError {
@@ -800,17 +800,10 @@ fn binary_reports_startup_failure_in_one_line() {
 async fn leaving_the_management_room_forgets_it() {
     let setup = setup().await;
     let room = "!bye:test.local";
-    push(
-        &setup.bridge.url,
-        "t-in",
-        vec![invite("$in", room, ALICE, true)],
-    )
-    .await;
-    let store = Store::connect(&setup.database_url).await.unwrap();
-    assert_eq!(
-        store.management_room(ALICE).await.unwrap().as_deref(),
-        Some(room)
-    );
+    setup
+        .push("t-in", vec![invite("$in", room, ALICE, true)])
+        .await;
+    assert_eq!(setup.management_room(ALICE).await.as_deref(), Some(room));
 
     let leave = json!({
         "type": "m.room.member",
@@ -821,8 +814,8 @@ async fn leaving_the_management_room_forgets_it() {
         "origin_server_ts": 1_700_000_000_001u64,
         "content": { "membership": "leave" },
     });
-    assert_eq!(push(&setup.bridge.url, "t-out", vec![leave]).await.0, 200);
-    assert_eq!(store.management_room(ALICE).await.unwrap(), None);
+    assert_eq!(setup.push("t-out", vec![leave]).await.0, 200);
+    assert_eq!(setup.management_room(ALICE).await, None);
     assert_eq!(
         setup
             .hs
@@ -842,80 +835,41 @@ async fn unreachable_homeserver_makes_the_transaction_retry() {
         json!({ "errcode": "M_UNKNOWN", "error": "bad gateway" }),
     );
     let events = vec![invite("$f", room, ALICE, true)];
-    let (status, body) = push(&setup.bridge.url, "t-flaky", events.clone()).await;
+    let (status, body) = setup.push("t-flaky", events.clone()).await;
     assert_eq!(status, 500);
     assert_eq!(body["errcode"], "M_UNKNOWN");
 
     // The homeserver retries the same transaction: now it is processed.
-    assert_eq!(push(&setup.bridge.url, "t-flaky", events).await.0, 200);
-    let store = Store::connect(&setup.database_url).await.unwrap();
-    assert_eq!(
-        store.management_room(ALICE).await.unwrap().as_deref(),
-        Some(room)
-    );
+    assert_eq!(setup.push("t-flaky", events).await.0, 200);
+    assert_eq!(setup.management_room(ALICE).await.as_deref(), Some(room));
     assert_eq!(setup.hs.matching("POST", "/join").len(), 2);
 }
 
 #[tokio::test]
 async fn unknown_endpoints_and_methods_get_matrix_errors() {
     let setup = setup().await;
-    let unknown = http()
-        .get(format!(
-            "{}/_matrix/app/v1/thirdparty/protocol/x",
-            setup.bridge.url
-        ))
-        .bearer_auth(HS_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status().as_u16(), 404);
-    assert_eq!(
-        unknown.json::<Value>().await.unwrap()["errcode"],
-        "M_UNRECOGNIZED"
-    );
+    let unknown = setup.request(Method::GET, "/_matrix/app/v1/thirdparty/protocol/x");
+    let (status, body) = answer(unknown).await;
+    assert_eq!((status, &body["errcode"]), (404, &json!("M_UNRECOGNIZED")));
 
-    let wrong_method = http()
-        .get(format!(
-            "{}/_matrix/app/v1/transactions/t",
-            setup.bridge.url
-        ))
-        .bearer_auth(HS_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong_method.status().as_u16(), 405);
-    assert_eq!(
-        wrong_method.json::<Value>().await.unwrap()["errcode"],
-        "M_UNRECOGNIZED"
-    );
+    let wrong_method = setup.request(Method::GET, "/_matrix/app/v1/transactions/t");
+    let (status, body) = answer(wrong_method).await;
+    assert_eq!((status, &body["errcode"]), (405, &json!("M_UNRECOGNIZED")));
 
-    let not_json = http()
-        .put(format!(
-            "{}/_matrix/app/v1/transactions/t",
-            setup.bridge.url
-        ))
-        .bearer_auth(HS_TOKEN)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_json.status().as_u16(), 400);
-    assert_eq!(
-        not_json.json::<Value>().await.unwrap()["errcode"],
-        "M_NOT_JSON"
-    );
+    let not_json = setup
+        .request(Method::PUT, "/_matrix/app/v1/transactions/t")
+        .body("{not json");
+    let (status, body) = answer(not_json).await;
+    assert_eq!((status, &body["errcode"]), (400, &json!("M_NOT_JSON")));
 }
 
 #[tokio::test]
 async fn encrypted_messages_in_the_management_room_get_an_explanation() {
     let setup = setup().await;
     let room = "!secret:test.local";
-    push(
-        &setup.bridge.url,
-        "t-in",
-        vec![invite("$in", room, ALICE, true)],
-    )
-    .await;
+    setup
+        .push("t-in", vec![invite("$in", room, ALICE, true)])
+        .await;
     let encrypted = json!({
         "type": "m.room.encrypted",
         "sender": ALICE,
@@ -930,14 +884,63 @@ async fn encrypted_messages_in_the_management_room_get_an_explanation() {
             "session_id": "c2Vzc2lvbl9pZA",
         },
     });
-    assert_eq!(
-        push(&setup.bridge.url, "t-enc", vec![encrypted]).await.0,
-        200
-    );
+    assert_eq!(setup.push("t-enc", vec![encrypted]).await.0, 200);
     let sent = setup.hs.sent_messages();
     assert_eq!(sent.len(), 2, "{sent:#?}");
     assert!(sent[1].body["body"]
         .as_str()
         .unwrap()
         .starts_with("This room is encrypted"));
+}
+
+#[tokio::test]
+async fn a_second_direct_chat_becomes_the_management_room() {
+    let setup = setup().await;
+    let (old, new) = ("!first:test.local", "!second:test.local");
+    setup
+        .push("t-first", vec![invite("$first", old, ALICE, true)])
+        .await;
+    let (status, _) = setup
+        .push("t-second", vec![invite("$second", new, ALICE, true)])
+        .await;
+    assert_eq!(status, 200);
+
+    assert_eq!(setup.management_room(ALICE).await.as_deref(), Some(new));
+    let store = Store::connect(&setup.database_url).await.unwrap();
+    assert_eq!(store.management_room_owner(old).await.unwrap(), None);
+
+    // Greeting in the first room, the hand-over notice there, then the greeting in the new one.
+    let sent = setup.hs.sent_messages();
+    assert_eq!(sent.len(), 3, "{sent:#?}");
+    assert!(sent[1].path.contains(old));
+    let handover = sent[1].body["body"].as_str().unwrap();
+    assert!(
+        handover.contains(&format!("{new} is now your management room")),
+        "{handover}"
+    );
+    assert!(sent[2].path.contains(new));
+    assert!(sent[2].body["body"]
+        .as_str()
+        .unwrap()
+        .contains("This room is now your management room"));
+    let left = setup.hs.matching("POST", &format!("/rooms/{old}/leave"));
+    assert_eq!(left.len(), 1);
+    assert!(setup
+        .hs
+        .matching("POST", &format!("/rooms/{new}/leave"))
+        .is_empty());
+
+    // Commands without prefix now work in the new room only.
+    setup
+        .push(
+            "t-cmds",
+            vec![
+                text_message("$old-help", old, ALICE, "help"),
+                text_message("$new-help", new, ALICE, "help"),
+            ],
+        )
+        .await;
+    let replies = &setup.hs.sent_messages()[3..];
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert!(replies[0].path.contains(new));
 }

@@ -135,6 +135,8 @@ on_both_backends!(
     puppets_crud,
     reactions_crud,
     kv_get_and_set,
+    deleting_a_login_deletes_what_it_bridged,
+    old_transactions_are_pruned,
 );
 
 async fn migrations_run_twice_and_keep_data(db: &TestDb) {
@@ -721,4 +723,132 @@ async fn unreachable_postgres_is_a_clear_error_without_the_password() {
         "{message}"
     );
     assert!(!message.contains("hunter2"), "{message}");
+}
+
+/// What `login_mxid` has bridged: one portal, message, reaction and outbox entry.
+async fn bridged_data(store: &Store, login_mxid: &str, room_id: &str) {
+    let cipher = CredentialCipher::new(&CredentialKey::generate());
+    store
+        .upsert_login(&login(login_mxid, &cipher, &serde_json::json!({})))
+        .await
+        .unwrap();
+    store
+        .upsert_portal(&PortalRecord {
+            login_mxid: login_mxid.to_owned(),
+            ..portal("t1", room_id)
+        })
+        .await
+        .unwrap();
+    store
+        .insert_message(&MessageRecord {
+            login_mxid: login_mxid.to_owned(),
+            room_id: room_id.to_owned(),
+            ..message("item-1", "$ev1")
+        })
+        .await
+        .unwrap();
+    store
+        .upsert_reaction(&ReactionRecord {
+            login_mxid: login_mxid.to_owned(),
+            thread_id: "t1".to_owned(),
+            item_id: "item-1".to_owned(),
+            sender: "1784".to_owned(),
+            room_id: room_id.to_owned(),
+            event_id: "$react1".to_owned(),
+            emoji: "❤️".to_owned(),
+        })
+        .await
+        .unwrap();
+    store
+        .enqueue_outbox(&NewOutboxEntry {
+            login_mxid: login_mxid.to_owned(),
+            room_id: room_id.to_owned(),
+            ..outgoing(&format!("$out-{login_mxid}"), "hi")
+        })
+        .await
+        .unwrap();
+}
+
+/// Whether each kind of record of `bridged_data` is present: (login,
+/// portal, message, reaction, outbox entry).
+async fn bridged_records(
+    store: &Store,
+    login_mxid: &str,
+    room_id: &str,
+) -> (bool, bool, bool, bool, bool) {
+    (
+        store.login(login_mxid).await.unwrap().is_some(),
+        store.portal_by_room(room_id).await.unwrap().is_some(),
+        store
+            .message_by_event(room_id, "$ev1")
+            .await
+            .unwrap()
+            .is_some(),
+        store
+            .reaction_by_event(room_id, "$react1")
+            .await
+            .unwrap()
+            .is_some(),
+        store
+            .outbox_entry(&format!("$out-{login_mxid}"))
+            .await
+            .unwrap()
+            .is_some(),
+    )
+}
+
+async fn deleting_a_login_deletes_what_it_bridged(db: &TestDb) {
+    let store = db.connect().await;
+    bridged_data(&store, "@alice:x", "!alice-portal:x").await;
+    bridged_data(&store, "@bob:x", "!bob-portal:x").await;
+    let everything = (true, true, true, true, true);
+    assert_eq!(
+        bridged_records(&store, "@alice:x", "!alice-portal:x").await,
+        everything
+    );
+
+    assert!(store.delete_login("@alice:x").await.unwrap());
+    assert_eq!(
+        bridged_records(&store, "@alice:x", "!alice-portal:x").await,
+        (false, false, false, false, false)
+    );
+    assert!(store.portals_of_login("@alice:x").await.unwrap().is_empty());
+    // Another user's login is untouched.
+    assert_eq!(
+        bridged_records(&store, "@bob:x", "!bob-portal:x").await,
+        everything
+    );
+    let pending: Vec<String> = store
+        .pending_outbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.login_mxid)
+        .collect();
+    assert_eq!(pending, ["@bob:x"]);
+    assert!(!store.delete_login("@alice:x").await.unwrap());
+}
+
+/// Waits until the millisecond clock the store uses has moved on.
+async fn next_millisecond() {
+    let start = chrono::Utc::now().timestamp_millis();
+    while chrono::Utc::now().timestamp_millis() <= start {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+async fn old_transactions_are_pruned(db: &TestDb) {
+    let store = db.connect().await;
+    store.record_transaction("old-1").await.unwrap();
+    store.record_transaction("old-2").await.unwrap();
+    next_millisecond().await;
+    let cutoff = chrono::Utc::now();
+    next_millisecond().await;
+    store.record_transaction("recent").await.unwrap();
+
+    assert_eq!(store.prune_transactions(cutoff).await.unwrap(), 2);
+    assert!(!store.transaction_seen("old-1").await.unwrap());
+    assert!(!store.transaction_seen("old-2").await.unwrap());
+    assert!(store.transaction_seen("recent").await.unwrap());
+    assert_eq!(store.prune_transactions(cutoff).await.unwrap(), 0);
 }

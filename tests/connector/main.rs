@@ -1,1 +1,8 @@
 //! Integration tests of the connector engine against the Instagram simulator.
+
+mod actions;
+mod cli;
+mod common;
+mod failures;
+mod items;
+mod spec_errors;

@@ -1,1 +1,319 @@
-//! A stateful simulator of Instagram's private API and web login.
+//! A stateful simulator of Instagram's private API (`/api/v1/...`, `/rupload_*`, `/media/...`)
+//! and web login, for matrix-instagram's tests. [`Simulator::start`] serves it on a loopback
+//! port; its methods play the other side of chats and script failures, and `/_sim/...` offers
+//! the same over HTTP (see README.md).
+
+mod api;
+mod control;
+mod error;
+mod gate;
+mod media;
+mod render;
+mod seed;
+mod web;
+mod world;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+pub use error::SimError;
+pub use seed::DemoSeed;
+pub use world::{
+    Account, ClaimEcho, Fault, ItemKind, Presence, RequestLogEntry, REQUEST_LOG_CAPACITY,
+};
+
+use world::{parse_item_id, World};
+
+pub(crate) type SharedWorld = Arc<Mutex<World>>;
+
+/// Locks the world; a panic in another handler does not make the state unusable.
+pub(crate) fn lock(shared: &SharedWorld) -> MutexGuard<'_, World> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct Simulator {
+    shared: SharedWorld,
+    address: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn item_id(text: &str) -> Result<u128, SimError> {
+    parse_item_id(text).ok_or(SimError::BadParameter { name: "item_id" })
+}
+
+/// All routes: the API, uploads, media, web login and the control API, behind the gate.
+fn router(shared: SharedWorld) -> Router {
+    Router::new()
+        .route("/api/v1/{*rest}", get(api::api).post(api::api))
+        .route("/rupload_igphoto/{name}", post(api::rupload))
+        .route("/rupload_igvideo/{name}", post(api::rupload))
+        .route("/media/{name}", get(api::media))
+        .route(
+            "/accounts/login/",
+            get(web::login_page).post(web::login_submit),
+        )
+        .route(
+            "/accounts/login/two_factor/",
+            get(web::two_factor_page).post(web::two_factor_submit),
+        )
+        .route(
+            "/challenge/",
+            get(web::challenge_page).post(web::challenge_submit),
+        )
+        .route("/", get(web::home))
+        .route("/direct/inbox/", get(web::direct_inbox))
+        .nest("/_sim", control::router())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            gate::gate,
+        ))
+        .with_state(shared)
+}
+
+impl Simulator {
+    /// Starts a simulator on 127.0.0.1 with a free port.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound: tests cannot run without one.
+    pub async fn start() -> Simulator {
+        Simulator::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind a loopback port for the Instagram simulator")
+    }
+
+    /// Starts a simulator on `address` (port 0 picks a free one).
+    pub async fn bind(address: SocketAddr) -> std::io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Mutex::new(World::new(format!("http://{address}"))));
+        let app = router(shared.clone());
+        let server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "instagram simulator stopped");
+            }
+        });
+        Ok(Simulator {
+            shared,
+            address,
+            server,
+        })
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        lock(&self.shared)
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// `http://127.0.0.1:PORT/api/v1`
+    pub fn api_base_url(&self) -> String {
+        format!("{}/api/v1", self.base_url())
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// A new account with a random web password and a fresh API session.
+    pub fn create_account(&self, username: &str, full_name: &str) -> Result<Account, SimError> {
+        self.world().create_account(username, full_name, None)
+    }
+
+    pub fn create_account_with_password(
+        &self,
+        username: &str,
+        full_name: &str,
+        password: &str,
+    ) -> Result<Account, SimError> {
+        self.world()
+            .create_account(username, full_name, Some(password))
+    }
+
+    /// Cookies of another session of `pk` (the earlier ones stay valid).
+    pub fn new_session(&self, pk: u64) -> Result<BTreeMap<String, String>, SimError> {
+        let mut world = self.world();
+        world.account(pk)?;
+        Ok(world.new_session(pk, &world::random_token(32)))
+    }
+
+    /// Makes the web login of `pk` ask for `code` after the password (`None`: no 2FA).
+    pub fn set_two_factor(&self, pk: u64, code: Option<&str>) -> Result<(), SimError> {
+        self.world().set_two_factor(pk, code.map(str::to_owned))
+    }
+
+    /// From now on API calls of `pk` answer 400 challenge_required, and the web login shows
+    /// the challenge page, until "This was me" is clicked or [`Self::clear_challenge`].
+    pub fn flag_challenge(&self, pk: u64) -> Result<(), SimError> {
+        self.world().flag_challenge(pk, true)
+    }
+
+    pub fn clear_challenge(&self, pk: u64) -> Result<(), SimError> {
+        self.world().flag_challenge(pk, false)
+    }
+
+    /// Invalidates every session of `pk`: their requests answer 403 login_required.
+    pub fn expire_session(&self, pk: u64) -> Result<(), SimError> {
+        self.world().expire_sessions(pk)
+    }
+
+    pub fn set_presence(&self, pk: u64, presence: Presence) -> Result<(), SimError> {
+        self.world().set_presence(pk, presence)
+    }
+
+    pub fn presence(&self, pk: u64) -> Result<Presence, SimError> {
+        Ok(self.world().account(pk)?.presence)
+    }
+
+    /// A thread of `owner` and `others` (a group when several others or a title); returns
+    /// its thread_id. A group starts with a "created the group" action_log item.
+    pub fn create_thread(
+        &self,
+        owner: u64,
+        others: &[u64],
+        title: Option<&str>,
+    ) -> Result<String, SimError> {
+        self.world().create_thread(owner, others, title)
+    }
+
+    /// Puts the thread in `pk`'s message requests (pending inbox), or takes it out.
+    pub fn set_pending(&self, thread_id: &str, pk: u64, pending: bool) -> Result<(), SimError> {
+        self.world().set_pending(thread_id, pk, pending)
+    }
+
+    pub fn post_text(&self, thread_id: &str, from: u64, text: &str) -> Result<String, SimError> {
+        self.post_item(thread_id, from, json!({"item_type": "text", "text": text}))
+    }
+
+    pub fn post_reply(
+        &self,
+        thread_id: &str,
+        from: u64,
+        text: &str,
+        replied_to_item_id: &str,
+    ) -> Result<String, SimError> {
+        let replied_to = item_id(replied_to_item_id)?;
+        Ok(self
+            .world()
+            .append_item(
+                thread_id,
+                from,
+                json!({"item_type": "text", "text": text}),
+                None,
+                Some(replied_to),
+            )?
+            .to_string())
+    }
+
+    /// Posts any item kind (see [`ItemKind`]); media kinds get downloadable URLs.
+    pub fn post_item(
+        &self,
+        thread_id: &str,
+        from: u64,
+        kind: ItemKind,
+    ) -> Result<String, SimError> {
+        Ok(self
+            .world()
+            .append_item(thread_id, from, kind, None, None)?
+            .to_string())
+    }
+
+    pub fn react(
+        &self,
+        thread_id: &str,
+        item_id_text: &str,
+        from: u64,
+        emoji: &str,
+    ) -> Result<(), SimError> {
+        self.world().react(
+            thread_id,
+            item_id(item_id_text)?,
+            from,
+            Some(emoji.to_owned()),
+        )
+    }
+
+    pub fn unreact(&self, thread_id: &str, item_id_text: &str, from: u64) -> Result<(), SimError> {
+        self.world()
+            .unreact(thread_id, item_id(item_id_text)?, from)
+    }
+
+    /// Removes an item, whoever sent it (the sender unsending it).
+    pub fn unsend(&self, thread_id: &str, item_id_text: &str) -> Result<(), SimError> {
+        self.world().unsend(thread_id, item_id(item_id_text)?, None)
+    }
+
+    pub fn mark_seen(&self, thread_id: &str, pk: u64, item_id_text: &str) -> Result<(), SimError> {
+        self.world()
+            .mark_seen(thread_id, pk, item_id(item_id_text)?)
+    }
+
+    /// `pk` starts (1) or stops (0) typing in the thread.
+    pub fn set_typing(
+        &self,
+        thread_id: &str,
+        pk: u64,
+        activity_status: u8,
+    ) -> Result<(), SimError> {
+        self.world().set_typing(thread_id, pk, activity_status)
+    }
+
+    /// What the thread holds now: items (newest first, neutral view), members, and each
+    /// member's muted/hidden/marked_as_unread/pending/typing/last_seen_at state.
+    pub fn thread_snapshot(&self, thread_id: &str) -> Result<Value, SimError> {
+        control::snapshot(&self.world(), thread_id)
+    }
+
+    pub fn inject_fault(&self, fault: Fault) {
+        self.world().faults.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.world().faults.clear();
+    }
+
+    /// At most `max_requests` API requests per `per` window; more answer 429.
+    pub fn set_rate_limit(&self, max_requests: usize, per: Duration) {
+        self.world().set_rate_limit(Some((max_requests, per)));
+    }
+
+    pub fn clear_rate_limit(&self) {
+        self.world().set_rate_limit(None);
+    }
+
+    /// Requests seen with this method and path (full, or relative to `/api/v1/`); exact
+    /// even when the log has dropped old entries.
+    pub fn request_count(&self, method: &str, path: &str) -> usize {
+        self.world().request_count(method, path)
+    }
+
+    /// The newest requests (at most [`REQUEST_LOG_CAPACITY`]), oldest first.
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.world().request_log()
+    }
+
+    pub fn clear_request_log(&self) {
+        self.world().clear_request_log();
+    }
+
+    /// Loads the demo dataset (see README.md) and returns its accounts and threads.
+    pub fn seed_demo(&self) -> Result<DemoSeed, SimError> {
+        seed::seed_demo(&mut self.world())
+    }
+}

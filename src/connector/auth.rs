@@ -1,0 +1,242 @@
+//! Credentials for the `cookies` auth type: the login's cookies, the auth
+//! state that `response_hooks` store (e.g. `ig_www_claim`), and a stable
+//! per-login device identity. The bridge stores them encrypted; nothing here
+//! ever prints a secret value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+/// Namespace for deriving a device id from a user id, so a cookie file always
+/// yields the same device identity.
+const DEVICE_NAMESPACE: Uuid = Uuid::from_u128(0x6d61_7472_6978_2d69_6e73_7461_6772_616d);
+
+/// Why a cookie file or pasted cookie set could not be used. Never carries a cookie value.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read cookie file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cookie file {path} is not a JSON object of cookie name to string value ({reason})")]
+    Format { path: String, reason: String },
+    #[error("missing required cookie(s): {}", missing.join(", "))]
+    MissingCookies { missing: Vec<String> },
+}
+
+/// The credentials of one login.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Cookie name → value, sent as the `Cookie` header.
+    pub cookies: BTreeMap<String, String>,
+    /// Auth state written by response hooks (`store_as: auth.<name>`), sent back
+    /// by templates such as `{{auth.ig_www_claim}}`.
+    #[serde(default)]
+    pub state: BTreeMap<String, String>,
+    /// `{{device.uuid}}`: generated once per login and kept with it.
+    pub device_id: String,
+}
+
+impl Credentials {
+    /// Credentials for a fresh login: a new random device identity.
+    pub fn new(cookies: BTreeMap<String, String>) -> Credentials {
+        Credentials {
+            cookies,
+            state: BTreeMap::new(),
+            device_id: Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// Credentials from a cookie set whose device identity is derived from the
+    /// `ds_user_id` cookie (or, without one, from the cookie names), so that
+    /// running the same cookie file twice looks like the same device.
+    pub fn from_cookies(cookies: BTreeMap<String, String>) -> Credentials {
+        let seed = cookies
+            .get("ds_user_id")
+            .cloned()
+            .unwrap_or_else(|| cookies.keys().cloned().collect::<Vec<_>>().join(","));
+        Credentials {
+            device_id: Uuid::new_v5(&DEVICE_NAMESPACE, seed.as_bytes()).to_string(),
+            cookies,
+            state: BTreeMap::new(),
+        }
+    }
+
+    /// Reads a cookie file: a JSON object of cookie name → value.
+    pub fn from_cookie_file(path: &Path) -> Result<Credentials, CredentialsError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_cookie_json(&text).map_err(|reason| CredentialsError::Format {
+            path: shown,
+            reason,
+        })
+    }
+
+    /// Parses a JSON object of cookie name → value. The error describes the
+    /// problem without quoting the input (it holds secrets).
+    pub fn from_cookie_json(text: &str) -> Result<Credentials, String> {
+        let value: Value = serde_json::from_str(text).map_err(|err| {
+            format!(
+                "invalid JSON at line {} column {}",
+                err.line(),
+                err.column()
+            )
+        })?;
+        let Value::Object(object) = value else {
+            return Err("expected a JSON object".to_owned());
+        };
+        let mut cookies = BTreeMap::new();
+        for (name, value) in object {
+            match value {
+                Value::String(text) => {
+                    cookies.insert(name, text);
+                }
+                Value::Number(number) => {
+                    cookies.insert(name, number.to_string());
+                }
+                _ => return Err(format!("cookie `{name}` is not a string")),
+            }
+        }
+        Ok(Self::from_cookies(cookies))
+    }
+
+    /// Checks that every cookie the spec requires is present and non-empty.
+    pub fn require_cookies(&self, required: &[String]) -> Result<(), CredentialsError> {
+        let missing: Vec<String> = required
+            .iter()
+            .filter(|name| self.cookies.get(*name).is_none_or(|value| value.is_empty()))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(CredentialsError::MissingCookies { missing })
+        }
+    }
+
+    /// The `Cookie` request header value.
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The platform's id of the logged-in user, when the cookies carry it.
+    pub fn user_id(&self) -> Option<&str> {
+        self.cookies.get("ds_user_id").map(String::as_str)
+    }
+
+    /// `auth` as templates see it: `{"cookies": {...}, <state...>}`.
+    pub fn auth_vars(&self) -> Value {
+        let mut auth = Map::new();
+        auth.insert("cookies".to_owned(), json!(self.cookies));
+        for (name, value) in &self.state {
+            auth.insert(name.clone(), Value::String(value.clone()));
+        }
+        Value::Object(auth)
+    }
+
+    /// `device` as templates see it: `{"uuid": "..."}`.
+    pub fn device_vars(&self) -> Value {
+        json!({ "uuid": self.device_id })
+    }
+
+    /// Stores a value written by a response hook (`store_as: auth.<name>`).
+    pub fn store_state(&mut self, name: &str, value: String) {
+        self.state.insert(name.to_owned(), value);
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("cookies", &RedactedKeys(&self.cookies))
+            .field("state", &RedactedKeys(&self.state))
+            .field("device_id", &self.device_id)
+            .finish()
+    }
+}
+
+/// Shows the names of a map but never its values.
+struct RedactedKeys<'a>(&'a BTreeMap<String, String>);
+
+impl fmt::Debug for RedactedKeys<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|name| (name, "<redacted>")))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Credentials {
+        Credentials::from_cookie_json(
+            r#"{"sessionid":"SECRET-SESSION","csrftoken":"SECRET-CSRF","ds_user_id":"17841400000000001"}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn debug_output_hides_every_value() {
+        let mut creds = sample();
+        creds.store_state("ig_www_claim", "SECRET-CLAIM".to_owned());
+        let shown = format!("{creds:?}");
+        assert!(shown.contains("sessionid"), "{shown}");
+        for secret in ["SECRET-SESSION", "SECRET-CSRF", "SECRET-CLAIM"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn device_id_is_stable_for_the_same_user() {
+        assert_eq!(sample().device_id, sample().device_id);
+        let other = Credentials::from_cookie_json(r#"{"ds_user_id":"2"}"#).unwrap();
+        assert_ne!(sample().device_id, other.device_id);
+    }
+
+    #[test]
+    fn cookie_header_joins_every_cookie() {
+        assert_eq!(
+            sample().cookie_header(),
+            "csrftoken=SECRET-CSRF; ds_user_id=17841400000000001; sessionid=SECRET-SESSION"
+        );
+    }
+
+    #[test]
+    fn bad_cookie_json_is_explained_without_quoting_it() {
+        let err = Credentials::from_cookie_json(r#"{"sessionid": ["SECRET"]}"#).unwrap_err();
+        assert_eq!(err, "cookie `sessionid` is not a string");
+        let err = Credentials::from_cookie_json("sessionid=SECRET").unwrap_err();
+        assert!(!err.contains("SECRET"), "{err}");
+    }
+
+    #[test]
+    fn missing_cookies_are_named() {
+        let err = sample()
+            .require_cookies(&["sessionid".into(), "mid".into(), "ig_did".into()])
+            .unwrap_err();
+        assert_eq!(err.to_string(), "missing required cookie(s): mid, ig_did");
+    }
+
+    #[test]
+    fn credentials_round_trip_through_serde() {
+        let mut creds = sample();
+        creds.store_state("ig_www_claim", "claim".to_owned());
+        let text = serde_json::to_string(&creds).unwrap();
+        let back: Credentials = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, creds);
+    }
+}

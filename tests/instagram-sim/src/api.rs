@@ -1,0 +1,934 @@
+//! The private API under `/api/v1/...`, the `/rupload_*` upload endpoints and `/media/...`:
+//! authentication (cookies or `Authorization: Bearer IGT:2:`), CSRF, challenge and rate-limit
+//! checks as Instagram makes them, then one handler per endpoint of contract.md.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::error::SimError;
+use crate::gate::{ClaimFacts, RequestFacts};
+use crate::media::Blob;
+use crate::render::{self, InboxPage};
+use crate::world::{new_client_context, now_ms, parse_item_id, ClaimEcho, ThreadRecord, World};
+use crate::SharedWorld;
+
+/// Request parameters: the query for GETs, the form (plain or `signed_body`) for POSTs.
+type Params = HashMap<String, String>;
+
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error_response(error: &SimError) -> Response {
+    let (status, body) = error.status_and_body();
+    json_response(status, &body)
+}
+
+pub(crate) fn parse_cookies(headers: &HeaderMap) -> HashMap<String, String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// Decodes a urlencoded body; a `signed_body=SIGNATURE.<json>` field is unpacked into
+/// its JSON fields (string values as-is, others as JSON text).
+pub(crate) fn parse_form(body: &[u8]) -> Params {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    let mut params = Params::new();
+    for (name, value) in pairs {
+        if name == "signed_body" {
+            let json_text = value
+                .split_once('.')
+                .map_or(value.as_str(), |(_, json)| json);
+            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(json_text) {
+                for (field, field_value) in fields {
+                    let text = match field_value {
+                        Value::String(text) => text,
+                        other => other.to_string(),
+                    };
+                    params.insert(field, text);
+                }
+            }
+        } else {
+            params.insert(name, value);
+        }
+    }
+    params
+}
+
+fn parse_query(uri: &Uri) -> Params {
+    serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default()
+}
+
+/// Ids out of `[1,2]`, `["1","2"]` or `[[1,2]]`: parsed as text because thread ids do not
+/// fit any JSON number type.
+fn id_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|part| {
+            part.trim_matches(|c: char| c == '[' || c == ']' || c == '"' || c.is_whitespace())
+        })
+        .filter(|part| !part.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn pk_list(text: &str) -> Result<Vec<u64>, SimError> {
+    id_list(text)
+        .iter()
+        .map(|id| {
+            id.parse()
+                .map_err(|_| SimError::BadParameter { name: "user ids" })
+        })
+        .collect()
+}
+
+fn required<'a>(params: &'a Params, name: &'static str) -> Result<&'a str, SimError> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|value| !value.is_empty())
+        .ok_or(SimError::BadParameter { name })
+}
+
+fn item_id_param(text: &str) -> Result<u128, SimError> {
+    parse_item_id(text).ok_or(SimError::BadParameter { name: "item_id" })
+}
+
+fn limit_param(params: &Params, name: &'static str, default: usize) -> Result<usize, SimError> {
+    match params.get(name) {
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| *limit > 0)
+            .ok_or(SimError::BadParameter { name }),
+        None => Ok(default),
+    }
+}
+
+/// The authenticated caller of a request.
+struct Caller {
+    pk: u64,
+    via_cookie: bool,
+    claim: String,
+}
+
+/// Finds the session from the `sessionid` cookie (checked against `ds_user_id`) or the
+/// bearer token.
+fn authenticate(
+    world: &World,
+    headers: &HeaderMap,
+    cookies: &HashMap<String, String>,
+) -> Option<Caller> {
+    if let Some(sessionid) = cookies.get("sessionid") {
+        let session = world.sessions.get(sessionid)?;
+        if cookies
+            .get("ds_user_id")
+            .is_some_and(|ds_user_id| ds_user_id != &session.pk.to_string())
+        {
+            return None;
+        }
+        return Some(Caller {
+            pk: session.pk,
+            via_cookie: true,
+            claim: session.www_claim.clone(),
+        });
+    }
+    let bearer = headers.get("authorization")?.to_str().ok()?;
+    let encoded = bearer.strip_prefix("Bearer IGT:2:")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let token: Value = serde_json::from_slice(&decoded).ok()?;
+    let sessionid = token.get("sessionid")?.as_str()?;
+    let session = world.sessions.get(sessionid)?;
+    Some(Caller {
+        pk: session.pk,
+        via_cookie: false,
+        claim: session.www_claim.clone(),
+    })
+}
+
+/// Runs the checks every authenticated endpoint shares, then `handler` under the lock.
+fn guarded(
+    shared: &SharedWorld,
+    method: &Method,
+    headers: &HeaderMap,
+    facts: &mut RequestFacts,
+    handler: impl FnOnce(&mut World, u64) -> Result<Value, SimError>,
+) -> Result<Value, SimError> {
+    let mut world = crate::lock(shared);
+    if !world.admit_request() {
+        return Err(SimError::RateLimited);
+    }
+    let cookies = parse_cookies(headers);
+    let caller = authenticate(&world, headers, &cookies).ok_or(SimError::LoginRequired)?;
+    facts.pk = Some(caller.pk);
+    let sent_claim = headers
+        .get("x-ig-www-claim")
+        .and_then(|value| value.to_str().ok());
+    let echo = match sent_claim {
+        None => ClaimEcho::Absent,
+        Some(claim) if claim == caller.claim => ClaimEcho::Matches,
+        Some(_) => ClaimEcho::Differs,
+    };
+    facts.claim = Some(ClaimFacts {
+        echo,
+        claim: caller.claim.clone(),
+    });
+    if world.account(caller.pk)?.challenge {
+        return Err(SimError::ChallengeRequired { pk: caller.pk });
+    }
+    if *method == Method::POST && caller.via_cookie {
+        let header = headers
+            .get("x-csrftoken")
+            .and_then(|value| value.to_str().ok());
+        let csrf_ok = header.is_some() && header == cookies.get("csrftoken").map(String::as_str);
+        facts.csrf_ok = Some(csrf_ok);
+        if !csrf_ok {
+            return Err(SimError::CsrfMismatch);
+        }
+    }
+    handler(&mut world, caller.pk)
+}
+
+fn respond(result: Result<Value, SimError>, facts: RequestFacts) -> Response {
+    let mut response = match result {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(error) => error_response(&error),
+    };
+    response.extensions_mut().insert(facts);
+    response
+}
+
+/// `/api/v1/*rest`.
+pub(crate) async fn api(
+    State(shared): State<SharedWorld>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = if method == Method::POST {
+        parse_form(&body)
+    } else {
+        parse_query(&uri)
+    };
+    let mut facts = RequestFacts {
+        form_fields: if method == Method::POST {
+            let mut names: Vec<String> = params.keys().cloned().collect();
+            names.sort();
+            names
+        } else {
+            Vec::new()
+        },
+        ..RequestFacts::default()
+    };
+    let path = uri.path().to_owned();
+    let result = guarded(&shared, &method, &headers, &mut facts, |world, viewer| {
+        route(world, viewer, &method, &path, &params)
+    });
+    respond(result, facts)
+}
+
+fn route(
+    world: &mut World,
+    viewer: u64,
+    method: &Method,
+    path: &str,
+    params: &Params,
+) -> Result<Value, SimError> {
+    let relative = path.trim_start_matches("/api/v1/");
+    let segments: Vec<&str> = relative
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .collect();
+    let get = *method == Method::GET;
+    let post = *method == Method::POST;
+    match segments.as_slice() {
+        ["accounts", "current_user"] if get => Ok(render::current_user(world, viewer)),
+        ["direct_v2", "inbox"] if get => inbox(world, viewer, params, InboxFolder::Inbox),
+        ["direct_v2", "pending_inbox"] if get => inbox(world, viewer, params, InboxFolder::Pending),
+        ["direct_v2", "spam_inbox"] if get => inbox(world, viewer, params, InboxFolder::Spam),
+        ["direct_v2", "threads", "get_by_participants"] if get => {
+            // With no such thread yet, Instagram answers without a `thread` key.
+            let recipients = pk_list(required(params, "recipient_users")?)?;
+            match world.find_thread_with(viewer, &recipients)? {
+                Some(thread_id) => {
+                    let thread = thread_page(world, viewer, &thread_id, params)?;
+                    Ok(json!({"thread": thread, "status": "ok"}))
+                }
+                None => Ok(json!({"status": "ok"})),
+            }
+        }
+        ["direct_v2", "threads", "broadcast", kind] if post => {
+            broadcast(world, viewer, kind, params)
+        }
+        ["direct_v2", "threads", thread_id] if get => {
+            let thread = thread_page(world, viewer, thread_id, params)?;
+            Ok(json!({"thread": thread, "status": "ok"}))
+        }
+        ["direct_v2", "threads", thread_id, "items", item_id, "seen"] if post => {
+            world.mark_seen(thread_id, viewer, item_id_param(item_id)?)?;
+            let mut body = render::fixture("item_seen");
+            body["payload"]["timestamp"] = json!((now_ms() * 1000).to_string());
+            Ok(body)
+        }
+        ["direct_v2", "threads", thread_id, "items", item_id, "delete"] if post => {
+            world.unsend(thread_id, item_id_param(item_id)?, Some(viewer))?;
+            Ok(json!({"status": "ok"}))
+        }
+        ["direct_v2", "threads", thread_id, verb] if post => {
+            thread_verb(world, viewer, thread_id, verb, params)
+        }
+        ["direct_v2", "create_group_thread"] if post => {
+            let recipients = pk_list(required(params, "recipient_users")?)?;
+            let title = params
+                .get("thread_title")
+                .map(String::as_str)
+                .filter(|title| !title.is_empty());
+            let thread_id = world.create_group(viewer, &recipients, title)?;
+            let mut body = thread_page(world, viewer, &thread_id, &Params::new())?;
+            body["status"] = json!("ok");
+            Ok(body)
+        }
+        ["direct_v2", "fetch_and_subscribe_presence"] if post => {
+            let pks = pk_list(required(params, "request_data")?)?;
+            let mut presence = serde_json::Map::new();
+            for pk in pks {
+                let state = world.account(pk)?.presence;
+                presence.insert(pk.to_string(), render::presence_entry(true, pk, state));
+            }
+            Ok(json!({"user_presence": presence, "status": "ok"}))
+        }
+        ["direct_v2", "get_presence" | "get_presence_active_now"] if get => {
+            let mut presence = serde_json::Map::new();
+            for pk in contacts(world, viewer) {
+                let state = world.account(pk)?.presence;
+                presence.insert(pk.to_string(), render::presence_entry(false, pk, state));
+            }
+            Ok(json!({"user_presence": presence, "status": "ok"}))
+        }
+        ["direct_v2", "search_secondary"] if get => {
+            message_search(world, viewer, required(params, "query")?)
+        }
+        ["users", "search"] if get => {
+            let query = required(params, "q")?.to_lowercase();
+            let users: Vec<Value> = world
+                .accounts
+                .values()
+                .filter(|account| account.pk != viewer)
+                .filter(|account| {
+                    account.username.to_lowercase().contains(&query)
+                        || account.full_name.to_lowercase().contains(&query)
+                })
+                .map(|account| account.pk)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|pk| render::search_user(world, pk))
+                .collect();
+            Ok(
+                json!({"num_results": users.len(), "users": users, "has_more": false, "rank_token": format!("{}|{}", now_ms(), viewer), "status": "ok"}),
+            )
+        }
+        ["users", username, "usernameinfo"] if get => {
+            let pk = world
+                .account_by_username(username)
+                .ok_or_else(|| SimError::UserNotFound {
+                    user: (*username).to_owned(),
+                })?
+                .pk;
+            Ok(render::user_info(world, pk))
+        }
+        ["users", pk, "info"] if get => {
+            let pk: u64 = pk.parse().map_err(|_| SimError::UserNotFound {
+                user: (*pk).to_owned(),
+            })?;
+            world.account(pk)?;
+            Ok(render::user_info(world, pk))
+        }
+        _ => Err(SimError::NoEndpoint {
+            method: method.to_string(),
+            path: path.to_owned(),
+        }),
+    }
+}
+
+/// Everyone who shares a thread with `viewer`.
+fn contacts(world: &World, viewer: u64) -> Vec<u64> {
+    let mut pks: Vec<u64> = world
+        .threads
+        .values()
+        .filter(|thread| thread.members.contains(&viewer))
+        .flat_map(|thread| thread.members.iter().copied())
+        .filter(|pk| *pk != viewer)
+        .collect();
+    pks.sort_unstable();
+    pks.dedup();
+    pks
+}
+
+#[derive(PartialEq, Eq)]
+enum InboxFolder {
+    Inbox,
+    Pending,
+    Spam,
+}
+
+fn inbox_cursor(activity_us: u64, thread_v2_id: u64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{activity_us}:{thread_v2_id}"))
+}
+
+fn parse_inbox_cursor(cursor: &str) -> Result<(u64, u64), SimError> {
+    let bad = SimError::BadParameter { name: "cursor" };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(cursor)
+        .map_err(|_| SimError::BadParameter { name: "cursor" })?;
+    let text = String::from_utf8(decoded).map_err(|_| SimError::BadParameter { name: "cursor" })?;
+    let (activity, v2) = text.split_once(':').ok_or(bad)?;
+    Ok((
+        activity
+            .parse()
+            .map_err(|_| SimError::BadParameter { name: "cursor" })?,
+        v2.parse()
+            .map_err(|_| SimError::BadParameter { name: "cursor" })?,
+    ))
+}
+
+fn inbox(
+    world: &World,
+    viewer: u64,
+    params: &Params,
+    folder: InboxFolder,
+) -> Result<Value, SimError> {
+    let limit = limit_param(params, "limit", 20)?;
+    let message_limit = limit_param(params, "thread_message_limit", 10)?;
+    let filter = params
+        .get("selected_filter")
+        .map(String::as_str)
+        .unwrap_or("");
+    let mut visible: Vec<&ThreadRecord> = world
+        .threads
+        .values()
+        .filter(|thread| thread.members.contains(&viewer))
+        .filter(|thread| !thread.items.is_empty())
+        .filter(|thread| {
+            let state = thread.state(viewer);
+            match folder {
+                InboxFolder::Inbox => !state.pending && !state.hidden,
+                InboxFolder::Pending => state.pending && !state.hidden,
+                InboxFolder::Spam => false,
+            }
+        })
+        .collect();
+    visible
+        .sort_by_key(|thread| std::cmp::Reverse((thread.last_activity_us(), thread.thread_v2_id)));
+    let unseen_count = visible
+        .iter()
+        .filter(|thread| thread.is_unread_for(viewer) || thread.state(viewer).marked_as_unread)
+        .count();
+    let pending_count = world
+        .threads
+        .values()
+        .filter(|thread| {
+            thread.members.contains(&viewer)
+                && thread.state(viewer).pending
+                && !thread.items.is_empty()
+        })
+        .count();
+    let after = match params.get("cursor").filter(|cursor| !cursor.is_empty()) {
+        Some(cursor) => Some(parse_inbox_cursor(cursor)?),
+        None => None,
+    };
+    let candidates: Vec<&ThreadRecord> = visible
+        .into_iter()
+        .filter(|thread| match filter {
+            "unread" => thread.is_unread_for(viewer) || thread.state(viewer).marked_as_unread,
+            "flagged" => false,
+            _ => true,
+        })
+        .filter(|thread| {
+            after.is_none_or(|bound| (thread.last_activity_us(), thread.thread_v2_id) < bound)
+        })
+        .collect();
+    let has_older = candidates.len() > limit;
+    let page: Vec<&ThreadRecord> = candidates.into_iter().take(limit).collect();
+    let bounds = |thread: &&ThreadRecord| (thread.last_activity_us(), thread.thread_v2_id);
+    let first = page.first().map(bounds);
+    let last = page.last().map(bounds);
+    let threads = page
+        .iter()
+        .map(|thread| {
+            let items: Vec<_> = thread.items.iter().rev().take(message_limit).collect();
+            render::thread(
+                world,
+                thread,
+                Some(viewer),
+                &items,
+                thread.items.len() > message_limit,
+                false,
+            )
+        })
+        .collect();
+    let oldest_cursor = if has_older {
+        last.map(|(activity, v2)| inbox_cursor(activity, v2))
+    } else {
+        None
+    };
+    Ok(render::inbox(
+        world,
+        viewer,
+        InboxPage {
+            threads,
+            first,
+            last,
+            has_older,
+            oldest_cursor,
+            unseen_count,
+            pending_count,
+        },
+    ))
+}
+
+/// One page of a thread: the newest items, or those strictly older (newer) than `cursor`.
+fn thread_page(
+    world: &World,
+    viewer: u64,
+    thread_id: &str,
+    params: &Params,
+) -> Result<Value, SimError> {
+    let thread = world.member_thread(thread_id, viewer)?;
+    let limit = limit_param(params, "limit", 20)?;
+    let cursor = match params.get("cursor").filter(|cursor| !cursor.is_empty()) {
+        Some(cursor) => {
+            Some(parse_item_id(cursor).ok_or(SimError::BadParameter { name: "cursor" })?)
+        }
+        None => None,
+    };
+    let newer = params
+        .get("direction")
+        .is_some_and(|direction| direction == "newer");
+    let (items, has_older, has_newer) = match (cursor, newer) {
+        (Some(cursor), true) => {
+            let above: Vec<_> = thread
+                .items
+                .iter()
+                .filter(|item| item.item_id > cursor)
+                .collect();
+            let page: Vec<_> = above.iter().take(limit).rev().copied().collect();
+            let has_older = thread.items.iter().any(|item| item.item_id <= cursor);
+            (page, has_older, above.len() > limit)
+        }
+        (cursor, _) => {
+            let below: Vec<_> = thread
+                .items
+                .iter()
+                .rev()
+                .filter(|item| cursor.is_none_or(|cursor| item.item_id < cursor))
+                .collect();
+            let has_newer =
+                cursor.is_some_and(|cursor| thread.items.iter().any(|item| item.item_id >= cursor));
+            let has_older = below.len() > limit;
+            (
+                below.into_iter().take(limit).collect(),
+                has_older,
+                has_newer,
+            )
+        }
+    };
+    Ok(render::thread(
+        world,
+        thread,
+        Some(viewer),
+        &items,
+        has_older,
+        has_newer,
+    ))
+}
+
+/// The thread a broadcast goes to: `thread_ids`/`thread_id`, or the thread with
+/// `recipient_users` (created when needed). The flag says it was addressed by recipients.
+fn broadcast_target(
+    world: &mut World,
+    viewer: u64,
+    params: &Params,
+) -> Result<(String, bool), SimError> {
+    if let Some(ids) = params.get("thread_ids").or_else(|| params.get("thread_id")) {
+        let thread_id = id_list(ids)
+            .into_iter()
+            .next()
+            .ok_or(SimError::BadParameter { name: "thread_ids" })?;
+        world.member_thread(&thread_id, viewer)?;
+        return Ok((thread_id, false));
+    }
+    let recipients = pk_list(required(params, "recipient_users")?)?;
+    Ok((world.thread_with(viewer, &recipients)?, true))
+}
+
+fn item_ack(
+    world: &World,
+    thread_id: &str,
+    viewer: u64,
+    item_id: u128,
+    by_recipients: bool,
+) -> Result<Value, SimError> {
+    let thread = world.thread(thread_id)?;
+    let item = thread.item(item_id)?;
+    let participant_ids: Vec<String> = thread
+        .members
+        .iter()
+        .filter(|pk| **pk != viewer)
+        .map(u64::to_string)
+        .collect();
+    let mut payload = json!({
+        "client_context": item.client_context,
+        "item_id": item.item_id.to_string(),
+        "timestamp": item.timestamp_us.to_string(),
+        "thread_id": thread.thread_id,
+    });
+    if by_recipients {
+        payload["canonical"] = json!(!thread.is_group);
+    }
+    let mut body = render::fixture("broadcast_text");
+    body["payload"] = payload;
+    body["message_metadata"] = json!([{
+        "client_context": item.client_context,
+        "item_id": item.item_id.to_string(),
+        "timestamp": item.timestamp_us.to_string(),
+        "thread_id": thread.thread_id,
+        "participant_ids": participant_ids,
+    }]);
+    Ok(body)
+}
+
+fn client_context(params: &Params) -> Option<String> {
+    ["client_context", "mutation_token", "offline_threading_id"]
+        .iter()
+        .find_map(|name| params.get(*name).filter(|value| !value.is_empty()).cloned())
+}
+
+fn broadcast(
+    world: &mut World,
+    viewer: u64,
+    kind: &str,
+    params: &Params,
+) -> Result<Value, SimError> {
+    if kind == "indicate_activity" {
+        let thread_id = id_list(required(params, "thread_id")?)
+            .into_iter()
+            .next()
+            .ok_or(SimError::BadParameter { name: "thread_id" })?;
+        let status =
+            required(params, "activity_status")?
+                .parse()
+                .map_err(|_| SimError::BadParameter {
+                    name: "activity_status",
+                })?;
+        world.set_typing(&thread_id, viewer, status)?;
+        let mut body = render::fixture("broadcast_indicate_activity");
+        body["payload"]["client_context"] =
+            json!(client_context(params).unwrap_or_else(new_client_context));
+        return Ok(body);
+    }
+    let (thread_id, by_recipients) = broadcast_target(world, viewer, params)?;
+    let context = client_context(params);
+    let item_kind = match kind {
+        "text" => json!({"item_type": "text", "text": required(params, "text")?}),
+        "link" => {
+            let text = required(params, "link_text")?;
+            let url = id_list(params.get("link_urls").map_or("", String::as_str))
+                .into_iter()
+                .next();
+            json!({"item_type": "link", "text": text, "url": url})
+        }
+        "like" => json!({"item_type": "like"}),
+        "photo_attachment" | "video_attachment" => {
+            world.attachment_kind(viewer, required(params, "attachment_fbid")?, None)?
+        }
+        "voice_attachment" => {
+            let waveform = params
+                .get("waveform")
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_else(|| json!([]));
+            let frequency = params
+                .get("waveform_sampling_frequency_hz")
+                .and_then(|text| text.parse::<u64>().ok())
+                .unwrap_or(10);
+            world.attachment_kind(
+                viewer,
+                required(params, "attachment_fbid")?,
+                Some((waveform, json!(frequency))),
+            )?
+        }
+        "reaction" => {
+            let item_id = item_id_param(required(params, "item_id")?)?;
+            let deleted = params
+                .get("reaction_status")
+                .is_some_and(|status| status == "deleted");
+            if deleted {
+                world.unreact(&thread_id, item_id, viewer)?;
+            } else {
+                let emoji = params
+                    .get("emoji")
+                    .filter(|emoji| !emoji.is_empty())
+                    .cloned();
+                world.react(&thread_id, item_id, viewer, emoji)?;
+            }
+            let thread = world.thread(&thread_id)?;
+            let mut body = render::fixture("broadcast_text");
+            body["payload"] = json!({
+                "client_context": context.unwrap_or_else(new_client_context),
+                "item_id": item_id.to_string(),
+                "timestamp": (now_ms() * 1000).to_string(),
+                "thread_id": thread.thread_id,
+            });
+            if let Some(object) = body.as_object_mut() {
+                object.shift_remove("message_metadata");
+            }
+            return Ok(body);
+        }
+        _ => {
+            return Err(SimError::NoEndpoint {
+                method: "POST".into(),
+                path: format!("/api/v1/direct_v2/threads/broadcast/{kind}/"),
+            })
+        }
+    };
+    let replied_to = match params.get("replied_to_item_id").filter(|id| !id.is_empty()) {
+        Some(id) => Some(item_id_param(id)?),
+        None => None,
+    };
+    let item_id = world.append_item(&thread_id, viewer, item_kind, context, replied_to)?;
+    item_ack(world, &thread_id, viewer, item_id, by_recipients)
+}
+
+fn thread_verb(
+    world: &mut World,
+    viewer: u64,
+    thread_id: &str,
+    verb: &str,
+    params: &Params,
+) -> Result<Value, SimError> {
+    match verb {
+        "mute" => world.update_member_state(thread_id, viewer, |state| state.muted = true)?,
+        "unmute" => world.update_member_state(thread_id, viewer, |state| state.muted = false)?,
+        "hide" => world.update_member_state(thread_id, viewer, |state| state.hidden = true)?,
+        "mark_unread" => {
+            world.update_member_state(thread_id, viewer, |state| state.marked_as_unread = true)?
+        }
+        "approve" => world.set_pending(thread_id, viewer, false)?,
+        "decline" => world.update_member_state(thread_id, viewer, |state| {
+            state.pending = false;
+            state.hidden = true;
+        })?,
+        "leave" => world.leave(thread_id, viewer)?,
+        "update_title" => {
+            world.update_title(thread_id, viewer, required(params, "title")?)?;
+            return thread_with_newest(world, viewer, thread_id);
+        }
+        "add_user" => {
+            let users = pk_list(required(params, "user_ids")?)?;
+            world.add_users(thread_id, viewer, &users)?;
+            return thread_with_newest(world, viewer, thread_id);
+        }
+        _ => {
+            return Err(SimError::NoEndpoint {
+                method: "POST".into(),
+                path: format!("/api/v1/direct_v2/threads/{thread_id}/{verb}/"),
+            })
+        }
+    }
+    Ok(json!({"status": "ok"}))
+}
+
+/// `{thread, status}` with only the newest item, as update_title/add_user answer.
+fn thread_with_newest(world: &World, viewer: u64, thread_id: &str) -> Result<Value, SimError> {
+    let thread = world.member_thread(thread_id, viewer)?;
+    let items: Vec<_> = thread.items.iter().rev().take(1).collect();
+    let has_older = thread.items.len() > 1;
+    Ok(
+        json!({"thread": render::thread(world, thread, Some(viewer), &items, has_older, false), "status": "ok"}),
+    )
+}
+
+fn message_search(world: &World, viewer: u64, query: &str) -> Result<Value, SimError> {
+    let needle = query.to_lowercase();
+    let template = render::fixture("search_secondary");
+    let result_template = &template["message_search_results"]["message_search_result_items"][0];
+    let mut results = Vec::new();
+    for thread in world
+        .threads
+        .values()
+        .filter(|thread| thread.members.contains(&viewer))
+    {
+        for item in thread.items.iter().rev() {
+            let text = match item.item_type.as_str() {
+                "text" => item.payload.as_str().unwrap_or(""),
+                "link" => item.payload["text"].as_str().unwrap_or(""),
+                _ => continue,
+            };
+            let Some(offset) = text.to_lowercase().find(&needle) else {
+                continue;
+            };
+            let mut result = result_template.clone();
+            let info = &mut result["matched_message_info"];
+            info["context_line"] = json!(text);
+            info["item_info"] = json!({
+                "item_id": item.item_id.to_string(),
+                "sender_id": item.user_id.to_string(),
+                "user_id": item.user_id,
+                "text": text,
+                "timestamp": item.timestamp_us,
+                "item_type": item.item_type,
+                "matched_message_range_data": [{"offset": text[..offset].chars().count(), "length": query.chars().count()}],
+            });
+            let page = render::thread(world, thread, Some(viewer), &[], false, false);
+            let summary = &mut result["thread"];
+            for key in [
+                "thread_id",
+                "thread_v2_id",
+                "users",
+                "named",
+                "thread_title",
+                "pending",
+                "thread_type",
+                "viewer_id",
+                "is_group",
+            ] {
+                summary[key] = page[key].clone();
+            }
+            results.push(result);
+        }
+    }
+    let mut body = template.clone();
+    let count = results.len();
+    body["message_search_results"]["message_search_result_items"] = Value::Array(results);
+    body["message_search_results"]["has_more"] = json!(false);
+    body["message_search_results"]["next_offset"] = json!(count);
+    Ok(body)
+}
+
+/// `POST /rupload_igphoto/{name}` and `/rupload_igvideo/{name}`: stores the bytes.
+pub(crate) async fn rupload(
+    State(shared): State<SharedWorld>,
+    Path(upload_name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let video = uri.path().starts_with("/rupload_igvideo/");
+    let mut facts = RequestFacts::default();
+    let result = guarded(&shared, &method, &headers, &mut facts, |world, _viewer| {
+        if body.is_empty() {
+            return Err(SimError::BadParameter { name: "body" });
+        }
+        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        let rupload_params: Value = header("x-instagram-rupload-params")
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_else(|| json!({}));
+        let media_type = rupload_params
+            .get("media_type")
+            .and_then(|value| value.as_u64().or_else(|| value.as_str()?.parse().ok()))
+            .unwrap_or(if video { 2 } else { 1 }) as u8;
+        let upload_id = rupload_params
+            .get("upload_id")
+            .and_then(|value| {
+                value
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| value.as_u64().map(|id| id.to_string()))
+            })
+            .unwrap_or_else(|| {
+                upload_name
+                    .split('_')
+                    .next()
+                    .unwrap_or(&upload_name)
+                    .to_owned()
+            });
+        let default_type = match media_type {
+            2 => "video/mp4",
+            11 => "audio/mp4",
+            _ => "image/jpeg",
+        };
+        let content_type = header("x-entity-type")
+            .or_else(|| header("content-type").filter(|value| *value != "application/octet-stream"))
+            .unwrap_or(default_type)
+            .to_owned();
+        let (upload_id, media_id) = world.store_upload(
+            &upload_id,
+            media_type,
+            Blob {
+                content_type,
+                bytes: body.to_vec(),
+            },
+        );
+        Ok(json!({"upload_id": upload_id, "media_id": media_id, "status": "ok"}))
+    });
+    respond(result, facts)
+}
+
+/// `GET /media/{name}`: stored bytes with their content type (public, like the CDN).
+pub(crate) async fn media(State(shared): State<SharedWorld>, Path(name): Path<String>) -> Response {
+    let world = crate::lock(&shared);
+    match world.blobs.get(&name) {
+        Some(blob) => (
+            StatusCode::OK,
+            [("content-type", blob.content_type.clone())],
+            blob.bytes.clone(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_list_reads_quoted_unquoted_and_nested_lists() {
+        assert_eq!(
+            id_list("[340282366841710300949128137443944319108]"),
+            vec!["340282366841710300949128137443944319108"]
+        );
+        assert_eq!(id_list("[\"1\", \"2\"]"), vec!["1", "2"]);
+        assert_eq!(id_list("[[1,2]]"), vec!["1", "2"]);
+    }
+
+    #[test]
+    fn signed_body_fields_are_unpacked() {
+        let body = "signed_body=SIGNATURE.%7B%22recipient_users%22%3A%5B%221%22%5D%2C%22thread_title%22%3A%22t%22%2C%22n%22%3A3%7D";
+        let params = parse_form(body.as_bytes());
+        assert_eq!(params["recipient_users"], "[\"1\"]");
+        assert_eq!(params["thread_title"], "t");
+        assert_eq!(params["n"], "3");
+    }
+
+    #[test]
+    fn inbox_cursor_round_trips() {
+        let cursor = inbox_cursor(1_748_775_600_000_000, 17_845_600_000_000_001);
+        assert_eq!(cursor, "MTc0ODc3NTYwMDAwMDAwMDoxNzg0NTYwMDAwMDAwMDAwMQ==");
+        assert_eq!(
+            parse_inbox_cursor(&cursor).unwrap(),
+            (1_748_775_600_000_000, 17_845_600_000_000_001)
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The layer every non-control request passes: scripted faults (status, body, delay,
+//! extra headers, truncated JSON), the `x-ig-set-www-claim` header, and the request log.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::api::{json_response, parse_cookies};
+use crate::render::error_body;
+use crate::world::{ClaimEcho, Fault, RequestLogEntry};
+use crate::SharedWorld;
+
+/// What a handler learned about a request, handed to the log through response extensions.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestFacts {
+    pub pk: Option<u64>,
+    pub csrf_ok: Option<bool>,
+    pub claim: Option<ClaimFacts>,
+    pub form_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimFacts {
+    pub echo: ClaimEcho,
+    /// The session's claim, sent in `x-ig-set-www-claim` until the client echoes it.
+    pub claim: String,
+}
+
+/// Bodies far larger than any simulated response are not expected; this only bounds memory.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+pub(crate) async fn gate(
+    State(shared): State<SharedWorld>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    if path.starts_with("/_sim") {
+        return next.run(request).await;
+    }
+    let method = request.method().to_string();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let mut headers: Vec<String> = request
+        .headers()
+        .keys()
+        .map(|name| name.as_str().to_owned())
+        .collect();
+    headers.sort();
+    headers.dedup();
+    let mut cookies: Vec<String> = parse_cookies(request.headers()).into_keys().collect();
+    cookies.sort();
+
+    let fault = crate::lock(&shared).take_fault(&method, &path);
+    if let Some(fault) = &fault {
+        if !fault.delay.is_zero() {
+            tokio::time::sleep(fault.delay).await;
+        }
+    }
+    let mut response = match fault
+        .as_ref()
+        .and_then(|fault| fault.status.map(|status| (fault, status)))
+    {
+        Some((fault, status)) => fault_response(fault, status),
+        None => next.run(request).await,
+    };
+    if let Some(fault) = &fault {
+        response = apply_fault_extras(fault, response).await;
+    }
+    let facts = response
+        .extensions()
+        .get::<RequestFacts>()
+        .cloned()
+        .unwrap_or_default();
+    let www_claim = facts
+        .claim
+        .as_ref()
+        .map_or(ClaimEcho::Absent, |claim| claim.echo);
+    if let Some(claim) = &facts.claim {
+        if claim.echo != ClaimEcho::Matches {
+            if let Ok(value) = HeaderValue::from_str(&claim.claim) {
+                response.headers_mut().insert("x-ig-set-www-claim", value);
+            }
+        }
+    }
+    crate::lock(&shared).log_request(RequestLogEntry {
+        method,
+        path,
+        query,
+        headers,
+        cookies,
+        form_fields: facts.form_fields,
+        csrf_ok: facts.csrf_ok,
+        www_claim,
+        pk: facts.pk,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+fn fault_response(fault: &Fault, status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match &fault.body {
+        Some(body) => Response::builder()
+            .status(status)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(Body::from(body.clone()))
+            .unwrap_or_default(),
+        None => {
+            let body = match status {
+                StatusCode::TOO_MANY_REQUESTS => error_body("rate_limit_429"),
+                StatusCode::FORBIDDEN => error_body("login_required_403"),
+                _ => error_body("server_error_500"),
+            };
+            json_response(status, &body)
+        }
+    }
+}
+
+/// Adds the fault's headers and, when asked, cuts the body in half.
+async fn apply_fault_extras(fault: &Fault, response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    for (name, value) in &fault.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            parts.headers.insert(name, value);
+        }
+    }
+    if !fault.malformed_body {
+        return Response::from_parts(parts, body);
+    }
+    let bytes = to_bytes(body, MAX_BODY).await.unwrap_or_default();
+    let truncated = bytes.slice(..bytes.len() / 2);
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, Body::from(truncated))
+}

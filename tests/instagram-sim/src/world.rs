@@ -1,0 +1,1279 @@
+//! The simulated world: accounts, sessions, threads and their items, uploads, presence,
+//! faults, the rate limit and the request log. Every API handler and control call reads and
+//! changes this state under one lock; nothing here awaits.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::SimError;
+use crate::media::{self, Blob};
+use crate::render;
+
+/// The viewer-independent part of an Instagram account, plus the secrets a test needs to act
+/// as it (API cookies and the web-login password).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Account {
+    pub pk: u64,
+    pub username: String,
+    pub full_name: String,
+    /// Cookies of a fresh API session: sessionid, csrftoken, ds_user_id, mid, ig_did.
+    pub cookies: BTreeMap<String, String>,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("pk", &self.pk)
+            .field("username", &self.username)
+            .field("full_name", &self.full_name)
+            .field("cookies", &self.cookies.keys().collect::<Vec<_>>())
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What `fetch_and_subscribe_presence/` and `get_presence/` report for a user.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Presence {
+    pub is_active: bool,
+    pub last_activity_at_ms: u64,
+}
+
+/// A scripted failure: the next `times` requests whose path starts with `path_prefix`
+/// (and whose method matches, when given) are answered by it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fault {
+    /// Full path (`/api/v1/direct_v2/inbox/`) or one relative to `/api/v1/` (`direct_v2/inbox/`).
+    pub path_prefix: String,
+    pub method: Option<String>,
+    /// `None`: the request is served normally (after `delay`, with `headers` and
+    /// `malformed_body` applied to the real answer).
+    pub status: Option<u16>,
+    /// The body to answer with; defaults to Instagram's 500 body.
+    pub body: Option<String>,
+    pub headers: Vec<(String, String)>,
+    #[serde(with = "duration_ms", rename = "delay_ms")]
+    pub delay: Duration,
+    /// Cut the JSON body in half so it no longer parses.
+    pub malformed_body: bool,
+    pub times: usize,
+}
+
+impl Default for Fault {
+    fn default() -> Self {
+        Fault {
+            path_prefix: "/".into(),
+            method: None,
+            status: None,
+            body: None,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+            malformed_body: false,
+            times: 1,
+        }
+    }
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(deserializer)?))
+    }
+}
+
+/// How a request's `X-IG-WWW-Claim` header related to the claim the session was given.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimEcho {
+    Absent,
+    /// The header was sent but did not equal the claim (e.g. `0` before one was received).
+    Differs,
+    Matches,
+}
+
+/// One request as the simulator saw it. Never holds secret values: only which headers,
+/// cookies and form fields were present.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestLogEntry {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Lower-case header names.
+    pub headers: Vec<String>,
+    pub cookies: Vec<String>,
+    pub form_fields: Vec<String>,
+    /// Whether `X-CSRFTOKEN` equalled the csrftoken cookie (POSTs only).
+    pub csrf_ok: Option<bool>,
+    pub www_claim: ClaimEcho,
+    /// The account the request was authenticated as, when it was.
+    pub pk: Option<u64>,
+    pub status: u16,
+}
+
+pub(crate) struct AccountRecord {
+    pub pk: u64,
+    pub username: String,
+    pub full_name: String,
+    pub password: String,
+    pub two_factor_code: Option<String>,
+    pub challenge: bool,
+    pub presence: Presence,
+}
+
+pub(crate) struct SessionRecord {
+    pub pk: u64,
+    pub www_claim: String,
+}
+
+/// Per-member state of a thread: what each member's own actions changed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MemberState {
+    pub muted: bool,
+    pub hidden: bool,
+    pub marked_as_unread: bool,
+    pub pending: bool,
+    pub last_seen: Option<(u128, u64)>,
+    pub typing: Option<Typing>,
+}
+
+/// The last typing indicator a member sent (`activity_status` 1 typing, 0 stopped).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Typing {
+    pub activity_status: u8,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Reaction {
+    pub sender_id: u64,
+    /// `None` is a legacy heart, listed under `reactions.likes`.
+    pub emoji: Option<String>,
+    pub timestamp_us: u64,
+    pub client_context: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ItemRecord {
+    pub item_id: u128,
+    pub timestamp_us: u64,
+    pub user_id: u64,
+    pub item_type: String,
+    /// The fixture under items/ whose key set and order this item is rendered with.
+    pub template: &'static str,
+    pub payload: Value,
+    pub client_context: String,
+    pub message_id: String,
+    pub uq_seq_id: u64,
+    pub reactions: Vec<Reaction>,
+    pub replied_to: Option<Box<ItemRecord>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadRecord {
+    pub thread_id: String,
+    pub thread_v2_id: u64,
+    pub messaging_thread_key: u64,
+    pub is_group: bool,
+    pub title: Option<String>,
+    pub creator: u64,
+    /// Current members, the viewer included, in join order.
+    pub members: Vec<u64>,
+    pub left: Vec<u64>,
+    pub admins: Vec<u64>,
+    /// Oldest first; item ids are unique and increasing.
+    pub items: Vec<ItemRecord>,
+    pub member_state: BTreeMap<u64, MemberState>,
+    pub created_at_us: u64,
+    pub next_uq_seq_id: u64,
+}
+
+impl ThreadRecord {
+    pub fn last_activity_us(&self) -> u64 {
+        self.items
+            .last()
+            .map_or(self.created_at_us, |item| item.timestamp_us)
+    }
+
+    /// Where the item is in `items`, or `ItemNotFound`.
+    fn item_position(&self, item_id: u128) -> Result<usize, SimError> {
+        self.items
+            .iter()
+            .position(|item| item.item_id == item_id)
+            .ok_or_else(|| SimError::ItemNotFound {
+                thread_id: self.thread_id.clone(),
+                item_id: item_id.to_string(),
+            })
+    }
+
+    pub fn item(&self, item_id: u128) -> Result<&ItemRecord, SimError> {
+        self.item_position(item_id).map(|index| &self.items[index])
+    }
+
+    fn item_mut(&mut self, item_id: u128) -> Result<&mut ItemRecord, SimError> {
+        let index = self.item_position(item_id)?;
+        Ok(&mut self.items[index])
+    }
+
+    /// Unread for `viewer`: someone else's item is newer than what the viewer has seen.
+    pub fn is_unread_for(&self, viewer: u64) -> bool {
+        let seen = self
+            .member_state
+            .get(&viewer)
+            .and_then(|state| state.last_seen)
+            .map_or(0, |(item_id, _)| item_id);
+        self.items
+            .iter()
+            .any(|item| item.user_id != viewer && item.item_id > seen)
+    }
+
+    pub fn state(&self, pk: u64) -> MemberState {
+        self.member_state.get(&pk).cloned().unwrap_or_default()
+    }
+}
+
+pub(crate) struct UploadRecord {
+    pub blob_name: String,
+    pub media_type: u8,
+}
+
+/// A login that passed the password step and waits for a 2FA code or a challenge click.
+pub(crate) struct PendingLogin {
+    pub pk: u64,
+    pub csrftoken: String,
+    pub needs_two_factor: bool,
+}
+
+struct RateLimiter {
+    max_requests: usize,
+    per: Duration,
+    recent: VecDeque<Instant>,
+}
+
+/// A kind of item to post, as JSON: `{"item_type": T, ...}`. When the object has a key named
+/// T, that value is the payload, verbatim; otherwise the payload is built from the fixture
+/// of that kind plus the convenience fields documented in README.md.
+pub type ItemKind = Value;
+
+/// How many log entries are kept, so long benchmark runs do not grow memory without bound.
+pub const REQUEST_LOG_CAPACITY: usize = 50_000;
+
+pub(crate) struct World {
+    pub base_url: String,
+    pub accounts: BTreeMap<u64, AccountRecord>,
+    pub sessions: HashMap<String, SessionRecord>,
+    pub threads: BTreeMap<String, ThreadRecord>,
+    pub blobs: HashMap<String, Blob>,
+    pub uploads: HashMap<String, UploadRecord>,
+    pub faults: Vec<Fault>,
+    rate_limit: Option<RateLimiter>,
+    /// The newest [`REQUEST_LOG_CAPACITY`] requests; `request_counts` counts them all.
+    request_log: VecDeque<RequestLogEntry>,
+    request_counts: HashMap<(String, String), usize>,
+    pub pending_logins: HashMap<String, PendingLogin>,
+    pub seq_id: u64,
+    last_timestamp_us: u64,
+    next_pk: u64,
+    next_id: u64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as u64)
+}
+
+pub(crate) fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A client_context in the real format: `(ms << 22) + random`.
+pub(crate) fn new_client_context() -> String {
+    ((now_ms() << 22) + rand::thread_rng().gen_range(0..(1u64 << 22))).to_string()
+}
+
+/// Parses an item id (a decimal string of `timestamp_us << 64`).
+pub(crate) fn parse_item_id(item_id: &str) -> Option<u128> {
+    item_id.trim().trim_matches('"').parse().ok()
+}
+
+impl World {
+    pub fn new(base_url: String) -> Self {
+        World {
+            base_url,
+            accounts: BTreeMap::new(),
+            sessions: HashMap::new(),
+            threads: BTreeMap::new(),
+            blobs: HashMap::new(),
+            uploads: HashMap::new(),
+            faults: Vec::new(),
+            rate_limit: None,
+            request_log: VecDeque::new(),
+            request_counts: HashMap::new(),
+            pending_logins: HashMap::new(),
+            seq_id: 1000,
+            last_timestamp_us: 0,
+            next_pk: 17_841_400_000_000_001,
+            next_id: 1,
+        }
+    }
+
+    /// A strictly increasing µs timestamp, so item ids never collide.
+    fn next_timestamp_us(&mut self) -> u64 {
+        let now = now_us().max(self.last_timestamp_us + 1);
+        self.last_timestamp_us = now;
+        now
+    }
+
+    fn next_serial(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn bump_seq(&mut self) {
+        self.seq_id += 1;
+    }
+
+    pub fn media_url(&self, blob_name: &str) -> String {
+        format!("{}/media/{blob_name}", self.base_url)
+    }
+
+    // ---- accounts and sessions ----
+
+    pub fn create_account(
+        &mut self,
+        username: &str,
+        full_name: &str,
+        password: Option<&str>,
+    ) -> Result<Account, SimError> {
+        if self.account_by_username(username).is_some() {
+            return Err(SimError::UsernameTaken {
+                username: username.into(),
+            });
+        }
+        let pk = self.next_pk;
+        self.next_pk += 1;
+        let password = password.map_or_else(|| random_token(16), str::to_owned);
+        self.accounts.insert(
+            pk,
+            AccountRecord {
+                pk,
+                username: username.into(),
+                full_name: full_name.into(),
+                password: password.clone(),
+                two_factor_code: None,
+                challenge: false,
+                presence: Presence {
+                    is_active: false,
+                    last_activity_at_ms: now_ms(),
+                },
+            },
+        );
+        self.blobs
+            .insert(format!("profile_{pk}.png"), media::png(150, 150, pk % 1000));
+        let cookies = self.new_session(pk, &random_token(32));
+        Ok(Account {
+            pk,
+            username: username.into(),
+            full_name: full_name.into(),
+            cookies,
+            password,
+        })
+    }
+
+    /// Opens a session for `pk` and returns its cookies.
+    pub fn new_session(&mut self, pk: u64, csrftoken: &str) -> BTreeMap<String, String> {
+        let sessionid = format!("{pk}%3A{}%3A28%3AAY{}", random_token(14), random_token(24));
+        self.sessions.insert(
+            sessionid.clone(),
+            SessionRecord {
+                pk,
+                www_claim: format!("hmac.AR{}", random_token(40)),
+            },
+        );
+        BTreeMap::from([
+            ("sessionid".to_owned(), sessionid),
+            ("csrftoken".to_owned(), csrftoken.to_owned()),
+            ("ds_user_id".to_owned(), pk.to_string()),
+            ("mid".to_owned(), format!("Z{}", random_token(27))),
+            (
+                "ig_did".to_owned(),
+                uuid::Uuid::new_v4().to_string().to_uppercase(),
+            ),
+        ])
+    }
+
+    pub fn account(&self, pk: u64) -> Result<&AccountRecord, SimError> {
+        self.accounts.get(&pk).ok_or(SimError::UserNotFound {
+            user: pk.to_string(),
+        })
+    }
+
+    fn account_mut(&mut self, pk: u64) -> Result<&mut AccountRecord, SimError> {
+        self.accounts.get_mut(&pk).ok_or(SimError::UserNotFound {
+            user: pk.to_string(),
+        })
+    }
+
+    pub fn account_by_username(&self, username: &str) -> Option<&AccountRecord> {
+        let wanted = username.trim().trim_start_matches('@').to_lowercase();
+        self.accounts
+            .values()
+            .find(|account| account.username.to_lowercase() == wanted)
+    }
+
+    pub fn set_two_factor(&mut self, pk: u64, code: Option<String>) -> Result<(), SimError> {
+        self.account_mut(pk)?.two_factor_code = code;
+        Ok(())
+    }
+
+    pub fn flag_challenge(&mut self, pk: u64, flagged: bool) -> Result<(), SimError> {
+        self.account_mut(pk)?.challenge = flagged;
+        Ok(())
+    }
+
+    pub fn expire_sessions(&mut self, pk: u64) -> Result<(), SimError> {
+        self.account(pk)?;
+        self.sessions.retain(|_, session| session.pk != pk);
+        Ok(())
+    }
+
+    pub fn set_presence(&mut self, pk: u64, presence: Presence) -> Result<(), SimError> {
+        self.account_mut(pk)?.presence = presence;
+        Ok(())
+    }
+
+    // ---- faults, rate limit, log ----
+
+    pub fn set_rate_limit(&mut self, limit: Option<(usize, Duration)>) {
+        self.rate_limit = limit.map(|(max_requests, per)| RateLimiter {
+            max_requests,
+            per,
+            recent: VecDeque::new(),
+        });
+    }
+
+    /// Counts one API request against the rate limit; false when it is over the limit.
+    pub fn admit_request(&mut self) -> bool {
+        let Some(limiter) = self.rate_limit.as_mut() else {
+            return true;
+        };
+        let now = Instant::now();
+        while limiter
+            .recent
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= limiter.per)
+        {
+            limiter.recent.pop_front();
+        }
+        if limiter.recent.len() >= limiter.max_requests {
+            return false;
+        }
+        limiter.recent.push_back(now);
+        true
+    }
+
+    /// Takes one use of the first fault that matches this request.
+    pub fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let index = self.faults.iter().position(|fault| {
+            let prefix_matches = path.starts_with(&fault.path_prefix)
+                || path
+                    .strip_prefix("/api/v1/")
+                    .is_some_and(|relative| relative.starts_with(&fault.path_prefix));
+            let method_matches = fault
+                .method
+                .as_deref()
+                .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method));
+            fault.times > 0 && prefix_matches && method_matches
+        })?;
+        let fault = &mut self.faults[index];
+        fault.times -= 1;
+        let taken = fault.clone();
+        if fault.times == 0 {
+            self.faults.remove(index);
+        }
+        Some(taken)
+    }
+
+    pub fn log_request(&mut self, entry: RequestLogEntry) {
+        *self
+            .request_counts
+            .entry((entry.method.to_uppercase(), entry.path.clone()))
+            .or_default() += 1;
+        if self.request_log.len() == REQUEST_LOG_CAPACITY {
+            self.request_log.pop_front();
+        }
+        self.request_log.push_back(entry);
+    }
+
+    pub fn request_log(&self) -> Vec<RequestLogEntry> {
+        self.request_log.iter().cloned().collect()
+    }
+
+    pub fn clear_request_log(&mut self) {
+        self.request_log.clear();
+        self.request_counts.clear();
+    }
+
+    /// Requests with this method and path (full, or relative to `/api/v1/`), counted since
+    /// the start or the last clear, beyond the log's capacity.
+    pub fn request_count(&self, method: &str, path: &str) -> usize {
+        let method = method.to_uppercase();
+        let relative = format!("/api/v1/{}", path.trim_start_matches('/'));
+        let full = self
+            .request_counts
+            .get(&(method.clone(), path.to_owned()))
+            .copied()
+            .unwrap_or(0);
+        if relative == path {
+            return full;
+        }
+        full + self
+            .request_counts
+            .get(&(method, relative))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    // ---- threads ----
+
+    pub fn thread(&self, thread_id: &str) -> Result<&ThreadRecord, SimError> {
+        self.threads
+            .get(thread_id.trim().trim_matches('"'))
+            .ok_or_else(|| SimError::ThreadNotFound {
+                thread_id: thread_id.into(),
+            })
+    }
+
+    fn thread_mut(&mut self, thread_id: &str) -> Result<&mut ThreadRecord, SimError> {
+        self.threads
+            .get_mut(thread_id.trim().trim_matches('"'))
+            .ok_or_else(|| SimError::ThreadNotFound {
+                thread_id: thread_id.into(),
+            })
+    }
+
+    /// The thread as `pk` may see it: it must exist and `pk` must be a current member.
+    pub fn member_thread(&self, thread_id: &str, pk: u64) -> Result<&ThreadRecord, SimError> {
+        let thread = self.thread(thread_id)?;
+        if thread.members.contains(&pk) {
+            Ok(thread)
+        } else {
+            Err(SimError::NotAMember {
+                thread_id: thread_id.into(),
+                pk,
+            })
+        }
+    }
+
+    fn member_state_mut(&mut self, thread_id: &str, pk: u64) -> Result<&mut MemberState, SimError> {
+        self.member_thread(thread_id, pk)?;
+        self.bump_seq();
+        let thread = self.thread_mut(thread_id)?;
+        Ok(thread.member_state.entry(pk).or_default())
+    }
+
+    /// A thread of `owner` and `others`: a group when there are several others or a title.
+    pub fn create_thread(
+        &mut self,
+        owner: u64,
+        others: &[u64],
+        title: Option<&str>,
+    ) -> Result<String, SimError> {
+        self.new_thread(owner, others, title, false, None)
+    }
+
+    /// A thread created `at_us` (µs since the epoch), for seeding history.
+    pub fn create_thread_at(
+        &mut self,
+        owner: u64,
+        others: &[u64],
+        title: Option<&str>,
+        at_us: u64,
+    ) -> Result<String, SimError> {
+        self.new_thread(owner, others, title, false, Some(at_us))
+    }
+
+    /// `create_group_thread/`: always a group, even with one other member.
+    pub fn create_group(
+        &mut self,
+        owner: u64,
+        others: &[u64],
+        title: Option<&str>,
+    ) -> Result<String, SimError> {
+        self.new_thread(owner, others, title, true, None)
+    }
+
+    fn new_thread(
+        &mut self,
+        owner: u64,
+        others: &[u64],
+        title: Option<&str>,
+        force_group: bool,
+        at_us: Option<u64>,
+    ) -> Result<String, SimError> {
+        self.account(owner)?;
+        for pk in others {
+            self.account(*pk)?;
+        }
+        let mut members = vec![owner];
+        for pk in others {
+            if !members.contains(pk) {
+                members.push(*pk);
+            }
+        }
+        let is_group = force_group || members.len() > 2 || title.is_some();
+        let serial = self.next_serial();
+        let random: u64 = rand::thread_rng().gen_range(0..1_000_000_000);
+        let thread_id = format!("340282366841710300{:012}{:09}", serial, random);
+        let created_at_us = match at_us {
+            Some(at) => at,
+            None => self.next_timestamp_us(),
+        };
+        let member_state = members
+            .iter()
+            .map(|pk| (*pk, MemberState::default()))
+            .collect();
+        self.threads.insert(
+            thread_id.clone(),
+            ThreadRecord {
+                thread_id: thread_id.clone(),
+                thread_v2_id: 17_845_600_000_000_000 + serial,
+                messaging_thread_key: 17_848_629_000_000_000 + serial,
+                is_group,
+                title: title.map(str::to_owned),
+                creator: owner,
+                members,
+                left: Vec::new(),
+                admins: if is_group { vec![owner] } else { Vec::new() },
+                items: Vec::new(),
+                member_state,
+                created_at_us,
+                next_uq_seq_id: 1,
+            },
+        );
+        self.bump_seq();
+        if is_group {
+            let creator = self.account(owner)?.full_name.clone();
+            let description = match title {
+                Some(title) => format!("{creator} created the group {title}."),
+                None => format!("{creator} created the group."),
+            };
+            self.append_item_at(
+                &thread_id,
+                owner,
+                json!({"item_type": "action_log", "description": description}),
+                None,
+                None,
+                at_us,
+            )?;
+        }
+        Ok(thread_id)
+    }
+
+    /// The thread whose other members are exactly `recipients` (a 1:1 thread for one
+    /// recipient), if there is one.
+    pub fn find_thread_with(
+        &self,
+        viewer: u64,
+        recipients: &[u64],
+    ) -> Result<Option<String>, SimError> {
+        let wanted = Self::other_members(viewer, recipients)?;
+        Ok(self
+            .threads
+            .values()
+            .find(|thread| {
+                thread.members.contains(&viewer)
+                    && (thread.is_group == (wanted.len() > 1))
+                    && Self::other_members(viewer, &thread.members).ok().as_ref() == Some(&wanted)
+            })
+            .map(|thread| thread.thread_id.clone()))
+    }
+
+    /// Like [`Self::find_thread_with`], creating the thread when there is none yet.
+    pub fn thread_with(&mut self, viewer: u64, recipients: &[u64]) -> Result<String, SimError> {
+        if let Some(thread_id) = self.find_thread_with(viewer, recipients)? {
+            return Ok(thread_id);
+        }
+        let others: Vec<u64> = Self::other_members(viewer, recipients)?
+            .into_iter()
+            .collect();
+        self.create_thread(viewer, &others, None)
+    }
+
+    fn other_members(viewer: u64, members: &[u64]) -> Result<BTreeSet<u64>, SimError> {
+        let others: BTreeSet<u64> = members.iter().copied().filter(|pk| *pk != viewer).collect();
+        if others.is_empty() {
+            return Err(SimError::BadParameter {
+                name: "recipient_users",
+            });
+        }
+        Ok(others)
+    }
+
+    /// Adds an item sent by `from`. A `client_context` already used by the same sender in
+    /// this thread is a retry: the earlier item is returned and nothing is added.
+    pub fn append_item(
+        &mut self,
+        thread_id: &str,
+        from: u64,
+        kind: ItemKind,
+        client_context: Option<String>,
+        replied_to: Option<u128>,
+    ) -> Result<u128, SimError> {
+        self.append_item_at(thread_id, from, kind, client_context, replied_to, None)
+    }
+
+    pub fn append_item_at(
+        &mut self,
+        thread_id: &str,
+        from: u64,
+        kind: ItemKind,
+        client_context: Option<String>,
+        replied_to: Option<u128>,
+        at_us: Option<u64>,
+    ) -> Result<u128, SimError> {
+        let thread = self.member_thread(thread_id, from)?;
+        if let Some(context) = &client_context {
+            if let Some(existing) = thread
+                .items
+                .iter()
+                .find(|item| item.user_id == from && &item.client_context == context)
+            {
+                return Ok(existing.item_id);
+            }
+        }
+        let replied_to = match replied_to {
+            Some(item_id) => Some(Box::new(thread.item(item_id)?.clone())),
+            None => None,
+        };
+        let client_context = client_context.unwrap_or_else(new_client_context);
+        let (item_type, template, payload) = self.build_payload(from, &kind, &client_context)?;
+        let mut timestamp_us = match at_us {
+            Some(at) => at,
+            None => self.next_timestamp_us(),
+        };
+        let thread = self.thread_mut(thread_id)?;
+        while thread
+            .items
+            .iter()
+            .any(|item| item.timestamp_us == timestamp_us)
+        {
+            timestamp_us += 1;
+        }
+        let item_id = u128::from(timestamp_us) << 64;
+        let uq_seq_id = thread.next_uq_seq_id;
+        thread.next_uq_seq_id += 1;
+        let item = ItemRecord {
+            item_id,
+            timestamp_us,
+            user_id: from,
+            item_type,
+            template,
+            payload,
+            client_context,
+            message_id: format!("mid.$cAAASim{:024}", timestamp_us),
+            uq_seq_id,
+            reactions: Vec::new(),
+            replied_to,
+        };
+        let position = thread
+            .items
+            .partition_point(|other| other.item_id < item_id);
+        thread.items.insert(position, item);
+        for state in thread.member_state.values_mut() {
+            state.hidden = false;
+        }
+        let sender = thread.member_state.entry(from).or_default();
+        sender.typing = None;
+        if sender.last_seen.is_none_or(|(seen, _)| seen < item_id) {
+            sender.last_seen = Some((item_id, timestamp_us));
+        }
+        self.bump_seq();
+        Ok(item_id)
+    }
+
+    /// Turns an [`ItemKind`] into (item_type, fixture template, payload), storing any media
+    /// bytes the payload's URLs point at.
+    fn build_payload(
+        &mut self,
+        from: u64,
+        kind: &ItemKind,
+        client_context: &str,
+    ) -> Result<(String, &'static str, Value), SimError> {
+        let item_type = kind
+            .get("item_type")
+            .and_then(Value::as_str)
+            .ok_or(SimError::BadParameter { name: "item_type" })?
+            .to_owned();
+        let text = kind.get("text").and_then(Value::as_str);
+        let media_type = kind.get("media_type").and_then(Value::as_u64).unwrap_or(1);
+        let template = match item_type.as_str() {
+            "media" if media_type == 2 => "media_video",
+            "media" => "media_image",
+            other => render::item_template_name(other).unwrap_or("text"),
+        };
+        if let Some(payload) = kind.get(&item_type) {
+            return Ok((item_type, template, payload.clone()));
+        }
+        if render::item_template_name(&item_type).is_none() && item_type != "media" {
+            return Err(SimError::UnknownItemKind { item_type });
+        }
+        let mut payload = render::item_payload_template(template, &item_type);
+        let media_serial = self.next_serial();
+        let media_pk = 3_632_500_000_000_000_000u64 + media_serial;
+        match item_type.as_str() {
+            "text" => {
+                payload = Value::String(
+                    text.ok_or(SimError::BadParameter { name: "text" })?
+                        .to_owned(),
+                );
+            }
+            "link" => {
+                let text = text.ok_or(SimError::BadParameter { name: "text" })?;
+                let url = kind
+                    .get("url")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .or_else(|| first_url(text))
+                    .ok_or(SimError::BadParameter { name: "link_urls" })?;
+                payload["text"] = json!(text);
+                payload["link_context"]["link_url"] = json!(url);
+                payload["link_context"]["link_title"] = json!(url);
+                payload["client_context"] = json!(client_context);
+                payload["mutation_token"] = json!(client_context);
+            }
+            "media" => {
+                let (width, height) = if media_type == 2 {
+                    (720, 1280)
+                } else {
+                    (1080, 1440)
+                };
+                let image = format!("{media_pk}.png");
+                self.blobs
+                    .insert(image.clone(), media::png(width / 40, height / 40, media_pk));
+                let video = (media_type == 2).then(|| {
+                    let name = format!("{media_pk}.mp4");
+                    self.blobs
+                        .insert(name.clone(), media::iso_bmff(false, media_pk));
+                    name
+                });
+                payload = self.media_payload(
+                    payload,
+                    &format!("{media_pk}_{from}"),
+                    &image,
+                    video.as_deref(),
+                    (width, height),
+                );
+            }
+            "voice_media" => {
+                let name = format!("{media_pk}.m4a");
+                self.blobs
+                    .insert(name.clone(), media::iso_bmff(true, media_pk));
+                let waveform = kind.get("waveform").cloned();
+                let duration = kind.get("duration_ms").cloned();
+                payload = self.voice_payload(payload, from, media_pk, &name, waveform, duration)?;
+            }
+            "animated_media" => {
+                let gif = format!("{media_pk}.gif");
+                let mp4 = format!("{media_pk}.mp4");
+                self.blobs.insert(gif.clone(), media::gif());
+                self.blobs
+                    .insert(mp4.clone(), media::iso_bmff(false, media_pk));
+                let images = &mut payload["images"]["fixed_height"];
+                images["url"] = json!(self.media_url(&gif));
+                images["webp"] = json!(self.media_url(&gif));
+                images["mp4"] = json!(self.media_url(&mp4));
+            }
+            "action_log" => {
+                let description = kind
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .or(text)
+                    .ok_or(SimError::BadParameter {
+                        name: "description",
+                    })?;
+                payload = json!({"description": description, "bold": [], "text_attributes": []});
+            }
+            "like" => payload = json!("❤️"),
+            _ => {}
+        }
+        Ok((item_type, template, payload))
+    }
+
+    /// A `media` payload (photo, or video when `video` is given) pointing at stored blobs.
+    pub fn media_payload(
+        &self,
+        mut payload: Value,
+        media_id: &str,
+        image: &str,
+        video: Option<&str>,
+        (width, height): (u32, u32),
+    ) -> Value {
+        payload["id"] = json!(media_id);
+        payload["media_type"] = json!(if video.is_some() { 2 } else { 1 });
+        let image_url = self.media_url(image);
+        payload["image_versions2"]["candidates"] = json!([
+            {"width": width, "height": height, "url": image_url, "scans_profile": "e35"},
+            {"width": width / 2, "height": height / 2, "url": format!("{image_url}?size=half"), "scans_profile": "e35"},
+        ]);
+        match video {
+            Some(video) => {
+                let video_url = self.media_url(video);
+                payload["video_versions"] = json!([
+                    {"type": 101, "width": width, "height": height, "url": video_url, "id": format!("{media_id}v")},
+                ]);
+            }
+            None => {
+                if let Some(object) = payload.as_object_mut() {
+                    object.shift_remove("video_versions");
+                    object.shift_remove("video_duration");
+                }
+            }
+        }
+        payload["original_width"] = json!(width);
+        payload["original_height"] = json!(height);
+        payload
+    }
+
+    pub fn voice_payload(
+        &self,
+        mut payload: Value,
+        from: u64,
+        media_pk: u64,
+        blob_name: &str,
+        waveform: Option<Value>,
+        duration_ms: Option<Value>,
+    ) -> Result<Value, SimError> {
+        let username = self.account(from)?.username.clone();
+        let media = &mut payload["media"];
+        media["id"] = json!(format!("{media_pk}_{from}"));
+        media["audio"]["audio_src"] = json!(self.media_url(blob_name));
+        if let Some(waveform) = waveform {
+            media["audio"]["waveform_data"] = waveform;
+        }
+        if let Some(duration) = duration_ms {
+            media["audio"]["duration"] = duration;
+        }
+        media["user"] = json!({"pk": from, "username": username});
+        Ok(payload)
+    }
+
+    pub fn react(
+        &mut self,
+        thread_id: &str,
+        item_id: u128,
+        from: u64,
+        emoji: Option<String>,
+    ) -> Result<(), SimError> {
+        self.member_thread(thread_id, from)?;
+        let timestamp_us = self.next_timestamp_us();
+        let item = self.thread_mut(thread_id)?.item_mut(item_id)?;
+        item.reactions.retain(|reaction| reaction.sender_id != from);
+        item.reactions.push(Reaction {
+            sender_id: from,
+            emoji,
+            timestamp_us,
+            client_context: new_client_context(),
+        });
+        self.bump_seq();
+        Ok(())
+    }
+
+    pub fn unreact(&mut self, thread_id: &str, item_id: u128, from: u64) -> Result<(), SimError> {
+        self.member_thread(thread_id, from)?;
+        let item = self.thread_mut(thread_id)?.item_mut(item_id)?;
+        item.reactions.retain(|reaction| reaction.sender_id != from);
+        self.bump_seq();
+        Ok(())
+    }
+
+    /// Removes an item; only its sender may (`by: None` is the control API, which may).
+    pub fn unsend(
+        &mut self,
+        thread_id: &str,
+        item_id: u128,
+        by: Option<u64>,
+    ) -> Result<(), SimError> {
+        if let Some(pk) = by {
+            self.member_thread(thread_id, pk)?;
+        }
+        let thread = self.thread_mut(thread_id)?;
+        let position = thread.item_position(item_id)?;
+        if let Some(pk) = by {
+            if thread.items[position].user_id != pk {
+                return Err(SimError::NotOwnItem {
+                    item_id: item_id.to_string(),
+                    pk,
+                });
+            }
+        }
+        thread.items.remove(position);
+        self.bump_seq();
+        Ok(())
+    }
+
+    pub fn mark_seen(&mut self, thread_id: &str, pk: u64, item_id: u128) -> Result<(), SimError> {
+        let thread = self.member_thread(thread_id, pk)?;
+        let timestamp_us = thread.item(item_id)?.timestamp_us;
+        let state = self.member_state_mut(thread_id, pk)?;
+        if state.last_seen.is_none_or(|(seen, _)| seen <= item_id) {
+            state.last_seen = Some((item_id, timestamp_us));
+        }
+        state.marked_as_unread = false;
+        Ok(())
+    }
+
+    pub fn set_typing(
+        &mut self,
+        thread_id: &str,
+        pk: u64,
+        activity_status: u8,
+    ) -> Result<(), SimError> {
+        let state = self.member_state_mut(thread_id, pk)?;
+        state.typing = Some(Typing {
+            activity_status,
+            at_ms: now_ms(),
+        });
+        Ok(())
+    }
+
+    pub fn update_member_state(
+        &mut self,
+        thread_id: &str,
+        pk: u64,
+        change: impl FnOnce(&mut MemberState),
+    ) -> Result<(), SimError> {
+        change(self.member_state_mut(thread_id, pk)?);
+        Ok(())
+    }
+
+    pub fn set_pending(&mut self, thread_id: &str, pk: u64, pending: bool) -> Result<(), SimError> {
+        self.update_member_state(thread_id, pk, |state| state.pending = pending)
+    }
+
+    pub fn leave(&mut self, thread_id: &str, pk: u64) -> Result<(), SimError> {
+        self.member_thread(thread_id, pk)?;
+        let name = self.account(pk)?.full_name.clone();
+        self.append_item(
+            thread_id,
+            pk,
+            json!({"item_type": "action_log", "description": format!("{name} left the group.")}),
+            None,
+            None,
+        )?;
+        let thread = self.thread_mut(thread_id)?;
+        thread.members.retain(|member| *member != pk);
+        thread.admins.retain(|admin| *admin != pk);
+        thread.left.push(pk);
+        Ok(())
+    }
+
+    pub fn update_title(&mut self, thread_id: &str, pk: u64, title: &str) -> Result<(), SimError> {
+        self.member_thread(thread_id, pk)?;
+        let name = self.account(pk)?.full_name.clone();
+        let thread = self.thread_mut(thread_id)?;
+        thread.title = Some(title.to_owned());
+        self.append_item(
+            thread_id,
+            pk,
+            json!({"item_type": "action_log", "description": format!("{name} named the group {title}.")}),
+            None,
+            None,
+        )?;
+        Ok(())
+    }
+
+    pub fn add_users(&mut self, thread_id: &str, pk: u64, users: &[u64]) -> Result<(), SimError> {
+        self.member_thread(thread_id, pk)?;
+        let mut names = Vec::new();
+        for user in users {
+            names.push(self.account(*user)?.full_name.clone());
+        }
+        let actor = self.account(pk)?.full_name.clone();
+        let thread = self.thread_mut(thread_id)?;
+        for user in users {
+            if !thread.members.contains(user) {
+                thread.members.push(*user);
+                thread.left.retain(|left| left != user);
+                thread.member_state.entry(*user).or_default();
+            }
+        }
+        if thread.members.len() > 2 {
+            thread.is_group = true;
+        }
+        self.append_item(
+            thread_id,
+            pk,
+            json!({"item_type": "action_log", "description": format!("{actor} added {} to the group.", names.join(", "))}),
+            None,
+            None,
+        )?;
+        Ok(())
+    }
+
+    // ---- uploads ----
+
+    pub fn store_upload(&mut self, upload_id: &str, media_type: u8, blob: Blob) -> (String, u64) {
+        let attachment_fbid = 17_900_000_000_000_000 + self.next_serial();
+        let blob_name = format!(
+            "{attachment_fbid}.{}",
+            media::extension_for(&blob.content_type)
+        );
+        self.blobs.insert(blob_name.clone(), blob);
+        self.uploads.insert(
+            attachment_fbid.to_string(),
+            UploadRecord {
+                blob_name,
+                media_type,
+            },
+        );
+        (upload_id.to_owned(), attachment_fbid)
+    }
+
+    /// The item kind for a sent attachment (`photo_attachment`, `video_attachment`,
+    /// `voice_attachment`), built around the uploaded bytes.
+    pub fn attachment_kind(
+        &mut self,
+        from: u64,
+        attachment_fbid: &str,
+        voice: Option<(Value, Value)>,
+    ) -> Result<ItemKind, SimError> {
+        let upload =
+            self.uploads
+                .get(attachment_fbid.trim())
+                .ok_or_else(|| SimError::UploadNotFound {
+                    attachment_fbid: attachment_fbid.into(),
+                })?;
+        let blob_name = upload.blob_name.clone();
+        let media_type = upload.media_type;
+        let media_pk = 3_632_500_000_000_000_000u64 + self.next_serial();
+        if let Some((waveform, frequency)) = voice {
+            let mut payload = render::item_payload_template("voice_media", "voice_media");
+            payload["media"]["audio"]["waveform_sampling_frequency_hz"] = frequency;
+            let payload =
+                self.voice_payload(payload, from, media_pk, &blob_name, Some(waveform), None)?;
+            return Ok(json!({"item_type": "voice_media", "voice_media": payload}));
+        }
+        let (template, image, video) = if media_type == 2 {
+            let thumb = format!("{media_pk}_thumb.png");
+            self.blobs
+                .insert(thumb.clone(), media::png(18, 32, media_pk));
+            ("media_video", thumb, Some(blob_name))
+        } else {
+            ("media_image", blob_name, None)
+        };
+        let dimensions = if video.is_some() {
+            (720, 1280)
+        } else {
+            (1080, 1080)
+        };
+        let payload = self.media_payload(
+            render::item_payload_template(template, "media"),
+            &format!("{media_pk}_{from}"),
+            &image,
+            video.as_deref(),
+            dimensions,
+        );
+        Ok(
+            json!({"item_type": "media", "media_type": if video.is_some() { 2 } else { 1 }, "media": payload}),
+        )
+    }
+}
+
+/// The first http(s) URL in a text.
+pub(crate) fn first_url(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .find(|word| word.starts_with("http://") || word.starts_with("https://"))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str) -> RequestLogEntry {
+        RequestLogEntry {
+            method: "GET".into(),
+            path: path.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            cookies: Vec::new(),
+            form_fields: Vec::new(),
+            csrf_ok: None,
+            www_claim: ClaimEcho::Absent,
+            pk: None,
+            status: 200,
+        }
+    }
+
+    #[test]
+    fn the_log_is_capped_but_counts_stay_exact() {
+        let mut world = World::new("http://127.0.0.1:1".into());
+        for _ in 0..REQUEST_LOG_CAPACITY {
+            world.log_request(entry("/api/v1/direct_v2/inbox/"));
+        }
+        world.log_request(entry("/media/1.png"));
+        assert_eq!(world.request_log().len(), REQUEST_LOG_CAPACITY);
+        assert_eq!(world.request_log().last().unwrap().path, "/media/1.png");
+        assert_eq!(
+            world.request_count("get", "direct_v2/inbox/"),
+            REQUEST_LOG_CAPACITY
+        );
+        assert_eq!(
+            world.request_count("GET", "/api/v1/direct_v2/inbox/"),
+            REQUEST_LOG_CAPACITY
+        );
+        assert_eq!(world.request_count("GET", "/media/1.png"), 1);
+        assert_eq!(world.request_count("POST", "/media/1.png"), 0);
+        world.clear_request_log();
+        assert_eq!(world.request_count("GET", "direct_v2/inbox/"), 0);
+    }
+
+    #[test]
+    fn timestamps_and_item_ids_strictly_increase() {
+        let mut world = World::new("http://127.0.0.1:1".into());
+        let me = world.create_account("a", "A A", None).unwrap().pk;
+        let other = world.create_account("b", "B B", None).unwrap().pk;
+        let thread = world.create_thread(me, &[other], None).unwrap();
+        let ids: Vec<u128> = (0..50)
+            .map(|index| {
+                world
+                    .append_item(
+                        &thread,
+                        me,
+                        json!({"item_type": "text", "text": index.to_string()}),
+                        None,
+                        None,
+                    )
+                    .unwrap()
+            })
+            .collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(
+            ids.iter().all(|id| id & u128::from(u64::MAX) == 0),
+            "low 64 bits are zero"
+        );
+    }
+}
