@@ -189,7 +189,8 @@ impl PermissionLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstagramConfig {
-    /// Path of the connector spec.
+    /// Path of the connector spec; a relative path is relative to the
+    /// directory of the config file (see [`InstagramConfig::connector_path`]).
     pub connector: String,
     /// Overrides the spec's API base URL (the simulator in tests).
     #[serde(default)]
@@ -197,6 +198,23 @@ pub struct InstagramConfig {
     /// Overrides the spec's web base URL (the login pages).
     #[serde(default)]
     pub web_base_url: Option<String>,
+    /// Overrides the spec's upload base URL (media uploads).
+    #[serde(default)]
+    pub upload_base_url: Option<String>,
+}
+
+impl InstagramConfig {
+    /// The connector spec's path: `connector` as is when absolute, otherwise
+    /// joined to the directory of the config file it was read from, so a
+    /// config and its spec can move together and the bridge can be started
+    /// from any working directory.
+    pub fn connector_path(&self, config_path: &Path) -> PathBuf {
+        let connector = Path::new(&self.connector);
+        match config_path.parent() {
+            Some(dir) if connector.is_relative() => dir.join(connector),
+            _ => connector.to_owned(),
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -387,6 +405,7 @@ impl Config {
         for (key, url) in [
             ("instagram.api_base_url", &self.instagram.api_base_url),
             ("instagram.web_base_url", &self.instagram.web_base_url),
+            ("instagram.upload_base_url", &self.instagram.upload_base_url),
         ] {
             if let Some(Err(message)) = url.as_deref().map(check_http_url) {
                 problem(key, message);
@@ -580,6 +599,14 @@ impl Config {
                 ),
             ),
             (
+                "@UPLOAD_BASE_URL@",
+                optional(
+                    "upload_base_url",
+                    &self.instagram.upload_base_url,
+                    "http://127.0.0.1:8080",
+                ),
+            ),
+            (
                 "@KEY@",
                 optional("key", &self.encryption.key, "BASE64_OF_32_RANDOM_BYTES"),
             ),
@@ -650,6 +677,7 @@ impl Config {
                 connector: "connectors/instagram.yaml".to_owned(),
                 api_base_url: None,
                 web_base_url: None,
+                upload_base_url: None,
             },
             encryption: EncryptionConfig {
                 key: Some(CredentialKey::generate().to_base64()),
@@ -951,12 +979,16 @@ permissions:
 
 # The Instagram side.
 instagram:
-  # Path of the Instagram connector spec, relative to the working directory.
+  # Path of the Instagram connector spec. A relative path is relative to the
+  # directory of this file (not to the working directory).
   connector: @CONNECTOR@
   # Replaces the spec's API base URL (a test simulator); leave it out for Instagram.
+  # When only this is set, the web and upload URLs default to its origin.
   @API_BASE_URL@
   # Replaces the spec's web base URL (the login pages); leave it out for Instagram.
   @WEB_BASE_URL@
+  # Replaces the spec's upload base URL (media uploads); leave it out for Instagram.
+  @UPLOAD_BASE_URL@
 
 # Encryption of Instagram credentials at rest (AES-256-GCM).
 encryption:
@@ -1056,6 +1088,24 @@ mod tests {
             "bob.b (@bob.b, 42)"
         );
         assert_eq!(config.puppet_displayname(None, None, "42"), "42 (@42, 42)");
+    }
+
+    #[test]
+    fn relative_connector_paths_are_relative_to_the_config_file() {
+        let mut instagram = Config::example().instagram;
+        assert_eq!(
+            instagram.connector_path(Path::new("/etc/matrix-instagram/config.yaml")),
+            Path::new("/etc/matrix-instagram/connectors/instagram.yaml")
+        );
+        assert_eq!(
+            instagram.connector_path(Path::new("config.yaml")),
+            Path::new("connectors/instagram.yaml")
+        );
+        instagram.connector = "/opt/specs/instagram.yaml".to_owned();
+        assert_eq!(
+            instagram.connector_path(Path::new("/etc/matrix-instagram/config.yaml")),
+            Path::new("/opt/specs/instagram.yaml")
+        );
     }
 
     #[test]

@@ -327,6 +327,7 @@ fn describe_version(version: &str, commit: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bridge::instagram::load_connector;
     use crate::config::Config;
     use crate::matrix::client::HomeserverClient;
     use crate::matrix::namespace::UserNamespace;
@@ -381,7 +382,10 @@ mod tests {
         let config = Arc::new(config);
         let client = HomeserverClient::new("http://127.0.0.1:9", "unused").unwrap();
         let namespace = UserNamespace::from_config(config.clone()).unwrap();
-        let mut bridge = Bridge::new(config, store, client, namespace);
+        // As if the config sat in the crate root, beside connectors/.
+        let config_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml");
+        let connector = load_connector(&config, &config_path).expect("the real spec loads");
+        let mut bridge = Bridge::new(config, store, client, connector, namespace);
         register_test_commands(&mut bridge.commands);
         bridge
     }

@@ -3,6 +3,7 @@
 
 pub mod bot;
 pub mod commands;
+pub mod instagram;
 pub mod run;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use ruma::events::AnyTimelineEvent;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::connector::http::Connector;
 use crate::matrix::client::HomeserverClient;
 use crate::matrix::namespace::UserNamespace;
 use crate::matrix::server::{AppserviceHandler, ProvisionError, RetryTransaction};
@@ -20,12 +22,15 @@ use crate::store::Store;
 
 use self::commands::CommandRegistry;
 
-/// The running bridge: configuration, database, homeserver client and the
-/// bot's commands. Shared behind an `Arc` by the appservice server.
+/// The running bridge: configuration, database, homeserver client, the
+/// Instagram connector and the bot's commands. Shared behind an `Arc` by the
+/// appservice server.
 pub struct Bridge {
     pub config: Arc<Config>,
     pub store: Store,
     pub client: HomeserverClient,
+    /// The connector spec of `instagram.connector`, at the configured base URLs.
+    pub connector: Connector,
     pub namespace: UserNamespace,
     pub commands: CommandRegistry,
     pub started_at: Instant,
@@ -36,12 +41,14 @@ impl Bridge {
         config: Arc<Config>,
         store: Store,
         client: HomeserverClient,
+        connector: Connector,
         namespace: UserNamespace,
     ) -> Bridge {
         Bridge {
             config,
             store,
             client,
+            connector,
             namespace,
             commands: CommandRegistry::with_builtins(),
             started_at: Instant::now(),

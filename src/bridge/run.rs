@@ -1,5 +1,5 @@
-//! `matrix-instagram run`: loads the configuration, connects the database,
-//! checks that the homeserver accepts our as_token, prepares the bot, serves
+//! `matrix-instagram run`: loads the configuration and the connector spec it
+//! names, connects the database, checks that the homeserver accepts our as_token, prepares the bot, serves
 //! the appservice API and asks the homeserver to ping it, then runs until
 //! SIGINT/SIGTERM. Every startup failure is one clear line on stderr.
 
@@ -14,8 +14,11 @@ use axum::Router;
 use ruma::{OwnedMxcUri, TransactionId};
 use tokio::net::TcpListener;
 
+use super::instagram::load_connector;
 use super::Bridge;
 use crate::config::{Config, ConfigError};
+use crate::connector::http::Connector;
+use crate::connector::spec::SpecError;
 use crate::matrix::client::{ClientError, HomeserverClient};
 use crate::matrix::namespace::{NamespaceError, UserNamespace};
 use crate::matrix::server::{self, AppserviceState};
@@ -30,6 +33,9 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("invalid configuration: {0}")]
     Namespace(#[from] NamespaceError),
+    /// The loader's problems, each naming the file, action and field.
+    #[error("cannot load the connector spec of instagram.connector: {0}")]
+    Connector(#[from] SpecError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("cannot reach the homeserver at {url}: {detail}")]
@@ -106,12 +112,14 @@ pub fn build_appservice(
     config: Arc<Config>,
     store: Store,
     client: HomeserverClient,
+    connector: Connector,
 ) -> Result<(Arc<Bridge>, Router), RunError> {
     let namespace = UserNamespace::from_config(config.clone())?;
     let bridge = Arc::new(Bridge::new(
         config.clone(),
         store.clone(),
         client,
+        connector,
         namespace.clone(),
     ));
     let state = Arc::new(AppserviceState::new(
@@ -135,17 +143,25 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let config = Arc::new(load_config(config_path)?);
+    // Before tracing starts, so a broken spec is the only line on stderr.
+    let connector = load_connector(&config, config_path)?;
     init_tracing(&config);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         commit = super::commands::GIT_COMMIT.unwrap_or("unknown"),
         "starting matrix-instagram"
     );
+    tracing::info!(
+        spec = %connector.spec().source,
+        actions = connector.spec().actions.len(),
+        api = %connector.base_urls().api,
+        "connector loaded"
+    );
 
     let store = Store::connect(&config.database.url).await?;
     let client = HomeserverClient::new(&config.homeserver.url, &config.appservice.as_token)
         .map_err(RunError::Homeserver)?;
-    let (bridge, router) = build_appservice(config.clone(), store, client)?;
+    let (bridge, router) = build_appservice(config.clone(), store, client, connector)?;
 
     check_homeserver(&bridge).await?;
     prepare_bot(&bridge).await;

@@ -98,6 +98,24 @@ impl Store {
         Ok(self.execute(statement, "updating a login's state").await? > 0)
     }
 
+    /// Replaces only the sealed credentials of a login (its auth state
+    /// changed); false if there is no such login.
+    pub async fn set_login_credentials(
+        &self,
+        mxid: &str,
+        credentials: &Sealed,
+    ) -> Result<bool, StoreError> {
+        let statement =
+            sqlx::query("UPDATE logins SET credentials = $2, updated_at = $3 WHERE mxid = $1")
+                .bind(mxid)
+                .bind(credentials.as_str())
+                .bind(now_millis());
+        Ok(self
+            .execute(statement, "updating a login's credentials")
+            .await?
+            > 0)
+    }
+
     /// Deletes a login with everything bridged through it (portals,
     /// messages, reactions, outbox entries), in one database transaction so
     /// no half-deleted login is ever seen. False if there was no login (the

@@ -4,10 +4,12 @@
 
 mod fake_homeserver;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_homeserver::FakeHomeserver;
+use matrix_instagram::bridge::instagram::load_connector;
 use matrix_instagram::bridge::run::{build_appservice, run_until, RunError, TRANSACTION_RETENTION};
 use matrix_instagram::config::Config;
 use matrix_instagram::matrix::client::{HomeserverClient, RetryPolicy};
@@ -28,8 +30,14 @@ const MAX_BODY: usize = 64 * 1024;
 /// Base64 of 32 zero bytes: a valid (and obviously test-only) credential key.
 const TEST_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
-/// The text of a bridge configuration for these tests.
-fn config_yaml(homeserver_url: &str, database_url: &str, listen: &str) -> String {
+/// The repository's Instagram connector spec, as an absolute path.
+fn real_spec_path() -> String {
+    format!("{}/connectors/instagram.yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The text of a bridge configuration for these tests; `connector` is
+/// relative to the config file's directory unless absolute.
+fn config_yaml(homeserver_url: &str, database_url: &str, listen: &str, connector: &str) -> String {
     format!(
         r#"
 homeserver:
@@ -54,7 +62,7 @@ database:
 permissions:
   "{ALICE}": user
 instagram:
-  connector: connectors/instagram.yaml
+  connector: "{connector}"
 encryption:
   key: "{TEST_KEY}"
 logging:
@@ -64,8 +72,13 @@ logging:
 }
 
 fn config(homeserver_url: &str, database_url: &str) -> Config {
-    serde_norway::from_str(&config_yaml(homeserver_url, database_url, "127.0.0.1:0"))
-        .expect("test configuration")
+    serde_norway::from_str(&config_yaml(
+        homeserver_url,
+        database_url,
+        "127.0.0.1:0",
+        &real_spec_path(),
+    ))
+    .expect("test configuration")
 }
 
 /// A bridge serving the appservice API on a loopback port.
@@ -89,7 +102,10 @@ async fn start_bridge(homeserver_url: &str, database_url: &str) -> RunningBridge
             attempts: 1,
             ..RetryPolicy::default()
         });
-    let (_bridge, router) = build_appservice(config, store, client).expect("appservice");
+    // The connector path is absolute, so the config file's directory does not matter.
+    let connector = load_connector(&config, Path::new("config.yaml")).expect("the real spec loads");
+    let (_bridge, router) =
+        build_appservice(config, store, client, connector).expect("appservice");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -597,11 +613,22 @@ async fn free_address() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-/// Writes a configuration file and returns its path.
+/// Writes a configuration file using the real connector spec and returns its path.
 fn write_config(dir: &tempfile::TempDir, homeserver_url: &str, listen: &str) -> std::path::PathBuf {
+    write_config_with_connector(dir, homeserver_url, listen, &real_spec_path())
+}
+
+/// Writes a configuration file naming `connector` and returns its path.
+fn write_config_with_connector(
+    dir: &tempfile::TempDir,
+    homeserver_url: &str,
+    listen: &str,
+    connector: &str,
+) -> std::path::PathBuf {
     let database_url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
     let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config_yaml(homeserver_url, &database_url, listen)).unwrap();
+    let text = config_yaml(homeserver_url, &database_url, listen, connector);
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -777,6 +804,92 @@ async fn run_explains_a_taken_listen_port() {
             .to_string()
             .starts_with(&format!("cannot listen on {listen}")),
         "{error}"
+    );
+}
+
+/// The real spec with an unclosed template in `send`'s `rest.body.text`.
+fn broken_spec() -> String {
+    std::fs::read_to_string(real_spec_path())
+        .unwrap()
+        .replacen(r#"text: "{{params.text}}""#, r#"text: "{{params.text""#, 1)
+}
+
+#[tokio::test]
+async fn run_loads_a_relative_connector_from_the_config_files_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    std::fs::copy(real_spec_path(), specs.join("instagram.yaml")).unwrap();
+    let hs = FakeHomeserver::default();
+    let hs_url = hs.start().await;
+    let listen = free_address().await;
+    hs.set_bridge_url(&format!("http://{listen}"));
+    // The tests run in the crate root, which has no specs/ directory.
+    assert!(!Path::new("specs/instagram.yaml").exists());
+    let config_path = write_config_with_connector(&dir, &hs_url, &listen, "specs/instagram.yaml");
+
+    let mut bridge = BackgroundRun::start(config_path);
+    bridge.wait_for_ping(&hs).await;
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn run_explains_a_broken_or_missing_connector_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), broken_spec()).unwrap();
+    // No homeserver: the spec is loaded before anything is contacted.
+    let hs_url = format!("http://{}", free_address().await);
+    let listen = free_address().await;
+
+    let config_path = write_config_with_connector(&dir, &hs_url, &listen, "broken.yaml");
+    let error = run_error(&config_path).await;
+    assert!(matches!(error, RunError::Connector(_)), "{error:?}");
+    let spec_file = dir.path().join("broken.yaml").display().to_string();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot load the connector spec of instagram.connector: {spec_file}: action send: \
+             rest.body.text: "
+        )),
+        "{message}"
+    );
+
+    let config_path = write_config_with_connector(&dir, &hs_url, &listen, "missing.yaml");
+    let message = run_error(&config_path).await.to_string();
+    let spec_file = dir.path().join("missing.yaml").display().to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot load the connector spec of instagram.connector: {spec_file}: cannot read the \
+             file: "
+        )),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn binary_reports_a_broken_connector_spec_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), broken_spec()).unwrap();
+    let hs_url = format!("http://{}", free_address().await);
+    let config_path =
+        write_config_with_connector(&dir, &hs_url, &free_address().await, "broken.yaml");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_matrix-instagram"))
+        .arg("--config")
+        .arg(&config_path)
+        .arg("run")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let spec_file = dir.path().join("broken.yaml").display().to_string();
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot load the connector spec of instagram.connector: {spec_file}: action \
+             send: rest.body.text: "
+        )),
+        "{stderr}"
     );
 }
 

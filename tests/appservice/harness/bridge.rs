@@ -38,8 +38,9 @@ pub struct RunOutput {
 
 impl BridgeConfig {
     /// Runs `matrix-instagram init` in `dir` for the test homeserver, a free
-    /// appservice port and the test database, then turns on debug logging and,
-    /// when given, replaces the permissions. The registration is used as
+    /// appservice port and the test database, then turns on debug logging,
+    /// points `instagram.connector` at the repository's spec and, when given,
+    /// replaces the permissions. The registration is used as
     /// `init` wrote it.
     pub fn init(
         dir: &Path,
@@ -91,6 +92,15 @@ impl BridgeConfig {
             &mut config,
             &["logging", "level"],
             Value::from("matrix_instagram=debug,info"),
+        );
+        // init's relative connector path would resolve inside the temp dir.
+        set(
+            &mut config,
+            &["instagram", "connector"],
+            Value::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/connectors/instagram.yaml"
+            )),
         );
         if !permissions.is_empty() {
             let mut map = serde_norway::Mapping::new();

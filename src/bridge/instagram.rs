@@ -1,0 +1,119 @@
+//! The bridge's Instagram side as `config.yaml` describes it: the connector
+//! spec loaded from `instagram.connector` with the configured base-URL
+//! overrides, and the stored credentials of logins (the one place that
+//! defines how a login's [`Credentials`] are sealed in the database).
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::connector::auth::Credentials;
+use crate::connector::http::{BaseUrls, Connector};
+use crate::connector::spec::{Spec, SpecError};
+use crate::secrets::{CredentialCipher, Sealed, SecretsError};
+use crate::store::{LoginRecord, Store, StoreError};
+
+/// Loads the spec named by `instagram.connector` (relative to the directory
+/// of `config_path`) and points it at the configured base URLs.
+pub fn load_connector(config: &Config, config_path: &Path) -> Result<Connector, SpecError> {
+    let instagram = &config.instagram;
+    let spec = Spec::load(&instagram.connector_path(config_path))?;
+    let base_urls = BaseUrls::with_overrides(
+        &spec.api,
+        instagram.api_base_url.as_deref(),
+        instagram.web_base_url.as_deref(),
+        instagram.upload_base_url.as_deref(),
+    );
+    Ok(Connector::new(spec, base_urls))
+}
+
+/// Why a login's stored credentials could not be read or saved. Never
+/// carries a credential value.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("{mxid} has no Instagram login; log in with the bot's `login` command")]
+    NoLogin { mxid: String },
+    #[error("cannot open the Instagram credentials stored for {mxid}: {source}")]
+    Open { mxid: String, source: SecretsError },
+    #[error("cannot seal the Instagram credentials of {mxid}: {source}")]
+    Seal { mxid: String, source: SecretsError },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Logins with their credentials: the store plus the cipher that seals
+/// credentials at rest. The sealed blob is [`Credentials`] as JSON, sealed
+/// for the login's Matrix user id.
+#[derive(Debug, Clone)]
+pub struct Logins {
+    store: Store,
+    cipher: CredentialCipher,
+}
+
+impl Logins {
+    pub fn new(store: Store, cipher: CredentialCipher) -> Logins {
+        Logins { store, cipher }
+    }
+
+    /// Creates or replaces the login of `mxid` with fresh credentials, in
+    /// state `connected`.
+    pub async fn save_new(
+        &self,
+        mxid: &str,
+        username: Option<String>,
+        credentials: &Credentials,
+    ) -> Result<LoginRecord, LoginError> {
+        let record = LoginRecord {
+            mxid: mxid.to_owned(),
+            ig_user_id: credentials.user_id().map(str::to_owned),
+            username,
+            credentials: self.seal(mxid, credentials)?,
+            device_uuid: credentials.device_id.clone(),
+            state: "connected".to_owned(),
+        };
+        self.store.upsert_login(&record).await?;
+        Ok(record)
+    }
+
+    /// The credentials stored for `mxid`.
+    pub async fn credentials(&self, mxid: &str) -> Result<Credentials, LoginError> {
+        let record = self
+            .store
+            .login(mxid)
+            .await?
+            .ok_or_else(|| LoginError::NoLogin {
+                mxid: mxid.to_owned(),
+            })?;
+        self.cipher
+            .open_json(mxid, &record.credentials)
+            .map_err(|source| LoginError::Open {
+                mxid: mxid.to_owned(),
+                source,
+            })
+    }
+
+    /// Replaces the stored credentials of `mxid` (after response hooks
+    /// updated its auth state); the rest of the login is left alone.
+    pub async fn update_credentials(
+        &self,
+        mxid: &str,
+        credentials: &Credentials,
+    ) -> Result<(), LoginError> {
+        let sealed = self.seal(mxid, credentials)?;
+        if self.store.set_login_credentials(mxid, &sealed).await? {
+            Ok(())
+        } else {
+            Err(LoginError::NoLogin {
+                mxid: mxid.to_owned(),
+            })
+        }
+    }
+
+    fn seal(&self, mxid: &str, credentials: &Credentials) -> Result<Sealed, LoginError> {
+        self.cipher
+            .seal_json(mxid, credentials)
+            .map_err(|source| LoginError::Seal {
+                mxid: mxid.to_owned(),
+                source,
+            })
+    }
+}
