@@ -91,7 +91,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Action(args) => matrix_instagram::connector::cli::run_action(args),
+        Command::Action(args) => matrix_instagram::connector::cli::run_action(args, &cli.config),
         Command::CheckSpec(args) => matrix_instagram::connector::cli::check_spec(args),
     }
 }

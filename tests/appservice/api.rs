@@ -104,8 +104,7 @@ async fn start_bridge(homeserver_url: &str, database_url: &str) -> RunningBridge
         });
     // The connector path is absolute, so the config file's directory does not matter.
     let connector = load_connector(&config, Path::new("config.yaml")).expect("the real spec loads");
-    let (_bridge, router) =
-        build_appservice(config, store, client, connector).expect("appservice");
+    let (_bridge, router) = build_appservice(config, store, client, connector).expect("appservice");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -809,9 +808,11 @@ async fn run_explains_a_taken_listen_port() {
 
 /// The real spec with an unclosed template in `send`'s `rest.body.text`.
 fn broken_spec() -> String {
-    std::fs::read_to_string(real_spec_path())
-        .unwrap()
-        .replacen(r#"text: "{{params.text}}""#, r#"text: "{{params.text""#, 1)
+    std::fs::read_to_string(real_spec_path()).unwrap().replacen(
+        r#"text: "{{params.text}}""#,
+        r#"text: "{{params.text""#,
+        1,
+    )
 }
 
 #[tokio::test]

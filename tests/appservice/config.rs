@@ -60,6 +60,7 @@ fn every_optional_value_survives_the_documented_yaml() {
     config.bot.avatar_url = Some("mxc://example.org/bot".to_owned());
     config.instagram.api_base_url = Some("http://127.0.0.1:9000/api".to_owned());
     config.instagram.web_base_url = Some("http://127.0.0.1:9000".to_owned());
+    config.instagram.upload_base_url = Some("http://127.0.0.1:9001".to_owned());
     config
         .permissions
         .insert("@admin:example.org".to_owned(), PermissionLevel::Admin);
