@@ -4,6 +4,10 @@
 //! PostgreSQL comes from `DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/test`;
 //! each test creates its own `mi_test_<random>` database there and drops it.
 
+use std::collections::BTreeMap;
+
+use matrix_instagram::bridge::instagram::{LoginError, Logins};
+use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::model::ConversationKind;
 use matrix_instagram::secrets::{CredentialCipher, CredentialKey, SecretsError};
 use matrix_instagram::store::{
@@ -128,6 +132,7 @@ on_both_backends!(
     transaction_dedupe_survives_reconnect,
     management_rooms_map_both_ways,
     login_roundtrip_keeps_credentials_encrypted,
+    stored_credentials_are_sealed_and_updated_alone,
     outbox_enqueue_is_idempotent_and_tracks_attempts,
     message_insert_if_absent,
     complete_outbox_send_is_all_or_nothing,
@@ -294,6 +299,67 @@ async fn login_roundtrip_keeps_credentials_encrypted(db: &TestDb) {
     assert!(store.delete_login("@alice:x").await.unwrap());
     assert!(!store.delete_login("@alice:x").await.unwrap());
     assert_eq!(store.login("@alice:x").await.unwrap(), None);
+}
+
+async fn stored_credentials_are_sealed_and_updated_alone(db: &TestDb) {
+    let store = db.connect().await;
+    let key = CredentialKey::generate();
+    let logins = Logins::new(store.clone(), CredentialCipher::new(&key));
+    let cookies = BTreeMap::from([
+        ("sessionid".to_owned(), "s3ss10n-cookie".to_owned()),
+        ("ds_user_id".to_owned(), "17841400000000001".to_owned()),
+    ]);
+    let mut credentials = Credentials::new(cookies);
+    let saved = logins
+        .save_new("@alice:x", Some("alice.ig".to_owned()), &credentials)
+        .await
+        .unwrap();
+    assert_eq!(saved.ig_user_id.as_deref(), Some("17841400000000001"));
+    assert_eq!(saved.device_uuid, credentials.device_id);
+    assert!(!saved.credentials.as_str().contains("s3ss10n"));
+    assert_eq!(logins.credentials("@alice:x").await.unwrap(), credentials);
+
+    store
+        .set_login_state("@alice:x", "challenge_required")
+        .await
+        .unwrap();
+    credentials.store_state("ig_www_claim", "hmac.claim".to_owned());
+    logins
+        .update_credentials("@alice:x", &credentials)
+        .await
+        .unwrap();
+    assert_eq!(logins.credentials("@alice:x").await.unwrap(), credentials);
+    let record = store.login("@alice:x").await.unwrap().unwrap();
+    assert_eq!(
+        record.state, "challenge_required",
+        "only credentials change"
+    );
+    assert_eq!(record.username.as_deref(), Some("alice.ig"));
+
+    let error = logins
+        .update_credentials("@bob:x", &credentials)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LoginError::NoLogin { .. }), "{error}");
+    assert_eq!(
+        logins.credentials("@bob:x").await.unwrap_err().to_string(),
+        "@bob:x has no Instagram login; log in with the bot's `login` command"
+    );
+    let other_key = Logins::new(
+        store.clone(),
+        CredentialCipher::new(&CredentialKey::generate()),
+    );
+    let error = other_key.credentials("@alice:x").await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LoginError::Open {
+                source: SecretsError::WrongKey,
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 fn outgoing(event_id: &str, text: &str) -> NewOutboxEntry {
