@@ -881,11 +881,22 @@ pub fn init(options: &InitOptions) -> Result<Config, ConfigError> {
 pub fn init_summary(options: &InitOptions, config: &Config) -> String {
     let registration = std::fs::canonicalize(&options.registration_path)
         .unwrap_or_else(|_| options.registration_path.clone());
+    let connector = config.instagram.connector_path(&options.config_path);
+    let connector_note = if connector.exists() {
+        String::new()
+    } else {
+        format!(
+            " The connector spec {} is not there (a relative instagram.connector is relative \
+             to the config's directory): copy connectors/ beside the config or give an \
+             absolute path.",
+            connector.display()
+        )
+    };
     format!(
         "Wrote {config_path} (bridge configuration) and {registration_path} (appservice registration).\n\
          \n\
          Next steps:\n\
-         1. Review {config_path}: permissions, database.url, instagram.connector.\n\
+         1. Review {config_path}: permissions, database.url, instagram.connector.{connector_note}\n\
          2. Add the registration to Synapse's homeserver.yaml and restart Synapse:\n\
          \n\
          \x20      app_service_config_files:\n\
