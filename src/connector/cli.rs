@@ -10,13 +10,53 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value};
 
-use super::auth::Credentials;
+use super::auth::{Credentials, CredentialsError};
 use super::http::{BaseUrls, Connector};
-use super::spec::Spec;
-use crate::bridge::instagram::Logins;
-use crate::bridge::run::load_config;
-use crate::secrets::CredentialCipher;
-use crate::store::Store;
+use super::session::ConnectorError;
+use super::spec::{Spec, SpecError};
+use crate::bridge::instagram::{LoginError, Logins};
+use crate::bridge::run::{load_config, RunError};
+use crate::secrets::{CredentialCipher, SecretsError};
+use crate::store::{Store, StoreError};
+
+/// Why `action` failed. Never carries a credential value.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Params(String),
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("{spec_file} is the spec of connector `{id}`, not `{wanted}`")]
+    WrongConnector {
+        spec_file: String,
+        id: String,
+        wanted: String,
+    },
+    #[error("{0}")]
+    Cookies(#[from] CredentialsError),
+    #[error("{connector} needs a login: pass --cookies FILE or --login MXID")]
+    NeedsLogin { connector: String },
+    #[error("{0}")]
+    Config(#[from] RunError),
+    #[error("{0}")]
+    Key(#[from] SecretsError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Login(#[from] LoginError),
+    #[error("{0}")]
+    Action(#[from] ConnectorError),
+    /// The action's effects happened (or it failed), but the auth state its
+    /// hooks refreshed could not be saved.
+    #[error("{action} {outcome}, but the login's updated auth state was not saved: {source}")]
+    StateNotSaved {
+        action: String,
+        outcome: &'static str,
+        source: LoginError,
+    },
+    #[error("cannot print the result as JSON: {0}")]
+    Print(#[from] serde_json::Error),
+}
 
 /// `matrix-instagram action <connector> <action> [key=value ...]`.
 #[derive(Debug, clap::Args)]
@@ -93,39 +133,38 @@ pub fn run_action(args: ActionArgs, config_path: &Path) -> ExitCode {
             println!("{output}");
             ExitCode::SUCCESS
         }
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn action(args: ActionArgs, config_path: &Path) -> Result<String, String> {
-    let params = parse_params(&args.params)?;
+async fn action(args: ActionArgs, config_path: &Path) -> Result<String, ActionError> {
+    let params = parse_params(&args.params).map_err(ActionError::Params)?;
     let output = match &args.login {
         Some(mxid) => action_as_login(&args, mxid, config_path, params).await?,
         None => action_with_cookies(&args, params).await?,
     };
-    serde_json::to_string_pretty(&output).map_err(|err| err.to_string())
+    Ok(serde_json::to_string_pretty(&output)?)
 }
 
 /// Runs the action with a cookie file (or none, for a spec without cookies).
-async fn action_with_cookies(args: &ActionArgs, params: Value) -> Result<Value, String> {
+async fn action_with_cookies(args: &ActionArgs, params: Value) -> Result<Value, ActionError> {
     let spec_path = args
         .spec
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("connectors/{}.yaml", args.connector)));
     let connector = load_connector(args, &spec_path, [None, None, None])?;
     let mut creds = match &args.cookies {
-        Some(path) => Credentials::from_cookie_file(path).map_err(|err| err.to_string())?,
+        Some(path) => Credentials::from_cookie_file(path)?,
         None if connector.spec().auth.cookies.is_empty() => {
             Credentials::from_cookies(Default::default())
         }
         None => {
-            return Err(format!(
-                "{} needs a login: pass --cookies FILE or --login MXID",
-                args.connector
-            ))
+            return Err(ActionError::NeedsLogin {
+                connector: args.connector.clone(),
+            })
         }
     };
     run(args, &connector, params, &mut creds).await
@@ -138,8 +177,8 @@ async fn action_as_login(
     mxid: &str,
     config_path: &Path,
     params: Value,
-) -> Result<Value, String> {
-    let config = load_config(config_path).map_err(|err| err.to_string())?;
+) -> Result<Value, ActionError> {
+    let config = load_config(config_path)?;
     let instagram = &config.instagram;
     let spec_path = args
         .spec
@@ -154,26 +193,21 @@ async fn action_as_login(
             instagram.upload_base_url.as_deref(),
         ],
     )?;
-    let key = config.credential_key().map_err(|err| err.to_string())?;
-    let store = Store::connect(&config.database.url)
-        .await
-        .map_err(|err| err.to_string())?;
+    let key = config.credential_key()?;
+    let store = Store::connect(&config.database.url).await?;
     let logins = Logins::new(store.clone(), CredentialCipher::new(&key));
     let outcome = async {
-        let mut creds = logins
-            .credentials(mxid)
-            .await
-            .map_err(|err| err.to_string())?;
+        let mut creds = logins.credentials(mxid).await?;
         let before = creds.clone();
         let output = run(args, &connector, params, &mut creds).await;
         // Hooks may have updated the auth state even if a later step failed.
         if creds != before {
-            if let Err(err) = logins.update_credentials(mxid, &creds).await {
-                let outcome = if output.is_ok() { "ran" } else { "failed" };
-                return Err(format!(
-                    "{} {outcome}, but the login's updated auth state was not saved: {err}",
-                    args.action
-                ));
+            if let Err(source) = logins.update_credentials(mxid, &creds).await {
+                return Err(ActionError::StateNotSaved {
+                    action: args.action.clone(),
+                    outcome: if output.is_ok() { "ran" } else { "failed" },
+                    source,
+                });
             }
         }
         output
@@ -189,13 +223,14 @@ fn load_connector(
     args: &ActionArgs,
     spec_path: &Path,
     configured: [Option<&str>; 3],
-) -> Result<Connector, String> {
-    let spec = Spec::load(spec_path).map_err(|err| err.to_string())?;
+) -> Result<Connector, ActionError> {
+    let spec = Spec::load(spec_path)?;
     if spec.meta.id != args.connector {
-        return Err(format!(
-            "{} is the spec of connector `{}`, not `{}`",
-            spec.source, spec.meta.id, args.connector
-        ));
+        return Err(ActionError::WrongConnector {
+            spec_file: spec.source.clone(),
+            id: spec.meta.id.clone(),
+            wanted: args.connector.clone(),
+        });
     }
     let [api, web, upload] = configured;
     let base_urls = BaseUrls::with_overrides(
@@ -213,11 +248,8 @@ async fn run(
     connector: &Connector,
     params: Value,
     creds: &mut Credentials,
-) -> Result<Value, String> {
-    let output = connector
-        .execute(&args.action, params, creds)
-        .await
-        .map_err(|err| err.to_string())?;
+) -> Result<Value, ActionError> {
+    let output = connector.execute(&args.action, params, creds).await?;
     Ok(if args.raw {
         output.raw
     } else {
