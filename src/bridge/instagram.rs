@@ -117,3 +117,44 @@ impl Logins {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config path in the crate root, beside `connectors/`.
+    fn config_path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml")
+    }
+
+    #[test]
+    fn the_connector_uses_the_configured_base_urls() {
+        let mut config = Config::example();
+        let spec_defaults = load_connector(&config, &config_path()).unwrap();
+        assert_eq!(
+            spec_defaults.base_urls().api,
+            "https://i.instagram.com/api/v1"
+        );
+
+        config.instagram.api_base_url = Some("http://127.0.0.1:9000/api/v1/".to_owned());
+        config.instagram.upload_base_url = Some("http://127.0.0.1:9001".to_owned());
+        let connector = load_connector(&config, &config_path()).unwrap();
+        let urls = connector.base_urls();
+        assert_eq!(urls.api, "http://127.0.0.1:9000/api/v1");
+        assert_eq!(urls.web, "http://127.0.0.1:9000", "follows the API origin");
+        assert_eq!(urls.upload, "http://127.0.0.1:9001");
+    }
+
+    #[test]
+    fn a_missing_spec_names_the_resolved_file() {
+        let mut config = Config::example();
+        config.instagram.connector = "nowhere/instagram.yaml".to_owned();
+        let error = load_connector(&config, Path::new("/etc/bridge/config.yaml")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("/etc/bridge/nowhere/instagram.yaml: cannot read the file: "),
+            "{error}"
+        );
+    }
+}

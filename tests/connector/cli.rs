@@ -366,3 +366,27 @@ async fn action_with_login_explains_what_is_wrong() {
         text(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_state_from_a_failed_action_is_saved_too() {
+    let login = StoredLogin::start().await;
+
+    let output = login
+        .action(&[
+            "get_conversation",
+            "conversation_id=999999",
+            "--login",
+            ALICE,
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    login.assert_no_cookie_in(&output);
+
+    let (logins, store) = login.logins().await;
+    let saved = logins.credentials(ALICE).await.unwrap();
+    store.close().await;
+    assert!(
+        saved.state.contains_key("ig_www_claim"),
+        "the claim of the failed response was saved"
+    );
+}
