@@ -587,7 +587,7 @@ impl Config {
                 optional(
                     "api_base_url",
                     &self.instagram.api_base_url,
-                    "http://127.0.0.1:8080",
+                    "http://127.0.0.1:8080/api/v1",
                 ),
             ),
             (
