@@ -159,7 +159,7 @@ class Runner {
         try {
           await this.page.goto(url, { timeout: timeoutOf(args, DEFAULT_STEP_TIMEOUT_MS) });
         } catch (error) {
-          throw new StepError("navigation", `could not open ${url}: ${firstLine(error)}`);
+          throw new StepError("navigation", `could not open ${where(url)}: ${firstLine(error)}`);
         }
         return;
       }
@@ -168,7 +168,7 @@ class Runner {
         if ((await this.firstMatch(conditionsOf(args, type), timeout)) === null) {
           throw new StepError(
             "timeout",
-            `none of the expected pages appeared within ${timeout} ms (at ${this.page.url()})`,
+            `none of the expected pages appeared within ${timeout} ms (at ${where(this.page.url())})`,
           );
         }
         return;
@@ -223,7 +223,7 @@ class Runner {
         try {
           await element.waitFor({ timeout: timeoutOf(args, DEFAULT_STEP_TIMEOUT_MS), state: "attached" });
         } catch {
-          throw new StepError("selector_not_found", `nothing matches ${selector} (at ${this.page.url()})`);
+          throw new StepError("selector_not_found", `nothing matches ${selector} (at ${where(this.page.url())})`);
         }
         const value = attribute === null ? await element.textContent() : await element.getAttribute(attribute);
         if (value === null) {
@@ -237,7 +237,7 @@ class Runner {
         try {
           await this.page.click(selector, { timeout: timeoutOf(args, DEFAULT_STEP_TIMEOUT_MS) });
         } catch {
-          throw new StepError("selector_not_found", `could not click ${selector} (at ${this.page.url()})`);
+          throw new StepError("selector_not_found", `could not click ${selector} (at ${where(this.page.url())})`);
         }
         return;
       }
@@ -249,7 +249,7 @@ class Runner {
           await this.page.fill(selector, value, { timeout: timeoutOf(args, DEFAULT_STEP_TIMEOUT_MS) });
         } catch {
           // The value is never part of the message: it may be a password.
-          throw new StepError("selector_not_found", `could not fill ${selector} (at ${this.page.url()})`);
+          throw new StepError("selector_not_found", `could not fill ${selector} (at ${where(this.page.url())})`);
         }
         return;
       }
@@ -331,7 +331,7 @@ class Runner {
       }
       return `the page shows ${condition.selector}`;
     }
-    if (condition.url_matches !== undefined) return `the browser reached ${this.page.url()}`;
+    if (condition.url_matches !== undefined) return `the browser reached ${where(this.page.url())}`;
     return `the site set the cookie ${condition.cookie}`;
   }
 }
@@ -372,6 +372,16 @@ function withStep(error: unknown, step: string): StepError & { step: string } {
   return Object.assign(failure, { step });
 }
 
+/** A URL for messages: without query and fragment, which may carry login tokens. */
+function where(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return parsed.origin + parsed.pathname;
+  } catch {
+    return "an unparsable URL";
+  }
+}
+
 function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.split("\n")[0];
@@ -400,6 +410,7 @@ function parseJob(line: string | null): Job {
 async function main(): Promise<number> {
   const stdin = new LineReader();
   let userDataDir: string | null = null;
+  let removeDir = false;
   let context: BrowserContext | null = null;
   try {
     const job = parseJob(await stdin.next());
@@ -407,7 +418,10 @@ async function main(): Promise<number> {
     const executablePath =
       typeof launch.executable_path === "string" ? launch.executable_path : DEFAULT_EXECUTABLE;
     const extraArgs = Array.isArray(launch.args) ? launch.args.filter((arg) => typeof arg === "string") : [];
-    userDataDir = await mkdtemp(join(tmpdir(), "playwright-runner-"));
+    // A caller that may kill the runner gives a directory it removes itself.
+    const givenDir = typeof launch.user_data_dir === "string" ? launch.user_data_dir : null;
+    userDataDir = givenDir ?? (await mkdtemp(join(tmpdir(), "playwright-runner-")));
+    removeDir = givenDir === null;
     try {
       context = await chromium.launchPersistentContext(userDataDir, {
         executablePath,
@@ -435,7 +449,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     if (context !== null) await context.close().catch(() => undefined);
-    if (userDataDir !== null) await rm(userDataDir, { recursive: true, force: true }).catch(() => undefined);
+    if (userDataDir !== null && removeDir) await rm(userDataDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

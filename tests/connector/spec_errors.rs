@@ -231,13 +231,16 @@ fn login_steps_follow_the_web_base_url() {
         steps[0],
         serde_json::json!({"goto": "http://127.0.0.1:9999/accounts/login/"})
     );
+    let home_wait = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|step| step.get("wait_for").is_some())
+        .expect("a wait_for step");
     assert_eq!(
-        steps[1]["wait_for"]["any"][0],
+        home_wait["wait_for"]["any"][0],
         serde_json::json!({"url_matches": "^http://127.0.0.1:9999/$"})
-    );
-    assert_eq!(
-        steps[2],
-        serde_json::json!({"assert_cookies": ["sessionid", "csrftoken", "ds_user_id"]})
     );
 }
 

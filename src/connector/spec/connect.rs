@@ -32,7 +32,12 @@ static TEMPLATE: LazyLock<regex::Regex> =
 const CONDITION_KEYS: &[&str] = &["url_matches", "selector", "cookie"];
 
 /// Checks `steps` (found at `field`); `inputs` are the declared input names.
-pub(super) fn check_steps(problems: &mut Problems, field: &str, steps: &[Value], inputs: &[String]) {
+pub(super) fn check_steps(
+    problems: &mut Problems,
+    field: &str,
+    steps: &[Value],
+    inputs: &[String],
+) {
     for (index, step) in steps.iter().enumerate() {
         check_step(problems, &format!("{field}[{index}]"), step, inputs);
     }
@@ -60,15 +65,15 @@ fn check_step(problems: &mut Problems, field: &str, step: &Value, inputs: &[Stri
         "click" => url_or(args, "selector", &["timeout"]).map(|_| ()),
         "wait_for" => conditions(args, &["timeout"], &[]),
         "fail_if" => conditions(args, &["timeout", "message"], &["kind"]),
-        "if_selector" => object(args, &["selector", "steps"], &["timeout"]).and_then(|map| {
-            match &map["steps"] {
+        "if_selector" => {
+            object(args, &["selector", "steps"], &["timeout"]).and_then(|map| match &map["steps"] {
                 Value::Array(steps) => {
                     check_steps(problems, &format!("{at}.steps"), steps, inputs);
                     Ok(())
                 }
                 _ => Err("`steps` is a list of steps".to_owned()),
-            }
-        }),
+            })
+        }
         "assert_cookies" => match args {
             Value::Array(names) => string_list(names, "assert_cookies"),
             _ => Err("assert_cookies is a list of cookie names".to_owned()),
@@ -127,7 +132,12 @@ fn object<'a>(
     {
         return Err(format!(
             "unknown field `{unknown}` (known: {})",
-            required.iter().chain(optional).copied().collect::<Vec<_>>().join(", ")
+            required
+                .iter()
+                .chain(optional)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     Ok(map)
@@ -145,7 +155,9 @@ fn string_list(names: &[Value], what: &str) -> Result<(), String> {
 fn conditions(args: &Value, extra: &[&str], required: &[&str]) -> Result<(), String> {
     let map = match args {
         Value::Object(map) => map,
-        _ => return Err("expected a map: `any:` a list of conditions, or one condition".to_owned()),
+        _ => {
+            return Err("expected a map: `any:` a list of conditions, or one condition".to_owned())
+        }
     };
     let list: Vec<&Map<String, Value>> = match map.get("any") {
         Some(Value::Array(items)) => {
@@ -178,7 +190,9 @@ fn conditions(args: &Value, extra: &[&str], required: &[&str]) -> Result<(), Str
             .filter(|key| CONDITION_KEYS.contains(key))
             .collect();
         if keys.len() != 1 {
-            return Err("each condition is exactly one of url_matches, selector or cookie".to_owned());
+            return Err(
+                "each condition is exactly one of url_matches, selector or cookie".to_owned(),
+            );
         }
         let Some(Value::String(text)) = condition.get(keys[0]) else {
             return Err(format!("`{}` is a string", keys[0]));
@@ -189,7 +203,9 @@ fn conditions(args: &Value, extra: &[&str], required: &[&str]) -> Result<(), Str
         if keys[0] == "url_matches" {
             let pattern = TEMPLATE.replace_all(text, "https://example.com");
             if let Err(err) = regex::Regex::new(&pattern) {
-                return Err(format!("url_matches `{text}` is not a regular expression: {err}"));
+                return Err(format!(
+                    "url_matches `{text}` is not a regular expression: {err}"
+                ));
             }
         }
     }
