@@ -407,6 +407,14 @@ function parseJob(line: string | null): Job {
   return { launch: isObject(job.launch) ? job.launch : {}, steps: job.steps, inputs };
 }
 
+// The browser of the running login, closed when the bridge gives up (SIGTERM).
+let activeContext: BrowserContext | null = null;
+
+process.on("SIGTERM", () => {
+  setTimeout(() => process.exit(143), 5000).unref();
+  void (activeContext?.close() ?? Promise.resolve()).finally(() => process.exit(143));
+});
+
 async function main(): Promise<number> {
   const stdin = new LineReader();
   let userDataDir: string | null = null;
@@ -429,7 +437,9 @@ async function main(): Promise<number> {
         headless: launch.headless !== false,
         args: (launch.headless === false ? BROWSER_ARGS.slice(1) : BROWSER_ARGS).concat(extraArgs as string[]),
         timeout: typeof launch.timeout === "number" ? launch.timeout : DEFAULT_STEP_TIMEOUT_MS,
+        handleSIGTERM: false,
       });
+      activeContext = context;
     } catch (error) {
       throw new StepError("browser_launch", `could not start ${executablePath}: ${firstLine(error)}`);
     }

@@ -313,16 +313,21 @@ impl BrowserLogin {
             Ok(None)
         };
         let outcome = tokio::time::timeout(self.timeout, conversation).await;
+        // A runner still waiting for an answer sees the end of stdin and stops.
+        drop(stdin);
         let done = match outcome {
             Err(_) => {
-                // Killing node closes Chromium's pipe, which ends the browser too.
-                let _ = child.kill().await;
+                stop(&mut child).await;
                 return Err(BrowserLoginError::Timeout {
                     after: self.timeout,
                     last_step,
                 });
             }
-            Ok(result) => result?,
+            Ok(Err(err)) => {
+                stop(&mut child).await;
+                return Err(err);
+            }
+            Ok(Ok(done)) => done,
         };
         let status = finish(&mut child).await;
         match done {
@@ -359,6 +364,26 @@ impl BrowserLogin {
                 _ => BrowserLoginError::Spawn { command, source },
             }
         })
+    }
+}
+
+/// Asks the runner to close its browser and exit (SIGTERM), killing it if it
+/// has not within a few seconds. A killed runner leaves Chromium to notice its
+/// closed pipe, possibly after the profile directory is removed; SIGTERM first
+/// lets the browser shut down cleanly.
+async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+        // SAFETY: kill(2) with a pid this process spawned and has not reaped
+        // (`id()` is `None` once it has); it touches no memory.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
     }
 }
 
