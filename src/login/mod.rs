@@ -416,22 +416,20 @@ async fn write_line(stdin: &mut ChildStdin, message: &Value) -> Result<(), Brows
 }
 
 /// Keeps the last [`STDERR_TAIL_BYTES`] of the runner's stderr.
-fn read_tail(stderr: ChildStderr) -> impl Future<Output = Vec<u8>> {
-    async move {
-        let mut reader = BufReader::new(stderr);
-        let mut tail = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while let Ok(read) = reader.read(&mut chunk).await {
-            if read == 0 {
-                break;
-            }
-            tail.extend_from_slice(&chunk[..read]);
-            if tail.len() > STDERR_TAIL_BYTES {
-                tail.drain(..tail.len() - STDERR_TAIL_BYTES);
-            }
+async fn read_tail(stderr: ChildStderr) -> Vec<u8> {
+    let mut reader = BufReader::new(stderr);
+    let mut tail = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(read) = reader.read(&mut chunk).await {
+        if read == 0 {
+            break;
         }
-        tail
+        tail.extend_from_slice(&chunk[..read]);
+        if tail.len() > STDERR_TAIL_BYTES {
+            tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+        }
     }
+    tail
 }
 
 /// `text` with every secret replaced, for output that might echo one.

@@ -114,7 +114,7 @@ async fn browser_login_relays_the_two_factor_prompt() {
         .await
         .unwrap_or_else(|err| panic!("2FA login failed: {err}"));
 
-    let asked = asked.lock().unwrap();
+    let asked = asked.lock().unwrap().clone();
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert_eq!(asked[0].name, "two_factor_code");
     assert!(asked[0].message.contains("security code"), "{asked:?}");
