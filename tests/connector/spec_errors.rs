@@ -416,3 +416,41 @@ fn a_parameter_that_did_not_load_is_not_reported_again_where_it_is_used() {
     let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
     assert_eq!(fields, ["params.reply_to.type"], "{problems:#?}");
 }
+
+#[test]
+fn broken_login_steps_are_reported_with_their_place() {
+    let problems = load_broken(&[
+        ("value: {input: password}", "value: {input: pasword}"),
+        (
+            "        - click: \"button[type='submit']\"",
+            "        - clik: \"button[type='submit']\"",
+        ),
+        (
+            "            kind: bad_credentials",
+            "            kinds: bad_credentials",
+        ),
+        (
+            "                    - url_matches: \"^{{api.web_base_url}}/challenge/\"",
+            "                    - url_matches: \"^{{api.web_base_url}}/(challenge/\"",
+        ),
+    ]);
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let expected = [
+        "connectors/broken.yaml: auth: connect.playwright.steps[2].fill: unknown input `pasword` (connect.playwright.inputs declares: username, password)",
+        "connectors/broken.yaml: auth: connect.playwright.steps[3].clik: unknown step type `clik` (known: goto, wait_for, fail_if, if_selector, assert_cookies, extract_cookies, extract, click, fill, type, close)",
+        "connectors/broken.yaml: auth: connect.playwright.steps[5].fail_if: `kind` is required",
+    ];
+    for line in expected {
+        assert!(
+            shown.iter().any(|shown| shown == line),
+            "{line}\nin {shown:?}"
+        );
+    }
+    assert!(
+        shown.iter().any(|line| line.starts_with(
+            "connectors/broken.yaml: auth: connect.playwright.steps[6].if_selector.steps[2].wait_for: url_matches `^{{api.web_base_url}}/(challenge/` is not a regular expression"
+        )),
+        "{shown:?}"
+    );
+    assert_eq!(shown.len(), 4, "{shown:?}");
+}
