@@ -52,6 +52,11 @@ pub enum BrowserLoginError {
     },
     #[error("could not talk to the browser login runner: {0}")]
     Pipe(std::io::Error),
+    #[error("could not create the browser profile directory {path}: {source}")]
+    ProfileDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the browser login did not finish within {}s (last step {})", .after.as_secs(), .last_step.as_deref().unwrap_or("none"))]
     Timeout {
         after: Duration,
@@ -432,11 +437,16 @@ async fn read_tail(stderr: ChildStderr) -> Vec<u8> {
     tail
 }
 
-/// `text` with every secret replaced, for output that might echo one.
+/// `text` with every secret replaced, as written and as escaped inside JSON
+/// (a crash may print the job line).
 fn redact(text: &str, secrets: &[String]) -> String {
     secrets
         .iter()
         .filter(|secret| !secret.is_empty())
+        .flat_map(|secret| {
+            let quoted = Value::String(secret.clone()).to_string();
+            [secret.clone(), quoted[1..quoted.len() - 1].to_owned()]
+        })
         .fold(text.to_owned(), |text, secret| {
             text.replace(secret.as_str(), REDACTED)
         })
@@ -518,7 +528,10 @@ impl ProfileDir {
     fn create() -> Result<ProfileDir, BrowserLoginError> {
         let path =
             std::env::temp_dir().join(format!("matrix-instagram-browser-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir(&path).map_err(BrowserLoginError::Pipe)?;
+        std::fs::create_dir(&path).map_err(|source| BrowserLoginError::ProfileDir {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(ProfileDir { path })
     }
 }
@@ -580,10 +593,14 @@ mod tests {
 
     #[test]
     fn stderr_tails_are_redacted() {
-        let secrets = vec!["hunter2".to_owned(), String::new()];
+        let secrets = vec!["hunter2".to_owned(), String::new(), "a\"b".to_owned()];
         assert_eq!(
             redact("typed hunter2 into #password", &secrets),
             "typed [redacted] into #password"
+        );
+        assert_eq!(
+            redact(r#"{"password":"a\"b"}"#, &secrets),
+            r#"{"password":"[redacted]"}"#
         );
     }
 }

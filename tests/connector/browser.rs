@@ -237,3 +237,41 @@ async fn a_missing_runner_names_the_install_command() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_crashed_runner_reports_its_stderr_without_secrets() {
+    let scripts = tempfile::tempdir().expect("temp dir");
+    // A runner that dies after echoing its job (the password included) on stderr.
+    std::fs::write(
+        scripts.path().join("playwright-runner.ts"),
+        "import { createInterface } from \"node:readline\";\n\
+         const lines = createInterface({ input: process.stdin });\n\
+         lines.once(\"line\", (line: string) => { process.stderr.write(`boom: ${line}\\n`); process.exit(3); });\n",
+    )
+    .expect("write runner");
+    std::os::unix::fs::symlink(
+        BrowserLogin::default_scripts_dir().join("node_modules"),
+        scripts.path().join("node_modules"),
+    )
+    .expect("link node_modules");
+    let job = LoginJob {
+        launch: serde_json::json!({}),
+        steps: serde_json::json!([]),
+        inputs: BTreeMap::from([("password".to_owned(), PASSWORD.to_owned())]),
+    };
+    let err = BrowserLogin::new(scripts.path())
+        .run(job, no_prompt)
+        .await
+        .expect_err("the runner crashed");
+    let BrowserLoginError::Crashed {
+        status,
+        stderr_tail,
+    } = &err
+    else {
+        panic!("not a crash: {err:?}");
+    };
+    assert!(status.contains('3'), "{status}");
+    assert!(stderr_tail.contains("boom"), "{stderr_tail}");
+    assert!(stderr_tail.contains("[redacted]"), "{stderr_tail}");
+    assert!(!format!("{err} {err:?}").contains(PASSWORD), "{err:?}");
+}
