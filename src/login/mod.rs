@@ -22,6 +22,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, Command};
 
 use crate::connector::http::BaseUrls;
 use crate::connector::spec::Spec;
+use crate::connector::template::Template;
 
 /// Overrides the default scripts directory (`<repo>/scripts`).
 pub const SCRIPTS_DIR_ENV: &str = "MATRIX_INSTAGRAM_SCRIPTS_DIR";
@@ -155,6 +156,38 @@ impl LoginJob {
             steps,
             inputs,
         })
+    }
+}
+
+/// What to tell the user about a failed login: the spec's
+/// `connect.playwright.on_error.<kind>.message`, else the error itself.
+pub fn failure_message(spec: &Spec, err: &BrowserLoginError) -> String {
+    spec.auth
+        .connect
+        .as_ref()
+        .zip(err.kind())
+        .and_then(|(connect, kind)| connect.playwright.on_error.get(kind))
+        .and_then(|reaction| reaction.get("message"))
+        .and_then(Value::as_str)
+        .map_or_else(|| err.to_string(), str::to_owned)
+}
+
+/// The spec's `connect.playwright.on_success.message` with the extracted
+/// values (`{{username}}`), if the spec has one.
+pub fn success_message(spec: &Spec, result: &BrowserLoginResult) -> Option<String> {
+    let text = spec
+        .auth
+        .connect
+        .as_ref()?
+        .playwright
+        .on_success
+        .as_ref()?
+        .get("message")?
+        .as_str()?;
+    let vars = serde_json::to_value(&result.extracted).ok()?;
+    match Template::parse(text).ok()?.render(&vars).ok()? {
+        Value::String(message) => Some(message),
+        other => Some(other.to_string()),
     }
 }
 

@@ -12,7 +12,9 @@ use std::time::Duration;
 use instagram_sim::{Account, Simulator};
 use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::connector::http::{BaseUrls, Connector};
-use matrix_instagram::login::{BrowserLogin, BrowserLoginError, LoginJob, Prompt};
+use matrix_instagram::login::{
+    failure_message, success_message, BrowserLogin, BrowserLoginError, LoginJob, Prompt,
+};
 
 use crate::common::load_spec;
 
@@ -84,6 +86,10 @@ async fn browser_login_returns_cookies_that_work_against_the_api() {
         assert!(result.cookies.contains_key(name), "no {name} cookie");
     }
     assert_eq!(result.cookies["ds_user_id"], fx.account.pk.to_string());
+    assert_eq!(
+        success_message(fx.connector.spec(), &result).as_deref(),
+        Some("Connected to Instagram as @web.login!")
+    );
     // A new web session, not the API session the simulator made for the account.
     assert_ne!(result.cookies["sessionid"], fx.account.cookies["sessionid"]);
 
@@ -150,6 +156,10 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("password was incorrect"), "{shown}");
     assert!(!shown.contains("not the password"), "{shown}");
+    assert_eq!(
+        failure_message(fx.connector.spec(), &err),
+        "Instagram did not accept that username and password."
+    );
 }
 
 #[tokio::test]
@@ -167,6 +177,10 @@ async fn a_challenge_is_reported_as_one() {
     );
     // The error names the page without its query (a login token).
     assert!(!err.to_string().contains("token="), "{err}");
+    assert!(
+        failure_message(fx.connector.spec(), &err).starts_with("Instagram wants to confirm"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
