@@ -5,11 +5,17 @@
 //
 // Protocol (one JSON object per line):
 //   stdin, first line:  {"launch": {...}, "steps": [...], "inputs": {"name": "value"}}
-//   stdout, progress:   {"step": 3, "type": "click"}
+//   stdout, progress:   {"step": "3", "type": "click"}
 //   stdout, a question: {"prompt": {"name": "two_factor_code", "message": "..."}}
 //   stdin, the answer:  {"answer": "123456"}
 //   stdout, last line:  {"success": true, "cookies": {...}, "extracted": {...}}
-//                    or {"success": false, "error": {"kind": "...", "step": 3, "message": "..."}}
+//                    or {"success": false, "error": {"kind": "...", "step": "3", "message": "..."}}
+//
+// launch: executable_path (default /usr/bin/chromium), headless (default true), args
+// (extra browser flags), timeout (ms to start the browser), user_data_dir (a profile
+// directory the caller owns; else a temporary one removed at the end).
+// The end of stdin while a prompt waits fails the login (`prompt_unanswered`); SIGTERM
+// closes the browser and exits.
 //
 // Steps: goto, wait_for, assert_cookies, extract_cookies, extract, click, fill, type,
 // if_selector, fail_if, close. A step is either a bare name (`"close"`) or an object
@@ -367,9 +373,11 @@ function conditionsOf(args: Json, type: string): Condition[] {
   return conditions;
 }
 
+/** The error with the number of the step it happened in (a nested step's number stays). */
 function withStep(error: unknown, step: string): StepError & { step: string } {
   const failure = error instanceof StepError ? error : new StepError("browser", firstLine(error));
-  return Object.assign(failure, { step });
+  const known = (failure as { step?: string }).step;
+  return Object.assign(failure, { step: known ?? step });
 }
 
 /** A URL for messages: without query and fragment, which may carry login tokens. */

@@ -141,6 +141,11 @@ async fn a_wrong_two_factor_code_is_reported() {
         .await
         .expect_err("a wrong code must not log in");
     assert_eq!(err.kind(), Some("two_factor_failed"), "{err}");
+    // The failing step inside if_selector (step 7) keeps its own number.
+    assert!(
+        matches!(&err, BrowserLoginError::StepFailed { step, .. } if step == "7.4"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("security code"), "{err}");
 }
 
