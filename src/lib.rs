@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod config;
 pub mod connector;
+pub mod login;
 pub mod matrix;
 pub mod model;
 pub mod secrets;

@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+mod connect;
 mod references;
 
 use references::Names;
@@ -264,6 +265,10 @@ pub struct ConnectSpec {
 pub struct PlaywrightSpec {
     #[serde(default)]
     pub launch: Value,
+    /// Names of the values the bridge asks the user for before the browser
+    /// starts (`username`, `password`); steps read them as `{input: NAME}`.
+    #[serde(default)]
+    pub inputs: Vec<String>,
     pub steps: Vec<Value>,
     #[serde(default)]
     pub on_success: Option<Value>,
@@ -898,6 +903,12 @@ fn compile_auth(
                     &Names::api_only(),
                 );
             }
+            connect::check_steps(
+                problems,
+                "connect.playwright.steps",
+                &connect.playwright.steps,
+                &connect.playwright.inputs,
+            );
             connect.playwright.steps.clone()
         }
         None => Vec::new(),

@@ -231,13 +231,16 @@ fn login_steps_follow_the_web_base_url() {
         steps[0],
         serde_json::json!({"goto": "http://127.0.0.1:9999/accounts/login/"})
     );
+    let home_wait = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|step| step.get("wait_for").is_some())
+        .expect("a wait_for step");
     assert_eq!(
-        steps[1]["wait_for"]["any"][0],
+        home_wait["wait_for"]["any"][0],
         serde_json::json!({"url_matches": "^http://127.0.0.1:9999/$"})
-    );
-    assert_eq!(
-        steps[2],
-        serde_json::json!({"assert_cookies": ["sessionid", "csrftoken", "ds_user_id"]})
     );
 }
 
@@ -412,4 +415,42 @@ fn a_parameter_that_did_not_load_is_not_reported_again_where_it_is_used() {
     )]);
     let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
     assert_eq!(fields, ["params.reply_to.type"], "{problems:#?}");
+}
+
+#[test]
+fn broken_login_steps_are_reported_with_their_place() {
+    let problems = load_broken(&[
+        ("value: {input: password}", "value: {input: pasword}"),
+        (
+            "        - click: \"button[type='submit']\"",
+            "        - clik: \"button[type='submit']\"",
+        ),
+        (
+            "            kind: bad_credentials",
+            "            kinds: bad_credentials",
+        ),
+        (
+            "                    - url_matches: \"^{{api.web_base_url}}/challenge/\"",
+            "                    - url_matches: \"^{{api.web_base_url}}/(challenge/\"",
+        ),
+    ]);
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let expected = [
+        "connectors/broken.yaml: auth: connect.playwright.steps[2].fill: unknown input `pasword` (connect.playwright.inputs declares: username, password)",
+        "connectors/broken.yaml: auth: connect.playwright.steps[3].clik: unknown step type `clik` (known: goto, wait_for, fail_if, if_selector, assert_cookies, extract_cookies, extract, click, fill, type, close)",
+        "connectors/broken.yaml: auth: connect.playwright.steps[5].fail_if: `kind` is required",
+    ];
+    for line in expected {
+        assert!(
+            shown.iter().any(|shown| shown == line),
+            "{line}\nin {shown:?}"
+        );
+    }
+    assert!(
+        shown.iter().any(|line| line.starts_with(
+            "connectors/broken.yaml: auth: connect.playwright.steps[6].if_selector.steps[2].wait_for: url_matches `^{{api.web_base_url}}/(challenge/` is not a regular expression"
+        )),
+        "{shown:?}"
+    );
+    assert_eq!(shown.len(), 4, "{shown:?}");
 }

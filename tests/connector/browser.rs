@@ -1,0 +1,296 @@
+//! Browser logins end to end: the real `auth.connect` steps of
+//! connectors/instagram.yaml run by `scripts/playwright-runner.ts` in headless
+//! Chromium against the simulator's web login, through `BrowserLogin`.
+//!
+//! These tests need Chromium and the runner's npm packages; when either is
+//! missing they fail with the command that installs it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use instagram_sim::{Account, Simulator};
+use matrix_instagram::connector::auth::Credentials;
+use matrix_instagram::connector::http::{BaseUrls, Connector};
+use matrix_instagram::login::{
+    failure_message, success_message, BrowserLogin, BrowserLoginError, LoginJob, Prompt,
+};
+
+use crate::common::load_spec;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct WebLogin {
+    sim: Simulator,
+    account: Account,
+    connector: Connector,
+    runner: BrowserLogin,
+}
+
+impl WebLogin {
+    async fn start(username: &str) -> WebLogin {
+        let runner = BrowserLogin::new(BrowserLogin::default_scripts_dir())
+            .with_timeout(Duration::from_secs(90));
+        if let Err(err) = runner.check_installed() {
+            panic!("browser login tests need the runner and Chromium: {err}");
+        }
+        let sim = Simulator::start().await;
+        let account = sim
+            .create_account_with_password(username, "Web Login", PASSWORD)
+            .expect("account");
+        let spec = load_spec();
+        let base_urls = BaseUrls::with_overrides(
+            &spec.api,
+            Some(&sim.api_base_url()),
+            Some(&sim.base_url()),
+            None,
+        );
+        let connector = Connector::new(spec, base_urls).with_timeout(Duration::from_secs(5));
+        WebLogin {
+            sim,
+            account,
+            connector,
+            runner,
+        }
+    }
+
+    fn job(&self, password: &str) -> LoginJob {
+        let inputs = BTreeMap::from([
+            ("username".to_owned(), self.account.username.clone()),
+            ("password".to_owned(), password.to_owned()),
+        ]);
+        LoginJob::from_spec(self.connector.spec(), self.connector.base_urls(), inputs)
+            .expect("the connect steps render")
+    }
+}
+
+/// Answers no prompt: a login that asks one fails the test.
+async fn no_prompt(prompt: Prompt) -> Option<String> {
+    panic!("unexpected prompt {prompt:?}")
+}
+
+#[tokio::test]
+async fn browser_login_returns_cookies_that_work_against_the_api() {
+    let fx = WebLogin::start("web.login").await;
+    let result = fx
+        .runner
+        .run(fx.job(PASSWORD), no_prompt)
+        .await
+        .unwrap_or_else(|err| panic!("login failed: {err}"));
+
+    assert_eq!(
+        result.extracted.get("username").map(String::as_str),
+        Some("web.login")
+    );
+    for name in ["sessionid", "csrftoken", "ds_user_id", "mid", "ig_did"] {
+        assert!(result.cookies.contains_key(name), "no {name} cookie");
+    }
+    assert_eq!(result.cookies["ds_user_id"], fx.account.pk.to_string());
+    assert_eq!(
+        success_message(fx.connector.spec(), &result).as_deref(),
+        Some("Connected to Instagram as @web.login!")
+    );
+    // A new web session, not the API session the simulator made for the account.
+    assert_ne!(result.cookies["sessionid"], fx.account.cookies["sessionid"]);
+
+    let mut creds = Credentials::from_cookies(result.cookies.clone());
+    let me = fx
+        .connector
+        .current_user(&mut creds)
+        .await
+        .unwrap_or_else(|err| panic!("current_user with the browser's cookies: {err}"));
+    assert_eq!(me.handle.as_deref(), Some("web.login"));
+    assert_eq!(me.id, fx.account.pk.to_string());
+}
+
+#[tokio::test]
+async fn browser_login_relays_the_two_factor_prompt() {
+    let fx = WebLogin::start("two.factor").await;
+    fx.sim
+        .set_two_factor(fx.account.pk, Some("424242"))
+        .expect("2FA on");
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&asked);
+    let result = fx
+        .runner
+        .run(fx.job(PASSWORD), move |prompt: Prompt| {
+            seen.lock().unwrap().push(prompt);
+            async { Some("424242".to_owned()) }
+        })
+        .await
+        .unwrap_or_else(|err| panic!("2FA login failed: {err}"));
+
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].name, "two_factor_code");
+    assert!(asked[0].message.contains("security code"), "{asked:?}");
+    let mut creds = Credentials::from_cookies(result.cookies);
+    let me = fx.connector.current_user(&mut creds).await.unwrap();
+    assert_eq!(me.handle.as_deref(), Some("two.factor"));
+}
+
+#[tokio::test]
+async fn a_wrong_two_factor_code_is_reported() {
+    let fx = WebLogin::start("two.factor.wrong").await;
+    fx.sim
+        .set_two_factor(fx.account.pk, Some("424242"))
+        .expect("2FA on");
+    let err = fx
+        .runner
+        .run(fx.job(PASSWORD), |_| async { Some("000000".to_owned()) })
+        .await
+        .expect_err("a wrong code must not log in");
+    assert_eq!(err.kind(), Some("two_factor_failed"), "{err}");
+    // The failing step inside if_selector (step 7) keeps its own number.
+    assert!(
+        matches!(&err, BrowserLoginError::StepFailed { step, .. } if step == "7.4"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("security code"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_clear_error_without_the_password() {
+    let fx = WebLogin::start("wrong.password").await;
+    let err = fx
+        .runner
+        .run(fx.job("not the password"), no_prompt)
+        .await
+        .expect_err("a wrong password must not log in");
+    assert_eq!(err.kind(), Some("bad_credentials"), "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("password was incorrect"), "{shown}");
+    assert!(!shown.contains("not the password"), "{shown}");
+    assert_eq!(
+        failure_message(fx.connector.spec(), &err),
+        "Instagram did not accept that username and password."
+    );
+}
+
+#[tokio::test]
+async fn a_challenge_is_reported_as_one() {
+    let fx = WebLogin::start("challenged").await;
+    fx.sim.flag_challenge(fx.account.pk).expect("flag");
+    let err = fx
+        .runner
+        .run(fx.job(PASSWORD), no_prompt)
+        .await
+        .expect_err("a challenged login must not finish");
+    assert!(
+        matches!(err, BrowserLoginError::Challenge { .. }),
+        "{err:?}"
+    );
+    // The error names the page without its query (a login token).
+    assert!(!err.to_string().contains("token="), "{err}");
+    assert!(
+        failure_message(fx.connector.spec(), &err).starts_with("Instagram wants to confirm"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_prompt_ends_the_login() {
+    let fx = WebLogin::start("gave.up").await;
+    fx.sim
+        .set_two_factor(fx.account.pk, Some("424242"))
+        .expect("2FA on");
+    let err = fx
+        .runner
+        .run(fx.job(PASSWORD), |_| async { None })
+        .await
+        .expect_err("no answer, no login");
+    assert!(
+        matches!(&err, BrowserLoginError::PromptUnanswered { name } if name == "two_factor_code"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_overall_timeout_stops_a_waiting_login() {
+    let fx = WebLogin::start("slow.user").await;
+    fx.sim
+        .set_two_factor(fx.account.pk, Some("424242"))
+        .expect("2FA on");
+    let runner = fx.runner.clone().with_timeout(Duration::from_secs(8));
+    let err = runner
+        .run(fx.job(PASSWORD), |_| std::future::pending())
+        .await
+        .expect_err("a user who never answers times out");
+    assert!(
+        matches!(&err, BrowserLoginError::Timeout { last_step: Some(step), .. } if step.starts_with('7')),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_runner_names_the_install_command() {
+    let scripts = tempfile::tempdir().expect("temp dir");
+    std::fs::write(scripts.path().join("playwright-runner.ts"), "").expect("write");
+    let runner = BrowserLogin::new(scripts.path());
+    let err = runner.check_installed().expect_err("no node_modules");
+    let shown = err.to_string();
+    assert!(
+        matches!(err, BrowserLoginError::RunnerMissing { .. }),
+        "{err:?}"
+    );
+    assert!(
+        shown.contains(&format!("npm ci --prefix {}", scripts.path().display())),
+        "{shown}"
+    );
+
+    let err = BrowserLogin::new(BrowserLogin::default_scripts_dir())
+        .with_chromium("/nonexistent/chromium")
+        .run(
+            LoginJob {
+                launch: serde_json::json!({}),
+                steps: serde_json::json!([]),
+                inputs: BTreeMap::new(),
+            },
+            no_prompt,
+        )
+        .await
+        .expect_err("no browser");
+    assert!(
+        err.to_string()
+            .contains("apt-get install -y --no-install-recommends chromium"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_crashed_runner_reports_its_stderr_without_secrets() {
+    let scripts = tempfile::tempdir().expect("temp dir");
+    // A runner that dies after echoing its job (the password included) on stderr.
+    std::fs::write(
+        scripts.path().join("playwright-runner.ts"),
+        "import { createInterface } from \"node:readline\";\n\
+         const lines = createInterface({ input: process.stdin });\n\
+         lines.once(\"line\", (line: string) => { process.stderr.write(`boom: ${line}\\n`); process.exit(3); });\n",
+    )
+    .expect("write runner");
+    std::os::unix::fs::symlink(
+        BrowserLogin::default_scripts_dir().join("node_modules"),
+        scripts.path().join("node_modules"),
+    )
+    .expect("link node_modules");
+    let job = LoginJob {
+        launch: serde_json::json!({}),
+        steps: serde_json::json!([]),
+        inputs: BTreeMap::from([("password".to_owned(), PASSWORD.to_owned())]),
+    };
+    let err = BrowserLogin::new(scripts.path())
+        .run(job, no_prompt)
+        .await
+        .expect_err("the runner crashed");
+    let BrowserLoginError::Crashed {
+        status,
+        stderr_tail,
+    } = &err
+    else {
+        panic!("not a crash: {err:?}");
+    };
+    assert!(status.contains('3'), "{status}");
+    assert!(stderr_tail.contains("boom"), "{stderr_tail}");
+    assert!(stderr_tail.contains("[redacted]"), "{stderr_tail}");
+    assert!(!format!("{err} {err:?}").contains(PASSWORD), "{err:?}");
+}
