@@ -9,9 +9,10 @@ use ruma::events::{
     AnyMessageLikeEvent, AnyMessageLikeEventContent, AnyStateEvent, AnyTimelineEvent,
     MessageLikeEvent, StateEvent,
 };
-use ruma::{OwnedTransactionId, RoomId, TransactionId, UserId};
+use ruma::{EventId, OwnedTransactionId, RoomId, TransactionId, UserId};
 
 use super::commands::{CommandContext, Reply};
+use super::login;
 use super::Bridge;
 use crate::config::PermissionLevel;
 use crate::matrix::client::ClientError;
@@ -313,6 +314,19 @@ async fn on_message(
     }
     let owner = management_room_owner(bridge, room_id).await?;
     let in_management_room = owner.as_deref() == Some(sender.as_str());
+    if in_management_room {
+        if let Some(reply) = answer_login(bridge, room_id, sender, event_id, &text.body).await {
+            let txn_id = derived_txn_id("answer", event_id);
+            // Never resent: the message was consumed as a login answer.
+            if let Err(RetryTransaction(problem)) = settle(
+                send_notice(bridge, room_id, &txn_id, &reply).await,
+                "answering a login message",
+            ) {
+                tracing::warn!(problem, "the answer to a login message was not sent");
+            }
+            return Ok(());
+        }
+    }
     let prefix = bridge.config.bot.command_prefix.as_str();
     let Some(line) = command_line(&text.body, prefix, in_management_room) else {
         return Ok(());
@@ -331,6 +345,18 @@ async fn on_message(
         send_notice(bridge, room_id, &txn_id, &reply).await,
         "replying to a command",
     )
+}
+
+/// Hands the message to the sender's login in progress when it waits for input.
+async fn answer_login(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &str,
+    body: &str,
+) -> Option<Reply> {
+    let event_id = EventId::parse(event_id).ok()?;
+    login::answer_waiting_flow(bridge, room_id, sender, &event_id, body).await
 }
 
 /// The command text of a message, if it is addressed to the bot: every

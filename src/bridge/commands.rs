@@ -275,10 +275,7 @@ impl CommandHandler for Ping {
         let login_state = match login {
             None => "You are not logged in to Instagram.".to_owned(),
             Some(login) => match login.username {
-                Some(username) => format!(
-                    "You are logged in to Instagram as `{username}` (state: {}).",
-                    login.state
-                ),
+                Some(username) => format!("Logged in as @{username} ({}).", login.state),
                 None => format!("Your Instagram login is in state {}.", login.state),
             },
         };

@@ -4,6 +4,7 @@
 pub mod bot;
 pub mod commands;
 pub mod instagram;
+pub mod login;
 pub mod run;
 
 use std::sync::Arc;
@@ -15,12 +16,14 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::connector::http::Connector;
+use crate::login::BrowserLogin;
 use crate::matrix::client::HomeserverClient;
 use crate::matrix::namespace::UserNamespace;
 use crate::matrix::server::{AppserviceHandler, ProvisionError, RetryTransaction};
 use crate::store::Store;
 
 use self::commands::CommandRegistry;
+use self::login::LoginFlows;
 
 /// The running bridge: configuration, database, homeserver client, the
 /// Instagram connector and the bot's commands. Shared behind an `Arc` by the
@@ -33,6 +36,10 @@ pub struct Bridge {
     pub connector: Connector,
     pub namespace: UserNamespace,
     pub commands: CommandRegistry,
+    /// Runs the connector's browser login (`scripts/playwright-runner.ts`).
+    pub browser_login: BrowserLogin,
+    /// Logins in progress (in memory: a restart loses them).
+    pub login_flows: LoginFlows,
     pub started_at: Instant,
 }
 
@@ -44,13 +51,17 @@ impl Bridge {
         connector: Connector,
         namespace: UserNamespace,
     ) -> Bridge {
+        let mut commands = CommandRegistry::with_builtins();
+        login::register(&mut commands);
         Bridge {
             config,
             store,
             client,
             connector,
             namespace,
-            commands: CommandRegistry::with_builtins(),
+            commands,
+            browser_login: BrowserLogin::new(BrowserLogin::default_scripts_dir()),
+            login_flows: LoginFlows::default(),
             started_at: Instant::now(),
         }
     }

@@ -1,0 +1,514 @@
+//! The `login`, `logout` and `cancel` bot commands and the login
+//! conversation: the bot asks for the Instagram username, then the password
+//! (and redacts it), runs the connector's browser login in the background,
+//! relays its questions (a 2FA code) to the management room, validates the
+//! cookies with `auth.validate` and stores the login sealed.
+//!
+//! A login in progress lives only in memory ([`LoginFlows`]): a restart of
+//! the bridge loses it, and the user starts again with `login`. Passwords,
+//! codes and cookies are never logged, never part of a reply.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ruma::events::room::message::RoomMessageEventContent;
+use ruma::events::AnyMessageLikeEventContent;
+use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use super::bot::command_line;
+use super::commands::{Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply};
+use super::instagram::{LoginError, Logins};
+use super::Bridge;
+use crate::config::{Config, PermissionLevel};
+use crate::connector::auth::Credentials;
+use crate::connector::http::Connector;
+use crate::login::{
+    failure_message, success_message, BrowserLogin, BrowserLoginError, LoginJob, Prompt,
+};
+use crate::matrix::client::HomeserverClient;
+use crate::secrets::CredentialCipher;
+use crate::store::Store;
+
+/// What the bot says when there is no login to cancel or answer.
+const NOTHING_IN_PROGRESS: &str = "You have no login in progress. \
+    (A login that was in progress when the bridge restarted is lost: send `login` to start again.)";
+
+/// Registers `login`, `logout` and `cancel`.
+pub fn register(registry: &mut CommandRegistry) {
+    registry.register(Command {
+        name: "login",
+        usage: "",
+        description: "Log in to Instagram: I ask for your username, password and, if needed, your 2FA code.",
+        min_args: 0,
+        max_args: 0,
+        required: PermissionLevel::User,
+        handler: Arc::new(LoginCommand),
+    });
+    registry.register(Command {
+        name: "logout",
+        usage: "",
+        description: "Log out of Instagram and forget the stored login.",
+        min_args: 0,
+        max_args: 0,
+        required: PermissionLevel::User,
+        handler: Arc::new(LogoutCommand),
+    });
+    registry.register(Command {
+        name: "cancel",
+        usage: "",
+        description: "Stop the login in progress.",
+        min_args: 0,
+        max_args: 0,
+        required: PermissionLevel::User,
+        handler: Arc::new(CancelCommand),
+    });
+}
+
+/// Logins in progress, by Matrix user id: at most one per user.
+#[derive(Clone, Default)]
+pub struct LoginFlows {
+    flows: Arc<Mutex<HashMap<OwnedUserId, Flow>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// One login in progress; `id` tells a finished flow from a newer one of
+/// the same user.
+struct Flow {
+    id: u64,
+    room_id: OwnedRoomId,
+    stage: Stage,
+}
+
+enum Stage {
+    /// Waiting for the username.
+    Username,
+    /// Waiting for the password of this username.
+    Password { username: String },
+    /// The browser login runs in a background task.
+    Running {
+        task: AbortHandle,
+        /// A question of the login steps waiting for the user's next message.
+        question: Option<oneshot::Sender<String>>,
+    },
+}
+
+impl Stage {
+    /// Whether the user's next message answers this stage.
+    fn waits_for_input(&self) -> bool {
+        match self {
+            Stage::Username | Stage::Password { .. } => true,
+            Stage::Running { question, .. } => question.is_some(),
+        }
+    }
+}
+
+impl LoginFlows {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OwnedUserId, Flow>> {
+        // A panic while holding the lock leaves the map consistent (every
+        // change is a single insert, remove or field update).
+        self.flows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `user` has a login in progress.
+    pub fn in_progress(&self, user: &UserId) -> bool {
+        self.lock().contains_key(user)
+    }
+
+    /// Removes the flow `id` of `user` when it ends; false if it is no longer
+    /// the user's flow (it was cancelled).
+    fn finish(&self, user: &UserId, id: u64) -> bool {
+        let mut flows = self.lock();
+        if flows.get(user).is_some_and(|flow| flow.id == id) {
+            flows.remove(user);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Stops the login of `user`; false if there was none. A runner waiting
+    /// for an answer sees its question unanswered and closes the browser;
+    /// one running steps is stopped with its task.
+    pub fn cancel(&self, user: &UserId) -> bool {
+        let Some(flow) = self.lock().remove(user) else {
+            return false;
+        };
+        if let Stage::Running { task, question } = flow.stage {
+            if question.is_none() {
+                task.abort();
+            }
+        }
+        true
+    }
+
+    /// Registers the channel that takes the user's answer to a question of
+    /// flow `id`; false if the flow was cancelled meanwhile.
+    fn expect_answer(&self, user: &UserId, id: u64, answer: oneshot::Sender<String>) -> bool {
+        let mut flows = self.lock();
+        match flows.get_mut(user) {
+            Some(Flow {
+                id: current,
+                stage: Stage::Running { question, .. },
+                ..
+            }) if *current == id => {
+                *question = Some(answer);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Handles a message of `sender` in their management room when a login
+/// waits for it: the message is the answer, not a command (`cancel` still
+/// is one). Returns the bot's reply, or `None` when the message is not an
+/// answer. Never asks the homeserver to resend the transaction: a resent
+/// password must not reach the command parser.
+pub async fn answer_waiting_flow(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &EventId,
+    body: &str,
+) -> Option<Reply> {
+    let prefix = bridge.config.bot.command_prefix.as_str();
+    let is_cancel = command_line(body, prefix, true)
+        .is_some_and(|line| line.trim().eq_ignore_ascii_case("cancel"));
+    if is_cancel {
+        return None;
+    }
+    let answered = {
+        let mut flows = bridge.login_flows.lock();
+        let flow = flows
+            .get_mut(sender)
+            .filter(|flow| flow.stage.waits_for_input())?;
+        match &mut flow.stage {
+            Stage::Username => {
+                let username = body.trim().trim_start_matches('@');
+                if username.is_empty() || username.contains(char::is_whitespace) {
+                    return Some(Reply::text(
+                        "That does not look like an Instagram username. Send your username again, or `cancel`.",
+                    ));
+                }
+                let username = username.to_owned();
+                let reply = Reply::text(format!(
+                    "Now send the password of @{username}. I will redact your message as soon as I have read it."
+                ));
+                flow.stage = Stage::Password { username };
+                return Some(reply);
+            }
+            Stage::Password { username } => {
+                let username = username.clone();
+                let context = FlowContext::of(bridge, sender, flow.id, flow.room_id.clone());
+                let task = tokio::spawn(context.run(username.clone(), body.to_owned()));
+                flow.stage = Stage::Running {
+                    task: task.abort_handle(),
+                    question: None,
+                };
+                Answered::Password { username }
+            }
+            Stage::Running { question, .. } => {
+                let answer = question.take()?;
+                // A closed channel means the runner gave up (timeout): its
+                // failure message follows.
+                let _ = answer.send(body.trim().to_owned());
+                Answered::Question
+            }
+        }
+    };
+    let redaction = redact_secret(bridge, room_id, event_id).await;
+    let text = match answered {
+        Answered::Password { username } => {
+            format!("Logging in to Instagram as @{username}, this can take a minute.")
+        }
+        Answered::Question => "Thanks, sending your answer to Instagram.".to_owned(),
+    };
+    Some(Reply::text(format!("{text}{redaction}")))
+}
+
+/// Which secret the user just sent.
+enum Answered {
+    Password { username: String },
+    Question,
+}
+
+/// Redacts the user's message holding a secret; returns what to add to the
+/// reply (asking the user to delete it when the homeserver refused).
+async fn redact_secret(bridge: &Bridge, room_id: &RoomId, event_id: &EventId) -> &'static str {
+    let txn_id = TransactionId::new();
+    let redacted = bridge
+        .client
+        .redact(
+            room_id,
+            event_id,
+            &txn_id,
+            Some("it holds an Instagram login secret"),
+            Some(bridge.namespace.bot()),
+        )
+        .await;
+    match redacted {
+        Ok(_) => " (I redacted your message.)",
+        Err(e) => {
+            tracing::warn!(error = %e, %room_id, "cannot redact a login secret");
+            "\nI could not redact your message: please delete it yourself."
+        }
+    }
+}
+
+/// What the background login task needs from the bridge.
+struct FlowContext {
+    flows: LoginFlows,
+    id: u64,
+    user: OwnedUserId,
+    room_id: OwnedRoomId,
+    config: Arc<Config>,
+    store: Store,
+    client: HomeserverClient,
+    bot: OwnedUserId,
+    connector: Connector,
+    runner: BrowserLogin,
+}
+
+/// Why a login did not succeed; the text is for the user and holds no secret.
+#[derive(Debug, thiserror::Error)]
+enum FlowError {
+    #[error("{message}")]
+    Browser {
+        message: String,
+        source: BrowserLoginError,
+    },
+    #[error("Instagram accepted the login, but the session does not work: {0}")]
+    Validate(String),
+    #[error("the login worked but could not be saved: {0}")]
+    Save(LoginError),
+    #[error("the login worked but could not be saved: the bridge's credential key is unusable ({0})")]
+    Key(String),
+}
+
+impl FlowContext {
+    fn of(bridge: &Bridge, user: &UserId, id: u64, room_id: OwnedRoomId) -> FlowContext {
+        FlowContext {
+            flows: bridge.login_flows.clone(),
+            id,
+            user: user.to_owned(),
+            room_id,
+            config: bridge.config.clone(),
+            store: bridge.store.clone(),
+            client: bridge.client.clone(),
+            bot: bridge.namespace.bot().to_owned(),
+            connector: bridge.connector.clone(),
+            runner: bridge.browser_login.clone(),
+        }
+    }
+
+    /// Runs the login and tells the user how it ended (unless it was cancelled).
+    async fn run(self, username: String, password: String) {
+        tracing::info!(user = %self.user, "Instagram login started");
+        let outcome = self.log_in(username, password).await;
+        if !self.flows.finish(&self.user, self.id) {
+            tracing::info!(user = %self.user, "Instagram login cancelled");
+            return;
+        }
+        let text = match outcome {
+            Ok(message) => {
+                tracing::info!(user = %self.user, "Instagram login succeeded");
+                message
+            }
+            Err(error) => {
+                match &error {
+                    FlowError::Browser { source, .. } => {
+                        tracing::warn!(user = %self.user, error = %source, "Instagram login failed");
+                    }
+                    other => tracing::warn!(user = %self.user, error = %other, "Instagram login failed"),
+                }
+                format!("Login failed: {error}")
+            }
+        };
+        self.notify(&Reply::text(text)).await;
+    }
+
+    async fn log_in(&self, username: String, password: String) -> Result<String, FlowError> {
+        let spec = self.connector.spec();
+        let browser_failed = |source: BrowserLoginError| FlowError::Browser {
+            message: failure_message(spec, &source),
+            source,
+        };
+        let inputs = BTreeMap::from([
+            ("username".to_owned(), username.clone()),
+            ("password".to_owned(), password),
+        ]);
+        let job = LoginJob::from_spec(spec, self.connector.base_urls(), inputs)
+            .map_err(browser_failed)?;
+        let mut result = self
+            .runner
+            .run(job, |prompt| self.ask(prompt))
+            .await
+            .map_err(browser_failed)?;
+
+        let mut credentials = Credentials::new(result.cookies.clone());
+        let me = self
+            .connector
+            .validate(&mut credentials)
+            .await
+            .map_err(|e| FlowError::Validate(e.to_string()))?;
+        let confirmed = me
+            .get("username")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| result.extracted.get("username").cloned())
+            .unwrap_or(username);
+        result
+            .extracted
+            .insert("username".to_owned(), confirmed.clone());
+
+        let key = self
+            .config
+            .credential_key()
+            .map_err(|e| FlowError::Key(e.to_string()))?;
+        let logins = Logins::new(self.store.clone(), CredentialCipher::new(&key));
+        logins
+            .save_new(self.user.as_str(), Some(confirmed.clone()), &credentials)
+            .await
+            .map_err(FlowError::Save)?;
+        Ok(success_message(spec, &result)
+            .unwrap_or_else(|| format!("Connected to Instagram as @{confirmed}!")))
+    }
+
+    /// Relays a question of the login steps to the room and waits for the
+    /// user's next message; `None` when the flow was cancelled.
+    async fn ask(&self, prompt: Prompt) -> Option<String> {
+        let (answer, answered) = oneshot::channel();
+        if !self.flows.expect_answer(&self.user, self.id, answer) {
+            return None;
+        }
+        let text = if prompt.name == "two_factor_code" {
+            format!(
+                "Instagram asks for your two-factor code. {} Send the 6-digit code here; I will redact your message.",
+                prompt.message
+            )
+        } else {
+            format!(
+                "Instagram asks: {} Send your answer here; I will redact your message.",
+                prompt.message
+            )
+        };
+        self.notify(&Reply::text(format!(
+            "{text} (Send `cancel` to stop the login.)"
+        )))
+        .await;
+        answered.await.ok()
+    }
+
+    /// Sends a notice to the flow's room; a failure is only logged (there is
+    /// nobody else to tell).
+    async fn notify(&self, reply: &Reply) {
+        let content = AnyMessageLikeEventContent::RoomMessage(
+            RoomMessageEventContent::notice_html(reply.plain.clone(), reply.html.clone()),
+        );
+        let txn_id = TransactionId::new();
+        if let Err(e) = self
+            .client
+            .send_message(&self.room_id, &txn_id, &content, None, Some(&self.bot))
+            .await
+        {
+            tracing::warn!(error = %e, room_id = %self.room_id, "cannot send a login message");
+        }
+    }
+}
+
+/// The stored login of the sender, or a reply-ready failure.
+async fn stored_username(ctx: &CommandContext<'_>) -> Result<Option<String>, CommandError> {
+    let login = ctx
+        .bridge
+        .store
+        .login(ctx.sender.as_str())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read the login");
+            CommandError::Failed("the bridge's database is unavailable".to_owned())
+        })?;
+    Ok(login.map(|login| login.username.unwrap_or_else(|| "?".to_owned())))
+}
+
+struct LoginCommand;
+
+#[async_trait]
+impl CommandHandler for LoginCommand {
+    async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
+        if !ctx.in_management_room {
+            return Ok(Reply::text(
+                "Log in from your management room (a direct chat with me), so your password stays out of shared rooms.",
+            ));
+        }
+        if let Some(username) = stored_username(ctx).await? {
+            return Ok(Reply::text(format!(
+                "You are already logged in as @{username}; send `logout` first."
+            )));
+        }
+        let flows = &ctx.bridge.login_flows;
+        let mut map = flows.lock();
+        if map.contains_key(ctx.sender) {
+            return Ok(Reply::text(
+                "A login is already in progress: wait for it to finish, or send `cancel`.",
+            ));
+        }
+        let id = flows.next_id.fetch_add(1, Ordering::Relaxed);
+        map.insert(
+            ctx.sender.to_owned(),
+            Flow {
+                id,
+                room_id: ctx.room_id.to_owned(),
+                stage: Stage::Username,
+            },
+        );
+        Ok(Reply::text(
+            "Send your Instagram username. (Send `cancel` at any time to stop the login.)",
+        ))
+    }
+}
+
+struct LogoutCommand;
+
+#[async_trait]
+impl CommandHandler for LogoutCommand {
+    async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
+        let Some(username) = stored_username(ctx).await? else {
+            let mut text = "You are not logged in to Instagram.".to_owned();
+            if ctx.bridge.login_flows.in_progress(ctx.sender) {
+                text.push_str(" A login is in progress: send `cancel` to stop it.");
+            }
+            return Ok(Reply::text(text));
+        };
+        ctx.bridge
+            .store
+            .delete_login(ctx.sender.as_str())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot delete the login");
+                CommandError::Failed("the bridge's database is unavailable".to_owned())
+            })?;
+        tracing::info!(user = %ctx.sender, "logged out of Instagram");
+        Ok(Reply::text(format!("Logged out of @{username}.")))
+    }
+}
+
+struct CancelCommand;
+
+#[async_trait]
+impl CommandHandler for CancelCommand {
+    async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
+        if ctx.bridge.login_flows.cancel(ctx.sender) {
+            tracing::info!(user = %ctx.sender, "login cancelled by the user");
+            Ok(Reply::text("Login cancelled."))
+        } else {
+            Ok(Reply::text(NOTHING_IN_PROGRESS))
+        }
+    }
+}
