@@ -2,7 +2,7 @@
 //! with a SQLite store in a temporary directory, talking to a tiny fake
 //! homeserver that records every request the bridge makes.
 
-mod fake_homeserver;
+pub(crate) mod fake_homeserver;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,14 +21,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 const DOMAIN: &str = "test.local";
-const HS_TOKEN: &str = "hs_token_for_tests_0123456789";
-const AS_TOKEN: &str = "as_token_for_tests_9876543210";
-const BOT: &str = "@instagrambot:test.local";
-const ALICE: &str = "@alice:test.local";
+pub(crate) const HS_TOKEN: &str = "hs_token_for_tests_0123456789";
+pub(crate) const AS_TOKEN: &str = "as_token_for_tests_9876543210";
+pub(crate) const BOT: &str = "@instagrambot:test.local";
+pub(crate) const ALICE: &str = "@alice:test.local";
 const MALLORY: &str = "@mallory:elsewhere.example";
 const MAX_BODY: usize = 64 * 1024;
 /// Base64 of 32 zero bytes: a valid (and obviously test-only) credential key.
-const TEST_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+pub(crate) const TEST_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 /// The repository's Instagram connector spec, as an absolute path.
 fn real_spec_path() -> String {
@@ -71,7 +71,7 @@ logging:
     )
 }
 
-fn config(homeserver_url: &str, database_url: &str) -> Config {
+pub(crate) fn config(homeserver_url: &str, database_url: &str) -> Config {
     serde_norway::from_str(&config_yaml(
         homeserver_url,
         database_url,
@@ -182,7 +182,7 @@ impl Setup {
     }
 }
 
-fn invite(event_id: &str, room_id: &str, sender: &str, is_direct: bool) -> Value {
+pub(crate) fn invite(event_id: &str, room_id: &str, sender: &str, is_direct: bool) -> Value {
     json!({
         "type": "m.room.member",
         "state_key": BOT,
@@ -194,7 +194,7 @@ fn invite(event_id: &str, room_id: &str, sender: &str, is_direct: bool) -> Value
     })
 }
 
-fn text_message(event_id: &str, room_id: &str, sender: &str, body: &str) -> Value {
+pub(crate) fn text_message(event_id: &str, room_id: &str, sender: &str, body: &str) -> Value {
     json!({
         "type": "m.room.message",
         "sender": sender,

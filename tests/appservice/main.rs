@@ -4,4 +4,5 @@ mod api;
 mod config;
 mod e2e;
 mod harness;
+mod login;
 mod store;

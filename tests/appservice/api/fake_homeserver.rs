@@ -3,6 +3,7 @@
 //! specific endpoints, and pings the bridge back like Synapse does.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -42,6 +43,8 @@ pub struct FakeHomeserver {
     bridge_url: Arc<Mutex<Option<String>>>,
     /// Outcomes of the pings sent back to the bridge.
     ping_results: Arc<Mutex<Vec<Result<u16, String>>>>,
+    /// Answer redactions with 403, like a room where the bot lacks the power.
+    refuse_redactions: Arc<AtomicBool>,
 }
 
 impl FakeHomeserver {
@@ -93,6 +96,24 @@ impl FakeHomeserver {
             .entry(suffix.to_owned())
             .or_default()
             .push_back((status, body));
+    }
+
+    /// From now on, redactions are refused with 403 `M_FORBIDDEN`.
+    pub fn refuse_redactions(&self) {
+        self.refuse_redactions.store(true, Ordering::SeqCst);
+    }
+
+    /// Event ids the bridge asked to redact.
+    pub fn redacted_events(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "PUT")
+            .filter_map(|r| {
+                let segments: Vec<&str> = r.path.split('/').collect();
+                let at = segments.iter().position(|s| *s == "redact")?;
+                segments.get(at + 1).map(|event| (*event).to_owned())
+            })
+            .collect()
     }
 
     pub fn set_bridge_url(&self, url: &str) {
@@ -198,6 +219,12 @@ async fn endpoint(State(hs): State<FakeHomeserver>, request: Request) -> Respons
             json!({ "joined": joined })
         }
         ("PUT", [.., "send", _, txn_id]) => json!({ "event_id": format!("$sent-{txn_id}") }),
+        ("PUT", [.., "redact", _, txn_id]) => {
+            if hs.refuse_redactions.load(Ordering::SeqCst) {
+                return error(403, "M_FORBIDDEN", "You don't have permission to redact events");
+            }
+            json!({ "event_id": format!("$redaction-{txn_id}") })
+        }
         _ => json!({}),
     };
     Json(answer).into_response()

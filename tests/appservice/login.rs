@@ -1,0 +1,358 @@
+//! The `login`, `logout` and `cancel` bot commands end to end, in process:
+//! the Instagram simulator, a fake homeserver that records what the bot sends
+//! (and accepts or refuses redactions), and the bridge over SQLite with the
+//! real connector spec pointed at the simulator. Logins run the real
+//! Playwright runner in headless Chromium (`npm ci --prefix scripts` first).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use instagram_sim::{Account, Simulator};
+use matrix_instagram::bridge::instagram::{load_connector, Logins};
+use matrix_instagram::bridge::run::build_appservice;
+use matrix_instagram::connector::auth::Credentials;
+use matrix_instagram::login::BrowserLogin;
+use matrix_instagram::matrix::client::HomeserverClient;
+use matrix_instagram::secrets::{CredentialCipher, CredentialKey};
+use matrix_instagram::store::Store;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::subscriber::DefaultGuard;
+
+use crate::api::fake_homeserver::FakeHomeserver;
+use crate::api::{config, invite, text_message, ALICE, AS_TOKEN, HS_TOKEN, TEST_KEY};
+
+const PASSWORD: &str = "correct horse battery staple";
+const DM: &str = "!login-dm:test.local";
+/// How long a browser login may take before a test gives up waiting.
+const LOGIN_WAIT: Duration = Duration::from_secs(90);
+
+/// Everything the bridge logs while a test runs (this test's thread only:
+/// `#[tokio::test]` runs the bridge's tasks on it).
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The simulator with one account, the fake homeserver, and the bridge over
+/// both, with Alice's management room set up.
+struct LoginSetup {
+    sim: Simulator,
+    account: Account,
+    hs: FakeHomeserver,
+    bridge_url: String,
+    database_url: String,
+    log: CapturedLog,
+    sent_events: AtomicUsize,
+    server: JoinHandle<()>,
+    _log_guard: DefaultGuard,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for LoginSetup {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl LoginSetup {
+    async fn start(username: &str) -> LoginSetup {
+        let runner = BrowserLogin::new(BrowserLogin::default_scripts_dir());
+        if let Err(err) = runner.check_installed() {
+            panic!("login tests need the browser login runner and Chromium: {err}");
+        }
+        let log = CapturedLog::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("matrix_instagram=trace,warn")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let log_guard = tracing::subscriber::set_default(subscriber);
+
+        let sim = Simulator::start().await;
+        let account = sim
+            .create_account_with_password(username, "Login Test", PASSWORD)
+            .expect("account");
+        let hs = FakeHomeserver::default();
+        let hs_url = hs.start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
+
+        let mut config = config(&hs_url, &database_url);
+        config.instagram.api_base_url = Some(sim.api_base_url());
+        config.instagram.web_base_url = Some(sim.base_url());
+        let config = Arc::new(config);
+        let store = Store::connect(&database_url).await.expect("store");
+        let client = HomeserverClient::new(&hs_url, AS_TOKEN).expect("HTTP client");
+        // The connector path is absolute, so the config file's directory does not matter.
+        let connector = load_connector(&config, Path::new("config.yaml")).expect("spec");
+        let (_bridge, router) =
+            build_appservice(config, store, client, connector).expect("appservice");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bridge_url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+
+        let setup = LoginSetup {
+            sim,
+            account,
+            hs,
+            bridge_url,
+            database_url,
+            log,
+            sent_events: AtomicUsize::new(0),
+            server,
+            _log_guard: log_guard,
+            _dir: dir,
+        };
+        setup.push(invite("$invite", DM, ALICE, true)).await;
+        setup.wait_for_reply("management room").await;
+        setup
+    }
+
+    /// Pushes one event in its own transaction, as the homeserver does.
+    async fn push(&self, event: Value) {
+        let number = self.sent_events.fetch_add(1, Ordering::SeqCst);
+        let url = format!(
+            "{}/_matrix/app/v1/transactions/login-{number}",
+            self.bridge_url
+        );
+        let response = reqwest::Client::new()
+            .put(url)
+            .bearer_auth(HS_TOKEN)
+            .json(&json!({ "events": [event] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    /// Alice writes `body` in her management room; returns the event id.
+    async fn say(&self, body: &str) -> String {
+        let event_id = format!("$alice-{}", self.sent_events.load(Ordering::SeqCst));
+        self.push(text_message(&event_id, DM, ALICE, body)).await;
+        event_id
+    }
+
+    /// Everything the bot said, in order.
+    fn replies(&self) -> Vec<String> {
+        self.hs
+            .sent_messages()
+            .iter()
+            .map(|r| r.body["body"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Waits until the bot says something containing `text`; returns it.
+    async fn wait_for_reply(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(reply) = self.replies().into_iter().find(|r| r.contains(text)) {
+                return reply;
+            }
+            assert!(
+                started.elapsed() < LOGIN_WAIT,
+                "the bot never said {text:?}; it said {:#?}",
+                self.replies()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Alice says `body` and the bot's next reply contains `expected`.
+    async fn exchange(&self, body: &str, expected: &str) -> String {
+        let before = self.replies().len();
+        self.say(body).await;
+        let replies = self.replies();
+        let reply = replies.get(before).unwrap_or_else(|| {
+            panic!("no reply to {body:?}; the bot said {replies:#?}");
+        });
+        assert!(reply.contains(expected), "{reply:?} lacks {expected:?}");
+        reply.clone()
+    }
+
+    async fn store(&self) -> Store {
+        Store::connect(&self.database_url).await.unwrap()
+    }
+
+    /// Checks that no secret appears in the bridge's log or the bot's messages.
+    fn assert_never_shown(&self, secrets: &[&str]) {
+        let log = self.log.text();
+        assert!(log.contains("Instagram login"), "the log was not captured");
+        let replies = self.replies().join("\n");
+        for secret in secrets {
+            assert!(!log.contains(secret), "a secret is in the log:\n{log}");
+            assert!(!replies.contains(secret), "a secret is in the bot's messages");
+        }
+    }
+}
+
+fn logins(store: Store) -> Logins {
+    Logins::new(
+        store,
+        CredentialCipher::new(&CredentialKey::from_base64(TEST_KEY).unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn login_stores_sealed_credentials_and_redacts_the_password() {
+    let setup = LoginSetup::start("login.full").await;
+    setup
+        .exchange("login", "Send your Instagram username")
+        .await;
+    setup
+        .exchange("@login.full", "Now send the password of @login.full")
+        .await;
+    let password_event = setup.say(PASSWORD).await;
+    let reply = setup.wait_for_reply("Logging in to Instagram").await;
+    assert!(reply.contains("I redacted your message"), "{reply}");
+    assert_eq!(setup.hs.redacted_events(), vec![password_event]);
+
+    setup
+        .wait_for_reply("Connected to Instagram as @login.full!")
+        .await;
+    let store = setup.store().await;
+    let record = store.login(ALICE).await.unwrap().expect("login stored");
+    assert_eq!(record.state, "connected");
+    assert_eq!(record.username.as_deref(), Some("login.full"));
+    assert_eq!(
+        record.ig_user_id.as_deref(),
+        Some(setup.account.pk.to_string().as_str())
+    );
+    let credentials = logins(store).credentials(ALICE).await.unwrap();
+    let session = credentials.cookies["sessionid"].clone();
+    assert!(
+        !record.credentials.as_str().contains(&session),
+        "credentials are stored in the clear"
+    );
+
+    setup
+        .exchange("ping", "Logged in as @login.full (connected).")
+        .await;
+    let help = setup.exchange("help", "Commands").await;
+    for command in ["`login`", "`logout`", "`cancel`"] {
+        assert!(help.contains(command), "{help}");
+    }
+    setup.assert_never_shown(&[PASSWORD, &session, &credentials.cookies["csrftoken"]]);
+}
+
+#[tokio::test]
+async fn two_factor_code_is_asked_in_chat_and_redacted() {
+    let setup = LoginSetup::start("login.twofactor").await;
+    setup
+        .sim
+        .set_two_factor(setup.account.pk, Some("424242"))
+        .expect("2FA on");
+    setup.say("login").await;
+    setup.say("login.twofactor").await;
+    setup.say(PASSWORD).await;
+    let question = setup.wait_for_reply("two-factor code").await;
+    assert!(question.contains("Send the 6-digit code"), "{question}");
+
+    // The homeserver refuses: the user is asked to delete the code.
+    setup.hs.refuse_redactions();
+    let code_event = setup.say("424242").await;
+    let reply = setup.wait_for_reply("sending your answer").await;
+    assert!(reply.contains("please delete it yourself"), "{reply}");
+    assert!(setup.hs.redacted_events().contains(&code_event));
+
+    setup
+        .wait_for_reply("Connected to Instagram as @login.twofactor!")
+        .await;
+    let record = setup.store().await.login(ALICE).await.unwrap();
+    assert_eq!(record.expect("stored").state, "connected");
+    setup.assert_never_shown(&[PASSWORD, "424242"]);
+}
+
+#[tokio::test]
+async fn wrong_password_is_explained_and_nothing_is_stored() {
+    let setup = LoginSetup::start("login.wrong").await;
+    setup.say("login").await;
+    setup.say("login.wrong").await;
+    let wrong = "not the password at all";
+    setup.say(wrong).await;
+    setup
+        .wait_for_reply("Login failed: Instagram did not accept that username and password.")
+        .await;
+    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    // The flow is over: the next message is a command again.
+    setup
+        .exchange("ping", "You are not logged in to Instagram.")
+        .await;
+    setup.assert_never_shown(&[wrong]);
+}
+
+#[tokio::test]
+async fn cancel_stops_the_login_and_a_new_one_can_start() {
+    let setup = LoginSetup::start("login.cancel").await;
+    setup
+        .exchange("cancel", "You have no login in progress")
+        .await;
+    setup
+        .sim
+        .set_two_factor(setup.account.pk, Some("424242"))
+        .expect("2FA on");
+    setup.say("login").await;
+    // While the bot waits for the username, `cancel` is still a command.
+    setup.exchange("cancel", "Login cancelled.").await;
+    setup.say("login").await;
+    setup.say("login.cancel").await;
+    setup.say(PASSWORD).await;
+    setup.wait_for_reply("two-factor code").await;
+    setup.exchange("cancel", "Login cancelled.").await;
+
+    // The runner stops without a word to the user and without storing anything.
+    let said = setup.replies().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(setup.replies().len(), said, "{:#?}", setup.replies());
+    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    setup
+        .exchange("login", "Send your Instagram username")
+        .await;
+}
+
+#[tokio::test]
+async fn login_when_logged_in_is_refused_and_logout_forgets_the_login() {
+    let setup = LoginSetup::start("login.logout").await;
+    let credentials = Credentials::from_cookies(setup.account.cookies.clone());
+    logins(setup.store().await)
+        .save_new(ALICE, Some("login.logout".to_owned()), &credentials)
+        .await
+        .unwrap();
+
+    setup
+        .exchange(
+            "login",
+            "You are already logged in as @login.logout; send `logout` first.",
+        )
+        .await;
+    setup.exchange("logout", "Logged out of @login.logout.").await;
+    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    setup
+        .exchange("logout", "You are not logged in to Instagram.")
+        .await;
+    setup
+        .exchange("ping", "You are not logged in to Instagram.")
+        .await;
+}
