@@ -21,7 +21,9 @@ use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use super::bot::command_line;
-use super::commands::{Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply};
+use super::commands::{
+    Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
+};
 use super::instagram::{LoginError, Logins};
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
@@ -43,7 +45,8 @@ pub fn register(registry: &mut CommandRegistry) {
     registry.register(Command {
         name: "login",
         usage: "",
-        description: "Log in to Instagram: I ask for your username, password and, if needed, your 2FA code.",
+        description:
+            "Log in to Instagram: I ask for your username, password and, if needed, your 2FA code.",
         min_args: 0,
         max_args: 0,
         required: PermissionLevel::User,
@@ -288,7 +291,9 @@ enum FlowError {
     Validate(String),
     #[error("the login worked but could not be saved: {0}")]
     Save(LoginError),
-    #[error("the login worked but could not be saved: the bridge's credential key is unusable ({0})")]
+    #[error(
+        "the login worked but could not be saved: the bridge's credential key is unusable ({0})"
+    )]
     Key(String),
 }
 
@@ -326,7 +331,9 @@ impl FlowContext {
                     FlowError::Browser { source, .. } => {
                         tracing::warn!(user = %self.user, error = %source, "Instagram login failed");
                     }
-                    other => tracing::warn!(user = %self.user, error = %other, "Instagram login failed"),
+                    other => {
+                        tracing::warn!(user = %self.user, error = %other, "Instagram login failed")
+                    }
                 }
                 format!("Login failed: {error}")
             }
@@ -510,5 +517,77 @@ impl CommandHandler for CancelCommand {
         } else {
             Ok(Reply::text(NOTHING_IN_PROGRESS))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruma::{room_id, user_id};
+
+    fn start(flows: &LoginFlows, user: &UserId, stage: Stage) -> u64 {
+        let id = flows.next_id.fetch_add(1, Ordering::Relaxed);
+        let flow = Flow {
+            id,
+            room_id: room_id!("!dm:example.org").to_owned(),
+            stage,
+        };
+        flows.lock().insert(user.to_owned(), flow);
+        id
+    }
+
+    fn running(task: &tokio::task::JoinHandle<()>) -> Stage {
+        Stage::Running {
+            task: task.abort_handle(),
+            question: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_flow_is_not_finished_or_asked_by_its_task() {
+        let flows = LoginFlows::default();
+        let alice = user_id!("@alice:example.org");
+        let task = tokio::spawn(std::future::pending::<()>());
+        let id = start(&flows, alice, running(&task));
+        assert!(flows.in_progress(alice));
+
+        assert!(flows.cancel(alice));
+        assert!(!flows.in_progress(alice));
+        assert!(!flows.cancel(alice), "nothing left to cancel");
+        assert!(!flows.finish(alice, id));
+        let (answer, _) = oneshot::channel();
+        assert!(!flows.expect_answer(alice, id, answer));
+        // Running steps (no question pending) are stopped with their task.
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn cancelling_during_a_question_leaves_the_answer_unsent() {
+        let flows = LoginFlows::default();
+        let alice = user_id!("@alice:example.org");
+        let task = tokio::spawn(std::future::pending::<()>());
+        let id = start(&flows, alice, running(&task));
+        let (answer, answered) = oneshot::channel();
+        assert!(flows.expect_answer(alice, id, answer));
+        assert!(flows.lock()[alice].stage.waits_for_input());
+
+        assert!(flows.cancel(alice));
+        // The runner sees no answer and closes the browser itself.
+        assert!(answered.await.is_err());
+        assert!(!task.is_finished());
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn an_old_flow_does_not_end_a_newer_one() {
+        let flows = LoginFlows::default();
+        let alice = user_id!("@alice:example.org");
+        let old = start(&flows, alice, Stage::Username);
+        flows.cancel(alice);
+        let new = start(&flows, alice, Stage::Username);
+        assert!(!flows.finish(alice, old));
+        assert!(flows.in_progress(alice));
+        assert!(flows.finish(alice, new));
+        assert!(!flows.in_progress(alice));
     }
 }

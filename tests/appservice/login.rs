@@ -203,7 +203,10 @@ impl LoginSetup {
         let replies = self.replies().join("\n");
         for secret in secrets {
             assert!(!log.contains(secret), "a secret is in the log:\n{log}");
-            assert!(!replies.contains(secret), "a secret is in the bot's messages");
+            assert!(
+                !replies.contains(secret),
+                "a secret is in the bot's messages"
+            );
         }
     }
 }
@@ -347,7 +350,9 @@ async fn login_when_logged_in_is_refused_and_logout_forgets_the_login() {
             "You are already logged in as @login.logout; send `logout` first.",
         )
         .await;
-    setup.exchange("logout", "Logged out of @login.logout.").await;
+    setup
+        .exchange("logout", "Logged out of @login.logout.")
+        .await;
     assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
     setup
         .exchange("logout", "You are not logged in to Instagram.")

@@ -221,7 +221,11 @@ async fn endpoint(State(hs): State<FakeHomeserver>, request: Request) -> Respons
         ("PUT", [.., "send", _, txn_id]) => json!({ "event_id": format!("$sent-{txn_id}") }),
         ("PUT", [.., "redact", _, txn_id]) => {
             if hs.refuse_redactions.load(Ordering::SeqCst) {
-                return error(403, "M_FORBIDDEN", "You don't have permission to redact events");
+                return error(
+                    403,
+                    "M_FORBIDDEN",
+                    "You don't have permission to redact events",
+                );
             }
             json!({ "event_id": format!("$redaction-{txn_id}") })
         }
