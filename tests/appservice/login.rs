@@ -307,6 +307,23 @@ async fn wrong_password_is_explained_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn a_challenge_is_explained_and_nothing_is_stored() {
+    let setup = LoginSetup::start("login.challenge").await;
+    setup
+        .sim
+        .flag_challenge(setup.account.pk)
+        .expect("challenge on");
+    setup.say("login").await;
+    setup.say("login.challenge").await;
+    setup.say(PASSWORD).await;
+    setup
+        .wait_for_reply("Login failed: Instagram wants to confirm this login")
+        .await;
+    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    setup.assert_never_shown(&[PASSWORD]);
+}
+
+#[tokio::test]
 async fn cancel_stops_the_login_and_a_new_one_can_start() {
     let setup = LoginSetup::start("login.cancel").await;
     setup
@@ -360,4 +377,20 @@ async fn login_when_logged_in_is_refused_and_logout_forgets_the_login() {
     setup
         .exchange("ping", "You are not logged in to Instagram.")
         .await;
+
+    // Passwords are not asked for in shared rooms.
+    let group = "!login-group:test.local";
+    setup.hs.add_member(group, "@carol:test.local");
+    setup
+        .push(invite("$group-invite", group, ALICE, false))
+        .await;
+    let before = setup.replies().len();
+    setup
+        .push(text_message("$group-login", group, ALICE, "!ig login"))
+        .await;
+    let reply = &setup.replies()[before];
+    assert!(
+        reply.starts_with("Log in from your management room"),
+        "{reply}"
+    );
 }
