@@ -18,7 +18,6 @@ use ruma::events::AnyMessageLikeEventContent;
 use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId};
 use serde_json::Value;
 use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
 
 use super::bot::command_line;
 use super::commands::{
@@ -30,7 +29,8 @@ use crate::config::{Config, PermissionLevel};
 use crate::connector::auth::Credentials;
 use crate::connector::http::Connector;
 use crate::login::{
-    failure_message, success_message, BrowserLogin, BrowserLoginError, LoginJob, Prompt,
+    failure_message, success_message, BrowserLogin, BrowserLoginError, BrowserLoginResult,
+    LoginJob, Prompt,
 };
 use crate::matrix::client::HomeserverClient;
 use crate::secrets::CredentialCipher;
@@ -94,7 +94,8 @@ enum Stage {
     Password { username: String },
     /// The browser login runs in a background task.
     Running {
-        task: AbortHandle,
+        /// Stops the runner and its browser.
+        cancel: oneshot::Sender<()>,
         /// A question of the login steps waiting for the user's next message.
         question: Option<oneshot::Sender<String>>,
     },
@@ -136,17 +137,17 @@ impl LoginFlows {
         }
     }
 
-    /// Stops the login of `user`; false if there was none. A runner waiting
-    /// for an answer sees its question unanswered and closes the browser;
-    /// one running steps is stopped with its task.
+    /// Stops the login of `user`; false if there was none. A running login
+    /// stops its runner, which closes the browser; its task ends without a
+    /// word and stores nothing.
     pub fn cancel(&self, user: &UserId) -> bool {
         let Some(flow) = self.lock().remove(user) else {
             return false;
         };
-        if let Stage::Running { task, question } = flow.stage {
-            if question.is_none() {
-                task.abort();
-            }
+        if let Stage::Running { cancel, .. } = flow.stage {
+            // An error means the runner is already done; the task sees the
+            // flow gone and stores nothing.
+            let _ = cancel.send(());
         }
         true
     }
@@ -210,9 +211,10 @@ pub async fn answer_waiting_flow(
             Stage::Password { username } => {
                 let username = username.clone();
                 let context = FlowContext::of(bridge, sender, flow.id, flow.room_id.clone());
-                let task = tokio::spawn(context.run(username.clone(), body.to_owned()));
+                let (cancel, cancelled) = oneshot::channel();
+                tokio::spawn(context.run(username.clone(), body.to_owned(), cancelled));
                 flow.stage = Stage::Running {
-                    task: task.abort_handle(),
+                    cancel,
                     question: None,
                 };
                 Answered::Password { username }
@@ -279,6 +281,14 @@ struct FlowContext {
     runner: BrowserLogin,
 }
 
+/// A browser login whose cookies `auth.validate` accepted.
+struct VerifiedLogin {
+    credentials: Credentials,
+    result: BrowserLoginResult,
+    /// The username Instagram confirmed.
+    username: String,
+}
+
 /// Why a login did not succeed; the text is for the user and holds no secret.
 #[derive(Debug, thiserror::Error)]
 enum FlowError {
@@ -314,13 +324,18 @@ impl FlowContext {
     }
 
     /// Runs the login and tells the user how it ended (unless it was cancelled).
-    async fn run(self, username: String, password: String) {
+    async fn run(self, username: String, password: String, cancelled: oneshot::Receiver<()>) {
         tracing::info!(user = %self.user, "Instagram login started");
-        let outcome = self.log_in(username, password).await;
+        let verified = self.log_in(username, password, cancelled).await;
+        // Checked before saving: a cancelled login stores nothing.
         if !self.flows.finish(&self.user, self.id) {
             tracing::info!(user = %self.user, "Instagram login cancelled");
             return;
         }
+        let outcome = match verified {
+            Ok(verified) => self.save(verified).await,
+            Err(error) => Err(error),
+        };
         let text = match outcome {
             Ok(message) => {
                 tracing::info!(user = %self.user, "Instagram login succeeded");
@@ -341,7 +356,13 @@ impl FlowContext {
         self.notify(&Reply::text(text)).await;
     }
 
-    async fn log_in(&self, username: String, password: String) -> Result<String, FlowError> {
+    /// Runs the browser login and validates its cookies.
+    async fn log_in(
+        &self,
+        username: String,
+        password: String,
+        cancelled: oneshot::Receiver<()>,
+    ) -> Result<VerifiedLogin, FlowError> {
         let spec = self.connector.spec();
         let browser_failed = |source: BrowserLoginError| FlowError::Browser {
             message: failure_message(spec, &source),
@@ -353,9 +374,15 @@ impl FlowContext {
         ]);
         let job = LoginJob::from_spec(spec, self.connector.base_urls(), inputs)
             .map_err(browser_failed)?;
+        // Only a sent cancel stops the runner, not a dropped sender.
+        let cancel = async {
+            if cancelled.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         let mut result = self
             .runner
-            .run(job, |prompt| self.ask(prompt))
+            .run_cancellable(job, |prompt| self.ask(prompt), cancel)
             .await
             .map_err(browser_failed)?;
 
@@ -374,18 +401,31 @@ impl FlowContext {
         result
             .extracted
             .insert("username".to_owned(), confirmed.clone());
+        Ok(VerifiedLogin {
+            credentials,
+            result,
+            username: confirmed,
+        })
+    }
 
+    /// Stores the login sealed; returns the spec's success message.
+    async fn save(&self, verified: VerifiedLogin) -> Result<String, FlowError> {
+        let VerifiedLogin {
+            credentials,
+            result,
+            username,
+        } = verified;
         let key = self
             .config
             .credential_key()
             .map_err(|e| FlowError::Key(e.to_string()))?;
         let logins = Logins::new(self.store.clone(), CredentialCipher::new(&key));
         logins
-            .save_new(self.user.as_str(), Some(confirmed.clone()), &credentials)
+            .save_new(self.user.as_str(), Some(username.clone()), &credentials)
             .await
             .map_err(FlowError::Save)?;
-        Ok(success_message(spec, &result)
-            .unwrap_or_else(|| format!("Connected to Instagram as @{confirmed}!")))
+        Ok(success_message(self.connector.spec(), &result)
+            .unwrap_or_else(|| format!("Connected to Instagram as @{username}!")))
     }
 
     /// Relays a question of the login steps to the room and waits for the
@@ -536,50 +576,49 @@ mod tests {
         id
     }
 
-    fn running(task: &tokio::task::JoinHandle<()>) -> Stage {
-        Stage::Running {
-            task: task.abort_handle(),
+    fn running() -> (Stage, oneshot::Receiver<()>) {
+        let (cancel, cancelled) = oneshot::channel();
+        let stage = Stage::Running {
+            cancel,
             question: None,
-        }
+        };
+        (stage, cancelled)
     }
 
     #[tokio::test]
-    async fn a_cancelled_flow_is_not_finished_or_asked_by_its_task() {
+    async fn a_cancelled_flow_stops_its_runner_and_is_not_finished_or_asked() {
         let flows = LoginFlows::default();
         let alice = user_id!("@alice:example.org");
-        let task = tokio::spawn(std::future::pending::<()>());
-        let id = start(&flows, alice, running(&task));
+        let (stage, cancelled) = running();
+        let id = start(&flows, alice, stage);
         assert!(flows.in_progress(alice));
 
         assert!(flows.cancel(alice));
+        assert!(cancelled.await.is_ok(), "the runner is told to stop");
         assert!(!flows.in_progress(alice));
         assert!(!flows.cancel(alice), "nothing left to cancel");
         assert!(!flows.finish(alice, id));
         let (answer, _) = oneshot::channel();
         assert!(!flows.expect_answer(alice, id, answer));
-        // Running steps (no question pending) are stopped with their task.
-        assert!(task.await.unwrap_err().is_cancelled());
     }
 
     #[tokio::test]
     async fn cancelling_during_a_question_leaves_the_answer_unsent() {
         let flows = LoginFlows::default();
         let alice = user_id!("@alice:example.org");
-        let task = tokio::spawn(std::future::pending::<()>());
-        let id = start(&flows, alice, running(&task));
+        let (stage, cancelled) = running();
+        let id = start(&flows, alice, stage);
         let (answer, answered) = oneshot::channel();
         assert!(flows.expect_answer(alice, id, answer));
         assert!(flows.lock()[alice].stage.waits_for_input());
 
         assert!(flows.cancel(alice));
-        // The runner sees no answer and closes the browser itself.
         assert!(answered.await.is_err());
-        assert!(!task.is_finished());
-        task.abort();
+        assert!(cancelled.await.is_ok());
     }
 
-    #[tokio::test]
-    async fn an_old_flow_does_not_end_a_newer_one() {
+    #[test]
+    fn an_old_flow_does_not_end_a_newer_one() {
         let flows = LoginFlows::default();
         let alice = user_id!("@alice:example.org");
         let old = start(&flows, alice, Stage::Username);

@@ -79,6 +79,8 @@ pub enum BrowserLoginError {
     Crashed { status: String, stderr_tail: String },
     #[error("the browser login runner wrote an unexpected line: {0}")]
     Protocol(String),
+    #[error("the browser login was cancelled")]
+    Cancelled,
 }
 
 impl BrowserLoginError {
@@ -292,11 +294,28 @@ impl BrowserLogin {
     pub async fn run<A, F>(
         &self,
         job: LoginJob,
-        mut answer: A,
+        answer: A,
     ) -> Result<BrowserLoginResult, BrowserLoginError>
     where
         A: FnMut(Prompt) -> F,
         F: Future<Output = Option<String>>,
+    {
+        self.run_cancellable(job, answer, std::future::pending())
+            .await
+    }
+
+    /// [`run`](Self::run) that stops the runner (and its browser) when
+    /// `cancel` completes, with [`BrowserLoginError::Cancelled`].
+    pub async fn run_cancellable<A, F, C>(
+        &self,
+        job: LoginJob,
+        mut answer: A,
+        cancel: C,
+    ) -> Result<BrowserLoginResult, BrowserLoginError>
+    where
+        A: FnMut(Prompt) -> F,
+        F: Future<Output = Option<String>>,
+        C: Future<Output = ()>,
     {
         self.check_installed()?;
         let profile = ProfileDir::create()?;
@@ -350,9 +369,16 @@ impl BrowserLogin {
             }
             Ok(None)
         };
-        let outcome = tokio::time::timeout(self.timeout, conversation).await;
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(self.timeout, conversation) => Some(outcome),
+            () = cancel => None,
+        };
         // A runner still waiting for an answer sees the end of stdin and stops.
         drop(stdin);
+        let Some(outcome) = outcome else {
+            stop(&mut child).await;
+            return Err(BrowserLoginError::Cancelled);
+        };
         let done = match outcome {
             Err(_) => {
                 stop(&mut child).await;

@@ -196,6 +196,15 @@ impl LoginSetup {
         Store::connect(&self.database_url).await.unwrap()
     }
 
+    /// After a cancel: the runner stops without a word to the user and
+    /// without storing anything.
+    async fn assert_silent_and_nothing_stored(&self) {
+        let said = self.replies().len();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(self.replies().len(), said, "{:#?}", self.replies());
+        assert!(self.store().await.login(ALICE).await.unwrap().is_none());
+    }
+
     /// Checks that no secret appears in the bridge's log or the bot's messages.
     fn assert_never_shown(&self, secrets: &[&str]) {
         let log = self.log.text();
@@ -336,17 +345,19 @@ async fn cancel_stops_the_login_and_a_new_one_can_start() {
     setup.say("login").await;
     // While the bot waits for the username, `cancel` is still a command.
     setup.exchange("cancel", "Login cancelled.").await;
+    // While the browser runs its steps.
+    setup.say("login").await;
+    setup.say("login.cancel").await;
+    setup.say(PASSWORD).await;
+    setup.exchange("cancel", "Login cancelled.").await;
+    setup.assert_silent_and_nothing_stored().await;
+    // While the login waits for the 2FA code.
     setup.say("login").await;
     setup.say("login.cancel").await;
     setup.say(PASSWORD).await;
     setup.wait_for_reply("two-factor code").await;
     setup.exchange("cancel", "Login cancelled.").await;
-
-    // The runner stops without a word to the user and without storing anything.
-    let said = setup.replies().len();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(setup.replies().len(), said, "{:#?}", setup.replies());
-    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    setup.assert_silent_and_nothing_stored().await;
     setup
         .exchange("login", "Send your Instagram username")
         .await;

@@ -294,3 +294,35 @@ async fn a_crashed_runner_reports_its_stderr_without_secrets() {
     assert!(stderr_tail.contains("[redacted]"), "{stderr_tail}");
     assert!(!format!("{err} {err:?}").contains(PASSWORD), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_cancelled_login_stops_the_runner() {
+    let fx = WebLogin::start("web.cancel").await;
+    fx.sim
+        .set_two_factor(fx.account.pk, Some("424242"))
+        .expect("2FA on");
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&asked);
+    let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let cancel = Mutex::new(Some(cancel));
+    // The question is never answered: the login is cancelled instead.
+    let answer = move |prompt: Prompt| {
+        seen.lock().unwrap().push(prompt.name);
+        if let Some(cancel) = cancel.lock().unwrap().take() {
+            cancel.send(()).unwrap();
+        }
+        std::future::pending::<Option<String>>()
+    };
+    let started = std::time::Instant::now();
+    let err = fx
+        .runner
+        .run_cancellable(fx.job(PASSWORD), answer, async {
+            cancelled.await.unwrap();
+        })
+        .await
+        .expect_err("a cancelled login must not log in");
+    assert!(matches!(err, BrowserLoginError::Cancelled), "{err:?}");
+    assert_eq!(*asked.lock().unwrap(), vec!["two_factor_code".to_owned()]);
+    // Stopped at once, not after the runner's 90 s limit.
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
