@@ -191,8 +191,10 @@ impl CommandRegistry {
         };
         let name = name.to_lowercase();
         let Some(command) = self.get(&name) else {
+            // The text is not echoed back: a user who types a password when
+            // no login is waiting must not see it repeated in the room.
             return Reply::text(format!(
-                "Unknown command `{name}`. Send `{}` for the list.",
+                "Unknown command. Send `{}` for the list of commands.",
                 ctx.invocation("help")
             ));
         };
@@ -449,7 +451,7 @@ mod tests {
         );
         assert_eq!(
             answer("frobnicate").await,
-            "Unknown command `frobnicate`. Send `help` for the list."
+            "Unknown command. Send `help` for the list of commands."
         );
         assert_eq!(
             answer("echo").await,
@@ -482,7 +484,7 @@ mod tests {
         let ctx = context(&bridge, PermissionLevel::User, false);
         assert_eq!(
             commands.dispatch(&ctx, "nope").await.plain,
-            "Unknown command `nope`. Send `!ig help` for the list."
+            "Unknown command. Send `!ig help` for the list of commands."
         );
         assert_eq!(
             commands.dispatch(&ctx, "version extra").await.plain,

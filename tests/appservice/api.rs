@@ -455,7 +455,7 @@ async fn commands_in_management_room_and_with_prefix_elsewhere() {
     );
     assert_eq!(
         replies[2].1,
-        "Unknown command `frobnicate`. Send `help` for the list."
+        "Unknown command. Send `help` for the list of commands."
     );
     assert!(
         replies[3].1.starts_with("Usage: `ping`"),
