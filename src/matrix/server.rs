@@ -2,7 +2,8 @@
 //! user and room-alias queries, and ping, on both the `/_matrix/app/v1/`
 //! paths and the legacy unprefixed ones. Every request must carry the
 //! `hs_token`. Transactions are deduplicated by txnId through the store, so a
-//! retry (even after a restart) is processed once.
+//! retry (even after a restart) is processed once, and a retry of a
+//! transaction that failed part-way through skips the events already handled.
 
 use std::sync::Arc;
 
@@ -213,9 +214,23 @@ async fn push_transaction(
     for raw in transaction.events {
         match raw.deserialize() {
             Ok(event) => {
+                // A retry of a transaction that failed part-way through skips
+                // the events its earlier attempt already handled.
+                let event_id = event.event_id().to_owned();
+                match state.store.event_seen(event_id.as_str()).await {
+                    Ok(true) => {
+                        tracing::debug!(%txn_id, %event_id, "event already handled");
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(e) => return store_failure(&txn_id, &e),
+                }
                 if let Err(e) = state.handler.handle_event(event).await {
                     tracing::warn!(%txn_id, error = %e, "transaction will be retried by the homeserver");
                     return matrix_error(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", &e.0);
+                }
+                if let Err(e) = state.store.record_event(event_id.as_str()).await {
+                    return store_failure(&txn_id, &e);
                 }
             }
             Err(e) => {

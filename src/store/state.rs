@@ -29,17 +29,52 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets homeserver transactions processed before `cutoff` (the
-    /// homeserver retries a transaction for minutes, never for days);
-    /// returns how many were forgotten.
+    /// Whether a timeline event was already handled (by an earlier attempt
+    /// at a transaction that then failed part-way through).
+    pub async fn event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
+        let found = self
+            .select_text(
+                "SELECT event_id FROM processed_events WHERE event_id = $1",
+                &[event_id],
+                "checking a handled event id",
+            )
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Records a timeline event as handled (again is harmless).
+    pub async fn record_event(&self, event_id: &str) -> Result<(), StoreError> {
+        let statement = sqlx::query(
+            "INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(now_millis());
+        self.execute(statement, "recording a handled event id")
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets homeserver transactions and handled events recorded before
+    /// `cutoff` (the homeserver retries a transaction for minutes, never for
+    /// days); returns how many were forgotten.
     pub async fn prune_transactions(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, StoreError> {
-        let statement = sqlx::query("DELETE FROM processed_transactions WHERE processed_at < $1")
-            .bind(cutoff.timestamp_millis());
-        self.execute(statement, "pruning old homeserver transaction ids")
-            .await
+        let mut forgotten = 0;
+        for (table, doing) in [
+            (
+                "processed_transactions",
+                "pruning old homeserver transaction ids",
+            ),
+            ("processed_events", "pruning old handled event ids"),
+        ] {
+            let sql = format!("DELETE FROM {table} WHERE processed_at < $1");
+            let statement = sqlx::query(&sql).bind(cutoff.timestamp_millis());
+            forgotten += self.execute(statement, doing).await?;
+        }
+        Ok(forgotten)
     }
 
     /// The value stored under `key`, if any.

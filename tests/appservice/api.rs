@@ -960,6 +960,47 @@ async fn unreachable_homeserver_makes_the_transaction_retry() {
 }
 
 #[tokio::test]
+async fn a_retried_transaction_skips_the_events_already_handled() {
+    let setup = setup().await;
+    // Carol is not permitted: her invite is answered with one refusal.
+    let carol = "@carol:test.local";
+    let (first, second) = ("!first:test.local", "!second:test.local");
+    // The second event's join fails, so the homeserver must resend the
+    // whole transaction; the first event was already handled by then.
+    setup.hs.fail_next(
+        &format!("{second}/join"),
+        502,
+        json!({ "errcode": "M_UNKNOWN", "error": "bad gateway" }),
+    );
+    let events = vec![
+        invite("$first", first, ALICE, true),
+        invite("$second", second, carol, true),
+    ];
+    assert_eq!(setup.push("t-partial", events.clone()).await.0, 500);
+    assert_eq!(setup.push("t-partial", events).await.0, 200);
+
+    let joins_to = |room: &str| setup.hs.matching("POST", &format!("{room}/join")).len();
+    assert_eq!(joins_to(first), 1, "the handled event is not handled again");
+    assert_eq!(
+        joins_to(second),
+        2,
+        "the failed event is handled on the retry"
+    );
+    let messages_in = |room: &str| {
+        let in_room = format!("/rooms/{room}/send/");
+        setup
+            .hs
+            .sent_messages()
+            .iter()
+            .filter(|sent| sent.path.contains(&in_room))
+            .count()
+    };
+    assert_eq!(messages_in(first), 1, "one greeting, not two");
+    assert_eq!(setup.management_room(ALICE).await.as_deref(), Some(first));
+    assert_eq!(messages_in(second), 1, "one refusal, sent on the retry");
+}
+
+#[tokio::test]
 async fn unknown_endpoints_and_methods_get_matrix_errors() {
     let setup = setup().await;
     let unknown = setup.request(Method::GET, "/_matrix/app/v1/thirdparty/protocol/x");

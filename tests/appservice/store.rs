@@ -907,14 +907,18 @@ async fn old_transactions_are_pruned(db: &TestDb) {
     let store = db.connect().await;
     store.record_transaction("old-1").await.unwrap();
     store.record_transaction("old-2").await.unwrap();
+    store.record_event("$old").await.unwrap();
     next_millisecond().await;
     let cutoff = chrono::Utc::now();
     next_millisecond().await;
     store.record_transaction("recent").await.unwrap();
+    store.record_event("$recent").await.unwrap();
 
-    assert_eq!(store.prune_transactions(cutoff).await.unwrap(), 2);
+    assert_eq!(store.prune_transactions(cutoff).await.unwrap(), 3);
     assert!(!store.transaction_seen("old-1").await.unwrap());
     assert!(!store.transaction_seen("old-2").await.unwrap());
+    assert!(!store.event_seen("$old").await.unwrap());
     assert!(store.transaction_seen("recent").await.unwrap());
+    assert!(store.event_seen("$recent").await.unwrap());
     assert_eq!(store.prune_transactions(cutoff).await.unwrap(), 0);
 }
