@@ -11,6 +11,7 @@ use ruma::{RoomId, UserId};
 
 use super::Bridge;
 use crate::config::PermissionLevel;
+use crate::store::LoginRecord;
 
 /// What a command runs with.
 pub struct CommandContext<'a> {
@@ -36,6 +37,19 @@ impl CommandContext<'_> {
         } else {
             format!("{} {command}", self.prefix())
         }
+    }
+
+    /// The sender's stored Instagram login, if any; a database failure
+    /// becomes a reply-ready error.
+    pub async fn sender_login(&self) -> Result<Option<LoginRecord>, CommandError> {
+        self.bridge
+            .store
+            .login(self.sender.as_str())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot read the login");
+                CommandError::Failed("the bridge's database is unavailable".to_owned())
+            })
     }
 }
 
@@ -265,16 +279,7 @@ impl CommandHandler for Ping {
             env!("CARGO_PKG_VERSION"),
             format_uptime(uptime)
         );
-        let login = ctx
-            .bridge
-            .store
-            .login(ctx.sender.as_str())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot read login state");
-                CommandError::Failed("the bridge's database is unavailable".to_owned())
-            })?;
-        let login_state = match login {
+        let login_state = match ctx.sender_login().await? {
             None => "You are not logged in to Instagram.".to_owned(),
             Some(login) => match login.username {
                 Some(username) => format!("Logged in as @{username} ({}).", login.state),

@@ -472,15 +472,7 @@ impl FlowContext {
 
 /// The stored login of the sender, or a reply-ready failure.
 async fn stored_username(ctx: &CommandContext<'_>) -> Result<Option<String>, CommandError> {
-    let login = ctx
-        .bridge
-        .store
-        .login(ctx.sender.as_str())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read the login");
-            CommandError::Failed("the bridge's database is unavailable".to_owned())
-        })?;
+    let login = ctx.sender_login().await?;
     Ok(login.map(|login| login.username.unwrap_or_else(|| "?".to_owned())))
 }
 
