@@ -27,6 +27,16 @@ fn thread_path(thread_id: &str) -> String {
     format!("direct_v2/threads/{thread_id}/")
 }
 
+/// POSTs a thread verb such as `mute/` with the plain form the app sends.
+async fn thread_verb(client: &ApiClient, thread_id: &str, verb: &str) -> Value {
+    client
+        .post_ok(
+            &format!("{}{verb}/", thread_path(thread_id)),
+            &[("_uuid", "x")],
+        )
+        .await
+}
+
 /// The thread as `client` sees it (first page).
 async fn fetch_thread(client: &ApiClient, thread_id: &str) -> Value {
     client.get_ok(&thread_path(thread_id), &[]).await["thread"].take()
@@ -688,29 +698,14 @@ async fn thread_actions_change_the_snapshot() {
     let state = |sim: &Simulator| sim.thread_snapshot(thread).unwrap()["member_state"][&me].clone();
     assert_eq!(state(&sim)["muted"], false);
 
-    client
-        .post_ok(
-            &format!("direct_v2/threads/{thread}/mute/"),
-            &[("_uuid", "x")],
-        )
-        .await;
+    thread_verb(&client, thread, "mute").await;
     assert_eq!(state(&sim)["muted"], true);
     let page = client.get_ok(&thread_path(thread), &[]).await;
     assert_eq!(page["thread"]["muted"], true);
-    client
-        .post_ok(
-            &format!("direct_v2/threads/{thread}/unmute/"),
-            &[("_uuid", "x")],
-        )
-        .await;
+    thread_verb(&client, thread, "unmute").await;
     assert_eq!(state(&sim)["muted"], false);
 
-    client
-        .post_ok(
-            &format!("direct_v2/threads/{thread}/mark_unread/"),
-            &[("_uuid", "x")],
-        )
-        .await;
+    thread_verb(&client, thread, "mark_unread").await;
     assert_eq!(state(&sim)["marked_as_unread"], true);
 
     let thread_id_field = thread.as_str();
@@ -759,12 +754,7 @@ async fn thread_actions_change_the_snapshot() {
     );
     assert_eq!(page["thread"]["read_state"], 0);
 
-    client
-        .post_ok(
-            &format!("direct_v2/threads/{thread}/hide/"),
-            &[("_uuid", "x")],
-        )
-        .await;
+    thread_verb(&client, thread, "hide").await;
     assert_eq!(state(&sim)["hidden"], true);
     let inbox = client.get_ok("direct_v2/inbox/", &[("limit", "50")]).await;
     assert!(!inbox["inbox"]["threads"]
