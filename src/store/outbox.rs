@@ -58,12 +58,8 @@ pub struct NewOutboxEntry {
 /// An enqueued event and how far it got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
-    pub event_id: String,
-    pub room_id: String,
-    pub login_mxid: String,
-    pub kind: String,
-    pub payload: serde_json::Value,
-    pub client_context: String,
+    /// What was enqueued.
+    pub queued: NewOutboxEntry,
     pub state: OutboxState,
     /// How many times sending was tried.
     pub attempts: i64,
@@ -84,13 +80,15 @@ impl Record for OutboxEntry {
     fn from_row(row: &AnyRow) -> Result<OutboxEntry, sqlx::Error> {
         let payload: String = row.try_get("payload")?;
         Ok(OutboxEntry {
-            event_id: row.try_get("event_id")?,
-            room_id: row.try_get("room_id")?,
-            login_mxid: row.try_get("login_mxid")?,
-            kind: row.try_get("kind")?,
-            payload: serde_json::from_str(&payload)
-                .map_err(|e| sqlx::Error::Decode(format!("outbox payload: {e}").into()))?,
-            client_context: row.try_get("client_context")?,
+            queued: NewOutboxEntry {
+                event_id: row.try_get("event_id")?,
+                room_id: row.try_get("room_id")?,
+                login_mxid: row.try_get("login_mxid")?,
+                kind: row.try_get("kind")?,
+                payload: serde_json::from_str(&payload)
+                    .map_err(|e| sqlx::Error::Decode(format!("outbox payload: {e}").into()))?,
+                client_context: row.try_get("client_context")?,
+            },
             state: OutboxState::parse(&row.try_get::<String, _>("state")?)?,
             attempts: row.try_get("attempts")?,
             last_error: row.try_get("last_error")?,

@@ -390,10 +390,10 @@ async fn outbox_enqueue_is_idempotent_and_tracks_attempts(db: &TestDb) {
         .unwrap());
 
     let pending = store.pending_outbox().await.unwrap();
-    let ids: Vec<&str> = pending.iter().map(|e| e.event_id.as_str()).collect();
+    let ids: Vec<&str> = pending.iter().map(|e| e.queued.event_id.as_str()).collect();
     assert_eq!(ids, ["$e1", "$e2"]);
     let first = &pending[0];
-    assert_eq!(first.payload, serde_json::json!({"text": "hello"}));
+    assert_eq!(first.queued.payload, serde_json::json!({"text": "hello"}));
     assert_eq!(first.state, OutboxState::Pending);
     assert_eq!(first.attempts, 0);
     assert_eq!(first.item_id, None);
@@ -425,7 +425,7 @@ async fn outbox_enqueue_is_idempotent_and_tracks_attempts(db: &TestDb) {
             .outbox_by_client_context("cc-$e1")
             .await
             .unwrap()
-            .map(|entry| entry.event_id),
+            .map(|entry| entry.queued.event_id),
         Some("$e1".to_owned())
     );
 
@@ -889,7 +889,7 @@ async fn deleting_a_login_deletes_what_it_bridged(db: &TestDb) {
         .await
         .unwrap()
         .into_iter()
-        .map(|entry| entry.login_mxid)
+        .map(|entry| entry.queued.login_mxid)
         .collect();
     assert_eq!(pending, ["@bob:x"]);
     assert!(!store.delete_login("@alice:x").await.unwrap());
