@@ -2,6 +2,7 @@
 //! messages. See ARCHITECTURE.md for the map.
 
 pub mod bridge;
+pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod login;

@@ -49,9 +49,9 @@ enum Command {
         database_url: String,
     },
     /// Run one connector action and print the normalized result as JSON.
-    Action(matrix_instagram::connector::cli::ActionArgs),
+    Action(matrix_instagram::cli::ActionArgs),
     /// Validate a connector spec and report every problem with its location.
-    CheckSpec(matrix_instagram::connector::cli::CheckSpecArgs),
+    CheckSpec(matrix_instagram::cli::CheckSpecArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,7 +91,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Action(args) => matrix_instagram::connector::cli::run_action(args, &cli.config),
-        Command::CheckSpec(args) => matrix_instagram::connector::cli::check_spec(args),
+        Command::Action(args) => matrix_instagram::cli::run_action(args, &cli.config),
+        Command::CheckSpec(args) => matrix_instagram::cli::check_spec(args),
     }
 }

@@ -3,7 +3,6 @@
 //! into the normalized model. It knows nothing of Matrix.
 
 pub mod auth;
-pub mod cli;
 pub mod expr;
 pub mod http;
 pub mod mapping;

@@ -1,6 +1,7 @@
 //! Integration tests of the connector engine against the Instagram simulator.
 
 mod actions;
+mod boundary;
 mod browser;
 mod cli;
 mod common;

@@ -1,5 +1,7 @@
 //! The `action` and `check-spec` commands: run one connector action and print
-//! its normalized (or raw) result as JSON, or validate a spec file.
+//! its normalized (or raw) result as JSON, or validate a spec file. They live
+//! outside the connector engine because `action --login` needs the bridge's
+//! config, store and sealed logins, which the engine must not know.
 //!
 //! `action` logs in with a cookie file, or with `--login MXID` as a bridge
 //! user's stored login: then the bridge's config names the spec, base URLs,
@@ -10,12 +12,12 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value};
 
-use super::auth::{Credentials, CredentialsError};
-use super::http::{BaseUrls, Connector};
-use super::session::ConnectorError;
-use super::spec::{Spec, SpecError};
 use crate::bridge::instagram::{LoginError, Logins};
 use crate::bridge::run::{load_config, RunError};
+use crate::connector::auth::{Credentials, CredentialsError};
+use crate::connector::http::{BaseUrls, Connector};
+use crate::connector::session::ConnectorError;
+use crate::connector::spec::{Spec, SpecError};
 use crate::secrets::{CredentialCipher, SecretsError};
 use crate::store::{Store, StoreError};
 
