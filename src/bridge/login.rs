@@ -2,7 +2,8 @@
 //! conversation: the bot asks for the Instagram username, then the password
 //! (and redacts it), runs the connector's browser login in the background,
 //! relays its questions (a 2FA code) to the management room, validates the
-//! cookies with `auth.validate` and stores the login sealed.
+//! cookies with `auth.validate`, asks `current_user` (a typed connector call)
+//! which account they belong to, and stores the login sealed.
 //!
 //! A login in progress lives only in memory ([`LoginFlows`]): a restart of
 //! the bridge loses it, and the user starts again with `login`. Passwords,
@@ -16,7 +17,6 @@ use async_trait::async_trait;
 use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::AnyMessageLikeEventContent;
 use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId};
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::bot::command_line;
@@ -28,6 +28,7 @@ use super::Bridge;
 use crate::config::{Config, PermissionLevel};
 use crate::connector::auth::Credentials;
 use crate::connector::http::Connector;
+use crate::connector::session::ConnectorError;
 use crate::login::{
     failure_message, success_message, BrowserLogin, BrowserLoginError, BrowserLoginResult,
     LoginJob, Prompt,
@@ -387,15 +388,20 @@ impl FlowContext {
             .map_err(browser_failed)?;
 
         let mut credentials = Credentials::new(result.cookies.clone());
-        let me = self
-            .connector
+        let invalid = |e: ConnectorError| FlowError::Validate(e.to_string());
+        self.connector
             .validate(&mut credentials)
             .await
-            .map_err(|e| FlowError::Validate(e.to_string()))?;
+            .map_err(invalid)?;
+        // The account Instagram says the session belongs to, typed by the
+        // connector (the bridge never reads the platform's JSON).
+        let me = self
+            .connector
+            .current_user(&mut credentials)
+            .await
+            .map_err(invalid)?;
         let confirmed = me
-            .get("username")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+            .handle
             .or_else(|| result.extracted.get("username").cloned())
             .unwrap_or(username);
         result
