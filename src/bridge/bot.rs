@@ -1,7 +1,8 @@
-//! The bridge bot: accepts invites from permitted users (a direct chat with
-//! the bot becomes the user's management room), refuses everyone else
-//! politely, and runs commands: without prefix in the management room, with
-//! the prefix (`!ig help`) elsewhere.
+//! The bridge bot: accepts invites from permitted users (a room private to
+//! the user and the bot becomes their management room, see
+//! [`super::management`]), refuses everyone else politely, and runs
+//! commands: without prefix in the management room, with the prefix
+//! (`!ig help`) elsewhere.
 
 use ruma::events::room::member::MembershipState;
 use ruma::events::room::message::{MessageType, Relation, RoomMessageEventContent};
@@ -13,6 +14,7 @@ use ruma::{EventId, OwnedTransactionId, RoomId, TransactionId, UserId};
 
 use super::commands::{CommandContext, Reply};
 use super::login;
+use super::management::{self, Audience};
 use super::Bridge;
 use crate::config::PermissionLevel;
 use crate::matrix::client::ClientError;
@@ -28,6 +30,17 @@ pub async fn handle_event(
     bridge: &Bridge,
     event: AnyTimelineEvent,
 ) -> Result<(), RetryTransaction> {
+    // Before the filter below: whoever brings someone in, a management room
+    // that is no longer private stops being one.
+    if let AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member))) = &event
+    {
+        let membership = &member.content.membership;
+        if matches!(membership, MembershipState::Invite | MembershipState::Join) {
+            let (room_id, event_id) = (&member.room_id, member.event_id.as_str());
+            management::on_newcomer(bridge, room_id, &member.state_key, membership, event_id)
+                .await?;
+        }
+    }
     // The bridge's own users never drive the bot (this also stops loops).
     if bridge.namespace.owns(event.sender().as_str()) {
         return Ok(());
@@ -36,7 +49,7 @@ pub async fn handle_event(
         AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member))) => {
             let membership = &member.content.membership;
             if matches!(membership, MembershipState::Leave | MembershipState::Ban) {
-                return on_departure(bridge, &member.room_id, &member.state_key).await;
+                return management::on_departure(bridge, &member.room_id, &member.state_key).await;
             }
             let invited_bot = *membership == MembershipState::Invite
                 && bridge.namespace.is_bot(member.state_key.as_str());
@@ -104,7 +117,7 @@ async fn on_encrypted(
 
 /// Whose management room this is; a database failure makes the homeserver
 /// resend the transaction.
-async fn management_room_owner(
+pub(super) async fn management_room_owner(
     bridge: &Bridge,
     room_id: &RoomId,
 ) -> Result<Option<String>, RetryTransaction> {
@@ -117,13 +130,13 @@ async fn management_room_owner(
 
 /// A database failure makes the homeserver resend the transaction:
 /// `.map_err(store_failed("saving x"))`.
-fn store_failed(doing: &'static str) -> impl FnOnce(StoreError) -> RetryTransaction {
+pub(super) fn store_failed(doing: &'static str) -> impl FnOnce(StoreError) -> RetryTransaction {
     move |e| RetryTransaction(format!("{doing}: {e}"))
 }
 
 /// A homeserver failure that may pass (unreachable, 5xx, 429) makes the
 /// homeserver resend the transaction; others are logged and dropped.
-fn settle(result: Result<(), ClientError>, doing: &str) -> Result<(), RetryTransaction> {
+pub(super) fn settle(result: Result<(), ClientError>, doing: &str) -> Result<(), RetryTransaction> {
     match result {
         Ok(()) => Ok(()),
         Err(e) if is_transient(&e) => Err(RetryTransaction(format!("{doing}: {e}"))),
@@ -182,116 +195,30 @@ async fn on_bot_invite(bridge: &Bridge, invite: Invite<'_>) -> Result<(), RetryT
         );
     }
 
-    let members = match bridge.client.joined_members(room_id, Some(bot)).await {
-        Ok(members) => members,
-        Err(e) => return settle(Err(e), "listing room members"),
+    let state = match bridge.client.room_state(room_id, Some(bot)).await {
+        Ok(state) => state,
+        Err(e) => return settle(Err(e), "reading who is in the room"),
     };
-    let only_them = members.iter().all(|m| m == inviter || m == bot);
-    let two_members = members.len() == 2;
-    if only_them && (is_direct || two_members) {
-        let previous = bridge
-            .store
-            .management_room(inviter.as_str())
-            .await
-            .map_err(store_failed("reading the management room"))?;
-        if let Some(previous) = previous.filter(|previous| previous != room_id.as_str()) {
-            retire_management_room(bridge, &previous, room_id, event_id).await?;
-        }
-        bridge
-            .store
-            .set_management_room(inviter.as_str(), room_id.as_str())
-            .await
-            .map_err(store_failed("saving the management room"))?;
-        let greeting = Reply::text(
-            "Hello! I am the Instagram bridge bot. This room is now your management room: \
-             send me commands here without any prefix. Send `help` for the list of commands.",
-        );
-        let txn_id = derived_txn_id("greeting", event_id);
-        settle(
-            send_notice(bridge, room_id, &txn_id, &greeting).await,
-            "greeting in the management room",
+    let audience = Audience::of(&state);
+    if audience.is_private_to(inviter, bot) {
+        return management::adopt(bridge, room_id, inviter, event_id).await;
+    }
+    let prefix = &bridge.config.bot.command_prefix;
+    let hello = if is_direct {
+        tracing::info!(%room_id, %inviter, "direct chat shared with others: not a management room");
+        format!(
+            "Hello! {}, so it cannot be your management room: do not send passwords or codes \
+             here. Commands here need the prefix: send `{prefix} help` for the list. \
+             For a management room, start a direct chat with only me.",
+            audience.why_shared()
         )
     } else {
-        let hello = Reply::text(format!(
-            "Hello! Commands in this room need the prefix: send `{} help` for the list.",
-            bridge.config.bot.command_prefix
-        ));
-        let txn_id = derived_txn_id("hello", event_id);
-        settle(
-            send_notice(bridge, room_id, &txn_id, &hello).await,
-            "greeting in a group room",
-        )
-    }
-}
-
-/// A user opened a new direct chat with the bot: their old management room
-/// is told where commands go now, and the bot leaves it. Done before the new
-/// room is saved, so a retried transaction finds the old room again (and the
-/// homeserver deduplicates the notice by its transaction id).
-async fn retire_management_room(
-    bridge: &Bridge,
-    old_room: &str,
-    new_room: &RoomId,
-    event_id: &str,
-) -> Result<(), RetryTransaction> {
-    let Ok(old_room) = RoomId::parse(old_room) else {
-        tracing::warn!(
-            old_room,
-            "stored management room id is invalid; replacing it"
-        );
-        return Ok(());
+        format!("Hello! Commands in this room need the prefix: send `{prefix} help` for the list.")
     };
-    tracing::info!(%old_room, %new_room, "management room replaced by a new direct chat");
-    let notice = Reply::text(format!(
-        "You started a new direct chat with me, so {new_room} is now your management room. \
-         Send your commands there; I am leaving this room."
-    ));
-    let txn_id = derived_txn_id("retired", event_id);
+    let txn_id = derived_txn_id("hello", event_id);
     settle(
-        send_notice(bridge, &old_room, &txn_id, &notice).await,
-        "announcing the new management room",
-    )?;
-    let bot = bridge.namespace.bot();
-    settle(
-        bridge
-            .client
-            .leave(
-                &old_room,
-                Some("replaced by a new management room"),
-                Some(bot),
-            )
-            .await,
-        "leaving the old management room",
-    )
-}
-
-/// Someone left (or was removed from) a room: when the owner of a management
-/// room leaves it, or the bot is kicked from one, it stops being one.
-async fn on_departure(
-    bridge: &Bridge,
-    room_id: &RoomId,
-    departed: &UserId,
-) -> Result<(), RetryTransaction> {
-    let owner = management_room_owner(bridge, room_id).await?;
-    let Some(owner) = owner else {
-        return Ok(());
-    };
-    let bot = bridge.namespace.bot();
-    if owner != departed.as_str() && departed != bot {
-        return Ok(());
-    }
-    tracing::info!(%room_id, %owner, %departed, "management room abandoned");
-    bridge
-        .store
-        .delete_management_room(room_id.as_str())
-        .await
-        .map_err(store_failed("forgetting the management room"))?;
-    if departed == bot {
-        return Ok(());
-    }
-    settle(
-        bridge.client.leave(room_id, None, Some(bot)).await,
-        "leaving an abandoned management room",
+        send_notice(bridge, room_id, &txn_id, &Reply::text(hello)).await,
+        "greeting in a shared room",
     )
 }
 
@@ -377,14 +304,14 @@ pub fn command_line<'a>(body: &'a str, prefix: &str, in_management_room: bool) -
 
 /// A transaction id derived from what the bot answers, so a transaction
 /// processed again (after a crash) makes the homeserver deduplicate the send.
-fn derived_txn_id(kind: &str, source: &str) -> OwnedTransactionId {
+pub(super) fn derived_txn_id(kind: &str, source: &str) -> OwnedTransactionId {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(source.as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("mi-{kind}-{hex}").into()
 }
 
-async fn send_notice(
+pub(super) async fn send_notice(
     bridge: &Bridge,
     room_id: &RoomId,
     txn_id: &TransactionId,

@@ -126,6 +126,19 @@ impl LoginFlows {
         self.lock().contains_key(user)
     }
 
+    /// Whether `user` has a login in progress that talks in `room_id`.
+    pub fn in_progress_in(&self, user: &UserId, room_id: &RoomId) -> bool {
+        self.lock()
+            .get(user)
+            .is_some_and(|flow| flow.room_id == room_id)
+    }
+
+    /// Stops the login of `user` if it talks in `room_id` (see [`Self::cancel`]);
+    /// false if there was none there.
+    pub fn cancel_in(&self, user: &UserId, room_id: &RoomId) -> bool {
+        self.in_progress_in(user, room_id) && self.cancel(user)
+    }
+
     /// Removes the flow `id` of `user` when it ends; false if it is no longer
     /// the user's flow (it was cancelled).
     fn finish(&self, user: &UserId, id: u64) -> bool {
@@ -613,6 +626,24 @@ mod tests {
         assert!(flows.cancel(alice));
         assert!(answered.await.is_err());
         assert!(cancelled.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn cancelling_in_a_room_stops_only_a_login_talking_there() {
+        let flows = LoginFlows::default();
+        let alice = user_id!("@alice:example.org");
+        let (stage, cancelled) = running();
+        start(&flows, alice, stage);
+        let elsewhere = room_id!("!elsewhere:example.org");
+        assert!(!flows.in_progress_in(alice, elsewhere));
+        assert!(!flows.cancel_in(alice, elsewhere));
+        assert!(flows.in_progress(alice));
+
+        let here = room_id!("!dm:example.org");
+        assert!(flows.in_progress_in(alice, here));
+        assert!(flows.cancel_in(alice, here));
+        assert!(cancelled.await.is_ok(), "the runner is told to stop");
+        assert!(!flows.in_progress(alice));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod bot;
 pub mod commands;
 pub mod instagram;
 pub mod login;
+pub mod management;
 pub mod run;
 
 use std::sync::Arc;

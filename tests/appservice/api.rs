@@ -465,6 +465,134 @@ async fn commands_in_management_room_and_with_prefix_elsewhere() {
     assert!(replies[4].1.contains(env!("CARGO_PKG_VERSION")));
 }
 
+#[tokio::test]
+async fn a_direct_chat_with_someone_else_invited_is_not_a_management_room() {
+    let setup = setup().await;
+    let (real, shared) = ("!real:test.local", "!shared:test.local");
+    setup.hs.add_invitee(shared, "@bob:test.local");
+    setup
+        .push(
+            "t-in",
+            vec![
+                invite("$real", real, ALICE, true),
+                invite("$shared", shared, ALICE, true),
+            ],
+        )
+        .await;
+    assert_eq!(setup.management_room(ALICE).await.as_deref(), Some(real));
+    let sent = setup.hs.sent_messages();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    let hello = sent[1].body["body"].as_str().unwrap();
+    assert!(sent[1].path.contains(shared));
+    assert!(
+        hello.contains("Other people are in this room or invited to it")
+            && hello.contains("cannot be your management room")
+            && hello.contains("`!ig help`"),
+        "{hello}"
+    );
+
+    setup
+        .push(
+            "t-talk",
+            vec![
+                text_message("$chat", shared, ALICE, "frobnicate"),
+                text_message("$login", shared, ALICE, "login"),
+                text_message("$cancel", real, ALICE, "cancel"),
+            ],
+        )
+        .await;
+    let replies = &setup.hs.sent_messages()[2..];
+    assert_eq!(replies.len(), 1, "only the real room answers: {replies:#?}");
+    assert!(replies[0].path.contains(real));
+    assert!(
+        replies[0].body["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("You have no login in progress"),
+        "`login` started nothing: {replies:#?}"
+    );
+    assert!(setup.hs.matching("POST", "/leave").is_empty());
+}
+
+#[tokio::test]
+async fn someone_invited_into_the_management_room_ends_it_and_its_login() {
+    let setup = setup().await;
+    let room = "!dm:test.local";
+    let bob = "@bob:test.local";
+    setup
+        .push("t-in", vec![invite("$in", room, ALICE, true)])
+        .await;
+    setup
+        .push(
+            "t-login",
+            vec![
+                text_message("$login", room, ALICE, "login"),
+                text_message("$user", room, ALICE, "alice.ig"),
+            ],
+        )
+        .await;
+    let asked = setup.hs.sent_messages();
+    assert!(
+        asked.last().unwrap().body["body"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{asked:#?}"
+    );
+
+    let bob_invited = json!({
+        "type": "m.room.member",
+        "state_key": bob,
+        "sender": ALICE,
+        "room_id": room,
+        "event_id": "$bob-invited",
+        "origin_server_ts": 1_700_000_000_001u64,
+        "content": { "membership": "invite" },
+    });
+    assert_eq!(setup.push("t-bob", vec![bob_invited]).await.0, 200);
+    assert_eq!(setup.management_room(ALICE).await, None);
+    let sent = setup.hs.sent_messages();
+    let notice = sent.last().unwrap().body["body"].as_str().unwrap();
+    assert!(
+        notice.starts_with(&format!("{bob} was invited to this room"))
+            && notice.contains("no longer your management room")
+            && notice.contains("Do not send passwords")
+            && notice.contains("I cancelled the login you started here."),
+        "{notice}"
+    );
+
+    let before = setup.hs.sent_messages().len();
+    setup
+        .push(
+            "t-after",
+            vec![
+                text_message("$pw", room, ALICE, "not a password any more"),
+                text_message("$cancel", room, ALICE, "!ig cancel"),
+            ],
+        )
+        .await;
+    let replies = &setup.hs.sent_messages()[before..];
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert!(
+        replies[0].body["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("You have no login in progress"),
+        "{replies:#?}"
+    );
+    assert!(
+        setup.hs.redacted_events().is_empty(),
+        "nothing was taken for a password"
+    );
+    assert!(
+        setup
+            .hs
+            .matching("POST", &format!("/rooms/{room}/leave"))
+            .is_empty(),
+        "the bot stays for prefixed commands"
+    );
+}
+
 fn fast_client(homeserver_url: &str) -> HomeserverClient {
     HomeserverClient::new(homeserver_url, AS_TOKEN)
         .expect("HTTP client")

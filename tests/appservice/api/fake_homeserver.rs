@@ -34,8 +34,9 @@ type CannedAnswers = HashMap<String, VecDeque<(u16, Value)>>;
 #[derive(Clone, Default)]
 pub struct FakeHomeserver {
     requests: Arc<Mutex<Vec<Recorded>>>,
-    /// Extra joined members per room id (the bot and the inviter are always joined).
-    extra_members: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// Extra members per room id with their membership (`join`, `invite`);
+    /// the bot and the inviter are always joined.
+    extra_members: Arc<Mutex<HashMap<String, Vec<(String, &'static str)>>>>,
     /// Canned answers served (once each, in order) to requests whose path
     /// ends with the key, before the normal answer.
     faults: Arc<Mutex<CannedAnswers>>,
@@ -80,12 +81,36 @@ impl FakeHomeserver {
     }
 
     pub fn add_member(&self, room_id: &str, user_id: &str) {
+        self.add_with_membership(room_id, user_id, "join");
+    }
+
+    /// `user_id` is invited to the room, not joined.
+    pub fn add_invitee(&self, room_id: &str, user_id: &str) {
+        self.add_with_membership(room_id, user_id, "invite");
+    }
+
+    fn add_with_membership(&self, room_id: &str, user_id: &str, membership: &'static str) {
         self.extra_members
             .lock()
             .unwrap()
             .entry(room_id.to_owned())
             .or_default()
-            .push(user_id.to_owned());
+            .push((user_id.to_owned(), membership));
+    }
+
+    /// Everyone in the room with their membership: the bot, the inviter
+    /// (Mallory in her rooms, else Alice), then the extra members.
+    fn members(&self, room_id: &str) -> Vec<(String, &'static str)> {
+        let inviter = if room_id.contains("mallory") {
+            MALLORY
+        } else {
+            ALICE
+        };
+        let extra = self.extra_members.lock().unwrap().get(room_id).cloned();
+        [(BOT.to_owned(), "join"), (inviter.to_owned(), "join")]
+            .into_iter()
+            .chain(extra.unwrap_or_default())
+            .collect()
     }
 
     /// The next request whose path ends with `suffix` gets this answer.
@@ -204,19 +229,30 @@ async fn endpoint(State(hs): State<FakeHomeserver>, request: Request) -> Respons
         }
         ("POST", [.., "rooms", room_id, "join"]) => json!({ "room_id": room_id }),
         ("GET", [.., "rooms", room_id, "joined_members"]) => {
-            let mut joined = serde_json::Map::new();
-            joined.insert(BOT.to_owned(), json!({}));
-            let inviter = if room_id.contains("mallory") {
-                MALLORY
-            } else {
-                ALICE
-            };
-            joined.insert(inviter.to_owned(), json!({}));
-            let extra = hs.extra_members.lock().unwrap().get(*room_id).cloned();
-            for member in extra.unwrap_or_default() {
-                joined.insert(member, json!({}));
-            }
+            let joined: serde_json::Map<String, Value> = hs
+                .members(room_id)
+                .into_iter()
+                .filter(|(_, membership)| *membership == "join")
+                .map(|(user, _)| (user, json!({})))
+                .collect();
             json!({ "joined": joined })
+        }
+        ("GET", [.., "rooms", room_id, "state"]) => {
+            let members = hs.members(room_id).into_iter().enumerate();
+            let events: Vec<Value> = members
+                .map(|(index, (user, membership))| {
+                    json!({
+                        "type": "m.room.member",
+                        "state_key": user,
+                        "sender": user,
+                        "room_id": room_id,
+                        "event_id": format!("$member-{index}"),
+                        "origin_server_ts": 1_700_000_000_000u64,
+                        "content": { "membership": membership },
+                    })
+                })
+                .collect();
+            json!(events)
         }
         ("PUT", [.., "send", _, txn_id]) => json!({ "event_id": format!("$sent-{txn_id}") }),
         ("PUT", [.., "redact", _, txn_id]) => {
