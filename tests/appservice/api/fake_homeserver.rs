@@ -27,6 +27,9 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// A room member and their membership (`join`, `invite`).
+type Member = (String, &'static str);
+
 /// Status and body queued per path suffix.
 type CannedAnswers = HashMap<String, VecDeque<(u16, Value)>>;
 
@@ -36,7 +39,7 @@ pub struct FakeHomeserver {
     requests: Arc<Mutex<Vec<Recorded>>>,
     /// Extra members per room id with their membership (`join`, `invite`);
     /// the bot and the inviter are always joined.
-    extra_members: Arc<Mutex<HashMap<String, Vec<(String, &'static str)>>>>,
+    extra_members: Arc<Mutex<HashMap<String, Vec<Member>>>>,
     /// Canned answers served (once each, in order) to requests whose path
     /// ends with the key, before the normal answer.
     faults: Arc<Mutex<CannedAnswers>>,
@@ -100,7 +103,7 @@ impl FakeHomeserver {
 
     /// Everyone in the room with their membership: the bot, the inviter
     /// (Mallory in her rooms, else Alice), then the extra members.
-    fn members(&self, room_id: &str) -> Vec<(String, &'static str)> {
+    fn members(&self, room_id: &str) -> Vec<Member> {
         let inviter = if room_id.contains("mallory") {
             MALLORY
         } else {
