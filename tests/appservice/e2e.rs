@@ -51,6 +51,16 @@ on_both_databases!(
     login_through_the_bot_sqlite,
     login_through_the_bot_postgres
 );
+on_both_databases!(
+    direct_chat_with_an_invitee_is_not_a_management_room,
+    direct_chat_with_an_invitee_is_not_a_management_room_sqlite,
+    direct_chat_with_an_invitee_is_not_a_management_room_postgres
+);
+on_both_databases!(
+    inviting_someone_ends_the_management_room_and_its_login,
+    inviting_someone_ends_the_management_room_and_its_login_sqlite,
+    inviting_someone_ends_the_management_room_and_its_login_postgres
+);
 
 /// The harness itself: Synapse starts, users register and log in, a room is
 /// created and a message goes from one user to the other.
@@ -573,5 +583,200 @@ async fn login_through_the_bot(backend: Backend) {
     );
     let logout = alice.ask(&room, &bot, "logout").await.expect("logout");
     assert_eq!(logout, "Logged out of @e2e.login.");
+    assert_no_secrets_logged(&e2e);
+}
+
+/// The bot's command prefix, from the bridge's config.
+fn command_prefix(e2e: &E2e) -> String {
+    let prefix = e2e
+        .config
+        .get(&["bot", "command_prefix"])
+        .expect("reading the command prefix");
+    prefix.as_str().expect("the prefix is a string").to_owned()
+}
+
+/// The bodies of the bot's messages in a room, oldest first.
+async fn bot_messages(user: &MatrixClient, room: &str, bot: &str) -> Vec<String> {
+    user.messages_from(room, bot)
+        .await
+        .expect("room history")
+        .iter()
+        .map(|event| event.body().to_owned())
+        .collect()
+}
+
+/// Alice creates a room marked as a direct chat with the bot and Bob invited
+/// in the same request: others can read it, so it is not a management room.
+/// Ordinary text gets no answer, `login` does not start there, and her real
+/// management room stays hers.
+async fn direct_chat_with_an_invitee_is_not_a_management_room(backend: Backend) {
+    let e2e = E2e::start(backend, &[("localhost", "user")]).await;
+    let bot = e2e.bot().to_owned();
+    let prefix = command_prefix(&e2e);
+    let mut alice = e2e.user("alice").await;
+    let bob = e2e.user("bob").await;
+    let (real, greeting) = open_management_room(&e2e, &mut alice).await;
+
+    let shared = alice
+        .create_direct_room(&[bot.as_str(), bob.user_id.as_str()])
+        .await
+        .expect("creating a direct chat with the bot and bob");
+    alice
+        .wait_for_join(&shared, &bot)
+        .await
+        .expect("the bot joins the shared room");
+    let hello = alice
+        .wait_for_message(&shared, &bot)
+        .await
+        .expect("the bot says hello")
+        .body()
+        .to_owned();
+    assert!(
+        hello.contains("Other people are in this room or invited to it")
+            && hello.contains("cannot be your management room")
+            && hello.contains(&format!("{prefix} help")),
+        "the hello should say why this is not a management room: {hello:?}"
+    );
+
+    alice
+        .send_text(&shared, "hello everyone")
+        .await
+        .expect("ordinary text");
+    alice
+        .send_text(&shared, "login")
+        .await
+        .expect("plain login");
+    // Events of a room are handled in order: had the plain messages been
+    // taken as commands, their answers would come before this one.
+    let prefixed_login = alice
+        .ask(&shared, &bot, &format!("{prefix} login"))
+        .await
+        .expect("an answer to the prefixed login");
+    assert!(
+        prefixed_login.starts_with("Log in from your management room"),
+        "no answer to plain text, no login in a shared room: {prefixed_login:?}"
+    );
+    assert_eq!(
+        bot_messages(&alice, &shared, &bot).await,
+        vec![hello, prefixed_login],
+        "the bot said nothing else in the shared room"
+    );
+
+    // No login started anywhere, and the real management room still takes
+    // commands without prefix.
+    let cancel = alice
+        .ask(&real, &bot, "cancel")
+        .await
+        .expect("an answer in the real management room");
+    assert!(
+        cancel.starts_with("You have no login in progress"),
+        "{cancel:?}"
+    );
+    assert_eq!(
+        bot_messages(&alice, &real, &bot).await,
+        vec![greeting, cancel],
+        "the real management room was not handed over"
+    );
+    assert!(
+        alice
+            .joined_members(&real)
+            .await
+            .expect("members of the real management room")
+            .contains(&bot),
+        "the bot stays in the real management room"
+    );
+    assert_no_secrets_logged(&e2e);
+}
+
+/// Alice's management room stops being one when she invites Bob while a
+/// login waits for her password: the bot warns her there, cancels the login
+/// (her next message is not taken as a password), and a new direct chat
+/// with only the bot becomes her management room.
+async fn inviting_someone_ends_the_management_room_and_its_login(backend: Backend) {
+    let e2e = E2e::start(backend, &[("localhost", "user")]).await;
+    let bot = e2e.bot().to_owned();
+    let prefix = command_prefix(&e2e);
+    let mut alice = e2e.user("alice").await;
+    let bob = e2e.user("bob").await;
+    let (room, _) = open_management_room(&e2e, &mut alice).await;
+    let ask_username = alice.ask(&room, &bot, "login").await.expect("login");
+    assert!(ask_username.contains("username"), "{ask_username:?}");
+    let ask_password = alice
+        .ask(&room, &bot, "someone.on.instagram")
+        .await
+        .expect("the username");
+    assert!(ask_password.contains("password"), "{ask_password:?}");
+
+    alice
+        .invite(&room, &bob.user_id)
+        .await
+        .expect("inviting bob into the management room");
+    let warning = alice
+        .wait_for_message(&room, &bot)
+        .await
+        .expect("the bot warns alice")
+        .body()
+        .to_owned();
+    for words in [
+        format!("{} was invited to this room", bob.user_id),
+        "no longer your management room".to_owned(),
+        "Do not send passwords, two-factor codes".to_owned(),
+        "I cancelled the login you started here.".to_owned(),
+        format!("`{prefix} help`"),
+    ] {
+        assert!(warning.contains(&words), "{words:?} in {warning:?}");
+    }
+
+    let not_a_password = "would have been my password";
+    let sent = alice
+        .send_text(&room, not_a_password)
+        .await
+        .expect("text after the invite");
+    let cancel = alice
+        .ask(&room, &bot, &format!("{prefix} cancel"))
+        .await
+        .expect("an answer to the prefixed cancel");
+    assert!(
+        cancel.starts_with("You have no login in progress"),
+        "the login was cancelled, and the text before was not answered: {cancel:?}"
+    );
+    let history = alice.room_history(&room).await.expect("room history");
+    let kept = history
+        .iter()
+        .find(|event| event.event["event_id"] == sent.as_str())
+        .expect("alice's text is in the room");
+    assert_eq!(
+        kept.body(),
+        not_a_password,
+        "the text was not taken (and redacted) as a password"
+    );
+    let plain_help = alice.send_text(&room, "help").await.expect("plain help");
+    let ping = alice
+        .ask(&room, &bot, &format!("{prefix} ping"))
+        .await
+        .expect("an answer to the prefixed ping");
+    assert!(ping.contains("not logged in"), "{ping:?}");
+    let history = alice.room_history(&room).await.expect("room history");
+    let help_at = history
+        .iter()
+        .position(|event| event.event["event_id"] == plain_help.as_str())
+        .expect("the plain help is in the room");
+    let answers: Vec<&str> = history[help_at..]
+        .iter()
+        .filter(|event| event.sender() == bot && event.kind() == "m.room.message")
+        .map(|event| event.body())
+        .collect();
+    assert_eq!(answers, vec![ping.as_str()], "commands need the prefix now");
+
+    let (new_room, greeting) = open_management_room(&e2e, &mut alice).await;
+    assert!(
+        greeting.contains("This room is now your management room"),
+        "{greeting:?}"
+    );
+    let new_cancel = alice.ask(&new_room, &bot, "cancel").await.expect("cancel");
+    assert!(
+        new_cancel.starts_with("You have no login in progress"),
+        "{new_cancel:?}"
+    );
     assert_no_secrets_logged(&e2e);
 }

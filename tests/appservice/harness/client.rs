@@ -159,9 +159,14 @@ impl MatrixClient {
 
     /// Creates a direct chat inviting `invitee`, returning the room id.
     pub async fn create_dm(&self, invitee: &str) -> Result<String, HarnessError> {
-        let body =
-            json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [invitee]});
-        self.create_room_with(body, &format!("creating a DM with {invitee}"))
+        self.create_direct_room(&[invitee]).await
+    }
+
+    /// Creates a room marked as a direct chat (`is_direct`) inviting all of
+    /// `invitees` in the same request, returning the room id.
+    pub async fn create_direct_room(&self, invitees: &[&str]) -> Result<String, HarnessError> {
+        let body = json!({"preset": "trusted_private_chat", "is_direct": true, "invite": invitees});
+        self.create_room_with(body, &format!("creating a DM with {invitees:?}"))
             .await
     }
 
