@@ -240,7 +240,10 @@ async fn on_message(
         return Ok(());
     }
     let owner = management_room_owner(bridge, room_id).await?;
-    let in_management_room = owner.as_deref() == Some(sender.as_str());
+    let mut in_management_room = owner.as_deref() == Some(sender.as_str());
+    if in_management_room {
+        in_management_room = management::confirm_private(bridge, room_id, sender, event_id).await?;
+    }
     if in_management_room {
         if let Some(reply) = answer_login(bridge, room_id, sender, event_id, &text.body).await {
             let txn_id = derived_txn_id("answer", event_id);

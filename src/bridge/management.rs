@@ -2,9 +2,10 @@
 //! it stops being one. Logins, passwords and codes are accepted only there,
 //! so it must be a real 1:1 with the bot: nobody else joined or invited, not
 //! open for anyone to join. It stops being one when someone else is invited
-//! or joins (the owner is told not to send secrets there, and a login
-//! talking there is cancelled), when its owner leaves or the bot is removed,
-//! and when a newer direct chat with the bot replaces it.
+//! or joins, or when the room state read before handling a message of its
+//! owner shows it shared (the owner is told not to send secrets there, and a
+//! login talking there is cancelled), when its owner leaves or the bot is
+//! removed, and when a newer direct chat with the bot replaces it.
 
 use std::collections::BTreeSet;
 
@@ -148,10 +149,8 @@ async fn retire(
 }
 
 /// Someone was invited to or joined a room. When it is a management room
-/// and they are neither its owner nor the bot, it stops being one: the
-/// owner is told there that secrets must not be sent there any more, a login
-/// talking in that room is cancelled, and the store forgets the room. The
-/// bot stays: prefixed commands keep working there, as in any shared room.
+/// and they are neither its owner nor the bot, it stops being one (see
+/// [`end_shared`]).
 pub async fn on_newcomer(
     bridge: &Bridge,
     room_id: &RoomId,
@@ -168,16 +167,64 @@ pub async fn on_newcomer(
     if owner == newcomer.as_str() {
         return Ok(());
     }
-    tracing::warn!(%room_id, %owner, %newcomer, "management room is shared now; it is one no more");
-    let owner = UserId::parse(owner.as_str()).ok();
+    let entered = if *membership == MembershipState::Invite {
+        "was invited to"
+    } else {
+        "joined"
+    };
+    let Ok(owner) = UserId::parse(owner.as_str()) else {
+        tracing::warn!(%room_id, "stored management room owner is invalid; forgetting the room");
+        return forget(bridge, room_id).await;
+    };
+    let reason = format!("{newcomer} {entered} this room");
+    end_shared(bridge, room_id, &owner, &reason, event_id).await
+}
+
+/// Confirms, before a message of its owner is handled there, that a
+/// management room is still private to the owner and the bot (this catches
+/// rooms shared in ways the bot missed: an invite it was not sent, a room
+/// stored by an older version); if it is not, it stops being one. False
+/// when the message must not be handled as in a management room.
+pub async fn confirm_private(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    owner: &UserId,
+    event_id: &str,
+) -> Result<bool, RetryTransaction> {
+    let bot = bridge.namespace.bot();
+    let state = match bridge.client.room_state(room_id, Some(bot)).await {
+        Ok(state) => state,
+        Err(e) => {
+            // Unconfirmed: the message is handled as in any shared room.
+            settle(Err(e), "reading who is in the management room")?;
+            return Ok(false);
+        }
+    };
+    let audience = Audience::of(&state);
+    if audience.is_private_to(owner, bot) {
+        return Ok(true);
+    }
+    end_shared(bridge, room_id, owner, audience.why_shared(), event_id).await?;
+    Ok(false)
+}
+
+/// A management room is shared now (`reason` says how): it stops being one.
+/// The owner is told there that secrets must not be sent there any more, a
+/// login talking in that room is cancelled, and the store forgets the room.
+/// The bot stays: prefixed commands keep working there, as in any shared room.
+async fn end_shared(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    owner: &UserId,
+    reason: &str,
+    event_id: &str,
+) -> Result<(), RetryTransaction> {
+    tracing::warn!(%room_id, %owner, reason, "management room is shared now; it is one no more");
     // Looked at before the notice and cancelled after it, so a retried
     // transaction sends the same words (deduplicated by the homeserver).
-    let login_here = owner
-        .as_ref()
-        .is_some_and(|owner| bridge.login_flows.in_progress_in(owner, room_id));
+    let login_here = bridge.login_flows.in_progress_in(owner, room_id);
     let notice = Reply::text(shared_notice(
-        newcomer,
-        membership,
+        reason,
         login_here,
         &bridge.config.bot.command_prefix,
     ));
@@ -186,11 +233,13 @@ pub async fn on_newcomer(
         send_notice(bridge, room_id, &txn_id, &notice).await,
         "telling the owner their management room is shared",
     )?;
-    if let Some(owner) = &owner {
-        if bridge.login_flows.cancel_in(owner, room_id) {
-            tracing::info!(user = %owner, "login cancelled: its room is shared now");
-        }
+    if bridge.login_flows.cancel_in(owner, room_id) {
+        tracing::info!(user = %owner, "login cancelled: its room is shared now");
     }
+    forget(bridge, room_id).await
+}
+
+async fn forget(bridge: &Bridge, room_id: &RoomId) -> Result<(), RetryTransaction> {
     bridge
         .store
         .delete_management_room(room_id.as_str())
@@ -199,28 +248,18 @@ pub async fn on_newcomer(
     Ok(())
 }
 
-/// What the bot tells the owner of a management room someone else entered.
-fn shared_notice(
-    newcomer: &UserId,
-    membership: &MembershipState,
-    login_cancelled: bool,
-    prefix: &str,
-) -> String {
-    let entered = if *membership == MembershipState::Invite {
-        "was invited to"
-    } else {
-        "joined"
-    };
+/// What the bot tells the owner of a management room that is shared now.
+fn shared_notice(reason: &str, login_cancelled: bool, prefix: &str) -> String {
     let cancelled = if login_cancelled {
         " I cancelled the login you started here."
     } else {
         ""
     };
     format!(
-        "{newcomer} {entered} this room, so it is no longer your management room: \
-         other people can read it. Do not send passwords, two-factor codes or any other \
-         secret here.{cancelled} To manage the bridge, start a new direct chat with only me; \
-         here, commands need the prefix (`{prefix} help`)."
+        "{reason}, so it is no longer your management room: other people can read it. \
+         Do not send passwords, two-factor codes or any other secret here.{cancelled} \
+         To manage the bridge, start a new direct chat with only me; here, commands need \
+         the prefix (`{prefix} help`)."
     )
 }
 
@@ -363,15 +402,14 @@ mod tests {
 
     #[test]
     fn the_shared_notice_warns_about_secrets_and_names_the_way_out() {
-        let bob = user_id!("@bob:example.org");
-        let text = shared_notice(bob, &MembershipState::Invite, true, "!ig");
-        assert!(text.starts_with("@bob:example.org was invited to this room"));
-        assert!(text.contains("no longer your management room"));
+        let text = shared_notice("@bob:example.org was invited to this room", true, "!ig");
+        assert!(text.starts_with(
+            "@bob:example.org was invited to this room, so it is no longer your management room"
+        ));
         assert!(text.contains("Do not send passwords, two-factor codes"));
         assert!(text.contains("I cancelled the login you started here."));
         assert!(text.contains("`!ig help`"));
-        let joined = shared_notice(bob, &MembershipState::Join, false, "!ig");
-        assert!(joined.starts_with("@bob:example.org joined this room"));
+        let joined = shared_notice("@bob:example.org joined this room", false, "!ig");
         assert!(!joined.contains("cancelled"));
     }
 }

@@ -593,6 +593,43 @@ async fn someone_invited_into_the_management_room_ends_it_and_its_login() {
     );
 }
 
+#[tokio::test]
+async fn a_management_room_found_shared_before_a_command_ends_there() {
+    let setup = setup().await;
+    let room = "!dm:test.local";
+    setup
+        .push("t-in", vec![invite("$in", room, ALICE, true)])
+        .await;
+    // Bob's invite never reached the bridge (or the room was stored by an
+    // older version): the state read before the command shows him.
+    setup.hs.add_invitee(room, "@bob:test.local");
+    setup
+        .push(
+            "t-cmd",
+            vec![
+                text_message("$login", room, ALICE, "login"),
+                text_message("$cancel", room, ALICE, "!ig cancel"),
+            ],
+        )
+        .await;
+    assert_eq!(setup.management_room(ALICE).await, None);
+    let replies: Vec<String> = setup.hs.sent_messages()[1..]
+        .iter()
+        .map(|sent| sent.body["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:#?}");
+    assert!(
+        replies[0].starts_with(
+            "Other people are in this room or invited to it, so it is no longer your management room"
+        ),
+        "{replies:#?}"
+    );
+    assert!(
+        replies[1].starts_with("You have no login in progress"),
+        "`login` did not start: {replies:#?}"
+    );
+}
+
 fn fast_client(homeserver_url: &str) -> HomeserverClient {
     HomeserverClient::new(homeserver_url, AS_TOKEN)
         .expect("HTTP client")
