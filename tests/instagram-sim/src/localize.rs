@@ -47,6 +47,23 @@ fn set_dimension(map: &mut Map<String, Value>, key: &str, value: u32) {
     map.insert(key.to_owned(), new);
 }
 
+/// The remote file's name without extension, kept in the local name so that a local file
+/// still says which fixture picture it stands for.
+fn stem(remote: &str) -> String {
+    let file = remote
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    let base = file.split('.').next().unwrap_or("");
+    base.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(48)
+        .collect()
+}
+
 fn scaled(width: u32, height: u32) -> (u32, u32) {
     if width == 0 || height == 0 {
         return ICON_SIZE;
@@ -82,15 +99,16 @@ impl World {
             return local.clone();
         }
         let index = done.len();
+        let name = format!("{seed}_{index}_{}", stem(remote));
         let local = if video {
             let url = self.store_blob(
-                format!("{seed}_{index}.mp4"),
+                format!("{name}.mp4"),
                 media::video(seed.wrapping_mul(31).wrapping_add(index as u64)),
             );
             (url, media::VIDEO_SIZE.0, media::VIDEO_SIZE.1)
         } else {
             let url = self.store_blob(
-                format!("{seed}_{index}.png"),
+                format!("{name}.png"),
                 media::png(size.0, size.1, seed.wrapping_add(index as u64)),
             );
             (url, size.0, size.1)
@@ -122,10 +140,31 @@ impl World {
                         map.insert("url".into(), json!(url));
                         set_dimension(map, "width", width);
                         set_dimension(map, "height", height);
+                        if map.contains_key("mime_type") {
+                            let mime = if video { "video/mp4" } else { "image/png" };
+                            map.insert("mime_type".into(), json!(mime));
+                        }
                     }
                 }
-                for (child_key, child) in map.iter_mut() {
-                    self.localize_in(child, child_key, seed, done);
+                // Sized pictures first, so that a bare URL naming the same picture (an xma
+                // `preview_url` beside its `preview_url_info`) gets the sized blob.
+                for strings in [false, true] {
+                    for (child_key, child) in map.iter_mut() {
+                        if child.is_string() == strings {
+                            self.localize_in(child, child_key, seed, done);
+                        }
+                    }
+                }
+                // xma previews state their type beside the URL; the local pictures are PNGs.
+                if map.contains_key("preview_url_mime_type") {
+                    map.insert("preview_url_mime_type".into(), json!("image/png"));
+                }
+                // The local video is the one every video item serves.
+                if map.contains_key("video_versions") && map.contains_key("video_duration") {
+                    map.insert(
+                        "video_duration".into(),
+                        json!(media::VIDEO_DURATION_MS as f64 / 1000.0),
+                    );
                 }
             }
             Value::String(text)
@@ -175,7 +214,7 @@ mod tests {
             (json!(72), json!(128))
         );
         assert_eq!(payload["preview_url"], payload["preview_url_info"]["url"]);
-        assert_eq!(payload["preview_url_info"]["width"], 64);
+        assert_eq!(payload["preview_url_info"]["width"], 128);
         assert_eq!(payload["target_url"], "https://www.instagram.com/p/X/");
         assert!(payload.to_string().matches("cdninstagram").count() == 0);
     }
