@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::error::SimError;
 use crate::media;
-use crate::world::{Edited, ItemKind, World};
+use crate::world::{Edited, ItemKind, World, PROFILE_PIC_SIZE};
 
 /// Instagram lets a message be edited 5 times within 15 minutes of sending.
 const EDIT_MAX_COUNT: u32 = 5;
@@ -107,6 +107,40 @@ impl World {
             &format!("{actor_name} changed the group photo."),
         )?;
         Ok(name)
+    }
+
+    /// A `profile`/`xma_profile` payload that shares the account `pk` (its names, link and
+    /// profile picture) instead of the fixture's user.
+    pub(crate) fn share_profile(
+        &self,
+        item_type: &str,
+        payload: &mut Value,
+        pk: u64,
+    ) -> Result<(), SimError> {
+        let account = self.account(pk)?;
+        let picture = crate::render::profile_pic_url(self, pk);
+        match item_type {
+            "profile" => {
+                payload["pk"] = json!(pk);
+                payload["pk_id"] = json!(pk.to_string());
+                payload["username"] = json!(account.username);
+                payload["full_name"] = json!(account.full_name);
+                payload["profile_pic_url"] = json!(picture);
+            }
+            "xma_profile" => {
+                let share = &mut payload[0];
+                share["header_title_text"] = json!(account.username);
+                share["target_url"] =
+                    json!(format!("https://www.instagram.com/{}/", account.username));
+                let icon = &mut share["header_icon_url_info"];
+                icon["url"] = json!(picture);
+                icon["fallback"]["url"] = json!(picture);
+                icon["width"] = json!(PROFILE_PIC_SIZE);
+                icon["height"] = json!(PROFILE_PIC_SIZE);
+            }
+            _ => return Err(SimError::BadParameter { name: "user_pk" }),
+        }
+        Ok(())
     }
 
     fn action_log(

@@ -562,6 +562,10 @@ async fn media_bytes(State(shared): State<SharedWorld>, Path(name): Path<String>
             blob.bytes.clone(),
         )
             .into_response(),
-        None => reply(Err(SimError::BadParameter { name: "media name" })),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no media named {name}")})),
+        )
+            .into_response(),
     }
 }

@@ -283,6 +283,9 @@ struct RateLimiter {
 /// of that kind plus the convenience fields documented in README.md.
 pub type ItemKind = Value;
 
+/// Width and height of every account's profile picture.
+pub(crate) const PROFILE_PIC_SIZE: u32 = 150;
+
 /// How many log entries are kept, so long benchmark runs do not grow memory without bound.
 pub const REQUEST_LOG_CAPACITY: usize = 50_000;
 
@@ -437,8 +440,10 @@ impl World {
                 },
             },
         );
-        self.blobs
-            .insert(format!("profile_{pk}.png"), media::png(150, 150, pk % 1000));
+        self.blobs.insert(
+            format!("profile_{pk}.png"),
+            media::png(PROFILE_PIC_SIZE, PROFILE_PIC_SIZE, pk % 1000),
+        );
         let cookies = self.new_session(pk, &random_token(32));
         Ok(Account {
             pk,
@@ -994,6 +999,9 @@ impl World {
             }
             "like" => payload = json!("❤️"),
             _ => self.localize(&mut payload, media_pk),
+        }
+        if let Some(pk) = kind.get("user_pk").and_then(Value::as_u64) {
+            self.share_profile(&item_type, &mut payload, pk)?;
         }
         Ok((item_type, template, payload))
     }

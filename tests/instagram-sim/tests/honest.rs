@@ -866,3 +866,48 @@ async fn reactions_unsends_and_reads_show_in_the_thread() {
     assert_eq!(page["items"][0]["timestamp"].to_string(), timestamp);
     assert_eq!(seen["created_at"], timestamp);
 }
+
+#[tokio::test]
+async fn a_shared_profile_can_be_a_real_account() {
+    let (sim, me, others, client) = world(&["alice", "bob"]).await;
+    let (alice, bob) = (&others[0], &others[1]);
+    let thread_id = sim.create_thread(me.pk, &[alice.pk], None).unwrap();
+    sim.post_item(
+        &thread_id,
+        alice.pk,
+        json!({"item_type": "profile", "user_pk": bob.pk}),
+    )
+    .unwrap();
+    let body =
+        json!({"from_pk": alice.pk, "item": {"item_type": "xma_profile", "user_pk": bob.pk}});
+    control(
+        &sim,
+        "POST",
+        &format!("/threads/{thread_id}/items"),
+        Some(body),
+    )
+    .await;
+    let page = thread_page(&client, &thread_id, &[]).await;
+    let xma = &page["items"][0]["xma_profile"][0];
+    assert_eq!(xma["header_title_text"], "bob");
+    assert_eq!(xma["target_url"], "https://www.instagram.com/bob/");
+    let profile = &page["items"][1]["profile"];
+    assert_eq!(
+        (profile["pk"].clone(), profile["username"].clone()),
+        (json!(bob.pk), json!("bob"))
+    );
+    for url in [
+        &profile["profile_pic_url"],
+        &xma["header_icon_url_info"]["url"],
+    ] {
+        let (status, bytes) = fetch(url.as_str().unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(image_size(&bytes), (150, 150));
+    }
+    let refused = sim.post_item(
+        &thread_id,
+        alice.pk,
+        json!({"item_type": "clip", "user_pk": bob.pk}),
+    );
+    assert!(refused.is_err(), "user_pk is for profiles only");
+}
