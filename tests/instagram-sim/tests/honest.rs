@@ -148,6 +148,36 @@ async fn thread_cursors_are_opaque_bound_to_the_session_and_go_stale() {
     let (all, _) = all_item_ids(&client, &thread_id, "20").await;
     assert_eq!(all.len(), 30);
 
+    // The cursors of a thread in the inbox lead on into the thread, both ways.
+    let inbox = client.get_ok("direct_v2/inbox/", &[]).await;
+    let listed = inbox["inbox"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|thread| thread["thread_id"] == thread_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 10);
+    let cursor = listed["oldest_cursor"].as_str().unwrap();
+    let older = thread_page(
+        &client,
+        &thread_id,
+        &[("cursor", cursor), ("direction", "older")],
+    )
+    .await;
+    assert_eq!(older["items"][0]["item_id"], ids[19].as_str());
+    let cursor = older["newest_cursor"].as_str().unwrap();
+    assert_eq!(older["has_newer"], true);
+    assert_eq!(older["next_cursor"], cursor);
+    let newer = thread_page(
+        &client,
+        &thread_id,
+        &[("cursor", cursor), ("direction", "newer")],
+    )
+    .await;
+    assert_eq!(newer["items"].as_array().unwrap().len(), 10);
+    assert_eq!(newer["items"][0]["item_id"], ids[29].as_str());
+
     // A short lifetime runs out by itself.
     sim.set_cursor_ttl(Duration::from_millis(300));
     let page = thread_page(&client, &thread_id, &[]).await;
