@@ -93,11 +93,12 @@ async fn shared_media_gives_the_media_itself() {
         .collect();
     let messages = post_and_list(&mut fx, &items).await;
 
+    // The simulator serves every shared video as its own 72x128, 1 s MP4.
     let clip = only_attachment(&messages[0]);
     assert_eq!(clip.kind, "video");
     assert!(url_of(clip).contains("DBJZC8BxAcG_101_video"), "{clip:?}");
-    assert_eq!((clip.width, clip.height), (Some(720), Some(1280)));
-    assert_eq!(clip.duration_ms, Some(15400));
+    assert_eq!((clip.width, clip.height), (Some(72), Some(128)));
+    assert_eq!(clip.duration_ms, Some(1000));
     assert_eq!(clip.title.as_deref(), Some("full send at the track 🏁"));
 
     let igtv = only_attachment(&messages[1]);
@@ -119,7 +120,8 @@ async fn shared_media_gives_the_media_itself() {
 
     let raven = only_attachment(&messages[4]);
     assert_eq!(raven.kind, "image");
-    assert_eq!((raven.width, raven.height), (Some(1080), Some(1920)));
+    // Fixture pictures are served scaled by 128/1080 (1080x1920 → 128x227).
+    assert_eq!((raven.width, raven.height), (Some(128), Some(227)));
     for message in &messages {
         assert_eq!(
             message.content_type.as_deref(),
@@ -155,7 +157,7 @@ async fn shares_link_to_their_target_with_a_title_and_a_preview() {
             share
                 .preview_url
                 .as_deref()
-                .is_some_and(|url| url.starts_with("https://")),
+                .is_some_and(|url| url.starts_with(&format!("{web}/media/"))),
             "{kind}: {share:?}"
         );
     }
@@ -195,18 +197,15 @@ async fn shares_link_to_their_target_with_a_title_and_a_preview() {
         .as_deref()
         .unwrap()
         .contains("DAbcPost001_1080x1350"));
-    assert_eq!(
-        (shares[0].width, shares[0].height),
-        (Some(1080), Some(1350))
-    );
+    assert_eq!((shares[0].width, shares[0].height), (Some(128), Some(160)));
     assert!(shares[1]
         .preview_url
         .as_deref()
         .unwrap()
-        .contains("xma_post002_n.jpg"));
-    assert_eq!(shares[1].mime_type.as_deref(), Some("image/jpeg"));
-    assert_eq!((shares[2].width, shares[2].height), (Some(720), Some(1280)));
-    assert_eq!((shares[6].width, shares[6].height), (Some(150), Some(150)));
+        .contains("xma_post002_n"));
+    assert_eq!(shares[1].mime_type.as_deref(), Some("image/png"));
+    assert_eq!((shares[2].width, shares[2].height), (Some(85), Some(151)));
+    assert_eq!((shares[6].width, shares[6].height), (Some(17), Some(17)));
     // A reply to a story carries its own text besides the share.
     assert_eq!(messages[4].content.as_deref(), Some("lol"));
     assert_eq!(messages[0].content, None);
