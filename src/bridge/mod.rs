@@ -3,8 +3,10 @@
 
 pub mod bot;
 pub mod commands;
+pub mod convert;
 pub mod instagram;
 pub mod login;
+pub mod media;
 pub mod run;
 
 use std::sync::Arc;
