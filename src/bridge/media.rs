@@ -210,11 +210,11 @@ impl MediaBridge {
             MediaKind::Video | MediaKind::Gif => "video",
             MediaKind::Audio => "voice message",
         };
-        let limit = megabytes(self.max_bytes);
+        let limit = human_size(self.max_bytes);
         let body = match size {
             Some(size) => format!(
                 "This {what} ({}) is larger than the bridge's limit of {limit}: {}",
-                megabytes(size),
+                human_size(size),
                 source.url
             ),
             None => format!(
@@ -334,8 +334,13 @@ fn without_url(err: reqwest::Error) -> String {
     err.without_url().to_string()
 }
 
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1_000_000.0)
+/// A size for people: `2.5 MB`, `120 KB`, `64 bytes`.
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..=999 => format!("{bytes} bytes"),
+        1_000..=999_999 => format!("{} KB", bytes / 1_000),
+        _ => format!("{:.1} MB", bytes as f64 / 1_000_000.0),
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +371,8 @@ mod tests {
             host_of("https://scontent.cdninstagram.com/v/x.jpg?oh=SECRET&oe=1"),
             "scontent.cdninstagram.com"
         );
-        assert_eq!(megabytes(2_500_000), "2.5 MB");
+        assert_eq!(human_size(2_500_000), "2.5 MB");
+        assert_eq!(human_size(120_400), "120 KB");
+        assert_eq!(human_size(64), "64 bytes");
     }
 }
