@@ -72,7 +72,8 @@ pub struct Message {
     pub is_outgoing: Option<bool>,
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
-    #[serde(default)]
+    /// Entries that are not a usable reaction (no emoji) are left out.
+    #[serde(default, deserialize_with = "lenient::reactions")]
     pub reactions: Vec<Reaction>,
     #[serde(default, deserialize_with = "unless_missing::reply_to")]
     pub reply_to: Option<ReplyTo>,
@@ -109,7 +110,7 @@ pub struct Sender {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reaction {
     pub emoji: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub sender_id: Option<String>,
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
@@ -263,6 +264,18 @@ mod unless_missing {
 mod lenient {
     use serde::{Deserialize, Deserializer};
     use serde_json::Value;
+
+    use super::Reaction;
+
+    pub(super) fn reactions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Reaction>, D::Error> {
+        Ok(match Option::<Value>::deserialize(d)? {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|item| serde_json::from_value(item).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
 
     pub(super) fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Ok(match Option::<Value>::deserialize(d)? {

@@ -459,6 +459,10 @@ fn drifted_items_still_map() {
         .as_object_mut()
         .unwrap()
         .remove("caption");
+    post["reactions"] = json!({"emojis": [
+        {"sender_id": 17841400000000001u64, "timestamp": 1748779279126789u64},
+        {"emoji": "👍", "sender_id": "17841400000000002", "timestamp": "1748779279126789"}
+    ]});
     let messages = map_in_thread(vec![video, place, voice, post]);
 
     let video = only_attachment(&messages[0]);
@@ -477,6 +481,12 @@ fn drifted_items_still_map() {
 
     assert!(only_attachment(&messages[2]).waveform.is_empty());
 
+    let reactions: Vec<(&str, Option<&str>)> = messages[3]
+        .reactions
+        .iter()
+        .map(|reaction| (reaction.emoji.as_str(), reaction.sender_id.as_deref()))
+        .collect();
+    assert_eq!(reactions, [("👍", Some("17841400000000002"))]);
     let post = share_of(&messages[3]);
     assert_eq!(post.caption, None);
     assert_eq!(post.url, "https://www.instagram.com/p/DAbcPost001/");
