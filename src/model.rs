@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A chat thread: a direct conversation or a group.
+/// A chat thread: a direct conversation or a group. Numbers may arrive as
+/// strings and optional keys may be missing (platforms drift).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
+    #[serde(deserialize_with = "lenient::string")]
     pub id: String,
     #[serde(rename = "type")]
     pub kind: ConversationKind,
@@ -17,17 +19,43 @@ pub struct Conversation {
     pub name: Option<String>,
     #[serde(default)]
     pub participants: Vec<Participant>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::option_i64")]
     pub unread_count: Option<i64>,
+    /// The newest activity in the thread (a message, a reaction, a read).
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::option_bool")]
     pub muted: Option<bool>,
     /// Opaque cursor to fetch older messages of this conversation, when known.
     #[serde(default)]
     pub oldest_cursor: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::option_bool")]
     pub has_older: Option<bool>,
+    /// Whether the thread waits in the pending inbox (a message request).
+    #[serde(default, deserialize_with = "lenient::option_bool")]
+    pub pending: Option<bool>,
+    /// The id of the newest message, as the conversation list shows it.
+    #[serde(default, deserialize_with = "lenient::option_string")]
+    pub newest_item_id: Option<String>,
+    /// The group's picture, when it has one.
+    #[serde(default)]
+    pub picture_url: Option<String>,
+    /// How far each participant (the viewer included) has read.
+    #[serde(default)]
+    pub last_seen: Vec<LastSeen>,
+}
+
+/// How far one participant has read a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastSeen {
+    #[serde(deserialize_with = "lenient::string")]
+    pub user_id: String,
+    /// The newest message they have seen.
+    #[serde(default, deserialize_with = "lenient::option_string")]
+    pub item_id: Option<String>,
+    /// When they saw it.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +68,7 @@ pub enum ConversationKind {
 /// A person taking part in a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Participant {
+    #[serde(deserialize_with = "lenient::string")]
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -73,7 +102,7 @@ pub struct Message {
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
     /// Entries that are not a usable reaction (no emoji) are left out.
-    #[serde(default, deserialize_with = "lenient::reactions")]
+    #[serde(default, deserialize_with = "drift::reactions")]
     pub reactions: Vec<Reaction>,
     #[serde(default, deserialize_with = "unless_missing::reply_to")]
     pub reply_to: Option<ReplyTo>,
@@ -91,7 +120,7 @@ pub struct Message {
     pub view_once: Option<ViewOnce>,
     /// How many times the text was edited, when the platform says; 0 or none
     /// means never. The text itself is always the newest.
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    #[serde(default, deserialize_with = "drift::option_u64")]
     pub edit_count: Option<u64>,
     /// The sender-chosen id echoed back by the platform; used to recognise our own sends.
     #[serde(default)]
@@ -110,7 +139,7 @@ pub struct Sender {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reaction {
     pub emoji: String,
-    #[serde(default, deserialize_with = "lenient::string")]
+    #[serde(default, deserialize_with = "lenient::option_string")]
     pub sender_id: Option<String>,
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
@@ -124,7 +153,7 @@ pub struct ReplyTo {
     #[serde(default)]
     pub preview: Option<String>,
     /// Who wrote it.
-    #[serde(default, deserialize_with = "lenient::string")]
+    #[serde(default, deserialize_with = "lenient::option_string")]
     pub sender_id: Option<String>,
 }
 
@@ -140,11 +169,11 @@ pub struct Attachment {
     pub url: Option<String>,
     #[serde(default)]
     pub mime_type: Option<String>,
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    #[serde(default, deserialize_with = "drift::option_u64")]
     pub width: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    #[serde(default, deserialize_with = "drift::option_u64")]
     pub height: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    #[serde(default, deserialize_with = "drift::option_u64")]
     pub duration_ms: Option<u64>,
     /// A caption.
     #[serde(default)]
@@ -152,12 +181,12 @@ pub struct Attachment {
     /// A still picture of a video (its thumbnail).
     #[serde(default)]
     pub preview_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    #[serde(default, deserialize_with = "drift::option_u64")]
     pub preview_width: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    #[serde(default, deserialize_with = "drift::option_u64")]
     pub preview_height: Option<u64>,
     /// A voice message's amplitudes, each from 0 to 1, evenly over its duration.
-    #[serde(default, deserialize_with = "lenient::numbers")]
+    #[serde(default, deserialize_with = "drift::f64s")]
     pub waveform: Vec<f64>,
 }
 
@@ -178,18 +207,18 @@ pub struct Share {
     /// A picture standing for it.
     #[serde(default)]
     pub preview_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    #[serde(default, deserialize_with = "drift::option_u64")]
     pub preview_width: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::unsigned")]
+    #[serde(default, deserialize_with = "drift::option_u64")]
     pub preview_height: Option<u64>,
 }
 
 /// A place.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Location {
-    #[serde(default, deserialize_with = "lenient::float")]
+    #[serde(default, deserialize_with = "drift::option_f64")]
     pub latitude: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::float")]
+    #[serde(default, deserialize_with = "drift::option_f64")]
     pub longitude: Option<f64>,
     #[serde(default)]
     pub name: Option<String>,
@@ -258,27 +287,16 @@ mod unless_missing {
     }
 }
 
-/// Values that platforms send in more than one JSON type (numbers as strings,
-/// ids as numbers); anything unusable reads as absent rather than failing the
-/// whole message.
-mod lenient {
+/// More of what drifting platforms send, for messages: sizes and durations
+/// as numbers or strings, and lists whose odd entries are left out rather
+/// than failing the whole message.
+mod drift {
     use serde::{Deserialize, Deserializer};
     use serde_json::Value;
 
-    use super::Reaction;
-
-    pub(super) fn reactions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Reaction>, D::Error> {
-        Ok(match Option::<Value>::deserialize(d)? {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .filter_map(|item| serde_json::from_value(item).ok())
-                .collect(),
-            _ => Vec::new(),
-        })
-    }
-
-    pub(super) fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        Ok(match Option::<Value>::deserialize(d)? {
+    /// A non-negative integer, or a number written as one; anything else is absent.
+    pub fn option_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        Ok(match Option::<Value>::deserialize(deserializer)? {
             Some(Value::Number(number)) => number.as_u64().or_else(|| {
                 number
                     .as_f64()
@@ -307,22 +325,31 @@ mod lenient {
         .filter(|float| float.is_finite())
     }
 
-    pub(super) fn float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        Ok(Option::<Value>::deserialize(d)?.as_ref().and_then(to_float))
+    /// A number, or a number written as one; anything else is absent.
+    pub fn option_f64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+        Ok(Option::<Value>::deserialize(deserializer)?
+            .as_ref()
+            .and_then(to_float))
     }
 
-    pub(super) fn numbers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
-        Ok(match Option::<Value>::deserialize(d)? {
+    /// A list of numbers (or numbers written as strings); other entries are left out.
+    pub fn f64s<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
+        Ok(match Option::<Value>::deserialize(deserializer)? {
             Some(Value::Array(items)) => items.iter().filter_map(to_float).collect(),
             _ => Vec::new(),
         })
     }
 
-    pub(super) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        Ok(match Option::<Value>::deserialize(d)? {
-            Some(Value::String(text)) => Some(text),
-            Some(Value::Number(number)) => Some(number.to_string()),
-            _ => None,
+    /// Reactions; entries that are not a usable reaction (no emoji) are left out.
+    pub fn reactions<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<super::Reaction>, D::Error> {
+        Ok(match Option::<Value>::deserialize(deserializer)? {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|item| serde_json::from_value(item).ok())
+                .collect(),
+            _ => Vec::new(),
         })
     }
 }
@@ -377,4 +404,68 @@ pub struct MessagePage {
     pub cursor: Option<String>,
     #[serde(default)]
     pub has_older: bool,
+}
+
+/// Deserializers that accept what drifting platforms send: ids and numbers
+/// as either JSON numbers or strings, flags as booleans, 0/1 or strings.
+mod lenient {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    /// A string, or a number written as one.
+    pub fn string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        option_string(deserializer)?
+            .ok_or_else(|| D::Error::custom("expected a string, found null"))
+    }
+
+    pub fn option_string<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(Value::Number(number)) => Ok(Some(number.to_string())),
+            Some(other) => Err(D::Error::custom(format!(
+                "expected a string or a number, found {other}"
+            ))),
+        }
+    }
+
+    pub fn option_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(number)) => number
+                .as_i64()
+                .or_else(|| number.as_f64().map(|float| float as i64))
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("{number} is not an integer"))),
+            Some(Value::Bool(flag)) => Ok(Some(i64::from(flag))),
+            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+            Some(Value::String(text)) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("{text:?} is not an integer"))),
+            Some(other) => Err(D::Error::custom(format!(
+                "expected an integer, found {other}"
+            ))),
+        }
+    }
+
+    pub fn option_bool<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<bool>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(flag)),
+            Some(Value::Number(number)) => Ok(Some(number.as_f64() != Some(0.0))),
+            Some(Value::String(text)) => match text.trim() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" | "" => Ok(Some(false)),
+                other => Err(D::Error::custom(format!("{other:?} is not a flag"))),
+            },
+            Some(other) => Err(D::Error::custom(format!("expected a flag, found {other}"))),
+        }
+    }
 }
