@@ -5,16 +5,19 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::cursor::{CursorRefusal, CursorTarget};
 use crate::error::SimError;
 use crate::gate::{ClaimFacts, RequestFacts};
 use crate::media::Blob;
 use crate::render::{self, InboxPage};
+use crate::settings::page_size;
+use crate::signing;
 use crate::world::{new_client_context, now_ms, parse_item_id, ClaimEcho, ThreadRecord, World};
 use crate::SharedWorld;
 
@@ -126,8 +129,15 @@ fn limit_param(params: &Params, name: &'static str, default: usize) -> Result<us
 /// The authenticated caller of a request.
 struct Caller {
     pk: u64,
+    session: String,
     via_cookie: bool,
     claim: String,
+}
+
+/// Who is asking: the account, and the session (cursors are bound to it).
+pub(crate) struct Viewer<'a> {
+    pub pk: u64,
+    pub session: &'a str,
 }
 
 /// Finds the session from the `sessionid` cookie (checked against `ds_user_id`) or the
@@ -147,6 +157,7 @@ fn authenticate(
         }
         return Some(Caller {
             pk: session.pk,
+            session: sessionid.clone(),
             via_cookie: true,
             claim: session.www_claim.clone(),
         });
@@ -161,18 +172,20 @@ fn authenticate(
     let session = world.sessions.get(sessionid)?;
     Some(Caller {
         pk: session.pk,
+        session: sessionid.to_owned(),
         via_cookie: false,
         claim: session.www_claim.clone(),
     })
 }
 
-/// Runs the checks every authenticated endpoint shares, then `handler` under the lock.
+/// Runs the checks every authenticated endpoint shares, then `handler` under the lock, then
+/// signs the media URLs of the answer (and drifts it, in drift mode).
 fn guarded(
     shared: &SharedWorld,
     method: &Method,
     headers: &HeaderMap,
     facts: &mut RequestFacts,
-    handler: impl FnOnce(&mut World, u64) -> Result<Value, SimError>,
+    handler: impl FnOnce(&mut World, &Viewer<'_>) -> Result<Value, SimError>,
 ) -> Result<Value, SimError> {
     let mut world = crate::lock(shared);
     if !world.admit_request() {
@@ -206,7 +219,13 @@ fn guarded(
             return Err(SimError::CsrfMismatch);
         }
     }
-    handler(&mut world, caller.pk)
+    let viewer = Viewer {
+        pk: caller.pk,
+        session: &caller.session,
+    };
+    let mut body = handler(&mut world, &viewer)?;
+    world.finish_response(&caller.session, &mut body);
+    Ok(body)
 }
 
 fn respond(result: Result<Value, SimError>, facts: RequestFacts) -> Response {
@@ -242,19 +261,20 @@ pub(crate) async fn api(
         ..RequestFacts::default()
     };
     let path = uri.path().to_owned();
-    let result = guarded(&shared, &method, &headers, &mut facts, |world, viewer| {
-        route(world, viewer, &method, &path, &params)
+    let result = guarded(&shared, &method, &headers, &mut facts, |world, caller| {
+        route(world, caller, &method, &path, &params)
     });
     respond(result, facts)
 }
 
 fn route(
     world: &mut World,
-    viewer: u64,
+    caller: &Viewer<'_>,
     method: &Method,
     path: &str,
     params: &Params,
 ) -> Result<Value, SimError> {
+    let viewer = caller.pk;
     let relative = path.trim_start_matches("/api/v1/");
     let segments: Vec<&str> = relative
         .split('/')
@@ -264,15 +284,15 @@ fn route(
     let post = *method == Method::POST;
     match segments.as_slice() {
         ["accounts", "current_user"] if get => Ok(render::current_user(world, viewer)),
-        ["direct_v2", "inbox"] if get => inbox(world, viewer, params, InboxFolder::Inbox),
-        ["direct_v2", "pending_inbox"] if get => inbox(world, viewer, params, InboxFolder::Pending),
-        ["direct_v2", "spam_inbox"] if get => inbox(world, viewer, params, InboxFolder::Spam),
+        ["direct_v2", "inbox"] if get => inbox(world, caller, params, InboxFolder::Inbox),
+        ["direct_v2", "pending_inbox"] if get => inbox(world, caller, params, InboxFolder::Pending),
+        ["direct_v2", "spam_inbox"] if get => inbox(world, caller, params, InboxFolder::Spam),
         ["direct_v2", "threads", "get_by_participants"] if get => {
             // With no such thread yet, Instagram answers without a `thread` key.
             let recipients = pk_list(required(params, "recipient_users")?)?;
             match world.find_thread_with(viewer, &recipients)? {
                 Some(thread_id) => {
-                    let thread = thread_page(world, viewer, &thread_id, params)?;
+                    let thread = thread_page(world, caller, &thread_id, params)?;
                     Ok(json!({"thread": thread, "status": "ok"}))
                 }
                 None => Ok(json!({"status": "ok"})),
@@ -282,7 +302,7 @@ fn route(
             broadcast(world, viewer, kind, params)
         }
         ["direct_v2", "threads", thread_id] if get => {
-            let thread = thread_page(world, viewer, thread_id, params)?;
+            let thread = thread_page(world, caller, thread_id, params)?;
             Ok(json!({"thread": thread, "status": "ok"}))
         }
         ["direct_v2", "threads", thread_id, "items", item_id, "seen"] if post => {
@@ -290,6 +310,15 @@ fn route(
             let mut body = render::fixture("item_seen");
             body["payload"]["timestamp"] = json!((now_ms() * 1000).to_string());
             Ok(body)
+        }
+        ["direct_v2", "threads", thread_id, "items", item_id, "edit"] if post => {
+            world.edit_text(
+                thread_id,
+                item_id_param(item_id)?,
+                Some(viewer),
+                required(params, "body")?,
+            )?;
+            Ok(json!({"status": "ok"}))
         }
         ["direct_v2", "threads", thread_id, "items", item_id, "delete"] if post => {
             world.unsend(thread_id, item_id_param(item_id)?, Some(viewer))?;
@@ -305,7 +334,7 @@ fn route(
                 .map(String::as_str)
                 .filter(|title| !title.is_empty());
             let thread_id = world.create_group(viewer, &recipients, title)?;
-            let mut body = thread_page(world, viewer, &thread_id, &Params::new())?;
+            let mut body = thread_page(world, caller, &thread_id, &Params::new())?;
             body["status"] = json!("ok");
             Ok(body)
         }
@@ -385,39 +414,50 @@ fn contacts(world: &World, viewer: u64) -> Vec<u64> {
     pks
 }
 
-#[derive(PartialEq, Eq)]
+#[derive(PartialEq, Eq, Clone, Copy)]
 enum InboxFolder {
     Inbox,
     Pending,
     Spam,
 }
 
-fn inbox_cursor(activity_us: u64, thread_v2_id: u64) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{activity_us}:{thread_v2_id}"))
+impl InboxFolder {
+    fn name(self) -> &'static str {
+        match self {
+            InboxFolder::Inbox => "inbox",
+            InboxFolder::Pending => "pending",
+            InboxFolder::Spam => "spam",
+        }
+    }
 }
 
-fn parse_inbox_cursor(cursor: &str) -> Result<(u64, u64), SimError> {
-    let bad = SimError::BadParameter { name: "cursor" };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(cursor)
-        .map_err(|_| SimError::BadParameter { name: "cursor" })?;
-    let text = String::from_utf8(decoded).map_err(|_| SimError::BadParameter { name: "cursor" })?;
-    let (activity, v2) = text.split_once(':').ok_or(bad)?;
-    Ok((
-        activity
-            .parse()
-            .map_err(|_| SimError::BadParameter { name: "cursor" })?,
-        v2.parse()
-            .map_err(|_| SimError::BadParameter { name: "cursor" })?,
-    ))
+/// The `cursor` parameter, resolved: `None` for the newest page; a cursor that is unknown,
+/// foreign, expired or for another place is refused.
+fn cursor_param(
+    world: &World,
+    caller: &Viewer<'_>,
+    params: &Params,
+) -> Result<Option<CursorTarget>, SimError> {
+    let Some(token) = params.get("cursor").filter(|cursor| !cursor.is_empty()) else {
+        return Ok(None);
+    };
+    world
+        .cursors
+        .resolve(caller.session, token, world.settings.cursor_ttl)
+        .cloned()
+        .map(Some)
+        .map_err(|refusal| SimError::StaleCursor {
+            reason: refusal.reason(),
+        })
 }
 
 fn inbox(
-    world: &World,
-    viewer: u64,
+    world: &mut World,
+    caller: &Viewer<'_>,
     params: &Params,
     folder: InboxFolder,
 ) -> Result<Value, SimError> {
+    let viewer = caller.pk;
     let limit = limit_param(params, "limit", 20)?;
     let message_limit = limit_param(params, "thread_message_limit", 10)?;
     let filter = params
@@ -453,9 +493,17 @@ fn inbox(
                 && !thread.items.is_empty()
         })
         .count();
-    let after = match params.get("cursor").filter(|cursor| !cursor.is_empty()) {
-        Some(cursor) => Some(parse_inbox_cursor(cursor)?),
+    let after = match cursor_param(world, caller, params)? {
         None => None,
+        Some(CursorTarget::Inbox {
+            folder: cursor_folder,
+            bound,
+        }) if cursor_folder == folder.name() => Some(bound),
+        Some(_) => {
+            return Err(SimError::StaleCursor {
+                reason: CursorRefusal::Elsewhere.reason(),
+            })
+        }
     };
     let candidates: Vec<&ThreadRecord> = visible
         .into_iter()
@@ -468,11 +516,26 @@ fn inbox(
             after.is_none_or(|bound| (thread.last_activity_us(), thread.thread_v2_id) < bound)
         })
         .collect();
-    let has_older = candidates.len() > limit;
-    let page: Vec<&ThreadRecord> = candidates.into_iter().take(limit).collect();
+    let size = page_size(limit, candidates.len(), &world.settings);
+    let has_older = candidates.len() > size;
+    let page: Vec<&ThreadRecord> = candidates.into_iter().take(size).collect();
     let bounds = |thread: &&ThreadRecord| (thread.last_activity_us(), thread.thread_v2_id);
     let first = page.first().map(bounds);
     let last = page.last().map(bounds);
+    let oldest_cursor = match (has_older, last) {
+        (true, Some(bound)) => {
+            let target = CursorTarget::Inbox {
+                folder: folder.name(),
+                bound,
+            };
+            Some(
+                world
+                    .cursors
+                    .issue(caller.session, target, world.settings.cursor_ttl),
+            )
+        }
+        _ => None,
+    };
     let threads = page
         .iter()
         .map(|thread| {
@@ -487,11 +550,6 @@ fn inbox(
             )
         })
         .collect();
-    let oldest_cursor = if has_older {
-        last.map(|(activity, v2)| inbox_cursor(activity, v2))
-    } else {
-        None
-    };
     Ok(render::inbox(
         world,
         viewer,
@@ -510,21 +568,29 @@ fn inbox(
 /// One page of a thread: the newest items, or those strictly older (newer) than `cursor`.
 fn thread_page(
     world: &World,
-    viewer: u64,
+    caller: &Viewer<'_>,
     thread_id: &str,
     params: &Params,
 ) -> Result<Value, SimError> {
+    let viewer = caller.pk;
     let thread = world.member_thread(thread_id, viewer)?;
     let limit = limit_param(params, "limit", 20)?;
-    let cursor = match params.get("cursor").filter(|cursor| !cursor.is_empty()) {
-        Some(cursor) => {
-            Some(parse_item_id(cursor).ok_or(SimError::BadParameter { name: "cursor" })?)
-        }
+    let cursor = match cursor_param(world, caller, params)? {
         None => None,
+        Some(CursorTarget::Thread {
+            thread_id: cursor_thread,
+            item_id,
+        }) if cursor_thread == thread.thread_id => Some(item_id),
+        Some(_) => {
+            return Err(SimError::StaleCursor {
+                reason: CursorRefusal::Elsewhere.reason(),
+            })
+        }
     };
     let newer = params
         .get("direction")
         .is_some_and(|direction| direction == "newer");
+    let settings = &world.settings;
     let (items, has_older, has_newer) = match (cursor, newer) {
         (Some(cursor), true) => {
             let above: Vec<_> = thread
@@ -532,9 +598,10 @@ fn thread_page(
                 .iter()
                 .filter(|item| item.item_id > cursor)
                 .collect();
-            let page: Vec<_> = above.iter().take(limit).rev().copied().collect();
+            let size = page_size(limit, above.len(), settings);
+            let page: Vec<_> = above.iter().take(size).rev().copied().collect();
             let has_older = thread.items.iter().any(|item| item.item_id <= cursor);
-            (page, has_older, above.len() > limit)
+            (page, has_older, above.len() > size)
         }
         (cursor, _) => {
             let below: Vec<_> = thread
@@ -545,12 +612,9 @@ fn thread_page(
                 .collect();
             let has_newer =
                 cursor.is_some_and(|cursor| thread.items.iter().any(|item| item.item_id >= cursor));
-            let has_older = below.len() > limit;
-            (
-                below.into_iter().take(limit).collect(),
-                has_older,
-                has_newer,
-            )
+            let size = page_size(limit, below.len(), settings);
+            let has_older = below.len() > size;
+            (below.into_iter().take(size).collect(), has_older, has_newer)
         }
     };
     Ok(render::thread(
@@ -875,19 +939,26 @@ pub(crate) async fn rupload(
         let (upload_id, media_id) = world.store_upload(
             &upload_id,
             media_type,
-            Blob {
-                content_type,
-                bytes: body.to_vec(),
-            },
+            Blob::raw(content_type, body.to_vec()),
         );
         Ok(json!({"upload_id": upload_id, "media_id": media_id, "status": "ok"}))
     });
     respond(result, facts)
 }
 
-/// `GET /media/{name}`: stored bytes with their content type (public, like the CDN).
-pub(crate) async fn media(State(shared): State<SharedWorld>, Path(name): Path<String>) -> Response {
+/// `GET /media/{name}`: stored bytes with their content type, for a URL whose signature
+/// holds and has not expired (no session needed, like the CDN); else 403.
+pub(crate) async fn media(
+    State(shared): State<SharedWorld>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let world = crate::lock(&shared);
+    if let Err(refusal) =
+        signing::verify(&name, query.as_deref(), world.media_secret, now_ms() / 1000)
+    {
+        return (StatusCode::FORBIDDEN, refusal.text()).into_response();
+    }
     match world.blobs.get(&name) {
         Some(blob) => (
             StatusCode::OK,
@@ -920,15 +991,5 @@ mod tests {
         assert_eq!(params["recipient_users"], "[\"1\"]");
         assert_eq!(params["thread_title"], "t");
         assert_eq!(params["n"], "3");
-    }
-
-    #[test]
-    fn inbox_cursor_round_trips() {
-        let cursor = inbox_cursor(1_748_775_600_000_000, 17_845_600_000_000_001);
-        assert_eq!(cursor, "MTc0ODc3NTYwMDAwMDAwMDoxNzg0NTYwMDAwMDAwMDAwMQ==");
-        assert_eq!(
-            parse_inbox_cursor(&cursor).unwrap(),
-            (1_748_775_600_000_000, 17_845_600_000_000_001)
-        );
     }
 }

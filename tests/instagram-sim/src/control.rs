@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::SimError;
 use crate::render;
+use crate::settings::SettingsChange;
 use crate::world::{parse_item_id, Fault, Presence, World};
 use crate::SharedWorld;
 
@@ -41,6 +42,24 @@ pub(crate) fn router() -> Router<SharedWorld> {
         .route("/requests", get(request_log).delete(clear_request_log))
         .route("/requests/count", get(request_count))
         .route("/seed/demo", post(seed_demo))
+        .route("/settings", get(settings).post(change_settings))
+        .route("/cursors/invalidate", post(invalidate_cursors))
+        .route("/accounts/{pk}/seq_id", get(seq_id))
+        .route("/accounts/{pk}/messages", post(message_user))
+        .route("/threads/{thread_id}/items/{item_id}/edit", post(edit_text))
+        .route(
+            "/threads/{thread_id}/items/{item_id}/media",
+            get(item_media),
+        )
+        .route("/threads/{thread_id}/members", post(add_members))
+        .route(
+            "/threads/{thread_id}/members/{pk}/remove",
+            post(remove_member),
+        )
+        .route("/threads/{thread_id}/leave", post(leave_group))
+        .route("/threads/{thread_id}/title", post(rename_group))
+        .route("/threads/{thread_id}/picture", post(set_group_picture))
+        .route("/media/{name}", get(media_bytes))
 }
 
 fn reply(result: Result<Value, SimError>) -> Response {
@@ -72,8 +91,15 @@ fn on_item(item: &str, change: impl FnOnce(u128) -> Result<(), SimError>) -> Res
     done(item_id(item).and_then(change))
 }
 
-/// The thread as stored, for assertions on what the bridge's writes changed.
+/// The thread as stored, for assertions on what the bridge's writes changed (media URLs
+/// freshly signed).
 pub(crate) fn snapshot(world: &World, thread_id: &str) -> Result<Value, SimError> {
+    let mut snapshot = unsigned_snapshot(world, thread_id)?;
+    world.sign_media_urls(&mut snapshot);
+    Ok(snapshot)
+}
+
+fn unsigned_snapshot(world: &World, thread_id: &str) -> Result<Value, SimError> {
     let thread = world.thread(thread_id)?;
     let items: Vec<Value> = thread
         .items
@@ -107,6 +133,8 @@ pub(crate) fn snapshot(world: &World, thread_id: &str) -> Result<Value, SimError
         "members": thread.members,
         "left_users": thread.left,
         "admin_user_ids": thread.admins,
+        "last_activity_at": thread.last_activity_us(),
+        "image": thread.image.as_ref().map(|name| world.media_url(name)),
         "items": items,
         "member_state": member_state,
     }))
@@ -385,4 +413,159 @@ async fn request_count(
 
 async fn seed_demo(State(shared): State<SharedWorld>) -> Response {
     reply(crate::seed::seed_demo(&mut crate::lock(&shared)).map(|seed| json!(seed)))
+}
+
+async fn settings(State(shared): State<SharedWorld>) -> Response {
+    reply(Ok(json!(crate::lock(&shared).settings)))
+}
+
+async fn change_settings(
+    State(shared): State<SharedWorld>,
+    Json(change): Json<SettingsChange>,
+) -> Response {
+    let mut world = crate::lock(&shared);
+    change.apply(&mut world.settings);
+    reply(Ok(json!(world.settings)))
+}
+
+async fn invalidate_cursors(State(shared): State<SharedWorld>) -> Response {
+    crate::lock(&shared).cursors.clear();
+    done(Ok(()))
+}
+
+async fn seq_id(State(shared): State<SharedWorld>, Path(pk): Path<u64>) -> Response {
+    let world = crate::lock(&shared);
+    reply(
+        world
+            .account(pk)
+            .map(|_| json!({"seq_id": world.seq_id(pk)})),
+    )
+}
+
+#[derive(Deserialize)]
+struct DirectMessage {
+    from_pk: u64,
+    text: Option<String>,
+    item: Option<Value>,
+}
+
+async fn message_user(
+    State(shared): State<SharedWorld>,
+    Path(to): Path<u64>,
+    Json(body): Json<DirectMessage>,
+) -> Response {
+    let kind = match (body.item, body.text) {
+        (Some(item), _) => item,
+        (None, Some(text)) => json!({"item_type": "text", "text": text}),
+        (None, None) => return reply(Err(SimError::BadParameter { name: "item" })),
+    };
+    reply(
+        crate::lock(&shared)
+            .message_user(body.from_pk, to, kind)
+            .map(|(thread_id, item_id)| json!({"thread_id": thread_id, "item_id": item_id.to_string()})),
+    )
+}
+
+#[derive(Deserialize)]
+struct Edit {
+    text: String,
+}
+
+async fn edit_text(
+    State(shared): State<SharedWorld>,
+    Path((thread_id, item)): Path<(String, String)>,
+    Json(body): Json<Edit>,
+) -> Response {
+    on_item(&item, |item_id| {
+        crate::lock(&shared).edit_text(&thread_id, item_id, None, &body.text)
+    })
+}
+
+async fn item_media(
+    State(shared): State<SharedWorld>,
+    Path((thread_id, item)): Path<(String, String)>,
+) -> Response {
+    reply(item_id(&item).and_then(|item_id| {
+        crate::lock(&shared)
+            .item_media(&thread_id, item_id)
+            .map(|media| json!(media))
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewMembers {
+    actor_pk: u64,
+    pks: Vec<u64>,
+}
+
+async fn add_members(
+    State(shared): State<SharedWorld>,
+    Path(thread_id): Path<String>,
+    Json(body): Json<NewMembers>,
+) -> Response {
+    done(crate::lock(&shared).add_users(&thread_id, body.actor_pk, &body.pks))
+}
+
+#[derive(Deserialize)]
+struct Actor {
+    actor_pk: u64,
+}
+
+async fn remove_member(
+    State(shared): State<SharedWorld>,
+    Path((thread_id, pk)): Path<(String, u64)>,
+    Json(body): Json<Actor>,
+) -> Response {
+    done(crate::lock(&shared).remove_member(&thread_id, body.actor_pk, pk))
+}
+
+async fn leave_group(
+    State(shared): State<SharedWorld>,
+    Path(thread_id): Path<String>,
+    Json(body): Json<Seen>,
+) -> Response {
+    done(crate::lock(&shared).leave(&thread_id, body.pk))
+}
+
+#[derive(Deserialize)]
+struct Rename {
+    actor_pk: u64,
+    title: String,
+}
+
+async fn rename_group(
+    State(shared): State<SharedWorld>,
+    Path(thread_id): Path<String>,
+    Json(body): Json<Rename>,
+) -> Response {
+    done(crate::lock(&shared).update_title(&thread_id, body.actor_pk, &body.title))
+}
+
+async fn set_group_picture(
+    State(shared): State<SharedWorld>,
+    Path(thread_id): Path<String>,
+    Json(body): Json<Actor>,
+) -> Response {
+    reply(
+        crate::lock(&shared)
+            .set_group_picture(&thread_id, body.actor_pk)
+            .map(|name| json!({"name": name})),
+    )
+}
+
+/// The bytes of a blob by name, without the URL signature (for comparing downloads).
+async fn media_bytes(State(shared): State<SharedWorld>, Path(name): Path<String>) -> Response {
+    match crate::lock(&shared).blobs.get(&name) {
+        Some(blob) => (
+            StatusCode::OK,
+            [("content-type", blob.content_type.clone())],
+            blob.bytes.clone(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no media named {name}")})),
+        )
+            .into_response(),
+    }
 }

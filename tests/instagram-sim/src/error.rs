@@ -31,6 +31,13 @@ pub enum SimError {
     BadParameter { name: &'static str },
     #[error("unknown item kind `{item_type}`")]
     UnknownItemKind { item_type: String },
+    #[error("item {item_id} cannot be edited: {reason}")]
+    NotEditable {
+        item_id: String,
+        reason: &'static str,
+    },
+    #[error("cursor refused ({reason})")]
+    StaleCursor { reason: &'static str },
     #[error("username {username} is already taken")]
     UsernameTaken { username: String },
     #[error("no endpoint {method} {path}")]
@@ -79,6 +86,15 @@ impl SimError {
             SimError::UnknownItemKind { .. } | SimError::UsernameTaken { .. } => (
                 StatusCode::BAD_REQUEST,
                 json!({"message": self.to_string(), "status": "fail"}),
+            ),
+            SimError::NotEditable { reason, .. } => (
+                StatusCode::BAD_REQUEST,
+                json!({"message": reason, "status": "fail"}),
+            ),
+            // No capture shows Instagram's answer; it is the generic 400 failure shape.
+            SimError::StaleCursor { .. } => (
+                StatusCode::BAD_REQUEST,
+                json!({"message": "Invalid cursor", "status": "fail"}),
             ),
             SimError::NoEndpoint { .. } => {
                 (StatusCode::NOT_FOUND, error_body("not_found_404_json"))

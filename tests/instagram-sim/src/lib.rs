@@ -4,12 +4,19 @@
 //! the same over HTTP (see README.md).
 
 mod api;
+mod changes;
 mod control;
+mod cursor;
+mod drift;
 mod error;
+mod finish;
 mod gate;
+mod localize;
 mod media;
 mod render;
 mod seed;
+mod settings;
+mod signing;
 mod web;
 mod world;
 
@@ -23,8 +30,10 @@ use axum::Router;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
+pub use changes::MediaInfo;
 pub use error::SimError;
 pub use seed::DemoSeed;
+pub use settings::{Settings, PAGE_CAP};
 pub use world::{
     Account, ClaimEcho, Fault, ItemKind, Presence, RequestLogEntry, REQUEST_LOG_CAPACITY,
 };
@@ -310,6 +319,116 @@ impl Simulator {
 
     pub fn clear_request_log(&self) {
         self.world().clear_request_log();
+    }
+
+    // ---- how strictly Instagram is played ----
+
+    pub fn settings(&self) -> Settings {
+        self.world().settings
+    }
+
+    pub fn set_settings(&self, settings: Settings) {
+        self.world().settings = settings;
+    }
+
+    /// How long inbox and thread cursors stay valid (default 10 minutes; zero: never).
+    pub fn set_cursor_ttl(&self, ttl: Duration) {
+        self.world().settings.cursor_ttl = ttl;
+    }
+
+    /// How long signed media URLs stay valid, in whole seconds (default one day).
+    pub fn set_media_url_ttl(&self, ttl: Duration) {
+        self.world().settings.media_url_ttl = ttl;
+    }
+
+    /// Short pages: pages hold half the limit when a full page would still leave older ones.
+    pub fn set_short_pages(&self, on: bool) {
+        self.world().settings.short_pages = on;
+    }
+
+    /// Drift mode: numbers as strings, optional keys missing, and an item of an unknown kind
+    /// after every item posted while it is on.
+    pub fn set_drift(&self, on: bool) {
+        self.world().settings.drift = on;
+    }
+
+    /// Every cursor handed out so far goes stale (as when Instagram drops its state).
+    pub fn invalidate_cursors(&self) {
+        self.world().cursors.clear();
+    }
+
+    /// The inbox `seq_id` `pk` sees now; it grows with every change `pk` can see.
+    pub fn seq_id(&self, pk: u64) -> Result<u64, SimError> {
+        let world = self.world();
+        world.account(pk)?;
+        Ok(world.seq_id(pk))
+    }
+
+    // ---- more of the other side ----
+
+    /// The sender edits a text item (`is_edited`, `edit_count`, `last_edited_at` appear; the
+    /// thread's activity moves).
+    pub fn edit_text(
+        &self,
+        thread_id: &str,
+        item_id_text: &str,
+        text: &str,
+    ) -> Result<(), SimError> {
+        self.world()
+            .edit_text(thread_id, item_id(item_id_text)?, None, text)
+    }
+
+    /// `from` writes to `to` directly: into their 1:1 thread, or a new thread that lands in
+    /// `to`'s pending inbox (a message request). Returns (thread_id, item_id).
+    pub fn message_user(
+        &self,
+        from: u64,
+        to: u64,
+        kind: ItemKind,
+    ) -> Result<(String, String), SimError> {
+        let (thread_id, item_id) = self.world().message_user(from, to, kind)?;
+        Ok((thread_id, item_id.to_string()))
+    }
+
+    /// `actor` adds members to a group ("X added Y to the group." action_log).
+    pub fn add_members(&self, thread_id: &str, actor: u64, pks: &[u64]) -> Result<(), SimError> {
+        self.world().add_users(thread_id, actor, pks)
+    }
+
+    /// `actor` removes `pk` ("X removed Y from the group."; `pk` moves to `left_users`).
+    pub fn remove_member(&self, thread_id: &str, actor: u64, pk: u64) -> Result<(), SimError> {
+        self.world().remove_member(thread_id, actor, pk)
+    }
+
+    /// `pk` leaves the group ("X left the group.").
+    pub fn leave_group(&self, thread_id: &str, pk: u64) -> Result<(), SimError> {
+        self.world().leave(thread_id, pk)
+    }
+
+    /// `actor` renames the group ("X named the group T.").
+    pub fn rename_group(&self, thread_id: &str, actor: u64, title: &str) -> Result<(), SimError> {
+        self.world().update_title(thread_id, actor, title)
+    }
+
+    /// `actor` sets a new group picture ("X changed the group photo."); returns the blob
+    /// name of the picture (`thread_image` in thread objects).
+    pub fn set_group_picture(&self, thread_id: &str, actor: u64) -> Result<String, SimError> {
+        self.world().set_group_picture(thread_id, actor)
+    }
+
+    /// The media files an item points at: name, fresh signed URL, type, size, dimensions,
+    /// duration.
+    pub fn item_media(
+        &self,
+        thread_id: &str,
+        item_id_text: &str,
+    ) -> Result<Vec<MediaInfo>, SimError> {
+        self.world().item_media(thread_id, item_id(item_id_text)?)
+    }
+
+    /// The bytes of a media blob, by name (no signature needed).
+    pub fn media_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.world().blobs.get(name).map(|blob| blob.bytes.clone())
     }
 
     /// Loads the demo dataset (see README.md) and returns its accounts and threads.

@@ -1,11 +1,38 @@
-//! Media bytes the simulator serves under `/media/...`: small images generated in code
-//! (PNG), a GIF, and minimal ISO-BMFF containers standing in for video and voice clips.
+//! Media bytes the simulator serves under `/media/...`: images generated in code (PNG), and
+//! a real H.264 MP4, AAC M4A and animated GIF (tiny files made once with ffmpeg, in
+//! `assets/`), each made unique per item by a trailing `free` box or GIF comment so that
+//! two items never share bytes. Every blob knows its dimensions and duration.
 
-/// A stored media file: what `/media/{name}` answers with.
-#[derive(Clone)]
+/// The video every video item serves (`assets/video.mp4`): H.264, 72x128, 1 s.
+const VIDEO: &[u8] = include_bytes!("../assets/video.mp4");
+pub const VIDEO_SIZE: (u32, u32) = (72, 128);
+pub const VIDEO_DURATION_MS: u64 = 1000;
+/// The voice clip (`assets/voice.m4a`): AAC mono, 1.5 s.
+const VOICE: &[u8] = include_bytes!("../assets/voice.m4a");
+pub const VOICE_DURATION_MS: u64 = 1500;
+/// The animated GIF (`assets/animated.gif`): 64x64, 3 frames.
+const ANIMATED_GIF: &[u8] = include_bytes!("../assets/animated.gif");
+pub const GIF_SIZE: (u32, u32) = (64, 64);
+
+/// A stored media file: what `/media/{name}` answers with, and what it is.
+#[derive(Clone, Default)]
 pub struct Blob {
     pub content_type: String,
     pub bytes: Vec<u8>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+}
+
+impl Blob {
+    /// Bytes of unknown dimensions (uploads).
+    pub fn raw(content_type: String, bytes: Vec<u8>) -> Blob {
+        Blob {
+            content_type,
+            bytes,
+            ..Blob::default()
+        }
+    }
 }
 
 impl std::fmt::Debug for Blob {
@@ -55,38 +82,67 @@ pub fn png(width: u32, height: u32, seed: u64) -> Blob {
     Blob {
         content_type: "image/png".into(),
         bytes,
+        width: Some(width),
+        height: Some(height),
+        duration_ms: None,
     }
 }
 
-/// The classic 1x1 GIF89a, enough for animated_media URLs to resolve.
-pub fn gif() -> Blob {
+/// The animated GIF, with a comment extension naming `seed` before its trailer.
+pub fn gif(seed: u64) -> Blob {
+    let comment = format!("instagram-sim {seed}");
+    let mut bytes = ANIMATED_GIF[..ANIMATED_GIF.len() - 1].to_vec();
+    bytes.extend_from_slice(&[0x21, 0xfe, comment.len() as u8]);
+    bytes.extend_from_slice(comment.as_bytes());
+    bytes.extend_from_slice(&[0x00, 0x3b]);
     Blob {
         content_type: "image/gif".into(),
-        bytes: vec![
-            0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff,
-            0xff, 0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c,
-            0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00,
-            0x3b,
-        ],
+        bytes,
+        width: Some(GIF_SIZE.0),
+        height: Some(GIF_SIZE.1),
+        duration_ms: Some(750),
     }
 }
 
-/// A minimal ISO-BMFF file (`ftyp` + `mdat`) for video (`mp42`) or audio (`M4A `).
-/// It sniffs as MP4/M4A; it is not meant to be played.
-pub fn iso_bmff(audio: bool, seed: u64) -> Blob {
-    let brand: &[u8; 4] = if audio { b"M4A " } else { b"mp42" };
-    let mut bytes = Vec::new();
-    let mut ftyp = Vec::new();
-    ftyp.extend_from_slice(brand);
-    ftyp.extend_from_slice(&0u32.to_be_bytes());
-    ftyp.extend_from_slice(brand);
-    ftyp.extend_from_slice(b"isom");
-    mp4_box(&mut bytes, b"ftyp", &ftyp);
-    mp4_box(&mut bytes, b"mdat", &seed.to_be_bytes());
+/// The MP4 video, unique through a trailing `free` box holding `seed`.
+pub fn video(seed: u64) -> Blob {
+    let mut bytes = VIDEO.to_vec();
+    mp4_box(&mut bytes, b"free", &seed.to_be_bytes());
     Blob {
-        content_type: if audio { "audio/mp4" } else { "video/mp4" }.into(),
+        content_type: "video/mp4".into(),
         bytes,
+        width: Some(VIDEO_SIZE.0),
+        height: Some(VIDEO_SIZE.1),
+        duration_ms: Some(VIDEO_DURATION_MS),
     }
+}
+
+/// The M4A voice clip, unique through a trailing `free` box holding `seed`.
+pub fn voice(seed: u64) -> Blob {
+    let mut bytes = VOICE.to_vec();
+    mp4_box(&mut bytes, b"free", &seed.to_be_bytes());
+    Blob {
+        content_type: "audio/mp4".into(),
+        bytes,
+        width: None,
+        height: None,
+        duration_ms: Some(VOICE_DURATION_MS),
+    }
+}
+
+/// Width and height of a PNG or GIF, read from its header.
+pub fn sniff_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() >= 24 {
+        let width = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
+        let height = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
+        return Some((width, height));
+    }
+    if bytes.starts_with(b"GIF8") && bytes.len() >= 10 {
+        let width = u16::from_le_bytes([bytes[6], bytes[7]]);
+        let height = u16::from_le_bytes([bytes[8], bytes[9]]);
+        return Some((u32::from(width), u32::from(height)));
+    }
+    None
 }
 
 fn mp4_box(out: &mut Vec<u8>, kind: &[u8; 4], payload: &[u8]) {
@@ -178,9 +234,31 @@ mod tests {
     }
 
     #[test]
-    fn iso_bmff_starts_with_ftyp_box() {
-        let blob = iso_bmff(true, 1);
-        assert_eq!(&blob.bytes[4..12], b"ftypM4A ");
-        assert_eq!(blob.content_type, "audio/mp4");
+    fn video_and_voice_are_unique_iso_bmff_files_ending_in_a_free_box() {
+        let (one, two) = (video(1), video(2));
+        assert_eq!(&one.bytes[4..8], b"ftyp");
+        assert_ne!(one.bytes, two.bytes);
+        assert_eq!(
+            &one.bytes[one.bytes.len() - 12..one.bytes.len() - 8],
+            b"free"
+        );
+        let clip = voice(1);
+        assert_eq!(&clip.bytes[4..8], b"ftyp");
+        assert_eq!(clip.content_type, "audio/mp4");
+    }
+
+    #[test]
+    fn dimensions_are_read_from_png_and_gif_headers() {
+        assert_eq!(sniff_dimensions(&png(5, 3, 1).bytes), Some((5, 3)));
+        assert_eq!(sniff_dimensions(&gif(1).bytes), Some(GIF_SIZE));
+        assert_eq!(sniff_dimensions(b"\xff\xd8\xff"), None);
+    }
+
+    #[test]
+    fn gif_keeps_its_header_and_trailer() {
+        let blob = gif(7);
+        assert_eq!(&blob.bytes[..6], b"GIF89a");
+        assert_eq!(blob.bytes.last(), Some(&0x3b));
+        assert_ne!(blob.bytes, gif(8).bytes);
     }
 }

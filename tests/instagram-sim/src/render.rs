@@ -213,6 +213,13 @@ pub fn item(item: &ItemRecord, viewer: Option<u64>) -> Value {
     if !item.reactions.is_empty() {
         set(&mut value, "reactions", reactions(item));
     }
+    // No REST capture shows an edited item; these follow the app's edit count and the
+    // timestamps of the other transports (WRITE-FLOWS.md §1).
+    if let Some(edited) = item.edited {
+        set(&mut value, "is_edited", json!(true));
+        set(&mut value, "edit_count", json!(edited.count));
+        set(&mut value, "last_edited_at", json!(edited.at_us));
+    }
     value
 }
 
@@ -450,6 +457,15 @@ pub fn thread(
             .join(", "),
     };
     set(&mut value, "thread_title", json!(title));
+    if let Some(image) = &thread.image {
+        // Constructed: no capture of a group picture was found; the shape of a media's
+        // `image_versions2`.
+        set(
+            &mut value,
+            "thread_image",
+            json!({"image_versions2": {"candidates": [{"width": 96, "height": 96, "url": world.media_url(image)}]}}),
+        );
+    }
     set(&mut value, "is_group", json!(thread.is_group));
     let last_activity = thread.last_activity_us();
     set(
@@ -592,7 +608,7 @@ pub fn inbox(world: &World, viewer_pk: u64, page: InboxPage) -> Value {
         cursor(next, &sentinels["next_cursor"]),
     );
     set(inbox, "pinned_threads", json!([]));
-    set(&mut body, "seq_id", json!(world.seq_id));
+    set(&mut body, "seq_id", json!(world.seq_id(viewer_pk)));
     set(&mut body, "snapshot_at_ms", json!(crate::world::now_ms()));
     set(
         &mut body,

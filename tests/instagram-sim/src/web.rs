@@ -259,10 +259,14 @@ fn nav(world: &World, pk: u64) -> String {
         .accounts
         .get(&pk)
         .map_or("", |account| account.username.as_str());
+    // Signed like every media URL, so the picture loads.
+    let mut avatar = serde_json::json!(crate::render::profile_pic_url(world, pk));
+    world.sign_media_urls(&mut avatar);
     format!(
         "<nav><a href=\"/\" aria-label=\"Home\">Home</a> <a href=\"/direct/inbox/\" aria-label=\"Direct messaging\">Messages</a> \
-         <img data-testid=\"user-avatar\" alt=\"{}\" src=\"/media/profile_{pk}.png\" width=\"24\" height=\"24\"></nav>",
-        escape(username)
+         <img data-testid=\"user-avatar\" alt=\"{}\" src=\"{}\" width=\"24\" height=\"24\"></nav>",
+        escape(username),
+        escape(avatar.as_str().unwrap_or_default())
     )
 }
 

@@ -9,9 +9,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::cursor::CursorStore;
 use crate::error::SimError;
 use crate::media::{self, Blob};
 use crate::render;
+use crate::settings::Settings;
 
 /// The viewer-independent part of an Instagram account, plus the secrets a test needs to act
 /// as it (API cookies and the web-login password).
@@ -178,6 +180,14 @@ pub(crate) struct ItemRecord {
     pub uq_seq_id: u64,
     pub reactions: Vec<Reaction>,
     pub replied_to: Option<Box<ItemRecord>>,
+    pub edited: Option<Edited>,
+}
+
+/// How often and when a text item was last edited.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edited {
+    pub count: u32,
+    pub at_us: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -197,13 +207,20 @@ pub(crate) struct ThreadRecord {
     pub member_state: BTreeMap<u64, MemberState>,
     pub created_at_us: u64,
     pub next_uq_seq_id: u64,
+    /// The last change that is not a new item (reaction, unsend, edit), µs; 0 if none.
+    pub activity_us: u64,
+    /// The group picture's blob name, once set.
+    pub image: Option<String>,
 }
 
 impl ThreadRecord {
+    /// The newest item's time, or a later change to the thread (reaction, unsend, edit).
     pub fn last_activity_us(&self) -> u64 {
-        self.items
+        let newest = self
+            .items
             .last()
-            .map_or(self.created_at_us, |item| item.timestamp_us)
+            .map_or(self.created_at_us, |item| item.timestamp_us);
+        newest.max(self.activity_us)
     }
 
     /// Where the item is in `items`, or `ItemNotFound`.
@@ -221,7 +238,7 @@ impl ThreadRecord {
         self.item_position(item_id).map(|index| &self.items[index])
     }
 
-    fn item_mut(&mut self, item_id: u128) -> Result<&mut ItemRecord, SimError> {
+    pub(crate) fn item_mut(&mut self, item_id: u128) -> Result<&mut ItemRecord, SimError> {
         let index = self.item_position(item_id)?;
         Ok(&mut self.items[index])
     }
@@ -266,6 +283,9 @@ struct RateLimiter {
 /// of that kind plus the convenience fields documented in README.md.
 pub type ItemKind = Value;
 
+/// Width and height of every account's profile picture.
+pub(crate) const PROFILE_PIC_SIZE: u32 = 150;
+
 /// How many log entries are kept, so long benchmark runs do not grow memory without bound.
 pub const REQUEST_LOG_CAPACITY: usize = 50_000;
 
@@ -282,7 +302,12 @@ pub(crate) struct World {
     request_log: VecDeque<RequestLogEntry>,
     request_counts: HashMap<(String, String), usize>,
     pub pending_logins: HashMap<String, PendingLogin>,
-    pub seq_id: u64,
+    /// Per viewer: grows with every change that viewer can see.
+    seq_ids: HashMap<u64, u64>,
+    pub settings: Settings,
+    pub cursors: CursorStore,
+    /// Key of the media URL signatures.
+    pub media_secret: u64,
     last_timestamp_us: u64,
     next_pk: u64,
     next_id: u64,
@@ -332,7 +357,10 @@ impl World {
             request_log: VecDeque::new(),
             request_counts: HashMap::new(),
             pending_logins: HashMap::new(),
-            seq_id: 1000,
+            seq_ids: HashMap::new(),
+            settings: Settings::default(),
+            cursors: CursorStore::default(),
+            media_secret: rand::thread_rng().gen(),
             last_timestamp_us: 0,
             next_pk: 17_841_400_000_000_001,
             next_id: 1,
@@ -340,19 +368,41 @@ impl World {
     }
 
     /// A strictly increasing µs timestamp, so item ids never collide.
-    fn next_timestamp_us(&mut self) -> u64 {
+    pub(crate) fn next_timestamp_us(&mut self) -> u64 {
         let now = now_us().max(self.last_timestamp_us + 1);
         self.last_timestamp_us = now;
         now
     }
 
-    fn next_serial(&mut self) -> u64 {
+    pub(crate) fn next_serial(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
 
-    fn bump_seq(&mut self) {
-        self.seq_id += 1;
+    /// The inbox `seq_id` of `viewer`.
+    pub fn seq_id(&self, viewer: u64) -> u64 {
+        1000 + self.seq_ids.get(&viewer).copied().unwrap_or(0)
+    }
+
+    /// Counts a change every member (and former member) of the thread can see.
+    pub(crate) fn bump_seq(&mut self, thread_id: &str) {
+        let Ok(thread) = self.thread(thread_id) else {
+            return;
+        };
+        let viewers: Vec<u64> = thread.members.iter().chain(&thread.left).copied().collect();
+        for viewer in viewers {
+            *self.seq_ids.entry(viewer).or_default() += 1;
+        }
+    }
+
+    /// A change to the thread that is not a new item (reaction, unsend, edit): its activity
+    /// moves, so a poller that compares `last_activity_at` notices it.
+    pub(crate) fn touch(&mut self, thread_id: &str) -> Result<(), SimError> {
+        let now = self.next_timestamp_us();
+        let thread = self.thread_mut(thread_id)?;
+        thread.activity_us = thread.activity_us.max(now);
+        self.bump_seq(thread_id);
+        Ok(())
     }
 
     pub fn media_url(&self, blob_name: &str) -> String {
@@ -390,8 +440,10 @@ impl World {
                 },
             },
         );
-        self.blobs
-            .insert(format!("profile_{pk}.png"), media::png(150, 150, pk % 1000));
+        self.blobs.insert(
+            format!("profile_{pk}.png"),
+            media::png(PROFILE_PIC_SIZE, PROFILE_PIC_SIZE, pk % 1000),
+        );
         let cookies = self.new_session(pk, &random_token(32));
         Ok(Account {
             pk,
@@ -456,6 +508,9 @@ impl World {
     pub fn expire_sessions(&mut self, pk: u64) -> Result<(), SimError> {
         self.account(pk)?;
         self.sessions.retain(|_, session| session.pk != pk);
+        let sessions = &self.sessions;
+        self.cursors
+            .forget_sessions(|session| sessions.contains_key(session));
         Ok(())
     }
 
@@ -566,7 +621,7 @@ impl World {
             })
     }
 
-    fn thread_mut(&mut self, thread_id: &str) -> Result<&mut ThreadRecord, SimError> {
+    pub(crate) fn thread_mut(&mut self, thread_id: &str) -> Result<&mut ThreadRecord, SimError> {
         self.threads
             .get_mut(thread_id.trim().trim_matches('"'))
             .ok_or_else(|| SimError::ThreadNotFound {
@@ -589,7 +644,7 @@ impl World {
 
     fn member_state_mut(&mut self, thread_id: &str, pk: u64) -> Result<&mut MemberState, SimError> {
         self.member_thread(thread_id, pk)?;
-        self.bump_seq();
+        self.bump_seq(thread_id);
         let thread = self.thread_mut(thread_id)?;
         Ok(thread.member_state.entry(pk).or_default())
     }
@@ -671,9 +726,11 @@ impl World {
                 member_state,
                 created_at_us,
                 next_uq_seq_id: 1,
+                activity_us: 0,
+                image: None,
             },
         );
-        self.bump_seq();
+        self.bump_seq(&thread_id);
         if is_group {
             let creator = self.account(owner)?.full_name.clone();
             let description = match title {
@@ -719,7 +776,12 @@ impl World {
         let others: Vec<u64> = Self::other_members(viewer, recipients)?
             .into_iter()
             .collect();
-        self.create_thread(viewer, &others, None)
+        let thread_id = self.create_thread(viewer, &others, None)?;
+        // A first message to someone lands in their message requests until they accept.
+        for pk in others {
+            self.set_pending(&thread_id, pk, true)?;
+        }
+        Ok(thread_id)
     }
 
     fn other_members(viewer: u64, members: &[u64]) -> Result<BTreeSet<u64>, SimError> {
@@ -742,7 +804,21 @@ impl World {
         client_context: Option<String>,
         replied_to: Option<u128>,
     ) -> Result<u128, SimError> {
-        self.append_item_at(thread_id, from, kind, client_context, replied_to, None)
+        let drifting = self.settings.drift
+            && kind.get("item_type").and_then(Value::as_str) != Some(crate::drift::UNKNOWN_KIND);
+        let item_id =
+            self.append_item_at(thread_id, from, kind, client_context, replied_to, None)?;
+        if drifting {
+            self.append_item_at(
+                thread_id,
+                from,
+                crate::drift::unknown_item(),
+                None,
+                None,
+                None,
+            )?;
+        }
+        Ok(item_id)
     }
 
     pub fn append_item_at(
@@ -797,6 +873,7 @@ impl World {
             uq_seq_id,
             reactions: Vec::new(),
             replied_to,
+            edited: None,
         };
         let position = thread
             .items
@@ -810,7 +887,7 @@ impl World {
         if sender.last_seen.is_none_or(|(seen, _)| seen < item_id) {
             sender.last_seen = Some((item_id, timestamp_us));
         }
-        self.bump_seq();
+        self.bump_seq(thread_id);
         Ok(item_id)
     }
 
@@ -865,46 +942,50 @@ impl World {
                 payload["mutation_token"] = json!(client_context);
             }
             "media" => {
-                let (width, height) = if media_type == 2 {
-                    (720, 1280)
-                } else {
-                    (1080, 1440)
-                };
-                let image = format!("{media_pk}.png");
-                self.blobs
-                    .insert(image.clone(), media::png(width / 40, height / 40, media_pk));
-                let video = (media_type == 2).then(|| {
-                    let name = format!("{media_pk}.mp4");
-                    self.blobs
-                        .insert(name.clone(), media::iso_bmff(false, media_pk));
-                    name
-                });
-                payload = self.media_payload(
+                let video = media_type == 2;
+                let (width, height) = if video { media::VIDEO_SIZE } else { PHOTO_SIZE };
+                let full = self.store_blob(
+                    format!("{media_pk}.png"),
+                    media::png(width, height, media_pk),
+                );
+                let half = self.store_blob(
+                    format!("{media_pk}_half.png"),
+                    media::png(width / 2, height / 2, media_pk + 1),
+                );
+                let video = video
+                    .then(|| self.store_blob(format!("{media_pk}.mp4"), media::video(media_pk)));
+                payload = media_payload(
                     payload,
                     &format!("{media_pk}_{from}"),
-                    &image,
-                    video.as_deref(),
-                    (width, height),
+                    &[(full, width, height), (half, width / 2, height / 2)],
+                    video.map(|url| (url, media::VIDEO_SIZE, media::VIDEO_DURATION_MS)),
                 );
             }
             "voice_media" => {
-                let name = format!("{media_pk}.m4a");
-                self.blobs
-                    .insert(name.clone(), media::iso_bmff(true, media_pk));
+                let url = self.store_blob(format!("{media_pk}.m4a"), media::voice(media_pk));
                 let waveform = kind.get("waveform").cloned();
                 let duration = kind.get("duration_ms").cloned();
-                payload = self.voice_payload(payload, from, media_pk, &name, waveform, duration)?;
+                payload = self.voice_payload(payload, from, media_pk, url, waveform, duration)?;
             }
             "animated_media" => {
-                let gif = format!("{media_pk}.gif");
-                let mp4 = format!("{media_pk}.mp4");
-                self.blobs.insert(gif.clone(), media::gif());
-                self.blobs
-                    .insert(mp4.clone(), media::iso_bmff(false, media_pk));
+                let gif = media::gif(media_pk);
+                let mp4 = media::video(media_pk);
+                let (gif_size, mp4_size) = (gif.bytes.len(), mp4.bytes.len());
+                let gif = self.store_blob(format!("{media_pk}.gif"), gif);
+                let mp4 = self.store_blob(format!("{media_pk}.mp4"), mp4);
                 let images = &mut payload["images"]["fixed_height"];
-                images["url"] = json!(self.media_url(&gif));
-                images["webp"] = json!(self.media_url(&gif));
-                images["mp4"] = json!(self.media_url(&mp4));
+                images["url"] = json!(gif);
+                images["webp"] = json!(gif);
+                images["mp4"] = json!(mp4);
+                images["width"] = json!(media::GIF_SIZE.0.to_string());
+                images["height"] = json!(media::GIF_SIZE.1.to_string());
+                images["size"] = json!(gif_size.to_string());
+                images["webp_size"] = json!(gif_size.to_string());
+                images["mp4_size"] = json!(mp4_size.to_string());
+                payload["id"] = json!(format!("sim{media_pk}"));
+                if let Some(sticker) = kind.get("is_sticker").and_then(Value::as_bool) {
+                    payload["is_sticker"] = json!(sticker);
+                }
             }
             "action_log" => {
                 let description = kind
@@ -917,65 +998,33 @@ impl World {
                 payload = json!({"description": description, "bold": [], "text_attributes": []});
             }
             "like" => payload = json!("❤️"),
-            _ => {}
+            _ => self.localize(&mut payload, media_pk),
+        }
+        if let Some(pk) = kind.get("user_pk").and_then(Value::as_u64) {
+            self.share_profile(&item_type, &mut payload, pk)?;
         }
         Ok((item_type, template, payload))
     }
 
-    /// A `media` payload (photo, or video when `video` is given) pointing at stored blobs.
-    pub fn media_payload(
-        &self,
-        mut payload: Value,
-        media_id: &str,
-        image: &str,
-        video: Option<&str>,
-        (width, height): (u32, u32),
-    ) -> Value {
-        payload["id"] = json!(media_id);
-        payload["media_type"] = json!(if video.is_some() { 2 } else { 1 });
-        let image_url = self.media_url(image);
-        payload["image_versions2"]["candidates"] = json!([
-            {"width": width, "height": height, "url": image_url, "scans_profile": "e35"},
-            {"width": width / 2, "height": height / 2, "url": format!("{image_url}?size=half"), "scans_profile": "e35"},
-        ]);
-        match video {
-            Some(video) => {
-                let video_url = self.media_url(video);
-                payload["video_versions"] = json!([
-                    {"type": 101, "width": width, "height": height, "url": video_url, "id": format!("{media_id}v")},
-                ]);
-            }
-            None => {
-                if let Some(object) = payload.as_object_mut() {
-                    object.shift_remove("video_versions");
-                    object.shift_remove("video_duration");
-                }
-            }
-        }
-        payload["original_width"] = json!(width);
-        payload["original_height"] = json!(height);
-        payload
-    }
-
+    /// A `voice_media` payload around the clip at `url`; the duration is the clip's own
+    /// unless given.
     pub fn voice_payload(
         &self,
         mut payload: Value,
         from: u64,
         media_pk: u64,
-        blob_name: &str,
+        url: String,
         waveform: Option<Value>,
         duration_ms: Option<Value>,
     ) -> Result<Value, SimError> {
         let username = self.account(from)?.username.clone();
         let media = &mut payload["media"];
         media["id"] = json!(format!("{media_pk}_{from}"));
-        media["audio"]["audio_src"] = json!(self.media_url(blob_name));
+        media["audio"]["audio_src"] = json!(url);
         if let Some(waveform) = waveform {
             media["audio"]["waveform_data"] = waveform;
         }
-        if let Some(duration) = duration_ms {
-            media["audio"]["duration"] = duration;
-        }
+        media["audio"]["duration"] = duration_ms.unwrap_or_else(|| json!(media::VOICE_DURATION_MS));
         media["user"] = json!({"pk": from, "username": username});
         Ok(payload)
     }
@@ -997,16 +1046,14 @@ impl World {
             timestamp_us,
             client_context: new_client_context(),
         });
-        self.bump_seq();
-        Ok(())
+        self.touch(thread_id)
     }
 
     pub fn unreact(&mut self, thread_id: &str, item_id: u128, from: u64) -> Result<(), SimError> {
         self.member_thread(thread_id, from)?;
         let item = self.thread_mut(thread_id)?.item_mut(item_id)?;
         item.reactions.retain(|reaction| reaction.sender_id != from);
-        self.bump_seq();
-        Ok(())
+        self.touch(thread_id)
     }
 
     /// Removes an item; only its sender may (`by: None` is the control API, which may).
@@ -1030,8 +1077,7 @@ impl World {
             }
         }
         thread.items.remove(position);
-        self.bump_seq();
-        Ok(())
+        self.touch(thread_id)
     }
 
     pub fn mark_seen(&mut self, thread_id: &str, pk: u64, item_id: u128) -> Result<(), SimError> {
@@ -1172,34 +1218,85 @@ impl World {
         if let Some((waveform, frequency)) = voice {
             let mut payload = render::item_payload_template("voice_media", "voice_media");
             payload["media"]["audio"]["waveform_sampling_frequency_hz"] = frequency;
-            let payload =
-                self.voice_payload(payload, from, media_pk, &blob_name, Some(waveform), None)?;
+            let url = self.media_url(&blob_name);
+            let payload = self.voice_payload(payload, from, media_pk, url, Some(waveform), None)?;
             return Ok(json!({"item_type": "voice_media", "voice_media": payload}));
         }
-        let (template, image, video) = if media_type == 2 {
-            let thumb = format!("{media_pk}_thumb.png");
-            self.blobs
-                .insert(thumb.clone(), media::png(18, 32, media_pk));
-            ("media_video", thumb, Some(blob_name))
+        let uploaded = self.media_url(&blob_name);
+        let payload = if media_type == 2 {
+            let (width, height) = media::VIDEO_SIZE;
+            let thumb = self.store_blob(
+                format!("{media_pk}_thumb.png"),
+                media::png(width, height, media_pk),
+            );
+            media_payload(
+                render::item_payload_template("media_video", "media"),
+                &format!("{media_pk}_{from}"),
+                &[(thumb, width, height)],
+                Some((uploaded, (width, height), media::VIDEO_DURATION_MS)),
+            )
         } else {
-            ("media_image", blob_name, None)
+            // The upload's own dimensions when it is a PNG or GIF; else a square guess.
+            let (width, height) = self
+                .blobs
+                .get(&blob_name)
+                .and_then(|blob| media::sniff_dimensions(&blob.bytes))
+                .unwrap_or((1080, 1080));
+            media_payload(
+                render::item_payload_template("media_image", "media"),
+                &format!("{media_pk}_{from}"),
+                &[(uploaded, width, height)],
+                None,
+            )
         };
-        let dimensions = if video.is_some() {
-            (720, 1280)
-        } else {
-            (1080, 1080)
-        };
-        let payload = self.media_payload(
-            render::item_payload_template(template, "media"),
-            &format!("{media_pk}_{from}"),
-            &image,
-            video.as_deref(),
-            dimensions,
-        );
-        Ok(
-            json!({"item_type": "media", "media_type": if video.is_some() { 2 } else { 1 }, "media": payload}),
-        )
+        let media_type = if media_type == 2 { 2 } else { 1 };
+        Ok(json!({"item_type": "media", "media_type": media_type, "media": payload}))
     }
+}
+
+/// Photo items' size (3:4, small enough to serve uncompressed).
+const PHOTO_SIZE: (u32, u32) = (96, 128);
+
+/// A `media` payload: image candidates (URL, width, height), and for a video its URL, size
+/// and duration.
+fn media_payload(
+    mut payload: Value,
+    media_id: &str,
+    candidates: &[(String, u32, u32)],
+    video: Option<(String, (u32, u32), u64)>,
+) -> Value {
+    payload["id"] = json!(media_id);
+    payload["media_type"] = json!(if video.is_some() { 2 } else { 1 });
+    let candidates: Vec<Value> = candidates
+        .iter()
+        .map(|(url, width, height)| json!({"width": width, "height": height, "url": url, "scans_profile": "e35"}))
+        .collect();
+    let (width, height) = match (&video, candidates.first()) {
+        (Some((_, size, _)), _) => *size,
+        (None, Some(first)) => (
+            first["width"].as_u64().unwrap_or(0) as u32,
+            first["height"].as_u64().unwrap_or(0) as u32,
+        ),
+        (None, None) => (0, 0),
+    };
+    payload["image_versions2"]["candidates"] = Value::Array(candidates);
+    match video {
+        Some((url, (video_width, video_height), duration_ms)) => {
+            payload["video_versions"] = json!([
+                {"type": 101, "width": video_width, "height": video_height, "url": url, "id": format!("{media_id}v")},
+            ]);
+            payload["video_duration"] = json!(duration_ms as f64 / 1000.0);
+        }
+        None => {
+            if let Some(object) = payload.as_object_mut() {
+                object.shift_remove("video_versions");
+                object.shift_remove("video_duration");
+            }
+        }
+    }
+    payload["original_width"] = json!(width);
+    payload["original_height"] = json!(height);
+    payload
 }
 
 /// The first http(s) URL in a text.

@@ -136,6 +136,14 @@ async fn password_login_sets_cookies_and_shows_the_home_page() {
     let html = home.text().await.unwrap();
     assert!(html.contains("aria-label=\"Home\""));
     assert!(html.contains("data-testid=\"user-avatar\" alt=\"web.user\""));
+    let avatar = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let picture = browser().get(&avatar).send().await.unwrap();
+    assert_eq!(picture.status(), StatusCode::OK, "{avatar}");
     let inbox = browser()
         .get(format!("{}/direct/inbox/", sim.base_url()))
         .header("Cookie", cookie_header(&cookies))

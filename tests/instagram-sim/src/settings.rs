@@ -1,0 +1,119 @@
+//! How strictly the simulator plays Instagram: cursor lifetime, media URL lifetime, short
+//! pages and drift mode. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest page the server gives, whatever `limit` the client asks for.
+pub const PAGE_CAP: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// How long an inbox or thread cursor stays valid (default 10 minutes).
+    #[serde(with = "millis", rename = "cursor_ttl_ms")]
+    pub cursor_ttl: Duration,
+    /// How long a signed media URL stays valid (default one day; `oe=` has second precision).
+    #[serde(with = "seconds", rename = "media_url_ttl_secs")]
+    pub media_url_ttl: Duration,
+    /// Pages shorter than the limit while `has_older` is true.
+    pub short_pages: bool,
+    /// Strings for numbers, missing optional keys, unknown item kinds.
+    pub drift: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cursor_ttl: Duration::from_secs(600),
+            media_url_ttl: Duration::from_secs(86_400),
+            short_pages: false,
+            drift: false,
+        }
+    }
+}
+
+/// A change to some settings (the control API's body): absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct SettingsChange {
+    pub cursor_ttl_ms: Option<u64>,
+    pub media_url_ttl_secs: Option<u64>,
+    pub short_pages: Option<bool>,
+    pub drift: Option<bool>,
+}
+
+impl SettingsChange {
+    pub fn apply(&self, settings: &mut Settings) {
+        if let Some(ms) = self.cursor_ttl_ms {
+            settings.cursor_ttl = Duration::from_millis(ms);
+        }
+        if let Some(secs) = self.media_url_ttl_secs {
+            settings.media_url_ttl = Duration::from_secs(secs);
+        }
+        if let Some(short_pages) = self.short_pages {
+            settings.short_pages = short_pages;
+        }
+        if let Some(drift) = self.drift {
+            settings.drift = drift;
+        }
+    }
+}
+
+/// How many of `available` items (or threads) a page holds for `limit`: at most
+/// [`PAGE_CAP`], and in short-pages mode half of that when a full page would not reach the
+/// oldest one (so the short page still says `has_older`).
+pub fn page_size(limit: usize, available: usize, settings: &Settings) -> usize {
+    let full = limit.min(PAGE_CAP).min(available);
+    if settings.short_pages && available > full {
+        full.div_ceil(2)
+    } else {
+        full
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(deserializer)?))
+    }
+}
+
+mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(deserializer)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_capped_and_short_pages_leave_items_behind() {
+        let normal = Settings::default();
+        assert_eq!(page_size(100, 45, &normal), 20);
+        assert_eq!(page_size(7, 45, &normal), 7);
+        assert_eq!(page_size(20, 3, &normal), 3);
+        let short = Settings {
+            short_pages: true,
+            ..Settings::default()
+        };
+        assert_eq!(page_size(20, 45, &short), 10);
+        assert_eq!(page_size(7, 45, &short), 4);
+        assert_eq!(page_size(20, 15, &short), 15, "the last page is whole");
+        assert_eq!(page_size(1, 5, &short), 1);
+    }
+}
