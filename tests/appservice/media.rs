@@ -5,6 +5,7 @@
 //! small local server: an expired URL (403/410) asks for a refetch.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -53,6 +54,11 @@ impl Instagram {
     /// Posts `item` as the friend and lists it back.
     async fn post(&mut self, item: Value) -> Message {
         let id = self.sim.post_item(&self.thread, self.friend, item).unwrap();
+        self.refetch(&id).await
+    }
+
+    /// Lists the item `id` again (with freshly signed media URLs).
+    async fn refetch(&mut self, id: &str) -> Message {
         let listed: Vec<Message> = self
             .connector
             .call(
@@ -64,7 +70,7 @@ impl Instagram {
             .unwrap();
         listed
             .into_iter()
-            .find(|message| message.id == id)
+            .find(|message| message.id == *id)
             .expect("the posted item is listed")
     }
 }
@@ -157,11 +163,10 @@ async fn media_of_every_kind_lands_in_the_media_repository() {
         assert_eq!(info["size"], uploaded.len(), "{content}");
         match source.kind {
             MediaKind::Image => {
-                // The simulator's pictures are 1/40 of the size Instagram announces:
-                // the file's own dimensions win.
+                // The file's own dimensions, whatever Instagram announced.
                 assert_eq!(
                     (info["w"].as_u64(), info["h"].as_u64()),
-                    (Some(27), Some(36))
+                    png_size(&uploaded)
                 );
                 assert_eq!(content["body"], "photo.png");
             }
@@ -169,10 +174,17 @@ async fn media_of_every_kind_lands_in_the_media_repository() {
                 assert!(info["duration"].as_u64().is_some(), "{content}");
                 let thumbnail = info["thumbnail_url"].as_str().expect("a thumbnail");
                 let thumbnail_bytes = download_mxc(&e2e, thumbnail).await;
-                assert!(thumbnail_bytes.starts_with(b"\x89PNG"));
+                let preview = source.thumbnail_url.as_deref().unwrap();
+                assert_eq!(thumbnail_bytes, source_bytes(preview).await);
                 assert_eq!(info["thumbnail_info"]["mimetype"], "image/png");
-                assert_eq!(info["thumbnail_info"]["w"], 18);
-                assert_eq!(info["thumbnail_info"]["h"], 32);
+                assert_eq!(info["thumbnail_info"]["size"], thumbnail_bytes.len());
+                assert_eq!(
+                    (
+                        info["thumbnail_info"]["w"].as_u64(),
+                        info["thumbnail_info"]["h"].as_u64()
+                    ),
+                    png_size(&thumbnail_bytes)
+                );
             }
             MediaKind::Audio => {
                 assert_eq!(info["duration"], 2500);
@@ -208,6 +220,26 @@ async fn media_over_the_limit_becomes_a_notice_with_the_link() {
     );
     assert!(body.ends_with(&url), "{body}");
     assert_eq!(part.content.get("url"), None);
+}
+
+#[tokio::test]
+async fn an_expired_url_asks_for_a_refetch_which_brings_a_fresh_one() {
+    let e2e = E2e::prepare(Backend::Sqlite, &[]).await;
+    let (client, bot) = appservice_client(&e2e);
+    let mut instagram = Instagram::start().await;
+    let media = MediaBridge::new(MAX_BYTES);
+    // URLs signed now expire at once.
+    instagram.sim.set_media_url_ttl(Duration::ZERO);
+    let stale = instagram.post(json!({"item_type": "media"})).await;
+    let mut part = convert(&stale).remove(0);
+    let err = media.fill(&client, &bot, &mut part).await.unwrap_err();
+    assert!(matches!(err, MediaError::Expired), "{err}");
+
+    instagram.sim.set_media_url_ttl(Duration::from_secs(3600));
+    let fresh = instagram.refetch(&stale.id).await;
+    let mut part = convert(&fresh).remove(0);
+    media.fill(&client, &bot, &mut part).await.unwrap();
+    assert!(part.content["url"].as_str().unwrap().starts_with("mxc://"));
 }
 
 /// A CDN that answers each path with a fixed status and body.
@@ -295,6 +327,13 @@ async fn the_bytes_decide_the_mimetype_when_the_cdn_does_not_say() {
     assert_eq!(part.content["info"]["w"], 4);
     assert_eq!(part.content["info"]["h"], 3);
     assert_eq!(part.content["body"], "photo.png");
+}
+
+/// Width and height from a PNG's header chunk.
+fn png_size(png: &[u8]) -> (Option<u64>, Option<u64>) {
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let word = |at: usize| u64::from(u32::from_be_bytes(png[at..at + 4].try_into().unwrap()));
+    (Some(word(16)), Some(word(20)))
 }
 
 /// The start of a 4x3 PNG: signature and header chunk, all that tells its
