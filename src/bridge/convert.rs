@@ -388,8 +388,23 @@ fn share_parts(share: &Share, text: Option<&str>, ctx: &ConvertContext<'_>) -> V
     main["format"] = "org.matrix.custom.html".into();
     main["formatted_body"] = html.into();
     main["com.beeper.linkpreviews"] = json!([preview]);
-    let mut parts = vec![part(MAIN_PART, main)];
-    if let Some(url) = share.preview_url.clone().filter(|url| !url.is_empty()) {
+    let preview_source = share
+        .preview_url
+        .clone()
+        .filter(|url| !url.is_empty())
+        .map(|url| MediaSource {
+            url,
+            thumbnail_url: None,
+            filename: "preview.jpg".to_owned(),
+            kind: MediaKind::Image,
+        });
+    // The text's media is its link preview's image (media.rs puts it in
+    // `com.beeper.linkpreviews`); the same picture follows as an image.
+    let mut parts = vec![Part {
+        media: preview_source.clone(),
+        ..part(MAIN_PART, main)
+    }];
+    if let Some(source) = preview_source {
         let mut info = json!({"mimetype": "image/jpeg"});
         if let (Some(width), Some(height)) = (share.preview_width, share.preview_height) {
             info["w"] = width.into();
@@ -399,12 +414,7 @@ fn share_parts(share: &Share, text: Option<&str>, ctx: &ConvertContext<'_>) -> V
             part_id: PREVIEW_PART.to_owned(),
             event_type: ROOM_MESSAGE,
             content: json!({"msgtype": "m.image", "body": "preview.jpg", "info": info}),
-            media: Some(MediaSource {
-                url,
-                thumbnail_url: None,
-                filename: "preview.jpg".to_owned(),
-                kind: MediaKind::Image,
-            }),
+            media: Some(source),
         });
     }
     parts
@@ -486,7 +496,11 @@ fn apply_reply(main: &mut Part, reply: Option<&ReplyTarget>) {
                 escape_html(sender_name),
                 escape_html(&preview)
             );
-            let is_file = main.media.is_some();
+            let is_file = main.event_type == STICKER
+                || matches!(
+                    content.get("msgtype").and_then(Value::as_str),
+                    Some("m.image" | "m.video" | "m.audio" | "m.file")
+                );
             if is_file && !content.contains_key("filename") {
                 // A file's body becomes its caption (Matrix v1.10).
                 if let Some(filename) = content.get("body").cloned() {
@@ -823,7 +837,20 @@ mod tests {
                 }]
             })
         );
-        assert_eq!(parts[0].media, None);
+        assert_eq!(parts[0].media, parts[1].media, "the link preview's image");
+        let quoted = convert(
+            &message(json!({"content_type": "share", "share": {
+                "url": "https://www.instagram.com/p/CODE/", "preview_url": "https://cdn/r.jpg"
+            }})),
+            Some(ReplyTarget::Missing {
+                sender_name: "Bob".to_owned(),
+                preview: Some("look".to_owned()),
+            }),
+        );
+        assert_eq!(
+            quoted[0].content["body"],
+            "> Bob: look\n\nShared a link: https://www.instagram.com/p/CODE/"
+        );
         assert_eq!(parts[1].part_id, "preview");
         assert_eq!(
             parts[1].content,

@@ -4,6 +4,8 @@
 //! `info` (mimetype, size, dimensions, a video's thumbnail) into the part.
 //! Files over the size limit become a notice with the link instead.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ruma::UserId;
@@ -15,6 +17,10 @@ use crate::matrix::client::{ClientError, HomeserverClient};
 /// How long one download may take, headers and body.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How many recent uploads are remembered.
+const RECENT_UPLOADS: usize = 256;
+/// Bundled link previews of a text (MSC4095's unstable name, which Beeper shows).
+const LINK_PREVIEWS: &str = "com.beeper.linkpreviews";
 
 /// Why a part's media could not be bridged.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +42,9 @@ pub enum MediaError {
 pub struct MediaBridge {
     http: reqwest::Client,
     max_bytes: u64,
+    /// Recent uploads by source URL: a picture used twice (a share's link
+    /// preview and its preview part) is transferred once.
+    recent: Arc<Mutex<HashMap<String, Uploaded>>>,
 }
 
 /// A downloaded file.
@@ -50,6 +59,21 @@ enum Fetched {
     TooLarge { size: Option<u64> },
 }
 
+/// A file in the media repository.
+#[derive(Debug, Clone)]
+struct Uploaded {
+    mxc: String,
+    mimetype: String,
+    size: usize,
+    dimensions: Option<(u64, u64)>,
+}
+
+/// What a transfer gave: the uploaded file, or the news that it is too large.
+enum Transfer {
+    Uploaded(Uploaded),
+    TooLarge { size: Option<u64> },
+}
+
 impl MediaBridge {
     /// A bridge for files of at most `max_bytes` bytes.
     pub fn new(max_bytes: u64) -> MediaBridge {
@@ -60,12 +84,19 @@ impl MediaBridge {
             // Building a client without custom TLS roots or proxies only fails
             // when the TLS backend cannot start at all.
             .unwrap_or_default();
-        MediaBridge { http, max_bytes }
+        MediaBridge {
+            http,
+            max_bytes,
+            recent: Arc::default(),
+        }
     }
 
     /// Downloads `part.media`, uploads it (as `as_user`), fills url/info
     /// (+thumbnail) into `part.content`; over the size limit the part becomes
-    /// a notice with the link. A part without media is left alone.
+    /// a notice with the link. A part without media is left alone. For a text
+    /// with a link preview (a share), the media is the preview's image: it
+    /// goes into `com.beeper.linkpreviews`, and the text stays as it is when
+    /// the image cannot be had.
     pub async fn fill(
         &self,
         client: &HomeserverClient,
@@ -75,19 +106,26 @@ impl MediaBridge {
         let Some(source) = part.media.clone() else {
             return Ok(());
         };
-        let download = match self.download(&source.url).await? {
-            Fetched::File(download) => download,
-            Fetched::TooLarge { size } => {
+        if part.content.get(LINK_PREVIEWS).is_some() {
+            return self.fill_link_preview(client, as_user, part, &source).await;
+        }
+        let expected = part
+            .content
+            .get("info")
+            .and_then(|info| info.get("mimetype"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let uploaded = match self
+            .transfer(client, as_user, &source, expected.as_deref())
+            .await?
+        {
+            Transfer::Uploaded(uploaded) => uploaded,
+            Transfer::TooLarge { size } => {
                 self.too_large(part, &source, size);
                 return Ok(());
             }
         };
-        let mimetype = settle_mimetype(&download, &source, &part.content);
-        let filename = renamed(&source.filename, &mimetype);
-        let size = download.bytes.len();
-        let dimensions = image_dimensions(&download.bytes);
-        let mxc = upload(client, as_user, download.bytes, &mimetype, &filename).await?;
-
+        let filename = renamed(&source.filename, &uploaded.mimetype);
         let Some(content) = part.content.as_object_mut() else {
             return Err(MediaError::Permanent(
                 "the converted content is not an object".to_owned(),
@@ -99,17 +137,52 @@ impl MediaBridge {
         if content.contains_key("filename") {
             content.insert("filename".into(), filename.into());
         }
-        content.insert("url".into(), mxc.to_string().into());
+        content.insert("url".into(), uploaded.mxc.clone().into());
         let info = info_of(content);
-        info.insert("mimetype".into(), mimetype.into());
-        info.insert("size".into(), size.into());
-        if let Some((width, height)) = dimensions {
+        info.insert("mimetype".into(), uploaded.mimetype.into());
+        info.insert("size".into(), uploaded.size.into());
+        if let Some((width, height)) = uploaded.dimensions {
             info.insert("w".into(), width.into());
             info.insert("h".into(), height.into());
         }
         if let Some(thumbnail) = &source.thumbnail_url {
             self.fill_thumbnail(client, as_user, thumbnail, info)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// The image of a text's link preview: `og:image` and its size and type.
+    async fn fill_link_preview(
+        &self,
+        client: &HomeserverClient,
+        as_user: &UserId,
+        part: &mut Part,
+        source: &MediaSource,
+    ) -> Result<(), MediaError> {
+        let uploaded = match self.transfer(client, as_user, source, None).await {
+            Ok(Transfer::Uploaded(uploaded)) => uploaded,
+            Ok(Transfer::TooLarge { .. }) => return Ok(()),
+            Err(MediaError::Expired) => return Err(MediaError::Expired),
+            Err(err) => {
+                tracing::warn!(error = %err, "a link preview image could not be bridged");
+                return Ok(());
+            }
+        };
+        let Some(preview) = part
+            .content
+            .get_mut(LINK_PREVIEWS)
+            .and_then(|previews| previews.get_mut(0))
+            .and_then(Value::as_object_mut)
+        else {
+            return Ok(());
+        };
+        preview.insert("og:image".into(), uploaded.mxc.into());
+        preview.insert("og:image:type".into(), uploaded.mimetype.into());
+        preview.insert("matrix:image:size".into(), uploaded.size.into());
+        if let Some((width, height)) = uploaded.dimensions {
+            preview.insert("og:image:width".into(), width.into());
+            preview.insert("og:image:height".into(), height.into());
         }
         Ok(())
     }
@@ -124,30 +197,77 @@ impl MediaBridge {
         url: &str,
         info: &mut Map<String, Value>,
     ) -> Result<(), MediaError> {
-        let download = match self.download(url).await {
-            Ok(Fetched::File(download)) => download,
-            Ok(Fetched::TooLarge { .. }) => return Ok(()),
+        let source = MediaSource {
+            url: url.to_owned(),
+            thumbnail_url: None,
+            filename: "thumbnail.jpg".to_owned(),
+            kind: MediaKind::Image,
+        };
+        let uploaded = match self.transfer(client, as_user, &source, None).await {
+            Ok(Transfer::Uploaded(uploaded)) => uploaded,
+            Ok(Transfer::TooLarge { .. }) => return Ok(()),
             Err(MediaError::Expired) => return Err(MediaError::Expired),
             Err(err) => {
-                tracing::warn!(error = %err, "a video thumbnail could not be downloaded");
+                tracing::warn!(error = %err, "a video thumbnail could not be bridged");
                 return Ok(());
             }
         };
-        let mimetype = sniff(&download.bytes)
-            .map(str::to_owned)
-            .unwrap_or(download.mimetype);
-        let size = download.bytes.len();
-        let dimensions = image_dimensions(&download.bytes);
-        let filename = format!("thumbnail.{}", extension(&mimetype));
-        let mxc = upload(client, as_user, download.bytes, &mimetype, &filename).await?;
-        let mut thumbnail_info = json!({"mimetype": mimetype, "size": size});
-        if let Some((width, height)) = dimensions {
+        let mut thumbnail_info = json!({"mimetype": uploaded.mimetype, "size": uploaded.size});
+        if let Some((width, height)) = uploaded.dimensions {
             thumbnail_info["w"] = width.into();
             thumbnail_info["h"] = height.into();
         }
-        info.insert("thumbnail_url".into(), mxc.to_string().into());
+        info.insert("thumbnail_url".into(), uploaded.mxc.into());
         info.insert("thumbnail_info".into(), thumbnail_info);
         Ok(())
+    }
+
+    /// Downloads `source` and uploads it, or finds it uploaded recently.
+    /// `expected` is the type conversion assumed, for files that do not say.
+    async fn transfer(
+        &self,
+        client: &HomeserverClient,
+        as_user: &UserId,
+        source: &MediaSource,
+        expected: Option<&str>,
+    ) -> Result<Transfer, MediaError> {
+        if let Some(uploaded) = self.recently_uploaded(&source.url) {
+            return Ok(Transfer::Uploaded(uploaded));
+        }
+        let download = match self.download(&source.url).await? {
+            Fetched::File(download) => download,
+            Fetched::TooLarge { size } => return Ok(Transfer::TooLarge { size }),
+        };
+        let mimetype = settle_mimetype(&download, source.kind, expected);
+        let filename = renamed(&source.filename, &mimetype);
+        let size = download.bytes.len();
+        let dimensions = image_dimensions(&download.bytes);
+        let mxc = upload(client, as_user, download.bytes, &mimetype, &filename).await?;
+        let uploaded = Uploaded {
+            mxc: mxc.to_string(),
+            mimetype,
+            size,
+            dimensions,
+        };
+        self.remember(&source.url, &uploaded);
+        Ok(Transfer::Uploaded(uploaded))
+    }
+
+    fn recently_uploaded(&self, url: &str) -> Option<Uploaded> {
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(url)
+            .cloned()
+    }
+
+    fn remember(&self, url: &str, uploaded: &Uploaded) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the parts of one message share files: a small memory is enough.
+        if recent.len() >= RECENT_UPLOADS {
+            recent.clear();
+        }
+        recent.insert(url.to_owned(), uploaded.clone());
     }
 
     /// GETs `url`, reading at most `max_bytes`.
@@ -261,10 +381,10 @@ fn info_of(content: &mut Map<String, Value>) -> &mut Map<String, Value> {
 
 /// The file's type: what its bytes say when they say it, else the server's
 /// `Content-Type` unless it is generic, else what conversion expected.
-fn settle_mimetype(download: &Download, source: &MediaSource, content: &Value) -> String {
+fn settle_mimetype(download: &Download, kind: MediaKind, expected: Option<&str>) -> String {
     if let Some(sniffed) = sniff(&download.bytes) {
         // Voice notes and videos share the MP4 container: the kind decides.
-        if sniffed == "video/mp4" && source.kind == MediaKind::Audio {
+        if sniffed == "video/mp4" && kind == MediaKind::Audio {
             return "audio/mp4".to_owned();
         }
         return sniffed.to_owned();
@@ -273,12 +393,7 @@ fn settle_mimetype(download: &Download, source: &MediaSource, content: &Value) -
     if !generic.contains(&download.mimetype.as_str()) {
         return download.mimetype.clone();
     }
-    content
-        .get("info")
-        .and_then(|info| info.get("mimetype"))
-        .and_then(Value::as_str)
-        .unwrap_or("application/octet-stream")
-        .to_owned()
+    expected.unwrap_or("application/octet-stream").to_owned()
 }
 
 /// The MIME type of common media files from their first bytes.

@@ -200,6 +200,35 @@ async fn media_of_every_kind_lands_in_the_media_repository() {
 }
 
 #[tokio::test]
+async fn a_share_s_preview_picture_is_uploaded_once_for_both_parts() {
+    let e2e = E2e::prepare(Backend::Sqlite, &[]).await;
+    let (client, bot) = appservice_client(&e2e);
+    let mut instagram = Instagram::start().await;
+    let media = MediaBridge::new(MAX_BYTES);
+    let message = instagram.post(json!({"item_type": "xma_clip"})).await;
+    let mut parts = convert(&message);
+    assert_eq!(parts.len(), 2);
+    let source = parts[1].media.clone().unwrap();
+    for part in &mut parts {
+        media.fill(&client, &bot, part).await.unwrap();
+    }
+    let picture = parts[1].content["url"].as_str().unwrap().to_owned();
+    let preview = &parts[0].content["com.beeper.linkpreviews"][0];
+    assert_eq!(preview["og:image"], picture.as_str(), "{preview}");
+    assert_eq!(parts[0].content.get("url"), None, "the text stays a text");
+    let uploaded = download_mxc(&e2e, &picture).await;
+    assert_eq!(uploaded, source_bytes(&source.url).await);
+    assert_eq!(preview["matrix:image:size"], uploaded.len());
+    assert_eq!(
+        (
+            preview["og:image:width"].as_u64(),
+            preview["og:image:height"].as_u64()
+        ),
+        png_size(&uploaded)
+    );
+}
+
+#[tokio::test]
 async fn media_over_the_limit_becomes_a_notice_with_the_link() {
     let e2e = E2e::prepare(Backend::Sqlite, &[]).await;
     let (client, bot) = appservice_client(&e2e);
