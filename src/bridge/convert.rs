@@ -123,8 +123,8 @@ pub fn edit_content(new_main: &Part, target: &EventId) -> Value {
             edit.insert(key.into(), value.into());
         }
     }
-    // Whoever the new text mentions was already told by the original, or is
-    // told by `m.new_content`; the edit itself notifies nobody.
+    // The edit itself notifies nobody: which of its mentions are new is not
+    // known here (`m.new_content` keeps them all for the final text).
     edit.insert("m.mentions".into(), json!({}));
     edit.insert("m.new_content".into(), new_content);
     edit.insert(
