@@ -3,8 +3,14 @@
 
 pub mod bot;
 pub mod commands;
+pub mod convert;
 pub mod instagram;
 pub mod login;
+pub mod media;
+pub mod portal;
+pub mod puppet;
+pub mod relay_error;
+pub mod relay_in;
 pub mod run;
 
 use std::sync::Arc;
