@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A chat thread: a direct conversation or a group.
+/// A chat thread: a direct conversation or a group. Numbers may arrive as
+/// strings and optional keys may be missing (platforms drift).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
+    #[serde(deserialize_with = "lenient::string")]
     pub id: String,
     #[serde(rename = "type")]
     pub kind: ConversationKind,
@@ -17,17 +19,43 @@ pub struct Conversation {
     pub name: Option<String>,
     #[serde(default)]
     pub participants: Vec<Participant>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::option_i64")]
     pub unread_count: Option<i64>,
+    /// The newest activity in the thread (a message, a reaction, a read).
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::option_bool")]
     pub muted: Option<bool>,
     /// Opaque cursor to fetch older messages of this conversation, when known.
     #[serde(default)]
     pub oldest_cursor: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::option_bool")]
     pub has_older: Option<bool>,
+    /// Whether the thread waits in the pending inbox (a message request).
+    #[serde(default, deserialize_with = "lenient::option_bool")]
+    pub pending: Option<bool>,
+    /// The id of the newest message, as the conversation list shows it.
+    #[serde(default, deserialize_with = "lenient::option_string")]
+    pub newest_item_id: Option<String>,
+    /// The group's picture, when it has one.
+    #[serde(default)]
+    pub picture_url: Option<String>,
+    /// How far each participant (the viewer included) has read.
+    #[serde(default)]
+    pub last_seen: Vec<LastSeen>,
+}
+
+/// How far one participant has read a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastSeen {
+    #[serde(deserialize_with = "lenient::string")]
+    pub user_id: String,
+    /// The newest message they have seen.
+    #[serde(default, deserialize_with = "lenient::option_string")]
+    pub item_id: Option<String>,
+    /// When they saw it.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +68,7 @@ pub enum ConversationKind {
 /// A person taking part in a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Participant {
+    #[serde(deserialize_with = "lenient::string")]
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -194,4 +223,68 @@ pub struct MessagePage {
     pub cursor: Option<String>,
     #[serde(default)]
     pub has_older: bool,
+}
+
+/// Deserializers that accept what drifting platforms send: ids and numbers
+/// as either JSON numbers or strings, flags as booleans, 0/1 or strings.
+mod lenient {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    /// A string, or a number written as one.
+    pub fn string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        option_string(deserializer)?
+            .ok_or_else(|| D::Error::custom("expected a string, found null"))
+    }
+
+    pub fn option_string<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(Value::Number(number)) => Ok(Some(number.to_string())),
+            Some(other) => Err(D::Error::custom(format!(
+                "expected a string or a number, found {other}"
+            ))),
+        }
+    }
+
+    pub fn option_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(number)) => number
+                .as_i64()
+                .or_else(|| number.as_f64().map(|float| float as i64))
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("{number} is not an integer"))),
+            Some(Value::Bool(flag)) => Ok(Some(i64::from(flag))),
+            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+            Some(Value::String(text)) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("{text:?} is not an integer"))),
+            Some(other) => Err(D::Error::custom(format!(
+                "expected an integer, found {other}"
+            ))),
+        }
+    }
+
+    pub fn option_bool<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<bool>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(flag)),
+            Some(Value::Number(number)) => Ok(Some(number.as_f64() != Some(0.0))),
+            Some(Value::String(text)) => match text.trim() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" | "" => Ok(Some(false)),
+                other => Err(D::Error::custom(format!("{other:?} is not a flag"))),
+            },
+            Some(other) => Err(D::Error::custom(format!("expected a flag, found {other}"))),
+        }
+    }
 }
