@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod client;
 pub mod database;
+pub mod relay;
 pub mod synapse;
 
 use std::net::{SocketAddr, TcpListener};
