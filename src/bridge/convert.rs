@@ -190,8 +190,7 @@ mod tests {
     use super::*;
 
     fn message(text: &str) -> Message {
-        serde_json::from_value(json!({"id": "1", "conversation_id": "2", "content": text}))
-            .unwrap()
+        serde_json::from_value(json!({"id": "1", "conversation_id": "2", "content": text})).unwrap()
     }
 
     #[test]

@@ -42,9 +42,9 @@ impl RelayError {
             RelayError::Homeserver { source, .. } => match source {
                 ClientError::Unreachable { .. } => true,
                 ClientError::Matrix { status, .. } => *status == 429 || *status >= 500,
-                ClientError::Setup(_) | ClientError::Build { .. } | ClientError::Response { .. } => {
-                    false
-                }
+                ClientError::Setup(_)
+                | ClientError::Build { .. }
+                | ClientError::Response { .. } => false,
             },
             RelayError::Store(_) => true,
             RelayError::Media { source, .. } => {

@@ -451,11 +451,13 @@ fn message(item_id: &str, event_id: &str) -> MessageRecord {
         login_mxid: "@alice:x".to_owned(),
         thread_id: "340282366841710300949128".to_owned(),
         item_id: item_id.to_owned(),
+        part_id: String::new(),
         room_id: "!portal:x".to_owned(),
         event_id: event_id.to_owned(),
         sender: "17841400000000002".to_owned(),
         timestamp: 1_700_000_000_123,
         client_context: None,
+        content_hash: None,
     }
 }
 
@@ -562,6 +564,10 @@ fn portal(thread_id: &str, room_id: &str) -> PortalRecord {
         avatar_url: None,
         encrypted: true,
         last_item_id: None,
+        request: false,
+        request_notice_sent: false,
+        avatar_id: None,
+        in_space: false,
         created_at: 0,
     }
 }
@@ -633,11 +639,14 @@ async fn puppets_crud(db: &TestDb) {
     let mut puppet = PuppetRecord {
         ig_user_id: "1784".to_owned(),
         mxid: "@instagram_1784:x".to_owned(),
+        username: Some("bob".to_owned()),
         displayname: Some("Bob (Instagram)".to_owned()),
         avatar_url: None,
         name_set: false,
         avatar_set: false,
         registered: true,
+        avatar_id: None,
+        avatar_hash: None,
     };
     store.upsert_puppet(&puppet).await.unwrap();
     assert_eq!(store.puppet("1784").await.unwrap(), Some(puppet.clone()));
