@@ -84,6 +84,10 @@ pub struct Config {
     pub polling: PollingConfig,
     #[serde(default)]
     pub backfill: BackfillConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
+    pub double_puppet: DoublePuppetConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -309,6 +313,42 @@ impl Default for BackfillConfig {
     }
 }
 
+/// Media bridged from Instagram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Largest file uploaded to the Matrix media repository, in bytes;
+    /// bigger ones become a notice with their link.
+    pub max_bytes: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig {
+            max_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// Double puppeting: what the user sent from the Instagram app appears from
+/// their own Matrix account, through a second appservice registration whose
+/// `users` namespace covers the homeserver's users (not exclusively).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DoublePuppetConfig {
+    /// The `as_token` of that registration; `None` turns double puppeting off.
+    pub as_token: Option<String>,
+}
+
+impl fmt::Debug for DoublePuppetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = self.as_token.as_ref().map(|_| "<redacted>");
+        f.debug_struct("DoublePuppetConfig")
+            .field("as_token", &token)
+            .finish()
+    }
+}
+
 impl Config {
     /// Reads, parses and validates a config file; `DATABASE_URL` and
     /// `MATRIX_INSTAGRAM_KEY` from the environment override the file.
@@ -505,6 +545,21 @@ impl Config {
                 "must be at least polling.active_interval_ms".to_owned(),
             );
         }
+        if self.media.max_bytes == 0 {
+            problem("media.max_bytes", "must be more than 0".to_owned());
+        }
+        if self
+            .double_puppet
+            .as_token
+            .as_ref()
+            .is_some_and(|token| token.trim().is_empty())
+        {
+            problem(
+                "double_puppet.as_token",
+                "must not be empty (leave it out to turn double puppeting off)".to_owned(),
+            );
+        }
+
         if polling.jitter_percent > 90 {
             problem("polling.jitter_percent", "must be at most 90".to_owned());
         }
@@ -717,6 +772,15 @@ impl Config {
                 "@BACKFILL_CATCHUP@",
                 self.backfill.max_catchup_messages.to_string(),
             ),
+            ("@MEDIA_MAX_BYTES@", self.media.max_bytes.to_string()),
+            (
+                "@DOUBLE_PUPPET_TOKEN@",
+                optional(
+                    "as_token",
+                    &self.double_puppet.as_token,
+                    "TOKEN-OF-THE-DOUBLE-PUPPET-REGISTRATION",
+                ),
+            ),
         ];
         let mut text = CONFIG_TEMPLATE.to_owned();
         for (placeholder, value) in replacements {
@@ -793,6 +857,8 @@ impl Config {
             },
             polling: PollingConfig::default(),
             backfill: BackfillConfig::default(),
+            media: MediaConfig::default(),
+            double_puppet: DoublePuppetConfig::default(),
         }
     }
 }
@@ -1147,6 +1213,21 @@ backfill:
   initial_threads: @BACKFILL_THREADS@
   # Most messages one portal catches up after the bridge was down.
   max_catchup_messages: @BACKFILL_CATCHUP@
+
+# Media bridged from Instagram.
+media:
+  # Largest file uploaded to the Matrix media repository, in bytes; bigger
+  # files become a notice with their link.
+  max_bytes: @MEDIA_MAX_BYTES@
+
+# Double puppeting: what you send from the Instagram app appears from your own
+# Matrix account instead of a puppet of your Instagram account. It needs a
+# second appservice registration (its own id, as_token and a random hs_token,
+# no url, `users` namespace `@.*:your.domain` with exclusive: false) loaded by
+# the homeserver next to the bridge's.
+double_puppet:
+  # The as_token of that registration; leave it out to turn double puppeting off. Secret.
+  @DOUBLE_PUPPET_TOKEN@
 "#;
 
 #[cfg(test)]
