@@ -4,9 +4,11 @@
 pub mod bot;
 pub mod commands;
 pub mod convert;
+pub mod double_puppet;
 pub mod instagram;
 pub mod login;
 pub mod media;
+pub mod pictures;
 pub mod portal;
 pub mod puppet;
 pub mod relay_error;
@@ -29,7 +31,10 @@ use crate::matrix::server::{AppserviceHandler, ProvisionError, RetryTransaction}
 use crate::store::Store;
 
 use self::commands::CommandRegistry;
+use self::double_puppet::DoublePuppet;
 use self::login::LoginFlows;
+use self::media::MediaBridge;
+use self::pictures::Pictures;
 
 /// The running bridge: configuration, database, homeserver client, the
 /// Instagram connector and the bot's commands. Shared behind an `Arc` by the
@@ -47,6 +52,12 @@ pub struct Bridge {
     /// Logins in progress (in memory: a restart loses them).
     pub login_flows: LoginFlows,
     pub started_at: Instant,
+    /// Downloads item media from Instagram and uploads it to the homeserver.
+    pub media: MediaBridge,
+    /// Profile and group pictures, uploaded once per distinct picture.
+    pub pictures: Pictures,
+    /// Acts as the users themselves, when `double_puppet.as_token` is set.
+    pub double_puppet: Option<DoublePuppet>,
 }
 
 impl Bridge {
@@ -59,7 +70,14 @@ impl Bridge {
     ) -> Bridge {
         let mut commands = CommandRegistry::with_builtins();
         login::register(&mut commands);
+        let double_puppet = DoublePuppet::from_config(&config).unwrap_or_else(|error| {
+            tracing::error!(%error, "double puppeting is off: cannot set up its client");
+            None
+        });
         Bridge {
+            media: MediaBridge::new(config.media.max_bytes),
+            pictures: Pictures::new(),
+            double_puppet,
             config,
             store,
             client,

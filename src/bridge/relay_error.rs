@@ -1,6 +1,5 @@
 //! Why relaying to Matrix failed, and whether trying again later can help.
 
-use crate::connector::session::ConnectorError;
 use crate::matrix::client::ClientError;
 use crate::store::StoreError;
 
@@ -18,11 +17,8 @@ pub enum RelayError {
     Store(#[from] StoreError),
     #[error("cannot bridge the media of Instagram item {item_id}: {source}")]
     Media { item_id: String, source: MediaError },
-    #[error("cannot fetch Instagram item {item_id} again: {source}")]
-    Refetch {
-        item_id: String,
-        source: ConnectorError,
-    },
+    #[error("cannot fetch Instagram item {item_id} again: {detail}")]
+    Refetch { item_id: String, detail: String },
     #[error("{what} {id:?} is not a valid Matrix identifier")]
     InvalidId { what: &'static str, id: String },
     #[error("cannot download the picture {avatar_id}: {detail}")]

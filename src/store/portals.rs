@@ -106,6 +106,26 @@ impl Store {
         Ok(())
     }
 
+    /// Saves what the bridge keeps current about a portal's room (name,
+    /// avatar, request state, space membership), leaving the rest (such as
+    /// `last_item_id`, which the poller advances) alone.
+    pub async fn update_portal_room(&self, portal: &PortalRecord) -> Result<(), StoreError> {
+        let statement = sqlx::query(
+            "UPDATE portals SET name = $3, avatar_url = $4, avatar_id = $5, request = $6, \
+             request_notice_sent = $7, in_space = $8 WHERE login_mxid = $1 AND thread_id = $2",
+        )
+        .bind(&portal.login_mxid)
+        .bind(&portal.thread_id)
+        .bind(&portal.name)
+        .bind(&portal.avatar_url)
+        .bind(&portal.avatar_id)
+        .bind(i64::from(portal.request))
+        .bind(i64::from(portal.request_notice_sent))
+        .bind(i64::from(portal.in_space));
+        self.execute(statement, "updating a portal's room").await?;
+        Ok(())
+    }
+
     /// The portal of one thread of a login.
     pub async fn portal_by_thread(
         &self,
