@@ -24,6 +24,7 @@ use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
 use super::instagram::{LoginError, Logins};
+use super::supervisor::Supervisor;
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
 use crate::connector::auth::Credentials;
@@ -279,6 +280,8 @@ struct FlowContext {
     bot: OwnedUserId,
     connector: Connector,
     runner: BrowserLogin,
+    /// Starts the login's poller once the login is saved.
+    supervisor: Arc<Supervisor>,
 }
 
 /// A browser login whose cookies `auth.validate` accepted.
@@ -320,6 +323,7 @@ impl FlowContext {
             bot: bridge.namespace.bot().to_owned(),
             connector: bridge.connector.clone(),
             runner: bridge.browser_login.clone(),
+            supervisor: bridge.supervisor.clone(),
         }
     }
 
@@ -424,6 +428,7 @@ impl FlowContext {
             .save_new(self.user.as_str(), Some(username.clone()), &credentials)
             .await
             .map_err(FlowError::Save)?;
+        self.supervisor.start(self.user.as_str());
         Ok(success_message(self.connector.spec(), &result)
             .unwrap_or_else(|| format!("Connected to Instagram as @{username}!")))
     }
@@ -525,6 +530,7 @@ impl CommandHandler for LogoutCommand {
             }
             return Ok(Reply::text(text));
         };
+        ctx.bridge.supervisor.stop(ctx.sender.as_str());
         ctx.bridge
             .store
             .delete_login(ctx.sender.as_str())

@@ -1,6 +1,7 @@
 //! The bridge core: the bot, management rooms and commands, and (later)
 //! portals, puppets and relaying. It speaks the normalized model and Matrix.
 
+pub mod backfill;
 pub mod bot;
 pub mod commands;
 pub mod convert;
@@ -9,11 +10,17 @@ pub mod instagram;
 pub mod login;
 pub mod media;
 pub mod pictures;
+pub mod poller;
 pub mod portal;
+pub mod portal_queue;
 pub mod puppet;
 pub mod relay_error;
 pub mod relay_in;
+pub mod router;
 pub mod run;
+pub mod schedule;
+pub mod supervisor;
+pub mod sync;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +42,8 @@ use self::double_puppet::DoublePuppet;
 use self::login::LoginFlows;
 use self::media::MediaBridge;
 use self::pictures::Pictures;
+use self::portal_queue::PortalQueues;
+use self::supervisor::Supervisor;
 
 /// The running bridge: configuration, database, homeserver client, the
 /// Instagram connector and the bot's commands. Shared behind an `Arc` by the
@@ -58,6 +67,10 @@ pub struct Bridge {
     pub pictures: Pictures,
     /// Acts as the users themselves, when `double_puppet.as_token` is set.
     pub double_puppet: Option<DoublePuppet>,
+    /// The logins' pollers.
+    pub supervisor: Arc<Supervisor>,
+    /// The portals' ordered workers.
+    pub queues: PortalQueues,
 }
 
 impl Bridge {
@@ -70,6 +83,7 @@ impl Bridge {
     ) -> Bridge {
         let mut commands = CommandRegistry::with_builtins();
         login::register(&mut commands);
+        sync::register(&mut commands);
         let double_puppet = DoublePuppet::from_config(&config).unwrap_or_else(|error| {
             tracing::error!(%error, "double puppeting is off: cannot set up its client");
             None
@@ -87,6 +101,8 @@ impl Bridge {
             browser_login: BrowserLogin::new(BrowserLogin::default_scripts_dir()),
             login_flows: LoginFlows::default(),
             started_at: Instant::now(),
+            supervisor: Arc::default(),
+            queues: PortalQueues::default(),
         }
     }
 }
@@ -94,7 +110,7 @@ impl Bridge {
 #[async_trait]
 impl AppserviceHandler for Bridge {
     async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
-        bot::handle_event(self, event).await
+        router::route_event(self, event).await
     }
 
     async fn handle_ephemeral(&self, event: Value) {

@@ -35,7 +35,11 @@ impl Record for LoginRecord {
 
 /// What a login's deletion removes before the login itself, children first:
 /// the statement and what it is doing, for errors.
-const BRIDGED_BY_LOGIN: [(&str, &str); 7] = [
+const BRIDGED_BY_LOGIN: [(&str, &str); 8] = [
+    (
+        "DELETE FROM poll_threads WHERE login_mxid = $1",
+        "deleting what the poller knows of a login's threads",
+    ),
     (
         "DELETE FROM read_receipts WHERE login_mxid = $1",
         "deleting a login's read receipts",

@@ -5,4 +5,6 @@ mod config;
 mod e2e;
 mod harness;
 mod login;
+mod poller;
+mod relay;
 mod store;

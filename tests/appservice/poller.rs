@@ -1,0 +1,258 @@
+//! End-to-end tests of the poller against the real bridge binary, Synapse
+//! and the Instagram simulator, on SQLite and PostgreSQL: portals appear
+//! after login with their history, new messages arrive in order (a burst
+//! bigger than a page too), a catch-up after downtime, faults while polling,
+//! and a login that Instagram logged out (one notice, polling stops).
+
+use instagram_sim::{Account, Fault};
+use serde_norway::Value as Yaml;
+
+use crate::harness::relay::{poll, RelayFixture};
+use crate::harness::{Backend, MatrixClient};
+
+/// Defines the `_sqlite` and `_postgres` test of one scenario.
+macro_rules! on_both_databases {
+    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            $scenario(Backend::Sqlite).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            $scenario(Backend::Postgres).await;
+        }
+    };
+}
+
+on_both_databases!(
+    history_then_new_messages_in_order,
+    history_then_new_messages_in_order_sqlite,
+    history_then_new_messages_in_order_postgres
+);
+on_both_databases!(
+    catch_up_after_downtime,
+    catch_up_after_downtime_sqlite,
+    catch_up_after_downtime_postgres
+);
+on_both_databases!(
+    faults_while_polling_lose_nothing,
+    faults_while_polling_lose_nothing_sqlite,
+    faults_while_polling_lose_nothing_postgres
+);
+on_both_databases!(
+    logged_out_login_is_told_once,
+    logged_out_login_is_told_once_sqlite,
+    logged_out_login_is_told_once_postgres
+);
+
+/// A fixture whose bridge polls fast (the intervals are the config's).
+async fn fixture(backend: Backend) -> RelayFixture {
+    let fixture = RelayFixture::prepare(backend, "alice.insta").await;
+    for (key, value) in [
+        ("active_interval_ms", 200),
+        ("idle_interval_ms", 400),
+        ("max_backoff_ms", 1_000),
+        ("requests_interval_ms", 400),
+    ] {
+        fixture
+            .e2e
+            .config
+            .set(&["polling", key], Yaml::from(value))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    fixture
+}
+
+/// A friend on Instagram and alice's 1:1 thread with them.
+fn friend_thread(fixture: &RelayFixture, username: &str) -> (Account, String) {
+    let friend = fixture.instagram_user(username, "A Friend");
+    let thread = fixture
+        .sim
+        .create_thread(fixture.me.pk, &[friend.pk], None)
+        .expect("creating the thread");
+    (friend, thread)
+}
+
+fn post(fixture: &RelayFixture, thread: &str, from: u64, texts: impl IntoIterator<Item = String>) {
+    for text in texts {
+        fixture
+            .sim
+            .post_text(thread, from, &text)
+            .expect("posting a message");
+    }
+}
+
+fn numbered(label: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|n| format!("{label} {n}")).collect()
+}
+
+fn puppet(pk: u64) -> String {
+    format!("@instagram_{pk}:localhost")
+}
+
+/// Waits until the room holds exactly `expected` from `sender`, in order
+/// (the bodies of its `m.room.message` events), and no more.
+async fn wait_for_texts(fixture: &RelayFixture, room: &str, sender: &str, expected: &[String]) {
+    let history = fixture
+        .wait_for_history(room, &format!("{} messages", expected.len()), |events| {
+            events
+                .iter()
+                .filter(|e| e.kind() == "m.room.message" && e.sender() == sender)
+                .count()
+                >= expected.len()
+        })
+        .await;
+    let bodies: Vec<&str> = history
+        .iter()
+        .filter(|e| e.kind() == "m.room.message" && e.sender() == sender)
+        .map(|e| e.body())
+        .collect();
+    assert_eq!(bodies, expected, "every message once, in order");
+}
+
+async fn history_then_new_messages_in_order(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    let mut expected = numbered("before", 0..3);
+    post(&fixture, &thread, friend.pk, expected.clone());
+
+    fixture.e2e.start_bridge().await;
+    let room = fixture.join_portal(&thread).await;
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    // A burst bigger than a page (20 items) between two polls is followed back.
+    let burst = numbered("burst", 0..45);
+    post(&fixture, &thread, friend.pk, burst.clone());
+    expected.extend(burst);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    // A second thread appearing later gets its portal too.
+    let (other, second) = friend_thread(&fixture, "friend.two");
+    post(&fixture, &second, other.pk, numbered("hello", 0..2));
+    let room = fixture.join_portal(&second).await;
+    wait_for_texts(&fixture, &room, &puppet(other.pk), &numbered("hello", 0..2)).await;
+}
+
+async fn catch_up_after_downtime(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    post(&fixture, &thread, friend.pk, numbered("first", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = fixture.join_portal(&thread).await;
+    let mut expected = numbered("first", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    fixture.e2e.stop_bridge();
+    let missed = numbered("missed", 0..100);
+    post(&fixture, &thread, friend.pk, missed.clone());
+    expected.extend(missed);
+    fixture.e2e.start_bridge().await;
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+}
+
+async fn faults_while_polling_lose_nothing(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    post(&fixture, &thread, friend.pk, numbered("calm", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = fixture.join_portal(&thread).await;
+    let mut expected = numbered("calm", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    let faults = [
+        Fault {
+            path_prefix: "direct_v2/inbox/".into(),
+            status: Some(429),
+            times: 6,
+            ..Fault::default()
+        },
+        Fault {
+            path_prefix: "direct_v2/threads/".into(),
+            status: Some(500),
+            times: 6,
+            ..Fault::default()
+        },
+        Fault {
+            path_prefix: "direct_v2/inbox/".into(),
+            malformed_body: true,
+            times: 3,
+            ..Fault::default()
+        },
+        Fault {
+            path_prefix: "direct_v2/threads/".into(),
+            malformed_body: true,
+            times: 3,
+            ..Fault::default()
+        },
+    ];
+    for (round, fault) in faults.into_iter().enumerate() {
+        fixture.sim.inject_fault(fault);
+        let texts = numbered(&format!("round {round}"), 0..5);
+        post(&fixture, &thread, friend.pk, texts.clone());
+        expected.extend(texts);
+        wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+    }
+}
+
+async fn logged_out_login_is_told_once(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let bot = fixture.e2e.bot().to_owned();
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    post(&fixture, &thread, friend.pk, numbered("hi", 0..1));
+    fixture.e2e.start_bridge().await;
+    let management = management_room(&mut fixture.user, &bot).await;
+    fixture.join_portal(&thread).await;
+
+    fixture.sim.expire_session(fixture.me.pk).expect("expiring");
+    let store = fixture.store().await;
+    let mxid = fixture.user.user_id.clone();
+    poll("the login marked as logged out", || async {
+        let login = store.login(&mxid).await.ok()??;
+        (login.state == "bad_credentials").then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    let notice = fixture
+        .user
+        .wait_for_message(&management, &bot)
+        .await
+        .expect("the bot tells alice");
+    assert!(notice.body().contains("send `login`") || notice.body().contains("Send `login`"));
+
+    // A restart neither polls the logged-out login nor tells alice again.
+    fixture.e2e.stop_bridge();
+    let inbox_polls = fixture.sim.request_count("GET", "direct_v2/inbox/");
+    fixture.e2e.start_bridge().await;
+    let reply = fixture
+        .user
+        .ask(&management, &bot, "sync")
+        .await
+        .expect("an answer to sync");
+    assert!(reply.contains("login"), "{reply}");
+    let notices: Vec<String> = fixture
+        .user
+        .messages_from(&management, &bot)
+        .await
+        .expect("the management room's history")
+        .iter()
+        .map(|e| e.body().to_owned())
+        .filter(|body| body.contains("Bridging of your Instagram messages has stopped"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(
+        fixture.sim.request_count("GET", "direct_v2/inbox/"),
+        inbox_polls,
+        "no poll after the restart"
+    );
+}
+
+/// Alice opens a DM with the bot (her management room) and waits for its greeting.
+async fn management_room(alice: &mut MatrixClient, bot: &str) -> String {
+    let room = alice.create_dm(bot).await.expect("inviting the bot");
+    alice
+        .wait_for_message(&room, bot)
+        .await
+        .expect("the bot greets alice");
+    room
+}
