@@ -86,8 +86,18 @@ pub struct Config {
     pub backfill: BackfillConfig,
     #[serde(default)]
     pub media: MediaConfig,
-    #[serde(default)]
+    /// A section whose keys are all commented out reads as null: off.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub double_puppet: DoublePuppetConfig,
+}
+
+/// Reads a missing or null section as its default.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ mod config;
 mod e2e;
 mod harness;
 mod login;
+mod relay;
 mod poller;
 mod relay;
 mod store;

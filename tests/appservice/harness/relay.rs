@@ -4,6 +4,7 @@
 //! it) before the bridge starts; plus what the tests read back from Matrix:
 //! invites, room history and state, and media.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,23 @@ impl RelayFixture {
             .expect("opening the bridge's database")
     }
 
+    /// alice's Instagram credentials as the bridge stored them.
+    pub async fn credentials(&self) -> Credentials {
+        let key = self
+            .e2e
+            .config
+            .get(&["encryption", "key"])
+            .expect("reading encryption.key");
+        let key = matrix_instagram::secrets::CredentialKey::from_base64(
+            key.as_str().expect("the key is a string"),
+        )
+        .expect("a valid key");
+        Logins::new(self.store().await, CredentialCipher::new(&key))
+            .credentials(&self.user.user_id)
+            .await
+            .expect("reading alice's credentials")
+    }
+
     /// alice's stored login.
     pub async fn login(&self) -> LoginRecord {
         self.store()
@@ -138,10 +156,7 @@ impl RelayFixture {
 
     /// Rooms alice is invited to, each with its stripped invite state.
     pub async fn invites(&self) -> Result<Vec<(String, Vec<Value>)>, HarnessError> {
-        let mut url = self.url(&["_matrix", "client", "v3", "sync"]);
-        url.query_pairs_mut()
-            .append_pair("filter", r#"{"room":{"timeline":{"limit":1}}}"#);
-        let sync = self.get_json(url, "syncing for invites").await?;
+        let sync = self.initial_sync("syncing for invites").await?;
         Ok(sync["rooms"]["invite"]
             .as_object()
             .map(|rooms| {
@@ -201,11 +216,64 @@ impl RelayFixture {
         }
     }
 
-    /// Every current state event of a room alice is in.
-    pub async fn room_state(&self, room_id: &str) -> Result<Vec<Value>, HarnessError> {
-        let url = self.url(&["_matrix", "client", "v3", "rooms", room_id, "state"]);
-        let state = self.get_json(url, "reading room state").await?;
-        Ok(state.as_array().cloned().unwrap_or_default())
+    /// The read receipts in a room alice is in: (user, event id) pairs.
+    pub async fn read_receipts(
+        &self,
+        room_id: &str,
+    ) -> Result<Vec<(String, String)>, HarnessError> {
+        let sync = self.initial_sync("syncing for receipts").await?;
+        let mut receipts = Vec::new();
+        let ephemeral = sync["rooms"]["join"][room_id]["ephemeral"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for event in ephemeral.iter().filter(|e| e["type"] == "m.receipt") {
+            for (event_id, kinds) in event["content"].as_object().into_iter().flatten() {
+                for user in kinds["m.read"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(u, _)| u)
+                {
+                    receipts.push((user.clone(), event_id.clone()));
+                }
+            }
+        }
+        Ok(receipts)
+    }
+
+    /// Waits until `user_id`'s read receipt in `room_id` is at `event_id`.
+    pub async fn wait_for_receipt(&self, room_id: &str, user_id: &str, event_id: &str) {
+        let wanted = (user_id.to_owned(), event_id.to_owned());
+        let found = poll(
+            &format!("{user_id}'s read receipt at {event_id}"),
+            || async {
+                let receipts = self.read_receipts(room_id).await.ok()?;
+                receipts.contains(&wanted).then_some(())
+            },
+        )
+        .await;
+        found.unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// A fresh /sync without `since`. Synapse caches identical sync requests
+    /// for a while, so each one carries a filter no other request has.
+    async fn initial_sync(&self, doing: &str) -> Result<Value, HarnessError> {
+        static SYNCS: AtomicU64 = AtomicU64::new(0);
+        let nonce = SYNCS.fetch_add(1, Ordering::SeqCst);
+        let filter = format!(
+            r#"{{"room":{{"timeline":{{"limit":1}}}},"presence":{{"types":["x.nonce.{nonce}"]}}}}"#
+        );
+        let mut url = self.url(&["_matrix", "client", "v3", "sync"]);
+        url.query_pairs_mut().append_pair("filter", &filter);
+        self.get_json(url, doing).await
+    }
+
+    /// A user's presence (`online`, `offline`, ...).
+    pub async fn presence(&self, user_id: &str) -> Result<String, HarnessError> {
+        let url = self.url(&["_matrix", "client", "v3", "presence", user_id, "status"]);
+        let status = self.get_json(url, "reading presence").await?;
+        Ok(status["presence"].as_str().unwrap_or_default().to_owned())
     }
 
     /// Downloads an `mxc://` URI with authenticated media.
