@@ -5,7 +5,6 @@ mod config;
 mod e2e;
 mod harness;
 mod login;
-mod relay;
 mod poller;
 mod relay;
 mod store;
