@@ -182,7 +182,7 @@ async fn create_portal(
         None => {
             if !direct {
                 if let Some(url) = conversation.picture_url.as_deref() {
-                    set_group_picture(bridge, None, url, &mut portal).await?;
+                    set_group_picture(bridge, None, url, &mut portal).await;
                 }
             }
             store
@@ -438,7 +438,7 @@ async fn update_room(
             portal.name = name;
         }
         if let Some(url) = conversation.picture_url.as_deref() {
-            set_group_picture(bridge, Some(room_id), url, portal).await?;
+            set_group_picture(bridge, Some(room_id), url, portal).await;
         }
     }
     if !portal.in_space {
@@ -466,8 +466,20 @@ async fn update_room(
 }
 
 /// Uploads a group's picture when it changed, and sets it on the room when
-/// there is one yet (`room_id`).
+/// there is one yet (`room_id`). A failure is logged and tried again on the
+/// next update: a picture must not hold up messages.
 async fn set_group_picture(
+    bridge: &Bridge,
+    room_id: Option<&RoomId>,
+    url: &str,
+    portal: &mut PortalRecord,
+) {
+    if let Err(error) = try_set_group_picture(bridge, room_id, url, portal).await {
+        tracing::warn!(thread = %portal.thread_id, %error, "cannot update a group's picture");
+    }
+}
+
+async fn try_set_group_picture(
     bridge: &Bridge,
     room_id: Option<&RoomId>,
     url: &str,

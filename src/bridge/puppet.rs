@@ -57,7 +57,14 @@ pub async fn ensure_puppet(
     }
     update_name(bridge, &mxid, participant, &mut puppet).await?;
     if let Some(url) = participant.avatar_url.as_deref() {
-        update_avatar(bridge, &mxid, url, &mut puppet).await?;
+        match update_avatar(bridge, &mxid, url, &mut puppet).await {
+            // A picture that cannot be fetched must not hold up messages;
+            // the next call tries again.
+            Err(error @ RelayError::Picture { .. }) => {
+                tracing::warn!(puppet = %mxid, %error, "cannot update a puppet's picture")
+            }
+            other => other?,
+        }
     }
     Ok(mxid)
 }

@@ -43,9 +43,8 @@ impl RelayError {
                 | ClientError::Response { .. } => false,
             },
             RelayError::Store(_) => true,
-            RelayError::Media { source, .. } => {
-                matches!(source, MediaError::Transient(_) | MediaError::Expired)
-            }
+            // Expired is final here: the item was already fetched again once.
+            RelayError::Media { source, .. } => matches!(source, MediaError::Transient(_)),
             RelayError::Refetch { .. } | RelayError::Picture { .. } => true,
             RelayError::InvalidId { .. } => false,
         }

@@ -164,12 +164,19 @@ fn is_forbidden(error: &ClientError) -> bool {
 
 /// The speaker of an Instagram user in a login's portals: the user's own
 /// account for the login's Instagram account when double puppeting works
-/// for them, otherwise the puppet.
+/// for them, otherwise the puppet; the bot for an item without a sender.
 async fn speaker<'a>(
     bridge: &'a Bridge,
     login: &LoginRecord,
     ig_user_id: &str,
 ) -> Result<Speaker<'a>, RelayError> {
+    if ig_user_id.is_empty() {
+        return Ok(Speaker {
+            client: &bridge.client,
+            user: bridge.namespace.bot().to_owned(),
+            double: false,
+        });
+    }
     let is_self = login.ig_user_id.as_deref() == Some(ig_user_id);
     if is_self {
         if let (Some(double), Ok(user)) = (&bridge.double_puppet, UserId::parse(&login.mxid)) {
@@ -436,7 +443,11 @@ async fn refetch(
         .get_message(&mut credentials, &portal.thread_id, &message.id)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    fresh.ok_or_else(|| failed("it is no longer in the thread".to_owned()))
+    // Gone from the thread (unsent meanwhile): its media cannot be had.
+    fresh.ok_or(RelayError::Media {
+        item_id: message.id.clone(),
+        source: MediaError::Expired,
+    })
 }
 
 /// The item's text changed since it was bridged: an `m.replace` of its main event.
