@@ -45,6 +45,11 @@ on_both_databases!(
     group_chat_relay_sqlite,
     group_chat_relay_postgres
 );
+on_both_databases!(
+    double_puppeted_own_messages,
+    double_puppeted_own_messages_sqlite,
+    double_puppeted_own_messages_postgres
+);
 
 /// The in-process bridge with alice's login, reading Instagram as she does.
 struct Relay {
@@ -55,7 +60,10 @@ struct Relay {
 
 impl Relay {
     async fn start(backend: Backend, username: &str) -> Relay {
-        let fixture = RelayFixture::prepare(backend, username).await;
+        Relay::over(RelayFixture::prepare(backend, username).await).await
+    }
+
+    async fn over(fixture: RelayFixture) -> Relay {
         let bridge = fixture.in_process().await;
         let login = fixture.login().await;
         Relay {
@@ -526,4 +534,64 @@ async fn group_chat_relay(backend: Backend) {
             .unwrap()
             .is_some());
     }
+}
+
+/// With double puppeting, what alice sends and reads in the Instagram app
+/// comes from her own Matrix account, which joins portals by itself.
+async fn double_puppeted_own_messages(backend: Backend) {
+    let fixture = RelayFixture::prepare_double_puppeting(backend, "alice.double").await;
+    let relay = Relay::over(fixture).await;
+    let fixture = &relay.fixture;
+    let sim = &fixture.sim;
+    let alice = fixture.user.user_id.clone();
+    let bob = fixture.instagram_user("bob.double", "Bob Double");
+    let thread = sim.create_thread(fixture.me.pk, &[bob.pk], None).unwrap();
+    let first = sim.post_text(&thread, bob.pk, "hi").unwrap();
+    let own = sim.post_text(&thread, fixture.me.pk, "hi bob").unwrap();
+    sim.react(&thread, &first, fixture.me.pk, "👍").unwrap();
+
+    let portal = relay.portal(&thread, false).await;
+    let joined = fixture.user.joined_rooms().await.unwrap();
+    assert!(
+        joined.contains(&portal.room_id),
+        "alice joined by herself: {joined:?}"
+    );
+    relay.relay(&portal).await;
+    let first_event = relay.event_of(&thread, &first).await;
+    let own_event = relay.event_of(&thread, &own).await;
+    let history = fixture.user.room_history(&portal.room_id).await.unwrap();
+    let mine = find(&history, &own_event).expect("alice's message");
+    assert_eq!(mine.sender(), alice);
+    assert_eq!(mine.body(), "hi bob");
+    assert_eq!(
+        mine.event["content"]["fi.mau.double_puppet_source"],
+        "matrix-instagram"
+    );
+    let reaction = history
+        .iter()
+        .find(|e| e.kind() == "m.reaction")
+        .expect("alice's reaction");
+    assert_eq!(reaction.sender(), alice);
+    assert_eq!(
+        reaction.event["content"]["m.relates_to"]["event_id"],
+        first_event.as_str()
+    );
+    assert!(
+        !history
+            .iter()
+            .any(|e| e.sender() == relay.puppet(fixture.me.pk)),
+        "no puppet speaks for alice"
+    );
+
+    sim.mark_seen(&thread, fixture.me.pk, &first).unwrap();
+    let seen = SeenMarker {
+        item_id: Some(first.clone()),
+        at: None,
+    };
+    relay_read(&relay.bridge, &portal, &fixture.me.pk.to_string(), &seen)
+        .await
+        .unwrap();
+    fixture
+        .wait_for_receipt(&portal.room_id, &alice, &first_event)
+        .await;
 }

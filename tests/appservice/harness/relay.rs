@@ -4,6 +4,7 @@
 //! it) before the bridge starts; plus what the tests read back from Matrix:
 //! invites, room history and state, and media.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,11 +21,12 @@ use serde_json::Value;
 use serde_norway::Value as Yaml;
 
 use super::client::RoomEvent;
-use super::{Backend, E2e, HarnessError, MatrixClient, WAIT};
+use super::synapse::{random_hex, SERVER_NAME};
+use super::{Backend, BridgeConfig, E2e, HarnessError, MatrixClient, WAIT};
 
 /// Synapse, the simulator and the bridge config, with alice's Instagram
 /// login (`me`) stored. The bridge process runs only after
-/// [`RelayFixture::start_bridge`]; [`RelayFixture::in_process`] gives a
+/// `e2e.start_bridge()`; [`RelayFixture::in_process`] gives a
 /// bridge over the same config and database inside the test.
 pub struct RelayFixture {
     pub sim: Simulator,
@@ -37,11 +39,29 @@ pub struct RelayFixture {
 impl RelayFixture {
     /// Everything but the bridge process; `username` names alice's Instagram account.
     pub async fn prepare(backend: Backend, username: &str) -> RelayFixture {
+        RelayFixture::prepare_with(backend, username, false).await
+    }
+
+    /// [`RelayFixture::prepare`] with double puppeting: a second appservice
+    /// registration covering the homeserver's users, its token in
+    /// `double_puppet.as_token`.
+    pub async fn prepare_double_puppeting(backend: Backend, username: &str) -> RelayFixture {
+        RelayFixture::prepare_with(backend, username, true).await
+    }
+
+    async fn prepare_with(backend: Backend, username: &str, double: bool) -> RelayFixture {
         let sim = Simulator::start().await;
         let me = sim
             .create_account(username, "Alice Liddell")
             .expect("creating alice's Instagram account");
-        let e2e = E2e::prepare(backend, &[("localhost", "user")]).await;
+        let e2e = E2e::prepare_with(backend, &[("localhost", "user")], |config| {
+            if double {
+                vec![double_puppet_registration(config)]
+            } else {
+                Vec::new()
+            }
+        })
+        .await;
         for (key, url) in [
             ("api_base_url", sim.api_base_url()),
             ("web_base_url", sim.base_url()),
@@ -54,13 +74,6 @@ impl RelayFixture {
         let user = e2e.user("alice").await;
         let fixture = RelayFixture { sim, me, user, e2e };
         fixture.store_login().await;
-        fixture
-    }
-
-    /// [`RelayFixture::prepare`], then starts the bridge process.
-    pub async fn start(backend: Backend, username: &str) -> RelayFixture {
-        let mut fixture = RelayFixture::prepare(backend, username).await;
-        fixture.e2e.start_bridge().await;
         fixture
     }
 
@@ -373,6 +386,25 @@ impl RelayFixture {
             detail: format!("invalid JSON ({err}): {text}"),
         })
     }
+}
+
+/// Writes the double puppeting registration beside the bridge's and puts
+/// its token in the bridge config; returns the registration's path.
+fn double_puppet_registration(config: &BridgeConfig) -> PathBuf {
+    let token = format!("doublepuppet-{}", random_hex(16));
+    let registration = format!(
+        "id: doublepuppet\nurl: null\nas_token: {token}\nhs_token: {}\n\
+         sender_localpart: doublepuppet-{}\nrate_limited: false\nnamespaces:\n  users:\n    \
+         - regex: '@.*:{SERVER_NAME}'\n      exclusive: false\n",
+        random_hex(16),
+        random_hex(4),
+    );
+    let path = config.dir.join("doublepuppet.yaml");
+    std::fs::write(&path, registration).expect("writing the double puppet registration");
+    config
+        .set(&["double_puppet", "as_token"], Yaml::from(token))
+        .unwrap_or_else(|err| panic!("{err}"));
+    path
 }
 
 /// Calls `attempt` until it yields something, for up to [`WAIT`].
