@@ -24,7 +24,7 @@ use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
 use super::instagram::{LoginError, Logins};
-use super::supervisor::Supervisor;
+use super::supervisor::{Supervisor, NEEDS_LOGIN_STATES};
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
 use crate::connector::auth::Credentials;
@@ -491,7 +491,13 @@ impl CommandHandler for LoginCommand {
                 "Log in from your management room (a direct chat with me), so your password stays out of shared rooms.",
             ));
         }
-        if let Some(username) = stored_username(ctx).await? {
+        // A login Instagram ended (expired, challenge) may log in again in place.
+        let working = ctx
+            .sender_login()
+            .await?
+            .filter(|login| !NEEDS_LOGIN_STATES.contains(&login.state.as_str()));
+        if let Some(login) = working {
+            let username = login.username.unwrap_or_else(|| "?".to_owned());
             return Ok(Reply::text(format!(
                 "You are already logged in as @{username}; send `logout` first."
             )));

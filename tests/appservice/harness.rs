@@ -219,6 +219,13 @@ impl E2e {
         }
     }
 
+    /// Kills the bridge (SIGKILL), as a crash would.
+    pub fn kill_bridge(&mut self) {
+        if let Some(mut bridge) = self.bridge.take() {
+            bridge.kill();
+        }
+    }
+
     /// Registers a fresh user through the shared-secret admin API and logs in.
     pub async fn user(&self, localpart: &str) -> MatrixClient {
         MatrixClient::register(&self.synapse, localpart)

@@ -41,6 +41,11 @@ on_both_databases!(
     faults_while_polling_lose_nothing_postgres
 );
 on_both_databases!(
+    killed_during_a_burst_relays_every_message_once,
+    killed_during_a_burst_relays_every_message_once_sqlite,
+    killed_during_a_burst_relays_every_message_once_postgres
+);
+on_both_databases!(
     logged_out_login_is_told_once,
     logged_out_login_is_told_once_sqlite,
     logged_out_login_is_told_once_postgres
@@ -118,7 +123,7 @@ async fn history_then_new_messages_in_order(backend: Backend) {
     post(&fixture, &thread, friend.pk, expected.clone());
 
     fixture.e2e.start_bridge().await;
-    let room = fixture.join_portal(&thread).await;
+    let room = join_portal(&fixture, &thread).await;
     wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
 
     // A burst bigger than a page (20 items) between two polls is followed back.
@@ -130,7 +135,7 @@ async fn history_then_new_messages_in_order(backend: Backend) {
     // A second thread appearing later gets its portal too.
     let (other, second) = friend_thread(&fixture, "friend.two");
     post(&fixture, &second, other.pk, numbered("hello", 0..2));
-    let room = fixture.join_portal(&second).await;
+    let room = join_portal(&fixture, &second).await;
     wait_for_texts(&fixture, &room, &puppet(other.pk), &numbered("hello", 0..2)).await;
 }
 
@@ -139,7 +144,7 @@ async fn catch_up_after_downtime(backend: Backend) {
     let (friend, thread) = friend_thread(&fixture, "friend.one");
     post(&fixture, &thread, friend.pk, numbered("first", 0..1));
     fixture.e2e.start_bridge().await;
-    let room = fixture.join_portal(&thread).await;
+    let room = join_portal(&fixture, &thread).await;
     let mut expected = numbered("first", 0..1);
     wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
 
@@ -156,7 +161,7 @@ async fn faults_while_polling_lose_nothing(backend: Backend) {
     let (friend, thread) = friend_thread(&fixture, "friend.one");
     post(&fixture, &thread, friend.pk, numbered("calm", 0..1));
     fixture.e2e.start_bridge().await;
-    let room = fixture.join_portal(&thread).await;
+    let room = join_portal(&fixture, &thread).await;
     let mut expected = numbered("calm", 0..1);
     wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
 
@@ -195,6 +200,57 @@ async fn faults_while_polling_lose_nothing(backend: Backend) {
     }
 }
 
+async fn killed_during_a_burst_relays_every_message_once(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let threads: Vec<(Account, String)> = (0..5)
+        .map(|n| friend_thread(&fixture, &format!("friend.{n}")))
+        .collect();
+    for (friend, thread) in &threads {
+        post(&fixture, thread, friend.pk, numbered("start", 0..1));
+    }
+    fixture.e2e.start_bridge().await;
+    let mut rooms = Vec::new();
+    for (friend, thread) in &threads {
+        let room = join_portal(&fixture, thread).await;
+        wait_for_texts(
+            &fixture,
+            &room,
+            &puppet(friend.pk),
+            &numbered("start", 0..1),
+        )
+        .await;
+        rooms.push(room);
+    }
+
+    // 300 messages across the threads, interleaved; the bridge dies mid-way.
+    for n in 0..60 {
+        for (friend, thread) in &threads {
+            post(&fixture, thread, friend.pk, [format!("burst {n}")]);
+        }
+    }
+    poll("the relay under way", || async {
+        let mut relayed = 0;
+        for room in &rooms {
+            let history = fixture.user.room_history(room).await.ok()?;
+            relayed += history
+                .iter()
+                .filter(|e| e.kind() == "m.room.message" && e.body().starts_with("burst"))
+                .count();
+        }
+        (relayed >= 20).then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    fixture.e2e.kill_bridge();
+    fixture.e2e.start_bridge().await;
+
+    let mut expected = numbered("start", 0..1);
+    expected.extend(numbered("burst", 0..60));
+    for ((friend, _), room) in threads.iter().zip(&rooms) {
+        wait_for_texts(&fixture, room, &puppet(friend.pk), &expected).await;
+    }
+}
+
 async fn logged_out_login_is_told_once(backend: Backend) {
     let mut fixture = fixture(backend).await;
     let bot = fixture.e2e.bot().to_owned();
@@ -202,7 +258,7 @@ async fn logged_out_login_is_told_once(backend: Backend) {
     post(&fixture, &thread, friend.pk, numbered("hi", 0..1));
     fixture.e2e.start_bridge().await;
     let management = management_room(&mut fixture.user, &bot).await;
-    fixture.join_portal(&thread).await;
+    join_portal(&fixture, &thread).await;
 
     fixture.sim.expire_session(fixture.me.pk).expect("expiring");
     let store = fixture.store().await;
@@ -245,6 +301,18 @@ async fn logged_out_login_is_told_once(backend: Backend) {
         inbox_polls,
         "no poll after the restart"
     );
+}
+
+/// Waits for the portal of `thread` and joins it (retrying until the invite
+/// is there); returns the room.
+async fn join_portal(fixture: &RelayFixture, thread: &str) -> String {
+    let portal = fixture.wait_for_portal(thread).await;
+    poll(&format!("alice joining {}", portal.room_id), || async {
+        fixture.user.join(&portal.room_id).await.ok()
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    portal.room_id
 }
 
 /// Alice opens a DM with the bot (her management room) and waits for its greeting.
