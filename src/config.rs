@@ -777,7 +777,10 @@ impl Config {
                 "@BACKFILL_MESSAGES@",
                 self.backfill.initial_messages.to_string(),
             ),
-            ("@BACKFILL_THREADS@", self.backfill.initial_threads.to_string()),
+            (
+                "@BACKFILL_THREADS@",
+                self.backfill.initial_threads.to_string(),
+            ),
             (
                 "@BACKFILL_CATCHUP@",
                 self.backfill.max_catchup_messages.to_string(),
