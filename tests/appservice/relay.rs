@@ -534,6 +534,30 @@ async fn group_chat_relay(backend: Backend) {
             .unwrap()
             .is_some());
     }
+
+    // A crash between createRoom and saving the room id: the next run finds
+    // the room instead of creating a second one.
+    let store = fixture.store().await;
+    store
+        .delete_portal(&relay.login.mxid, &request)
+        .await
+        .unwrap();
+    store
+        .start_room_creation(&relay.login.mxid, &request)
+        .await
+        .unwrap();
+    let recovered = relay.portal(&request, true).await;
+    assert_eq!(recovered.room_id, request_room);
+    assert!(!store
+        .room_creation_pending(&relay.login.mxid, &request)
+        .await
+        .unwrap());
+    let history = fixture.user.room_history(&request_room).await.unwrap();
+    let notices = history
+        .iter()
+        .filter(|e| e.sender() == fixture.e2e.bot() && e.kind() == "m.room.message")
+        .count();
+    assert_eq!(notices, 1, "the request notice is not repeated");
 }
 
 /// With double puppeting, what alice sends and reads in the Instagram app
