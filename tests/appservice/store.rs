@@ -483,12 +483,21 @@ async fn message_parts_and_edit_hashes(db: &TestDb) {
     let parts = store.message_parts(login, thread, "item-1").await.unwrap();
     assert_eq!(parts, vec![main.clone(), preview.clone()]);
     assert_eq!(
-        store.message_by_item(login, thread, "item-1").await.unwrap(),
+        store
+            .message_by_item(login, thread, "item-1")
+            .await
+            .unwrap(),
         Some(main.clone())
     );
 
-    store.set_message_content_hash(&main, "hash-2").await.unwrap();
-    let edited = store.message_by_item(login, thread, "item-1").await.unwrap();
+    store
+        .set_message_content_hash(&main, "hash-2")
+        .await
+        .unwrap();
+    let edited = store
+        .message_by_item(login, thread, "item-1")
+        .await
+        .unwrap();
     assert_eq!(edited.unwrap().content_hash.as_deref(), Some("hash-2"));
 
     let later = MessageRecord {
@@ -524,11 +533,24 @@ async fn relay_bookkeeping(db: &TestDb) {
         Some("!space:x")
     );
 
-    assert_eq!(store.read_receipt("@alice:x", "t1", "42").await.unwrap(), None);
-    store.set_read_receipt("@alice:x", "t1", "42", "$a").await.unwrap();
-    store.set_read_receipt("@alice:x", "t1", "42", "$b").await.unwrap();
     assert_eq!(
-        store.read_receipt("@alice:x", "t1", "42").await.unwrap().as_deref(),
+        store.read_receipt("@alice:x", "t1", "42").await.unwrap(),
+        None
+    );
+    store
+        .set_read_receipt("@alice:x", "t1", "42", "$a")
+        .await
+        .unwrap();
+    store
+        .set_read_receipt("@alice:x", "t1", "42", "$b")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read_receipt("@alice:x", "t1", "42")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("$b")
     );
 
@@ -546,7 +568,10 @@ async fn relay_bookkeeping(db: &TestDb) {
     };
     store.upsert_puppet(&bob).await.unwrap();
     assert_eq!(
-        store.puppets_by_usernames(&["bob.b", "carol"]).await.unwrap(),
+        store
+            .puppets_by_usernames(&["bob.b", "carol"])
+            .await
+            .unwrap(),
         vec![bob]
     );
     assert!(store.puppets_by_usernames(&[]).await.unwrap().is_empty());
@@ -564,7 +589,11 @@ async fn relay_bookkeeping(db: &TestDb) {
     changed.avatar_url = Some("mxc://x/g".to_owned());
     changed.in_space = true;
     store.update_portal_room(&changed).await.unwrap();
-    let stored = store.portal_by_thread("@alice:x", "t1").await.unwrap().unwrap();
+    let stored = store
+        .portal_by_thread("@alice:x", "t1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         stored,
         PortalRecord {
