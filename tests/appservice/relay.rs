@@ -46,6 +46,11 @@ on_both_databases!(
     group_chat_relay_postgres
 );
 on_both_databases!(
+    the_running_bridge_relays_a_group_and_a_request,
+    the_running_bridge_relays_a_group_and_a_request_sqlite,
+    the_running_bridge_relays_a_group_and_a_request_postgres
+);
+on_both_databases!(
     double_puppeted_own_messages,
     double_puppeted_own_messages_sqlite,
     double_puppeted_own_messages_postgres
@@ -618,4 +623,116 @@ async fn double_puppeted_own_messages(backend: Backend) {
     fixture
         .wait_for_receipt(&portal.room_id, &alice, &first_event)
         .await;
+}
+
+/// The same through the bridge process and its poller: a group's portal
+/// (name, bridge info, space, puppets), a reply and a mention; then a
+/// stranger's message request while it runs.
+async fn the_running_bridge_relays_a_group_and_a_request(backend: Backend) {
+    let mut fixture = RelayFixture::prepare(backend, "alice.running").await;
+    for (key, value) in [
+        ("active_interval_ms", 200),
+        ("idle_interval_ms", 400),
+        ("requests_interval_ms", 400),
+    ] {
+        fixture
+            .e2e
+            .config
+            .set(&["polling", key], serde_norway::Value::from(value))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let sim = &fixture.sim;
+    let bob = fixture.instagram_user("bob.running", "Bob Running");
+    let carol = fixture.instagram_user("carol.running", "Carol Running");
+    let thread = sim
+        .create_thread(fixture.me.pk, &[bob.pk, carol.pk], Some("Book club"))
+        .unwrap();
+    let hello = sim.post_text(&thread, carol.pk, "hello club").unwrap();
+    sim.post_reply(&thread, bob.pk, "welcome @carol.running", &hello)
+        .unwrap();
+    fixture.e2e.start_bridge().await;
+
+    let room = fixture.join_portal(&thread).await;
+    let (bob_puppet, carol_puppet) = (
+        format!("@instagram_{}:localhost", bob.pk),
+        format!("@instagram_{}:localhost", carol.pk),
+    );
+    let history = fixture
+        .wait_for_history(&room, "both messages", |events| {
+            events
+                .iter()
+                .filter(|e| {
+                    e.kind() == "m.room.message"
+                        && (e.body() == "hello club" || e.body().starts_with("welcome"))
+                })
+                .count()
+                >= 2
+        })
+        .await;
+    let first = history
+        .iter()
+        .find(|e| e.body() == "hello club")
+        .expect("carol's message");
+    assert_eq!(first.sender(), carol_puppet);
+    let reply = history
+        .iter()
+        .find(|e| e.body().starts_with("welcome"))
+        .expect("bob's reply");
+    assert_eq!(reply.sender(), bob_puppet);
+    let content = &reply.event["content"];
+    assert_eq!(
+        content["m.relates_to"]["m.in_reply_to"]["event_id"],
+        first.event["event_id"]
+    );
+    assert_eq!(content["m.mentions"]["user_ids"], json!([carol_puppet]));
+
+    let name = fixture.state(&room, "m.room.name", "").await.unwrap();
+    assert_eq!(name.unwrap()["name"], "Book club");
+    let info = fixture
+        .state(
+            &room,
+            "m.bridge",
+            &format!("net.matrix-instagram://instagram/{thread}"),
+        )
+        .await
+        .unwrap()
+        .expect("bridge info");
+    assert_eq!(info["channel"]["displayname"], "Book club");
+    let profile = fixture.profile(&bob_puppet).await.unwrap();
+    assert_eq!(profile["displayname"], "Bob Running (Instagram)");
+    let login = fixture.login().await;
+    let space = fixture
+        .store()
+        .await
+        .login_space(&login.mxid)
+        .await
+        .unwrap()
+        .expect("alice's space");
+    fixture.wait_for_invite(&space).await;
+    fixture.user.join(&space).await.unwrap();
+    assert!(fixture
+        .state(&space, "m.space.child", &room)
+        .await
+        .unwrap()
+        .is_some());
+
+    // A stranger writes: a message request, explained in its portal.
+    let erin = fixture.instagram_user("erin.running", "Erin Running");
+    let request = sim.create_thread(erin.pk, &[fixture.me.pk], None).unwrap();
+    sim.set_pending(&request, fixture.me.pk, true).unwrap();
+    sim.post_text(&request, erin.pk, "hello stranger").unwrap();
+    let request_room = fixture.join_portal(&request).await;
+    let history = fixture
+        .wait_for_history(&request_room, "the request and its notice", |events| {
+            events.iter().any(|e| e.body() == "hello stranger")
+                && events.iter().any(|e| e.body().contains("`accept`"))
+        })
+        .await;
+    let notice = history
+        .iter()
+        .find(|e| e.body().contains("`accept`"))
+        .unwrap();
+    assert_eq!(notice.sender(), fixture.e2e.bot());
+    let portal = fixture.wait_for_portal(&request).await;
+    assert!(portal.request);
 }
