@@ -284,6 +284,9 @@ pub struct PollingConfig {
     pub requests_interval_ms: u64,
     /// How often the presence of 1:1 partners is asked for.
     pub presence_interval_ms: u64,
+    /// Longest a poll's request to Instagram may take before it counts as
+    /// failed (and is retried).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for PollingConfig {
@@ -296,6 +299,7 @@ impl Default for PollingConfig {
             max_backoff_ms: 5 * 60_000,
             requests_interval_ms: 60_000,
             presence_interval_ms: 5 * 60_000,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -544,6 +548,7 @@ impl Config {
             ("polling.max_backoff_ms", polling.max_backoff_ms),
             ("polling.requests_interval_ms", polling.requests_interval_ms),
             ("polling.presence_interval_ms", polling.presence_interval_ms),
+            ("polling.request_timeout_ms", polling.request_timeout_ms),
         ] {
             if value == 0 {
                 problem(key, "must be more than 0".to_owned());
@@ -772,6 +777,10 @@ impl Config {
             (
                 "@POLL_PRESENCE@",
                 self.polling.presence_interval_ms.to_string(),
+            ),
+            (
+                "@POLL_TIMEOUT@",
+                self.polling.request_timeout_ms.to_string(),
             ),
             (
                 "@BACKFILL_MESSAGES@",
@@ -1216,6 +1225,8 @@ polling:
   requests_interval_ms: @POLL_REQUESTS@
   # How often the presence of 1:1 chat partners is asked for.
   presence_interval_ms: @POLL_PRESENCE@
+  # Longest one request of a poll may take before it is retried.
+  request_timeout_ms: @POLL_TIMEOUT@
 
 # History bridged into portals.
 backfill:

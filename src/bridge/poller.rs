@@ -23,6 +23,7 @@ use super::schedule::Schedule;
 use super::supervisor::PollerSignals;
 use super::Bridge;
 use crate::connector::auth::Credentials;
+use crate::connector::http::Connector;
 use crate::connector::session::ConnectorError;
 use crate::model::{Conversation, ConversationKind, LastSeen};
 use crate::secrets::CredentialCipher;
@@ -80,6 +81,8 @@ pub async fn run(
 
 struct Poller {
     bridge: Arc<Bridge>,
+    /// The bridge's connector with the polling request timeout.
+    connector: Connector,
     login: LoginRecord,
     logins: Logins,
     creds: Credentials,
@@ -128,7 +131,9 @@ impl Poller {
                 return None;
             }
         };
+        let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
         Some(Poller {
+            connector: bridge.connector.clone().with_timeout(timeout),
             schedule: Schedule::new(&bridge.config.polling),
             bridge,
             login,
@@ -159,7 +164,7 @@ impl Poller {
         let mut threads: Vec<(Conversation, bool)> = Vec::new();
         let mut cursor = None;
         loop {
-            let page = bridge
+            let page = self
                 .connector
                 .list_conversations_page(&mut self.creds, cursor.as_deref())
                 .await?;
@@ -172,7 +177,7 @@ impl Poller {
             }
         }
         if Self::due(self.requests_polled, config.polling.requests_interval_ms) {
-            let requests = bridge.connector.list_pending(&mut self.creds).await?;
+            let requests = self.connector.list_pending(&mut self.creds).await?;
             self.requests_polled = Some(Instant::now());
             let known: HashSet<String> = threads.iter().map(|(c, _)| c.id.clone()).collect();
             threads.extend(
@@ -281,7 +286,7 @@ impl Poller {
     ) -> Result<ThreadUpdate, ConnectorError> {
         let cap = self.bridge.config.backfill.max_catchup_messages;
         let fetched = fetch_thread(
-            &self.bridge.connector,
+            &self.connector,
             &mut self.creds,
             &conversation.id,
             reach,
@@ -326,7 +331,6 @@ impl Poller {
 
     async fn relay_presence(&mut self, partners: &[String]) -> Result<(), ConnectorError> {
         let presences = match self
-            .bridge
             .connector
             .presence(&mut self.creds, partners)
             .await
