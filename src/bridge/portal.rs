@@ -21,7 +21,7 @@ use crate::matrix::client::ClientError;
 use crate::model::{Conversation, ConversationKind, Participant};
 use crate::store::{LoginRecord, PortalRecord};
 
-use super::pictures::picture_id;
+use super::pictures::{hex_sha256, picture_id};
 use super::puppet::ensure_puppet;
 use super::relay_error::RelayError;
 use super::relay_in::txn_id;
@@ -55,10 +55,25 @@ pub async fn ensure_portal(
         Some(portal) => portal,
         None => create_portal(bridge, login, conversation, &puppets, request).await?,
     };
+    let before = portal.clone();
     let room_id = parse_room(&portal.room_id)?;
-    sync_members(bridge, &room_id, login, &puppets).await?;
+    let members = members_hash(&puppets);
+    if portal.members_hash.as_deref() != Some(members.as_str()) {
+        sync_members(bridge, &room_id, login, &puppets).await?;
+        portal.members_hash = Some(members);
+    }
     update_room(bridge, &room_id, login, conversation, request, &mut portal).await?;
+    if portal != before {
+        bridge.store.update_portal_room(&portal).await?;
+    }
     Ok(portal)
+}
+
+/// A hash of the puppets that should be in a portal.
+fn members_hash(puppets: &[OwnedUserId]) -> String {
+    let mut ids: Vec<&str> = puppets.iter().map(|p| p.as_str()).collect();
+    ids.sort_unstable();
+    hex_sha256(ids.join("\n").as_bytes())
 }
 
 /// The participants other than the login's own account.
@@ -167,6 +182,7 @@ async fn create_portal(
         request_notice_sent: false,
         avatar_id: None,
         in_space: false,
+        members_hash: None,
         created_at: 0,
     };
     let found = if store
@@ -417,7 +433,7 @@ async fn sync_members(
 }
 
 /// Brings the room's name, avatar, request state and space membership up
-/// to date with the conversation.
+/// to date with the conversation (the caller saves what changed).
 async fn update_room(
     bridge: &Bridge,
     room_id: &RoomId,
@@ -426,7 +442,6 @@ async fn update_room(
     request: bool,
     portal: &mut PortalRecord,
 ) -> Result<(), RelayError> {
-    let before = portal.clone();
     if conversation.kind == ConversationKind::Group {
         let name = conversation.name.clone().filter(|name| !name.is_empty());
         if name.is_some() && name != portal.name {
@@ -458,9 +473,6 @@ async fn update_room(
     if portal.request && !portal.request_notice_sent {
         send_request_notice(bridge, room_id, login, conversation).await?;
         portal.request_notice_sent = true;
-    }
-    if *portal != before {
-        bridge.store.update_portal_room(portal).await?;
     }
     Ok(())
 }

@@ -294,6 +294,10 @@ pub async fn relay_message(
             apply_edit(bridge, &room_id, &speaker, record, message, main).await?;
         }
     }
+    // A new item without reactions has none bridged either.
+    if done.is_empty() && message.reactions.is_empty() {
+        return Ok(());
+    }
     sync_reactions(bridge, login, portal, &room_id, message).await
 }
 
