@@ -17,7 +17,7 @@ use ruma::serde::Raw;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{json, Value};
 
-use crate::matrix::client::ClientError;
+use crate::matrix::client::{ClientError, HomeserverClient};
 use crate::model::{Conversation, ConversationKind, Participant};
 use crate::store::{LoginRecord, PortalRecord};
 
@@ -218,7 +218,8 @@ async fn create_portal(
         .finish_room_creation(&login.mxid, &conversation.id)
         .await?;
     tracing::info!(login = %login.mxid, thread = %conversation.id, room = %room_id, "portal created");
-    join_user(bridge, &room_id, login).await;
+    let partner = puppets.first().filter(|_| direct);
+    join_user(bridge, &room_id, login, partner).await;
     Ok(store
         .portal_by_thread(&login.mxid, &conversation.id)
         .await?
@@ -349,13 +350,19 @@ pub async fn ensure_space(bridge: &Bridge, login: &LoginRecord) -> Result<OwnedR
     };
     store.set_login_space(&login.mxid, room_id.as_str()).await?;
     store.finish_room_creation(&login.mxid, "").await?;
-    join_user(bridge, &room_id, login).await;
+    join_user(bridge, &room_id, login, None).await;
     Ok(room_id)
 }
 
-/// With double puppeting, the user joins the room at once (best effort:
-/// without it, the invite waits for them).
-async fn join_user(bridge: &Bridge, room_id: &RoomId, login: &LoginRecord) {
+/// With double puppeting, the user joins the room at once and a direct
+/// chat goes into their `m.direct` under the partner's puppet, as if they
+/// had accepted it (best effort: without it, the invite waits for them).
+async fn join_user(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    login: &LoginRecord,
+    partner: Option<&OwnedUserId>,
+) {
     let Some(double) = &bridge.double_puppet else {
         return;
     };
@@ -364,7 +371,39 @@ async fn join_user(bridge: &Bridge, room_id: &RoomId, login: &LoginRecord) {
     };
     if let Err(error) = double.client().join(room_id, Some(&user)).await {
         tracing::debug!(%error, room = %room_id, "the user's double puppet cannot join");
+        return;
     }
+    if let Some(partner) = partner {
+        if let Err(error) = mark_direct(double.client(), &user, partner, room_id).await {
+            tracing::warn!(%error, room = %room_id, "cannot mark the portal as a direct chat");
+        }
+    }
+}
+
+/// Adds `room_id` to the user's `m.direct` under `partner`.
+async fn mark_direct(
+    client: &HomeserverClient,
+    user: &UserId,
+    partner: &UserId,
+    room_id: &RoomId,
+) -> Result<(), ClientError> {
+    let mut direct = client
+        .account_data(user, "m.direct")
+        .await?
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let rooms = &mut direct[partner.as_str()];
+    if !rooms.is_array() {
+        *rooms = json!([]);
+    }
+    let Some(list) = rooms.as_array_mut() else {
+        return Ok(());
+    };
+    if list.iter().any(|room| room == room_id.as_str()) {
+        return Ok(());
+    }
+    list.push(json!(room_id.as_str()));
+    client.set_account_data(user, "m.direct", &direct).await
 }
 
 /// Joins `user` (a puppet) to the room, inviting it first when needed.

@@ -566,7 +566,8 @@ async fn group_chat_relay(backend: Backend) {
 }
 
 /// With double puppeting, what alice sends and reads in the Instagram app
-/// comes from her own Matrix account, which joins portals by itself.
+/// comes from her own Matrix account, which joins portals by itself and
+/// lists a 1:1 portal as a direct chat with the other person's puppet.
 async fn double_puppeted_own_messages(backend: Backend) {
     let fixture = RelayFixture::prepare_double_puppeting(backend, "alice.double").await;
     let relay = Relay::over(fixture).await;
@@ -584,6 +585,12 @@ async fn double_puppeted_own_messages(backend: Backend) {
     assert!(
         joined.contains(&portal.room_id),
         "alice joined by herself: {joined:?}"
+    );
+    let direct = fixture.account_data("m.direct").await.unwrap();
+    assert_eq!(
+        direct[relay.puppet(bob.pk)],
+        json!([portal.room_id]),
+        "a direct chat with Bob's puppet: {direct}"
     );
     relay.relay(&portal).await;
     let first_event = relay.event_of(&thread, &first).await;
