@@ -34,6 +34,17 @@ fn synced_key(mxid: &str) -> String {
     format!("poller.synced.{mxid}")
 }
 
+/// The key/value entry holding the newest activity (Unix microseconds) a
+/// successful poll of the login saw: after a restart, inbox pages are read
+/// until they reach it, so chats active during downtime beyond the first
+/// page are caught up too.
+fn watermark_key(mxid: &str) -> String {
+    format!("poller.watermark.{mxid}")
+}
+
+/// Most inbox pages one catch-up reads.
+const MAX_CATCH_UP_PAGES: usize = 10;
+
 /// Runs `mxid`'s poller until it is stopped or the login needs the user.
 pub async fn run(
     bridge: Arc<Bridge>,
@@ -91,6 +102,8 @@ struct Poller {
     schedule: Schedule,
     requests_polled: Option<Instant>,
     presence_polled: Option<Instant>,
+    /// Whether a poll of this run succeeded (then one inbox page is enough).
+    caught_up: bool,
 }
 
 /// What to do with one thread of the inbox.
@@ -142,6 +155,7 @@ impl Poller {
             creds,
             requests_polled: None,
             presence_polled: None,
+            caught_up: false,
         })
     }
 
@@ -161,17 +175,41 @@ impl Poller {
             .map_err(store_trouble)?
             .is_some();
 
+        let watermark = if self.caught_up {
+            None
+        } else {
+            bridge
+                .store
+                .kv_get(&watermark_key(&mxid))
+                .await
+                .map_err(store_trouble)?
+                .and_then(|text| text.parse::<i64>().ok())
+        };
+
         let mut threads: Vec<(Conversation, bool)> = Vec::new();
         let mut cursor = None;
+        let mut pages = 0;
         loop {
             let page = self
                 .connector
                 .list_conversations_page(&mut self.creds, cursor.as_deref())
                 .await?;
+            pages += 1;
+            let oldest = page
+                .conversations
+                .last()
+                .and_then(|c| c.updated_at)
+                .map(|at| at.timestamp_micros());
             threads.extend(page.conversations.into_iter().map(|c| (c, false)));
-            // A first sync reads as many inbox pages as its portal count needs.
-            let wanted = !synced && threads.len() < config.backfill.initial_threads;
-            match page.cursor.filter(|_| page.has_older && wanted) {
+            // A first sync reads as many inbox pages as its portal count
+            // needs; a restart reads back to the activity it last saw.
+            let first_sync = !synced && threads.len() < config.backfill.initial_threads;
+            let behind = matches!((oldest, watermark), (Some(oldest), Some(mark)) if oldest > mark)
+                && pages < MAX_CATCH_UP_PAGES;
+            match page
+                .cursor
+                .filter(|_| page.has_older && (first_sync || behind))
+            {
                 Some(next) => cursor = Some(next),
                 None => break,
             }
@@ -254,6 +292,15 @@ impl Poller {
         if let Some(e) = failure {
             return Err(e);
         }
+        if let Some(newest) = newest_activity {
+            let mark = newest.timestamp_micros().to_string();
+            bridge
+                .store
+                .kv_set(&watermark_key(&mxid), &mark)
+                .await
+                .map_err(store_trouble)?;
+        }
+        self.caught_up = true;
         if relayed_something {
             return Ok(Some(Duration::ZERO));
         }
@@ -330,11 +377,7 @@ impl Poller {
     }
 
     async fn relay_presence(&mut self, partners: &[String]) -> Result<(), ConnectorError> {
-        let presences = match self
-            .connector
-            .presence(&mut self.creds, partners)
-            .await
-        {
+        let presences = match self.connector.presence(&mut self.creds, partners).await {
             Ok(presences) => presences,
             Err(e) if e.needs_login() => return Err(e),
             Err(e) => {

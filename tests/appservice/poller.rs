@@ -46,6 +46,11 @@ on_both_databases!(
     catch_up_after_downtime_postgres
 );
 on_both_databases!(
+    catch_up_reaches_beyond_the_first_inbox_page,
+    catch_up_reaches_beyond_the_first_inbox_page_sqlite,
+    catch_up_reaches_beyond_the_first_inbox_page_postgres
+);
+on_both_databases!(
     faults_while_polling_lose_nothing,
     faults_while_polling_lose_nothing_sqlite,
     faults_while_polling_lose_nothing_postgres
@@ -237,6 +242,34 @@ async fn catch_up_after_downtime(backend: Backend) {
     let missed = numbered("missed", 0..100);
     post(&fixture, &thread, friend.pk, missed.clone());
     expected.extend(missed);
+    fixture.e2e.start_bridge().await;
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+}
+
+async fn catch_up_reaches_beyond_the_first_inbox_page(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    fixture
+        .e2e
+        .config
+        .set(&["backfill", "initial_threads"], Yaml::from(1))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let (friend, bridged) = friend_thread(&fixture, "friend.bridged");
+    post(&fixture, &bridged, friend.pk, numbered("before", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &bridged).await;
+    let mut expected = numbered("before", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    fixture.e2e.stop_bridge();
+    post(&fixture, &bridged, friend.pk, numbered("during", 0..1));
+    expected.extend(numbered("during", 0..1));
+    // 20 chats (a whole inbox page) are active after it while the bridge is down.
+    let busy: Vec<(Account, String)> = (0..20)
+        .map(|n| friend_thread(&fixture, &format!("busy.{n}")))
+        .collect();
+    for (other, thread) in &busy {
+        post(&fixture, thread, other.pk, numbered("busy", 0..1));
+    }
     fixture.e2e.start_bridge().await;
     wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
 }
