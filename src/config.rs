@@ -80,6 +80,24 @@ pub struct Config {
     pub instagram: InstagramConfig,
     pub encryption: EncryptionConfig,
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub polling: PollingConfig,
+    #[serde(default)]
+    pub backfill: BackfillConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    /// A section whose keys are all commented out reads as null: off.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub double_puppet: DoublePuppetConfig,
+}
+
+/// Reads a missing or null section as its default.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +264,103 @@ pub struct LoggingConfig {
 
 fn default_format() -> String {
     "pretty".to_owned()
+}
+
+/// How often each login's inbox is polled. Times are in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollingConfig {
+    /// Interval while a chat of the login had activity within `active_window_ms`.
+    pub active_interval_ms: u64,
+    /// Interval when all chats are quiet; the interval grows towards it.
+    pub idle_interval_ms: u64,
+    /// How long after the last activity a login counts as active.
+    pub active_window_ms: u64,
+    /// Random spread of every interval, in percent either way.
+    pub jitter_percent: u64,
+    /// Longest wait after repeated errors (the backoff doubles up to it).
+    pub max_backoff_ms: u64,
+    /// How often the message requests (pending inbox) are polled.
+    pub requests_interval_ms: u64,
+    /// How often the presence of 1:1 partners is asked for.
+    pub presence_interval_ms: u64,
+    /// Longest a poll's request to Instagram may take before it counts as
+    /// failed (and is retried).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for PollingConfig {
+    fn default() -> PollingConfig {
+        PollingConfig {
+            active_interval_ms: 3_000,
+            idle_interval_ms: 60_000,
+            active_window_ms: 5 * 60_000,
+            jitter_percent: 20,
+            max_backoff_ms: 5 * 60_000,
+            requests_interval_ms: 60_000,
+            presence_interval_ms: 5 * 60_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// How much history new portals get and how far a catch-up goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackfillConfig {
+    /// Messages a new portal gets from its thread's history.
+    pub initial_messages: usize,
+    /// On a login's first poll, the newest threads that get portals at once
+    /// (the others get one when they next have activity).
+    pub initial_threads: usize,
+    /// Most messages one portal catches up after downtime.
+    pub max_catchup_messages: usize,
+}
+
+impl Default for BackfillConfig {
+    fn default() -> BackfillConfig {
+        BackfillConfig {
+            initial_messages: 50,
+            initial_threads: 20,
+            max_catchup_messages: 2_000,
+        }
+    }
+}
+
+/// Media bridged from Instagram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Largest file uploaded to the Matrix media repository, in bytes;
+    /// bigger ones become a notice with their link.
+    pub max_bytes: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig {
+            max_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// Double puppeting: what the user sent from the Instagram app appears from
+/// their own Matrix account, through a second appservice registration whose
+/// `users` namespace covers the homeserver's users (not exclusively).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DoublePuppetConfig {
+    /// The `as_token` of that registration; `None` turns double puppeting off.
+    pub as_token: Option<String>,
+}
+
+impl fmt::Debug for DoublePuppetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = self.as_token.as_ref().map(|_| "<redacted>");
+        f.debug_struct("DoublePuppetConfig")
+            .field("as_token", &token)
+            .finish()
+    }
 }
 
 impl Config {
@@ -424,6 +539,44 @@ impl Config {
                 "logging.format",
                 format!("must be pretty or json, not {:?}", self.logging.format),
             );
+        }
+
+        let polling = &self.polling;
+        for (key, value) in [
+            ("polling.active_interval_ms", polling.active_interval_ms),
+            ("polling.idle_interval_ms", polling.idle_interval_ms),
+            ("polling.max_backoff_ms", polling.max_backoff_ms),
+            ("polling.requests_interval_ms", polling.requests_interval_ms),
+            ("polling.presence_interval_ms", polling.presence_interval_ms),
+            ("polling.request_timeout_ms", polling.request_timeout_ms),
+        ] {
+            if value == 0 {
+                problem(key, "must be more than 0".to_owned());
+            }
+        }
+        if polling.idle_interval_ms < polling.active_interval_ms {
+            problem(
+                "polling.idle_interval_ms",
+                "must be at least polling.active_interval_ms".to_owned(),
+            );
+        }
+        if self.media.max_bytes == 0 {
+            problem("media.max_bytes", "must be more than 0".to_owned());
+        }
+        if self
+            .double_puppet
+            .as_token
+            .as_ref()
+            .is_some_and(|token| token.trim().is_empty())
+        {
+            problem(
+                "double_puppet.as_token",
+                "must not be empty (leave it out to turn double puppeting off)".to_owned(),
+            );
+        }
+
+        if polling.jitter_percent > 90 {
+            problem("polling.jitter_percent", "must be at most 90".to_owned());
         }
 
         if problems.is_empty() {
@@ -612,6 +765,44 @@ impl Config {
             ),
             ("@LOG_LEVEL@", yaml_str(&self.logging.level)),
             ("@LOG_FORMAT@", yaml_str(&self.logging.format)),
+            ("@POLL_ACTIVE@", self.polling.active_interval_ms.to_string()),
+            ("@POLL_IDLE@", self.polling.idle_interval_ms.to_string()),
+            ("@POLL_WINDOW@", self.polling.active_window_ms.to_string()),
+            ("@POLL_JITTER@", self.polling.jitter_percent.to_string()),
+            ("@POLL_BACKOFF@", self.polling.max_backoff_ms.to_string()),
+            (
+                "@POLL_REQUESTS@",
+                self.polling.requests_interval_ms.to_string(),
+            ),
+            (
+                "@POLL_PRESENCE@",
+                self.polling.presence_interval_ms.to_string(),
+            ),
+            (
+                "@POLL_TIMEOUT@",
+                self.polling.request_timeout_ms.to_string(),
+            ),
+            (
+                "@BACKFILL_MESSAGES@",
+                self.backfill.initial_messages.to_string(),
+            ),
+            (
+                "@BACKFILL_THREADS@",
+                self.backfill.initial_threads.to_string(),
+            ),
+            (
+                "@BACKFILL_CATCHUP@",
+                self.backfill.max_catchup_messages.to_string(),
+            ),
+            ("@MEDIA_MAX_BYTES@", self.media.max_bytes.to_string()),
+            (
+                "@DOUBLE_PUPPET_TOKEN@",
+                optional(
+                    "as_token",
+                    &self.double_puppet.as_token,
+                    "TOKEN-OF-THE-DOUBLE-PUPPET-REGISTRATION",
+                ),
+            ),
         ];
         let mut text = CONFIG_TEMPLATE.to_owned();
         for (placeholder, value) in replacements {
@@ -686,6 +877,10 @@ impl Config {
                 level: "info".to_owned(),
                 format: default_format(),
             },
+            polling: PollingConfig::default(),
+            backfill: BackfillConfig::default(),
+            media: MediaConfig::default(),
+            double_puppet: DoublePuppetConfig::default(),
         }
     }
 }
@@ -1013,6 +1208,50 @@ logging:
   level: @LOG_LEVEL@
   # pretty (for people) or json (one object per line).
   format: @LOG_FORMAT@
+
+# How often each login's Instagram inbox is polled (times in milliseconds).
+polling:
+  # Interval while a chat of the login had activity in the last active_window_ms.
+  active_interval_ms: @POLL_ACTIVE@
+  # Interval when every chat is quiet; polling slows down towards it.
+  idle_interval_ms: @POLL_IDLE@
+  # How long after the last activity the short interval is kept.
+  active_window_ms: @POLL_WINDOW@
+  # Random spread of each interval, in percent either way.
+  jitter_percent: @POLL_JITTER@
+  # Longest wait after repeated errors (the wait doubles up to it).
+  max_backoff_ms: @POLL_BACKOFF@
+  # How often message requests (the pending inbox) are polled.
+  requests_interval_ms: @POLL_REQUESTS@
+  # How often the presence of 1:1 chat partners is asked for.
+  presence_interval_ms: @POLL_PRESENCE@
+  # Longest one request of a poll may take before it is retried.
+  request_timeout_ms: @POLL_TIMEOUT@
+
+# History bridged into portals.
+backfill:
+  # Messages a new portal gets from its chat's history.
+  initial_messages: @BACKFILL_MESSAGES@
+  # On a login's first sync, the newest chats that get portals at once; the
+  # others get one when they next have activity.
+  initial_threads: @BACKFILL_THREADS@
+  # Most messages one portal catches up after the bridge was down.
+  max_catchup_messages: @BACKFILL_CATCHUP@
+
+# Media bridged from Instagram.
+media:
+  # Largest file uploaded to the Matrix media repository, in bytes; bigger
+  # files become a notice with their link.
+  max_bytes: @MEDIA_MAX_BYTES@
+
+# Double puppeting: what you send from the Instagram app appears from your own
+# Matrix account instead of a puppet of your Instagram account. It needs a
+# second appservice registration (its own id, as_token and a random hs_token,
+# no url, `users` namespace `@.*:your.domain` with exclusive: false) loaded by
+# the homeserver next to the bridge's.
+double_puppet:
+  # The as_token of that registration; leave it out to turn double puppeting off. Secret.
+  @DOUBLE_PUPPET_TOKEN@
 "#;
 
 #[cfg(test)]

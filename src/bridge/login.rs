@@ -24,6 +24,7 @@ use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
 use super::instagram::{LoginError, Logins};
+use super::supervisor::{Supervisor, NEEDS_LOGIN_STATES};
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
 use crate::connector::auth::Credentials;
@@ -293,6 +294,8 @@ struct FlowContext {
     bot: OwnedUserId,
     connector: Connector,
     runner: BrowserLogin,
+    /// Starts the login's poller once the login is saved.
+    supervisor: Arc<Supervisor>,
 }
 
 /// A browser login whose cookies `auth.validate` accepted.
@@ -334,6 +337,7 @@ impl FlowContext {
             bot: bridge.namespace.bot().to_owned(),
             connector: bridge.connector.clone(),
             runner: bridge.browser_login.clone(),
+            supervisor: bridge.supervisor.clone(),
         }
     }
 
@@ -443,6 +447,7 @@ impl FlowContext {
             .save_new(self.user.as_str(), Some(username.clone()), &credentials)
             .await
             .map_err(FlowError::Save)?;
+        self.supervisor.start(self.user.as_str());
         Ok(success_message(self.connector.spec(), &result)
             .unwrap_or_else(|| format!("Connected to Instagram as @{username}!")))
     }
@@ -505,7 +510,13 @@ impl CommandHandler for LoginCommand {
                 "Log in from your management room (a direct chat with me), so your password stays out of shared rooms.",
             ));
         }
-        if let Some(username) = stored_username(ctx).await? {
+        // A login Instagram ended (expired, challenge) may log in again in place.
+        let working = ctx
+            .sender_login()
+            .await?
+            .filter(|login| !NEEDS_LOGIN_STATES.contains(&login.state.as_str()));
+        if let Some(login) = working {
+            let username = login.username.unwrap_or_else(|| "?".to_owned());
             return Ok(Reply::text(format!(
                 "You are already logged in as @{username}; send `logout` first."
             )));
@@ -544,6 +555,7 @@ impl CommandHandler for LogoutCommand {
             }
             return Ok(Reply::text(text));
         };
+        ctx.bridge.supervisor.stop(ctx.sender.as_str());
         ctx.bridge
             .store
             .delete_login(ctx.sender.as_str())

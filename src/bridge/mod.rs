@@ -1,14 +1,27 @@
 //! The bridge core: the bot, management rooms and commands, and (later)
 //! portals, puppets and relaying. It speaks the normalized model and Matrix.
 
+pub mod backfill;
 pub mod bot;
 pub mod commands;
 pub mod convert;
+pub mod double_puppet;
 pub mod instagram;
 pub mod login;
 pub mod management;
 pub mod media;
+pub mod pictures;
+pub mod poller;
+pub mod portal;
+pub mod portal_queue;
+pub mod puppet;
+pub mod relay_error;
+pub mod relay_in;
+pub mod router;
 pub mod run;
+pub mod schedule;
+pub mod supervisor;
+pub mod sync;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +39,12 @@ use crate::matrix::server::{AppserviceHandler, ProvisionError, RetryTransaction}
 use crate::store::Store;
 
 use self::commands::CommandRegistry;
+use self::double_puppet::DoublePuppet;
 use self::login::LoginFlows;
+use self::media::MediaBridge;
+use self::pictures::Pictures;
+use self::portal_queue::PortalQueues;
+use self::supervisor::Supervisor;
 
 /// The running bridge: configuration, database, homeserver client, the
 /// Instagram connector and the bot's commands. Shared behind an `Arc` by the
@@ -44,6 +62,16 @@ pub struct Bridge {
     /// Logins in progress (in memory: a restart loses them).
     pub login_flows: LoginFlows,
     pub started_at: Instant,
+    /// Downloads item media from Instagram and uploads it to the homeserver.
+    pub media: MediaBridge,
+    /// Profile and group pictures, uploaded once per distinct picture.
+    pub pictures: Pictures,
+    /// Acts as the users themselves, when `double_puppet.as_token` is set.
+    pub double_puppet: Option<DoublePuppet>,
+    /// The logins' pollers.
+    pub supervisor: Arc<Supervisor>,
+    /// The portals' ordered workers.
+    pub queues: PortalQueues,
 }
 
 impl Bridge {
@@ -56,7 +84,15 @@ impl Bridge {
     ) -> Bridge {
         let mut commands = CommandRegistry::with_builtins();
         login::register(&mut commands);
+        sync::register(&mut commands);
+        let double_puppet = DoublePuppet::from_config(&config).unwrap_or_else(|error| {
+            tracing::error!(%error, "double puppeting is off: cannot set up its client");
+            None
+        });
         Bridge {
+            media: MediaBridge::new(config.media.max_bytes),
+            pictures: Pictures::new(),
+            double_puppet,
             config,
             store,
             client,
@@ -66,6 +102,8 @@ impl Bridge {
             browser_login: BrowserLogin::new(BrowserLogin::default_scripts_dir()),
             login_flows: LoginFlows::default(),
             started_at: Instant::now(),
+            supervisor: Arc::default(),
+            queues: PortalQueues::default(),
         }
     }
 }
@@ -73,7 +111,7 @@ impl Bridge {
 #[async_trait]
 impl AppserviceHandler for Bridge {
     async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
-        bot::handle_event(self, event).await
+        router::route_event(self, event).await
     }
 
     async fn handle_ephemeral(&self, event: Value) {

@@ -128,6 +128,7 @@ pub fn build_appservice(
         store,
         bridge.clone(),
     ));
+    bridge.supervisor.attach(&bridge);
     let router = server::router(state, config.appservice.max_body_bytes);
     Ok((bridge, router))
 }
@@ -182,9 +183,12 @@ pub async fn run_until(
     });
 
     ping_homeserver(&bridge).await;
+    bridge.supervisor.start_all().await;
 
     let served = server.await;
     pruner.abort();
+    bridge.supervisor.shutdown().await;
+    bridge.queues.close().await;
     bridge.store.close().await;
     match served {
         Ok(Ok(())) => {

@@ -105,6 +105,14 @@ impl Connector {
         .await
     }
 
+    /// The message requests: conversations of the pending inbox (`list_pending`).
+    pub async fn list_pending(
+        &self,
+        creds: &mut Credentials,
+    ) -> Result<Vec<Conversation>, ConnectorError> {
+        self.call("list_pending", json!({}), creds).await
+    }
+
     /// One conversation's details (`get_conversation`).
     pub async fn get_conversation(
         &self,

@@ -14,10 +14,11 @@ use ruma::api::client::{
         whoami,
     },
     appservice::request_ping,
+    config::{get_global_account_data, set_global_account_data},
     media::create_content,
     membership::{
         invite_user::{self, v3::InvitationRecipient},
-        join_room_by_id, joined_members, leave_room,
+        join_room_by_id, joined_members, joined_rooms, leave_room,
     },
     message::send_message_event,
     presence::set_presence,
@@ -26,7 +27,7 @@ use ruma::api::client::{
     receipt::create_receipt,
     redact::redact_event,
     room::create_room,
-    state::{get_state_events, send_state_event},
+    state::{get_state_event_for_key, get_state_events, send_state_event},
     typing::create_typing_event,
 };
 use ruma::api::path_builder::{PathBuilder, SinglePath, VersionHistory};
@@ -36,7 +37,10 @@ use ruma::api::{
     OutgoingRequestAppserviceExt, SupportedVersions,
 };
 use ruma::events::receipt::ReceiptThread;
-use ruma::events::{AnyMessageLikeEventContent, AnyStateEvent, StateEventContent};
+use ruma::events::{
+    AnyMessageLikeEventContent, AnyStateEvent, GlobalAccountDataEventType, MessageLikeEventType,
+    StateEventContent, StateEventType,
+};
 use ruma::presence::PresenceState;
 use ruma::serde::Raw;
 use ruma::{
@@ -475,6 +479,120 @@ impl HomeserverClient {
         Ok(self.send(request, as_user).await?.event_id)
     }
 
+    /// Sends a message-like event of any type from JSON content (bridged
+    /// events carry keys ruma's typed contents do not know). The caller picks
+    /// `txn_id`; `ts` overrides the timestamp.
+    pub async fn send_raw(
+        &self,
+        room_id: &RoomId,
+        txn_id: &TransactionId,
+        event_type: &str,
+        content: &serde_json::Value,
+        ts: Option<MilliSecondsSinceUnixEpoch>,
+        as_user: Option<&UserId>,
+    ) -> Result<OwnedEventId, ClientError> {
+        let mut request = send_message_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            txn_id.to_owned(),
+            MessageLikeEventType::from(event_type),
+            raw_json(content, "send message")?,
+        );
+        request.timestamp = ts;
+        Ok(self.send(request, as_user).await?.event_id)
+    }
+
+    /// Sends a state event of any type from JSON content.
+    pub async fn send_raw_state(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &serde_json::Value,
+        as_user: Option<&UserId>,
+    ) -> Result<OwnedEventId, ClientError> {
+        let request = send_state_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+            raw_json(content, "send state")?,
+        );
+        Ok(self.send(request, as_user).await?.event_id)
+    }
+
+    /// The content of one current state event, or `None` when the room has none.
+    pub async fn state_event(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        as_user: Option<&UserId>,
+    ) -> Result<Option<serde_json::Value>, ClientError> {
+        let request = get_state_event_for_key::v3::Request::new(
+            room_id.to_owned(),
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+        );
+        match self.send(request, as_user).await {
+            Ok(response) => serde_json::from_str(response.event_or_content.get())
+                .map(Some)
+                .map_err(|e| ClientError::Response {
+                    endpoint: "get state event".to_owned(),
+                    detail: e.to_string(),
+                }),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A user's global account data of one type, or `None` when unset.
+    pub async fn account_data(
+        &self,
+        user_id: &UserId,
+        event_type: &str,
+    ) -> Result<Option<serde_json::Value>, ClientError> {
+        let request = get_global_account_data::v3::Request::new(
+            user_id.to_owned(),
+            GlobalAccountDataEventType::from(event_type),
+        );
+        match self.send(request, Some(user_id)).await {
+            Ok(response) => serde_json::from_str(response.account_data.json().get())
+                .map(Some)
+                .map_err(|e| ClientError::Response {
+                    endpoint: "get account data".to_owned(),
+                    detail: e.to_string(),
+                }),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces a user's global account data of one type.
+    pub async fn set_account_data(
+        &self,
+        user_id: &UserId,
+        event_type: &str,
+        content: &serde_json::Value,
+    ) -> Result<(), ClientError> {
+        let request = set_global_account_data::v3::Request::new_raw(
+            user_id.to_owned(),
+            GlobalAccountDataEventType::from(event_type),
+            raw_json(content, "set account data")?,
+        );
+        self.send(request, Some(user_id)).await?;
+        Ok(())
+    }
+
+    /// The rooms the appservice user (or `as_user`) has joined.
+    pub async fn joined_rooms(
+        &self,
+        as_user: Option<&UserId>,
+    ) -> Result<Vec<OwnedRoomId>, ClientError> {
+        Ok(self
+            .send(joined_rooms::v3::Request::new(), as_user)
+            .await?
+            .joined_rooms)
+    }
+
     /// Sends a state event; `ts` overrides the timestamp.
     pub async fn send_state<T, K>(
         &self,
@@ -621,6 +739,16 @@ impl HomeserverClient {
             .await?;
         Ok(response.room_state)
     }
+}
+
+/// JSON content as a ruma raw body.
+fn raw_json<T>(content: &serde_json::Value, endpoint: &str) -> Result<Raw<T>, ClientError> {
+    serde_json::value::to_raw_value(content)
+        .map(Raw::from_json)
+        .map_err(|e| ClientError::Build {
+            endpoint: endpoint.to_owned(),
+            detail: e.to_string(),
+        })
 }
 
 /// The outcome of one failed attempt.

@@ -35,7 +35,23 @@ impl Record for LoginRecord {
 
 /// What a login's deletion removes before the login itself, children first:
 /// the statement and what it is doing, for errors.
-const BRIDGED_BY_LOGIN: [(&str, &str); 4] = [
+const BRIDGED_BY_LOGIN: [(&str, &str); 8] = [
+    (
+        "DELETE FROM poll_threads WHERE login_mxid = $1",
+        "deleting what the poller knows of a login's threads",
+    ),
+    (
+        "DELETE FROM read_receipts WHERE login_mxid = $1",
+        "deleting a login's read receipts",
+    ),
+    (
+        "DELETE FROM room_creations WHERE login_mxid = $1",
+        "deleting a login's room creations",
+    ),
+    (
+        "DELETE FROM login_spaces WHERE login_mxid = $1",
+        "deleting a login's space",
+    ),
     (
         "DELETE FROM reactions WHERE login_mxid = $1",
         "deleting a login's reactions",
@@ -96,6 +112,18 @@ impl Store {
                 .bind(state)
                 .bind(now_millis());
         Ok(self.execute(statement, "updating a login's state").await? > 0)
+    }
+
+    /// Moves a login to `state` unless it is there already; true if it
+    /// changed (so what a change triggers, such as telling the user, happens once).
+    pub async fn change_login_state(&self, mxid: &str, state: &str) -> Result<bool, StoreError> {
+        let statement = sqlx::query(
+            "UPDATE logins SET state = $2, updated_at = $3 WHERE mxid = $1 AND state <> $2",
+        )
+        .bind(mxid)
+        .bind(state)
+        .bind(now_millis());
+        Ok(self.execute(statement, "changing a login's state").await? > 0)
     }
 
     /// Replaces only the sealed credentials of a login (its auth state

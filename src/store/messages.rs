@@ -6,12 +6,15 @@ use sqlx::{Any, Executor, FromRow};
 
 use super::{query_failed, with_text_params, Record, Store, StoreError};
 
-/// One Instagram item and its Matrix event.
+/// One part of an Instagram item and its Matrix event (an item bridged as
+/// several events has one record per part).
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct MessageRecord {
     pub login_mxid: String,
     pub thread_id: String,
     pub item_id: String,
+    /// Which event of the item this is: "" for the main part.
+    pub part_id: String,
     pub room_id: String,
     pub event_id: String,
     /// The Instagram user id of the sender.
@@ -20,12 +23,14 @@ pub struct MessageRecord {
     pub timestamp: i64,
     /// Instagram `client_context` of items the bridge sent (echo detection).
     pub client_context: Option<String>,
+    /// A hash of the item's text (main part only), to notice edits.
+    pub content_hash: Option<String>,
 }
 
 impl Record for MessageRecord {
     const TABLE: &'static str = "messages";
-    const COLUMNS: &'static str =
-        "login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context";
+    const COLUMNS: &'static str = "login_mxid, thread_id, item_id, part_id, room_id, event_id, \
+         sender, timestamp, client_context, content_hash";
 
     fn from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
         FromRow::from_row(row)
@@ -39,18 +44,21 @@ pub(super) async fn insert_message<'e>(
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "INSERT INTO messages \
-         (login_mxid, thread_id, item_id, room_id, event_id, sender, timestamp, client_context) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (login_mxid, thread_id, item_id) DO NOTHING",
+         (login_mxid, thread_id, item_id, part_id, room_id, event_id, sender, timestamp, \
+         client_context, content_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (login_mxid, thread_id, item_id, part_id) DO NOTHING",
     )
     .bind(&message.login_mxid)
     .bind(&message.thread_id)
     .bind(&message.item_id)
+    .bind(&message.part_id)
     .bind(&message.room_id)
     .bind(&message.event_id)
     .bind(&message.sender)
     .bind(message.timestamp)
     .bind(&message.client_context)
+    .bind(&message.content_hash)
     .execute(executor)
     .await
     .map_err(query_failed("recording a bridged message"))?;
@@ -86,26 +94,85 @@ const REACTION_KEY: &str =
     "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4";
 
 impl Store {
-    /// Records a bridged message unless its item is already recorded.
-    /// Returns true if it was new, false if the item was already bridged
-    /// (the existing record is left unchanged).
+    /// Records a bridged message part unless that part of its item is
+    /// already recorded. Returns true if it was new, false if it was already
+    /// bridged (the existing record is left unchanged).
     pub async fn insert_message(&self, message: &MessageRecord) -> Result<bool, StoreError> {
         insert_message(&self.pool, message).await
     }
 
-    /// The message record of an Instagram item.
+    /// The main record of an Instagram item: its main part ("") if bridged,
+    /// else its first part.
     pub async fn message_by_item(
         &self,
         login_mxid: &str,
         thread_id: &str,
         item_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        self.select_one(
-            "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3",
+        Ok(self
+            .message_parts(login_mxid, thread_id, item_id)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Every bridged part of an Instagram item, the main part ("") first.
+    pub async fn message_parts(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.select(
+            "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 ORDER BY part_id",
             &[login_mxid, thread_id, item_id],
-            "reading a message by Instagram item",
+            "reading the parts of an Instagram item",
         )
         .await
+    }
+
+    /// The newest bridged part in a thread sent at or before `timestamp`
+    /// (Unix milliseconds).
+    pub async fn message_at_or_before(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        timestamp: i64,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let sql = super::select_sql::<MessageRecord>(
+            "WHERE login_mxid = $1 AND thread_id = $2 AND timestamp <= $3 \
+             ORDER BY timestamp DESC, part_id DESC LIMIT 1",
+        );
+        sqlx::query(&sql)
+            .bind(login_mxid)
+            .bind(thread_id)
+            .bind(timestamp)
+            .try_map(|row: AnyRow| <MessageRecord as Record>::from_row(&row))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_failed("reading the newest message before a time"))
+    }
+
+    /// Replaces the text hash of an item's main record (after an edit was bridged).
+    pub async fn set_message_content_hash(
+        &self,
+        record: &MessageRecord,
+        content_hash: &str,
+    ) -> Result<(), StoreError> {
+        let statement = with_text_params(
+            "UPDATE messages SET content_hash = $5 \
+             WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND part_id = $4",
+            &[
+                &record.login_mxid,
+                &record.thread_id,
+                &record.item_id,
+                &record.part_id,
+                content_hash,
+            ],
+        );
+        self.execute(statement, "updating a message's text hash")
+            .await?;
+        Ok(())
     }
 
     /// The message record of a Matrix event.
@@ -156,6 +223,21 @@ impl Store {
             REACTION_KEY,
             &[login_mxid, thread_id, item_id, sender],
             "reading a reaction",
+        )
+        .await
+    }
+
+    /// Every reaction on one item.
+    pub async fn reactions_of_item(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> Result<Vec<ReactionRecord>, StoreError> {
+        self.select(
+            "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 ORDER BY sender",
+            &[login_mxid, thread_id, item_id],
+            "reading the reactions on an item",
         )
         .await
     }

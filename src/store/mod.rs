@@ -11,6 +11,7 @@ mod outbox;
 mod portals;
 mod puppets;
 mod state;
+mod threads;
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,6 +26,7 @@ pub use messages::{MessageRecord, ReactionRecord};
 pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxState};
 pub use portals::PortalRecord;
 pub use puppets::PuppetRecord;
+pub use threads::{PageItem, ThreadState};
 
 /// Why a database operation failed, with what was being done.
 #[derive(Debug, thiserror::Error)]

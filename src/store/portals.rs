@@ -21,6 +21,17 @@ pub struct PortalRecord {
     pub encrypted: bool,
     /// The newest Instagram item bridged into the room (backfill resumes after it).
     pub last_item_id: Option<String>,
+    /// Whether the thread is a message request (pending inbox).
+    pub request: bool,
+    /// Whether the notice explaining the message request was posted.
+    pub request_notice_sent: bool,
+    /// Which picture `avatar_url` shows (its URL path without the signed query).
+    pub avatar_id: Option<String>,
+    /// Whether the room is a child of the login's space.
+    pub in_space: bool,
+    /// A hash of the participants whose puppets were last made the room's
+    /// members (the membership is checked again only when it changes).
+    pub members_hash: Option<String>,
     /// Unix milliseconds; set by the store when the portal is first saved.
     pub created_at: i64,
 }
@@ -44,8 +55,9 @@ fn kind_from_text(text: &str) -> Result<ConversationKind, sqlx::Error> {
 
 impl Record for PortalRecord {
     const TABLE: &'static str = "portals";
-    const COLUMNS: &'static str =
-        "login_mxid, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, created_at";
+    const COLUMNS: &'static str = "login_mxid, thread_id, room_id, kind, name, avatar_url, \
+         encrypted, last_item_id, request, request_notice_sent, avatar_id, in_space, members_hash, \
+         created_at";
 
     fn from_row(row: &AnyRow) -> Result<PortalRecord, sqlx::Error> {
         Ok(PortalRecord {
@@ -57,6 +69,11 @@ impl Record for PortalRecord {
             avatar_url: row.try_get("avatar_url")?,
             encrypted: flag(row, "encrypted")?,
             last_item_id: row.try_get("last_item_id")?,
+            request: flag(row, "request")?,
+            request_notice_sent: flag(row, "request_notice_sent")?,
+            avatar_id: row.try_get("avatar_id")?,
+            in_space: flag(row, "in_space")?,
+            members_hash: row.try_get("members_hash")?,
             created_at: row.try_get("created_at")?,
         })
     }
@@ -68,11 +85,15 @@ impl Store {
     pub async fn upsert_portal(&self, portal: &PortalRecord) -> Result<(), StoreError> {
         let statement = sqlx::query(
             "INSERT INTO portals \
-             (login_mxid, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             (login_mxid, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, \
+             request, request_notice_sent, avatar_id, in_space, members_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (login_mxid, thread_id) DO UPDATE SET room_id = excluded.room_id, \
              kind = excluded.kind, name = excluded.name, avatar_url = excluded.avatar_url, \
-             encrypted = excluded.encrypted, last_item_id = excluded.last_item_id",
+             encrypted = excluded.encrypted, last_item_id = excluded.last_item_id, \
+             request = excluded.request, request_notice_sent = excluded.request_notice_sent, \
+             avatar_id = excluded.avatar_id, in_space = excluded.in_space, \
+             members_hash = excluded.members_hash",
         )
         .bind(&portal.login_mxid)
         .bind(&portal.thread_id)
@@ -82,8 +103,35 @@ impl Store {
         .bind(&portal.avatar_url)
         .bind(i64::from(portal.encrypted))
         .bind(&portal.last_item_id)
+        .bind(i64::from(portal.request))
+        .bind(i64::from(portal.request_notice_sent))
+        .bind(&portal.avatar_id)
+        .bind(i64::from(portal.in_space))
+        .bind(&portal.members_hash)
         .bind(now_millis());
         self.execute(statement, "saving a portal").await?;
+        Ok(())
+    }
+
+    /// Saves what the bridge keeps current about a portal's room (name,
+    /// avatar, request state, space membership), leaving the rest (such as
+    /// `last_item_id`, which the poller advances) alone.
+    pub async fn update_portal_room(&self, portal: &PortalRecord) -> Result<(), StoreError> {
+        let statement = sqlx::query(
+            "UPDATE portals SET name = $3, avatar_url = $4, avatar_id = $5, request = $6, \
+             request_notice_sent = $7, in_space = $8, members_hash = $9 \
+             WHERE login_mxid = $1 AND thread_id = $2",
+        )
+        .bind(&portal.login_mxid)
+        .bind(&portal.thread_id)
+        .bind(&portal.name)
+        .bind(&portal.avatar_url)
+        .bind(&portal.avatar_id)
+        .bind(i64::from(portal.request))
+        .bind(i64::from(portal.request_notice_sent))
+        .bind(i64::from(portal.in_space))
+        .bind(&portal.members_hash);
+        self.execute(statement, "updating a portal's room").await?;
         Ok(())
     }
 
@@ -135,6 +183,109 @@ impl Store {
             .execute(statement, "updating a portal's last item")
             .await?
             > 0)
+    }
+
+    /// Notes that a room for `thread_id` ('' for the login's space) is about
+    /// to be created, so a crash before its id is saved can be recovered.
+    pub async fn start_room_creation(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+    ) -> Result<(), StoreError> {
+        let statement = sqlx::query(
+            "INSERT INTO room_creations (login_mxid, thread_id, started_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (login_mxid, thread_id) DO NOTHING",
+        )
+        .bind(login_mxid)
+        .bind(thread_id)
+        .bind(now_millis());
+        self.execute(statement, "recording a room creation").await?;
+        Ok(())
+    }
+
+    /// Whether a creation of this room was started and not finished.
+    pub async fn room_creation_pending(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .select_text(
+                "SELECT thread_id FROM room_creations WHERE login_mxid = $1 AND thread_id = $2",
+                &[login_mxid, thread_id],
+                "reading a room creation",
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Forgets a finished room creation.
+    pub async fn finish_room_creation(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+    ) -> Result<(), StoreError> {
+        let statement = with_text_params(
+            "DELETE FROM room_creations WHERE login_mxid = $1 AND thread_id = $2",
+            &[login_mxid, thread_id],
+        );
+        self.execute(statement, "finishing a room creation").await?;
+        Ok(())
+    }
+
+    /// The Matrix space of a login's portals, if created.
+    pub async fn login_space(&self, login_mxid: &str) -> Result<Option<String>, StoreError> {
+        self.select_text(
+            "SELECT room_id FROM login_spaces WHERE login_mxid = $1",
+            &[login_mxid],
+            "reading a login's space",
+        )
+        .await
+    }
+
+    /// Records the Matrix space of a login's portals.
+    pub async fn set_login_space(&self, login_mxid: &str, room_id: &str) -> Result<(), StoreError> {
+        let statement = with_text_params(
+            "INSERT INTO login_spaces (login_mxid, room_id) VALUES ($1, $2) \
+             ON CONFLICT (login_mxid) DO UPDATE SET room_id = excluded.room_id",
+            &[login_mxid, room_id],
+        );
+        self.execute(statement, "saving a login's space").await?;
+        Ok(())
+    }
+
+    /// The event a participant's read receipt was last sent for in a thread.
+    pub async fn read_receipt(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        ig_user_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.select_text(
+            "SELECT event_id FROM read_receipts \
+             WHERE login_mxid = $1 AND thread_id = $2 AND ig_user_id = $3",
+            &[login_mxid, thread_id, ig_user_id],
+            "reading a read receipt",
+        )
+        .await
+    }
+
+    /// Records the event a participant's read receipt was sent for.
+    pub async fn set_read_receipt(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        ig_user_id: &str,
+        event_id: &str,
+    ) -> Result<(), StoreError> {
+        let statement = with_text_params(
+            "INSERT INTO read_receipts (login_mxid, thread_id, ig_user_id, event_id) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (login_mxid, thread_id, ig_user_id) DO UPDATE SET event_id = excluded.event_id",
+            &[login_mxid, thread_id, ig_user_id, event_id],
+        );
+        self.execute(statement, "saving a read receipt").await?;
+        Ok(())
     }
 
     /// Deletes a portal; false if there was none.

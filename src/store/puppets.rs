@@ -10,6 +10,8 @@ use super::{flag, Record, Store, StoreError};
 pub struct PuppetRecord {
     pub ig_user_id: String,
     pub mxid: String,
+    /// The Instagram username (for mention pills).
+    pub username: Option<String>,
     pub displayname: Option<String>,
     /// `mxc://` URI of the avatar.
     pub avatar_url: Option<String>,
@@ -19,22 +21,29 @@ pub struct PuppetRecord {
     pub avatar_set: bool,
     /// Whether the ghost has been registered with the homeserver.
     pub registered: bool,
+    /// Which picture `avatar_url` shows (its URL path without the signed query).
+    pub avatar_id: Option<String>,
+    /// SHA-256 (hex) of that picture, so an unchanged picture is not uploaded again.
+    pub avatar_hash: Option<String>,
 }
 
 impl Record for PuppetRecord {
     const TABLE: &'static str = "puppets";
-    const COLUMNS: &'static str =
-        "ig_user_id, mxid, displayname, avatar_url, name_set, avatar_set, registered";
+    const COLUMNS: &'static str = "ig_user_id, mxid, username, displayname, avatar_url, \
+         name_set, avatar_set, registered, avatar_id, avatar_hash";
 
     fn from_row(row: &AnyRow) -> Result<PuppetRecord, sqlx::Error> {
         Ok(PuppetRecord {
             ig_user_id: row.try_get("ig_user_id")?,
             mxid: row.try_get("mxid")?,
+            username: row.try_get("username")?,
             displayname: row.try_get("displayname")?,
             avatar_url: row.try_get("avatar_url")?,
             name_set: flag(row, "name_set")?,
             avatar_set: flag(row, "avatar_set")?,
             registered: flag(row, "registered")?,
+            avatar_id: row.try_get("avatar_id")?,
+            avatar_hash: row.try_get("avatar_hash")?,
         })
     }
 }
@@ -44,20 +53,26 @@ impl Store {
     pub async fn upsert_puppet(&self, puppet: &PuppetRecord) -> Result<(), StoreError> {
         let statement = sqlx::query(
             "INSERT INTO puppets \
-             (ig_user_id, mxid, displayname, avatar_url, name_set, avatar_set, registered) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             (ig_user_id, mxid, username, displayname, avatar_url, name_set, avatar_set, \
+             registered, avatar_id, avatar_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (ig_user_id) DO UPDATE SET mxid = excluded.mxid, \
+             username = excluded.username, \
              displayname = excluded.displayname, avatar_url = excluded.avatar_url, \
              name_set = excluded.name_set, avatar_set = excluded.avatar_set, \
-             registered = excluded.registered",
+             registered = excluded.registered, avatar_id = excluded.avatar_id, \
+             avatar_hash = excluded.avatar_hash",
         )
         .bind(&puppet.ig_user_id)
         .bind(&puppet.mxid)
+        .bind(&puppet.username)
         .bind(&puppet.displayname)
         .bind(&puppet.avatar_url)
         .bind(i64::from(puppet.name_set))
         .bind(i64::from(puppet.avatar_set))
-        .bind(i64::from(puppet.registered));
+        .bind(i64::from(puppet.registered))
+        .bind(&puppet.avatar_id)
+        .bind(&puppet.avatar_hash);
         self.execute(statement, "saving a puppet").await?;
         Ok(())
     }
@@ -65,6 +80,20 @@ impl Store {
     /// The puppet of an Instagram user.
     pub async fn puppet(&self, ig_user_id: &str) -> Result<Option<PuppetRecord>, StoreError> {
         self.select_one("WHERE ig_user_id = $1", &[ig_user_id], "reading a puppet")
+            .await
+    }
+
+    /// The puppets whose Instagram username is one of `usernames` (lowercase).
+    pub async fn puppets_by_usernames(
+        &self,
+        usernames: &[&str],
+    ) -> Result<Vec<PuppetRecord>, StoreError> {
+        if usernames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=usernames.len()).map(|n| format!("${n}")).collect();
+        let filter = format!("WHERE LOWER(username) IN ({})", placeholders.join(", "));
+        self.select(&filter, usernames, "reading puppets by username")
             .await
     }
 

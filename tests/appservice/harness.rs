@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod client;
 pub mod database;
+pub mod relay;
 pub mod synapse;
 
 use std::net::{SocketAddr, TcpListener};
@@ -156,6 +157,16 @@ impl E2e {
 
     /// Like [`E2e::start`] but leaves the bridge stopped.
     pub async fn prepare(backend: Backend, permissions: &[(&str, &str)]) -> E2e {
+        E2e::prepare_with(backend, permissions, |_| Vec::new()).await
+    }
+
+    /// [`E2e::prepare`]; `more_registrations` may change the bridge config
+    /// and returns further appservice registrations for Synapse to load.
+    pub async fn prepare_with(
+        backend: Backend,
+        permissions: &[(&str, &str)],
+        more_registrations: impl FnOnce(&BridgeConfig) -> Vec<PathBuf>,
+    ) -> E2e {
         let dir = tempfile::Builder::new()
             .prefix("mi-e2e-")
             .tempdir()
@@ -171,10 +182,15 @@ impl E2e {
             permissions,
         )
         .unwrap_or_else(|err| panic!("{err}"));
-        let synapse = Synapse::start(
+        let more = more_registrations(&config);
+        let registrations: Vec<&Path> = std::iter::once(config.registration_path.as_path())
+            .chain(more.iter().map(PathBuf::as_path))
+            .collect();
+        let synapse = Synapse::start_with_registrations(
+            Synapse::venv(),
             &dir.path().join("synapse"),
             homeserver_port,
-            Some(&config.registration_path),
+            &registrations,
         )
         .await
         .unwrap_or_else(|err| panic!("{err}"));
@@ -200,6 +216,13 @@ impl E2e {
     pub fn stop_bridge(&mut self) {
         if let Some(mut bridge) = self.bridge.take() {
             bridge.stop();
+        }
+    }
+
+    /// Kills the bridge (SIGKILL), as a crash would.
+    pub fn kill_bridge(&mut self) {
+        if let Some(mut bridge) = self.bridge.take() {
+            bridge.kill();
         }
     }
 

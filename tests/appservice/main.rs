@@ -6,4 +6,6 @@ mod e2e;
 mod harness;
 mod login;
 mod media;
+mod poller;
+mod relay;
 mod store;

@@ -135,6 +135,8 @@ on_both_backends!(
     stored_credentials_are_sealed_and_updated_alone,
     outbox_enqueue_is_idempotent_and_tracks_attempts,
     message_insert_if_absent,
+    message_parts_and_edit_hashes,
+    relay_bookkeeping,
     complete_outbox_send_is_all_or_nothing,
     portals_crud,
     puppets_crud,
@@ -451,12 +453,156 @@ fn message(item_id: &str, event_id: &str) -> MessageRecord {
         login_mxid: "@alice:x".to_owned(),
         thread_id: "340282366841710300949128".to_owned(),
         item_id: item_id.to_owned(),
+        part_id: String::new(),
         room_id: "!portal:x".to_owned(),
         event_id: event_id.to_owned(),
         sender: "17841400000000002".to_owned(),
         timestamp: 1_700_000_000_123,
         client_context: None,
+        content_hash: None,
     }
+}
+
+/// An item bridged as several events: one record per part, the main part
+/// first; edits update the main part's text hash; lookups by time.
+async fn message_parts_and_edit_hashes(db: &TestDb) {
+    let store = db.connect().await;
+    let preview = MessageRecord {
+        part_id: "preview".to_owned(),
+        event_id: "$preview".to_owned(),
+        ..message("item-1", "$ev1")
+    };
+    let main = MessageRecord {
+        content_hash: Some("hash-1".to_owned()),
+        ..message("item-1", "$ev1")
+    };
+    assert!(store.insert_message(&preview).await.unwrap());
+    assert!(store.insert_message(&main).await.unwrap());
+    assert!(!store.insert_message(&main).await.unwrap(), "once per part");
+    let (login, thread) = (&main.login_mxid, &main.thread_id);
+    let parts = store.message_parts(login, thread, "item-1").await.unwrap();
+    assert_eq!(parts, vec![main.clone(), preview.clone()]);
+    assert_eq!(
+        store
+            .message_by_item(login, thread, "item-1")
+            .await
+            .unwrap(),
+        Some(main.clone())
+    );
+
+    store
+        .set_message_content_hash(&main, "hash-2")
+        .await
+        .unwrap();
+    let edited = store
+        .message_by_item(login, thread, "item-1")
+        .await
+        .unwrap();
+    assert_eq!(edited.unwrap().content_hash.as_deref(), Some("hash-2"));
+
+    let later = MessageRecord {
+        timestamp: main.timestamp + 10,
+        ..message("item-2", "$ev2")
+    };
+    store.insert_message(&later).await.unwrap();
+    let at = |ms| store.message_at_or_before(login, thread, ms);
+    assert_eq!(at(main.timestamp - 1).await.unwrap(), None);
+    assert_eq!(
+        at(main.timestamp + 5).await.unwrap().map(|m| m.item_id),
+        Some("item-1".to_owned())
+    );
+    assert_eq!(at(later.timestamp).await.unwrap(), Some(later));
+}
+
+/// Room creations, login spaces, read receipts, puppets by username, and
+/// portal room updates that leave the poller's progress alone.
+async fn relay_bookkeeping(db: &TestDb) {
+    let store = db.connect().await;
+    assert!(!store.room_creation_pending("@alice:x", "t1").await.unwrap());
+    store.start_room_creation("@alice:x", "t1").await.unwrap();
+    store.start_room_creation("@alice:x", "t1").await.unwrap();
+    assert!(store.room_creation_pending("@alice:x", "t1").await.unwrap());
+    assert!(!store.room_creation_pending("@bob:x", "t1").await.unwrap());
+    store.finish_room_creation("@alice:x", "t1").await.unwrap();
+    assert!(!store.room_creation_pending("@alice:x", "t1").await.unwrap());
+
+    assert_eq!(store.login_space("@alice:x").await.unwrap(), None);
+    store.set_login_space("@alice:x", "!space:x").await.unwrap();
+    assert_eq!(
+        store.login_space("@alice:x").await.unwrap().as_deref(),
+        Some("!space:x")
+    );
+
+    assert_eq!(
+        store.read_receipt("@alice:x", "t1", "42").await.unwrap(),
+        None
+    );
+    store
+        .set_read_receipt("@alice:x", "t1", "42", "$a")
+        .await
+        .unwrap();
+    store
+        .set_read_receipt("@alice:x", "t1", "42", "$b")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .read_receipt("@alice:x", "t1", "42")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("$b")
+    );
+
+    let bob = PuppetRecord {
+        ig_user_id: "1784".to_owned(),
+        mxid: "@instagram_1784:x".to_owned(),
+        username: Some("Bob.B".to_owned()),
+        displayname: None,
+        avatar_url: None,
+        name_set: false,
+        avatar_set: false,
+        registered: true,
+        avatar_id: Some("https://cdn/p.jpg".to_owned()),
+        avatar_hash: Some("abc".to_owned()),
+    };
+    store.upsert_puppet(&bob).await.unwrap();
+    assert_eq!(
+        store
+            .puppets_by_usernames(&["bob.b", "carol"])
+            .await
+            .unwrap(),
+        vec![bob]
+    );
+    assert!(store.puppets_by_usernames(&[]).await.unwrap().is_empty());
+
+    store.upsert_portal(&portal("t1", "!r1:x")).await.unwrap();
+    store
+        .set_portal_last_item("@alice:x", "t1", "item-9")
+        .await
+        .unwrap();
+    let mut changed = portal("t1", "!r1:x");
+    changed.name = Some("Renamed".to_owned());
+    changed.request = true;
+    changed.request_notice_sent = true;
+    changed.avatar_id = Some("https://cdn/g.jpg".to_owned());
+    changed.avatar_url = Some("mxc://x/g".to_owned());
+    changed.in_space = true;
+    changed.members_hash = Some("abc".to_owned());
+    store.update_portal_room(&changed).await.unwrap();
+    let stored = store
+        .portal_by_thread("@alice:x", "t1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored,
+        PortalRecord {
+            last_item_id: Some("item-9".to_owned()),
+            created_at: stored.created_at,
+            ..changed
+        }
+    );
 }
 
 async fn message_insert_if_absent(db: &TestDb) {
@@ -562,6 +708,11 @@ fn portal(thread_id: &str, room_id: &str) -> PortalRecord {
         avatar_url: None,
         encrypted: true,
         last_item_id: None,
+        request: false,
+        request_notice_sent: false,
+        avatar_id: None,
+        in_space: false,
+        members_hash: None,
         created_at: 0,
     }
 }
@@ -633,11 +784,14 @@ async fn puppets_crud(db: &TestDb) {
     let mut puppet = PuppetRecord {
         ig_user_id: "1784".to_owned(),
         mxid: "@instagram_1784:x".to_owned(),
+        username: Some("bob".to_owned()),
         displayname: Some("Bob (Instagram)".to_owned()),
         avatar_url: None,
         name_set: false,
         avatar_set: false,
         registered: true,
+        avatar_id: None,
+        avatar_hash: None,
     };
     store.upsert_puppet(&puppet).await.unwrap();
     assert_eq!(store.puppet("1784").await.unwrap(), Some(puppet.clone()));

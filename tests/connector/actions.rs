@@ -81,6 +81,62 @@ async fn list_conversations_maps_direct_and_group_threads() {
 }
 
 #[tokio::test]
+async fn conversations_carry_newest_item_read_state_and_requests() {
+    let mut fx = Fixture::start().await;
+    let friend = fx.seed.friend.pk.to_string();
+    let thread = fx.seed.direct_thread_id.clone();
+    let newest = sim_item_ids(&fx, &thread)[0].clone();
+    fx.sim
+        .mark_seen(&thread, fx.seed.friend.pk, &newest)
+        .unwrap();
+
+    let page = fx
+        .connector
+        .list_conversations_page(&mut fx.creds, None)
+        .await
+        .unwrap();
+    let direct = page.conversations.iter().find(|c| c.id == thread).unwrap();
+    assert_eq!(direct.newest_item_id.as_deref(), Some(newest.as_str()));
+    assert_eq!(direct.pending, Some(false));
+    let seen = direct
+        .last_seen
+        .iter()
+        .find(|seen| seen.user_id == friend)
+        .expect("the friend's read state");
+    assert_eq!(seen.item_id.as_deref(), Some(newest.as_str()));
+    assert!(seen.timestamp.is_some());
+
+    let requests = fx.connector.list_pending(&mut fx.creds).await.unwrap();
+    let ids: Vec<&str> = requests.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, [fx.seed.pending_thread_id.as_str()]);
+    assert_eq!(requests[0].pending, Some(true));
+    assert!(requests[0].newest_item_id.is_some());
+}
+
+#[test]
+fn conversations_tolerate_numbers_as_strings_and_missing_keys() {
+    let conversation: Conversation = serde_json::from_value(json!({
+        "id": 340282366841710300949128131112345678_u128.to_string(),
+        "type": "group",
+        "participants": [{"id": 17841400000000002_u64}],
+        "unread_count": "1",
+        "muted": "false",
+        "newest_item_id": 32259295812882884_u64,
+        "last_seen": [{"user_id": 17841400000000002_u64, "item_id": null}],
+    }))
+    .unwrap();
+    assert_eq!(conversation.participants[0].id, "17841400000000002");
+    assert_eq!(conversation.unread_count, Some(1));
+    assert_eq!(conversation.muted, Some(false));
+    assert_eq!(
+        conversation.newest_item_id.as_deref(),
+        Some("32259295812882884")
+    );
+    assert_eq!(conversation.last_seen[0].user_id, "17841400000000002");
+    assert_eq!(conversation.pending, None);
+}
+
+#[tokio::test]
 async fn list_conversations_validates_params_before_any_request() {
     let mut fx = Fixture::start().await;
     let err = fx.run_err("list_conversations", json!({"limit": 51})).await;

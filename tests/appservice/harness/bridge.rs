@@ -287,6 +287,14 @@ impl Bridge {
         }
     }
 
+    /// Kills the bridge at once (SIGKILL), as a crash would, and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The exit status, if the bridge has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child

@@ -141,6 +141,16 @@ impl MatrixClient {
         .await
     }
 
+    /// The access token, for harness helpers that make their own requests.
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+
+    /// The homeserver's base URL.
+    pub fn base_url(&self) -> &url::Url {
+        &self.base
+    }
+
     fn endpoint(&self, segments: &[&str]) -> url::Url {
         let mut url = self.base.clone();
         url.path_segments_mut()

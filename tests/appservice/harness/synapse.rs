@@ -49,6 +49,17 @@ impl Synapse {
         port: u16,
         registration: Option<&Path>,
     ) -> Result<Synapse, HarnessError> {
+        let registrations: Vec<&Path> = registration.into_iter().collect();
+        Synapse::start_with_registrations(venv, data_dir, port, &registrations).await
+    }
+
+    /// [`Synapse::start_from`] with any number of appservice registrations.
+    pub async fn start_with_registrations(
+        venv: PathBuf,
+        data_dir: &Path,
+        port: u16,
+        registrations: &[&Path],
+    ) -> Result<Synapse, HarnessError> {
         let python = venv.join("bin/python");
         if !venv.join("bin/synapse_homeserver").exists() {
             return Err(HarnessError::SynapseMissing { venv });
@@ -56,10 +67,14 @@ impl Synapse {
         std::fs::create_dir(data_dir)
             .map_err(HarnessError::io(format!("creating {}", data_dir.display())))?;
         let shared_secret = random_hex(16);
-        let app_services = match registration {
-            Some(path) => format!("[\"{}\"]", path.display()),
-            None => "[]".to_owned(),
-        };
+        let app_services = format!(
+            "[{}]",
+            registrations
+                .iter()
+                .map(|path| format!("\"{}\"", path.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let placeholders = [
             ("@DATA@", data_dir.display().to_string()),
             ("@PORT@", port.to_string()),

@@ -1,0 +1,695 @@
+//! A login's poller: one inbox request per poll (and the message requests
+//! and presence at a lower rate); thread pages only for threads whose newest
+//! item or activity changed (or that `sync` named), followed back to the last
+//! relayed item; the findings handed to the portals' workers. Errors back
+//! off; a login that needs the user stops the poller, marks the login and
+//! tells the user once in their management room.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rand::SeedableRng;
+use ruma::events::room::message::RoomMessageEventContent;
+use ruma::events::AnyMessageLikeEventContent;
+use ruma::{OwnedTransactionId, RoomId};
+use tokio::sync::watch;
+
+use super::backfill::{fetch_thread, Reach};
+use super::instagram::Logins;
+use super::portal_queue::ThreadUpdate;
+use super::schedule::Schedule;
+use super::supervisor::PollerSignals;
+use super::Bridge;
+use crate::connector::auth::Credentials;
+use crate::connector::http::Connector;
+use crate::connector::session::ConnectorError;
+use crate::model::{Conversation, ConversationKind, LastSeen};
+use crate::secrets::CredentialCipher;
+use crate::store::{LoginRecord, PageItem, ThreadState};
+
+/// The key/value entry set once a login's first sync chose its portals.
+fn synced_key(mxid: &str) -> String {
+    format!("poller.synced.{mxid}")
+}
+
+/// The key/value entry holding the newest activity (Unix microseconds) a
+/// successful poll of the login saw: after a restart, inbox pages are read
+/// until they reach it, so chats active during downtime beyond the first
+/// page are caught up too.
+fn watermark_key(mxid: &str) -> String {
+    format!("poller.watermark.{mxid}")
+}
+
+/// Most inbox pages one catch-up reads.
+const MAX_CATCH_UP_PAGES: usize = 10;
+
+/// Runs `mxid`'s poller until it is stopped or the login needs the user.
+pub async fn run(
+    bridge: Arc<Bridge>,
+    mxid: String,
+    signals: Arc<PollerSignals>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Some(mut poller) = Poller::load(bridge, &mxid).await else {
+        return;
+    };
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    loop {
+        let forced = signals.take_forced();
+        let outcome = tokio::select! {
+            outcome = poller.poll(&forced) => outcome,
+            _ = stopped.changed() => return,
+        };
+        poller.save_credentials().await;
+        match outcome {
+            Ok(since_activity) => poller.schedule.succeeded(since_activity),
+            Err(e) if e.needs_login() => {
+                poller.needs_login(&e).await;
+                return;
+            }
+            Err(e) => {
+                let retry_after = match &e {
+                    ConnectorError::RateLimited { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                tracing::warn!(login = %mxid, error = %e, "poll failed; backing off");
+                poller.schedule.failed(retry_after);
+            }
+        }
+        let delay = poller.schedule.next_delay(&mut rng);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = signals.wake.notified() => {}
+            _ = stopped.changed() => return,
+        }
+        if *stopped.borrow() {
+            return;
+        }
+    }
+}
+
+struct Poller {
+    bridge: Arc<Bridge>,
+    /// The bridge's connector with the polling request timeout.
+    connector: Connector,
+    login: LoginRecord,
+    logins: Logins,
+    creds: Credentials,
+    /// The credentials as stored, to save them when response hooks changed them.
+    saved: Credentials,
+    schedule: Schedule,
+    requests_polled: Option<Instant>,
+    presence_polled: Option<Instant>,
+    /// Whether a poll of this run succeeded (then one inbox page is enough).
+    caught_up: bool,
+}
+
+/// What to do with one thread of the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Plan {
+    /// Nothing changed.
+    Skip,
+    /// Known from a first sync, bridged at its next activity.
+    Remember,
+    /// Fetch pages back to `Reach` and relay.
+    Fetch(Reach),
+    /// Only read receipts changed.
+    ReadOnly,
+}
+
+impl Poller {
+    async fn load(bridge: Arc<Bridge>, mxid: &str) -> Option<Poller> {
+        let login = match bridge.store.login(mxid).await {
+            Ok(Some(login)) => login,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(login = mxid, error = %e, "cannot read the login");
+                return None;
+            }
+        };
+        let cipher = match bridge.config.credential_key() {
+            Ok(key) => CredentialCipher::new(&key),
+            Err(e) => {
+                tracing::error!(error = %e, "the credential key is unusable: no polling");
+                return None;
+            }
+        };
+        let logins = Logins::new(bridge.store.clone(), cipher);
+        let creds = match logins.credentials(mxid).await {
+            Ok(creds) => creds,
+            Err(e) => {
+                tracing::error!(login = mxid, error = %e, "cannot open the login");
+                return None;
+            }
+        };
+        let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
+        Some(Poller {
+            connector: bridge.connector.clone().with_timeout(timeout),
+            schedule: Schedule::new(&bridge.config.polling),
+            bridge,
+            login,
+            logins,
+            saved: creds.clone(),
+            creds,
+            requests_polled: None,
+            presence_polled: None,
+            caught_up: false,
+        })
+    }
+
+    fn due(last: Option<Instant>, every_ms: u64) -> bool {
+        last.is_none_or(|at| at.elapsed() >= Duration::from_millis(every_ms))
+    }
+
+    /// One poll; returns how long ago the newest activity was.
+    async fn poll(&mut self, forced: &HashSet<String>) -> Result<Option<Duration>, ConnectorError> {
+        let bridge = self.bridge.clone();
+        let config = &bridge.config;
+        let mxid = self.login.mxid.clone();
+        let synced = bridge
+            .store
+            .kv_get(&synced_key(&mxid))
+            .await
+            .map_err(store_trouble)?
+            .is_some();
+
+        let watermark = if self.caught_up {
+            None
+        } else {
+            bridge
+                .store
+                .kv_get(&watermark_key(&mxid))
+                .await
+                .map_err(store_trouble)?
+                .and_then(|text| text.parse::<i64>().ok())
+        };
+
+        let mut threads: Vec<(Conversation, bool)> = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = self
+                .connector
+                .list_conversations_page(&mut self.creds, cursor.as_deref())
+                .await?;
+            pages += 1;
+            let oldest = page
+                .conversations
+                .last()
+                .and_then(|c| c.updated_at)
+                .map(|at| at.timestamp_micros());
+            threads.extend(page.conversations.into_iter().map(|c| (c, false)));
+            // A first sync reads as many inbox pages as its portal count
+            // needs; a restart reads back to the activity it last saw.
+            let first_sync = !synced && threads.len() < config.backfill.initial_threads;
+            let behind = matches!((oldest, watermark), (Some(oldest), Some(mark)) if oldest > mark)
+                && pages < MAX_CATCH_UP_PAGES;
+            match page
+                .cursor
+                .filter(|_| page.has_older && (first_sync || behind))
+            {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        if Self::due(self.requests_polled, config.polling.requests_interval_ms) {
+            let requests = self.connector.list_pending(&mut self.creds).await?;
+            self.requests_polled = Some(Instant::now());
+            let known: HashSet<String> = threads.iter().map(|(c, _)| c.id.clone()).collect();
+            threads.extend(
+                requests
+                    .into_iter()
+                    .filter(|c| !known.contains(&c.id))
+                    .map(|c| (c, true)),
+            );
+        }
+
+        let states: HashMap<String, ThreadState> = bridge
+            .store
+            .thread_states(&mxid)
+            .await
+            .map_err(store_trouble)?
+            .into_iter()
+            .map(|state| (state.thread_id.clone(), state))
+            .collect();
+        let mut newest_activity = None;
+        let mut relayed_something = false;
+        let mut failure = None;
+        let mut partners = Vec::new();
+        for (rank, (conversation, request)) in threads.into_iter().enumerate() {
+            newest_activity = newest_activity.max(conversation.updated_at);
+            let state = states.get(&conversation.id);
+            let request = request || conversation.pending == Some(true);
+            let plan = plan(
+                state,
+                &conversation,
+                request,
+                !synced && rank >= config.backfill.initial_threads && !request,
+                forced.contains(&conversation.id),
+                config.backfill.initial_messages,
+                self.login.ig_user_id.as_deref(),
+            );
+            if state.is_some_and(|s| s.bridged) && conversation.kind == ConversationKind::Direct {
+                partners.extend(conversation.participants.iter().map(|p| p.id.clone()));
+            }
+            match plan {
+                Plan::Skip => {}
+                Plan::Remember => self.remember(&conversation).await?,
+                Plan::ReadOnly | Plan::Fetch(_)
+                    if !bridge.queues.is_idle(&mxid, &conversation.id) => {}
+                Plan::ReadOnly => {
+                    let update = self.update(conversation, request, state, None);
+                    bridge.queues.offer(&bridge, update);
+                }
+                Plan::Fetch(reach) => {
+                    match self.fetch(conversation, request, state, &reach).await {
+                        Ok(update) => {
+                            relayed_something |= !update.messages.is_empty();
+                            bridge.queues.offer(&bridge, update);
+                        }
+                        Err(e) if e.needs_login() => return Err(e),
+                        Err(ConnectorError::NotFound { .. }) => {}
+                        Err(e) => failure = failure.or(Some(e)),
+                    }
+                }
+            }
+        }
+        if !synced {
+            bridge
+                .store
+                .kv_set(&synced_key(&mxid), "1")
+                .await
+                .map_err(store_trouble)?;
+        }
+        if Self::due(self.presence_polled, config.polling.presence_interval_ms)
+            && !partners.is_empty()
+        {
+            self.presence_polled = Some(Instant::now());
+            self.relay_presence(&partners).await?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Some(newest) = newest_activity {
+            let mark = newest.timestamp_micros().to_string();
+            bridge
+                .store
+                .kv_set(&watermark_key(&mxid), &mark)
+                .await
+                .map_err(store_trouble)?;
+        }
+        self.caught_up = true;
+        if relayed_something {
+            return Ok(Some(Duration::ZERO));
+        }
+        Ok(newest_activity.map(|at| (Utc::now() - at).to_std().unwrap_or_default()))
+    }
+
+    /// Records a thread seen on the first sync as it is now, without a portal.
+    async fn remember(&self, conversation: &Conversation) -> Result<(), ConnectorError> {
+        let state = ThreadState {
+            login_mxid: self.login.mxid.clone(),
+            thread_id: conversation.id.clone(),
+            last_item_id: conversation.newest_item_id.clone(),
+            activity_at: conversation.updated_at.map(|at| at.timestamp_micros()),
+            ..ThreadState::default()
+        };
+        self.bridge
+            .store
+            .save_thread_state(&state)
+            .await
+            .map_err(store_trouble)
+    }
+
+    /// Fetches a thread's pages back to `reach` and builds its update.
+    async fn fetch(
+        &mut self,
+        conversation: Conversation,
+        request: bool,
+        state: Option<&ThreadState>,
+        reach: &Reach,
+    ) -> Result<ThreadUpdate, ConnectorError> {
+        let cap = self.bridge.config.backfill.max_catchup_messages;
+        let fetched = fetch_thread(
+            &self.connector,
+            &mut self.creds,
+            &conversation.id,
+            reach,
+            cap,
+        )
+        .await?;
+        if !fetched.complete {
+            tracing::warn!(
+                login = %self.login.mxid,
+                thread = %conversation.id,
+                cap,
+                "catch-up capped: older messages of the gap are not bridged"
+            );
+        }
+        let unsent = state
+            .map(|s| unsent(&s.newest_page, &fetched.newest_page))
+            .unwrap_or_default();
+        let mut update = self.update(conversation, request, state, Some(fetched.newest_page));
+        update.messages = fetched.messages;
+        update.unsent = unsent;
+        Ok(update)
+    }
+
+    fn update(
+        &self,
+        conversation: Conversation,
+        request: bool,
+        state: Option<&ThreadState>,
+        newest_page: Option<Vec<PageItem>>,
+    ) -> ThreadUpdate {
+        let seen = changed_seen(&conversation, state, self.login.ig_user_id.as_deref());
+        ThreadUpdate {
+            login_mxid: self.login.mxid.clone(),
+            conversation,
+            request,
+            messages: Vec::new(),
+            newest_page,
+            unsent: Vec::new(),
+            seen,
+        }
+    }
+
+    async fn relay_presence(&mut self, partners: &[String]) -> Result<(), ConnectorError> {
+        let presences = match self.connector.presence(&mut self.creds, partners).await {
+            Ok(presences) => presences,
+            Err(e) if e.needs_login() => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read presence");
+                return Ok(());
+            }
+        };
+        for presence in presences {
+            if let Err(e) = super::relay_in::relay_presence(&self.bridge, &presence).await {
+                tracing::debug!(error = %e, "cannot relay presence");
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves the credentials when response hooks changed them.
+    async fn save_credentials(&mut self) {
+        if self.creds == self.saved {
+            return;
+        }
+        match self
+            .logins
+            .update_credentials(&self.login.mxid, &self.creds)
+            .await
+        {
+            Ok(()) => self.saved = self.creds.clone(),
+            Err(e) => {
+                tracing::warn!(login = %self.login.mxid, error = %e, "cannot save credentials")
+            }
+        }
+    }
+
+    /// The login needs the user: marks it and tells them once.
+    async fn needs_login(&self, error: &ConnectorError) {
+        let (state, advice) = match error {
+            ConnectorError::ChallengeRequired { .. } => (
+                "challenge_required",
+                "Instagram wants to confirm it's you. Open the Instagram app or website, \
+                 complete the security check, then send `login` here to reconnect.",
+            ),
+            _ => (
+                "bad_credentials",
+                "Your Instagram session has ended (logged out or expired). \
+                 Send `login` here to log in again.",
+            ),
+        };
+        let mxid = &self.login.mxid;
+        tracing::warn!(login = %mxid, state, error = %error, "the login needs the user; polling stopped");
+        match self.bridge.store.change_login_state(mxid, state).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(login = %mxid, error = %e, "cannot mark the login");
+                return;
+            }
+        }
+        let text = format!("Bridging of your Instagram messages has stopped. {advice}");
+        if let Err(e) = self.notify(state, &text).await {
+            tracing::warn!(login = %mxid, error = %e, "cannot tell the user their login needs them");
+        }
+    }
+
+    /// Sends a notice to the login owner's management room.
+    async fn notify(&self, state: &str, text: &str) -> Result<(), String> {
+        let bridge = &self.bridge;
+        let room = bridge
+            .store
+            .management_room(&self.login.mxid)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the user has no management room".to_owned())?;
+        let room_id = RoomId::parse(&room).map_err(|e| e.to_string())?;
+        let reply = super::commands::Reply::text(text);
+        let content = AnyMessageLikeEventContent::RoomMessage(
+            RoomMessageEventContent::notice_html(reply.plain, reply.html),
+        );
+        let txn_id: OwnedTransactionId =
+            format!("mi-login-{state}-{}", Utc::now().timestamp_millis()).into();
+        bridge
+            .client
+            .send_message(
+                &room_id,
+                &txn_id,
+                &content,
+                None,
+                Some(bridge.namespace.bot()),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A database failure during a poll: retried like a transient platform one.
+fn store_trouble(e: crate::store::StoreError) -> ConnectorError {
+    ConnectorError::Transient {
+        platform: "the bridge's database".to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Decides what a poll does with one inbox thread.
+fn plan(
+    state: Option<&ThreadState>,
+    conversation: &Conversation,
+    request: bool,
+    beyond_first_sync: bool,
+    forced: bool,
+    initial_messages: usize,
+    viewer: Option<&str>,
+) -> Plan {
+    let history = Plan::Fetch(Reach::Newest {
+        count: initial_messages,
+    });
+    let Some(state) = state else {
+        return if beyond_first_sync {
+            Plan::Remember
+        } else {
+            history
+        };
+    };
+    if !state.bridged {
+        let active = conversation.newest_item_id.is_some()
+            && conversation.newest_item_id != state.last_item_id;
+        return if active || forced {
+            history
+        } else {
+            Plan::Skip
+        };
+    }
+    let activity = conversation.updated_at.map(|at| at.timestamp_micros());
+    let changed = forced
+        || conversation.newest_item_id != state.last_item_id
+        || activity != state.activity_at
+        || request != state.request;
+    if changed {
+        return match &state.last_item_id {
+            Some(item_id) => Plan::Fetch(Reach::Since {
+                item_id: item_id.clone(),
+                at: state.last_item_at,
+            }),
+            None => history,
+        };
+    }
+    if changed_seen(conversation, Some(state), viewer).is_empty() {
+        Plan::Skip
+    } else {
+        Plan::ReadOnly
+    }
+}
+
+/// Other participants' read states that differ from the relayed ones.
+fn changed_seen(
+    conversation: &Conversation,
+    state: Option<&ThreadState>,
+    viewer: Option<&str>,
+) -> Vec<LastSeen> {
+    conversation
+        .last_seen
+        .iter()
+        .filter(|seen| Some(seen.user_id.as_str()) != viewer)
+        .filter(|seen| seen.item_id.is_some())
+        .filter(|seen| state.and_then(|s| s.seen.get(&seen.user_id)) != seen.item_id.as_ref())
+        .cloned()
+        .collect()
+}
+
+/// Items of the previous newest page that should still be on the new one
+/// (no older than its oldest item) but are not: they were unsent.
+fn unsent(previous: &[PageItem], current: &[PageItem]) -> Vec<String> {
+    let Some(oldest) = current.iter().map(|(_, at)| *at).min() else {
+        return Vec::new();
+    };
+    let present: HashSet<&str> = current.iter().map(|(id, _)| id.as_str()).collect();
+    previous
+        .iter()
+        .filter(|(id, at)| *at >= oldest && !present.contains(id.as_str()))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn conversation(newest: Option<&str>, activity_us: i64) -> Conversation {
+        serde_json::from_value(serde_json::json!({
+            "id": "t1",
+            "type": "direct",
+            "newest_item_id": newest,
+            "updated_at": Utc.timestamp_micros(activity_us).unwrap(),
+            "last_seen": [
+                {"user_id": "me", "item_id": "i2"},
+                {"user_id": "friend", "item_id": "i1"},
+            ],
+        }))
+        .unwrap()
+    }
+
+    fn bridged(last: &str, activity_us: i64) -> ThreadState {
+        ThreadState {
+            bridged: true,
+            last_item_id: Some(last.to_owned()),
+            last_item_at: Some(5),
+            activity_at: Some(activity_us),
+            seen: [("friend".to_owned(), "i1".to_owned())].into(),
+            ..ThreadState::default()
+        }
+    }
+
+    fn plan_for(state: Option<&ThreadState>, conversation: &Conversation) -> Plan {
+        plan(state, conversation, false, false, false, 50, Some("me"))
+    }
+
+    #[test]
+    fn unchanged_threads_cost_no_request() {
+        let state = bridged("i2", 100);
+        assert_eq!(
+            plan_for(Some(&state), &conversation(Some("i2"), 100)),
+            Plan::Skip
+        );
+    }
+
+    #[test]
+    fn a_new_item_or_activity_fetches_back_to_the_last_item() {
+        let state = bridged("i2", 100);
+        let since = Plan::Fetch(Reach::Since {
+            item_id: "i2".to_owned(),
+            at: Some(5),
+        });
+        assert_eq!(
+            plan_for(Some(&state), &conversation(Some("i3"), 200)),
+            since
+        );
+        assert_eq!(
+            plan_for(Some(&state), &conversation(Some("i2"), 200)),
+            since
+        );
+        assert_eq!(
+            plan(
+                Some(&state),
+                &conversation(Some("i2"), 100),
+                false,
+                false,
+                true,
+                50,
+                None
+            ),
+            since,
+            "sync forces a fetch"
+        );
+    }
+
+    #[test]
+    fn new_threads_get_history_unless_beyond_the_first_sync() {
+        let fresh = conversation(Some("i1"), 100);
+        assert_eq!(
+            plan_for(None, &fresh),
+            Plan::Fetch(Reach::Newest { count: 50 })
+        );
+        assert_eq!(
+            plan(None, &fresh, false, true, false, 50, None),
+            Plan::Remember
+        );
+        let remembered = ThreadState {
+            last_item_id: Some("i1".to_owned()),
+            ..ThreadState::default()
+        };
+        assert_eq!(plan_for(Some(&remembered), &fresh), Plan::Skip);
+        assert_eq!(
+            plan_for(Some(&remembered), &conversation(Some("i2"), 200)),
+            Plan::Fetch(Reach::Newest { count: 50 }),
+            "a remembered thread is bridged at its next activity"
+        );
+    }
+
+    #[test]
+    fn read_receipts_of_others_alone_need_no_pages() {
+        let mut state = bridged("i2", 100);
+        state.seen.clear();
+        assert_eq!(
+            plan_for(Some(&state), &conversation(Some("i2"), 100)),
+            Plan::ReadOnly
+        );
+        let seen = changed_seen(&conversation(Some("i2"), 100), Some(&state), Some("me"));
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].user_id, "friend");
+    }
+
+    #[test]
+    fn items_missing_from_the_newest_page_were_unsent() {
+        let previous = vec![
+            ("c".to_owned(), 30),
+            ("b".to_owned(), 20),
+            ("a".to_owned(), 10),
+        ];
+        let current = vec![
+            ("d".to_owned(), 40),
+            ("c".to_owned(), 30),
+            ("a".to_owned(), 10),
+        ];
+        assert_eq!(unsent(&previous, &current), ["b"]);
+        let shifted = vec![
+            ("e".to_owned(), 50),
+            ("d".to_owned(), 40),
+            ("c".to_owned(), 30),
+        ];
+        assert!(
+            unsent(&previous, &shifted).is_empty(),
+            "older items scrolled off"
+        );
+        assert!(unsent(&previous, &[]).is_empty());
+    }
+}

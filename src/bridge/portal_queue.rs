@@ -1,0 +1,281 @@
+//! One ordered worker per portal. The durable tables are the truth and the
+//! bounded channel is only a doorbell: the poller offers a thread's update
+//! and moves on when the worker is busy (its next poll, compared with the
+//! durable progress in `poll_threads`, finds the same items again), so a slow
+//! room never delays another and nothing waits on a full queue. The worker
+//! relays in order (portal, items oldest first, unsends, read receipts) and
+//! advances the thread's progress after each item. Matrix -> Instagram work
+//! (the outbox, next issue) rings the same doorbell.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ruma::events::AnyTimelineEvent;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::backfill::micros;
+use super::relay_error::RelayError;
+use super::relay_in::{self, SeenMarker};
+use super::{portal, Bridge};
+use crate::matrix::server::RetryTransaction;
+use crate::model::{Conversation, LastSeen, Message};
+use crate::store::{PageItem, PortalRecord, ThreadState};
+
+/// Updates waiting for one portal beyond the one in progress.
+const QUEUE_DEPTH: usize = 4;
+
+/// How long shutdown waits for workers to finish their current item.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the poller found for one thread.
+#[derive(Debug, Clone)]
+pub struct ThreadUpdate {
+    pub login_mxid: String,
+    pub conversation: Conversation,
+    /// Whether the thread is a message request (pending inbox).
+    pub request: bool,
+    /// Items to relay, oldest first: new ones, and the newest page's (whose
+    /// edits and reactions may have changed).
+    pub messages: Vec<Message>,
+    /// The newest page as just fetched, when pages were fetched.
+    pub newest_page: Option<Vec<PageItem>>,
+    /// Items that vanished from the newest page (unsent).
+    pub unsent: Vec<String>,
+    /// Other participants' read states that changed.
+    pub seen: Vec<LastSeen>,
+}
+
+/// Work for a portal's worker.
+#[derive(Debug)]
+pub enum PortalWork {
+    Thread(Box<ThreadUpdate>),
+}
+
+struct Worker {
+    sender: mpsc::Sender<PortalWork>,
+    /// Offered and not yet finished.
+    in_flight: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+/// The portals' workers, by (login, thread).
+#[derive(Default)]
+pub struct PortalQueues {
+    workers: Mutex<HashMap<(String, String), Worker>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// Decrements the in-flight count when an update is done (or its worker panicked).
+struct Finished(Arc<AtomicUsize>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl PortalQueues {
+    /// Whether the thread's worker has nothing offered or in progress.
+    pub fn is_idle(&self, login_mxid: &str, thread_id: &str) -> bool {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers
+            .get(&(login_mxid.to_owned(), thread_id.to_owned()))
+            .is_none_or(|worker| worker.in_flight.load(Ordering::SeqCst) == 0)
+    }
+
+    /// Hands an update to its portal's worker, spawning the worker if needed;
+    /// false when the queue is full or closed (the next poll offers it again).
+    pub fn offer(&self, bridge: &Arc<Bridge>, update: ThreadUpdate) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let key = (update.login_mxid.clone(), update.conversation.id.clone());
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let alive = workers
+            .get(&key)
+            .is_some_and(|worker| !worker.sender.is_closed());
+        if !alive {
+            workers.insert(key.clone(), spawn_worker(bridge.clone()));
+        }
+        let Some(worker) = workers.get(&key) else {
+            return false;
+        };
+        worker.in_flight.fetch_add(1, Ordering::SeqCst);
+        match worker.sender.try_send(PortalWork::Thread(Box::new(update))) {
+            Ok(()) => true,
+            Err(_) => {
+                worker.in_flight.fetch_sub(1, Ordering::SeqCst);
+                false
+            }
+        }
+    }
+
+    /// Stops taking work and waits (bounded) for the workers to finish
+    /// their current item; durable progress makes a late stop safe.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let workers: Vec<Worker> = {
+            let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+            workers.drain().map(|(_, worker)| worker).collect()
+        };
+        let tasks: Vec<JoinHandle<()>> = workers
+            .into_iter()
+            .map(|worker| {
+                drop(worker.sender);
+                worker.task
+            })
+            .collect();
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(DRAIN_TIMEOUT, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+
+    fn closing(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+fn spawn_worker(bridge: Arc<Bridge>) -> Worker {
+    let (sender, mut receiver) = mpsc::channel(QUEUE_DEPTH);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let counter = in_flight.clone();
+    let task = tokio::spawn(async move {
+        while let Some(work) = receiver.recv().await {
+            let _finished = Finished(counter.clone());
+            match work {
+                PortalWork::Thread(update) => {
+                    if let Err(e) = apply_update(&bridge, &update).await {
+                        tracing::warn!(
+                            login = %update.login_mxid,
+                            thread = %update.conversation.id,
+                            error = %e,
+                            "relaying a thread stopped; the next poll resumes it"
+                        );
+                    }
+                }
+            }
+        }
+    });
+    Worker {
+        sender,
+        in_flight,
+        task,
+    }
+}
+
+/// Relays one thread update in order, recording progress as it goes.
+/// A transient failure stops it; the next poll fetches the rest again.
+async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), RelayError> {
+    let store = &bridge.store;
+    let mxid = &update.login_mxid;
+    let thread_id = &update.conversation.id;
+    let Some(login) = store.login(mxid).await? else {
+        return Ok(());
+    };
+    let portal =
+        portal::ensure_portal(bridge, &login, &update.conversation, update.request).await?;
+    let mut state = store
+        .thread_state(mxid, thread_id)
+        .await?
+        .unwrap_or_else(|| ThreadState {
+            login_mxid: mxid.clone(),
+            thread_id: thread_id.clone(),
+            ..ThreadState::default()
+        });
+    if !state.bridged || state.request != update.request {
+        state.bridged = true;
+        state.request = update.request;
+        store.save_thread_state(&state).await?;
+    }
+
+    for message in &update.messages {
+        if bridge.queues.closing() {
+            return Ok(());
+        }
+        relay_item(bridge, &login, &portal, message).await?;
+        if let Some(at) = micros(message) {
+            store
+                .advance_thread(mxid, thread_id, &message.id, at)
+                .await?;
+        }
+    }
+    for item_id in &update.unsent {
+        skip_permanent(
+            relay_in::relay_unsend(bridge, &portal, item_id).await,
+            item_id,
+        )?;
+    }
+    let mut seen = Vec::new();
+    for marker in &update.seen {
+        let at = SeenMarker {
+            item_id: marker.item_id.clone(),
+            at: marker.timestamp,
+        };
+        skip_permanent(
+            relay_in::relay_read(bridge, &portal, &marker.user_id, &at).await,
+            &marker.user_id,
+        )?;
+        if let Some(item_id) = &marker.item_id {
+            seen.push((marker.user_id.clone(), item_id.clone()));
+        }
+    }
+
+    // Read again: advance_thread moved the progress forward.
+    let mut state = store.thread_state(mxid, thread_id).await?.unwrap_or(state);
+    if let Some(page) = &update.newest_page {
+        state.newest_page = page.clone();
+    }
+    state.activity_at = update
+        .conversation
+        .updated_at
+        .map(|at| at.timestamp_micros());
+    state.seen.extend(seen);
+    store.save_thread_state(&state).await?;
+    Ok(())
+}
+
+async fn relay_item(
+    bridge: &Bridge,
+    login: &crate::store::LoginRecord,
+    portal: &PortalRecord,
+    message: &Message,
+) -> Result<(), RelayError> {
+    skip_permanent(
+        relay_in::relay_message(bridge, login, portal, message).await,
+        &message.id,
+    )
+}
+
+/// A permanent failure skips the one thing (it would fail again forever);
+/// a transient one stops the update.
+fn skip_permanent(result: Result<(), RelayError>, what: &str) -> Result<(), RelayError> {
+    match result {
+        Err(e) if !e.is_transient() => {
+            tracing::warn!(what, error = %e, "cannot relay; skipped");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// A Matrix event in a portal room. Carrying it out on Instagram is the
+/// outbox's job (next issue): it records the event durably here, before the
+/// transaction is acknowledged, and rings the portal's doorbell.
+pub async fn accept_matrix_event(
+    portal: &PortalRecord,
+    event: &AnyTimelineEvent,
+) -> Result<(), RetryTransaction> {
+    tracing::debug!(
+        room_id = %portal.room_id,
+        event_id = %event.event_id(),
+        kind = %event.event_type(),
+        "Matrix -> Instagram is not bridged yet; event ignored"
+    );
+    Ok(())
+}

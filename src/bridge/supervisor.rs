@@ -1,0 +1,239 @@
+//! The supervisor of the logins' pollers: one poller per connected login,
+//! started at bridge startup and right after a login, stopped on logout and
+//! shutdown, restarted (with a pause) when it panics, and never restarted
+//! after it stopped because the login needs the user.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use super::{poller, Bridge};
+
+/// States of a login whose poller must not run: the user has to log in again.
+pub const NEEDS_LOGIN_STATES: [&str; 2] = ["bad_credentials", "challenge_required"];
+
+/// Pause before a panicked poller is restarted.
+const RESTART_PAUSE: Duration = Duration::from_secs(2);
+
+/// How long shutdown waits for a poller to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a running poller listens to besides its timer.
+#[derive(Default)]
+pub struct PollerSignals {
+    /// Poll now (`sync`).
+    pub wake: Notify,
+    /// Threads whose pages the next poll fetches even if they look unchanged.
+    forced: Mutex<HashSet<String>>,
+}
+
+impl PollerSignals {
+    /// Takes the threads to fetch regardless of the inbox.
+    pub fn take_forced(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.forced.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+struct Running {
+    signals: Arc<PollerSignals>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The pollers of all logins. Holds the bridge weakly (the bridge owns it).
+#[derive(Default)]
+pub struct Supervisor {
+    bridge: OnceLock<Weak<Bridge>>,
+    pollers: Mutex<HashMap<String, Running>>,
+}
+
+impl Supervisor {
+    /// Gives the supervisor its bridge; done once, when the bridge is built.
+    pub fn attach(&self, bridge: &Arc<Bridge>) {
+        // A second attach (of the same bridge) changes nothing.
+        let _ = self.bridge.set(Arc::downgrade(bridge));
+    }
+
+    fn bridge(&self) -> Option<Arc<Bridge>> {
+        self.bridge.get().and_then(Weak::upgrade)
+    }
+
+    /// Starts a poller for every login that does not need the user.
+    pub async fn start_all(&self) {
+        let Some(bridge) = self.bridge() else {
+            return;
+        };
+        match bridge.store.list_logins().await {
+            Ok(logins) => {
+                for login in logins {
+                    if !NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
+                        self.start(&login.mxid);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list logins: no poller started"),
+        }
+    }
+
+    /// Starts (or restarts) the poller of `mxid`'s login.
+    pub fn start(&self, mxid: &str) {
+        let Some(bridge) = self.bridge() else {
+            return;
+        };
+        let signals = Arc::new(PollerSignals::default());
+        let (stop, stopped) = watch::channel(false);
+        let login = mxid.to_owned();
+        let run_signals = signals.clone();
+        let run_stopped = stopped.clone();
+        let task = tokio::spawn(supervise(
+            mxid.to_owned(),
+            stopped,
+            RESTART_PAUSE,
+            move || {
+                poller::run(
+                    bridge.clone(),
+                    login.clone(),
+                    run_signals.clone(),
+                    run_stopped.clone(),
+                )
+            },
+        ));
+        let previous = self
+            .pollers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                mxid.to_owned(),
+                Running {
+                    signals,
+                    stop,
+                    task,
+                },
+            );
+        if let Some(previous) = previous {
+            let _ = previous.stop.send(true);
+        }
+        tracing::info!(login = mxid, "poller started");
+    }
+
+    /// Stops the poller of `mxid`'s login (logout).
+    pub fn stop(&self, mxid: &str) {
+        let running = self
+            .pollers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(mxid);
+        if let Some(running) = running {
+            let _ = running.stop.send(true);
+            tracing::info!(login = mxid, "poller stopped");
+        }
+    }
+
+    /// Asks `mxid`'s poller to poll now, fetching `thread_id`'s pages even if
+    /// the inbox shows no change; false when no poller runs for the login.
+    pub fn poll_now(&self, mxid: &str, thread_id: Option<&str>) -> bool {
+        let pollers = self.pollers.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(running) = pollers.get(mxid).filter(|r| !r.task.is_finished()) else {
+            return false;
+        };
+        if let Some(thread_id) = thread_id {
+            running
+                .signals
+                .forced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(thread_id.to_owned());
+        }
+        running.signals.wake.notify_one();
+        true
+    }
+
+    /// Stops every poller and waits (bounded) for them to finish.
+    pub async fn shutdown(&self) {
+        let running: Vec<Running> = self
+            .pollers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, running)| running)
+            .collect();
+        for poller in &running {
+            let _ = poller.stop.send(true);
+        }
+        for poller in running {
+            let abort = poller.task.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, poller.task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+/// Runs a login's poller (`run` starts it), restarting it `pause` after a
+/// panic, until it returns (stopped, or the login needs the user).
+async fn supervise<F, Fut>(mxid: String, stopped: watch::Receiver<bool>, pause: Duration, run: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match tokio::spawn(run()).await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => {
+                tracing::error!(login = %mxid, "the poller panicked; restarting it");
+            }
+            Err(_) => return,
+        }
+        if *stopped.borrow() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Supervises a run that panics its first `panics` times; returns how
+    /// many times it was started.
+    async fn runs_with_panics(panics: usize, stop_first: bool) -> usize {
+        let started = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = watch::channel(false);
+        if stop_first {
+            stop.send(true).unwrap();
+        }
+        let counter = started.clone();
+        supervise(
+            "@alice:example.org".to_owned(),
+            stopped,
+            Duration::ZERO,
+            move || {
+                let run = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert!(run >= panics, "a poller bug");
+                }
+            },
+        )
+        .await;
+        started.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_panicked_poller_is_restarted() {
+        assert_eq!(runs_with_panics(0, false).await, 1);
+        assert_eq!(runs_with_panics(3, false).await, 4);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_poller_is_not_restarted_after_a_panic() {
+        assert_eq!(runs_with_panics(3, true).await, 1);
+    }
+}

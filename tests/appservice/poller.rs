@@ -1,0 +1,457 @@
+//! End-to-end tests of the poller against the real bridge binary, Synapse
+//! and the Instagram simulator, on SQLite and PostgreSQL: portals appear
+//! after login with their history, new messages arrive in order (a burst
+//! bigger than a page too), a catch-up after downtime, faults while polling,
+//! and a login that Instagram logged out (one notice, polling stops).
+
+use instagram_sim::{Account, Fault};
+use serde_norway::Value as Yaml;
+
+use crate::harness::relay::{poll, RelayFixture};
+use crate::harness::{Backend, MatrixClient};
+
+/// Defines the `_sqlite` and `_postgres` test of one scenario.
+macro_rules! on_both_databases {
+    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            $scenario(Backend::Sqlite).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            $scenario(Backend::Postgres).await;
+        }
+    };
+}
+
+on_both_databases!(
+    history_then_new_messages_in_order,
+    history_then_new_messages_in_order_sqlite,
+    history_then_new_messages_in_order_postgres
+);
+on_both_databases!(
+    first_sync_bridges_the_newest_threads,
+    first_sync_bridges_the_newest_threads_sqlite,
+    first_sync_bridges_the_newest_threads_postgres
+);
+on_both_databases!(
+    sync_polls_now,
+    sync_polls_now_sqlite,
+    sync_polls_now_postgres
+);
+on_both_databases!(
+    catch_up_after_downtime,
+    catch_up_after_downtime_sqlite,
+    catch_up_after_downtime_postgres
+);
+on_both_databases!(
+    catch_up_reaches_beyond_the_first_inbox_page,
+    catch_up_reaches_beyond_the_first_inbox_page_sqlite,
+    catch_up_reaches_beyond_the_first_inbox_page_postgres
+);
+on_both_databases!(
+    faults_while_polling_lose_nothing,
+    faults_while_polling_lose_nothing_sqlite,
+    faults_while_polling_lose_nothing_postgres
+);
+on_both_databases!(
+    killed_during_a_burst_relays_every_message_once,
+    killed_during_a_burst_relays_every_message_once_sqlite,
+    killed_during_a_burst_relays_every_message_once_postgres
+);
+on_both_databases!(
+    logged_out_login_is_told_once,
+    logged_out_login_is_told_once_sqlite,
+    logged_out_login_is_told_once_postgres
+);
+
+/// A fixture whose bridge polls fast (the intervals are the config's).
+async fn fixture(backend: Backend) -> RelayFixture {
+    let fixture = RelayFixture::prepare(backend, "alice.insta").await;
+    for (key, value) in [
+        ("active_interval_ms", 200),
+        ("idle_interval_ms", 400),
+        ("max_backoff_ms", 1_000),
+        ("requests_interval_ms", 400),
+        ("request_timeout_ms", 1_000),
+    ] {
+        fixture
+            .e2e
+            .config
+            .set(&["polling", key], Yaml::from(value))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    fixture
+}
+
+/// A friend on Instagram and alice's 1:1 thread with them.
+fn friend_thread(fixture: &RelayFixture, username: &str) -> (Account, String) {
+    let friend = fixture.instagram_user(username, "A Friend");
+    let thread = fixture
+        .sim
+        .create_thread(fixture.me.pk, &[friend.pk], None)
+        .expect("creating the thread");
+    (friend, thread)
+}
+
+fn post(fixture: &RelayFixture, thread: &str, from: u64, texts: impl IntoIterator<Item = String>) {
+    for text in texts {
+        fixture
+            .sim
+            .post_text(thread, from, &text)
+            .expect("posting a message");
+    }
+}
+
+fn numbered(label: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|n| format!("{label} {n}")).collect()
+}
+
+fn puppet(pk: u64) -> String {
+    format!("@instagram_{pk}:localhost")
+}
+
+/// Waits until the room holds exactly `expected` from `sender`, in order
+/// (the bodies of its `m.room.message` events), and no more.
+async fn wait_for_texts(fixture: &RelayFixture, room: &str, sender: &str, expected: &[String]) {
+    let history = fixture
+        .wait_for_history(room, &format!("{} messages", expected.len()), |events| {
+            events
+                .iter()
+                .filter(|e| e.kind() == "m.room.message" && e.sender() == sender)
+                .count()
+                >= expected.len()
+        })
+        .await;
+    let bodies: Vec<&str> = history
+        .iter()
+        .filter(|e| e.kind() == "m.room.message" && e.sender() == sender)
+        .map(|e| e.body())
+        .collect();
+    assert_eq!(bodies, expected, "every message once, in order");
+}
+
+async fn history_then_new_messages_in_order(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    let mut expected = numbered("before", 0..3);
+    post(&fixture, &thread, friend.pk, expected.clone());
+
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &thread).await;
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    // A burst bigger than a page (20 items) between two polls is followed back.
+    let burst = numbered("burst", 0..45);
+    post(&fixture, &thread, friend.pk, burst.clone());
+    expected.extend(burst);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    // A second thread appearing later gets its portal too.
+    let (other, second) = friend_thread(&fixture, "friend.two");
+    post(&fixture, &second, other.pk, numbered("hello", 0..2));
+    let room = join_portal(&fixture, &second).await;
+    wait_for_texts(&fixture, &room, &puppet(other.pk), &numbered("hello", 0..2)).await;
+}
+
+async fn first_sync_bridges_the_newest_threads(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    fixture
+        .e2e
+        .config
+        .set(&["backfill", "initial_threads"], Yaml::from(2))
+        .unwrap_or_else(|err| panic!("{err}"));
+    // Created and written to oldest first: the first is the least recent.
+    let threads: Vec<(Account, String)> = (0..3)
+        .map(|n| friend_thread(&fixture, &format!("friend.{n}")))
+        .collect();
+    for (friend, thread) in &threads {
+        post(&fixture, thread, friend.pk, numbered("old", 0..2));
+    }
+    fixture.e2e.start_bridge().await;
+    for (friend, thread) in &threads[1..] {
+        let room = join_portal(&fixture, thread).await;
+        wait_for_texts(&fixture, &room, &puppet(friend.pk), &numbered("old", 0..2)).await;
+    }
+    let store = fixture.store().await;
+    let (quiet_friend, quiet) = &threads[0];
+    let portal = store
+        .portal_by_thread(&fixture.user.user_id, quiet)
+        .await
+        .expect("reading portals");
+    assert_eq!(portal, None, "the oldest thread waits for activity");
+
+    post(&fixture, quiet, quiet_friend.pk, numbered("new", 0..1));
+    let room = join_portal(&fixture, quiet).await;
+    let mut expected = numbered("old", 0..2);
+    expected.extend(numbered("new", 0..1));
+    wait_for_texts(&fixture, &room, &puppet(quiet_friend.pk), &expected).await;
+}
+
+async fn sync_polls_now(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    // Polls far apart: only `sync` brings a message within the test's wait.
+    for key in ["active_interval_ms", "idle_interval_ms"] {
+        fixture
+            .e2e
+            .config
+            .set(&["polling", key], Yaml::from(600_000))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let bot = fixture.e2e.bot().to_owned();
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    post(&fixture, &thread, friend.pk, numbered("first", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &thread).await;
+    let mut expected = numbered("first", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    post(&fixture, &thread, friend.pk, numbered("second", 0..1));
+    let reply = fixture
+        .user
+        .ask(&room, &bot, "!ig sync")
+        .await
+        .expect("an answer to sync");
+    assert_eq!(reply, "Syncing with Instagram now.");
+    expected.extend(numbered("second", 0..1));
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    let management = management_room(&mut fixture.user, &bot).await;
+    post(&fixture, &thread, friend.pk, numbered("third", 0..1));
+    let reply = fixture
+        .user
+        .ask(&management, &bot, "sync")
+        .await
+        .expect("an answer to sync");
+    assert_eq!(reply, "Syncing with Instagram now.");
+    expected.extend(numbered("third", 0..1));
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+}
+
+async fn catch_up_after_downtime(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    post(&fixture, &thread, friend.pk, numbered("first", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &thread).await;
+    let mut expected = numbered("first", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    fixture.e2e.stop_bridge();
+    let missed = numbered("missed", 0..100);
+    post(&fixture, &thread, friend.pk, missed.clone());
+    expected.extend(missed);
+    fixture.e2e.start_bridge().await;
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+}
+
+async fn catch_up_reaches_beyond_the_first_inbox_page(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    fixture
+        .e2e
+        .config
+        .set(&["backfill", "initial_threads"], Yaml::from(1))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let (friend, bridged) = friend_thread(&fixture, "friend.bridged");
+    post(&fixture, &bridged, friend.pk, numbered("before", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &bridged).await;
+    let mut expected = numbered("before", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    fixture.e2e.stop_bridge();
+    post(&fixture, &bridged, friend.pk, numbered("during", 0..1));
+    expected.extend(numbered("during", 0..1));
+    // 20 chats (a whole inbox page) are active after it while the bridge is down.
+    let busy: Vec<(Account, String)> = (0..20)
+        .map(|n| friend_thread(&fixture, &format!("busy.{n}")))
+        .collect();
+    for (other, thread) in &busy {
+        post(&fixture, thread, other.pk, numbered("busy", 0..1));
+    }
+    fixture.e2e.start_bridge().await;
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+}
+
+async fn faults_while_polling_lose_nothing(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    post(&fixture, &thread, friend.pk, numbered("calm", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &thread).await;
+    let mut expected = numbered("calm", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    let faults = [
+        Fault {
+            path_prefix: "direct_v2/inbox/".into(),
+            status: Some(429),
+            times: 6,
+            ..Fault::default()
+        },
+        Fault {
+            path_prefix: "direct_v2/threads/".into(),
+            status: Some(500),
+            times: 6,
+            ..Fault::default()
+        },
+        Fault {
+            path_prefix: "direct_v2/inbox/".into(),
+            malformed_body: true,
+            times: 3,
+            ..Fault::default()
+        },
+        Fault {
+            path_prefix: "direct_v2/threads/".into(),
+            malformed_body: true,
+            times: 3,
+            ..Fault::default()
+        },
+        // Longer than polling.request_timeout_ms: the requests time out.
+        Fault {
+            path_prefix: "direct_v2/threads/".into(),
+            delay: std::time::Duration::from_secs(3),
+            times: 2,
+            ..Fault::default()
+        },
+        Fault {
+            path_prefix: "direct_v2/inbox/".into(),
+            delay: std::time::Duration::from_secs(3),
+            times: 2,
+            ..Fault::default()
+        },
+    ];
+    for (round, fault) in faults.into_iter().enumerate() {
+        fixture.sim.inject_fault(fault);
+        let texts = numbered(&format!("round {round}"), 0..5);
+        post(&fixture, &thread, friend.pk, texts.clone());
+        expected.extend(texts);
+        wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+    }
+}
+
+async fn killed_during_a_burst_relays_every_message_once(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let threads: Vec<(Account, String)> = (0..5)
+        .map(|n| friend_thread(&fixture, &format!("friend.{n}")))
+        .collect();
+    for (friend, thread) in &threads {
+        post(&fixture, thread, friend.pk, numbered("start", 0..1));
+    }
+    fixture.e2e.start_bridge().await;
+    let mut rooms = Vec::new();
+    for (friend, thread) in &threads {
+        let room = join_portal(&fixture, thread).await;
+        wait_for_texts(
+            &fixture,
+            &room,
+            &puppet(friend.pk),
+            &numbered("start", 0..1),
+        )
+        .await;
+        rooms.push(room);
+    }
+
+    // 300 messages across the threads, interleaved; the bridge dies mid-way.
+    for n in 0..60 {
+        for (friend, thread) in &threads {
+            post(&fixture, thread, friend.pk, [format!("burst {n}")]);
+        }
+    }
+    poll("the relay under way", || async {
+        let mut relayed = 0;
+        for room in &rooms {
+            let history = fixture.user.room_history(room).await.ok()?;
+            relayed += history
+                .iter()
+                .filter(|e| e.kind() == "m.room.message" && e.body().starts_with("burst"))
+                .count();
+        }
+        (relayed >= 20).then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    fixture.e2e.kill_bridge();
+    fixture.e2e.start_bridge().await;
+
+    let mut expected = numbered("start", 0..1);
+    expected.extend(numbered("burst", 0..60));
+    for ((friend, _), room) in threads.iter().zip(&rooms) {
+        wait_for_texts(&fixture, room, &puppet(friend.pk), &expected).await;
+    }
+}
+
+async fn logged_out_login_is_told_once(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let bot = fixture.e2e.bot().to_owned();
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    post(&fixture, &thread, friend.pk, numbered("hi", 0..1));
+    fixture.e2e.start_bridge().await;
+    let management = management_room(&mut fixture.user, &bot).await;
+    join_portal(&fixture, &thread).await;
+
+    fixture.sim.expire_session(fixture.me.pk).expect("expiring");
+    let store = fixture.store().await;
+    let mxid = fixture.user.user_id.clone();
+    poll("the login marked as logged out", || async {
+        let login = store.login(&mxid).await.ok()??;
+        (login.state == "bad_credentials").then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    let notice = fixture
+        .user
+        .wait_for_message(&management, &bot)
+        .await
+        .expect("the bot tells alice");
+    assert!(notice.body().contains("send `login`") || notice.body().contains("Send `login`"));
+
+    // A restart neither polls the logged-out login nor tells alice again.
+    fixture.e2e.stop_bridge();
+    let inbox_polls = fixture.sim.request_count("GET", "direct_v2/inbox/");
+    fixture.e2e.start_bridge().await;
+    let reply = fixture
+        .user
+        .ask(&management, &bot, "sync")
+        .await
+        .expect("an answer to sync");
+    assert!(reply.contains("login"), "{reply}");
+    let notices: Vec<String> = fixture
+        .user
+        .messages_from(&management, &bot)
+        .await
+        .expect("the management room's history")
+        .iter()
+        .map(|e| e.body().to_owned())
+        .filter(|body| body.contains("Bridging of your Instagram messages has stopped"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(
+        fixture.sim.request_count("GET", "direct_v2/inbox/"),
+        inbox_polls,
+        "no poll after the restart"
+    );
+}
+
+/// Waits for the portal of `thread` and joins it (retrying until the invite
+/// is there); returns the room.
+async fn join_portal(fixture: &RelayFixture, thread: &str) -> String {
+    let portal = fixture.wait_for_portal(thread).await;
+    poll(&format!("alice joining {}", portal.room_id), || async {
+        fixture.user.join(&portal.room_id).await.ok()
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    portal.room_id
+}
+
+/// Alice opens a DM with the bot (her management room) and waits for its greeting.
+async fn management_room(alice: &mut MatrixClient, bot: &str) -> String {
+    let room = alice.create_dm(bot).await.expect("inviting the bot");
+    alice
+        .wait_for_message(&room, bot)
+        .await
+        .expect("the bot greets alice");
+    room
+}
