@@ -163,7 +163,8 @@ fn default_prefix() -> String {
 pub struct PuppetConfig {
     /// Localpart template; `{id}` is the Instagram user id.
     pub localpart_template: String,
-    /// Displayname template; `{name}`, `{username}` and `{id}` are filled in.
+    /// Displayname template; `{full_name}` (or `{name}`), `{username}` and
+    /// `{id}` are filled in.
     pub displayname_template: String,
 }
 
@@ -480,7 +481,7 @@ impl Config {
         if self.puppets.displayname_template.trim().is_empty() {
             problem(
                 "puppets.displayname_template",
-                "must not be empty (use {name}, {username} or {id})".to_owned(),
+                "must not be empty (use {full_name}, {username} or {id})".to_owned(),
             );
         }
 
@@ -632,6 +633,7 @@ impl Config {
         let name = present(name).unwrap_or(username);
         self.puppets
             .displayname_template
+            .replace("{full_name}", name)
             .replace("{name}", name)
             .replace("{username}", username)
             .replace("{id}", id)
@@ -860,7 +862,7 @@ impl Config {
             },
             puppets: PuppetConfig {
                 localpart_template: "instagram_{id}".to_owned(),
-                displayname_template: "{name} (Instagram)".to_owned(),
+                displayname_template: "{full_name} (Instagram)".to_owned(),
             },
             database: DatabaseConfig { url: database_url },
             permissions,
@@ -1167,7 +1169,8 @@ puppets:
   # Localpart template; {id} is the Instagram user id. The registration
   # reserves every user id this template can produce.
   localpart_template: @PUPPET_LOCALPART@
-  # Display name template; {name}, {username} and {id} are filled in.
+  # Display name template; {full_name} (the username when there is none),
+  # {username} and {id} are filled in.
   displayname_template: @PUPPET_DISPLAYNAME@
 
 # Where the bridge keeps its state.
@@ -1338,6 +1341,16 @@ mod tests {
             "bob.b (@bob.b, 42)"
         );
         assert_eq!(config.puppet_displayname(None, None, "42"), "42 (@42, 42)");
+        // The default names the full name; the username stands in for none.
+        let config = Config::example();
+        assert_eq!(
+            config.puppet_displayname(Some("Bob B"), Some("bob.b"), "42"),
+            "Bob B (Instagram)"
+        );
+        assert_eq!(
+            config.puppet_displayname(None, Some("bob.b"), "42"),
+            "bob.b (Instagram)"
+        );
     }
 
     #[test]
