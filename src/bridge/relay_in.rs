@@ -409,11 +409,16 @@ async fn fill_media(
                     .map(|s| s.id.clone())
                     .unwrap_or_default();
                 let converted = convert(bridge, login, portal, &fresh, &sender_id).await?;
-                let part_id = parts[index].part_id.clone();
-                if let Some(again) = converted.into_iter().find(|part| part.part_id == part_id) {
-                    parts[index] = again;
-                } else {
-                    return Err(media_error(MediaError::Expired));
+                // Every part not filled yet takes the fresh version (its URLs
+                // were signed together with the expired one).
+                for part in &mut parts[index..] {
+                    match converted.iter().find(|again| again.part_id == part.part_id) {
+                        Some(again) => *part = again.clone(),
+                        None if part.media.is_some() => {
+                            return Err(media_error(MediaError::Expired))
+                        }
+                        None => {}
+                    }
                 }
             }
             Err(error) => return Err(media_error(error)),
