@@ -536,6 +536,25 @@ async fn group_chat_relay(backend: Backend) {
     assert!(!members.contains(&carol_puppet), "{members:?}");
     assert!(members.contains(&bob_puppet), "{members:?}");
 
+    // The group's picture (the simulator's groups have none: one is given
+    // here), uploaded once even when its URL is signed again.
+    let picture = format!("{}/media/profile_{}.png", sim.base_url(), dan.pk);
+    let picture_bytes = reqwest::get(&picture).await.unwrap().bytes().await.unwrap();
+    for signature in ["oe=1", "oe=2"] {
+        conversation.picture_url = Some(format!("{picture}?{signature}"));
+        ensure_portal(&relay.bridge, &relay.login, &conversation, false)
+            .await
+            .unwrap();
+    }
+    let history = fixture.user.room_history(&room).await.unwrap();
+    let avatars: Vec<&RoomEvent> = history
+        .iter()
+        .filter(|e| e.kind() == "m.room.avatar")
+        .collect();
+    assert_eq!(avatars.len(), 1, "{avatars:#?}");
+    let mxc = avatars[0].event["content"]["url"].as_str().unwrap();
+    assert_eq!(fixture.download(mxc).await.unwrap(), picture_bytes.to_vec());
+
     // A message request: marked, and explained once.
     let erin = fixture.instagram_user("erin.stranger", "Erin Stranger");
     let request = sim.create_thread(erin.pk, &[fixture.me.pk], None).unwrap();
