@@ -101,6 +101,8 @@ struct Poller {
     saved: Credentials,
     schedule: Schedule,
     requests_polled: Option<Instant>,
+    /// The message request count the inbox showed when they were last polled.
+    requests_seen: Option<i64>,
     presence_polled: Option<Instant>,
     /// Whether a poll of this run succeeded (then one inbox page is enough).
     caught_up: bool,
@@ -154,6 +156,7 @@ impl Poller {
             saved: creds.clone(),
             creds,
             requests_polled: None,
+            requests_seen: None,
             presence_polled: None,
             caught_up: false,
         })
@@ -189,12 +192,16 @@ impl Poller {
         let mut threads: Vec<(Conversation, bool)> = Vec::new();
         let mut cursor = None;
         let mut pages = 0;
+        let mut pending_requests = None;
         loop {
             let page = self
                 .connector
                 .list_conversations_page(&mut self.creds, cursor.as_deref())
                 .await?;
             pages += 1;
+            if pages == 1 {
+                pending_requests = page.pending_requests;
+            }
             let oldest = page
                 .conversations
                 .last()
@@ -214,9 +221,10 @@ impl Poller {
                 None => break,
             }
         }
-        if Self::due(self.requests_polled, config.polling.requests_interval_ms) {
+        if self.requests_due(pending_requests) {
             let requests = self.connector.list_pending(&mut self.creds).await?;
             self.requests_polled = Some(Instant::now());
+            self.requests_seen = pending_requests;
             let known: HashSet<String> = threads.iter().map(|(c, _)| c.id.clone()).collect();
             threads.extend(
                 requests
@@ -305,6 +313,20 @@ impl Poller {
             return Ok(Some(Duration::ZERO));
         }
         Ok(newest_activity.map(|at| (Utc::now() - at).to_std().unwrap_or_default()))
+    }
+
+    /// Whether to poll the message requests: when the inbox's request count
+    /// changed, else at their interval while there are any (or when the
+    /// platform gives no count).
+    fn requests_due(&self, pending_requests: Option<i64>) -> bool {
+        let interval = self.bridge.config.polling.requests_interval_ms;
+        match pending_requests {
+            Some(count) if self.requests_polled.is_some() && Some(count) != self.requests_seen => {
+                true
+            }
+            Some(0) => self.requests_polled.is_none(),
+            _ => Self::due(self.requests_polled, interval),
+        }
     }
 
     /// Records a thread seen on the first sync as it is now, without a portal.
