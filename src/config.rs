@@ -281,7 +281,8 @@ pub struct PollingConfig {
     pub jitter_percent: u64,
     /// Longest wait after repeated errors (the backoff doubles up to it).
     pub max_backoff_ms: u64,
-    /// How often the message requests (pending inbox) are polled.
+    /// How often the message requests (pending inbox) are polled while there
+    /// are any (they are polled at once when the inbox's count changes).
     pub requests_interval_ms: u64,
     /// How often the presence of 1:1 partners is asked for.
     pub presence_interval_ms: u64,
@@ -1224,7 +1225,8 @@ polling:
   jitter_percent: @POLL_JITTER@
   # Longest wait after repeated errors (the wait doubles up to it).
   max_backoff_ms: @POLL_BACKOFF@
-  # How often message requests (the pending inbox) are polled.
+  # How often message requests (the pending inbox) are polled while there are
+  # any; a change of their count in the inbox polls them at once.
   requests_interval_ms: @POLL_REQUESTS@
   # How often the presence of 1:1 chat partners is asked for.
   presence_interval_ms: @POLL_PRESENCE@
