@@ -108,6 +108,14 @@ struct Poller {
     caught_up: bool,
 }
 
+/// The threads one poll looks at.
+struct Inbox {
+    /// Each with whether it is a message request, newest activity first.
+    list: Vec<(Conversation, bool)>,
+    /// The count of message requests the inbox reported.
+    pending_requests: Option<i64>,
+}
+
 /// What to do with one thread of the inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Plan {
@@ -178,55 +186,13 @@ impl Poller {
             .map_err(store_trouble)?
             .is_some();
 
-        let watermark = if self.caught_up {
-            None
-        } else {
-            bridge
-                .store
-                .kv_get(&watermark_key(&mxid))
-                .await
-                .map_err(store_trouble)?
-                .and_then(|text| text.parse::<i64>().ok())
-        };
-
-        let mut threads: Vec<(Conversation, bool)> = Vec::new();
-        let mut cursor = None;
-        let mut pages = 0;
-        let mut pending_requests = None;
-        loop {
-            let page = self
-                .connector
-                .list_conversations_page(&mut self.creds, cursor.as_deref())
-                .await?;
-            pages += 1;
-            if pages == 1 {
-                pending_requests = page.pending_requests;
-            }
-            let oldest = page
-                .conversations
-                .last()
-                .and_then(|c| c.updated_at)
-                .map(|at| at.timestamp_micros());
-            threads.extend(page.conversations.into_iter().map(|c| (c, false)));
-            // A first sync reads as many inbox pages as its portal count
-            // needs; a restart reads back to the activity it last saw.
-            let first_sync = !synced && threads.len() < config.backfill.initial_threads;
-            let behind = matches!((oldest, watermark), (Some(oldest), Some(mark)) if oldest > mark)
-                && pages < MAX_CATCH_UP_PAGES;
-            match page
-                .cursor
-                .filter(|_| page.has_older && (first_sync || behind))
-            {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        if self.requests_due(pending_requests) {
+        let mut threads = self.read_inbox(synced).await?;
+        if self.requests_due(threads.pending_requests) {
             let requests = self.connector.list_pending(&mut self.creds).await?;
             self.requests_polled = Some(Instant::now());
-            self.requests_seen = pending_requests;
-            let known: HashSet<String> = threads.iter().map(|(c, _)| c.id.clone()).collect();
-            threads.extend(
+            self.requests_seen = threads.pending_requests;
+            let known: HashSet<String> = threads.list.iter().map(|(c, _)| c.id.clone()).collect();
+            threads.list.extend(
                 requests
                     .into_iter()
                     .filter(|c| !known.contains(&c.id))
@@ -246,7 +212,7 @@ impl Poller {
         let mut relayed_something = false;
         let mut failure = None;
         let mut partners = Vec::new();
-        for (rank, (conversation, request)) in threads.into_iter().enumerate() {
+        for (rank, (conversation, request)) in threads.list.into_iter().enumerate() {
             newest_activity = newest_activity.max(conversation.updated_at);
             let state = states.get(&conversation.id);
             let request = request || conversation.pending == Some(true);
@@ -313,6 +279,56 @@ impl Poller {
             return Ok(Some(Duration::ZERO));
         }
         Ok(newest_activity.map(|at| (Utc::now() - at).to_std().unwrap_or_default()))
+    }
+
+    /// The inbox's first page; on a first sync as many pages as its portal
+    /// count needs, and after a restart the pages back to the activity last seen.
+    async fn read_inbox(&mut self, synced: bool) -> Result<Inbox, ConnectorError> {
+        let bridge = self.bridge.clone();
+        let watermark = if self.caught_up {
+            None
+        } else {
+            bridge
+                .store
+                .kv_get(&watermark_key(&self.login.mxid))
+                .await
+                .map_err(store_trouble)?
+                .and_then(|text| text.parse::<i64>().ok())
+        };
+        let mut inbox = Inbox {
+            list: Vec::new(),
+            pending_requests: None,
+        };
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = self
+                .connector
+                .list_conversations_page(&mut self.creds, cursor.as_deref())
+                .await?;
+            pages += 1;
+            if pages == 1 {
+                inbox.pending_requests = page.pending_requests;
+            }
+            let oldest = page
+                .conversations
+                .last()
+                .and_then(|c| c.updated_at)
+                .map(|at| at.timestamp_micros());
+            inbox
+                .list
+                .extend(page.conversations.into_iter().map(|c| (c, false)));
+            let first_sync = !synced && inbox.list.len() < bridge.config.backfill.initial_threads;
+            let behind = matches!((oldest, watermark), (Some(oldest), Some(mark)) if oldest > mark)
+                && pages < MAX_CATCH_UP_PAGES;
+            match page
+                .cursor
+                .filter(|_| page.has_older && (first_sync || behind))
+            {
+                Some(next) => cursor = Some(next),
+                None => return Ok(inbox),
+            }
+        }
     }
 
     /// Whether to poll the message requests: when the inbox's request count
