@@ -163,7 +163,8 @@ fn default_prefix() -> String {
 pub struct PuppetConfig {
     /// Localpart template; `{id}` is the Instagram user id.
     pub localpart_template: String,
-    /// Displayname template; `{name}`, `{username}` and `{id}` are filled in.
+    /// Displayname template; `{full_name}` (or `{name}`), `{username}` and
+    /// `{id}` are filled in.
     pub displayname_template: String,
 }
 
@@ -280,7 +281,8 @@ pub struct PollingConfig {
     pub jitter_percent: u64,
     /// Longest wait after repeated errors (the backoff doubles up to it).
     pub max_backoff_ms: u64,
-    /// How often the message requests (pending inbox) are polled.
+    /// How often the message requests (pending inbox) are polled while there
+    /// are any (they are polled at once when the inbox's count changes).
     pub requests_interval_ms: u64,
     /// How often the presence of 1:1 partners is asked for.
     pub presence_interval_ms: u64,
@@ -480,7 +482,7 @@ impl Config {
         if self.puppets.displayname_template.trim().is_empty() {
             problem(
                 "puppets.displayname_template",
-                "must not be empty (use {name}, {username} or {id})".to_owned(),
+                "must not be empty (use {full_name}, {username} or {id})".to_owned(),
             );
         }
 
@@ -632,6 +634,7 @@ impl Config {
         let name = present(name).unwrap_or(username);
         self.puppets
             .displayname_template
+            .replace("{full_name}", name)
             .replace("{name}", name)
             .replace("{username}", username)
             .replace("{id}", id)
@@ -860,7 +863,7 @@ impl Config {
             },
             puppets: PuppetConfig {
                 localpart_template: "instagram_{id}".to_owned(),
-                displayname_template: "{name} (Instagram)".to_owned(),
+                displayname_template: "{full_name} (Instagram)".to_owned(),
             },
             database: DatabaseConfig { url: database_url },
             permissions,
@@ -1167,7 +1170,8 @@ puppets:
   # Localpart template; {id} is the Instagram user id. The registration
   # reserves every user id this template can produce.
   localpart_template: @PUPPET_LOCALPART@
-  # Display name template; {name}, {username} and {id} are filled in.
+  # Display name template; {full_name} (the username when there is none),
+  # {username} and {id} are filled in.
   displayname_template: @PUPPET_DISPLAYNAME@
 
 # Where the bridge keeps its state.
@@ -1221,7 +1225,8 @@ polling:
   jitter_percent: @POLL_JITTER@
   # Longest wait after repeated errors (the wait doubles up to it).
   max_backoff_ms: @POLL_BACKOFF@
-  # How often message requests (the pending inbox) are polled.
+  # How often message requests (the pending inbox) are polled while there are
+  # any; a change of their count in the inbox polls them at once.
   requests_interval_ms: @POLL_REQUESTS@
   # How often the presence of 1:1 chat partners is asked for.
   presence_interval_ms: @POLL_PRESENCE@
@@ -1338,6 +1343,16 @@ mod tests {
             "bob.b (@bob.b, 42)"
         );
         assert_eq!(config.puppet_displayname(None, None, "42"), "42 (@42, 42)");
+        // The default names the full name; the username stands in for none.
+        let config = Config::example();
+        assert_eq!(
+            config.puppet_displayname(Some("Bob B"), Some("bob.b"), "42"),
+            "Bob B (Instagram)"
+        );
+        assert_eq!(
+            config.puppet_displayname(None, Some("bob.b"), "42"),
+            "bob.b (Instagram)"
+        );
     }
 
     #[test]

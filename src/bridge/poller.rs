@@ -101,9 +101,19 @@ struct Poller {
     saved: Credentials,
     schedule: Schedule,
     requests_polled: Option<Instant>,
+    /// The message request count the inbox showed when they were last polled.
+    requests_seen: Option<i64>,
     presence_polled: Option<Instant>,
     /// Whether a poll of this run succeeded (then one inbox page is enough).
     caught_up: bool,
+}
+
+/// The threads one poll looks at.
+struct Inbox {
+    /// Each with whether it is a message request, newest activity first.
+    list: Vec<(Conversation, bool)>,
+    /// The count of message requests the inbox reported.
+    pending_requests: Option<i64>,
 }
 
 /// What to do with one thread of the inbox.
@@ -154,6 +164,7 @@ impl Poller {
             saved: creds.clone(),
             creds,
             requests_polled: None,
+            requests_seen: None,
             presence_polled: None,
             caught_up: false,
         })
@@ -175,50 +186,13 @@ impl Poller {
             .map_err(store_trouble)?
             .is_some();
 
-        let watermark = if self.caught_up {
-            None
-        } else {
-            bridge
-                .store
-                .kv_get(&watermark_key(&mxid))
-                .await
-                .map_err(store_trouble)?
-                .and_then(|text| text.parse::<i64>().ok())
-        };
-
-        let mut threads: Vec<(Conversation, bool)> = Vec::new();
-        let mut cursor = None;
-        let mut pages = 0;
-        loop {
-            let page = self
-                .connector
-                .list_conversations_page(&mut self.creds, cursor.as_deref())
-                .await?;
-            pages += 1;
-            let oldest = page
-                .conversations
-                .last()
-                .and_then(|c| c.updated_at)
-                .map(|at| at.timestamp_micros());
-            threads.extend(page.conversations.into_iter().map(|c| (c, false)));
-            // A first sync reads as many inbox pages as its portal count
-            // needs; a restart reads back to the activity it last saw.
-            let first_sync = !synced && threads.len() < config.backfill.initial_threads;
-            let behind = matches!((oldest, watermark), (Some(oldest), Some(mark)) if oldest > mark)
-                && pages < MAX_CATCH_UP_PAGES;
-            match page
-                .cursor
-                .filter(|_| page.has_older && (first_sync || behind))
-            {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        if Self::due(self.requests_polled, config.polling.requests_interval_ms) {
+        let mut threads = self.read_inbox(synced).await?;
+        if self.requests_due(threads.pending_requests) {
             let requests = self.connector.list_pending(&mut self.creds).await?;
             self.requests_polled = Some(Instant::now());
-            let known: HashSet<String> = threads.iter().map(|(c, _)| c.id.clone()).collect();
-            threads.extend(
+            self.requests_seen = threads.pending_requests;
+            let known: HashSet<String> = threads.list.iter().map(|(c, _)| c.id.clone()).collect();
+            threads.list.extend(
                 requests
                     .into_iter()
                     .filter(|c| !known.contains(&c.id))
@@ -238,7 +212,7 @@ impl Poller {
         let mut relayed_something = false;
         let mut failure = None;
         let mut partners = Vec::new();
-        for (rank, (conversation, request)) in threads.into_iter().enumerate() {
+        for (rank, (conversation, request)) in threads.list.into_iter().enumerate() {
             newest_activity = newest_activity.max(conversation.updated_at);
             let state = states.get(&conversation.id);
             let request = request || conversation.pending == Some(true);
@@ -305,6 +279,70 @@ impl Poller {
             return Ok(Some(Duration::ZERO));
         }
         Ok(newest_activity.map(|at| (Utc::now() - at).to_std().unwrap_or_default()))
+    }
+
+    /// The inbox's first page; on a first sync as many pages as its portal
+    /// count needs, and after a restart the pages back to the activity last seen.
+    async fn read_inbox(&mut self, synced: bool) -> Result<Inbox, ConnectorError> {
+        let bridge = self.bridge.clone();
+        let watermark = if self.caught_up {
+            None
+        } else {
+            bridge
+                .store
+                .kv_get(&watermark_key(&self.login.mxid))
+                .await
+                .map_err(store_trouble)?
+                .and_then(|text| text.parse::<i64>().ok())
+        };
+        let mut inbox = Inbox {
+            list: Vec::new(),
+            pending_requests: None,
+        };
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = self
+                .connector
+                .list_conversations_page(&mut self.creds, cursor.as_deref())
+                .await?;
+            pages += 1;
+            if pages == 1 {
+                inbox.pending_requests = page.pending_requests;
+            }
+            let oldest = page
+                .conversations
+                .last()
+                .and_then(|c| c.updated_at)
+                .map(|at| at.timestamp_micros());
+            inbox
+                .list
+                .extend(page.conversations.into_iter().map(|c| (c, false)));
+            let first_sync = !synced && inbox.list.len() < bridge.config.backfill.initial_threads;
+            let behind = matches!((oldest, watermark), (Some(oldest), Some(mark)) if oldest > mark)
+                && pages < MAX_CATCH_UP_PAGES;
+            match page
+                .cursor
+                .filter(|_| page.has_older && (first_sync || behind))
+            {
+                Some(next) => cursor = Some(next),
+                None => return Ok(inbox),
+            }
+        }
+    }
+
+    /// Whether to poll the message requests: when the inbox's request count
+    /// changed, else at their interval while there are any (or when the
+    /// platform gives no count).
+    fn requests_due(&self, pending_requests: Option<i64>) -> bool {
+        let interval = self.bridge.config.polling.requests_interval_ms;
+        match pending_requests {
+            Some(count) if self.requests_polled.is_some() && Some(count) != self.requests_seen => {
+                true
+            }
+            Some(0) => self.requests_polled.is_none(),
+            _ => Self::due(self.requests_polled, interval),
+        }
     }
 
     /// Records a thread seen on the first sync as it is now, without a portal.

@@ -134,6 +134,12 @@ async fn wait_for_texts(fixture: &RelayFixture, room: &str, sender: &str, expect
 
 async fn history_then_new_messages_in_order(backend: Backend) {
     let mut fixture = fixture(backend).await;
+    // Message requests are polled at start, then when the inbox's count of them changes.
+    fixture
+        .e2e
+        .config
+        .set(&["polling", "requests_interval_ms"], Yaml::from(600_000))
+        .unwrap_or_else(|err| panic!("{err}"));
     let (friend, thread) = friend_thread(&fixture, "friend.one");
     let mut expected = numbered("before", 0..3);
     post(&fixture, &thread, friend.pk, expected.clone());
@@ -153,6 +159,24 @@ async fn history_then_new_messages_in_order(backend: Backend) {
     post(&fixture, &second, other.pk, numbered("hello", 0..2));
     let room = join_portal(&fixture, &second).await;
     wait_for_texts(&fixture, &room, &puppet(other.pk), &numbered("hello", 0..2)).await;
+
+    // A stranger's message request (pending inbox) becomes a portal marked as one.
+    let (stranger, request) = friend_thread(&fixture, "a.stranger");
+    fixture
+        .sim
+        .set_pending(&request, fixture.me.pk, true)
+        .expect("making the thread a request");
+    post(&fixture, &request, stranger.pk, numbered("may I", 0..1));
+    let portal = fixture.wait_for_portal(&request).await;
+    assert!(portal.request, "the portal is a message request");
+    let room = join_portal(&fixture, &request).await;
+    wait_for_texts(
+        &fixture,
+        &room,
+        &puppet(stranger.pk),
+        &numbered("may I", 0..1),
+    )
+    .await;
 }
 
 async fn first_sync_bridges_the_newest_threads(backend: Backend) {

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use matrix_instagram::bridge::portal::ensure_portal;
+use matrix_instagram::bridge::puppet::ensure_puppet;
 use matrix_instagram::bridge::relay_in::{
     relay_message, relay_presence, relay_read, relay_unsend, SeenMarker,
 };
 use matrix_instagram::bridge::Bridge;
-use matrix_instagram::model::{Conversation, Message, Presence};
+use matrix_instagram::model::{Conversation, Message, Participant, Presence};
 use matrix_instagram::store::{LoginRecord, PortalRecord};
 use serde_json::json;
 
@@ -261,10 +262,49 @@ async fn direct_chat_relay(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(fixture.download(avatar).await.unwrap(), picture.to_vec());
-    // The same picture again is not uploaded again.
+    // The same picture again is not uploaded again, even at a re-signed URL.
     relay.portal(&thread, false).await;
     let again = fixture.profile(&bob_puppet).await.unwrap();
     assert_eq!(again["avatar_url"], avatar);
+    let bob_now = conversation
+        .participants
+        .iter()
+        .find(|p| p.id == bob.pk.to_string())
+        .unwrap()
+        .clone();
+    let resigned = Participant {
+        avatar_url: Some(format!("{picture_url}?oe=65A0&oh=other")),
+        ..bob_now.clone()
+    };
+    ensure_puppet(&relay.bridge, &resigned).await.unwrap();
+    let again = fixture.profile(&bob_puppet).await.unwrap();
+    assert_eq!(again["avatar_url"], avatar);
+    // A new name and a new picture on Instagram follow.
+    let other_picture = picture_url.replace(&bob.pk.to_string(), &fixture.me.pk.to_string());
+    let changed = Participant {
+        name: Some("Robert Builder".to_owned()),
+        avatar_url: Some(other_picture.clone()),
+        ..bob_now
+    };
+    ensure_puppet(&relay.bridge, &changed).await.unwrap();
+    let changed = fixture.profile(&bob_puppet).await.unwrap();
+    assert_eq!(changed["displayname"], "Robert Builder (Instagram)");
+    let new_avatar = changed["avatar_url"].as_str().unwrap();
+    assert_ne!(new_avatar, avatar);
+    let other_bytes = reqwest::get(&other_picture)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        fixture.download(new_avatar).await.unwrap(),
+        other_bytes.to_vec()
+    );
+    // The next update from Instagram brings Bob's own name and picture back.
+    relay.portal(&thread, false).await;
+    let restored = fixture.profile(&bob_puppet).await.unwrap();
+    assert_eq!(restored["displayname"], "Bob Builder (Instagram)");
 
     // Text, a reply, and a message alice sent from the Instagram app.
     let reply = sim
@@ -495,6 +535,25 @@ async fn group_chat_relay(backend: Backend) {
     assert!(members.contains(&relay.puppet(dan.pk)), "{members:?}");
     assert!(!members.contains(&carol_puppet), "{members:?}");
     assert!(members.contains(&bob_puppet), "{members:?}");
+
+    // The group's picture (the simulator's groups have none: one is given
+    // here), uploaded once even when its URL is signed again.
+    let picture = format!("{}/media/profile_{}.png", sim.base_url(), dan.pk);
+    let picture_bytes = reqwest::get(&picture).await.unwrap().bytes().await.unwrap();
+    for signature in ["oe=1", "oe=2"] {
+        conversation.picture_url = Some(format!("{picture}?{signature}"));
+        ensure_portal(&relay.bridge, &relay.login, &conversation, false)
+            .await
+            .unwrap();
+    }
+    let history = fixture.user.room_history(&room).await.unwrap();
+    let avatars: Vec<&RoomEvent> = history
+        .iter()
+        .filter(|e| e.kind() == "m.room.avatar")
+        .collect();
+    assert_eq!(avatars.len(), 1, "{avatars:#?}");
+    let mxc = avatars[0].event["content"]["url"].as_str().unwrap();
+    assert_eq!(fixture.download(mxc).await.unwrap(), picture_bytes.to_vec());
 
     // A message request: marked, and explained once.
     let erin = fixture.instagram_user("erin.stranger", "Erin Stranger");
