@@ -3,9 +3,11 @@
 
 pub mod bot;
 pub mod commands;
+pub mod convert;
 pub mod instagram;
 pub mod login;
 pub mod management;
+pub mod media;
 pub mod run;
 
 use std::sync::Arc;

@@ -5,4 +5,5 @@ mod config;
 mod e2e;
 mod harness;
 mod login;
+mod media;
 mod store;

@@ -27,10 +27,12 @@ pub(crate) enum Filter {
     Flatten,
     Values,
     Keys,
+    Split,
+    Largest,
 }
 
 /// Name, filter, and the least and most arguments it takes.
-const TABLE: [(&str, Filter, usize, usize); 15] = [
+const TABLE: [(&str, Filter, usize, usize); 17] = [
     ("divide", Filter::Divide, 1, 1),
     ("multiply", Filter::Multiply, 1, 1),
     ("to_datetime", Filter::ToDatetime, 0, 0),
@@ -38,7 +40,7 @@ const TABLE: [(&str, Filter, usize, usize); 15] = [
     ("to_string", Filter::ToString, 0, 0),
     ("to_number", Filter::ToNumber, 0, 0),
     ("default", Filter::Default, 1, 1),
-    ("to_attachment", Filter::ToAttachment, 0, 1),
+    ("to_attachment", Filter::ToAttachment, 0, 0),
     ("first", Filter::First, 0, 0),
     ("last", Filter::Last, 0, 0),
     ("join", Filter::Join, 0, 1),
@@ -46,6 +48,8 @@ const TABLE: [(&str, Filter, usize, usize); 15] = [
     ("flatten", Filter::Flatten, 0, 0),
     ("values", Filter::Values, 0, 0),
     ("keys", Filter::Keys, 0, 0),
+    ("split", Filter::Split, 1, 1),
+    ("largest", Filter::Largest, 0, 0),
 ];
 
 impl Filter {
@@ -124,10 +128,8 @@ impl Filter {
             } else {
                 input.clone()
             }),
-            Filter::ToAttachment => Ok(Value::Array(attachment::attachments(
-                input,
-                arg(0).as_str(),
-            ))),
+            Filter::ToAttachment => Ok(Value::Array(attachment::attachments(input))),
+            Filter::Largest => Ok(attachment::largest(input).cloned().unwrap_or(Value::Null)),
             Filter::First => Ok(match input {
                 Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
                 other => other.clone(),
@@ -206,6 +208,22 @@ impl Filter {
                 )),
                 other => Err(format!("keys expects an object, got {}", type_name(other))),
             },
+            Filter::Split => {
+                let separator = match arg(0) {
+                    Value::String(separator) if !separator.is_empty() => separator,
+                    _ => return Err("split needs a non-empty string separator".to_owned()),
+                };
+                each(input, &|value| {
+                    Ok(match value {
+                        Value::String(text) => Value::Array(
+                            text.split(separator.as_str())
+                                .map(|part| Value::String(part.to_owned()))
+                                .collect(),
+                        ),
+                        _ => Value::Null,
+                    })
+                })
+            }
         }
     }
 }
@@ -524,5 +542,24 @@ mod tests {
             apply(Filter::Keys, json!({"a": 1, "b": 2}), &[]),
             Ok(json!(["a", "b"]))
         );
+        assert_eq!(
+            apply(Filter::Split, json!("a://b/c"), &[json!("/")]),
+            Ok(json!(["a:", "", "b", "c"]))
+        );
+        assert_eq!(
+            apply(Filter::Split, json!(null), &[json!("/")]),
+            Ok(json!(null))
+        );
+        assert!(apply(Filter::Split, json!("a"), &[json!("")]).is_err());
+        let versions = json!([
+            {"url": "s", "width": 10, "height": "10"},
+            {"url": "l", "width": "20", "height": 20},
+            {"width": 99, "height": 99}
+        ]);
+        assert_eq!(
+            apply(Filter::Largest, versions, &[]).unwrap()["url"],
+            json!("l")
+        );
+        assert_eq!(apply(Filter::Largest, json!(null), &[]), Ok(json!(null)));
     }
 }
