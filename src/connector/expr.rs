@@ -703,7 +703,7 @@ mod tests {
 
         #[test]
         fn parse_then_eval_never_panics(
-            src in "[a-c.\\[\\]?*@!|:=<>&(),{}' 0-9-]{0,24}|([a-c]|\\.[a-c]|\\[\\]|\\[\\*\\]|\\[0\\]|\\[-1\\]|\\[\\?[a-c]\\]| \\| (divide: 0|divide: 2|multiply: 3|to_datetime|to_json|to_string|to_number|default: 'x'|to_attachment|first|last|join|length|flatten|values|keys)| == | != | < | && | \\|\\| | \\? 'a' : |'[a-c]'|[0-9]{1,20}|\\{\\{[a-c]\\}\\}){1,8}",
+            src in "[a-c.\\[\\]?*@!|:=<>&(),{}' 0-9-]{0,24}|([a-c]|\\.[a-c]|\\[\\]|\\[\\*\\]|\\[0\\]|\\[-1\\]|\\[\\?[a-c]\\]| \\| (divide: 0|divide: 2|multiply: 3|to_datetime|to_json|to_string|to_number|default: 'x'|to_attachment|largest|split: 'a'|split: 0|first|last|join|length|flatten|values|keys)| == | != | < | && | \\|\\| | \\? 'a' : |'[a-c]'|[0-9]{1,20}|\\{\\{[a-c]\\}\\}){1,8}",
             current in json_value(),
             vars in json_value(),
         ) {

@@ -563,6 +563,25 @@ fn drifted_items_still_map() {
 }
 
 #[test]
+fn a_shared_carousel_is_previewed_by_its_first_slide() {
+    let mut post = fixture_item("media_share");
+    let shared = post["media_share"].as_object_mut().unwrap();
+    let slide = json!({"image_versions2": shared.remove("image_versions2").unwrap()});
+    shared.insert("media_type".into(), json!(8));
+    shared.insert("carousel_media".into(), json!([slide]));
+    let message = map_one(post);
+    let share = share_of(&message);
+    assert!(share
+        .preview_url
+        .as_deref()
+        .is_some_and(|url| url.contains("DAbcPost001_1080x1350")));
+    assert_eq!(
+        (share.preview_width, share.preview_height),
+        (Some(1080), Some(1350))
+    );
+}
+
+#[test]
 fn legacy_likes_are_heart_reactions_with_their_senders() {
     let messages = map_in_thread(vec![fixture_item("text_with_reactions")]);
     let reactions: Vec<(&str, Option<&str>, String)> = messages[0]
