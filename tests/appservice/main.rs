@@ -4,6 +4,7 @@ mod api;
 mod config;
 mod e2e;
 mod harness;
+mod item_kinds;
 mod login;
 mod media;
 mod poller;
