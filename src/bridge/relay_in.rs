@@ -322,25 +322,34 @@ async fn convert(
             {
                 Some(event_id) => ReplyTarget::Bridged { event_id },
                 None => ReplyTarget::Missing {
-                    sender_name: "Someone".to_owned(),
+                    sender_name: match &reply.sender_id {
+                        Some(author) => display_name(bridge, author).await?,
+                        None => "Someone".to_owned(),
+                    },
                     preview: reply.preview.clone(),
                 },
             },
         ),
     };
-    let sender_name = match store.puppet(sender_id).await? {
-        Some(puppet) => puppet
-            .displayname
-            .or(puppet.username)
-            .unwrap_or_else(|| sender_id.to_owned()),
-        None => sender_id.to_owned(),
-    };
+    let sender_name = display_name(bridge, sender_id).await?;
     let ctx = ConvertContext {
         mentions: &mentions,
         reply,
         sender_name: &sender_name,
     };
     Ok(convert_message(message, &ctx))
+}
+
+/// How an Instagram user is called in quotes and notices: their puppet's
+/// name, else their username, else their id.
+async fn display_name(bridge: &Bridge, ig_user_id: &str) -> Result<String, RelayError> {
+    Ok(match bridge.store.puppet(ig_user_id).await? {
+        Some(puppet) => puppet
+            .displayname
+            .or(puppet.username)
+            .unwrap_or_else(|| ig_user_id.to_owned()),
+        None => ig_user_id.to_owned(),
+    })
 }
 
 /// The lowercase usernames named as `@username` in `text` (an `@` inside a

@@ -802,3 +802,33 @@ async fn the_running_bridge_relays_a_group_and_a_request(backend: Backend) {
     let portal = fixture.wait_for_portal(&request).await;
     assert!(portal.request);
 }
+
+/// A reply whose original was never bridged quotes it with its author's name.
+#[tokio::test]
+async fn a_reply_to_an_unbridged_message_quotes_its_author() {
+    let relay = Relay::start(Backend::Sqlite, "alice.quote").await;
+    let fixture = &relay.fixture;
+    let sim = &fixture.sim;
+    let bob = fixture.instagram_user("bob.quoted", "Bob Quoted");
+    let thread = sim.create_thread(fixture.me.pk, &[bob.pk], None).unwrap();
+    let original = sim
+        .post_text(&thread, bob.pk, "the original words")
+        .unwrap();
+    sim.post_reply(&thread, bob.pk, "the answer", &original)
+        .unwrap();
+    let portal = relay.portal(&thread, false).await;
+    let room = fixture.join_portal(&thread).await;
+
+    let reply = relay.messages(&thread).await.pop().expect("the reply");
+    relay_message(&relay.bridge, &relay.login, &portal, &reply)
+        .await
+        .unwrap_or_else(|err| panic!("relaying the reply: {err}"));
+    let event_id = relay.event_of(&thread, &reply.id).await;
+    let history = fixture.user.room_history(&room).await.unwrap();
+    let body = find(&history, &event_id).expect("the reply's event").body();
+    assert!(
+        body.starts_with("> Bob Quoted (Instagram): the original words"),
+        "{body}"
+    );
+    assert!(body.ends_with("the answer"), "{body}");
+}
