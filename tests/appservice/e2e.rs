@@ -5,21 +5,6 @@
 use crate::harness::{Backend, E2e, MatrixClient, Synapse, TestDatabase};
 use instagram_sim::Simulator;
 
-/// Defines the `_sqlite` and `_postgres` test of one scenario.
-macro_rules! on_both_databases {
-    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
-        #[tokio::test]
-        async fn $sqlite() {
-            $scenario(Backend::Sqlite).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            $scenario(Backend::Postgres).await;
-        }
-    };
-}
-
 on_both_databases!(
     management_room_commands,
     management_room_commands_sqlite,

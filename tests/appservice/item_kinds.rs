@@ -11,15 +11,11 @@ use crate::harness::client::RoomEvent;
 use crate::harness::relay::{poll, RelayFixture};
 use crate::harness::Backend;
 
-#[tokio::test]
-async fn every_item_kind_arrives_as_a_user_sees_it_sqlite() {
-    every_item_kind(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn every_item_kind_arrives_as_a_user_sees_it_postgres() {
-    every_item_kind(Backend::Postgres).await;
-}
+on_both_databases!(
+    every_item_kind,
+    every_item_kind_arrives_as_a_user_sees_it_sqlite,
+    every_item_kind_arrives_as_a_user_sees_it_postgres
+);
 
 /// What the bridged events of one item must show.
 enum Expect {

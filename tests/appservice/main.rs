@@ -1,5 +1,21 @@
 //! Integration and end-to-end tests of the appservice, some against a real Synapse.
 
+/// Defines the `_sqlite` and `_postgres` test of one scenario (declared
+/// before the modules, which see it by textual scope).
+macro_rules! on_both_databases {
+    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            $scenario(crate::harness::Backend::Sqlite).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            $scenario(crate::harness::Backend::Postgres).await;
+        }
+    };
+}
+
 mod api;
 mod config;
 mod e2e;

@@ -10,21 +10,6 @@ use serde_norway::Value as Yaml;
 use crate::harness::relay::{poll, RelayFixture};
 use crate::harness::{Backend, MatrixClient};
 
-/// Defines the `_sqlite` and `_postgres` test of one scenario.
-macro_rules! on_both_databases {
-    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
-        #[tokio::test]
-        async fn $sqlite() {
-            $scenario(Backend::Sqlite).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            $scenario(Backend::Postgres).await;
-        }
-    };
-}
-
 on_both_databases!(
     history_then_new_messages_in_order,
     history_then_new_messages_in_order_sqlite,

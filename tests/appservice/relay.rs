@@ -22,20 +22,6 @@ use crate::harness::client::RoomEvent;
 use crate::harness::relay::RelayFixture;
 use crate::harness::Backend;
 
-macro_rules! on_both_databases {
-    ($scenario:ident, $sqlite:ident, $postgres:ident) => {
-        #[tokio::test]
-        async fn $sqlite() {
-            $scenario(Backend::Sqlite).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            $scenario(Backend::Postgres).await;
-        }
-    };
-}
-
 on_both_databases!(
     direct_chat_relay,
     direct_chat_relay_sqlite,
@@ -280,7 +266,7 @@ async fn direct_chat_relay(backend: Backend) {
     let again = fixture.profile(&bob_puppet).await.unwrap();
     assert_eq!(again["avatar_url"], avatar);
     // A new name and a new picture on Instagram follow.
-    let other_picture = picture_url.replace(&bob.pk.to_string(), &fixture.me.pk.to_string());
+    let other_picture = sim.signed_media_url(&format!("profile_{}.png", fixture.me.pk));
     let changed = Participant {
         name: Some("Robert Builder".to_owned()),
         avatar_url: Some(other_picture.clone()),
@@ -536,12 +522,20 @@ async fn group_chat_relay(backend: Backend) {
     assert!(!members.contains(&carol_puppet), "{members:?}");
     assert!(members.contains(&bob_puppet), "{members:?}");
 
-    // The group's picture (the simulator's groups have none: one is given
-    // here), uploaded once even when its URL is signed again.
-    let picture = format!("{}/media/profile_{}.png", sim.base_url(), dan.pk);
-    let picture_bytes = reqwest::get(&picture).await.unwrap().bytes().await.unwrap();
-    for signature in ["oe=1", "oe=2"] {
-        conversation.picture_url = Some(format!("{picture}?{signature}"));
+    // Bob gives the group a picture: uploaded once, even when its URL is
+    // signed again.
+    let picture = sim.set_group_picture(&thread, bob.pk).unwrap();
+    let picture_bytes = sim.media_bytes(&picture).expect("the group picture");
+    let mut conversation = relay.conversation(&thread).await;
+    assert!(
+        conversation.picture_url.is_some(),
+        "the inbox shows the picture"
+    );
+    conversation
+        .participants
+        .retain(|p| p.id != carol.pk.to_string());
+    for variant in ["stp=dst-jpg_s96x96", "stp=dst-jpg_s150x150"] {
+        conversation.picture_url = Some(sim.signed_media_url(&format!("{picture}?{variant}")));
         ensure_portal(&relay.bridge, &relay.login, &conversation, false)
             .await
             .unwrap();

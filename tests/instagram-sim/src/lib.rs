@@ -426,6 +426,14 @@ impl Simulator {
         self.world().item_media(thread_id, item_id(item_id_text)?)
     }
 
+    /// A freshly signed URL of a media blob, by name, as the CDN hands it out.
+    pub fn signed_media_url(&self, name: &str) -> String {
+        let world = self.world();
+        let mut url = serde_json::Value::String(world.media_url(name));
+        world.sign_media_urls(&mut url);
+        url.as_str().unwrap_or_default().to_owned()
+    }
+
     /// The bytes of a media blob, by name (no signature needed).
     pub fn media_bytes(&self, name: &str) -> Option<Vec<u8>> {
         self.world().blobs.get(name).map(|blob| blob.bytes.clone())
