@@ -379,6 +379,7 @@ impl Poller {
             .unwrap_or_default();
         let mut update = self.update(conversation, request, state, Some(fetched.newest_page));
         update.messages = fetched.messages;
+        update.history_cut = !fetched.complete;
         update.unsent = unsent;
         Ok(update)
     }
@@ -397,6 +398,7 @@ impl Poller {
             request,
             messages: Vec::new(),
             newest_page,
+            history_cut: false,
             unsent: Vec::new(),
             seen,
         }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ruma::events::AnyTimelineEvent;
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -22,7 +23,7 @@ use super::relay_in::{self, SeenMarker};
 use super::{portal, Bridge};
 use crate::matrix::server::RetryTransaction;
 use crate::model::{Conversation, LastSeen, Message};
-use crate::store::{PageItem, PortalRecord, ThreadState};
+use crate::store::{LoginRecord, PageItem, PortalRecord, ThreadState};
 
 /// Updates waiting for one portal beyond the one in progress.
 const QUEUE_DEPTH: usize = 4;
@@ -42,6 +43,9 @@ pub struct ThreadUpdate {
     pub messages: Vec<Message>,
     /// The newest page as just fetched, when pages were fetched.
     pub newest_page: Option<Vec<PageItem>>,
+    /// The catch-up stopped at `backfill.max_catchup_messages` before it
+    /// reached the last relayed item: older messages of the gap are missing.
+    pub history_cut: bool,
     /// Items that vanished from the newest page (unsent).
     pub unsent: Vec<String>,
     /// Other participants' read states that changed.
@@ -171,6 +175,37 @@ fn spawn_worker(bridge: Arc<Bridge>) -> Worker {
 
 /// Relays one thread update in order, recording progress as it goes.
 /// A transient failure stops it; the next poll fetches the rest again.
+/// Tells the room, once per gap (the txn id derives from the oldest message
+/// caught up), that older messages of a long gap were not bridged.
+async fn announce_gap(
+    bridge: &Bridge,
+    login: &LoginRecord,
+    portal: &PortalRecord,
+    oldest_caught_up: &Message,
+) -> Result<(), RelayError> {
+    let room_id = relay_in::portal_room(portal)?;
+    let body = format!(
+        "Instagram had more new messages in this chat than the bridge catches up on at once \
+         (backfill.max_catchup_messages: {}); the older ones are not bridged here. Open \
+         Instagram to read them.",
+        bridge.config.backfill.max_catchup_messages
+    );
+    let txn = relay_in::txn_id(&[&login.mxid, &portal.thread_id, &oldest_caught_up.id, "gap"]);
+    bridge
+        .client
+        .send_raw(
+            &room_id,
+            &txn,
+            "m.room.message",
+            &json!({"msgtype": "m.notice", "body": body}),
+            None,
+            None,
+        )
+        .await
+        .map_err(RelayError::homeserver("posting the catch-up gap notice"))?;
+    Ok(())
+}
+
 async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), RelayError> {
     let store = &bridge.store;
     let mxid = &update.login_mxid;
@@ -194,6 +229,9 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
         store.save_thread_state(&state).await?;
     }
 
+    if let (true, Some(first)) = (update.history_cut, update.messages.first()) {
+        announce_gap(bridge, &login, &portal, first).await?;
+    }
     for message in &update.messages {
         if bridge.queues.closing() {
             return Ok(());

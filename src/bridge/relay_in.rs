@@ -213,7 +213,7 @@ async fn speaker<'a>(
     })
 }
 
-fn portal_room(portal: &PortalRecord) -> Result<ruma::OwnedRoomId, RelayError> {
+pub(crate) fn portal_room(portal: &PortalRecord) -> Result<ruma::OwnedRoomId, RelayError> {
     RoomId::parse(&portal.room_id).map_err(|_| RelayError::InvalidId {
         what: "room id",
         id: portal.room_id.clone(),

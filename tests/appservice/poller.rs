@@ -238,6 +238,58 @@ async fn sync_polls_now(backend: Backend) {
     wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
 }
 
+/// A gap longer than `backfill.max_catchup_messages`: its newest messages
+/// arrive in order and the room is told, once, that older ones are missing.
+#[tokio::test]
+async fn a_gap_beyond_the_catch_up_cap_is_announced() {
+    let mut fixture = fixture(Backend::Sqlite).await;
+    fixture
+        .e2e
+        .config
+        .set(&["backfill", "max_catchup_messages"], Yaml::from(25))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let (friend, thread) = friend_thread(&fixture, "friend.gap");
+    post(&fixture, &thread, friend.pk, numbered("first", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &thread).await;
+    wait_for_texts(
+        &fixture,
+        &room,
+        &puppet(friend.pk),
+        &numbered("first", 0..1),
+    )
+    .await;
+
+    fixture.e2e.stop_bridge();
+    post(&fixture, &thread, friend.pk, numbered("missed", 0..60));
+    fixture.e2e.start_bridge().await;
+    let bot = fixture.e2e.bot().to_owned();
+    let history = fixture
+        .wait_for_history(&room, "the newest missed message", |events| {
+            events.iter().any(|e| e.body() == "missed 59")
+        })
+        .await;
+    let bodies: Vec<&str> = history
+        .iter()
+        .filter(|e| e.kind() == "m.room.message" && e.sender() == puppet(friend.pk))
+        .map(|e| e.body())
+        .collect();
+    let (first, caught_up) = bodies.split_first().expect("messages");
+    assert_eq!(*first, "first 0");
+    assert!(
+        caught_up.len() >= 25 && caught_up.len() < 60,
+        "the newest messages up to the cap: {bodies:?}"
+    );
+    let expected = numbered("missed", 60 - caught_up.len()..60);
+    assert_eq!(caught_up, expected.as_slice(), "in order, none twice");
+    let notices: Vec<&str> = history
+        .iter()
+        .filter(|e| e.sender() == bot && e.body().contains("max_catchup_messages"))
+        .map(|e| e.body())
+        .collect();
+    assert_eq!(notices.len(), 1, "told once: {notices:?}");
+}
+
 async fn catch_up_after_downtime(backend: Backend) {
     let mut fixture = fixture(backend).await;
     let (friend, thread) = friend_thread(&fixture, "friend.one");
