@@ -10,6 +10,7 @@ pub mod management;
 pub mod media;
 pub mod run;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::connector::http::Connector;
+use crate::login::discover::Search;
 use crate::login::BrowserLogin;
 use crate::matrix::client::HomeserverClient;
 use crate::matrix::namespace::UserNamespace;
@@ -57,17 +59,27 @@ impl Bridge {
         let mut commands = CommandRegistry::with_builtins();
         login::register(&mut commands);
         Bridge {
+            browser_login: browser_login(&config),
             config,
             store,
             client,
             connector,
             namespace,
             commands,
-            browser_login: BrowserLogin::new(BrowserLogin::default_scripts_dir()),
             login_flows: LoginFlows::default(),
             started_at: Instant::now(),
         }
     }
+}
+
+/// The browser login runner and Chromium, from `login.*` or found where
+/// [`Search`] looks.
+fn browser_login(config: &Config) -> BrowserLogin {
+    Search::from_environment(
+        config.login.runner_dir.as_ref().map(PathBuf::from),
+        config.login.chromium.as_ref().map(PathBuf::from),
+    )
+    .browser_login()
 }
 
 #[async_trait]

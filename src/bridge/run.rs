@@ -163,6 +163,7 @@ pub async fn run_until(
         .map_err(RunError::Homeserver)?;
     let (bridge, router) = build_appservice(config.clone(), store, client, connector)?;
 
+    report_browser_login(&bridge);
     check_homeserver(&bridge).await?;
     prepare_bot(&bridge).await;
     let pruner = tokio::spawn(prune_transactions_periodically(bridge.store.clone()));
@@ -215,6 +216,20 @@ async fn prune_transactions_periodically(store: Store) {
             Ok(pruned) => tracing::debug!(pruned, "pruned old homeserver transaction ids"),
             Err(e) => tracing::warn!(error = %e, "cannot prune old homeserver transaction ids"),
         }
+    }
+}
+
+/// Says once at startup whether `login` can work: a missing runner or
+/// browser is a warning, not a reason to stop (the rest of the bridge works).
+fn report_browser_login(bridge: &Bridge) {
+    let runner = &bridge.browser_login;
+    match runner.check_installed() {
+        Ok(()) => tracing::info!(
+            runner_dir = %runner.scripts_dir().display(),
+            chromium = %runner.chromium().display(),
+            "browser login ready"
+        ),
+        Err(e) => tracing::warn!("browser login unavailable, `login` will answer so: {e}"),
     }
 }
 
