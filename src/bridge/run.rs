@@ -87,14 +87,17 @@ pub fn load_config(config_path: &Path) -> Result<Config, RunError> {
     Config::load(config_path).map_err(RunError::Config)
 }
 
-/// Starts tracing with the configured level and format.
+/// Starts tracing with the configured level and format, in colour only when
+/// stderr is a terminal.
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
     // Config::load has validated the filter; `info` only guards the type.
     let filter =
         EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal, never in a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let installed = if config.logging.format == "json" {
         builder.json().try_init()

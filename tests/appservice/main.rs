@@ -5,5 +5,6 @@ mod config;
 mod e2e;
 mod harness;
 mod login;
+mod logs;
 mod media;
 mod store;
