@@ -2,6 +2,7 @@
 
 mod api;
 mod config;
+mod demo;
 mod e2e;
 mod harness;
 mod login;
