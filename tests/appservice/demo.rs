@@ -46,6 +46,29 @@ fn target_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The clone's CARGO_TARGET_DIR: `<target>/demo-clone`, seeded once with
+/// hard links to this build's compiled dependencies so the clone compiles
+/// only its own crates. Not `<target>` itself: the clone's binaries would
+/// replace `target/debug/matrix-instagram` under the other tests, with the
+/// (deleted) clone as its build tree.
+fn clone_target_dir() -> PathBuf {
+    let shared = target_dir();
+    let target = shared.join("demo-clone");
+    if !target.join("debug/deps").is_dir() {
+        std::fs::create_dir_all(target.join("debug")).expect("creating the clone's target dir");
+        for dir in ["deps", "build", ".fingerprint"] {
+            let status = Command::new("cp")
+                .arg("-al")
+                .arg(shared.join("debug").join(dir))
+                .arg(target.join("debug"))
+                .status()
+                .expect("running cp -al");
+            assert!(status.success(), "seeding {} failed", target.display());
+        }
+    }
+    target
+}
+
 /// The demo's process; on drop (a failed test) it is stopped with SIGTERM
 /// so nothing outlives the test.
 struct Demo {
@@ -62,7 +85,7 @@ impl Demo {
             .arg("-c")
             .arg(format!("exec {command}"))
             .current_dir(clone)
-            .env("CARGO_TARGET_DIR", target_dir())
+            .env("CARGO_TARGET_DIR", clone_target_dir())
             .env("SYNAPSE_VENV", Synapse::venv())
             .env("DEMO_SYNAPSE_PORT", free_port().to_string())
             .env("DEMO_BRIDGE_PORT", free_port().to_string())
