@@ -3,6 +3,7 @@
 mod api;
 mod config;
 mod demo;
+mod deploy;
 mod e2e;
 mod harness;
 mod login;
