@@ -77,9 +77,11 @@ pub struct Config {
     /// A Matrix user id, a server name, or `*`, mapped to a level; see
     /// [`Config::permission`].
     pub permissions: BTreeMap<String, PermissionLevel>,
+    /// Every key may be left out, leaving the section empty (null in YAML).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub instagram: InstagramConfig,
     /// The browser login runner and browser; every key may be left out.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub login: LoginConfig,
     pub encryption: EncryptionConfig,
     pub logging: LoggingConfig,
@@ -189,7 +191,17 @@ impl PermissionLevel {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A section whose keys are all left out reads as YAML null (`login:` followed
+/// only by comments): that is the section's defaults.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstagramConfig {
     /// Path of the connector spec; a relative path is relative to the
@@ -1263,6 +1275,20 @@ mod tests {
                 "logging.format",
             ]
         );
+    }
+
+    #[test]
+    fn sections_with_every_key_left_out_are_their_defaults() {
+        let text = Config::example().to_documented_yaml();
+        let loaded = Config::from_yaml(&text, Path::new("config.yaml"), |_| None).unwrap();
+        assert_eq!(loaded.instagram, InstagramConfig::default());
+        // As a YAML tool rewrites it: explicit nulls.
+        let mut value: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        assert!(value["login"].is_null() && value["instagram"].is_null());
+        value["permissions"] = serde_norway::from_str("{example.org: user}").unwrap();
+        let rewritten = serde_norway::to_string(&value).unwrap();
+        let reloaded = Config::from_yaml(&rewritten, Path::new("config.yaml"), |_| None).unwrap();
+        assert_eq!(reloaded, loaded);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! check that no process it started is left.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -81,7 +82,17 @@ struct Demo {
 
 impl Demo {
     fn start(clone: &Path, command: &str, stderr_path: PathBuf) -> Demo {
-        let mut child = Command::new("bash")
+        let mut command_line = Command::new("bash");
+        // As from a terminal: a test runner started in the background (by a
+        // non-interactive shell) hands down SIGINT ignored, and bash cannot
+        // trap a signal ignored on entry.
+        unsafe {
+            command_line.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = command_line
             .arg("-c")
             .arg(format!("exec {command}"))
             .current_dir(clone)
