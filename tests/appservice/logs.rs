@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Runs `init` then `run` in `dir` with the log format `format`, against a
-/// homeserver nobody listens on (the run stops after its first log lines),
-/// with stderr going to a file; returns that file's bytes.
-fn log_of_a_failed_start(dir: &Path, format: &str) -> Vec<u8> {
+/// Runs `init` then `run` in `dir` with the log format `format` and the
+/// config changed by `edit`, against a homeserver nobody listens on (the run
+/// stops after its first log lines), with stderr going to a file; returns
+/// that file's bytes.
+fn log_of_a_failed_start(dir: &Path, format: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,7 +22,7 @@ fn log_of_a_failed_start(dir: &Path, format: &str) -> Vec<u8> {
     assert!(init.status.success(), "{init:?}");
     let config_path = dir.join("config.yaml");
     let config = std::fs::read_to_string(&config_path).unwrap();
-    let config = config.replace("format: \"pretty\"", &format!("format: \"{format}\""));
+    let config = edit(config.replace("format: \"pretty\"", &format!("format: \"{format}\"")));
     std::fs::write(&config_path, config).unwrap();
 
     let log_path = dir.join(format!("{format}.log"));
@@ -42,7 +43,7 @@ fn log_of_a_failed_start(dir: &Path, format: &str) -> Vec<u8> {
 #[test]
 fn logs_to_a_file_have_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let log = log_of_a_failed_start(dir.path(), "pretty");
+    let log = log_of_a_failed_start(dir.path(), "pretty", |config| config);
     let text = String::from_utf8_lossy(&log);
     assert!(text.contains("starting matrix-instagram"), "{text}");
     assert!(text.contains("cannot reach the homeserver"), "{text}");
@@ -55,7 +56,7 @@ fn logs_to_a_file_have_no_colour_codes() {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    let log = log_of_a_failed_start(dir.path(), "json");
+    let log = log_of_a_failed_start(dir.path(), "json", |config| config);
     let text = String::from_utf8(log).unwrap();
     let mut lines = text.lines();
     // The last line is the startup error, printed as text after tracing.
@@ -74,4 +75,29 @@ fn json_logs_are_one_object_per_line() {
         "{text}"
     );
     assert!(!text.contains('\u{1b}'), "{text:?}");
+}
+
+#[test]
+fn a_missing_login_runner_is_one_startup_warning_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_of_a_failed_start(dir.path(), "pretty", |config| {
+        config.replace(
+            "  # runner_dir: \"/opt/matrix-instagram/scripts\"",
+            "  runner_dir: \"no-runner-here\"",
+        )
+    });
+    let text = String::from_utf8_lossy(&log);
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("browser login unavailable"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains(" WARN "), "{text}");
+    // Relative to the config's directory (here the working directory).
+    assert!(
+        warnings[0].contains("no-runner-here/playwright-runner.ts is missing"),
+        "{text}"
+    );
+    // Startup went on to the homeserver check.
+    assert!(text.contains("cannot reach the homeserver"), "{text}");
 }
