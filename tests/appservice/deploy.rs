@@ -181,7 +181,10 @@ fn dockerfile_and_compose_name_the_same_image_and_paths() {
     let image = bridge["image"].as_str().unwrap();
     assert_eq!(
         readme_line("docker build"),
-        format!("docker build -f deploy/Dockerfile -t {image} .")
+        format!(
+            "docker build -f deploy/Dockerfile -t {image} --build-arg \
+             MATRIX_INSTAGRAM_GIT_COMMIT=\"$(git rev-parse --short HEAD)\" ."
+        )
     );
     assert_eq!(bridge["build"]["dockerfile"], "deploy/Dockerfile");
     assert_eq!(bridge["build"]["context"], "..");
@@ -195,6 +198,26 @@ fn dockerfile_and_compose_name_the_same_image_and_paths() {
     // The runner beside the binary, where the bridge looks for it.
     assert!(dockerfile.contains("/opt/matrix-instagram/matrix-instagram"));
     assert!(dockerfile.contains("COPY --from=runner /runner /opt/matrix-instagram/scripts"));
+    // The context's exclusions keep the build output out, not the sources.
+    let ignored = read("Dockerfile.dockerignore");
+    let ignored: Vec<&str> = ignored
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .collect();
+    assert!(ignored.contains(&"target"), "{ignored:?}");
+    for needed in [
+        "src",
+        "connectors",
+        "migrations",
+        "scripts",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
+        assert!(
+            !ignored.contains(&needed),
+            "{needed} is needed by the build"
+        );
+    }
     // Every file copied from the repository exists.
     for line in dockerfile
         .lines()
