@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value};
 
-use crate::bridge::instagram::{LoginError, Logins};
+use crate::bridge::instagram::{load_spec, LoginError, Logins};
 use crate::bridge::run::{load_config, RunError};
 use crate::connector::auth::{Credentials, CredentialsError};
 use crate::connector::http::{BaseUrls, Connector};
@@ -63,7 +63,8 @@ pub enum ActionError {
 /// `matrix-instagram action <connector> <action> [key=value ...]`.
 #[derive(Debug, clap::Args)]
 pub struct ActionArgs {
-    /// Connector name (`instagram`); the spec is `connectors/<name>.yaml` unless `--spec` says otherwise.
+    /// Connector name (`instagram`); the spec is the built-in one for
+    /// `instagram`, else `connectors/<name>.yaml`, unless `--spec` says otherwise.
     pub connector: String,
     /// Action name, e.g. `list_conversations`.
     pub action: String,
@@ -80,8 +81,8 @@ pub struct ActionArgs {
     /// saves the login's updated auth state back to the database.
     #[arg(long, value_name = "MXID", conflicts_with = "cookies")]
     pub login: Option<String>,
-    /// The connector spec file [default: connectors/<name>.yaml, or with
-    /// --login the config's instagram.connector].
+    /// The connector spec file [default: the built-in spec for instagram, else
+    /// connectors/<name>.yaml; with --login the config's instagram.connector].
     #[arg(long)]
     pub spec: Option<PathBuf>,
     /// Override the spec's API base URL (e.g. the simulator's http://127.0.0.1:PORT/api/v1);
@@ -153,11 +154,12 @@ async fn action(args: ActionArgs, config_path: &Path) -> Result<String, ActionEr
 
 /// Runs the action with a cookie file (or none, for a spec without cookies).
 async fn action_with_cookies(args: &ActionArgs, params: Value) -> Result<Value, ActionError> {
-    let spec_path = args
-        .spec
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("connectors/{}.yaml", args.connector)));
-    let connector = load_connector(args, &spec_path, [None, None, None])?;
+    // The instagram connector's spec is built in; others are read from connectors/.
+    let spec_path = args.spec.clone().or_else(|| {
+        (args.connector != "instagram")
+            .then(|| PathBuf::from(format!("connectors/{}.yaml", args.connector)))
+    });
+    let connector = load_connector(args, spec_path.as_deref(), [None, None, None])?;
     let mut creds = match &args.cookies {
         Some(path) => Credentials::from_cookie_file(path)?,
         None if connector.spec().auth.cookies.is_empty() => {
@@ -185,10 +187,10 @@ async fn action_as_login(
     let spec_path = args
         .spec
         .clone()
-        .unwrap_or_else(|| instagram.connector_path(config_path));
+        .or_else(|| instagram.connector_path(config_path));
     let connector = load_connector(
         args,
-        &spec_path,
+        spec_path.as_deref(),
         [
             instagram.api_base_url.as_deref(),
             instagram.web_base_url.as_deref(),
@@ -219,14 +221,15 @@ async fn action_as_login(
     outcome
 }
 
-/// Loads the spec and binds it to base URLs: the command-line overrides,
-/// else `configured` (api, web, upload), else the spec's own.
+/// Loads the spec (the built-in one without a path) and binds it to base
+/// URLs: the command-line overrides, else `configured` (api, web, upload),
+/// else the spec's own.
 fn load_connector(
     args: &ActionArgs,
-    spec_path: &Path,
+    spec_path: Option<&Path>,
     configured: [Option<&str>; 3],
 ) -> Result<Connector, ActionError> {
-    let spec = Spec::load(spec_path)?;
+    let spec = load_spec(spec_path)?;
     if spec.meta.id != args.connector {
         return Err(ActionError::WrongConnector {
             spec_file: spec.source.clone(),

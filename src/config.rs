@@ -77,7 +77,12 @@ pub struct Config {
     /// A Matrix user id, a server name, or `*`, mapped to a level; see
     /// [`Config::permission`].
     pub permissions: BTreeMap<String, PermissionLevel>,
+    /// Every key may be left out, leaving the section empty (null in YAML).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub instagram: InstagramConfig,
+    /// The browser login runner and browser; every key may be left out.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub login: LoginConfig,
     pub encryption: EncryptionConfig,
     pub logging: LoggingConfig,
     #[serde(default)]
@@ -205,12 +210,24 @@ impl PermissionLevel {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A section whose keys are all left out reads as YAML null (`login:` followed
+/// only by comments): that is the section's defaults.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstagramConfig {
     /// Path of the connector spec; a relative path is relative to the
     /// directory of the config file (see [`InstagramConfig::connector_path`]).
-    pub connector: String,
+    /// Unset: the spec built into the binary.
+    #[serde(default)]
+    pub connector: Option<String>,
     /// Overrides the spec's API base URL (the simulator in tests).
     #[serde(default)]
     pub api_base_url: Option<String>,
@@ -227,11 +244,48 @@ impl InstagramConfig {
     /// joined to the directory of the config file it was read from, so a
     /// config and its spec can move together and the bridge can be started
     /// from any working directory.
-    pub fn connector_path(&self, config_path: &Path) -> PathBuf {
-        let connector = Path::new(&self.connector);
-        match config_path.parent() {
-            Some(dir) if connector.is_relative() => dir.join(connector),
-            _ => connector.to_owned(),
+    /// None when no file is named (the built-in spec is used).
+    pub fn connector_path(&self, config_path: &Path) -> Option<PathBuf> {
+        self.connector
+            .as_deref()
+            .map(|connector| relative_to_config(connector, config_path))
+    }
+}
+
+/// `path` as is when absolute, else joined to the directory of the config file.
+fn relative_to_config(path: &str, config_path: &Path) -> PathBuf {
+    let path = Path::new(path);
+    match config_path.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_owned(),
+    }
+}
+
+/// Where the browser login runner and the browser are; see
+/// `crate::login::discover` for where they are looked for when unset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// The directory holding `playwright-runner.ts` and its `node_modules/`;
+    /// a relative path is relative to the config file's directory.
+    #[serde(default)]
+    pub runner_dir: Option<String>,
+    /// The Chromium executable.
+    #[serde(default)]
+    pub chromium: Option<String>,
+}
+
+impl LoginConfig {
+    /// Makes relative paths relative to the config file's directory (done at
+    /// load, so the bridge can be started from any working directory).
+    fn resolve_against(&mut self, config_path: &Path) {
+        for path in [&mut self.runner_dir, &mut self.chromium]
+            .into_iter()
+            .flatten()
+        {
+            *path = relative_to_config(path, config_path)
+                .to_string_lossy()
+                .into_owned();
         }
     }
 }
@@ -401,6 +455,7 @@ impl Config {
         if let Some(key) = env(KEY_ENV).filter(|key| !key.is_empty()) {
             config.encryption.key = Some(key);
         }
+        config.login.resolve_against(origin);
         config.validate().map_err(|problems| ConfigError::Invalid {
             path: origin.to_owned(),
             problems,
@@ -516,8 +571,19 @@ impl Config {
             }
         }
 
-        if self.instagram.connector.trim().is_empty() {
-            problem("instagram.connector", "must not be empty".to_owned());
+        if self.instagram.connector.as_deref().map(str::trim) == Some("") {
+            problem(
+                "instagram.connector",
+                "must not be empty (leave it out for the built-in spec)".to_owned(),
+            );
+        }
+        for (key, value) in [
+            ("login.runner_dir", &self.login.runner_dir),
+            ("login.chromium", &self.login.chromium),
+        ] {
+            if value.as_deref().map(str::trim) == Some("") {
+                problem(key, "must not be empty (leave it out to search)".to_owned());
+            }
         }
         for (key, url) in [
             ("instagram.api_base_url", &self.instagram.api_base_url),
@@ -737,7 +803,26 @@ impl Config {
             ),
             ("@DATABASE_URL@", yaml_str(&self.database.url)),
             ("@PERMISSIONS@\n", permissions),
-            ("@CONNECTOR@", yaml_str(&self.instagram.connector)),
+            (
+                "@CONNECTOR@",
+                optional(
+                    "connector",
+                    &self.instagram.connector,
+                    "/etc/matrix-instagram/instagram.yaml",
+                ),
+            ),
+            (
+                "@RUNNER_DIR@",
+                optional(
+                    "runner_dir",
+                    &self.login.runner_dir,
+                    "/opt/matrix-instagram/scripts",
+                ),
+            ),
+            (
+                "@CHROMIUM@",
+                optional("chromium", &self.login.chromium, "/usr/bin/chromium"),
+            ),
             (
                 "@API_BASE_URL@",
                 optional(
@@ -868,11 +953,12 @@ impl Config {
             database: DatabaseConfig { url: database_url },
             permissions,
             instagram: InstagramConfig {
-                connector: "connectors/instagram.yaml".to_owned(),
+                connector: None,
                 api_base_url: None,
                 web_base_url: None,
                 upload_base_url: None,
             },
+            login: LoginConfig::default(),
             encryption: EncryptionConfig {
                 key: Some(CredentialKey::generate().to_base64()),
             },
@@ -1079,16 +1165,14 @@ pub fn init(options: &InitOptions) -> Result<Config, ConfigError> {
 pub fn init_summary(options: &InitOptions, config: &Config) -> String {
     let registration = std::fs::canonicalize(&options.registration_path)
         .unwrap_or_else(|_| options.registration_path.clone());
-    let connector = config.instagram.connector_path(&options.config_path);
-    let connector_note = if connector.exists() {
-        String::new()
-    } else {
-        format!(
+    let connector_note = match config.instagram.connector_path(&options.config_path) {
+        Some(connector) if !connector.exists() => format!(
             " The connector spec {} is not there (a relative instagram.connector is relative \
-             to the config's directory): copy connectors/ beside the config or give an \
-             absolute path.",
+             to the config's directory): copy it beside the config, give an absolute path, or \
+             leave the key out for the built-in spec.",
             connector.display()
-        )
+        ),
+        _ => String::new(),
     };
     format!(
         "Wrote {config_path} (bridge configuration) and {registration_path} (appservice registration).\n\
@@ -1189,9 +1273,10 @@ permissions:
 
 # The Instagram side.
 instagram:
-  # Path of the Instagram connector spec. A relative path is relative to the
-  # directory of this file (not to the working directory).
-  connector: @CONNECTOR@
+  # Path of an Instagram connector spec file; leave it out to use the spec
+  # built into the binary. A relative path is relative to the directory of
+  # this file (not to the working directory).
+  @CONNECTOR@
   # Replaces the spec's API base URL (a test simulator); leave it out for Instagram.
   # When only this is set, the web and upload URLs default to its origin.
   @API_BASE_URL@
@@ -1199,6 +1284,17 @@ instagram:
   @WEB_BASE_URL@
   # Replaces the spec's upload base URL (media uploads); leave it out for Instagram.
   @UPLOAD_BASE_URL@
+
+# The browser login (`login` command): a Playwright runner driving Chromium.
+login:
+  # Directory of playwright-runner.ts and its node_modules (npm ci). Left out:
+  # MATRIX_INSTAGRAM_SCRIPTS_DIR, then scripts/ beside the binary, then the
+  # scripts/ of the source tree the binary was built from. Relative paths are
+  # relative to the directory of this file.
+  @RUNNER_DIR@
+  # The Chromium executable. Left out: chromium beside the binary, then
+  # /usr/bin/chromium, then chromium or chromium-browser on PATH.
+  @CHROMIUM@
 
 # Encryption of Instagram credentials at rest (AES-256-GCM).
 encryption:
@@ -1358,18 +1454,36 @@ mod tests {
     #[test]
     fn relative_connector_paths_are_relative_to_the_config_file() {
         let mut instagram = Config::example().instagram;
+        assert_eq!(instagram.connector_path(Path::new("config.yaml")), None);
+        instagram.connector = Some("connectors/instagram.yaml".to_owned());
         assert_eq!(
             instagram.connector_path(Path::new("/etc/matrix-instagram/config.yaml")),
-            Path::new("/etc/matrix-instagram/connectors/instagram.yaml")
+            Some(PathBuf::from(
+                "/etc/matrix-instagram/connectors/instagram.yaml"
+            ))
         );
         assert_eq!(
             instagram.connector_path(Path::new("config.yaml")),
-            Path::new("connectors/instagram.yaml")
+            Some(PathBuf::from("connectors/instagram.yaml"))
         );
-        instagram.connector = "/opt/specs/instagram.yaml".to_owned();
+        instagram.connector = Some("/opt/specs/instagram.yaml".to_owned());
         assert_eq!(
             instagram.connector_path(Path::new("/etc/matrix-instagram/config.yaml")),
-            Path::new("/opt/specs/instagram.yaml")
+            Some(PathBuf::from("/opt/specs/instagram.yaml"))
+        );
+        let mut config = Config::example();
+        config.login.runner_dir = Some("runner".to_owned());
+        config.login.chromium = Some("/opt/chromium/chrome".to_owned());
+        let loaded = Config::from_yaml(
+            &config.to_documented_yaml(),
+            Path::new("/etc/mi/config.yaml"),
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(loaded.login.runner_dir.as_deref(), Some("/etc/mi/runner"));
+        assert_eq!(
+            loaded.login.chromium.as_deref(),
+            Some("/opt/chromium/chrome")
         );
     }
 
@@ -1415,6 +1529,20 @@ mod tests {
                 "logging.format",
             ]
         );
+    }
+
+    #[test]
+    fn sections_with_every_key_left_out_are_their_defaults() {
+        let text = Config::example().to_documented_yaml();
+        let loaded = Config::from_yaml(&text, Path::new("config.yaml"), |_| None).unwrap();
+        assert_eq!(loaded.instagram, InstagramConfig::default());
+        // As a YAML tool rewrites it: explicit nulls.
+        let mut value: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        assert!(value["login"].is_null() && value["instagram"].is_null());
+        value["permissions"] = serde_norway::from_str("{example.org: user}").unwrap();
+        let rewritten = serde_norway::to_string(&value).unwrap();
+        let reloaded = Config::from_yaml(&rewritten, Path::new("config.yaml"), |_| None).unwrap();
+        assert_eq!(reloaded, loaded);
     }
 
     #[test]

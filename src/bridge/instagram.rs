@@ -1,6 +1,6 @@
 //! The bridge's Instagram side as `config.yaml` describes it: the connector
-//! spec loaded from `instagram.connector` with the configured base-URL
-//! overrides, and the stored credentials of logins (the one place that
+//! spec loaded from `instagram.connector` (or the one built into the binary
+//! when no file is named) with the configured base-URL overrides, and the stored credentials of logins (the one place that
 //! defines how a login's [`Credentials`] are sealed in the database).
 
 use std::path::Path;
@@ -12,11 +12,27 @@ use crate::connector::spec::{Spec, SpecError};
 use crate::secrets::{CredentialCipher, Sealed, SecretsError};
 use crate::store::{LoginRecord, Store, StoreError};
 
+/// `connectors/instagram.yaml` as it was when the binary was built, so the
+/// binary runs without the source tree.
+pub const BUILTIN_SPEC: &str = include_str!("../../connectors/instagram.yaml");
+
+/// How the built-in spec is named in messages and logs.
+pub const BUILTIN_SPEC_NAME: &str = "built-in connectors/instagram.yaml";
+
+/// The spec file at `path`, or the built-in spec when there is none.
+pub fn load_spec(path: Option<&Path>) -> Result<Spec, SpecError> {
+    match path {
+        Some(path) => Spec::load(path),
+        None => Spec::parse(BUILTIN_SPEC_NAME, BUILTIN_SPEC),
+    }
+}
+
 /// Loads the spec named by `instagram.connector` (relative to the directory
-/// of `config_path`) and points it at the configured base URLs.
+/// of `config_path`), else the built-in one, and points it at the configured
+/// base URLs.
 pub fn load_connector(config: &Config, config_path: &Path) -> Result<Connector, SpecError> {
     let instagram = &config.instagram;
-    let spec = Spec::load(&instagram.connector_path(config_path))?;
+    let spec = load_spec(instagram.connector_path(config_path).as_deref())?;
     let base_urls = BaseUrls::with_overrides(
         &spec.api,
         instagram.api_base_url.as_deref(),
@@ -146,9 +162,47 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_spec_is_used_when_none_is_named_and_a_named_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.yaml");
+        let mut config = Config::example();
+        assert_eq!(config.instagram.connector, None);
+        let built_in = load_connector(&config, &config_path).unwrap();
+        assert_eq!(built_in.spec().source, BUILTIN_SPEC_NAME);
+        assert_eq!(
+            built_in.spec().actions.len(),
+            Spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors/instagram.yaml"))
+                .unwrap()
+                .actions
+                .len(),
+            "the built-in spec is connectors/instagram.yaml"
+        );
+
+        // An operator's patched copy: one action fewer than the built-in.
+        let mut patched: serde_norway::Value = serde_norway::from_str(BUILTIN_SPEC).unwrap();
+        patched["actions"]
+            .as_mapping_mut()
+            .unwrap()
+            .remove("list_conversations");
+        std::fs::write(
+            dir.path().join("patched.yaml"),
+            serde_norway::to_string(&patched).unwrap(),
+        )
+        .unwrap();
+        config.instagram.connector = Some("patched.yaml".to_owned());
+        let named = load_connector(&config, &config_path).unwrap();
+        assert_eq!(
+            named.spec().source,
+            dir.path().join("patched.yaml").display().to_string()
+        );
+        assert!(!named.spec().actions.contains_key("list_conversations"));
+        assert!(built_in.spec().actions.contains_key("list_conversations"));
+    }
+
+    #[test]
     fn a_missing_spec_names_the_resolved_file() {
         let mut config = Config::example();
-        config.instagram.connector = "nowhere/instagram.yaml".to_owned();
+        config.instagram.connector = Some("nowhere/instagram.yaml".to_owned());
         let error = load_connector(&config, Path::new("/etc/bridge/config.yaml")).unwrap_err();
         assert!(
             error

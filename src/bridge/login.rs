@@ -521,6 +521,13 @@ impl CommandHandler for LoginCommand {
                 "You are already logged in as @{username}; send `logout` first."
             )));
         }
+        // Before asking for anything: without the runner no answer can help.
+        if let Err(error) = ctx.bridge.browser_login.check_installed() {
+            return Ok(Reply::text(format!(
+                "Logging in is not available on this bridge: {error}. \
+                 Ask the bridge's operator to install it."
+            )));
+        }
         let flows = &ctx.bridge.login_flows;
         let mut map = flows.lock();
         if map.contains_key(ctx.sender) {

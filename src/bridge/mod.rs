@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod supervisor;
 pub mod sync;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,6 +34,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::connector::http::Connector;
+use crate::login::discover::Search;
 use crate::login::BrowserLogin;
 use crate::matrix::client::HomeserverClient;
 use crate::matrix::namespace::UserNamespace;
@@ -91,6 +93,7 @@ impl Bridge {
             None
         });
         Bridge {
+            browser_login: browser_login(&config),
             media: MediaBridge::new(config.media.max_bytes),
             pictures: Pictures::new(),
             double_puppet,
@@ -100,13 +103,22 @@ impl Bridge {
             connector,
             namespace,
             commands,
-            browser_login: BrowserLogin::new(BrowserLogin::default_scripts_dir()),
             login_flows: LoginFlows::default(),
             started_at: Instant::now(),
             supervisor: Arc::default(),
             queues: PortalQueues::default(),
         }
     }
+}
+
+/// The browser login runner and Chromium, from `login.*` or found where
+/// [`Search`] looks.
+fn browser_login(config: &Config) -> BrowserLogin {
+    Search::from_environment(
+        config.login.runner_dir.as_ref().map(PathBuf::from),
+        config.login.chromium.as_ref().map(PathBuf::from),
+    )
+    .browser_login()
 }
 
 #[async_trait]

@@ -87,14 +87,17 @@ pub fn load_config(config_path: &Path) -> Result<Config, RunError> {
     Config::load(config_path).map_err(RunError::Config)
 }
 
-/// Starts tracing with the configured level and format.
+/// Starts tracing with the configured level and format, in colour only when
+/// stderr is a terminal.
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
     // Config::load has validated the filter; `info` only guards the type.
     let filter =
         EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal, never in a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let installed = if config.logging.format == "json" {
         builder.json().try_init()
@@ -164,6 +167,7 @@ pub async fn run_until(
         .map_err(RunError::Homeserver)?;
     let (bridge, router) = build_appservice(config.clone(), store, client, connector)?;
 
+    report_browser_login(&bridge);
     check_homeserver(&bridge).await?;
     prepare_bot(&bridge).await;
     let pruner = tokio::spawn(prune_transactions_periodically(bridge.store.clone()));
@@ -219,6 +223,20 @@ async fn prune_transactions_periodically(store: Store) {
             Ok(pruned) => tracing::debug!(pruned, "pruned old homeserver transaction ids"),
             Err(e) => tracing::warn!(error = %e, "cannot prune old homeserver transaction ids"),
         }
+    }
+}
+
+/// Says once at startup whether `login` can work: a missing runner or
+/// browser is a warning, not a reason to stop (the rest of the bridge works).
+fn report_browser_login(bridge: &Bridge) {
+    let runner = &bridge.browser_login;
+    match runner.check_installed() {
+        Ok(()) => tracing::info!(
+            runner_dir = %runner.scripts_dir().display(),
+            chromium = %runner.chromium().display(),
+            "browser login ready"
+        ),
+        Err(e) => tracing::warn!("browser login unavailable, `login` will answer so: {e}"),
     }
 }
 

@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, Command};
 
+pub mod discover;
+
 use crate::connector::http::BaseUrls;
 use crate::connector::spec::Spec;
 use crate::connector::template::Template;
@@ -29,6 +31,8 @@ pub const SCRIPTS_DIR_ENV: &str = "MATRIX_INSTAGRAM_SCRIPTS_DIR";
 /// Where Debian's `chromium` package puts the browser.
 pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 const RUNNER_FILE: &str = "playwright-runner.ts";
+/// The npm packages the runner imports (in `node_modules/` beside it).
+const RUNNER_PACKAGES: [&str; 2] = ["tsx", "playwright-core"];
 /// How much of the runner's stderr a crash report keeps.
 const STDERR_TAIL_BYTES: usize = 2000;
 const REDACTED: &str = "[redacted]";
@@ -243,6 +247,16 @@ impl BrowserLogin {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts"))
     }
 
+    /// The directory of the runner.
+    pub fn scripts_dir(&self) -> &Path {
+        &self.scripts_dir
+    }
+
+    /// The browser the runner launches.
+    pub fn chromium(&self) -> &Path {
+        &self.chromium
+    }
+
     pub fn with_timeout(mut self, timeout: Duration) -> BrowserLogin {
         self.timeout = timeout;
         self
@@ -267,11 +281,11 @@ impl BrowserLogin {
             return Err(BrowserLoginError::RunnerMissing {
                 missing: runner.display().to_string(),
                 install: format!(
-                    "set {SCRIPTS_DIR_ENV} to the scripts/ directory of a matrix-instagram checkout, then {install_npm}"
+                    "set login.runner_dir in the config (or {SCRIPTS_DIR_ENV}) to the scripts/ directory of a matrix-instagram checkout, then {install_npm}"
                 ),
             });
         }
-        for package in ["tsx", "playwright-core"] {
+        for package in RUNNER_PACKAGES {
             let dir = self.scripts_dir.join("node_modules").join(package);
             if !dir.is_dir() {
                 return Err(BrowserLoginError::RunnerMissing {

@@ -187,10 +187,14 @@ fn init_command_writes_files_and_prints_next_steps() {
     assert!(stdout.contains("app_service_config_files"), "{stdout}");
     assert!(stdout.contains("as.yaml"), "{stdout}");
     assert!(
-        stdout.contains("The connector spec connectors/instagram.yaml is not there"),
-        "the temp dir has no connectors/: {stdout}"
+        !stdout.contains("connector spec"),
+        "the built-in spec needs no file: {stdout}"
     );
     let config = Config::load_with_env(&dir.path().join("bridge.yaml"), no_env).unwrap();
+    assert_eq!(
+        config.instagram.connector, None,
+        "init uses the built-in spec"
+    );
     assert_eq!(config.appservice.address, "http://127.0.0.1:29444");
     assert!(
         !stdout.contains(&config.appservice.as_token),

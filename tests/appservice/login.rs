@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use instagram_sim::{Account, Simulator};
 use matrix_instagram::bridge::instagram::{load_connector, Logins};
 use matrix_instagram::bridge::run::build_appservice;
+use matrix_instagram::config::Config;
 use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::login::BrowserLogin;
 use matrix_instagram::matrix::client::HomeserverClient;
@@ -80,6 +81,11 @@ impl LoginSetup {
         if let Err(err) = runner.check_installed() {
             panic!("login tests need the browser login runner and Chromium: {err}");
         }
+        LoginSetup::start_with(username, |_| {}).await
+    }
+
+    /// [`LoginSetup::start`] with the config changed by `edit` first.
+    async fn start_with(username: &str, edit: impl FnOnce(&mut Config)) -> LoginSetup {
         let log = CapturedLog::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -101,6 +107,7 @@ impl LoginSetup {
         let mut config = config(&hs_url, &database_url);
         config.instagram.api_base_url = Some(sim.api_base_url());
         config.instagram.web_base_url = Some(sim.base_url());
+        edit(&mut config);
         let config = Arc::new(config);
         let store = Store::connect(&database_url).await.expect("store");
         let client = HomeserverClient::new(&hs_url, AS_TOKEN).expect("HTTP client");
@@ -330,6 +337,25 @@ async fn a_challenge_is_explained_and_nothing_is_stored() {
         .await;
     assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
     setup.assert_never_shown(&[PASSWORD]);
+}
+
+#[tokio::test]
+async fn login_without_the_runner_says_so_before_asking_anything() {
+    let setup = LoginSetup::start_with("login.norunner", |config| {
+        config.login.runner_dir = Some("/nonexistent/runner".to_owned());
+    })
+    .await;
+    let reply = setup
+        .exchange("login", "Logging in is not available on this bridge")
+        .await;
+    assert!(
+        reply.contains("/nonexistent/runner/playwright-runner.ts is missing"),
+        "{reply}"
+    );
+    assert!(reply.contains("login.runner_dir"), "{reply}");
+    setup
+        .exchange("cancel", "You have no login in progress")
+        .await;
 }
 
 #[tokio::test]

@@ -18,10 +18,13 @@ macro_rules! on_both_databases {
 
 mod api;
 mod config;
+mod demo;
+mod deploy;
 mod e2e;
 mod harness;
 mod item_kinds;
 mod login;
+mod logs;
 mod media;
 mod poller;
 mod relay;

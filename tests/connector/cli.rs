@@ -204,7 +204,7 @@ impl StoredLogin {
         let mut config = Config::example();
         config.database.url = format!("sqlite://{}/bridge.db?mode=rwc", dir.path().display());
         config.encryption.key = Some(CredentialKey::generate().to_base64());
-        config.instagram.connector = spec_path().display().to_string();
+        config.instagram.connector = Some(spec_path().display().to_string());
         config.instagram.api_base_url = Some(sim.api_base_url());
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config.to_documented_yaml()).unwrap();

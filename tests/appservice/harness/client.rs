@@ -123,6 +123,51 @@ impl MatrixClient {
         Ok(client)
     }
 
+    /// Logs in to the homeserver at `url` with a user id and password, as a
+    /// Matrix client does, then does an initial /sync so later waits see
+    /// only new events.
+    pub async fn log_in_with_password(
+        url: &str,
+        user_id: &str,
+        password: &str,
+    ) -> Result<MatrixClient, HarnessError> {
+        let base = url::Url::parse(url).map_err(|error| HarnessError::Unexpected {
+            doing: format!("parsing the homeserver URL {url}"),
+            detail: error.to_string(),
+        })?;
+        let body = json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user_id},
+            "password": password,
+        });
+        let http = reqwest::Client::new();
+        let login = send_json(
+            http.post(base.join("/_matrix/client/v3/login").expect("valid path"))
+                .json(&body),
+            &format!("logging in as {user_id}"),
+        )
+        .await?;
+        let access_token = login["access_token"]
+            .as_str()
+            .ok_or_else(|| HarnessError::Unexpected {
+                doing: format!("logging in as {user_id}"),
+                detail: "no access_token in the answer".to_owned(),
+            })?
+            .to_owned();
+        let mut client = MatrixClient {
+            http,
+            base,
+            user_id: login["user_id"].as_str().unwrap_or(user_id).to_owned(),
+            access_token,
+            since: None,
+            unseen: VecDeque::new(),
+            txn_counter: 0,
+        };
+        client.sync(Duration::ZERO).await?;
+        client.unseen.clear();
+        Ok(client)
+    }
+
     /// Logs in again with the password set at registration: a second device.
     pub async fn login(synapse: &Synapse, localpart: &str) -> Result<Value, HarnessError> {
         let url = url::Url::parse(&synapse.url())
