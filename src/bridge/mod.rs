@@ -75,6 +75,9 @@ pub struct Bridge {
     pub supervisor: Arc<Supervisor>,
     /// The portals' ordered workers.
     pub queues: PortalQueues,
+    /// Held while a login's space is created: the portals' workers run in
+    /// parallel, and each would otherwise create a space of its own.
+    pub space_creation: tokio::sync::Mutex<()>,
 }
 
 impl Bridge {
@@ -107,6 +110,7 @@ impl Bridge {
             started_at: Instant::now(),
             supervisor: Arc::default(),
             queues: PortalQueues::default(),
+            space_creation: tokio::sync::Mutex::new(()),
         }
     }
 }

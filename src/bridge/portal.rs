@@ -306,6 +306,11 @@ pub async fn ensure_space(bridge: &Bridge, login: &LoginRecord) -> Result<OwnedR
     if let Some(room_id) = store.login_space(&login.mxid).await? {
         return parse_room(&room_id);
     }
+    let _creating = bridge.space_creation.lock().await;
+    // Another worker may have made it while this one waited.
+    if let Some(room_id) = store.login_space(&login.mxid).await? {
+        return parse_room(&room_id);
+    }
     let found = if store.room_creation_pending(&login.mxid, "").await? {
         find_created_room(bridge, login, "").await?
     } else {

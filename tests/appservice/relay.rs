@@ -19,7 +19,7 @@ use matrix_instagram::store::{LoginRecord, PortalRecord};
 use serde_json::json;
 
 use crate::harness::client::RoomEvent;
-use crate::harness::relay::RelayFixture;
+use crate::harness::relay::{poll, RelayFixture};
 use crate::harness::Backend;
 
 on_both_databases!(
@@ -825,4 +825,53 @@ async fn a_reply_to_an_unbridged_message_quotes_its_author() {
         "{body}"
     );
     assert!(body.ends_with("the answer"), "{body}");
+}
+
+/// Portals created at the same moment (the portals' workers run in
+/// parallel) share one space: alice is invited to exactly one.
+#[tokio::test]
+async fn portals_made_at_once_share_one_space() {
+    let relay = Relay::start(Backend::Sqlite, "alice.spaces").await;
+    let fixture = &relay.fixture;
+    let mut conversations = Vec::new();
+    for n in 0..4 {
+        let friend = fixture.instagram_user(&format!("friend.{n}"), "A Friend");
+        let thread = fixture
+            .sim
+            .create_thread(fixture.me.pk, &[friend.pk], None)
+            .unwrap();
+        fixture.sim.post_text(&thread, friend.pk, "hi").unwrap();
+        conversations.push(relay.conversation(&thread).await);
+    }
+    let creations: Vec<_> = conversations
+        .into_iter()
+        .map(|conversation| {
+            let (bridge, login) = (relay.bridge.clone(), relay.login.clone());
+            tokio::spawn(async move {
+                ensure_portal(&bridge, &login, &conversation, false)
+                    .await
+                    .map(|portal| portal.room_id)
+            })
+        })
+        .collect();
+    for creation in creations {
+        creation
+            .await
+            .expect("the task ran")
+            .unwrap_or_else(|err| panic!("ensure_portal: {err}"));
+    }
+    let spaces = poll("the invites to the portals", || async {
+        let invites = fixture.invites().await.ok()?;
+        (invites.len() >= 5).then_some(invites)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"))
+    .into_iter()
+    .filter(|(_, state)| {
+        state
+            .iter()
+            .any(|e| e["type"] == "m.room.create" && e["content"]["type"] == "m.space")
+    })
+    .count();
+    assert_eq!(spaces, 1, "one space for the login");
 }
