@@ -91,8 +91,6 @@ struct Poller {
     /// The message request count the inbox showed when they were last polled.
     requests_seen: Option<i64>,
     presence_polled: Option<Instant>,
-    /// Whether a poll of this run succeeded (then one inbox page is enough).
-    caught_up: bool,
     /// The watermark this run saved last.
     watermark_saved: Option<i64>,
 }
@@ -155,7 +153,6 @@ impl Poller {
             requests_polled: None,
             requests_seen: None,
             presence_polled: None,
-            caught_up: false,
             watermark_saved: None,
         })
     }
@@ -169,18 +166,17 @@ impl Poller {
         let bridge = self.bridge.clone();
         let config = &bridge.config;
         let mxid = self.login.mxid.clone();
-        // The login's first sync chooses its portals; after a restart the
-        // inbox is read back to the newest activity the last poll saw, so
-        // chats active during downtime beyond the first page catch up too.
+        // The login's first sync chooses its portals; every later poll reads
+        // the inbox back to the newest activity the last poll saw (usually
+        // one page), so chats that became active beyond the first page (a
+        // busy moment, or downtime) are seen too.
         let sync = bridge
             .store
             .login_sync(&mxid)
             .await
             .map_err(store_trouble)?;
         let synced = sync.is_some();
-        let watermark = sync
-            .and_then(|sync| sync.watermark)
-            .filter(|_| !self.caught_up);
+        let watermark = sync.and_then(|sync| sync.watermark);
 
         let mut threads = self.read_inbox(synced, watermark).await?;
         if self.requests_due(threads.pending_requests) {
@@ -267,7 +263,6 @@ impl Poller {
         if let Some(e) = failure {
             return Err(e);
         }
-        self.caught_up = true;
         if relayed_something {
             return Ok(Some(Duration::ZERO));
         }

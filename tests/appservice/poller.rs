@@ -198,6 +198,50 @@ async fn first_sync_bridges_the_newest_threads(backend: Backend) {
     wait_for_texts(&fixture, &room, &puppet(quiet_friend.pk), &expected).await;
 }
 
+/// More chats than one inbox page (20) become active between two polls of
+/// a running bridge: every one of them gets its portal and message.
+#[tokio::test]
+async fn a_busy_moment_beyond_the_first_inbox_page_loses_nothing() {
+    let mut fixture = fixture(Backend::Sqlite).await;
+    for key in ["active_interval_ms", "idle_interval_ms"] {
+        fixture
+            .e2e
+            .config
+            .set(&["polling", key], Yaml::from(600_000))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let bot = fixture.e2e.bot().to_owned();
+    let (friend, thread) = friend_thread(&fixture, "friend.first");
+    post(&fixture, &thread, friend.pk, numbered("first", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &thread).await;
+    wait_for_texts(
+        &fixture,
+        &room,
+        &puppet(friend.pk),
+        &numbered("first", 0..1),
+    )
+    .await;
+
+    // 25 new chats while the poller waits; one `sync` poll must find them all.
+    let busy: Vec<(Account, String)> = (0..25)
+        .map(|n| friend_thread(&fixture, &format!("busy.{n}")))
+        .collect();
+    for (friend, thread) in &busy {
+        post(&fixture, thread, friend.pk, numbered("busy", 0..1));
+    }
+    let management = management_room(&mut fixture.user, &bot).await;
+    let reply = fixture
+        .user
+        .ask(&management, &bot, "sync")
+        .await
+        .expect("an answer to sync");
+    assert_eq!(reply, "Syncing with Instagram now.");
+    for (_, thread) in &busy {
+        fixture.wait_for_portal(thread).await;
+    }
+}
+
 async fn sync_polls_now(backend: Backend) {
     let mut fixture = fixture(backend).await;
     // Polls far apart: only `sync` brings a message within the test's wait.
