@@ -321,6 +321,7 @@ impl Poller {
             newest_page,
             unsent: Vec::new(),
             seen,
+            received: Instant::now(),
         }
     }
 
