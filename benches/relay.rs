@@ -1,0 +1,194 @@
+//! The Instagram -> Matrix relay benchmark: Synapse, the Instagram simulator
+//! and the bridge process, with a Matrix user holding a connected Instagram
+//! login. Posts messages across threads in the simulator and prints the
+//! bridge's throughput next to a bare appservice client's into the same rooms,
+//! the bridge-added latency, Instagram requests per idle login per hour and the
+//! bridge's RSS with many portals.
+//!
+//! `cargo bench --bench relay` runs the full benchmark (`--quick` and the
+//! count flags below change it); `cargo test` runs it as a quick smoke test,
+//! which fails when the relay loses a message.
+
+#[allow(dead_code)]
+#[path = "../tests/appservice"]
+mod appservice {
+    pub mod harness;
+}
+#[path = "relay/baseline.rs"]
+mod baseline;
+#[path = "relay/stats.rs"]
+mod stats;
+#[path = "relay/world.rs"]
+mod world;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use appservice::harness::Synapse;
+
+/// What one run measures, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub quick: bool,
+    pub messages: usize,
+    pub threads: usize,
+    pub portals: usize,
+    /// How long the idle login's requests are observed.
+    pub idle: Duration,
+}
+
+impl Options {
+    /// `cargo bench` passes `--bench`: the full run; anything else (`cargo
+    /// test`) is the quick smoke run. Unknown arguments (a test filter) are
+    /// reported and ignored.
+    fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let args: Vec<String> = args.collect();
+        let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
+        let mut options = if quick {
+            Options {
+                quick,
+                messages: 40,
+                threads: 4,
+                portals: 10,
+                idle: Duration::from_secs(6),
+            }
+        } else {
+            Options {
+                quick,
+                messages: 1000,
+                threads: 20,
+                portals: 100,
+                idle: Duration::from_secs(240),
+            }
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut number = |name: &str| -> Result<usize, String> {
+                args.next()
+                    .and_then(|value| value.parse().ok())
+                    .ok_or_else(|| format!("{name} needs a number"))
+            };
+            match arg.as_str() {
+                "--bench" | "--quick" => {}
+                "--messages" => options.messages = number("--messages")?,
+                "--threads" => options.threads = number("--threads")?,
+                "--portals" => options.portals = number("--portals")?,
+                "--idle-secs" => options.idle = Duration::from_secs(number("--idle-secs")? as u64),
+                other => eprintln!("relay bench: ignoring argument {other:?}"),
+            }
+        }
+        if options.threads == 0 || options.messages < options.threads {
+            return Err("need at least one thread and one message per thread".to_owned());
+        }
+        if options.portals < options.threads + world::IDLE_THREADS {
+            return Err(format!(
+                "--portals must be at least --threads + {} (the idle login's)",
+                world::IDLE_THREADS
+            ));
+        }
+        Ok(options)
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("relay bench: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let venv = Synapse::venv();
+    if !venv.join("bin/synapse_homeserver").exists() {
+        eprintln!(
+            "relay bench: Synapse is not installed in {} (set SYNAPSE_VENV to a venv holding \
+             matrix-synapse, or run `bash scripts/synapse/install.sh`)",
+            venv.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    match runtime.block_on(run(&options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("relay bench FAILED: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: &Options) -> Result<(), String> {
+    let mode = if options.quick {
+        "quick smoke run"
+    } else {
+        "full run"
+    };
+    println!(
+        "relay bench ({mode}): {} messages across {} threads, {} portals",
+        options.messages, options.threads, options.portals
+    );
+    let mut world = world::World::start(options).await?;
+    let result = measure(&mut world, options).await;
+    if result.is_err() {
+        eprintln!("==== bridge log tail ====\n{}", world.log_tail(60));
+    }
+    result
+}
+
+async fn measure(world: &mut world::World, options: &Options) -> Result<(), String> {
+    let relayed = world.relay_burst(options.messages).await?;
+    let bare = baseline::run(world, options.messages).await?;
+    world.verify_rooms(&relayed.bodies, "the bridge").await?;
+    world.verify_rooms(&bare.bodies, "the bare client").await?;
+    let bridge_rate = options.messages as f64 / relayed.elapsed.as_secs_f64();
+    let bare_rate = options.messages as f64 / bare.elapsed.as_secs_f64();
+    let since_poll = stats::Percentiles::of(relayed.latencies.iter().map(|l| l.since_poll_us));
+    let own = stats::Percentiles::of(relayed.latencies.iter().map(|l| l.relay_us));
+
+    let rss = world.grow_portals(options.portals).await?;
+    let idle = world.idle_requests(options).await?;
+
+    println!();
+    println!(
+        "== Instagram -> Matrix relay ({mode}) ==",
+        mode = if options.quick { "quick" } else { "full" }
+    );
+    println!(
+        "messages: {} across {} threads, posted at once in the simulator",
+        options.messages, options.threads
+    );
+    println!(
+        "bridge:       {bridge_rate:8.1} msg/s  ({:.2} s from the first post to the last message in Synapse)",
+        relayed.elapsed.as_secs_f64()
+    );
+    println!(
+        "bare client:  {bare_rate:8.1} msg/s  ({:.2} s; PUT /send as the puppets, one sequential sender per room, rooms in parallel)",
+        bare.elapsed.as_secs_f64()
+    );
+    println!(
+        "ratio bridge/bare: {:.2} (goal >= 0.9)",
+        bridge_rate / bare_rate
+    );
+    println!(
+        "bridge-added latency, poll response -> homeserver answer: p50 {} p99 {} (goal p99 < 25 ms; \
+         includes waiting behind earlier items of the same room in the burst)",
+        stats::ms(since_poll.p50),
+        stats::ms(since_poll.p99)
+    );
+    println!(
+        "  of which each item's own relaying (bridge + homeserver send): p50 {} p99 {}",
+        stats::ms(own.p50),
+        stats::ms(own.p99)
+    );
+    println!("{idle}");
+    println!(
+        "bridge RSS with {} portals: {:.1} MB (VmRSS; peak VmHWM {:.1} MB; goal < 40 MB)",
+        options.portals,
+        rss.rss_kb as f64 / 1024.0,
+        rss.hwm_kb as f64 / 1024.0
+    );
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The baseline: the same number of messages sent into the same rooms as the
+//! same puppets by a bare appservice client (plain `PUT
+//! /rooms/{room}/send/m.room.message/{txn}?user_id=<puppet>` with the
+//! as_token), one sequential sender per room, rooms in parallel, as the
+//! bridge relays.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::world::{Bodies, World};
+
+/// What the bare client took, and the bodies each room must now hold.
+pub struct Bare {
+    pub elapsed: Duration,
+    pub bodies: Bodies,
+}
+
+pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
+    let chats = world.chats.len();
+    let mut bodies: Bodies = vec![Vec::new(); chats];
+    for index in 0..messages {
+        let chat = index % chats;
+        let body = format!("bare t{chat} m{}", bodies[chat].len());
+        bodies[chat].push(body);
+    }
+    let mut senders = JoinSet::new();
+    let started = Instant::now();
+    for (chat, room_bodies) in world.chats.iter().zip(&bodies) {
+        let http = world.http.clone();
+        let token = world.as_token.clone();
+        let base = format!(
+            "{}/_matrix/client/v3/rooms/{}/send/m.room.message",
+            world.homeserver,
+            urlencode(&chat.room_id)
+        );
+        let puppet = chat.puppet.clone();
+        let room_bodies = room_bodies.clone();
+        senders.spawn(async move {
+            for (index, body) in room_bodies.iter().enumerate() {
+                let url = format!("{base}/bare-{}-{index}", puppet_tag(&puppet));
+                let response = http
+                    .put(url)
+                    .query(&[("user_id", puppet.as_str())])
+                    .bearer_auth(&token)
+                    .json(&json!({"msgtype": "m.text", "body": body}))
+                    .send()
+                    .await
+                    .map_err(|e| format!("bare send as {puppet}: {e}"))?;
+                if !response.status().is_success() {
+                    return Err(format!(
+                        "bare send as {puppet}: homeserver answered {}",
+                        response.status()
+                    ));
+                }
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(sent) = senders.join_next().await {
+        sent.map_err(|e| format!("a bare sender panicked: {e}"))??;
+    }
+    Ok(Bare {
+        elapsed: started.elapsed(),
+        bodies,
+    })
+}
+
+/// A transaction-id-safe form of a puppet's user id.
+fn puppet_tag(puppet: &str) -> String {
+    puppet.chars().filter(char::is_ascii_alphanumeric).collect()
+}
+
+/// Percent-encodes a room id for a path segment.
+fn urlencode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
