@@ -11,9 +11,11 @@ use tokio::task::JoinSet;
 
 use super::world::{Bodies, World};
 
-/// What the bare client took, and the bodies each room must now hold.
+/// What the bare client took, each send's time to the homeserver's answer
+/// (µs), and the bodies each room must now hold.
 pub struct Bare {
     pub elapsed: Duration,
+    pub send_us: Vec<u64>,
     pub bodies: Bodies,
 }
 
@@ -38,7 +40,9 @@ pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
         let puppet = chat.puppet.clone();
         let room_bodies = room_bodies.clone();
         senders.spawn(async move {
+            let mut send_us = Vec::with_capacity(room_bodies.len());
             for (index, body) in room_bodies.iter().enumerate() {
+                let sent = Instant::now();
                 let url = format!("{base}/bare-{}-{index}", puppet_tag(&puppet));
                 let response = http
                     .put(url)
@@ -54,15 +58,18 @@ pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
                         response.status()
                     ));
                 }
+                send_us.push(sent.elapsed().as_micros() as u64);
             }
-            Ok::<(), String>(())
+            Ok::<Vec<u64>, String>(send_us)
         });
     }
+    let mut send_us = Vec::with_capacity(messages);
     while let Some(sent) = senders.join_next().await {
-        sent.map_err(|e| format!("a bare sender panicked: {e}"))??;
+        send_us.extend(sent.map_err(|e| format!("a bare sender panicked: {e}"))??);
     }
     Ok(Bare {
         elapsed: started.elapsed(),
+        send_us,
         bodies,
     })
 }
