@@ -9,6 +9,7 @@
 //! count flags below change it); `cargo test` runs it as a quick smoke test,
 //! which fails when the relay loses a message.
 
+// The end-to-end tests' harness, shared as is; the bench uses part of it.
 #[allow(dead_code)]
 #[path = "../tests/appservice"]
 mod appservice {
