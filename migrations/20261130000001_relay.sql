@@ -28,11 +28,13 @@ CREATE INDEX messages_by_time ON messages (login_mxid, thread_id, timestamp);
 
 -- A portal that is a message request (pending inbox) and whether its notice
 -- was posted; the picture id (URL path without the signed query) of the room
--- avatar, so a picture is uploaded once; whether it is in the login's space.
+-- avatar, so a picture is uploaded once; whether it is in the login's space;
+-- a hash of the participants whose puppets were last made the members.
 ALTER TABLE portals ADD COLUMN request BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE portals ADD COLUMN request_notice_sent BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE portals ADD COLUMN avatar_id TEXT;
 ALTER TABLE portals ADD COLUMN in_space BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE portals ADD COLUMN members_hash TEXT;
 
 -- Rooms being created (a portal, or the login's space when thread_id is ''):
 -- after a crash between createRoom and saving its id, the room is found

@@ -163,7 +163,8 @@ fn default_prefix() -> String {
 pub struct PuppetConfig {
     /// Localpart template; `{id}` is the Instagram user id.
     pub localpart_template: String,
-    /// Displayname template; `{name}`, `{username}` and `{id}` are filled in.
+    /// Displayname template; `{full_name}` (or `{name}`), `{username}` and
+    /// `{id}` are filled in.
     pub displayname_template: String,
 }
 
@@ -280,10 +281,14 @@ pub struct PollingConfig {
     pub jitter_percent: u64,
     /// Longest wait after repeated errors (the backoff doubles up to it).
     pub max_backoff_ms: u64,
-    /// How often the message requests (pending inbox) are polled.
+    /// How often the message requests (pending inbox) are polled while there
+    /// are any (they are polled at once when the inbox's count changes).
     pub requests_interval_ms: u64,
     /// How often the presence of 1:1 partners is asked for.
     pub presence_interval_ms: u64,
+    /// Longest a poll's request to Instagram may take before it counts as
+    /// failed (and is retried).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for PollingConfig {
@@ -296,6 +301,7 @@ impl Default for PollingConfig {
             max_backoff_ms: 5 * 60_000,
             requests_interval_ms: 60_000,
             presence_interval_ms: 5 * 60_000,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -476,7 +482,7 @@ impl Config {
         if self.puppets.displayname_template.trim().is_empty() {
             problem(
                 "puppets.displayname_template",
-                "must not be empty (use {name}, {username} or {id})".to_owned(),
+                "must not be empty (use {full_name}, {username} or {id})".to_owned(),
             );
         }
 
@@ -544,6 +550,7 @@ impl Config {
             ("polling.max_backoff_ms", polling.max_backoff_ms),
             ("polling.requests_interval_ms", polling.requests_interval_ms),
             ("polling.presence_interval_ms", polling.presence_interval_ms),
+            ("polling.request_timeout_ms", polling.request_timeout_ms),
         ] {
             if value == 0 {
                 problem(key, "must be more than 0".to_owned());
@@ -627,6 +634,7 @@ impl Config {
         let name = present(name).unwrap_or(username);
         self.puppets
             .displayname_template
+            .replace("{full_name}", name)
             .replace("{name}", name)
             .replace("{username}", username)
             .replace("{id}", id)
@@ -774,6 +782,10 @@ impl Config {
                 self.polling.presence_interval_ms.to_string(),
             ),
             (
+                "@POLL_TIMEOUT@",
+                self.polling.request_timeout_ms.to_string(),
+            ),
+            (
                 "@BACKFILL_MESSAGES@",
                 self.backfill.initial_messages.to_string(),
             ),
@@ -851,7 +863,7 @@ impl Config {
             },
             puppets: PuppetConfig {
                 localpart_template: "instagram_{id}".to_owned(),
-                displayname_template: "{name} (Instagram)".to_owned(),
+                displayname_template: "{full_name} (Instagram)".to_owned(),
             },
             database: DatabaseConfig { url: database_url },
             permissions,
@@ -1158,7 +1170,8 @@ puppets:
   # Localpart template; {id} is the Instagram user id. The registration
   # reserves every user id this template can produce.
   localpart_template: @PUPPET_LOCALPART@
-  # Display name template; {name}, {username} and {id} are filled in.
+  # Display name template; {full_name} (the username when there is none),
+  # {username} and {id} are filled in.
   displayname_template: @PUPPET_DISPLAYNAME@
 
 # Where the bridge keeps its state.
@@ -1212,10 +1225,13 @@ polling:
   jitter_percent: @POLL_JITTER@
   # Longest wait after repeated errors (the wait doubles up to it).
   max_backoff_ms: @POLL_BACKOFF@
-  # How often message requests (the pending inbox) are polled.
+  # How often message requests (the pending inbox) are polled while there are
+  # any; a change of their count in the inbox polls them at once.
   requests_interval_ms: @POLL_REQUESTS@
   # How often the presence of 1:1 chat partners is asked for.
   presence_interval_ms: @POLL_PRESENCE@
+  # Longest one request of a poll may take before it is retried.
+  request_timeout_ms: @POLL_TIMEOUT@
 
 # History bridged into portals.
 backfill:
@@ -1327,6 +1343,16 @@ mod tests {
             "bob.b (@bob.b, 42)"
         );
         assert_eq!(config.puppet_displayname(None, None, "42"), "42 (@42, 42)");
+        // The default names the full name; the username stands in for none.
+        let config = Config::example();
+        assert_eq!(
+            config.puppet_displayname(Some("Bob B"), Some("bob.b"), "42"),
+            "Bob B (Instagram)"
+        );
+        assert_eq!(
+            config.puppet_displayname(None, Some("bob.b"), "42"),
+            "bob.b (Instagram)"
+        );
     }
 
     #[test]

@@ -212,6 +212,9 @@ pub struct ConversationPage {
     pub cursor: Option<String>,
     #[serde(default)]
     pub has_older: bool,
+    /// How many message requests wait, when the platform says.
+    #[serde(default, deserialize_with = "lenient::option_i64")]
+    pub pending_requests: Option<i64>,
 }
 
 /// One page of a conversation's messages, newest first.

@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use ruma::events::AnyTimelineEvent;
+use ruma::serde::Raw;
 use serde_json::Value;
 
 use crate::config::Config;
@@ -110,8 +111,12 @@ impl Bridge {
 
 #[async_trait]
 impl AppserviceHandler for Bridge {
-    async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
-        router::route_event(self, event).await
+    async fn handle_event(
+        &self,
+        event: AnyTimelineEvent,
+        raw: &Raw<AnyTimelineEvent>,
+    ) -> Result<(), RetryTransaction> {
+        router::route_event(self, event, raw).await
     }
 
     async fn handle_ephemeral(&self, event: Value) {

@@ -23,6 +23,7 @@ use super::schedule::Schedule;
 use super::supervisor::PollerSignals;
 use super::Bridge;
 use crate::connector::auth::Credentials;
+use crate::connector::http::Connector;
 use crate::connector::session::ConnectorError;
 use crate::model::{Conversation, ConversationKind, LastSeen};
 use crate::secrets::CredentialCipher;
@@ -32,6 +33,17 @@ use crate::store::{LoginRecord, PageItem, ThreadState};
 fn synced_key(mxid: &str) -> String {
     format!("poller.synced.{mxid}")
 }
+
+/// The key/value entry holding the newest activity (Unix microseconds) a
+/// successful poll of the login saw: after a restart, inbox pages are read
+/// until they reach it, so chats active during downtime beyond the first
+/// page are caught up too.
+fn watermark_key(mxid: &str) -> String {
+    format!("poller.watermark.{mxid}")
+}
+
+/// Most inbox pages one catch-up reads.
+const MAX_CATCH_UP_PAGES: usize = 10;
 
 /// Runs `mxid`'s poller until it is stopped or the login needs the user.
 pub async fn run(
@@ -80,6 +92,8 @@ pub async fn run(
 
 struct Poller {
     bridge: Arc<Bridge>,
+    /// The bridge's connector with the polling request timeout.
+    connector: Connector,
     login: LoginRecord,
     logins: Logins,
     creds: Credentials,
@@ -87,7 +101,19 @@ struct Poller {
     saved: Credentials,
     schedule: Schedule,
     requests_polled: Option<Instant>,
+    /// The message request count the inbox showed when they were last polled.
+    requests_seen: Option<i64>,
     presence_polled: Option<Instant>,
+    /// Whether a poll of this run succeeded (then one inbox page is enough).
+    caught_up: bool,
+}
+
+/// The threads one poll looks at.
+struct Inbox {
+    /// Each with whether it is a message request, newest activity first.
+    list: Vec<(Conversation, bool)>,
+    /// The count of message requests the inbox reported.
+    pending_requests: Option<i64>,
 }
 
 /// What to do with one thread of the inbox.
@@ -128,7 +154,9 @@ impl Poller {
                 return None;
             }
         };
+        let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
         Some(Poller {
+            connector: bridge.connector.clone().with_timeout(timeout),
             schedule: Schedule::new(&bridge.config.polling),
             bridge,
             login,
@@ -136,7 +164,9 @@ impl Poller {
             saved: creds.clone(),
             creds,
             requests_polled: None,
+            requests_seen: None,
             presence_polled: None,
+            caught_up: false,
         })
     }
 
@@ -156,26 +186,13 @@ impl Poller {
             .map_err(store_trouble)?
             .is_some();
 
-        let mut threads: Vec<(Conversation, bool)> = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = bridge
-                .connector
-                .list_conversations_page(&mut self.creds, cursor.as_deref())
-                .await?;
-            threads.extend(page.conversations.into_iter().map(|c| (c, false)));
-            // A first sync reads as many inbox pages as its portal count needs.
-            let wanted = !synced && threads.len() < config.backfill.initial_threads;
-            match page.cursor.filter(|_| page.has_older && wanted) {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        if Self::due(self.requests_polled, config.polling.requests_interval_ms) {
-            let requests = bridge.connector.list_pending(&mut self.creds).await?;
+        let mut threads = self.read_inbox(synced).await?;
+        if self.requests_due(threads.pending_requests) {
+            let requests = self.connector.list_pending(&mut self.creds).await?;
             self.requests_polled = Some(Instant::now());
-            let known: HashSet<String> = threads.iter().map(|(c, _)| c.id.clone()).collect();
-            threads.extend(
+            self.requests_seen = threads.pending_requests;
+            let known: HashSet<String> = threads.list.iter().map(|(c, _)| c.id.clone()).collect();
+            threads.list.extend(
                 requests
                     .into_iter()
                     .filter(|c| !known.contains(&c.id))
@@ -195,7 +212,7 @@ impl Poller {
         let mut relayed_something = false;
         let mut failure = None;
         let mut partners = Vec::new();
-        for (rank, (conversation, request)) in threads.into_iter().enumerate() {
+        for (rank, (conversation, request)) in threads.list.into_iter().enumerate() {
             newest_activity = newest_activity.max(conversation.updated_at);
             let state = states.get(&conversation.id);
             let request = request || conversation.pending == Some(true);
@@ -249,10 +266,83 @@ impl Poller {
         if let Some(e) = failure {
             return Err(e);
         }
+        if let Some(newest) = newest_activity {
+            let mark = newest.timestamp_micros().to_string();
+            bridge
+                .store
+                .kv_set(&watermark_key(&mxid), &mark)
+                .await
+                .map_err(store_trouble)?;
+        }
+        self.caught_up = true;
         if relayed_something {
             return Ok(Some(Duration::ZERO));
         }
         Ok(newest_activity.map(|at| (Utc::now() - at).to_std().unwrap_or_default()))
+    }
+
+    /// The inbox's first page; on a first sync as many pages as its portal
+    /// count needs, and after a restart the pages back to the activity last seen.
+    async fn read_inbox(&mut self, synced: bool) -> Result<Inbox, ConnectorError> {
+        let bridge = self.bridge.clone();
+        let watermark = if self.caught_up {
+            None
+        } else {
+            bridge
+                .store
+                .kv_get(&watermark_key(&self.login.mxid))
+                .await
+                .map_err(store_trouble)?
+                .and_then(|text| text.parse::<i64>().ok())
+        };
+        let mut inbox = Inbox {
+            list: Vec::new(),
+            pending_requests: None,
+        };
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = self
+                .connector
+                .list_conversations_page(&mut self.creds, cursor.as_deref())
+                .await?;
+            pages += 1;
+            if pages == 1 {
+                inbox.pending_requests = page.pending_requests;
+            }
+            let oldest = page
+                .conversations
+                .last()
+                .and_then(|c| c.updated_at)
+                .map(|at| at.timestamp_micros());
+            inbox
+                .list
+                .extend(page.conversations.into_iter().map(|c| (c, false)));
+            let first_sync = !synced && inbox.list.len() < bridge.config.backfill.initial_threads;
+            let behind = matches!((oldest, watermark), (Some(oldest), Some(mark)) if oldest > mark)
+                && pages < MAX_CATCH_UP_PAGES;
+            match page
+                .cursor
+                .filter(|_| page.has_older && (first_sync || behind))
+            {
+                Some(next) => cursor = Some(next),
+                None => return Ok(inbox),
+            }
+        }
+    }
+
+    /// Whether to poll the message requests: when the inbox's request count
+    /// changed, else at their interval while there are any (or when the
+    /// platform gives no count).
+    fn requests_due(&self, pending_requests: Option<i64>) -> bool {
+        let interval = self.bridge.config.polling.requests_interval_ms;
+        match pending_requests {
+            Some(count) if self.requests_polled.is_some() && Some(count) != self.requests_seen => {
+                true
+            }
+            Some(0) => self.requests_polled.is_none(),
+            _ => Self::due(self.requests_polled, interval),
+        }
     }
 
     /// Records a thread seen on the first sync as it is now, without a portal.
@@ -281,7 +371,7 @@ impl Poller {
     ) -> Result<ThreadUpdate, ConnectorError> {
         let cap = self.bridge.config.backfill.max_catchup_messages;
         let fetched = fetch_thread(
-            &self.bridge.connector,
+            &self.connector,
             &mut self.creds,
             &conversation.id,
             reach,
@@ -326,12 +416,7 @@ impl Poller {
     }
 
     async fn relay_presence(&mut self, partners: &[String]) -> Result<(), ConnectorError> {
-        let presences = match self
-            .bridge
-            .connector
-            .presence(&mut self.creds, partners)
-            .await
-        {
+        let presences = match self.connector.presence(&mut self.creds, partners).await {
             Ok(presences) => presences,
             Err(e) if e.needs_login() => return Err(e),
             Err(e) => {

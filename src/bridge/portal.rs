@@ -17,11 +17,11 @@ use ruma::serde::Raw;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{json, Value};
 
-use crate::matrix::client::ClientError;
+use crate::matrix::client::{ClientError, HomeserverClient};
 use crate::model::{Conversation, ConversationKind, Participant};
 use crate::store::{LoginRecord, PortalRecord};
 
-use super::pictures::picture_id;
+use super::pictures::{hex_sha256, picture_id};
 use super::puppet::ensure_puppet;
 use super::relay_error::RelayError;
 use super::relay_in::txn_id;
@@ -55,10 +55,25 @@ pub async fn ensure_portal(
         Some(portal) => portal,
         None => create_portal(bridge, login, conversation, &puppets, request).await?,
     };
+    let before = portal.clone();
     let room_id = parse_room(&portal.room_id)?;
-    sync_members(bridge, &room_id, login, &puppets).await?;
+    let members = members_hash(&puppets);
+    if portal.members_hash.as_deref() != Some(members.as_str()) {
+        sync_members(bridge, &room_id, login, &puppets).await?;
+        portal.members_hash = Some(members);
+    }
     update_room(bridge, &room_id, login, conversation, request, &mut portal).await?;
+    if portal != before {
+        bridge.store.update_portal_room(&portal).await?;
+    }
     Ok(portal)
+}
+
+/// A hash of the puppets that should be in a portal.
+fn members_hash(puppets: &[OwnedUserId]) -> String {
+    let mut ids: Vec<&str> = puppets.iter().map(|p| p.as_str()).collect();
+    ids.sort_unstable();
+    hex_sha256(ids.join("\n").as_bytes())
 }
 
 /// The participants other than the login's own account.
@@ -167,6 +182,7 @@ async fn create_portal(
         request_notice_sent: false,
         avatar_id: None,
         in_space: false,
+        members_hash: None,
         created_at: 0,
     };
     let found = if store
@@ -202,7 +218,8 @@ async fn create_portal(
         .finish_room_creation(&login.mxid, &conversation.id)
         .await?;
     tracing::info!(login = %login.mxid, thread = %conversation.id, room = %room_id, "portal created");
-    join_user(bridge, &room_id, login).await;
+    let partner = puppets.first().filter(|_| direct);
+    join_user(bridge, &room_id, login, partner).await;
     Ok(store
         .portal_by_thread(&login.mxid, &conversation.id)
         .await?
@@ -333,13 +350,19 @@ pub async fn ensure_space(bridge: &Bridge, login: &LoginRecord) -> Result<OwnedR
     };
     store.set_login_space(&login.mxid, room_id.as_str()).await?;
     store.finish_room_creation(&login.mxid, "").await?;
-    join_user(bridge, &room_id, login).await;
+    join_user(bridge, &room_id, login, None).await;
     Ok(room_id)
 }
 
-/// With double puppeting, the user joins the room at once (best effort:
-/// without it, the invite waits for them).
-async fn join_user(bridge: &Bridge, room_id: &RoomId, login: &LoginRecord) {
+/// With double puppeting, the user joins the room at once and a direct
+/// chat goes into their `m.direct` under the partner's puppet, as if they
+/// had accepted it (best effort: without it, the invite waits for them).
+async fn join_user(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    login: &LoginRecord,
+    partner: Option<&OwnedUserId>,
+) {
     let Some(double) = &bridge.double_puppet else {
         return;
     };
@@ -348,7 +371,39 @@ async fn join_user(bridge: &Bridge, room_id: &RoomId, login: &LoginRecord) {
     };
     if let Err(error) = double.client().join(room_id, Some(&user)).await {
         tracing::debug!(%error, room = %room_id, "the user's double puppet cannot join");
+        return;
     }
+    if let Some(partner) = partner {
+        if let Err(error) = mark_direct(double.client(), &user, partner, room_id).await {
+            tracing::warn!(%error, room = %room_id, "cannot mark the portal as a direct chat");
+        }
+    }
+}
+
+/// Adds `room_id` to the user's `m.direct` under `partner`.
+async fn mark_direct(
+    client: &HomeserverClient,
+    user: &UserId,
+    partner: &UserId,
+    room_id: &RoomId,
+) -> Result<(), ClientError> {
+    let mut direct = client
+        .account_data(user, "m.direct")
+        .await?
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let rooms = &mut direct[partner.as_str()];
+    if !rooms.is_array() {
+        *rooms = json!([]);
+    }
+    let Some(list) = rooms.as_array_mut() else {
+        return Ok(());
+    };
+    if list.iter().any(|room| room == room_id.as_str()) {
+        return Ok(());
+    }
+    list.push(json!(room_id.as_str()));
+    client.set_account_data(user, "m.direct", &direct).await
 }
 
 /// Joins `user` (a puppet) to the room, inviting it first when needed.
@@ -417,7 +472,7 @@ async fn sync_members(
 }
 
 /// Brings the room's name, avatar, request state and space membership up
-/// to date with the conversation.
+/// to date with the conversation (the caller saves what changed).
 async fn update_room(
     bridge: &Bridge,
     room_id: &RoomId,
@@ -426,7 +481,6 @@ async fn update_room(
     request: bool,
     portal: &mut PortalRecord,
 ) -> Result<(), RelayError> {
-    let before = portal.clone();
     if conversation.kind == ConversationKind::Group {
         let name = conversation.name.clone().filter(|name| !name.is_empty());
         if name.is_some() && name != portal.name {
@@ -458,9 +512,6 @@ async fn update_room(
     if portal.request && !portal.request_notice_sent {
         send_request_notice(bridge, room_id, login, conversation).await?;
         portal.request_notice_sent = true;
-    }
-    if *portal != before {
-        bridge.store.update_portal_room(portal).await?;
     }
     Ok(())
 }

@@ -294,6 +294,10 @@ pub async fn relay_message(
             apply_edit(bridge, &room_id, &speaker, record, message, main).await?;
         }
     }
+    // A new item without reactions has none bridged either.
+    if done.is_empty() && message.reactions.is_empty() {
+        return Ok(());
+    }
     sync_reactions(bridge, login, portal, &room_id, message).await
 }
 
@@ -339,22 +343,34 @@ async fn convert(
     Ok(convert_message(message, &ctx))
 }
 
-/// Bridged users named as `@username` in `text`, by lowercase username.
-async fn mentions(bridge: &Bridge, text: &str) -> Result<HashMap<String, Mention>, RelayError> {
-    let mut usernames: Vec<String> = text
-        .split('@')
-        .skip(1)
-        .map(|rest| {
-            rest.chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
-                .collect::<String>()
-                .trim_end_matches('.')
-                .to_lowercase()
-        })
-        .filter(|name| !name.is_empty())
-        .collect();
+/// The lowercase usernames named as `@username` in `text` (an `@` inside a
+/// word, as in an e-mail address, names no one), each once.
+fn mentioned_usernames(text: &str) -> Vec<String> {
+    let mut usernames: Vec<String> =
+        text.match_indices('@')
+            .filter(|(at, _)| {
+                text[..*at].chars().next_back().is_none_or(|before| {
+                    !(before.is_alphanumeric() || before == '.' || before == '_')
+                })
+            })
+            .map(|(at, _)| {
+                text[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
+                    .collect::<String>()
+                    .trim_end_matches('.')
+                    .to_lowercase()
+            })
+            .filter(|name| !name.is_empty())
+            .collect();
     usernames.sort();
     usernames.dedup();
+    usernames
+}
+
+/// Bridged users named as `@username` in `text`, by lowercase username.
+async fn mentions(bridge: &Bridge, text: &str) -> Result<HashMap<String, Mention>, RelayError> {
+    let usernames = mentioned_usernames(text);
     let names: Vec<&str> = usernames.iter().map(String::as_str).collect();
     let mut found = HashMap::new();
     for puppet in bridge.store.puppets_by_usernames(&names).await? {
@@ -405,11 +421,16 @@ async fn fill_media(
                     .map(|s| s.id.clone())
                     .unwrap_or_default();
                 let converted = convert(bridge, login, portal, &fresh, &sender_id).await?;
-                let part_id = parts[index].part_id.clone();
-                if let Some(again) = converted.into_iter().find(|part| part.part_id == part_id) {
-                    parts[index] = again;
-                } else {
-                    return Err(media_error(MediaError::Expired));
+                // Every part not filled yet takes the fresh version (its URLs
+                // were signed together with the expired one).
+                for part in &mut parts[index..] {
+                    match converted.iter().find(|again| again.part_id == part.part_id) {
+                        Some(again) => *part = again.clone(),
+                        None if part.media.is_some() => {
+                            return Err(media_error(MediaError::Expired))
+                        }
+                        None => {}
+                    }
                 }
             }
             Err(error) => return Err(media_error(error)),
@@ -709,6 +730,16 @@ mod tests {
         assert_ne!(first, txn_id(&["@a:x", "t1", "item1", "preview"]));
         assert_ne!(first, txn_id(&["@a:x", "t1item1", "", ""]));
         assert!(first.as_str().starts_with("mi") && first.as_str().len() == 34);
+    }
+
+    #[test]
+    fn mentions_are_words_starting_with_an_at() {
+        assert_eq!(
+            mentioned_usernames("hi @Bob.B, ask @carol_1. and @bob.b again"),
+            vec!["bob.b", "carol_1"]
+        );
+        assert!(mentioned_usernames("mail me at alice@bob.b or @ alone").is_empty());
+        assert_eq!(mentioned_usernames("(@dan)"), vec!["dan"]);
     }
 
     #[test]

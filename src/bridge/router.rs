@@ -2,19 +2,28 @@
 //! portal (its queue, or the bot for prefixed commands such as `!ig sync`);
 //! everything else (management rooms, invites, other rooms) to the bot,
 //! which takes every message as a command in a management room and only
-//! prefixed ones elsewhere. Events of the bridge's own users are dropped.
+//! prefixed ones elsewhere. Events of the bridge's own users are dropped, and
+//! so are those the bridge sent as a double puppet (the user's own account),
+//! which come back like the user's own events.
 
 use ruma::events::room::message::MessageType;
 use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
+use ruma::serde::Raw;
+use serde_json::Value;
 
 use super::bot;
+use super::double_puppet::SOURCE_KEY;
 use super::portal_queue;
 use super::Bridge;
 use crate::matrix::server::RetryTransaction;
 
 /// Handles one timeline event of a transaction.
-pub async fn route_event(bridge: &Bridge, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
-    if bridge.namespace.owns(event.sender().as_str()) {
+pub async fn route_event(
+    bridge: &Bridge,
+    event: AnyTimelineEvent,
+    raw: &Raw<AnyTimelineEvent>,
+) -> Result<(), RetryTransaction> {
+    if bridge.namespace.owns(event.sender().as_str()) || double_puppeted(raw) {
         return Ok(());
     }
     let portal = bridge
@@ -43,4 +52,39 @@ fn is_prefixed_command(bridge: &Bridge, event: &AnyTimelineEvent) -> bool {
         return false;
     };
     bot::command_line(&text.body, &bridge.config.bot.command_prefix, false).is_some()
+}
+
+/// Whether the bridge sent this event as a double puppet.
+fn double_puppeted(raw: &Raw<AnyTimelineEvent>) -> bool {
+    raw.get_field::<Value>("content")
+        .ok()
+        .flatten()
+        .is_some_and(|content| content.get(SOURCE_KEY).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw(content: Value) -> Raw<AnyTimelineEvent> {
+        Raw::new(&json!({
+            "type": "m.room.message",
+            "event_id": "$e",
+            "room_id": "!r:example.org",
+            "sender": "@alice:example.org",
+            "origin_server_ts": 1,
+            "content": content,
+        }))
+        .unwrap()
+        .cast_unchecked()
+    }
+
+    #[test]
+    fn double_puppet_echoes_are_recognised() {
+        let echo = raw(json!({"msgtype": "m.text", "body": "hi", SOURCE_KEY: "matrix-instagram"}));
+        assert!(double_puppeted(&echo));
+        let typed = raw(json!({"msgtype": "m.text", "body": "hi"}));
+        assert!(!double_puppeted(&typed));
+    }
 }

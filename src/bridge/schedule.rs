@@ -57,11 +57,6 @@ impl Schedule {
         self.retry_after = retry_after;
     }
 
-    /// Whether the last polls failed.
-    pub fn failing(&self) -> bool {
-        self.failures > 0
-    }
-
     /// The wait before the next poll, without jitter.
     pub fn base_delay(&self) -> Duration {
         if self.failures > 0 {
@@ -139,10 +134,12 @@ mod tests {
             delays.push(schedule.base_delay().as_secs());
         }
         assert_eq!(delays, [6, 12, 24, 48, 96, 192, 300, 300, 300, 300]);
-        assert!(schedule.failing());
         schedule.succeeded(Some(SECOND));
-        assert!(!schedule.failing());
-        assert_eq!(schedule.base_delay(), 3 * SECOND);
+        assert_eq!(
+            schedule.base_delay(),
+            3 * SECOND,
+            "a success ends the backoff"
+        );
     }
 
     #[test]

@@ -85,7 +85,22 @@ impl Supervisor {
         };
         let signals = Arc::new(PollerSignals::default());
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(supervise(bridge, mxid.to_owned(), signals.clone(), stopped));
+        let login = mxid.to_owned();
+        let run_signals = signals.clone();
+        let run_stopped = stopped.clone();
+        let task = tokio::spawn(supervise(
+            mxid.to_owned(),
+            stopped,
+            RESTART_PAUSE,
+            move || {
+                poller::run(
+                    bridge.clone(),
+                    login.clone(),
+                    run_signals.clone(),
+                    run_stopped.clone(),
+                )
+            },
+        ));
         let previous = self
             .pollers
             .lock()
@@ -160,22 +175,15 @@ impl Supervisor {
     }
 }
 
-/// Runs a login's poller, restarting it after a panic, until it returns
-/// (stopped, or the login needs the user).
-async fn supervise(
-    bridge: Arc<Bridge>,
-    mxid: String,
-    signals: Arc<PollerSignals>,
-    stopped: watch::Receiver<bool>,
-) {
+/// Runs a login's poller (`run` starts it), restarting it `pause` after a
+/// panic, until it returns (stopped, or the login needs the user).
+async fn supervise<F, Fut>(mxid: String, stopped: watch::Receiver<bool>, pause: Duration, run: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
-        let run = tokio::spawn(poller::run(
-            bridge.clone(),
-            mxid.clone(),
-            signals.clone(),
-            stopped.clone(),
-        ));
-        match run.await {
+        match tokio::spawn(run()).await {
             Ok(()) => return,
             Err(e) if e.is_panic() => {
                 tracing::error!(login = %mxid, "the poller panicked; restarting it");
@@ -185,6 +193,47 @@ async fn supervise(
         if *stopped.borrow() {
             return;
         }
-        tokio::time::sleep(RESTART_PAUSE).await;
+        tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Supervises a run that panics its first `panics` times; returns how
+    /// many times it was started.
+    async fn runs_with_panics(panics: usize, stop_first: bool) -> usize {
+        let started = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = watch::channel(false);
+        if stop_first {
+            stop.send(true).unwrap();
+        }
+        let counter = started.clone();
+        supervise(
+            "@alice:example.org".to_owned(),
+            stopped,
+            Duration::ZERO,
+            move || {
+                let run = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert!(run >= panics, "a poller bug");
+                }
+            },
+        )
+        .await;
+        started.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_panicked_poller_is_restarted() {
+        assert_eq!(runs_with_panics(0, false).await, 1);
+        assert_eq!(runs_with_panics(3, false).await, 4);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_poller_is_not_restarted_after_a_panic() {
+        assert_eq!(runs_with_panics(3, true).await, 1);
     }
 }

@@ -14,6 +14,7 @@ use ruma::api::client::{
         whoami,
     },
     appservice::request_ping,
+    config::{get_global_account_data, set_global_account_data},
     media::create_content,
     membership::{
         invite_user::{self, v3::InvitationRecipient},
@@ -37,8 +38,8 @@ use ruma::api::{
 };
 use ruma::events::receipt::ReceiptThread;
 use ruma::events::{
-    AnyMessageLikeEventContent, AnyStateEvent, MessageLikeEventType, StateEventContent,
-    StateEventType,
+    AnyMessageLikeEventContent, AnyStateEvent, GlobalAccountDataEventType, MessageLikeEventType,
+    StateEventContent, StateEventType,
 };
 use ruma::presence::PresenceState;
 use ruma::serde::Raw;
@@ -541,6 +542,44 @@ impl HomeserverClient {
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// A user's global account data of one type, or `None` when unset.
+    pub async fn account_data(
+        &self,
+        user_id: &UserId,
+        event_type: &str,
+    ) -> Result<Option<serde_json::Value>, ClientError> {
+        let request = get_global_account_data::v3::Request::new(
+            user_id.to_owned(),
+            GlobalAccountDataEventType::from(event_type),
+        );
+        match self.send(request, Some(user_id)).await {
+            Ok(response) => serde_json::from_str(response.account_data.json().get())
+                .map(Some)
+                .map_err(|e| ClientError::Response {
+                    endpoint: "get account data".to_owned(),
+                    detail: e.to_string(),
+                }),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces a user's global account data of one type.
+    pub async fn set_account_data(
+        &self,
+        user_id: &UserId,
+        event_type: &str,
+        content: &serde_json::Value,
+    ) -> Result<(), ClientError> {
+        let request = set_global_account_data::v3::Request::new_raw(
+            user_id.to_owned(),
+            GlobalAccountDataEventType::from(event_type),
+            raw_json(content, "set account data")?,
+        );
+        self.send(request, Some(user_id)).await?;
+        Ok(())
     }
 
     /// The rooms the appservice user (or `as_user`) has joined.

@@ -36,9 +36,14 @@ pub struct RetryTransaction(pub String);
 /// What the bridge does with the events the homeserver pushes.
 #[async_trait]
 pub trait AppserviceHandler: Send + Sync {
-    /// Handles one timeline event. Errors meant for users are answered by the
+    /// Handles one timeline event (`raw` is it as received, with any content
+    /// keys the typed event drops). Errors meant for users are answered by the
     /// handler itself; `Err` asks the homeserver to resend the transaction.
-    async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction>;
+    async fn handle_event(
+        &self,
+        event: AnyTimelineEvent,
+        raw: &Raw<AnyTimelineEvent>,
+    ) -> Result<(), RetryTransaction>;
 
     /// Handles one ephemeral event (`m.typing`, `m.receipt`, `m.presence`).
     async fn handle_ephemeral(&self, event: Value);
@@ -225,7 +230,7 @@ async fn push_transaction(
                     Ok(false) => {}
                     Err(e) => return store_failure(&txn_id, &e),
                 }
-                if let Err(e) = state.handler.handle_event(event).await {
+                if let Err(e) = state.handler.handle_event(event, &raw).await {
                     tracing::warn!(%txn_id, error = %e, "transaction will be retried by the homeserver");
                     return matrix_error(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", &e.0);
                 }

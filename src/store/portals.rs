@@ -29,6 +29,9 @@ pub struct PortalRecord {
     pub avatar_id: Option<String>,
     /// Whether the room is a child of the login's space.
     pub in_space: bool,
+    /// A hash of the participants whose puppets were last made the room's
+    /// members (the membership is checked again only when it changes).
+    pub members_hash: Option<String>,
     /// Unix milliseconds; set by the store when the portal is first saved.
     pub created_at: i64,
 }
@@ -53,7 +56,8 @@ fn kind_from_text(text: &str) -> Result<ConversationKind, sqlx::Error> {
 impl Record for PortalRecord {
     const TABLE: &'static str = "portals";
     const COLUMNS: &'static str = "login_mxid, thread_id, room_id, kind, name, avatar_url, \
-         encrypted, last_item_id, request, request_notice_sent, avatar_id, in_space, created_at";
+         encrypted, last_item_id, request, request_notice_sent, avatar_id, in_space, members_hash, \
+         created_at";
 
     fn from_row(row: &AnyRow) -> Result<PortalRecord, sqlx::Error> {
         Ok(PortalRecord {
@@ -69,6 +73,7 @@ impl Record for PortalRecord {
             request_notice_sent: flag(row, "request_notice_sent")?,
             avatar_id: row.try_get("avatar_id")?,
             in_space: flag(row, "in_space")?,
+            members_hash: row.try_get("members_hash")?,
             created_at: row.try_get("created_at")?,
         })
     }
@@ -81,13 +86,14 @@ impl Store {
         let statement = sqlx::query(
             "INSERT INTO portals \
              (login_mxid, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, \
-             request, request_notice_sent, avatar_id, in_space, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             request, request_notice_sent, avatar_id, in_space, members_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (login_mxid, thread_id) DO UPDATE SET room_id = excluded.room_id, \
              kind = excluded.kind, name = excluded.name, avatar_url = excluded.avatar_url, \
              encrypted = excluded.encrypted, last_item_id = excluded.last_item_id, \
              request = excluded.request, request_notice_sent = excluded.request_notice_sent, \
-             avatar_id = excluded.avatar_id, in_space = excluded.in_space",
+             avatar_id = excluded.avatar_id, in_space = excluded.in_space, \
+             members_hash = excluded.members_hash",
         )
         .bind(&portal.login_mxid)
         .bind(&portal.thread_id)
@@ -101,6 +107,7 @@ impl Store {
         .bind(i64::from(portal.request_notice_sent))
         .bind(&portal.avatar_id)
         .bind(i64::from(portal.in_space))
+        .bind(&portal.members_hash)
         .bind(now_millis());
         self.execute(statement, "saving a portal").await?;
         Ok(())
@@ -112,7 +119,8 @@ impl Store {
     pub async fn update_portal_room(&self, portal: &PortalRecord) -> Result<(), StoreError> {
         let statement = sqlx::query(
             "UPDATE portals SET name = $3, avatar_url = $4, avatar_id = $5, request = $6, \
-             request_notice_sent = $7, in_space = $8 WHERE login_mxid = $1 AND thread_id = $2",
+             request_notice_sent = $7, in_space = $8, members_hash = $9 \
+             WHERE login_mxid = $1 AND thread_id = $2",
         )
         .bind(&portal.login_mxid)
         .bind(&portal.thread_id)
@@ -121,7 +129,8 @@ impl Store {
         .bind(&portal.avatar_id)
         .bind(i64::from(portal.request))
         .bind(i64::from(portal.request_notice_sent))
-        .bind(i64::from(portal.in_space));
+        .bind(i64::from(portal.in_space))
+        .bind(&portal.members_hash);
         self.execute(statement, "updating a portal's room").await?;
         Ok(())
     }

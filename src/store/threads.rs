@@ -135,3 +135,48 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn thread_progress_roundtrips_and_only_moves_forward() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let state = ThreadState {
+            login_mxid: "@alice:x".to_owned(),
+            thread_id: "t1".to_owned(),
+            bridged: true,
+            request: true,
+            last_item_id: Some("i2".to_owned()),
+            last_item_at: Some(200),
+            activity_at: Some(250),
+            newest_page: vec![("i2".to_owned(), 200), ("i1".to_owned(), 100)],
+            seen: [("bob".to_owned(), "i1".to_owned())].into(),
+        };
+        store.save_thread_state(&state).await.unwrap();
+        assert_eq!(
+            store.thread_state("@alice:x", "t1").await.unwrap(),
+            Some(state.clone())
+        );
+
+        store
+            .advance_thread("@alice:x", "t1", "i1", 100)
+            .await
+            .unwrap();
+        let read = store.thread_state("@alice:x", "t1").await.unwrap().unwrap();
+        assert_eq!(read.last_item_id.as_deref(), Some("i2"), "never moves back");
+        store
+            .advance_thread("@alice:x", "t1", "i3", 300)
+            .await
+            .unwrap();
+        let read = store.thread_states("@alice:x").await.unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].last_item_id.as_deref(), Some("i3"));
+        assert_eq!(read[0].last_item_at, Some(300));
+        assert_eq!(read[0].newest_page, state.newest_page);
+
+        assert!(store.delete_login("@alice:x").await.is_ok());
+        assert!(store.thread_states("@alice:x").await.unwrap().is_empty());
+    }
+}

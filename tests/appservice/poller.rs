@@ -31,9 +31,24 @@ on_both_databases!(
     history_then_new_messages_in_order_postgres
 );
 on_both_databases!(
+    first_sync_bridges_the_newest_threads,
+    first_sync_bridges_the_newest_threads_sqlite,
+    first_sync_bridges_the_newest_threads_postgres
+);
+on_both_databases!(
+    sync_polls_now,
+    sync_polls_now_sqlite,
+    sync_polls_now_postgres
+);
+on_both_databases!(
     catch_up_after_downtime,
     catch_up_after_downtime_sqlite,
     catch_up_after_downtime_postgres
+);
+on_both_databases!(
+    catch_up_reaches_beyond_the_first_inbox_page,
+    catch_up_reaches_beyond_the_first_inbox_page_sqlite,
+    catch_up_reaches_beyond_the_first_inbox_page_postgres
 );
 on_both_databases!(
     faults_while_polling_lose_nothing,
@@ -59,6 +74,7 @@ async fn fixture(backend: Backend) -> RelayFixture {
         ("idle_interval_ms", 400),
         ("max_backoff_ms", 1_000),
         ("requests_interval_ms", 400),
+        ("request_timeout_ms", 1_000),
     ] {
         fixture
             .e2e
@@ -118,6 +134,12 @@ async fn wait_for_texts(fixture: &RelayFixture, room: &str, sender: &str, expect
 
 async fn history_then_new_messages_in_order(backend: Backend) {
     let mut fixture = fixture(backend).await;
+    // Message requests are polled at start, then when the inbox's count of them changes.
+    fixture
+        .e2e
+        .config
+        .set(&["polling", "requests_interval_ms"], Yaml::from(600_000))
+        .unwrap_or_else(|err| panic!("{err}"));
     let (friend, thread) = friend_thread(&fixture, "friend.one");
     let mut expected = numbered("before", 0..3);
     post(&fixture, &thread, friend.pk, expected.clone());
@@ -137,6 +159,98 @@ async fn history_then_new_messages_in_order(backend: Backend) {
     post(&fixture, &second, other.pk, numbered("hello", 0..2));
     let room = join_portal(&fixture, &second).await;
     wait_for_texts(&fixture, &room, &puppet(other.pk), &numbered("hello", 0..2)).await;
+
+    // A stranger's message request (pending inbox) becomes a portal marked as one.
+    let (stranger, request) = friend_thread(&fixture, "a.stranger");
+    fixture
+        .sim
+        .set_pending(&request, fixture.me.pk, true)
+        .expect("making the thread a request");
+    post(&fixture, &request, stranger.pk, numbered("may I", 0..1));
+    let portal = fixture.wait_for_portal(&request).await;
+    assert!(portal.request, "the portal is a message request");
+    let room = join_portal(&fixture, &request).await;
+    wait_for_texts(
+        &fixture,
+        &room,
+        &puppet(stranger.pk),
+        &numbered("may I", 0..1),
+    )
+    .await;
+}
+
+async fn first_sync_bridges_the_newest_threads(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    fixture
+        .e2e
+        .config
+        .set(&["backfill", "initial_threads"], Yaml::from(2))
+        .unwrap_or_else(|err| panic!("{err}"));
+    // Created and written to oldest first: the first is the least recent.
+    let threads: Vec<(Account, String)> = (0..3)
+        .map(|n| friend_thread(&fixture, &format!("friend.{n}")))
+        .collect();
+    for (friend, thread) in &threads {
+        post(&fixture, thread, friend.pk, numbered("old", 0..2));
+    }
+    fixture.e2e.start_bridge().await;
+    for (friend, thread) in &threads[1..] {
+        let room = join_portal(&fixture, thread).await;
+        wait_for_texts(&fixture, &room, &puppet(friend.pk), &numbered("old", 0..2)).await;
+    }
+    let store = fixture.store().await;
+    let (quiet_friend, quiet) = &threads[0];
+    let portal = store
+        .portal_by_thread(&fixture.user.user_id, quiet)
+        .await
+        .expect("reading portals");
+    assert_eq!(portal, None, "the oldest thread waits for activity");
+
+    post(&fixture, quiet, quiet_friend.pk, numbered("new", 0..1));
+    let room = join_portal(&fixture, quiet).await;
+    let mut expected = numbered("old", 0..2);
+    expected.extend(numbered("new", 0..1));
+    wait_for_texts(&fixture, &room, &puppet(quiet_friend.pk), &expected).await;
+}
+
+async fn sync_polls_now(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    // Polls far apart: only `sync` brings a message within the test's wait.
+    for key in ["active_interval_ms", "idle_interval_ms"] {
+        fixture
+            .e2e
+            .config
+            .set(&["polling", key], Yaml::from(600_000))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let bot = fixture.e2e.bot().to_owned();
+    let (friend, thread) = friend_thread(&fixture, "friend.one");
+    post(&fixture, &thread, friend.pk, numbered("first", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &thread).await;
+    let mut expected = numbered("first", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    post(&fixture, &thread, friend.pk, numbered("second", 0..1));
+    let reply = fixture
+        .user
+        .ask(&room, &bot, "!ig sync")
+        .await
+        .expect("an answer to sync");
+    assert_eq!(reply, "Syncing with Instagram now.");
+    expected.extend(numbered("second", 0..1));
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    let management = management_room(&mut fixture.user, &bot).await;
+    post(&fixture, &thread, friend.pk, numbered("third", 0..1));
+    let reply = fixture
+        .user
+        .ask(&management, &bot, "sync")
+        .await
+        .expect("an answer to sync");
+    assert_eq!(reply, "Syncing with Instagram now.");
+    expected.extend(numbered("third", 0..1));
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
 }
 
 async fn catch_up_after_downtime(backend: Backend) {
@@ -152,6 +266,34 @@ async fn catch_up_after_downtime(backend: Backend) {
     let missed = numbered("missed", 0..100);
     post(&fixture, &thread, friend.pk, missed.clone());
     expected.extend(missed);
+    fixture.e2e.start_bridge().await;
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+}
+
+async fn catch_up_reaches_beyond_the_first_inbox_page(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    fixture
+        .e2e
+        .config
+        .set(&["backfill", "initial_threads"], Yaml::from(1))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let (friend, bridged) = friend_thread(&fixture, "friend.bridged");
+    post(&fixture, &bridged, friend.pk, numbered("before", 0..1));
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &bridged).await;
+    let mut expected = numbered("before", 0..1);
+    wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
+
+    fixture.e2e.stop_bridge();
+    post(&fixture, &bridged, friend.pk, numbered("during", 0..1));
+    expected.extend(numbered("during", 0..1));
+    // 20 chats (a whole inbox page) are active after it while the bridge is down.
+    let busy: Vec<(Account, String)> = (0..20)
+        .map(|n| friend_thread(&fixture, &format!("busy.{n}")))
+        .collect();
+    for (other, thread) in &busy {
+        post(&fixture, thread, other.pk, numbered("busy", 0..1));
+    }
     fixture.e2e.start_bridge().await;
     wait_for_texts(&fixture, &room, &puppet(friend.pk), &expected).await;
 }
@@ -188,6 +330,19 @@ async fn faults_while_polling_lose_nothing(backend: Backend) {
             path_prefix: "direct_v2/threads/".into(),
             malformed_body: true,
             times: 3,
+            ..Fault::default()
+        },
+        // Longer than polling.request_timeout_ms: the requests time out.
+        Fault {
+            path_prefix: "direct_v2/threads/".into(),
+            delay: std::time::Duration::from_secs(3),
+            times: 2,
+            ..Fault::default()
+        },
+        Fault {
+            path_prefix: "direct_v2/inbox/".into(),
+            delay: std::time::Duration::from_secs(3),
+            times: 2,
             ..Fault::default()
         },
     ];

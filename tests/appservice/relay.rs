@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use matrix_instagram::bridge::portal::ensure_portal;
+use matrix_instagram::bridge::puppet::ensure_puppet;
 use matrix_instagram::bridge::relay_in::{
     relay_message, relay_presence, relay_read, relay_unsend, SeenMarker,
 };
 use matrix_instagram::bridge::Bridge;
-use matrix_instagram::model::{Conversation, Message, Presence};
+use matrix_instagram::model::{Conversation, Message, Participant, Presence};
 use matrix_instagram::store::{LoginRecord, PortalRecord};
 use serde_json::json;
 
@@ -44,6 +45,11 @@ on_both_databases!(
     group_chat_relay,
     group_chat_relay_sqlite,
     group_chat_relay_postgres
+);
+on_both_databases!(
+    the_running_bridge_relays_a_group_and_a_request,
+    the_running_bridge_relays_a_group_and_a_request_sqlite,
+    the_running_bridge_relays_a_group_and_a_request_postgres
 );
 on_both_databases!(
     double_puppeted_own_messages,
@@ -256,10 +262,49 @@ async fn direct_chat_relay(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(fixture.download(avatar).await.unwrap(), picture.to_vec());
-    // The same picture again is not uploaded again.
+    // The same picture again is not uploaded again, even at a re-signed URL.
     relay.portal(&thread, false).await;
     let again = fixture.profile(&bob_puppet).await.unwrap();
     assert_eq!(again["avatar_url"], avatar);
+    let bob_now = conversation
+        .participants
+        .iter()
+        .find(|p| p.id == bob.pk.to_string())
+        .unwrap()
+        .clone();
+    let resigned = Participant {
+        avatar_url: Some(format!("{picture_url}?oe=65A0&oh=other")),
+        ..bob_now.clone()
+    };
+    ensure_puppet(&relay.bridge, &resigned).await.unwrap();
+    let again = fixture.profile(&bob_puppet).await.unwrap();
+    assert_eq!(again["avatar_url"], avatar);
+    // A new name and a new picture on Instagram follow.
+    let other_picture = picture_url.replace(&bob.pk.to_string(), &fixture.me.pk.to_string());
+    let changed = Participant {
+        name: Some("Robert Builder".to_owned()),
+        avatar_url: Some(other_picture.clone()),
+        ..bob_now
+    };
+    ensure_puppet(&relay.bridge, &changed).await.unwrap();
+    let changed = fixture.profile(&bob_puppet).await.unwrap();
+    assert_eq!(changed["displayname"], "Robert Builder (Instagram)");
+    let new_avatar = changed["avatar_url"].as_str().unwrap();
+    assert_ne!(new_avatar, avatar);
+    let other_bytes = reqwest::get(&other_picture)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        fixture.download(new_avatar).await.unwrap(),
+        other_bytes.to_vec()
+    );
+    // The next update from Instagram brings Bob's own name and picture back.
+    relay.portal(&thread, false).await;
+    let restored = fixture.profile(&bob_puppet).await.unwrap();
+    assert_eq!(restored["displayname"], "Bob Builder (Instagram)");
 
     // Text, a reply, and a message alice sent from the Instagram app.
     let reply = sim
@@ -491,6 +536,25 @@ async fn group_chat_relay(backend: Backend) {
     assert!(!members.contains(&carol_puppet), "{members:?}");
     assert!(members.contains(&bob_puppet), "{members:?}");
 
+    // The group's picture (the simulator's groups have none: one is given
+    // here), uploaded once even when its URL is signed again.
+    let picture = format!("{}/media/profile_{}.png", sim.base_url(), dan.pk);
+    let picture_bytes = reqwest::get(&picture).await.unwrap().bytes().await.unwrap();
+    for signature in ["oe=1", "oe=2"] {
+        conversation.picture_url = Some(format!("{picture}?{signature}"));
+        ensure_portal(&relay.bridge, &relay.login, &conversation, false)
+            .await
+            .unwrap();
+    }
+    let history = fixture.user.room_history(&room).await.unwrap();
+    let avatars: Vec<&RoomEvent> = history
+        .iter()
+        .filter(|e| e.kind() == "m.room.avatar")
+        .collect();
+    assert_eq!(avatars.len(), 1, "{avatars:#?}");
+    let mxc = avatars[0].event["content"]["url"].as_str().unwrap();
+    assert_eq!(fixture.download(mxc).await.unwrap(), picture_bytes.to_vec());
+
     // A message request: marked, and explained once.
     let erin = fixture.instagram_user("erin.stranger", "Erin Stranger");
     let request = sim.create_thread(erin.pk, &[fixture.me.pk], None).unwrap();
@@ -561,7 +625,8 @@ async fn group_chat_relay(backend: Backend) {
 }
 
 /// With double puppeting, what alice sends and reads in the Instagram app
-/// comes from her own Matrix account, which joins portals by itself.
+/// comes from her own Matrix account, which joins portals by itself and
+/// lists a 1:1 portal as a direct chat with the other person's puppet.
 async fn double_puppeted_own_messages(backend: Backend) {
     let fixture = RelayFixture::prepare_double_puppeting(backend, "alice.double").await;
     let relay = Relay::over(fixture).await;
@@ -579,6 +644,12 @@ async fn double_puppeted_own_messages(backend: Backend) {
     assert!(
         joined.contains(&portal.room_id),
         "alice joined by herself: {joined:?}"
+    );
+    let direct = fixture.account_data("m.direct").await.unwrap();
+    assert_eq!(
+        direct[relay.puppet(bob.pk)],
+        json!([portal.room_id]),
+        "a direct chat with Bob's puppet: {direct}"
     );
     relay.relay(&portal).await;
     let first_event = relay.event_of(&thread, &first).await;
@@ -618,4 +689,116 @@ async fn double_puppeted_own_messages(backend: Backend) {
     fixture
         .wait_for_receipt(&portal.room_id, &alice, &first_event)
         .await;
+}
+
+/// The same through the bridge process and its poller: a group's portal
+/// (name, bridge info, space, puppets), a reply and a mention; then a
+/// stranger's message request while it runs.
+async fn the_running_bridge_relays_a_group_and_a_request(backend: Backend) {
+    let mut fixture = RelayFixture::prepare(backend, "alice.running").await;
+    for (key, value) in [
+        ("active_interval_ms", 200),
+        ("idle_interval_ms", 400),
+        ("requests_interval_ms", 400),
+    ] {
+        fixture
+            .e2e
+            .config
+            .set(&["polling", key], serde_norway::Value::from(value))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let sim = &fixture.sim;
+    let bob = fixture.instagram_user("bob.running", "Bob Running");
+    let carol = fixture.instagram_user("carol.running", "Carol Running");
+    let thread = sim
+        .create_thread(fixture.me.pk, &[bob.pk, carol.pk], Some("Book club"))
+        .unwrap();
+    let hello = sim.post_text(&thread, carol.pk, "hello club").unwrap();
+    sim.post_reply(&thread, bob.pk, "welcome @carol.running", &hello)
+        .unwrap();
+    fixture.e2e.start_bridge().await;
+
+    let room = fixture.join_portal(&thread).await;
+    let (bob_puppet, carol_puppet) = (
+        format!("@instagram_{}:localhost", bob.pk),
+        format!("@instagram_{}:localhost", carol.pk),
+    );
+    let history = fixture
+        .wait_for_history(&room, "both messages", |events| {
+            events
+                .iter()
+                .filter(|e| {
+                    e.kind() == "m.room.message"
+                        && (e.body() == "hello club" || e.body().starts_with("welcome"))
+                })
+                .count()
+                >= 2
+        })
+        .await;
+    let first = history
+        .iter()
+        .find(|e| e.body() == "hello club")
+        .expect("carol's message");
+    assert_eq!(first.sender(), carol_puppet);
+    let reply = history
+        .iter()
+        .find(|e| e.body().starts_with("welcome"))
+        .expect("bob's reply");
+    assert_eq!(reply.sender(), bob_puppet);
+    let content = &reply.event["content"];
+    assert_eq!(
+        content["m.relates_to"]["m.in_reply_to"]["event_id"],
+        first.event["event_id"]
+    );
+    assert_eq!(content["m.mentions"]["user_ids"], json!([carol_puppet]));
+
+    let name = fixture.state(&room, "m.room.name", "").await.unwrap();
+    assert_eq!(name.unwrap()["name"], "Book club");
+    let info = fixture
+        .state(
+            &room,
+            "m.bridge",
+            &format!("net.matrix-instagram://instagram/{thread}"),
+        )
+        .await
+        .unwrap()
+        .expect("bridge info");
+    assert_eq!(info["channel"]["displayname"], "Book club");
+    let profile = fixture.profile(&bob_puppet).await.unwrap();
+    assert_eq!(profile["displayname"], "Bob Running (Instagram)");
+    let login = fixture.login().await;
+    let space = fixture
+        .store()
+        .await
+        .login_space(&login.mxid)
+        .await
+        .unwrap()
+        .expect("alice's space");
+    fixture.wait_for_invite(&space).await;
+    fixture.user.join(&space).await.unwrap();
+    assert!(fixture
+        .state(&space, "m.space.child", &room)
+        .await
+        .unwrap()
+        .is_some());
+
+    // A stranger writes: a message request, explained in its portal.
+    let erin = fixture.instagram_user("erin.running", "Erin Running");
+    let request = sim.create_thread(erin.pk, &[fixture.me.pk], None).unwrap();
+    sim.set_pending(&request, fixture.me.pk, true).unwrap();
+    sim.post_text(&request, erin.pk, "hello stranger").unwrap();
+    let request_room = fixture.join_portal(&request).await;
+    let history = fixture
+        .wait_for_history(&request_room, "the request and its notice", |events| {
+            events.iter().any(|e| e.body() == "hello stranger")
+                && events.iter().any(|e| e.body().contains("`accept`"))
+        })
+        .await;
+    let notice = history
+        .iter()
+        .find(|e| e.body().contains("`accept`"))
+        .unwrap();
+    assert_eq!(notice.sender(), fixture.e2e.bot());
+    let portal = fixture.wait_for_portal(&request).await;
+    assert!(portal.request);
 }

@@ -588,6 +588,7 @@ async fn relay_bookkeeping(db: &TestDb) {
     changed.avatar_id = Some("https://cdn/g.jpg".to_owned());
     changed.avatar_url = Some("mxc://x/g".to_owned());
     changed.in_space = true;
+    changed.members_hash = Some("abc".to_owned());
     store.update_portal_room(&changed).await.unwrap();
     let stored = store
         .portal_by_thread("@alice:x", "t1")
@@ -711,6 +712,7 @@ fn portal(thread_id: &str, room_id: &str) -> PortalRecord {
         request_notice_sent: false,
         avatar_id: None,
         in_space: false,
+        members_hash: None,
         created_at: 0,
     }
 }

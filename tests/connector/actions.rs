@@ -95,6 +95,7 @@ async fn conversations_carry_newest_item_read_state_and_requests() {
         .list_conversations_page(&mut fx.creds, None)
         .await
         .unwrap();
+    assert_eq!(page.pending_requests, Some(1), "the seed's message request");
     let direct = page.conversations.iter().find(|c| c.id == thread).unwrap();
     assert_eq!(direct.newest_item_id.as_deref(), Some(newest.as_str()));
     assert_eq!(direct.pending, Some(false));

@@ -282,6 +282,20 @@ impl RelayFixture {
         self.get_json(url, doing).await
     }
 
+    /// alice's global account data of one type (`m.direct`, ...).
+    pub async fn account_data(&self, kind: &str) -> Result<Value, HarnessError> {
+        let url = self.url(&[
+            "_matrix",
+            "client",
+            "v3",
+            "user",
+            &self.user.user_id,
+            "account_data",
+            kind,
+        ]);
+        self.get_json(url, &format!("reading alice's {kind}")).await
+    }
+
     /// A user's presence (`online`, `offline`, ...).
     pub async fn presence(&self, user_id: &str) -> Result<String, HarnessError> {
         let url = self.url(&["_matrix", "client", "v3", "presence", user_id, "status"]);
