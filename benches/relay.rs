@@ -32,6 +32,8 @@ use appservice::harness::Synapse;
 pub struct Options {
     pub quick: bool,
     pub messages: usize,
+    /// Messages of the paced latency run.
+    pub paced: usize,
     pub threads: usize,
     pub portals: usize,
     /// How long the idle login's requests are observed.
@@ -56,6 +58,7 @@ impl Options {
                 skip: false,
                 quick,
                 messages: 40,
+                paced: 8,
                 threads: 4,
                 portals: 10,
                 idle: Duration::from_secs(6),
@@ -66,6 +69,7 @@ impl Options {
                 skip: false,
                 quick,
                 messages: 1000,
+                paced: 100,
                 threads: 20,
                 portals: 100,
                 idle: Duration::from_secs(240),
@@ -81,6 +85,7 @@ impl Options {
             match arg.as_str() {
                 "--bench" | "--quick" => {}
                 "--messages" => options.messages = number("--messages")?,
+                "--paced" => options.paced = number("--paced")?,
                 "--threads" => options.threads = number("--threads")?,
                 "--portals" => options.portals = number("--portals")?,
                 "--idle-secs" => options.idle = Duration::from_secs(number("--idle-secs")? as u64),
@@ -165,56 +170,84 @@ async fn run(options: &Options) -> Result<(), String> {
     result
 }
 
+/// The wait between two posts of the paced latency run: with the 3 s active
+/// poll interval a poll carries at most one new item per room.
+const PACE: Duration = Duration::from_millis(300);
+
 async fn measure(world: &mut world::World, options: &Options) -> Result<(), String> {
-    let relayed = world.relay_burst(options.messages).await?;
+    let burst = world.relay(options.messages, "bench", None).await?;
     let bare = baseline::run(world, options.messages).await?;
-    world.verify_rooms(&relayed.bodies, "the bridge").await?;
-    world.verify_rooms(&bare.bodies, "the bare client").await?;
-    let bridge_rate = options.messages as f64 / relayed.elapsed.as_secs_f64();
+    let paced = world.relay(options.paced, "paced", Some(PACE)).await?;
+    let solo = baseline::one_at_a_time(world, options.paced).await?;
+    for (bodies, who) in [
+        (&burst.bodies, "the bridge"),
+        (&bare.bodies, "the bare client"),
+        (&paced.bodies, "the bridge (paced)"),
+        (&solo.bodies, "the bare client (one at a time)"),
+    ] {
+        world.verify_rooms(bodies, who).await?;
+    }
+    let bridge_rate = options.messages as f64 / burst.elapsed.as_secs_f64();
     let bare_rate = options.messages as f64 / bare.elapsed.as_secs_f64();
-    let since_poll = stats::Percentiles::of(relayed.latencies.iter().map(|l| l.since_poll_us));
-    let own = stats::Percentiles::of(relayed.latencies.iter().map(|l| l.relay_us));
-    let bare_send = stats::Percentiles::of(bare.send_us.iter().copied());
+    let percentiles = |samples: &[u64]| stats::Percentiles::of(samples.iter().copied());
+    let since_poll = |burst: &world::Burst| {
+        percentiles(
+            &burst
+                .latencies
+                .iter()
+                .map(|l| l.since_poll_us)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let burst_own = percentiles(
+        &burst
+            .latencies
+            .iter()
+            .map(|l| l.relay_us)
+            .collect::<Vec<_>>(),
+    );
 
     let rss = world.grow_portals(options.portals).await?;
     let idle = world.idle_requests(options).await?;
 
     println!();
+    let mode = if options.quick { "quick" } else { "full" };
+    println!("== Instagram -> Matrix relay ({mode}) ==");
     println!(
-        "== Instagram -> Matrix relay ({mode}) ==",
-        mode = if options.quick { "quick" } else { "full" }
-    );
-    println!(
-        "messages: {} across {} threads, posted at once in the simulator",
+        "throughput: {} messages across {} threads, posted at once in the simulator",
         options.messages, options.threads
     );
     println!(
-        "bridge:       {bridge_rate:8.1} msg/s  ({:.2} s from the first post to the last message in Synapse)",
-        relayed.elapsed.as_secs_f64()
+        "  bridge:      {bridge_rate:8.1} msg/s  ({:.2} s from the first post to the last message in Synapse)",
+        burst.elapsed.as_secs_f64()
     );
     println!(
-        "bare client:  {bare_rate:8.1} msg/s  ({:.2} s; PUT /send as the puppets, one sequential sender per room, rooms in parallel)",
+        "  bare client: {bare_rate:8.1} msg/s  ({:.2} s; PUT /send as the puppets, one sequential sender per room, rooms in parallel)",
         bare.elapsed.as_secs_f64()
     );
     println!(
-        "ratio bridge/bare: {:.2} (goal >= 0.9)",
+        "  ratio bridge/bare: {:.2} (goal >= 0.9)",
         bridge_rate / bare_rate
     );
     println!(
-        "bridge-added latency, poll response -> homeserver answer: p50 {} p99 {} (goal p99 < 25 ms; \
-         includes waiting behind earlier items of the same room in the burst)",
-        stats::ms(since_poll.p50),
-        stats::ms(since_poll.p99)
+        "bridge-added latency, poll response -> homeserver answer (goal p99 < 25 ms):\n  \
+         paced ({} messages, one every {} ms, at most one new item per room per poll): {}",
+        options.paced,
+        PACE.as_millis(),
+        percentiles_text(&since_poll(&paced))
     );
     println!(
-        "  of which each item's own relaying (bridge + homeserver send): p50 {} p99 {}",
-        stats::ms(own.p50),
-        stats::ms(own.p99)
+        "    homeserver alone (bare client, one send at a time): {}",
+        percentiles_text(&percentiles(&solo.send_us))
     );
     println!(
-        "  for comparison, one bare client send (homeserver alone): p50 {} p99 {}",
-        stats::ms(bare_send.p50),
-        stats::ms(bare_send.p99)
+        "  in the burst (an item also waits behind its room's earlier items): {}",
+        percentiles_text(&since_poll(&burst))
+    );
+    println!(
+        "    each item's own relaying (bridge + homeserver send): {}; a bare send under the same load: {}",
+        percentiles_text(&burst_own),
+        percentiles_text(&percentiles(&bare.send_us))
     );
     println!("{idle}");
     println!(
@@ -224,4 +257,8 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         rss.hwm_kb as f64 / 1024.0
     );
     Ok(())
+}
+
+fn percentiles_text(p: &stats::Percentiles) -> String {
+    format!("p50 {} p99 {}", stats::ms(p.p50), stats::ms(p.p99))
 }

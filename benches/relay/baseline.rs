@@ -19,46 +19,32 @@ pub struct Bare {
     pub bodies: Bodies,
 }
 
-pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
-    let chats = world.chats.len();
+/// `messages` bodies starting with `prefix`, spread over the chats round robin.
+fn spread(chats: usize, messages: usize, prefix: &str) -> Bodies {
     let mut bodies: Bodies = vec![Vec::new(); chats];
     for index in 0..messages {
         let chat = index % chats;
-        let body = format!("bare t{chat} m{}", bodies[chat].len());
+        let body = format!("{prefix} t{chat} m{}", bodies[chat].len());
         bodies[chat].push(body);
     }
+    bodies
+}
+
+/// One sequential sender per room, rooms in parallel.
+pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
+    let bodies = spread(world.chats.len(), messages, "bare");
     let mut senders = JoinSet::new();
     let started = Instant::now();
     for (chat, room_bodies) in world.chats.iter().zip(&bodies) {
         let http = world.http.clone();
         let token = world.as_token.clone();
-        let base = format!(
-            "{}/_matrix/client/v3/rooms/{}/send/m.room.message",
-            world.homeserver,
-            urlencode(&chat.room_id)
-        );
+        let base = send_url(world, &chat.room_id);
         let puppet = chat.puppet.clone();
         let room_bodies = room_bodies.clone();
         senders.spawn(async move {
             let mut send_us = Vec::with_capacity(room_bodies.len());
-            for (index, body) in room_bodies.iter().enumerate() {
-                let sent = Instant::now();
-                let url = format!("{base}/bare-{}-{index}", puppet_tag(&puppet));
-                let response = http
-                    .put(url)
-                    .query(&[("user_id", puppet.as_str())])
-                    .bearer_auth(&token)
-                    .json(&json!({"msgtype": "m.text", "body": body}))
-                    .send()
-                    .await
-                    .map_err(|e| format!("bare send as {puppet}: {e}"))?;
-                if !response.status().is_success() {
-                    return Err(format!(
-                        "bare send as {puppet}: homeserver answered {}",
-                        response.status()
-                    ));
-                }
-                send_us.push(sent.elapsed().as_micros() as u64);
+            for body in &room_bodies {
+                send_us.push(send(&http, &token, &base, &puppet, body).await?);
             }
             Ok::<Vec<u64>, String>(send_us)
         });
@@ -72,6 +58,62 @@ pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
         send_us,
         bodies,
     })
+}
+
+/// One message at a time, the rooms in turn: what a send costs the
+/// homeserver when nothing else loads it.
+pub async fn one_at_a_time(world: &World, messages: usize) -> Result<Bare, String> {
+    let bodies = spread(world.chats.len(), messages, "solo");
+    let mut send_us = Vec::with_capacity(messages);
+    let started = Instant::now();
+    for index in 0..messages {
+        let chat_index = index % world.chats.len();
+        let chat = &world.chats[chat_index];
+        let body = &bodies[chat_index][index / world.chats.len()];
+        let base = send_url(world, &chat.room_id);
+        send_us.push(send(&world.http, &world.as_token, &base, &chat.puppet, body).await?);
+    }
+    Ok(Bare {
+        elapsed: started.elapsed(),
+        send_us,
+        bodies,
+    })
+}
+
+fn send_url(world: &World, room_id: &str) -> String {
+    format!(
+        "{}/_matrix/client/v3/rooms/{}/send/m.room.message",
+        world.homeserver,
+        urlencode(room_id)
+    )
+}
+
+/// Sends `body` as `puppet`; returns the microseconds to the homeserver's answer.
+async fn send(
+    http: &reqwest::Client,
+    token: &str,
+    base: &str,
+    puppet: &str,
+    body: &str,
+) -> Result<u64, String> {
+    let sent = Instant::now();
+    let txn: String = body.chars().filter(char::is_ascii_alphanumeric).collect();
+    let url = format!("{base}/{}-{txn}", puppet_tag(puppet));
+    let response = http
+        .put(url)
+        .query(&[("user_id", puppet)])
+        .bearer_auth(token)
+        .json(&json!({"msgtype": "m.text", "body": body}))
+        .send()
+        .await
+        .map_err(|e| format!("bare send as {puppet}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "bare send as {puppet}: homeserver answered {}",
+            response.status()
+        ));
+    }
+    Ok(sent.elapsed().as_micros() as u64)
 }
 
 /// A transaction-id-safe form of a puppet's user id.

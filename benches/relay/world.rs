@@ -255,16 +255,25 @@ impl World {
         }
     }
 
-    /// Posts `messages` across alice's chats at once (round robin, from each
-    /// chat's friend) and waits for the bridge to relay them all.
-    pub async fn relay_burst(&mut self, messages: usize) -> Result<Burst, String> {
+    /// Posts `messages` across alice's chats (round robin, from each chat's
+    /// friend, bodies starting with `prefix`), all at once or one every
+    /// `pace`, and waits for the bridge to relay them all.
+    pub async fn relay(
+        &mut self,
+        messages: usize,
+        prefix: &str,
+        pace: Option<Duration>,
+    ) -> Result<Burst, String> {
         let mut bodies: Bodies = vec![Vec::new(); self.chats.len()];
         let mut items = HashSet::new();
         let started = Instant::now();
         for index in 0..messages {
+            if let Some(pace) = pace.filter(|_| index > 0) {
+                tokio::time::sleep(pace).await;
+            }
             let chat_index = index % self.chats.len();
             let chat = &self.chats[chat_index];
-            let body = format!("bench t{chat_index} m{}", bodies[chat_index].len());
+            let body = format!("{prefix} t{chat_index} m{}", bodies[chat_index].len());
             let item = self
                 .fixture
                 .sim
