@@ -36,7 +36,8 @@ pub struct Options {
     pub paced: usize,
     pub threads: usize,
     pub portals: usize,
-    /// How long the idle login's requests are observed.
+    /// How long the idle login's requests are observed (the full run's
+    /// default spans the 5-minute presence interval).
     pub idle: Duration,
     /// Run by `cargo test`: report like a test binary.
     pub as_test: bool,
@@ -72,7 +73,7 @@ impl Options {
                 paced: 100,
                 threads: 20,
                 portals: 100,
-                idle: Duration::from_secs(240),
+                idle: Duration::from_secs(320),
             }
         };
         let mut args = args.into_iter();
