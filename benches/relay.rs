@@ -237,6 +237,18 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         PACE.as_millis(),
         percentiles_text(&since_poll(&paced))
     );
+    let paced_own = percentiles(
+        &paced
+            .latencies
+            .iter()
+            .map(|l| l.relay_us)
+            .collect::<Vec<_>>(),
+    );
+    println!(
+        "    of which relay_message (the item's own relaying, send included): {}; the rest is \
+         the portal worker's preparation (ensure_portal, thread state)",
+        percentiles_text(&paced_own)
+    );
     println!(
         "    homeserver alone (bare client, one send at a time): {}",
         percentiles_text(&percentiles(&solo.send_us))
