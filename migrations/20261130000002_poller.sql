@@ -20,3 +20,11 @@ CREATE TABLE poll_threads (
     seen TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (login_mxid, thread_id)
 );
+
+-- A login the poller has synced once (its first sync chose the portals), and
+-- the newest activity (Unix microseconds) a successful poll saw: after a
+-- restart the inbox is read back to it.
+CREATE TABLE poll_logins (
+    login_mxid TEXT NOT NULL PRIMARY KEY,
+    watermark BIGINT
+);

@@ -29,19 +29,6 @@ use crate::model::{Conversation, ConversationKind, LastSeen};
 use crate::secrets::CredentialCipher;
 use crate::store::{LoginRecord, PageItem, ThreadState};
 
-/// The key/value entry set once a login's first sync chose its portals.
-fn synced_key(mxid: &str) -> String {
-    format!("poller.synced.{mxid}")
-}
-
-/// The key/value entry holding the newest activity (Unix microseconds) a
-/// successful poll of the login saw: after a restart, inbox pages are read
-/// until they reach it, so chats active during downtime beyond the first
-/// page are caught up too.
-fn watermark_key(mxid: &str) -> String {
-    format!("poller.watermark.{mxid}")
-}
-
 /// Most inbox pages one catch-up reads.
 const MAX_CATCH_UP_PAGES: usize = 10;
 
@@ -106,6 +93,8 @@ struct Poller {
     presence_polled: Option<Instant>,
     /// Whether a poll of this run succeeded (then one inbox page is enough).
     caught_up: bool,
+    /// The watermark this run saved last.
+    watermark_saved: Option<i64>,
 }
 
 /// The threads one poll looks at.
@@ -167,6 +156,7 @@ impl Poller {
             requests_seen: None,
             presence_polled: None,
             caught_up: false,
+            watermark_saved: None,
         })
     }
 
@@ -179,14 +169,20 @@ impl Poller {
         let bridge = self.bridge.clone();
         let config = &bridge.config;
         let mxid = self.login.mxid.clone();
-        let synced = bridge
+        // The login's first sync chooses its portals; after a restart the
+        // inbox is read back to the newest activity the last poll saw, so
+        // chats active during downtime beyond the first page catch up too.
+        let sync = bridge
             .store
-            .kv_get(&synced_key(&mxid))
+            .login_sync(&mxid)
             .await
-            .map_err(store_trouble)?
-            .is_some();
+            .map_err(store_trouble)?;
+        let synced = sync.is_some();
+        let watermark = sync
+            .and_then(|sync| sync.watermark)
+            .filter(|_| !self.caught_up);
 
-        let mut threads = self.read_inbox(synced).await?;
+        let mut threads = self.read_inbox(synced, watermark).await?;
         if self.requests_due(threads.pending_requests) {
             let requests = self.connector.list_pending(&mut self.creds).await?;
             self.requests_polled = Some(Instant::now());
@@ -250,12 +246,17 @@ impl Poller {
                 }
             }
         }
-        if !synced {
+        // A failed thread keeps the old watermark, so a restart reads back to it.
+        let mark = newest_activity
+            .map(|at| at.timestamp_micros())
+            .filter(|_| failure.is_none());
+        if !synced || (mark.is_some() && mark != self.watermark_saved) {
             bridge
                 .store
-                .kv_set(&synced_key(&mxid), "1")
+                .save_login_sync(&mxid, mark)
                 .await
                 .map_err(store_trouble)?;
+            self.watermark_saved = mark;
         }
         if Self::due(self.presence_polled, config.polling.presence_interval_ms)
             && !partners.is_empty()
@@ -266,14 +267,6 @@ impl Poller {
         if let Some(e) = failure {
             return Err(e);
         }
-        if let Some(newest) = newest_activity {
-            let mark = newest.timestamp_micros().to_string();
-            bridge
-                .store
-                .kv_set(&watermark_key(&mxid), &mark)
-                .await
-                .map_err(store_trouble)?;
-        }
         self.caught_up = true;
         if relayed_something {
             return Ok(Some(Duration::ZERO));
@@ -282,19 +275,14 @@ impl Poller {
     }
 
     /// The inbox's first page; on a first sync as many pages as its portal
-    /// count needs, and after a restart the pages back to the activity last seen.
-    async fn read_inbox(&mut self, synced: bool) -> Result<Inbox, ConnectorError> {
+    /// count needs, and while a page's oldest thread is newer than
+    /// `watermark`, the next page too.
+    async fn read_inbox(
+        &mut self,
+        synced: bool,
+        watermark: Option<i64>,
+    ) -> Result<Inbox, ConnectorError> {
         let bridge = self.bridge.clone();
-        let watermark = if self.caught_up {
-            None
-        } else {
-            bridge
-                .store
-                .kv_get(&watermark_key(&self.login.mxid))
-                .await
-                .map_err(store_trouble)?
-                .and_then(|text| text.parse::<i64>().ok())
-        };
         let mut inbox = Inbox {
             list: Vec::new(),
             pending_requests: None,

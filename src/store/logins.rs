@@ -35,10 +35,14 @@ impl Record for LoginRecord {
 
 /// What a login's deletion removes before the login itself, children first:
 /// the statement and what it is doing, for errors.
-const BRIDGED_BY_LOGIN: [(&str, &str); 8] = [
+const BRIDGED_BY_LOGIN: [(&str, &str); 9] = [
     (
         "DELETE FROM poll_threads WHERE login_mxid = $1",
         "deleting what the poller knows of a login's threads",
+    ),
+    (
+        "DELETE FROM poll_logins WHERE login_mxid = $1",
+        "deleting what the poller knows of a login",
     ),
     (
         "DELETE FROM read_receipts WHERE login_mxid = $1",

@@ -26,7 +26,7 @@ pub use messages::{MessageRecord, ReactionRecord};
 pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxState};
 pub use portals::PortalRecord;
 pub use puppets::PuppetRecord;
-pub use threads::{PageItem, ThreadState};
+pub use threads::{LoginSync, PageItem, ThreadState};
 
 /// Why a database operation failed, with what was being done.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
-//! The poller's durable view of each Instagram thread of a login: whether it
-//! is bridged, how far it was relayed (newest handled item, activity time),
+//! The poller's durable view of a login (synced once; the newest activity it
+//! saw) and of each of its Instagram threads: whether it is bridged, how far it was relayed (newest handled item, activity time),
 //! its newest page (to notice unsends) and the read receipts relayed. The
 //! portal worker advances it after relaying, so a crash at any point makes
 //! the next poll fetch the same items again (relaying is idempotent).
@@ -60,7 +60,46 @@ impl Record for ThreadState {
     }
 }
 
+/// What the poller knows of a login it has synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginSync {
+    /// Unix microseconds of the newest activity a successful poll saw.
+    pub watermark: Option<i64>,
+}
+
 impl Store {
+    /// The poller's record of a login; `None` until its first sync.
+    pub async fn login_sync(&self, login_mxid: &str) -> Result<Option<LoginSync>, StoreError> {
+        sqlx::query("SELECT watermark FROM poll_logins WHERE login_mxid = $1")
+            .bind(login_mxid)
+            .try_map(|row: AnyRow| {
+                Ok(LoginSync {
+                    watermark: row.try_get("watermark")?,
+                })
+            })
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(super::query_failed("reading the poller's login"))
+    }
+
+    /// Records a successful poll of a login (its first makes it synced);
+    /// a `None` watermark keeps the previous one.
+    pub async fn save_login_sync(
+        &self,
+        login_mxid: &str,
+        watermark: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let statement = sqlx::query(
+            "INSERT INTO poll_logins (login_mxid, watermark) VALUES ($1, $2) \
+             ON CONFLICT (login_mxid) DO UPDATE SET \
+             watermark = COALESCE(excluded.watermark, poll_logins.watermark)",
+        )
+        .bind(login_mxid)
+        .bind(watermark);
+        self.execute(statement, "saving the poller's login").await?;
+        Ok(())
+    }
+
     /// Every thread the poller knows of for a login.
     pub async fn thread_states(&self, login_mxid: &str) -> Result<Vec<ThreadState>, StoreError> {
         self.select(
@@ -176,7 +215,18 @@ mod tests {
         assert_eq!(read[0].last_item_at, Some(300));
         assert_eq!(read[0].newest_page, state.newest_page);
 
+        assert_eq!(store.login_sync("@alice:x").await.unwrap(), None);
+        store.save_login_sync("@alice:x", Some(500)).await.unwrap();
+        store.save_login_sync("@alice:x", None).await.unwrap();
+        assert_eq!(
+            store.login_sync("@alice:x").await.unwrap(),
+            Some(LoginSync {
+                watermark: Some(500)
+            })
+        );
+
         assert!(store.delete_login("@alice:x").await.is_ok());
         assert!(store.thread_states("@alice:x").await.unwrap().is_empty());
+        assert_eq!(store.login_sync("@alice:x").await.unwrap(), None);
     }
 }
