@@ -17,6 +17,7 @@ pub mod portal_queue;
 pub mod puppet;
 pub mod relay_error;
 pub mod relay_in;
+pub mod relay_latency;
 pub mod router;
 pub mod run;
 pub mod schedule;

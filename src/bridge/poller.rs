@@ -396,6 +396,7 @@ impl Poller {
             history_cut: false,
             unsent: Vec::new(),
             seen,
+            received: Instant::now(),
         }
     }
 

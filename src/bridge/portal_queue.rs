@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::backfill::micros;
 use super::relay_error::RelayError;
 use super::relay_in::{self, SeenMarker};
+use super::relay_latency;
 use super::{portal, Bridge};
 use crate::matrix::server::RetryTransaction;
 use crate::model::{Conversation, LastSeen, Message};
@@ -50,6 +51,8 @@ pub struct ThreadUpdate {
     pub unsent: Vec<String>,
     /// Other participants' read states that changed.
     pub seen: Vec<LastSeen>,
+    /// When the poll response this update comes from arrived (for `relay_latency`).
+    pub received: std::time::Instant,
 }
 
 /// Work for a portal's worker.
@@ -236,7 +239,12 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
         if bridge.queues.closing() {
             return Ok(());
         }
-        relay_item(bridge, &login, &portal, message).await?;
+        relay_latency::measured(
+            &message.id,
+            update.received,
+            relay_item(bridge, &login, &portal, message),
+        )
+        .await?;
         if let Some(at) = micros(message) {
             store
                 .advance_thread(mxid, thread_id, &message.id, at)

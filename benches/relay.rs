@@ -1,0 +1,277 @@
+//! The Instagram -> Matrix relay benchmark: Synapse, the Instagram simulator
+//! and the bridge process, with a Matrix user holding a connected Instagram
+//! login. Posts messages across threads in the simulator and prints the
+//! bridge's throughput next to a bare appservice client's into the same rooms,
+//! the bridge-added latency, Instagram requests per idle login per hour and the
+//! bridge's RSS with many portals.
+//!
+//! `cargo bench --bench relay` runs the full benchmark (`--quick` and the
+//! count flags below change it); `cargo test` runs it as a quick smoke test,
+//! which fails when the relay loses a message.
+
+// The end-to-end tests' harness, shared as is; the bench uses part of it.
+#[allow(dead_code)]
+#[path = "../tests/appservice"]
+mod appservice {
+    pub mod harness;
+}
+#[path = "relay/baseline.rs"]
+mod baseline;
+#[path = "relay/stats.rs"]
+mod stats;
+#[path = "relay/world.rs"]
+mod world;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use appservice::harness::Synapse;
+
+/// What one run measures, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub quick: bool,
+    pub messages: usize,
+    /// Messages of the paced latency run.
+    pub paced: usize,
+    pub threads: usize,
+    pub portals: usize,
+    /// How long the idle login's requests are observed (the full run's
+    /// default spans the 5-minute presence interval).
+    pub idle: Duration,
+    /// Run by `cargo test`: report like a test binary.
+    pub as_test: bool,
+    /// `--list` or a test filter that does not match: run nothing.
+    pub skip: bool,
+}
+
+impl Options {
+    /// `cargo bench` passes `--bench`: the full run; anything else (`cargo
+    /// test`) is the quick smoke run. Unknown arguments (a test filter) are
+    /// reported and ignored.
+    fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let args: Vec<String> = args.collect();
+        let as_test = !args.iter().any(|a| a == "--bench");
+        let quick = as_test || args.iter().any(|a| a == "--quick");
+        let mut options = if quick {
+            Options {
+                as_test,
+                skip: false,
+                quick,
+                messages: 40,
+                paced: 8,
+                threads: 4,
+                portals: 10,
+                idle: Duration::from_secs(6),
+            }
+        } else {
+            Options {
+                as_test,
+                skip: false,
+                quick,
+                messages: 1000,
+                paced: 100,
+                threads: 20,
+                portals: 100,
+                idle: Duration::from_secs(320),
+            }
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut number = |name: &str| -> Result<usize, String> {
+                args.next()
+                    .and_then(|value| value.parse().ok())
+                    .ok_or_else(|| format!("{name} needs a number"))
+            };
+            match arg.as_str() {
+                "--bench" | "--quick" => {}
+                "--messages" => options.messages = number("--messages")?,
+                "--paced" => options.paced = number("--paced")?,
+                "--threads" => options.threads = number("--threads")?,
+                "--portals" => options.portals = number("--portals")?,
+                "--idle-secs" => options.idle = Duration::from_secs(number("--idle-secs")? as u64),
+                "--list" => {
+                    println!("relay: bench");
+                    options.skip = true;
+                }
+                // A test filter, as libtest reads it: a substring of the name.
+                filter if !filter.starts_with('-') => options.skip |= !"relay".contains(filter),
+                other => eprintln!("relay bench: ignoring argument {other:?}"),
+            }
+        }
+        if options.threads == 0 || options.messages < options.threads {
+            return Err("need at least one thread and one message per thread".to_owned());
+        }
+        if options.portals < options.threads + world::IDLE_THREADS {
+            return Err(format!(
+                "--portals must be at least --threads + {} (the idle login's)",
+                world::IDLE_THREADS
+            ));
+        }
+        Ok(options)
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("relay bench: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if options.skip {
+        return ExitCode::SUCCESS;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    let outcome = runtime.block_on(run(&options));
+    if let Err(message) = &outcome {
+        eprintln!("relay bench FAILED: {message}");
+    }
+    if options.as_test {
+        // The line .ci/run's summary counts, as libtest prints it.
+        let (result, passed, failed) = match outcome {
+            Ok(()) => ("ok", 1, 0),
+            Err(_) => ("FAILED", 0, 1),
+        };
+        println!("test result: {result}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out");
+    }
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+async fn run(options: &Options) -> Result<(), String> {
+    let venv = Synapse::venv();
+    if !venv.join("bin/synapse_homeserver").exists() {
+        return Err(format!(
+            "Synapse is not installed in {} (set SYNAPSE_VENV to a venv holding matrix-synapse, \
+             or run `bash scripts/synapse/install.sh`)",
+            venv.display()
+        ));
+    }
+    let mode = if options.quick {
+        "quick smoke run"
+    } else {
+        "full run"
+    };
+    println!(
+        "relay bench ({mode}): {} messages across {} threads, {} portals",
+        options.messages, options.threads, options.portals
+    );
+    let mut world = world::World::start(options).await?;
+    let result = measure(&mut world, options).await;
+    if result.is_err() {
+        eprintln!("==== bridge log tail ====\n{}", world.log_tail(60));
+    }
+    result
+}
+
+/// The wait between two posts of the paced latency run: with the 3 s active
+/// poll interval a poll carries at most one new item per room.
+const PACE: Duration = Duration::from_millis(300);
+
+async fn measure(world: &mut world::World, options: &Options) -> Result<(), String> {
+    let burst = world.relay(options.messages, "bench", None).await?;
+    let bare = baseline::run(world, options.messages).await?;
+    let paced = world.relay(options.paced, "paced", Some(PACE)).await?;
+    let solo = baseline::one_at_a_time(world, options.paced).await?;
+    for (bodies, who) in [
+        (&burst.bodies, "the bridge"),
+        (&bare.bodies, "the bare client"),
+        (&paced.bodies, "the bridge (paced)"),
+        (&solo.bodies, "the bare client (one at a time)"),
+    ] {
+        world.verify_rooms(bodies, who).await?;
+    }
+    let bridge_rate = options.messages as f64 / burst.elapsed.as_secs_f64();
+    let bare_rate = options.messages as f64 / bare.elapsed.as_secs_f64();
+    let percentiles = |samples: &[u64]| stats::Percentiles::of(samples.iter().copied());
+    let since_poll = |burst: &world::Burst| {
+        percentiles(
+            &burst
+                .latencies
+                .iter()
+                .map(|l| l.since_poll_us)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let burst_own = percentiles(
+        &burst
+            .latencies
+            .iter()
+            .map(|l| l.relay_us)
+            .collect::<Vec<_>>(),
+    );
+
+    let rss = world.grow_portals(options.portals).await?;
+    let idle = world.idle_requests(options).await?;
+
+    println!();
+    let mode = if options.quick { "quick" } else { "full" };
+    println!("== Instagram -> Matrix relay ({mode}) ==");
+    println!(
+        "throughput: {} messages across {} threads, posted at once in the simulator",
+        options.messages, options.threads
+    );
+    println!(
+        "  bridge:      {bridge_rate:8.1} msg/s  ({:.2} s from the first post to the last message in Synapse)",
+        burst.elapsed.as_secs_f64()
+    );
+    println!(
+        "  bare client: {bare_rate:8.1} msg/s  ({:.2} s; PUT /send as the puppets, one sequential sender per room, rooms in parallel)",
+        bare.elapsed.as_secs_f64()
+    );
+    println!(
+        "  ratio bridge/bare: {:.2} (goal >= 0.9)",
+        bridge_rate / bare_rate
+    );
+    println!(
+        "bridge-added latency, poll response -> homeserver answer (goal p99 < 25 ms):\n  \
+         paced ({} messages, one every {} ms, at most one new item per room per poll): {}",
+        options.paced,
+        PACE.as_millis(),
+        percentiles_text(&since_poll(&paced))
+    );
+    let paced_own = percentiles(
+        &paced
+            .latencies
+            .iter()
+            .map(|l| l.relay_us)
+            .collect::<Vec<_>>(),
+    );
+    println!(
+        "    of which relay_message (the item's own relaying, send included): {}; the rest is \
+         the portal worker's preparation (ensure_portal, thread state)",
+        percentiles_text(&paced_own)
+    );
+    println!(
+        "    homeserver alone (bare client, one send at a time): {}",
+        percentiles_text(&percentiles(&solo.send_us))
+    );
+    println!(
+        "  in the burst (an item also waits behind its room's earlier items): {}",
+        percentiles_text(&since_poll(&burst))
+    );
+    println!(
+        "    each item's own relaying (bridge + homeserver send): {}; a bare send under the same load: {}",
+        percentiles_text(&burst_own),
+        percentiles_text(&percentiles(&bare.send_us))
+    );
+    println!("{idle}");
+    println!(
+        "bridge RSS with {} portals: {:.1} MB (VmRSS; peak VmHWM {:.1} MB; goal < 40 MB)",
+        options.portals,
+        rss.rss_kb as f64 / 1024.0,
+        rss.hwm_kb as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn percentiles_text(p: &stats::Percentiles) -> String {
+    format!("p50 {} p99 {}", stats::ms(p.p50), stats::ms(p.p99))
+}

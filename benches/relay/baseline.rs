@@ -1,0 +1,127 @@
+//! The baseline: the same number of messages sent into the same rooms as the
+//! same puppets by a bare appservice client (plain `PUT
+//! /rooms/{room}/send/m.room.message/{txn}?user_id=<puppet>` with the
+//! as_token), one sequential sender per room, rooms in parallel, as the
+//! bridge relays.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::world::{Bodies, World};
+
+/// What the bare client took, each send's time to the homeserver's answer
+/// (µs), and the bodies each room must now hold.
+pub struct Bare {
+    pub elapsed: Duration,
+    pub send_us: Vec<u64>,
+    pub bodies: Bodies,
+}
+
+/// `messages` bodies starting with `prefix`, spread over the chats round robin.
+fn spread(chats: usize, messages: usize, prefix: &str) -> Bodies {
+    let mut bodies: Bodies = vec![Vec::new(); chats];
+    for index in 0..messages {
+        let chat = index % chats;
+        let body = format!("{prefix} t{chat} m{}", bodies[chat].len());
+        bodies[chat].push(body);
+    }
+    bodies
+}
+
+/// One sequential sender per room, rooms in parallel.
+pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
+    let bodies = spread(world.chats.len(), messages, "bare");
+    let mut senders = JoinSet::new();
+    let started = Instant::now();
+    for (chat, room_bodies) in world.chats.iter().zip(&bodies) {
+        let http = world.http.clone();
+        let token = world.as_token.clone();
+        let base = send_url(world, &chat.room_id);
+        let puppet = chat.puppet.clone();
+        let room_bodies = room_bodies.clone();
+        senders.spawn(async move {
+            let mut send_us = Vec::with_capacity(room_bodies.len());
+            for body in &room_bodies {
+                send_us.push(send(&http, &token, &base, &puppet, body).await?);
+            }
+            Ok::<Vec<u64>, String>(send_us)
+        });
+    }
+    let mut send_us = Vec::with_capacity(messages);
+    while let Some(sent) = senders.join_next().await {
+        send_us.extend(sent.map_err(|e| format!("a bare sender panicked: {e}"))??);
+    }
+    Ok(Bare {
+        elapsed: started.elapsed(),
+        send_us,
+        bodies,
+    })
+}
+
+/// One message at a time, the rooms in turn: what a send costs the
+/// homeserver when nothing else loads it.
+pub async fn one_at_a_time(world: &World, messages: usize) -> Result<Bare, String> {
+    let bodies = spread(world.chats.len(), messages, "solo");
+    let mut send_us = Vec::with_capacity(messages);
+    let started = Instant::now();
+    for index in 0..messages {
+        let chat_index = index % world.chats.len();
+        let chat = &world.chats[chat_index];
+        let body = &bodies[chat_index][index / world.chats.len()];
+        let base = send_url(world, &chat.room_id);
+        send_us.push(send(&world.http, &world.as_token, &base, &chat.puppet, body).await?);
+    }
+    Ok(Bare {
+        elapsed: started.elapsed(),
+        send_us,
+        bodies,
+    })
+}
+
+fn send_url(world: &World, room_id: &str) -> String {
+    format!(
+        "{}/_matrix/client/v3/rooms/{}/send/m.room.message",
+        world.homeserver,
+        urlencode(room_id)
+    )
+}
+
+/// Sends `body` as `puppet`; returns the microseconds to the homeserver's answer.
+async fn send(
+    http: &reqwest::Client,
+    token: &str,
+    base: &str,
+    puppet: &str,
+    body: &str,
+) -> Result<u64, String> {
+    let sent = Instant::now();
+    let txn: String = body.chars().filter(char::is_ascii_alphanumeric).collect();
+    let url = format!("{base}/{}-{txn}", puppet_tag(puppet));
+    let response = http
+        .put(url)
+        .query(&[("user_id", puppet)])
+        .bearer_auth(token)
+        .json(&json!({"msgtype": "m.text", "body": body}))
+        .send()
+        .await
+        .map_err(|e| format!("bare send as {puppet}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "bare send as {puppet}: homeserver answered {}",
+            response.status()
+        ));
+    }
+    Ok(sent.elapsed().as_micros() as u64)
+}
+
+/// A transaction-id-safe form of a puppet's user id.
+fn puppet_tag(puppet: &str) -> String {
+    puppet.chars().filter(char::is_ascii_alphanumeric).collect()
+}
+
+/// Percent-encodes a room id for a path segment.
+fn urlencode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
