@@ -20,7 +20,10 @@ use crate::model::{Message, Participant, Presence};
 use crate::secrets::CredentialCipher;
 use crate::store::{LoginRecord, MessageRecord, PortalRecord, ReactionRecord};
 
-use super::convert::{convert_message, edit_content, ConvertContext, Mention, Part, ReplyTarget};
+use super::convert::{
+    convert_message, edit_content, ConvertContext, MediaKind, Mention, Part, ReplyTarget,
+    PREVIEW_PART,
+};
 use super::double_puppet::{SOURCE, SOURCE_KEY};
 use super::instagram::Logins;
 use super::media::MediaError;
@@ -423,7 +426,15 @@ async fn fill_media(
             Ok(()) => index += 1,
             Err(MediaError::Expired) if !refetched => {
                 refetched = true;
-                let fresh = refetch(bridge, login, portal, message).await?;
+                let fresh = match refetch(bridge, login, portal, message).await {
+                    Ok(fresh) => fresh,
+                    // Gone from the thread's newest page: the old URL is all there is.
+                    Err(RelayError::Media { .. }) => {
+                        give_up_media(&mut parts, &mut index, message, &MediaError::Expired);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let sender_id = fresh
                     .sender
                     .as_ref()
@@ -442,10 +453,48 @@ async fn fill_media(
                     }
                 }
             }
+            Err(error @ (MediaError::Expired | MediaError::Permanent(_))) => {
+                give_up_media(&mut parts, &mut index, message, &error);
+            }
             Err(error) => return Err(media_error(error)),
         }
     }
     Ok(parts)
+}
+
+/// A file that can never be had stands aside without losing the message: a
+/// text keeps its words (its link preview goes without a picture), a share's
+/// preview picture is left out, and a photo, video or voice message becomes
+/// a notice saying what it was.
+fn give_up_media(parts: &mut Vec<Part>, index: &mut usize, message: &Message, error: &MediaError) {
+    tracing::warn!(item = %message.id, %error, "a file of the item cannot be bridged");
+    let part = &mut parts[*index];
+    let Some(media) = part.media.take() else {
+        *index += 1;
+        return;
+    };
+    if part.content["msgtype"] == "m.text" {
+        *index += 1;
+    } else if part.part_id == PREVIEW_PART {
+        parts.remove(*index);
+    } else {
+        let what = match media.kind {
+            MediaKind::Image => "A photo",
+            MediaKind::Video => "A video",
+            MediaKind::Audio => "A voice message",
+            MediaKind::Gif => "A GIF",
+            MediaKind::Sticker => "A sticker",
+        };
+        part.event_type = "m.room.message";
+        part.content = json!({
+            "msgtype": "m.notice",
+            "body": format!(
+                "{what} could not be bridged: Instagram no longer serves its file. \
+                 Open Instagram to see it."
+            ),
+        });
+        *index += 1;
+    }
 }
 
 /// The item as Instagram shows it now (fresh media URLs).

@@ -193,9 +193,21 @@ impl Store {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None),
-            Backend::Sqlite { in_memory: false } | Backend::Postgres => {
-                AnyPoolOptions::new().max_connections(8)
-            }
+            // In WAL mode `synchronous = NORMAL` still survives a crash of the
+            // bridge (only a power cut can lose the newest commits, which the
+            // homeserver's transaction ids then deduplicate); FULL would wait
+            // for the disk on every relayed message.
+            Backend::Sqlite { in_memory: false } => AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(connection)
+                            .await
+                            .map(|_| ())
+                    })
+                }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8),
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(10))

@@ -309,3 +309,71 @@ async fn same_file(
         "{kind}: the stated size"
     );
 }
+
+/// Media Instagram no longer serves (its signed URL expired, and so does a
+/// fresh one) never loses the message: a photo becomes a notice saying what
+/// it was, and a shared post keeps its text and link.
+#[tokio::test]
+async fn media_that_cannot_be_had_leaves_a_notice() {
+    let mut fixture = RelayFixture::prepare(Backend::Sqlite, "alice.expired").await;
+    for (key, value) in [("active_interval_ms", 200), ("idle_interval_ms", 400)] {
+        fixture
+            .e2e
+            .config
+            .set(&["polling", key], Yaml::from(value))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let friend = fixture.instagram_user("friend.expired", "Expired Friend");
+    let thread = fixture
+        .sim
+        .create_thread(fixture.me.pk, &[friend.pk], None)
+        .expect("creating the thread");
+    fixture.sim.set_media_url_ttl(std::time::Duration::ZERO);
+    let photo = fixture
+        .sim
+        .post_item(&thread, friend.pk, json!({"item_type": "media"}))
+        .expect("posting a photo");
+    fixture
+        .sim
+        .post_item(&thread, friend.pk, json!({"item_type": "media_share"}))
+        .expect("posting a shared post");
+    let last = fixture
+        .sim
+        .post_text(&thread, friend.pk, "did you see them?")
+        .expect("posting a text");
+    fixture.e2e.start_bridge().await;
+    let room = fixture.join_portal(&thread).await;
+    let history = fixture
+        .wait_for_history(&room, "the text after the media", |events| {
+            events.iter().any(|e| e.body() == "did you see them?")
+        })
+        .await;
+    let puppet = format!("@instagram_{}:localhost", friend.pk);
+    let bodies: Vec<(&str, &str)> = history
+        .iter()
+        .filter(|e| e.kind() == "m.room.message" && e.sender() == puppet)
+        .map(|e| {
+            (
+                e.event["content"]["msgtype"].as_str().unwrap_or(""),
+                e.body(),
+            )
+        })
+        .collect();
+    assert_eq!(bodies.len(), 3, "one event each, in order: {bodies:?}");
+    assert_eq!(bodies[0].0, "m.notice", "{bodies:?}");
+    assert!(
+        bodies[0].1.starts_with("A photo could not be bridged"),
+        "{bodies:?}"
+    );
+    assert_eq!(bodies[1].0, "m.text", "{bodies:?}");
+    assert!(bodies[1].1.starts_with("Shared a post by"), "{bodies:?}");
+    assert_eq!(bodies[2], ("m.text", "did you see them?"));
+    let store = fixture.store().await;
+    for item in [&photo, &last] {
+        let parts = store
+            .message_parts(&fixture.user.user_id, &thread, item)
+            .await
+            .expect("reading the parts");
+        assert_eq!(parts.len(), 1, "item {item} bridged once");
+    }
+}
