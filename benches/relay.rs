@@ -249,6 +249,18 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
          the portal worker's preparation (ensure_portal, thread state)",
         percentiles_text(&paced_own)
     );
+    let paced_bridge_only = percentiles(
+        &paced
+            .latencies
+            .iter()
+            .map(|l| l.since_poll_us.saturating_sub(l.homeserver_us))
+            .collect::<Vec<_>>(),
+    );
+    println!(
+        "    the bridge's own work (the same, less the time the homeserver took to answer the \
+         item's sends): {}",
+        percentiles_text(&paced_bridge_only)
+    );
     println!(
         "    homeserver alone (bare client, one send at a time): {}",
         percentiles_text(&percentiles(&solo.send_us))

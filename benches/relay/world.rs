@@ -52,6 +52,8 @@ pub type Bodies = Vec<Vec<String>>;
 pub struct Latency {
     pub since_poll_us: u64,
     pub relay_us: u64,
+    /// Of `since_poll_us`, the time the homeserver took to answer the item's sends.
+    pub homeserver_us: u64,
 }
 
 /// What relaying a burst measured.
@@ -564,6 +566,7 @@ fn latency_event(line: &str) -> Option<(String, Latency)> {
         Latency {
             since_poll_us: fields["since_poll_us"].as_u64()?,
             relay_us: fields["relay_us"].as_u64()?,
+            homeserver_us: fields["homeserver_us"].as_u64()?,
         },
     ))
 }

@@ -97,7 +97,10 @@ impl Speaker<'_> {
             self.client
                 .send_raw(room_id, txn, event_type, &content, ts, Some(&self.user))
         };
-        match send().await {
+        let asked = std::time::Instant::now();
+        let first = send().await;
+        super::relay_latency::homeserver_answered(asked.elapsed());
+        match first {
             Err(e) if is_forbidden(&e) => {
                 self.join(bridge, room_id).await?;
                 send()
