@@ -14,7 +14,7 @@
 
 use ruma::api::client::room::create_room::v3::{Request as CreateRoom, RoomPreset};
 use ruma::serde::Raw;
-use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId};
 use serde_json::{json, Value};
 
 use crate::matrix::client::{ClientError, HomeserverClient};
@@ -585,17 +585,35 @@ async fn send_request_notice(
          in this room to accept the request."
     );
     let txn = txn_id(&[&login.mxid, &conversation.id, "request-notice"]);
+    send_bot_notice(
+        bridge,
+        room_id,
+        &txn,
+        &body,
+        "posting the message request notice",
+    )
+    .await
+}
+
+/// An `m.notice` from the bot in a portal; `txn` makes a repeat a no-op.
+pub(crate) async fn send_bot_notice(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    txn: &TransactionId,
+    body: &str,
+    doing: &'static str,
+) -> Result<(), RelayError> {
     bridge
         .client
         .send_raw(
             room_id,
-            &txn,
+            txn,
             "m.room.message",
             &json!({"msgtype": "m.notice", "body": body}),
             None,
             None,
         )
         .await
-        .map_err(RelayError::homeserver("posting the message request notice"))?;
+        .map_err(RelayError::homeserver(doing))?;
     Ok(())
 }

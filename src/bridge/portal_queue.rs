@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ruma::events::AnyTimelineEvent;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -194,19 +193,14 @@ async fn announce_gap(
         bridge.config.backfill.max_catchup_messages
     );
     let txn = relay_in::txn_id(&[&login.mxid, &portal.thread_id, &oldest_caught_up.id, "gap"]);
-    bridge
-        .client
-        .send_raw(
-            &room_id,
-            &txn,
-            "m.room.message",
-            &json!({"msgtype": "m.notice", "body": body}),
-            None,
-            None,
-        )
-        .await
-        .map_err(RelayError::homeserver("posting the catch-up gap notice"))?;
-    Ok(())
+    portal::send_bot_notice(
+        bridge,
+        &room_id,
+        &txn,
+        &body,
+        "posting the catch-up gap notice",
+    )
+    .await
 }
 
 async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), RelayError> {

@@ -5,7 +5,6 @@
 //! media repository), on SQLite and PostgreSQL.
 
 use serde_json::{json, Value};
-use serde_norway::Value as Yaml;
 
 use crate::harness::client::RoomEvent;
 use crate::harness::relay::{poll, RelayFixture};
@@ -32,13 +31,7 @@ enum Expect {
 
 async fn every_item_kind(backend: Backend) {
     let mut fixture = RelayFixture::prepare(backend, "alice.kinds").await;
-    for (key, value) in [("active_interval_ms", 200), ("idle_interval_ms", 400)] {
-        fixture
-            .e2e
-            .config
-            .set(&["polling", key], Yaml::from(value))
-            .unwrap_or_else(|err| panic!("{err}"));
-    }
+    fixture.poll_fast();
     let friend = fixture.instagram_user("friend.kinds", "Kind Friend");
     let thread = fixture
         .sim
@@ -316,13 +309,7 @@ async fn same_file(
 #[tokio::test]
 async fn media_that_cannot_be_had_leaves_a_notice() {
     let mut fixture = RelayFixture::prepare(Backend::Sqlite, "alice.expired").await;
-    for (key, value) in [("active_interval_ms", 200), ("idle_interval_ms", 400)] {
-        fixture
-            .e2e
-            .config
-            .set(&["polling", key], Yaml::from(value))
-            .unwrap_or_else(|err| panic!("{err}"));
-    }
+    fixture.poll_fast();
     let friend = fixture.instagram_user("friend.expired", "Expired Friend");
     let thread = fixture
         .sim

@@ -5,7 +5,6 @@
 //! and a login that Instagram logged out (one notice, polling stops).
 
 use instagram_sim::{Account, Fault};
-use serde_norway::Value as Yaml;
 
 use crate::harness::relay::{poll, RelayFixture};
 use crate::harness::{Backend, MatrixClient};
@@ -54,19 +53,7 @@ on_both_databases!(
 /// A fixture whose bridge polls fast (the intervals are the config's).
 async fn fixture(backend: Backend) -> RelayFixture {
     let fixture = RelayFixture::prepare(backend, "alice.insta").await;
-    for (key, value) in [
-        ("active_interval_ms", 200),
-        ("idle_interval_ms", 400),
-        ("max_backoff_ms", 1_000),
-        ("requests_interval_ms", 400),
-        ("request_timeout_ms", 1_000),
-    ] {
-        fixture
-            .e2e
-            .config
-            .set(&["polling", key], Yaml::from(value))
-            .unwrap_or_else(|err| panic!("{err}"));
-    }
+    fixture.poll_fast();
     fixture
 }
 
@@ -120,11 +107,7 @@ async fn wait_for_texts(fixture: &RelayFixture, room: &str, sender: &str, expect
 async fn history_then_new_messages_in_order(backend: Backend) {
     let mut fixture = fixture(backend).await;
     // Message requests are polled at start, then when the inbox's count of them changes.
-    fixture
-        .e2e
-        .config
-        .set(&["polling", "requests_interval_ms"], Yaml::from(600_000))
-        .unwrap_or_else(|err| panic!("{err}"));
+    fixture.configure(&["polling", "requests_interval_ms"], 600_000);
     let (friend, thread) = friend_thread(&fixture, "friend.one");
     let mut expected = numbered("before", 0..3);
     post(&fixture, &thread, friend.pk, expected.clone());
@@ -166,11 +149,7 @@ async fn history_then_new_messages_in_order(backend: Backend) {
 
 async fn first_sync_bridges_the_newest_threads(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    fixture
-        .e2e
-        .config
-        .set(&["backfill", "initial_threads"], Yaml::from(2))
-        .unwrap_or_else(|err| panic!("{err}"));
+    fixture.configure(&["backfill", "initial_threads"], 2);
     // Created and written to oldest first: the first is the least recent.
     let threads: Vec<(Account, String)> = (0..3)
         .map(|n| friend_thread(&fixture, &format!("friend.{n}")))
@@ -203,13 +182,7 @@ async fn first_sync_bridges_the_newest_threads(backend: Backend) {
 #[tokio::test]
 async fn a_busy_moment_beyond_the_first_inbox_page_loses_nothing() {
     let mut fixture = fixture(Backend::Sqlite).await;
-    for key in ["active_interval_ms", "idle_interval_ms"] {
-        fixture
-            .e2e
-            .config
-            .set(&["polling", key], Yaml::from(600_000))
-            .unwrap_or_else(|err| panic!("{err}"));
-    }
+    fixture.poll_seldom();
     let bot = fixture.e2e.bot().to_owned();
     let (friend, thread) = friend_thread(&fixture, "friend.first");
     post(&fixture, &thread, friend.pk, numbered("first", 0..1));
@@ -244,14 +217,7 @@ async fn a_busy_moment_beyond_the_first_inbox_page_loses_nothing() {
 
 async fn sync_polls_now(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    // Polls far apart: only `sync` brings a message within the test's wait.
-    for key in ["active_interval_ms", "idle_interval_ms"] {
-        fixture
-            .e2e
-            .config
-            .set(&["polling", key], Yaml::from(600_000))
-            .unwrap_or_else(|err| panic!("{err}"));
-    }
+    fixture.poll_seldom();
     let bot = fixture.e2e.bot().to_owned();
     let (friend, thread) = friend_thread(&fixture, "friend.one");
     post(&fixture, &thread, friend.pk, numbered("first", 0..1));
@@ -287,11 +253,7 @@ async fn sync_polls_now(backend: Backend) {
 #[tokio::test]
 async fn a_gap_beyond_the_catch_up_cap_is_announced() {
     let mut fixture = fixture(Backend::Sqlite).await;
-    fixture
-        .e2e
-        .config
-        .set(&["backfill", "max_catchup_messages"], Yaml::from(25))
-        .unwrap_or_else(|err| panic!("{err}"));
+    fixture.configure(&["backfill", "max_catchup_messages"], 25);
     let (friend, thread) = friend_thread(&fixture, "friend.gap");
     post(&fixture, &thread, friend.pk, numbered("first", 0..1));
     fixture.e2e.start_bridge().await;
@@ -353,11 +315,7 @@ async fn catch_up_after_downtime(backend: Backend) {
 
 async fn catch_up_reaches_beyond_the_first_inbox_page(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    fixture
-        .e2e
-        .config
-        .set(&["backfill", "initial_threads"], Yaml::from(1))
-        .unwrap_or_else(|err| panic!("{err}"));
+    fixture.configure(&["backfill", "initial_threads"], 1);
     let (friend, bridged) = friend_thread(&fixture, "friend.bridged");
     post(&fixture, &bridged, friend.pk, numbered("before", 0..1));
     fixture.e2e.start_bridge().await;

@@ -690,17 +690,7 @@ async fn double_puppeted_own_messages(backend: Backend) {
 /// stranger's message request while it runs.
 async fn the_running_bridge_relays_a_group_and_a_request(backend: Backend) {
     let mut fixture = RelayFixture::prepare(backend, "alice.running").await;
-    for (key, value) in [
-        ("active_interval_ms", 200),
-        ("idle_interval_ms", 400),
-        ("requests_interval_ms", 400),
-    ] {
-        fixture
-            .e2e
-            .config
-            .set(&["polling", key], serde_norway::Value::from(value))
-            .unwrap_or_else(|err| panic!("{err}"));
-    }
+    fixture.poll_fast();
     let sim = &fixture.sim;
     let bob = fixture.instagram_user("bob.running", "Bob Running");
     let carol = fixture.instagram_user("carol.running", "Carol Running");

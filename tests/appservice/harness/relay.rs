@@ -146,6 +146,35 @@ impl RelayFixture {
         bridge
     }
 
+    /// Sets one key of the bridge's config (before the bridge starts).
+    pub fn configure(&self, keys: &[&str], value: impl Into<Yaml>) {
+        self.e2e
+            .config
+            .set(keys, value.into())
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// Polls every 200 ms (400 ms idle, message requests too), backing off
+    /// at most a second: a test sees Instagram's changes quickly.
+    pub fn poll_fast(&self) {
+        for (key, value) in [
+            ("active_interval_ms", 200),
+            ("idle_interval_ms", 400),
+            ("max_backoff_ms", 1_000),
+            ("requests_interval_ms", 400),
+            ("request_timeout_ms", 1_000),
+        ] {
+            self.configure(&["polling", key], value);
+        }
+    }
+
+    /// Polls so seldom that only `sync` brings a change within a test.
+    pub fn poll_seldom(&self) {
+        for key in ["active_interval_ms", "idle_interval_ms"] {
+            self.configure(&["polling", key], 600_000);
+        }
+    }
+
     /// Another Instagram user in the simulator.
     pub fn instagram_user(&self, username: &str, full_name: &str) -> Account {
         self.sim
@@ -315,32 +344,7 @@ impl RelayFixture {
         let url = self.url(&[
             "_matrix", "client", "v1", "media", "download", server, media_id,
         ]);
-        let doing = format!("downloading {mxc}");
-        let response = reqwest::Client::new()
-            .get(url)
-            .bearer_auth(self.user.access_token())
-            .send()
-            .await
-            .map_err(|source| HarnessError::Http {
-                doing: doing.clone(),
-                source,
-            })?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| HarnessError::Http {
-                doing: doing.clone(),
-                source,
-            })?;
-        if status != 200 {
-            return Err(HarnessError::Matrix {
-                doing,
-                status,
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            });
-        }
-        Ok(bytes.to_vec())
+        self.get_bytes(url, &format!("downloading {mxc}")).await
     }
 
     /// The global profile of a user (`displayname`, `avatar_url`).
@@ -374,31 +378,35 @@ impl RelayFixture {
     }
 
     async fn get_json(&self, url: url::Url, doing: &str) -> Result<Value, HarnessError> {
+        let bytes = self.get_bytes(url, doing).await?;
+        serde_json::from_slice(&bytes).map_err(|err| HarnessError::Unexpected {
+            doing: doing.to_owned(),
+            detail: format!("invalid JSON ({err}): {}", String::from_utf8_lossy(&bytes)),
+        })
+    }
+
+    /// The body of an authenticated GET as alice; anything but 200 is an error.
+    async fn get_bytes(&self, url: url::Url, doing: &str) -> Result<Vec<u8>, HarnessError> {
+        let http = |source| HarnessError::Http {
+            doing: doing.to_owned(),
+            source,
+        };
         let response = reqwest::Client::new()
             .get(url)
             .bearer_auth(self.user.access_token())
             .send()
             .await
-            .map_err(|source| HarnessError::Http {
-                doing: doing.to_owned(),
-                source,
-            })?;
+            .map_err(http)?;
         let status = response.status().as_u16();
-        let text = response.text().await.map_err(|source| HarnessError::Http {
-            doing: doing.to_owned(),
-            source,
-        })?;
+        let bytes = response.bytes().await.map_err(http)?;
         if status != 200 {
             return Err(HarnessError::Matrix {
                 doing: doing.to_owned(),
                 status,
-                body: text,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
             });
         }
-        serde_json::from_str(&text).map_err(|err| HarnessError::Unexpected {
-            doing: doing.to_owned(),
-            detail: format!("invalid JSON ({err}): {text}"),
-        })
+        Ok(bytes.to_vec())
     }
 }
 
