@@ -334,6 +334,9 @@ pub struct PollingConfig {
     /// Longest a poll's request to Instagram may take before it counts as
     /// failed (and is retried).
     pub request_timeout_ms: u64,
+    /// Threads whose pages one poll fetches at the same time (a burst across
+    /// many chats reaches their rooms together, not one chat after another).
+    pub parallel_fetches: u64,
 }
 
 impl Default for PollingConfig {
@@ -347,6 +350,7 @@ impl Default for PollingConfig {
             requests_interval_ms: 60_000,
             presence_interval_ms: 5 * 60_000,
             request_timeout_ms: 30_000,
+            parallel_fetches: 4,
         }
     }
 }
@@ -608,6 +612,7 @@ impl Config {
             ("polling.requests_interval_ms", polling.requests_interval_ms),
             ("polling.presence_interval_ms", polling.presence_interval_ms),
             ("polling.request_timeout_ms", polling.request_timeout_ms),
+            ("polling.parallel_fetches", polling.parallel_fetches),
         ] {
             if value == 0 {
                 problem(key, "must be more than 0".to_owned());
@@ -861,6 +866,7 @@ impl Config {
                 "@POLL_TIMEOUT@",
                 self.polling.request_timeout_ms.to_string(),
             ),
+            ("@POLL_PARALLEL@", self.polling.parallel_fetches.to_string()),
             (
                 "@BACKFILL_MESSAGES@",
                 self.backfill.initial_messages.to_string(),
@@ -1319,6 +1325,8 @@ polling:
   presence_interval_ms: @POLL_PRESENCE@
   # Longest one request of a poll may take before it is retried.
   request_timeout_ms: @POLL_TIMEOUT@
+  # Chats whose messages one poll fetches at the same time.
+  parallel_fetches: @POLL_PARALLEL@
 
 # History bridged into portals.
 backfill:

@@ -15,6 +15,7 @@ use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::AnyMessageLikeEventContent;
 use ruma::{OwnedTransactionId, RoomId};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::backfill::{fetch_thread, Reach};
 use super::instagram::Logins;
@@ -201,9 +202,8 @@ impl Poller {
             .map(|state| (state.thread_id.clone(), state))
             .collect();
         let mut newest_activity = None;
-        let mut relayed_something = false;
-        let mut failure = None;
         let mut partners = Vec::new();
+        let mut jobs = Vec::new();
         for (rank, (conversation, request)) in threads.list.into_iter().enumerate() {
             newest_activity = newest_activity.max(conversation.updated_at);
             let state = states.get(&conversation.id);
@@ -229,19 +229,15 @@ impl Poller {
                     let update = self.update(conversation, request, state, None);
                     bridge.queues.offer(&bridge, update);
                 }
-                Plan::Fetch(reach) => {
-                    match self.fetch(conversation, request, state, &reach).await {
-                        Ok(update) => {
-                            relayed_something |= !update.messages.is_empty();
-                            bridge.queues.offer(&bridge, update);
-                        }
-                        Err(e) if e.needs_login() => return Err(e),
-                        Err(ConnectorError::NotFound { .. }) => {}
-                        Err(e) => failure = failure.or(Some(e)),
-                    }
-                }
+                Plan::Fetch(reach) => jobs.push(FetchJob {
+                    conversation,
+                    request,
+                    state: state.cloned(),
+                    reach,
+                }),
             }
         }
+        let (relayed_something, failure) = self.fetch_all(jobs).await?;
         // A failed thread keeps the old watermark, so a restart reads back to it.
         let mark = newest_activity
             .map(|at| at.timestamp_micros())
@@ -344,39 +340,57 @@ impl Poller {
             .map_err(store_trouble)
     }
 
-    /// Fetches a thread's pages back to `reach` and builds its update.
-    async fn fetch(
+    /// Fetches the threads' pages, `polling.parallel_fetches` threads at a
+    /// time, and hands each update to its portal's worker as soon as it is
+    /// fetched. Returns whether anything new was found, and the first
+    /// failure that did not stop the poll (a login that needs the user does).
+    async fn fetch_all(
         &mut self,
-        conversation: Conversation,
-        request: bool,
-        state: Option<&ThreadState>,
-        reach: &Reach,
-    ) -> Result<ThreadUpdate, ConnectorError> {
-        let cap = self.bridge.config.backfill.max_catchup_messages;
-        let fetched = fetch_thread(
-            &self.connector,
-            &mut self.creds,
-            &conversation.id,
-            reach,
-            cap,
-        )
-        .await?;
-        if !fetched.complete {
-            tracing::warn!(
-                login = %self.login.mxid,
-                thread = %conversation.id,
-                cap,
-                "catch-up capped: older messages of the gap are not bridged"
-            );
+        jobs: Vec<FetchJob>,
+    ) -> Result<(bool, Option<ConnectorError>), ConnectorError> {
+        let parallel = usize::try_from(self.bridge.config.polling.parallel_fetches)
+            .unwrap_or(1)
+            .max(1);
+        let mut jobs = jobs.into_iter();
+        let mut running = JoinSet::new();
+        let mut relayed_something = false;
+        let mut failure = None;
+        loop {
+            while running.len() < parallel {
+                let Some(job) = jobs.next() else { break };
+                running.spawn(fetch(
+                    self.connector.clone(),
+                    self.creds.clone(),
+                    self.login.clone(),
+                    self.bridge.config.backfill.max_catchup_messages,
+                    job,
+                ));
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (result, creds) = match joined {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::error!(login = %self.login.mxid, error = %e, "a thread fetch panicked");
+                    continue;
+                }
+            };
+            // Cookies and claims a response rotated; the newest answer wins.
+            if let Some(creds) = creds {
+                self.creds = creds;
+            }
+            match result {
+                Ok(update) => {
+                    relayed_something |= !update.messages.is_empty();
+                    self.bridge.queues.offer(&self.bridge, update);
+                }
+                Err(e) if e.needs_login() => return Err(e),
+                Err(ConnectorError::NotFound { .. }) => {}
+                Err(e) => failure = failure.or(Some(e)),
+            }
         }
-        let unsent = state
-            .map(|s| unsent(&s.newest_page, &fetched.newest_page))
-            .unwrap_or_default();
-        let mut update = self.update(conversation, request, state, Some(fetched.newest_page));
-        update.messages = fetched.messages;
-        update.history_cut = !fetched.complete;
-        update.unsent = unsent;
-        Ok(update)
+        Ok((relayed_something, failure))
     }
 
     fn update(
@@ -386,18 +400,7 @@ impl Poller {
         state: Option<&ThreadState>,
         newest_page: Option<Vec<PageItem>>,
     ) -> ThreadUpdate {
-        let seen = changed_seen(&conversation, state, self.login.ig_user_id.as_deref());
-        ThreadUpdate {
-            login_mxid: self.login.mxid.clone(),
-            conversation,
-            request,
-            messages: Vec::new(),
-            newest_page,
-            history_cut: false,
-            unsent: Vec::new(),
-            seen,
-            received: Instant::now(),
-        }
+        thread_update(&self.login, conversation, request, state, newest_page)
     }
 
     async fn relay_presence(&mut self, partners: &[String]) -> Result<(), ConnectorError> {
@@ -492,6 +495,88 @@ impl Poller {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A thread whose pages a poll fetches.
+struct FetchJob {
+    conversation: Conversation,
+    request: bool,
+    state: Option<ThreadState>,
+    reach: Reach,
+}
+
+/// Fetches a thread's pages back to the job's reach and builds its update;
+/// returns the credentials too when the responses changed them.
+async fn fetch(
+    connector: Connector,
+    creds: Credentials,
+    login: LoginRecord,
+    cap: usize,
+    job: FetchJob,
+) -> (Result<ThreadUpdate, ConnectorError>, Option<Credentials>) {
+    let mut rotated = creds.clone();
+    let result = fetch_update(&connector, &mut rotated, &login, cap, job).await;
+    (result, (rotated != creds).then_some(rotated))
+}
+
+async fn fetch_update(
+    connector: &Connector,
+    creds: &mut Credentials,
+    login: &LoginRecord,
+    cap: usize,
+    job: FetchJob,
+) -> Result<ThreadUpdate, ConnectorError> {
+    let FetchJob {
+        conversation,
+        request,
+        state,
+        reach,
+    } = job;
+    let fetched = fetch_thread(connector, creds, &conversation.id, &reach, cap).await?;
+    if !fetched.complete {
+        tracing::warn!(
+            login = %login.mxid,
+            thread = %conversation.id,
+            cap,
+            "catch-up capped: older messages of the gap are not bridged"
+        );
+    }
+    let unsent = state
+        .as_ref()
+        .map(|s| unsent(&s.newest_page, &fetched.newest_page))
+        .unwrap_or_default();
+    let mut update = thread_update(
+        login,
+        conversation,
+        request,
+        state.as_ref(),
+        Some(fetched.newest_page),
+    );
+    update.messages = fetched.messages;
+    update.history_cut = !fetched.complete;
+    update.unsent = unsent;
+    Ok(update)
+}
+
+fn thread_update(
+    login: &LoginRecord,
+    conversation: Conversation,
+    request: bool,
+    state: Option<&ThreadState>,
+    newest_page: Option<Vec<PageItem>>,
+) -> ThreadUpdate {
+    let seen = changed_seen(&conversation, state, login.ig_user_id.as_deref());
+    ThreadUpdate {
+        login_mxid: login.mxid.clone(),
+        conversation,
+        request,
+        messages: Vec::new(),
+        newest_page,
+        history_cut: false,
+        unsent: Vec::new(),
+        seen,
+        received: Instant::now(),
     }
 }
 
