@@ -54,6 +54,8 @@ pub struct Latency {
     pub relay_us: u64,
     /// Of `since_poll_us`, the time the homeserver took to answer the item's sends.
     pub homeserver_us: u64,
+    /// When the bridge logged the event (the item's relaying was done), Unix microseconds.
+    pub logged_at_us: i64,
 }
 
 /// What relaying a burst measured.
@@ -61,6 +63,24 @@ pub struct Burst {
     pub elapsed: Duration,
     pub latencies: Vec<Latency>,
     pub bodies: Bodies,
+}
+
+impl Burst {
+    /// From the first poll response that carried an item of the burst to the
+    /// last item relayed: the relaying alone, without the wait for that poll
+    /// (which the polling interval decides).
+    pub fn relaying(&self) -> Duration {
+        let first_seen = self
+            .latencies
+            .iter()
+            .map(|l| l.logged_at_us - l.since_poll_us as i64)
+            .min();
+        let last_done = self.latencies.iter().map(|l| l.logged_at_us).max();
+        match (first_seen, last_done) {
+            (Some(seen), Some(done)) => Duration::from_micros((done - seen).max(0) as u64),
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// The bridge's memory.
@@ -567,6 +587,9 @@ fn latency_event(line: &str) -> Option<(String, Latency)> {
             since_poll_us: fields["since_poll_us"].as_u64()?,
             relay_us: fields["relay_us"].as_u64()?,
             homeserver_us: fields["homeserver_us"].as_u64()?,
+            logged_at_us: chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str()?)
+                .ok()?
+                .timestamp_micros(),
         },
     ))
 }
