@@ -14,6 +14,7 @@ use crate::error::SimError;
 use crate::media::{self, Blob};
 use crate::render;
 use crate::settings::Settings;
+use crate::upload::UploadRecord;
 
 /// The viewer-independent part of an Instagram account, plus the secrets a test needs to act
 /// as it (API cookies and the web-login password).
@@ -47,7 +48,10 @@ pub struct Presence {
 }
 
 /// A scripted failure: the next `times` requests whose path starts with `path_prefix`
-/// (and whose method matches, when given) are answered by it.
+/// (and whose method matches, when given) are answered by it. By default the fault strikes
+/// before the request is carried out; with `after_write` the request is carried out first
+/// (a send appends its item) and only the answer is lost: replaced by `status`/`body`, or
+/// by a dropped connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Fault {
@@ -64,6 +68,12 @@ pub struct Fault {
     pub delay: Duration,
     /// Cut the JSON body in half so it no longer parses.
     pub malformed_body: bool,
+    /// Carry the request out first, then wait `delay` and answer with the fault (the
+    /// "write, then 500" and "write, then drop the connection" failures).
+    pub after_write: bool,
+    /// Close the connection without an answer (the client sees a broken connection, not a
+    /// response); before the request is carried out unless `after_write`.
+    pub drop_connection: bool,
     pub times: usize,
 }
 
@@ -77,6 +87,8 @@ impl Default for Fault {
             headers: Vec::new(),
             delay: Duration::ZERO,
             malformed_body: false,
+            after_write: false,
+            drop_connection: false,
             times: 1,
         }
     }
@@ -260,11 +272,6 @@ impl ThreadRecord {
     }
 }
 
-pub(crate) struct UploadRecord {
-    pub blob_name: String,
-    pub media_type: u8,
-}
-
 /// A login that passed the password step and waits for a 2FA code or a challenge click.
 pub(crate) struct PendingLogin {
     pub pk: u64,
@@ -295,7 +302,10 @@ pub(crate) struct World {
     pub sessions: HashMap<String, SessionRecord>,
     pub threads: BTreeMap<String, ThreadRecord>,
     pub blobs: HashMap<String, Blob>,
+    /// Uploads to the upload host, by `media_id`.
     pub uploads: HashMap<String, UploadRecord>,
+    /// Per session: when its recent sends were made (the spam limit's sliding window).
+    send_windows: HashMap<String, VecDeque<Instant>>,
     pub faults: Vec<Fault>,
     rate_limit: Option<RateLimiter>,
     /// The newest [`REQUEST_LOG_CAPACITY`] requests; `request_counts` counts them all.
@@ -352,6 +362,7 @@ impl World {
             threads: BTreeMap::new(),
             blobs: HashMap::new(),
             uploads: HashMap::new(),
+            send_windows: HashMap::new(),
             faults: Vec::new(),
             rate_limit: None,
             request_log: VecDeque::new(),
@@ -547,6 +558,29 @@ impl World {
         }
         limiter.recent.push_back(now);
         true
+    }
+
+    /// Counts one send of `session` against the spam limit
+    /// ([`Settings::send_limit_per_minute`]); a send over it is refused with
+    /// `feedback_required` and not counted.
+    pub fn admit_send(&mut self, session: &str, pk: u64) -> Result<(), SimError> {
+        let limit = self.settings.send_limit_per_minute as usize;
+        if limit == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let window = self.send_windows.entry(session.to_owned()).or_default();
+        while window
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit {
+            return Err(SimError::FeedbackRequired { pk });
+        }
+        window.push_back(now);
+        Ok(())
     }
 
     /// Takes one use of the first fault that matches this request.
@@ -794,8 +828,10 @@ impl World {
         Ok(others)
     }
 
-    /// Adds an item sent by `from`. A `client_context` already used by the same sender in
-    /// this thread is a retry: the earlier item is returned and nothing is added.
+    /// Adds an item sent by `from`, keeping its `client_context` (a fresh one when none is
+    /// given). With `dedupe_client_context` on, a `client_context` the same sender already
+    /// used in this thread returns the earlier item and adds nothing; off (the default),
+    /// it makes a second item, as Instagram does not promise deduplication.
     pub fn append_item(
         &mut self,
         thread_id: &str,
@@ -830,8 +866,9 @@ impl World {
         replied_to: Option<u128>,
         at_us: Option<u64>,
     ) -> Result<u128, SimError> {
+        let dedupe = self.settings.dedupe_client_context;
         let thread = self.member_thread(thread_id, from)?;
-        if let Some(context) = &client_context {
+        if let Some(context) = client_context.as_ref().filter(|_| dedupe) {
             if let Some(existing) = thread
                 .items
                 .iter()
@@ -1178,80 +1215,6 @@ impl World {
         )?;
         Ok(())
     }
-
-    // ---- uploads ----
-
-    pub fn store_upload(&mut self, upload_id: &str, media_type: u8, blob: Blob) -> (String, u64) {
-        let attachment_fbid = 17_900_000_000_000_000 + self.next_serial();
-        let blob_name = format!(
-            "{attachment_fbid}.{}",
-            media::extension_for(&blob.content_type)
-        );
-        self.blobs.insert(blob_name.clone(), blob);
-        self.uploads.insert(
-            attachment_fbid.to_string(),
-            UploadRecord {
-                blob_name,
-                media_type,
-            },
-        );
-        (upload_id.to_owned(), attachment_fbid)
-    }
-
-    /// The item kind for a sent attachment (`photo_attachment`, `video_attachment`,
-    /// `voice_attachment`), built around the uploaded bytes.
-    pub fn attachment_kind(
-        &mut self,
-        from: u64,
-        attachment_fbid: &str,
-        voice: Option<(Value, Value)>,
-    ) -> Result<ItemKind, SimError> {
-        let upload =
-            self.uploads
-                .get(attachment_fbid.trim())
-                .ok_or_else(|| SimError::UploadNotFound {
-                    attachment_fbid: attachment_fbid.into(),
-                })?;
-        let blob_name = upload.blob_name.clone();
-        let media_type = upload.media_type;
-        let media_pk = 3_632_500_000_000_000_000u64 + self.next_serial();
-        if let Some((waveform, frequency)) = voice {
-            let mut payload = render::item_payload_template("voice_media", "voice_media");
-            payload["media"]["audio"]["waveform_sampling_frequency_hz"] = frequency;
-            let url = self.media_url(&blob_name);
-            let payload = self.voice_payload(payload, from, media_pk, url, Some(waveform), None)?;
-            return Ok(json!({"item_type": "voice_media", "voice_media": payload}));
-        }
-        let uploaded = self.media_url(&blob_name);
-        let payload = if media_type == 2 {
-            let (width, height) = media::VIDEO_SIZE;
-            let thumb = self.store_blob(
-                format!("{media_pk}_thumb.png"),
-                media::png(width, height, media_pk),
-            );
-            media_payload(
-                render::item_payload_template("media_video", "media"),
-                &format!("{media_pk}_{from}"),
-                &[(thumb, width, height)],
-                Some((uploaded, (width, height), media::VIDEO_DURATION_MS)),
-            )
-        } else {
-            // The upload's own dimensions when it is a PNG or GIF; else a square guess.
-            let (width, height) = self
-                .blobs
-                .get(&blob_name)
-                .and_then(|blob| media::sniff_dimensions(&blob.bytes))
-                .unwrap_or((1080, 1080));
-            media_payload(
-                render::item_payload_template("media_image", "media"),
-                &format!("{media_pk}_{from}"),
-                &[(uploaded, width, height)],
-                None,
-            )
-        };
-        let media_type = if media_type == 2 { 2 } else { 1 };
-        Ok(json!({"item_type": "media", "media_type": media_type, "media": payload}))
-    }
 }
 
 /// Photo items' size (3:4, small enough to serve uncompressed).
@@ -1259,7 +1222,7 @@ const PHOTO_SIZE: (u32, u32) = (96, 128);
 
 /// A `media` payload: image candidates (URL, width, height), and for a video its URL, size
 /// and duration.
-fn media_payload(
+pub(crate) fn media_payload(
     mut payload: Value,
     media_id: &str,
     candidates: &[(String, u32, u32)],

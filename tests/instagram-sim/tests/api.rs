@@ -7,10 +7,10 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use instagram_sim::{Account, ClaimEcho, DemoSeed, Fault, Presence, Simulator};
+use instagram_sim::{Account, ClaimEcho, DemoSeed, Fault, Presence, Settings, Simulator};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::ApiClient;
+use support::{app_http, send_form, ApiClient, APP_ID, APP_USER_AGENT};
 
 async fn demo() -> (Simulator, DemoSeed, ApiClient) {
     let sim = Simulator::start().await;
@@ -52,11 +52,10 @@ async fn send_text_to_recipients(
     client
         .post_ok(
             "direct_v2/threads/broadcast/text/",
-            &[
-                ("recipient_users", recipients),
-                ("text", text),
-                ("client_context", client_context),
-            ],
+            &send_form(
+                &[("recipient_users", recipients), ("text", text)],
+                client_context,
+            ),
         )
         .await
 }
@@ -128,9 +127,14 @@ async fn posts_need_a_matching_csrf_header() {
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join("; ");
-    let http = reqwest::Client::new();
+    let http = app_http();
     for csrf in [None, Some("wrong-token")] {
-        let mut request = http.post(&url).header("Cookie", &cookie).body("_uuid=x");
+        let mut request = http
+            .post(&url)
+            .header("User-Agent", APP_USER_AGENT)
+            .header("X-IG-App-ID", APP_ID)
+            .header("Cookie", &cookie)
+            .body("_uuid=x");
         if let Some(csrf) = csrf {
             request = request.header("X-CSRFTOKEN", csrf);
         }
@@ -437,7 +441,7 @@ async fn thread_pages_hold_every_item_kind_with_downloadable_media() {
     ] {
         assert!(kinds.contains(kind), "seed has a {kind} item");
     }
-    let http = reqwest::Client::new();
+    let http = app_http();
     let mut urls = Vec::new();
     for item in &items {
         if let Some(url) = item["media"]["image_versions2"]["candidates"][0]["url"].as_str() {
@@ -468,7 +472,7 @@ async fn thread_pages_hold_every_item_kind_with_downloadable_media() {
 }
 
 #[tokio::test]
-async fn sending_a_reply_shows_in_the_thread_and_a_retry_is_recognized() {
+async fn sending_a_reply_shows_in_the_thread_and_a_repeat_is_a_new_item_unless_deduped() {
     let (sim, seed, client) = demo().await;
     let incoming = sim
         .post_text(&seed.direct_thread_id, seed.friend.pk, "lunch today?")
@@ -504,30 +508,58 @@ async fn sending_a_reply_shows_in_the_thread_and_a_retry_is_recognized() {
         .unwrap();
     assert_eq!(item_id.parse::<u128>().unwrap(), timestamp << 64);
 
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
+    let items = thread["items"].as_array().unwrap();
+    assert_eq!(items[0]["item_id"], item_id.as_str(), "newest first");
+    assert_eq!(items[1]["item_id"], incoming.as_str());
+    let sent = &items[0];
+    assert_eq!(sent["text"], "sure, noon");
+    assert_eq!(sent["is_sent_by_viewer"], true);
+    assert_eq!(sent["client_context"], "7334915788632151687");
+    assert_eq!(sent["otid"], "7334915788632151687");
+    assert_eq!(sent["replied_to_message"]["item_id"], incoming.as_str());
+    assert_eq!(sent["replied_to_message"]["text"], "lunch today?");
+    assert_eq!(items[1]["is_sent_by_viewer"], false);
+
+    // Instagram does not promise to dedupe: by default a repeated send is a second item.
+    let repeated = client
+        .post_ok("direct_v2/threads/broadcast/text/", &form)
+        .await;
+    let second_id = repeated["payload"]["item_id"].as_str().unwrap().to_owned();
+    assert_ne!(
+        second_id, item_id,
+        "a repeated client_context is a new item"
+    );
+    let snapshot = sim.thread_snapshot(&seed.direct_thread_id).unwrap();
+    let with_context: Vec<&Value> = snapshot["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["client_context"] == "7334915788632151687")
+        .collect();
+    assert_eq!(with_context.len(), 2, "{snapshot}");
+
+    // With deduplication switched on, the retry is recognized.
+    sim.set_settings(Settings {
+        dedupe_client_context: true,
+        ..sim.settings()
+    });
     let retry = client
         .post_ok("direct_v2/threads/broadcast/text/", &form)
         .await;
     assert_eq!(
         retry["payload"]["item_id"],
         item_id.as_str(),
-        "same client_context, same item"
+        "same client_context, the first item with it"
     );
-
-    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
-    let items = thread["items"].as_array().unwrap();
-    assert_eq!(items[0]["item_id"], item_id.as_str(), "newest first");
     assert_eq!(
-        items[1]["item_id"],
-        incoming.as_str(),
+        sim.thread_snapshot(&seed.direct_thread_id).unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        snapshot["items"].as_array().unwrap().len(),
         "the retry added nothing"
     );
-    let sent = &items[0];
-    assert_eq!(sent["text"], "sure, noon");
-    assert_eq!(sent["is_sent_by_viewer"], true);
-    assert_eq!(sent["otid"], "7334915788632151687");
-    assert_eq!(sent["replied_to_message"]["item_id"], incoming.as_str());
-    assert_eq!(sent["replied_to_message"]["text"], "lunch today?");
-    assert_eq!(items[1]["is_sent_by_viewer"], false);
 
     let missing = [
         ("thread_ids", thread_ids.as_str()),
@@ -588,12 +620,14 @@ async fn links_become_link_items() {
     let ack = client
         .post_ok(
             "direct_v2/threads/broadcast/link/",
-            &[
-                ("thread_ids", thread_ids.as_str()),
-                ("link_text", "look https://example.org/a"),
-                ("link_urls", "[\"https://example.org/a\"]"),
-                ("client_context", "55"),
-            ],
+            &send_form(
+                &[
+                    ("thread_ids", thread_ids.as_str()),
+                    ("link_text", "look https://example.org/a"),
+                    ("link_urls", "[\"https://example.org/a\"]"),
+                ],
+                "55",
+            ),
         )
         .await;
     let thread = fetch_thread(&client, &seed.direct_thread_id).await;
@@ -626,6 +660,9 @@ async fn reactions_land_on_the_item_and_can_be_removed() {
             ("emoji", emoji),
             ("thread_ids", thread_ids.as_str()),
             ("client_context", "99"),
+            ("mutation_token", "99"),
+            ("offline_threading_id", "99"),
+            ("_uuid", "3f1c1a2e-0000-4000-8000-000000000001"),
         ]
         .map(|(name, value)| (name, value.to_owned()))
     };
@@ -661,12 +698,15 @@ async fn reactions_land_on_the_item_and_can_be_removed() {
     assert_eq!(emojis.len(), 1);
     assert_eq!(emojis[0]["sender_id"], seed.friend.pk);
 
-    let missing = [
-        ("thread_ids", thread_ids.as_str()),
-        ("item_id", "32259282530591827013512481076150272"),
-        ("emoji", "🔥"),
-        ("reaction_status", "created"),
-    ];
+    let missing = send_form(
+        &[
+            ("thread_ids", thread_ids.as_str()),
+            ("item_id", "32259282530591827013512481076150272"),
+            ("emoji", "🔥"),
+            ("reaction_status", "created"),
+        ],
+        "100",
+    );
     let response = client
         .post("direct_v2/threads/broadcast/reaction/", &missing)
         .await;
@@ -681,7 +721,10 @@ async fn unsend_removes_own_items_only() {
     let ack = client
         .post_ok(
             "direct_v2/threads/broadcast/text/",
-            &[("thread_ids", thread_ids.as_str()), ("text", "oops")],
+            &send_form(
+                &[("thread_ids", thread_ids.as_str()), ("text", "oops")],
+                "1",
+            ),
         )
         .await;
     let mine = ack["payload"]["item_id"].as_str().unwrap().to_owned();
@@ -740,6 +783,7 @@ async fn thread_actions_change_the_snapshot() {
                 ("thread_id", thread_id_field),
                 ("activity_status", "1"),
                 ("client_context", "5"),
+                ("_uuid", "3f1c1a2e-0000-4000-8000-000000000001"),
             ],
         )
         .await;
@@ -751,6 +795,7 @@ async fn thread_actions_change_the_snapshot() {
                 ("thread_id", thread_id_field),
                 ("activity_status", "0"),
                 ("client_context", "6"),
+                ("_uuid", "3f1c1a2e-0000-4000-8000-000000000001"),
             ],
         )
         .await;
@@ -868,9 +913,8 @@ async fn groups_are_created_renamed_extended_and_left() {
 }
 
 #[tokio::test]
-async fn uploaded_photo_video_and_voice_are_sent_and_served() {
-    let (sim, seed, client) = demo().await;
-    let http = reqwest::Client::new();
+async fn legacy_uploads_answer_an_upload_id_and_no_media_id() {
+    let (sim, seed, _client) = demo().await;
     let cookie = seed
         .demo
         .cookies
@@ -878,130 +922,32 @@ async fn uploaded_photo_video_and_voice_are_sent_and_served() {
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join("; ");
-    let upload =
-        |kind: &'static str, media_type: u8, content_type: &'static str, bytes: Vec<u8>| {
-            let http = http.clone();
-            let cookie = cookie.clone();
-            let csrf = seed.demo.cookies["csrftoken"].clone();
-            let url = format!("{}/rupload_ig{kind}/1748780000000_0_123456", sim.base_url());
-            async move {
-                let response = http
-                    .post(url)
-                    .header("Cookie", cookie)
-                    .header("X-CSRFTOKEN", csrf)
-                    .header(
-                        "X-Instagram-Rupload-Params",
-                        json!({"upload_id": "1748780000000", "media_type": media_type}).to_string(),
-                    )
-                    .header("X-Entity-Name", "1748780000000_0_123456")
-                    .header("X-Entity-Length", bytes.len().to_string())
-                    .header("X-Entity-Type", content_type)
-                    .header("Offset", "0")
-                    .body(bytes)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                let body: Value = response.json().await.unwrap();
-                assert_eq!(body["status"], "ok");
-                assert_eq!(body["upload_id"], "1748780000000");
-                body["media_id"]
-                    .as_u64()
-                    .expect("media_id is an integer")
-                    .to_string()
-            }
-        };
-    let thread_ids = format!("[{}]", seed.direct_thread_id);
-    let photo_bytes = b"\xff\xd8\xff\xe0fake-jpeg-bytes\xff\xd9".to_vec();
-    let photo_id = upload("photo", 1, "image/jpeg", photo_bytes.clone()).await;
-    let ack = client
-        .post_ok(
-            "direct_v2/threads/broadcast/photo_attachment/",
-            &[
-                ("attachment_fbid", photo_id.as_str()),
-                ("thread_ids", thread_ids.as_str()),
-                ("allow_full_aspect_ratio", "true"),
-            ],
+    let http = app_http();
+    let upload = |kind: &'static str| {
+        http.post(format!(
+            "{}/rupload_ig{kind}/1748780000000_0_123456",
+            sim.base_url()
+        ))
+        .header("Cookie", cookie.as_str())
+        .header("X-CSRFTOKEN", seed.demo.cookies["csrftoken"].as_str())
+        .header(
+            "X-Instagram-Rupload-Params",
+            json!({"upload_id": "1748780000000", "media_type": 1}).to_string(),
         )
-        .await;
-    let video_id = upload(
-        "video",
-        2,
-        "video/mp4",
-        b"\x00\x00\x00\x18ftypmp42video".to_vec(),
-    )
-    .await;
-    let video_ack = client
-        .post_ok(
-            "direct_v2/threads/broadcast/video_attachment/",
-            &[
-                ("attachment_fbid", video_id.as_str()),
-                ("thread_ids", thread_ids.as_str()),
-            ],
-        )
-        .await;
-    let voice_id = upload(
-        "video",
-        11,
-        "audio/mp4",
-        b"\x00\x00\x00\x18ftypM4A voice".to_vec(),
-    )
-    .await;
-    let voice_ack = client
-        .post_ok(
-            "direct_v2/threads/broadcast/voice_attachment/",
-            &[
-                ("attachment_fbid", voice_id.as_str()),
-                ("thread_ids", thread_ids.as_str()),
-                ("waveform", "[0.1,0.5,0.9]"),
-                ("waveform_sampling_frequency_hz", "10"),
-            ],
-        )
-        .await;
-
-    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
-    let photo = item_in(&thread, ack["payload"]["item_id"].as_str().unwrap()).unwrap();
-    assert_eq!(photo["item_type"], "media");
-    assert_eq!(photo["media"]["media_type"], 1);
-    let url = photo["media"]["image_versions2"]["candidates"][0]["url"]
-        .as_str()
-        .unwrap();
-    let response = http.get(url).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "image/jpeg");
-    assert_eq!(response.bytes().await.unwrap().to_vec(), photo_bytes);
-
-    let video = item_in(&thread, video_ack["payload"]["item_id"].as_str().unwrap()).unwrap();
-    assert_eq!(video["media"]["media_type"], 2);
-    let video_url = video["media"]["video_versions"][0]["url"].as_str().unwrap();
+        .header("X-Entity-Name", "1748780000000_0_123456")
+        .header("X-Entity-Length", "4")
+        .header("X-Entity-Type", "image/jpeg")
+        .header("Offset", "0")
+        .body(b"\xff\xd8\xff\xd9".to_vec())
+        .send()
+    };
+    let photo: Value = upload("photo").await.unwrap().json().await.unwrap();
     assert_eq!(
-        http.get(video_url).send().await.unwrap().headers()["content-type"],
-        "video/mp4"
+        photo,
+        json!({"upload_id": "1748780000000", "xsharing_nonces": {}, "status": "ok"})
     );
-
-    let voice = item_in(&thread, voice_ack["payload"]["item_id"].as_str().unwrap()).unwrap();
-    assert_eq!(voice["item_type"], "voice_media");
-    assert_eq!(
-        voice["voice_media"]["media"]["audio"]["waveform_data"],
-        json!([0.1, 0.5, 0.9])
-    );
-    let audio_url = voice["voice_media"]["media"]["audio"]["audio_src"]
-        .as_str()
-        .unwrap();
-    assert_eq!(
-        http.get(audio_url).send().await.unwrap().headers()["content-type"],
-        "audio/mp4"
-    );
-
-    let bad = client
-        .post(
-            "direct_v2/threads/broadcast/photo_attachment/",
-            &[
-                ("attachment_fbid", "1"),
-                ("thread_ids", thread_ids.as_str()),
-            ],
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let video: Value = upload("video").await.unwrap().json().await.unwrap();
+    assert_eq!(video, json!({"xsharing_nonces": {}, "status": "ok"}));
 }
 
 #[tokio::test]
@@ -1132,6 +1078,138 @@ async fn faults_answer_the_next_requests_then_stop() {
     assert_eq!(response.json()["message"], "feedback_required");
 }
 
+/// The texts of a thread's items sent by `pk`, newest first.
+fn texts_from(sim: &Simulator, thread_id: &str, pk: u64) -> Vec<String> {
+    sim.thread_snapshot(thread_id).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["user_id"] == pk && item["item_type"] == "text")
+        .map(|item| item["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn faults_after_the_write_keep_the_item_and_lose_the_answer() {
+    let (sim, seed, client) = demo().await;
+    let thread_ids = format!("[{}]", seed.direct_thread_id);
+    let send_form = |text: &'static str, context: &'static str| {
+        vec![
+            ("action", "send_item"),
+            ("thread_ids", thread_ids.clone().leak() as &str),
+            ("text", text),
+            ("client_context", context),
+            ("mutation_token", context),
+            ("offline_threading_id", context),
+            ("_uuid", "3f1c1a2e-0000-4000-8000-000000000001"),
+        ]
+    };
+
+    // Write, then 500: the item is there although the answer says the server failed.
+    sim.inject_fault(Fault {
+        path_prefix: "direct_v2/threads/broadcast/text/".into(),
+        status: Some(500),
+        after_write: true,
+        ..Fault::default()
+    });
+    let response = client
+        .post(
+            "direct_v2/threads/broadcast/text/",
+            &send_form("written then 500", "6800011111111111001"),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.json()["message"], "Unknown Server Error.");
+    assert_eq!(
+        texts_from(&sim, &seed.direct_thread_id, seed.demo.pk)[0],
+        "written then 500"
+    );
+
+    // Write, then drop the connection: the client gets no answer at all.
+    sim.inject_fault(Fault {
+        path_prefix: "direct_v2/threads/broadcast/text/".into(),
+        after_write: true,
+        drop_connection: true,
+        ..Fault::default()
+    });
+    let cookie = seed
+        .demo
+        .cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let dropped = app_http()
+        .post(format!(
+            "{}/direct_v2/threads/broadcast/text/",
+            sim.api_base_url()
+        ))
+        .header("Cookie", cookie.as_str())
+        .header("X-CSRFTOKEN", seed.demo.cookies["csrftoken"].as_str())
+        .form(&send_form("written then dropped", "6800011111111111002"))
+        .send()
+        .await;
+    let error = dropped.expect_err("no response when the connection is dropped");
+    assert!(!error.is_status() && !error.is_connect(), "{error:?}");
+    let texts = texts_from(&sim, &seed.direct_thread_id, seed.demo.pk);
+    assert_eq!(texts[0], "written then dropped");
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|text| *text == "written then dropped")
+            .count(),
+        1
+    );
+    let logged = sim.request_log();
+    assert_eq!(logged.last().unwrap().status, 0, "logged as unanswered");
+    assert_eq!(logged.last().unwrap().pk, Some(seed.demo.pk));
+
+    // Dropped before the write: nothing is sent.
+    sim.inject_fault(Fault {
+        path_prefix: "direct_v2/threads/broadcast/text/".into(),
+        drop_connection: true,
+        ..Fault::default()
+    });
+    let before = app_http()
+        .post(format!(
+            "{}/direct_v2/threads/broadcast/text/",
+            sim.api_base_url()
+        ))
+        .header("Cookie", cookie.as_str())
+        .header("X-CSRFTOKEN", seed.demo.cookies["csrftoken"].as_str())
+        .form(&send_form("never written", "6800011111111111003"))
+        .send()
+        .await;
+    assert!(before.is_err());
+    assert!(!texts_from(&sim, &seed.direct_thread_id, seed.demo.pk)
+        .contains(&"never written".to_owned()));
+
+    // The control API takes the same faults.
+    let http = app_http();
+    let injected = http
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({
+            "path_prefix": "direct_v2/threads/broadcast/text/",
+            "status": 503,
+            "after_write": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(injected.status(), StatusCode::OK);
+    let response = client
+        .post(
+            "direct_v2/threads/broadcast/text/",
+            &send_form("written then 503", "6800011111111111004"),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        texts_from(&sim, &seed.direct_thread_id, seed.demo.pk)[0],
+        "written then 503"
+    );
+}
+
 #[tokio::test]
 async fn the_rate_limit_answers_429_once_exceeded() {
     let (sim, _seed, client) = demo().await;
@@ -1157,7 +1235,7 @@ async fn the_rate_limit_answers_429_once_exceeded() {
 #[tokio::test]
 async fn the_control_api_works_over_http() {
     let sim = Simulator::start().await;
-    let http = reqwest::Client::new();
+    let http = app_http();
     let control = |path: &str| format!("{}/_sim/{path}", sim.base_url());
     let alice: Value = http
         .post(control("accounts"))
@@ -1278,7 +1356,7 @@ async fn a_bearer_authorization_header_works_like_the_cookies() {
         "Bearer IGT:2:{}",
         base64::engine::general_purpose::STANDARD.encode(token.to_string())
     );
-    let http = reqwest::Client::new();
+    let http = app_http();
     let response = http
         .get(format!(
             "{}/accounts/current_user/?edit=true",
