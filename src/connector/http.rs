@@ -422,9 +422,7 @@ impl Connector {
             }
         }
         Ok(PreparedRequest {
-            retry_safe: request
-                .idempotent
-                .unwrap_or(request.method.is_idempotent()),
+            retry_safe: request.idempotent.unwrap_or(request.method.is_idempotent()),
             method: request.method.clone(),
             url,
             headers,

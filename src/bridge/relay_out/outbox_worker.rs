@@ -287,7 +287,8 @@ async fn hold(
         )
         .await;
         if notice && index == 0 {
-            if let (Ok(room), Ok(event)) = (RoomId::parse(&portal.room_id), EventId::parse(event_id))
+            if let (Ok(room), Ok(event)) =
+                (RoomId::parse(&portal.room_id), EventId::parse(event_id))
             {
                 let body = format!("Your message was not sent to Instagram yet. {message}");
                 status::notice(bridge, &room, &event, "held", &body).await;
@@ -346,7 +347,10 @@ impl Drain<'_> {
                 });
                 return self.give_up(entry, &failure).await;
             }
-            attempts = store.begin_outbox_attempt(event_id).await?.unwrap_or(attempts + 1);
+            attempts = store
+                .begin_outbox_attempt(event_id)
+                .await?
+                .unwrap_or(attempts + 1);
             match self.dispatch(entry, &outgoing).await {
                 Ok(carried) => return self.sent(entry, carried).await,
                 Err(failure) => match failure.verdict() {
