@@ -4,7 +4,8 @@
 //! with the right text, reply target and client_context, once (its echo is
 //! not bridged back); the send status and the bot's receipt reach the room;
 //! faults during sends lose and repeat nothing and are told plainly; and a
-//! bridge killed while 300 messages go out sends each exactly once, in order.
+//! bridge killed while 300 messages go out, or whose sends are written and
+//! then lose their answer, sends each exactly once, in order.
 
 use instagram_sim::{Account, Fault};
 use matrix_instagram::bridge::relay_out::client_context;
@@ -23,6 +24,11 @@ on_both_databases!(
     faults_during_sends_lose_and_repeat_nothing,
     faults_during_sends_lose_and_repeat_nothing_sqlite,
     faults_during_sends_lose_and_repeat_nothing_postgres
+);
+on_both_databases!(
+    dropped_connections_while_sending_lose_and_repeat_nothing,
+    dropped_connections_while_sending_lose_and_repeat_nothing_sqlite,
+    dropped_connections_while_sending_lose_and_repeat_nothing_postgres
 );
 on_both_databases!(
     killed_while_sending_sends_every_message_once,
@@ -472,15 +478,7 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
 
 async fn killed_while_sending_sends_every_message_once(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    let threads: Vec<(Account, String, String)> = (0..5)
-        .map(|n| friend_thread(&fixture, &format!("friend.{n}")))
-        .collect();
-    fixture.e2e.start_bridge().await;
-    let mut rooms = Vec::new();
-    for (_, thread, _) in &threads {
-        let room = join_portal(&fixture, thread).await;
-        rooms.push(room);
-    }
+    let (threads, rooms) = five_portals(&mut fixture).await;
 
     // 300 messages across the portals, interleaved; the bridge is killed
     // while it carries the first 100 out, and the rest are sent while it is
@@ -494,7 +492,7 @@ async fn killed_while_sending_sends_every_message_once(backend: Backend) {
     poll("the sends under way", || async {
         let landed: usize = threads
             .iter()
-            .map(|(_, thread, _)| my_items(&fixture, thread).len())
+            .map(|thread| my_items(&fixture, thread).len())
             .sum();
         (landed >= 20).then_some(())
     })
@@ -508,7 +506,7 @@ async fn killed_while_sending_sends_every_message_once(backend: Backend) {
     }
     fixture.e2e.start_bridge().await;
 
-    for (_, thread, _) in &threads {
+    for thread in &threads {
         let items = wait_for_my_text(&fixture, thread, "out 59").await;
         assert_eq!(texts(&items), expected, "every message once, in order");
     }
@@ -521,4 +519,53 @@ async fn killed_while_sending_sends_every_message_once(backend: Backend) {
             .count();
         assert_eq!(echoed, 0, "no echo bridged back");
     }
+}
+
+/// Five portals with alice joined, their threads and rooms.
+async fn five_portals(fixture: &mut RelayFixture) -> (Vec<String>, Vec<String>) {
+    let threads: Vec<String> = (0..5)
+        .map(|n| friend_thread(fixture, &format!("friend.{n}")).1)
+        .collect();
+    fixture.e2e.start_bridge().await;
+    let mut rooms = Vec::new();
+    for thread in &threads {
+        rooms.push(join_portal(fixture, thread).await);
+    }
+    (threads, rooms)
+}
+
+async fn dropped_connections_while_sending_lose_and_repeat_nothing(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    // The faults below strike the next sends of any portal, so one message
+    // may meet several in a row: enough tries that none is given up.
+    fixture.configure(&["sending", "max_attempts"], 20);
+    let (threads, rooms) = five_portals(&mut fixture).await;
+    // Sends written and then answered by a dropped connection or a 500, and
+    // sends whose connection drops before they are written.
+    for (status, drop_connection, after_write) in [
+        (None, true, true),
+        (Some(500), false, true),
+        (None, true, false),
+    ] {
+        fixture.sim.inject_fault(send_fault(Fault {
+            status,
+            drop_connection,
+            after_write,
+            times: 20,
+            ..Fault::default()
+        }));
+    }
+    let expected: Vec<String> = (0..60).map(|n| format!("out {n}")).collect();
+    for text in &expected {
+        for room in &rooms {
+            send(&mut fixture, room, text).await;
+        }
+    }
+    for thread in &threads {
+        let items = wait_for_my_text(&fixture, thread, "out 59").await;
+        assert_eq!(texts(&items), expected, "every message once, in order");
+    }
+    // Every fault struck: 60 sends were repeated after a lookup, 40 of them
+    // were found written instead.
+    assert_eq!(fixture.sim.request_count("POST", SEND_TEXT), 300 + 20);
 }
