@@ -211,6 +211,25 @@ impl Connector {
         self.write(write.action(), params, creds).await
     }
 
+    /// Replaces the text of one of the user's own text messages (`edit`);
+    /// `client_context` is the edited message's, when known.
+    pub async fn edit_message(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        message_id: &str,
+        text: &str,
+        client_context: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        let params = json!({
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "text": text,
+            "client_context": client_context,
+        });
+        self.write("edit", params, creds).await
+    }
+
     /// Starts or stops the typing indicator (`send_typing`).
     pub async fn set_typing(
         &self,
