@@ -57,9 +57,18 @@ async fn every_write_sends_a_numeric_client_context_instagram_accepts() {
     assert_eq!(items(&fx, &thread)[0]["client_context"], context.as_str());
 
     fx.connector
-        .write_message(&mut fx.creds, &thread, &sent.id, MessageWrite::React("🔥"))
+        .write_message_with_context(
+            &mut fx.creds,
+            &thread,
+            &sent.id,
+            MessageWrite::React("🔥"),
+            Some("6800012345678900077"),
+        )
         .await
         .unwrap();
+    let reaction = &items(&fx, &thread)[0]["reactions"]["emojis"][0];
+    assert_eq!(reaction["emoji"], "🔥");
+    assert_eq!(reaction["client_context"], "6800012345678900077");
     fx.connector
         .write_message(&mut fx.creds, &thread, &sent.id, MessageWrite::Unreact)
         .await
