@@ -7,6 +7,8 @@
 //! bridge killed while 300 messages go out, or whose sends are written and
 //! then lose their answer, sends each exactly once, in order.
 
+use std::time::{Duration, Instant};
+
 use instagram_sim::{Account, Fault};
 use matrix_instagram::bridge::relay_out::client_context;
 use serde_json::{json, Value};
@@ -507,7 +509,7 @@ async fn killed_while_sending_sends_every_message_once(backend: Backend) {
     fixture.e2e.start_bridge().await;
 
     for thread in &threads {
-        let items = wait_for_my_text(&fixture, thread, "out 59").await;
+        let items = wait_for_backlog(&fixture, thread, "out 59").await;
         assert_eq!(texts(&items), expected, "every message once, in order");
     }
     for room in &rooms {
@@ -562,10 +564,33 @@ async fn dropped_connections_while_sending_lose_and_repeat_nothing(backend: Back
         }
     }
     for thread in &threads {
-        let items = wait_for_my_text(&fixture, thread, "out 59").await;
+        let items = wait_for_backlog(&fixture, thread, "out 59").await;
         assert_eq!(texts(&items), expected, "every message once, in order");
     }
     // Every fault struck: 60 sends were repeated after a lookup, 40 of them
     // were found written instead.
     assert_eq!(fixture.sim.request_count("POST", SEND_TEXT), 300 + 20);
+}
+
+/// How long a backlog may take to go out after a restart: Synapse delivers
+/// the events it queued while the bridge was down one stored transaction at
+/// a time, so hundreds of them take minutes on a busy machine.
+const BACKLOG_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits (up to [`BACKLOG_WAIT`]) until alice's account has sent an item
+/// with text `last` in the thread; returns all of its items then.
+async fn wait_for_backlog(fixture: &RelayFixture, thread: &str, last: &str) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let items = my_items(fixture, thread);
+        if texts(&items).iter().any(|text| text == last) {
+            return items;
+        }
+        assert!(
+            started.elapsed() < BACKLOG_WAIT,
+            "{last:?} did not reach Instagram within {BACKLOG_WAIT:?}; alice's items: {:?}",
+            texts(&items)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
