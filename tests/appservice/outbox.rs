@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use instagram_sim::{Account, Fault};
+use instagram_sim::{Account, Fault, Settings};
 use matrix_instagram::bridge::relay_out::client_context;
 use serde_json::{json, Value};
 
@@ -523,8 +523,13 @@ async fn killed_while_sending_sends_every_message_once(backend: Backend) {
     }
 }
 
-/// Five portals with alice joined, their threads and rooms.
+/// Five portals with alice joined, their threads and rooms; Instagram's
+/// spam limit on sends is lifted (300 messages in a minute would meet it).
 async fn five_portals(fixture: &mut RelayFixture) -> (Vec<String>, Vec<String>) {
+    fixture.sim.set_settings(Settings {
+        send_limit_per_minute: 0,
+        ..fixture.sim.settings()
+    });
     let threads: Vec<String> = (0..5)
         .map(|n| friend_thread(fixture, &format!("friend.{n}")).1)
         .collect();
