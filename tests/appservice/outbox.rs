@@ -7,7 +7,9 @@
 //! bridge killed while 300 messages go out, or whose sends are written and
 //! then lose their answer, sends each exactly once, in order.
 
-use instagram_sim::{Account, Fault};
+use std::time::{Duration, Instant};
+
+use instagram_sim::{Account, Fault, Settings};
 use matrix_instagram::bridge::relay_out::client_context;
 use serde_json::{json, Value};
 
@@ -367,21 +369,13 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
     let dropped = send(&mut fixture, &room, "written then dropped").await;
     wait_for_status(&fixture, &room, &dropped, "SUCCESS").await;
 
-    // Flagged as spam: given up at once, told plainly.
-    fixture.sim.inject_fault(send_fault(Fault {
-        status: Some(400),
-        body: Some(
-            json!({
-                "message": "feedback_required",
-                "spam": true,
-                "feedback_title": "Try Again Later",
-                "feedback_message": "We restrict certain activity to protect our community.",
-                "status": "fail",
-            })
-            .to_string(),
-        ),
-        ..Fault::default()
-    }));
+    // Sending faster than Instagram allows one session: its spam warning
+    // (feedback_required) gives the message up at once, told plainly.
+    let settings = fixture.sim.settings();
+    fixture.sim.set_settings(Settings {
+        send_limit_per_minute: 1,
+        ..settings
+    });
     let flagged = send(&mut fixture, &room, "flagged").await;
     let history = wait_for_status(&fixture, &room, &flagged, "FAIL_PERMANENT").await;
     let failed = statuses(&history, &bot, &flagged);
@@ -392,6 +386,10 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
             .is_some_and(|m| m.contains("spam (feedback_required)")),
         "{failed:?}"
     );
+    fixture.sim.set_settings(Settings {
+        send_limit_per_minute: 0,
+        ..settings
+    });
 
     // Rate-limited for good: given up after sending.max_attempts tries.
     fixture.sim.inject_fault(send_fault(Fault {
@@ -507,7 +505,7 @@ async fn killed_while_sending_sends_every_message_once(backend: Backend) {
     fixture.e2e.start_bridge().await;
 
     for thread in &threads {
-        let items = wait_for_my_text(&fixture, thread, "out 59").await;
+        let items = wait_for_backlog(&fixture, thread, "out 59").await;
         assert_eq!(texts(&items), expected, "every message once, in order");
     }
     for room in &rooms {
@@ -521,8 +519,13 @@ async fn killed_while_sending_sends_every_message_once(backend: Backend) {
     }
 }
 
-/// Five portals with alice joined, their threads and rooms.
+/// Five portals with alice joined, their threads and rooms; Instagram's
+/// spam limit on sends is lifted (300 messages in a minute would meet it).
 async fn five_portals(fixture: &mut RelayFixture) -> (Vec<String>, Vec<String>) {
+    fixture.sim.set_settings(Settings {
+        send_limit_per_minute: 0,
+        ..fixture.sim.settings()
+    });
     let threads: Vec<String> = (0..5)
         .map(|n| friend_thread(fixture, &format!("friend.{n}")).1)
         .collect();
@@ -562,10 +565,33 @@ async fn dropped_connections_while_sending_lose_and_repeat_nothing(backend: Back
         }
     }
     for thread in &threads {
-        let items = wait_for_my_text(&fixture, thread, "out 59").await;
+        let items = wait_for_backlog(&fixture, thread, "out 59").await;
         assert_eq!(texts(&items), expected, "every message once, in order");
     }
     // Every fault struck: 60 sends were repeated after a lookup, 40 of them
     // were found written instead.
     assert_eq!(fixture.sim.request_count("POST", SEND_TEXT), 300 + 20);
+}
+
+/// How long a backlog may take to go out after a restart: Synapse delivers
+/// the events it queued while the bridge was down one stored transaction at
+/// a time, so hundreds of them take minutes on a busy machine.
+const BACKLOG_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits (up to [`BACKLOG_WAIT`]) until alice's account has sent an item
+/// with text `last` in the thread; returns all of its items then.
+async fn wait_for_backlog(fixture: &RelayFixture, thread: &str, last: &str) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let items = my_items(fixture, thread);
+        if texts(&items).iter().any(|text| text == last) {
+            return items;
+        }
+        assert!(
+            started.elapsed() < BACKLOG_WAIT,
+            "{last:?} did not reach Instagram within {BACKLOG_WAIT:?}; alice's items: {:?}",
+            texts(&items)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
