@@ -56,7 +56,7 @@ pub fn txn_id(parts: &[&str]) -> OwnedTransactionId {
 }
 
 /// A hash of an item's text, to notice edits.
-fn text_hash(text: Option<&str>) -> Option<String> {
+pub(crate) fn text_hash(text: Option<&str>) -> Option<String> {
     text.map(|text| {
         Sha256::digest(text.as_bytes())[..12]
             .iter()

@@ -210,6 +210,47 @@ impl Connector {
         self.write(write.action(), params, creds).await
     }
 
+    /// Replaces the text of one of the user's own messages (`edit`);
+    /// `client_context` is the one the message was sent with.
+    pub async fn edit_text(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        message_id: &str,
+        text: &str,
+        client_context: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        let params = json!({
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "text": text,
+            "client_context": client_context,
+        });
+        self.write("edit", params, creds).await
+    }
+
+    /// Sets a group conversation's title (`rename`).
+    pub async fn rename_conversation(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        title: &str,
+    ) -> Result<Conversation, ConnectorError> {
+        let params = json!({ "conversation_id": conversation_id, "title": title });
+        self.call("rename", params, creds).await
+    }
+
+    /// Adds users to a group conversation (`add_users`).
+    pub async fn add_users(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        user_ids: &[&str],
+    ) -> Result<Conversation, ConnectorError> {
+        let params = json!({ "conversation_id": conversation_id, "user_ids": user_ids });
+        self.call("add_users", params, creds).await
+    }
+
     /// Starts or stops the typing indicator (`send_typing`).
     pub async fn set_typing(
         &self,

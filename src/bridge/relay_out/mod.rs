@@ -1,0 +1,3 @@
+//! Matrix -> Instagram: what users do in portal rooms, carried out on Instagram.
+
+pub mod changes;
