@@ -94,7 +94,8 @@ pub(super) async fn edit(
             {
                 return Err(refused());
             }
-            item.timestamp.map_or(record.timestamp, |t| t.timestamp_millis())
+            item.timestamp
+                .map_or(record.timestamp, |t| t.timestamp_millis())
         }
         None => record.timestamp,
     };

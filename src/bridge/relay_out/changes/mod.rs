@@ -47,12 +47,22 @@ pub enum Change {
 /// What was done on Instagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeDone {
-    Edited { item_id: String },
-    Reacted { item_id: String },
-    Unreacted { item_id: String },
-    Unsent { item_id: String },
+    Edited {
+        item_id: String,
+    },
+    Reacted {
+        item_id: String,
+    },
+    Unreacted {
+        item_id: String,
+    },
+    Unsent {
+        item_id: String,
+    },
     Renamed,
-    UserAdded { ig_user_id: String },
+    UserAdded {
+        ig_user_id: String,
+    },
     /// The target is not on Instagram (never bridged, already unsent, or a
     /// reaction already removed): there is nothing to do.
     NothingToDo,
