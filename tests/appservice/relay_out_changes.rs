@@ -4,8 +4,15 @@
 //! on both sides), unreact, unsend, group renames and puppets invited into a
 //! group; and what cannot be done is refused with a notice. Each change
 //! alters the simulator's thread and its send status reaches the room.
+//! `carry_out_in_process` drives the changes module itself in the test
+//! process, then relays the thread back as the poll would.
 
 use instagram_sim::Account;
+use matrix_instagram::bridge::portal::ensure_portal;
+use matrix_instagram::bridge::relay_in::relay_message;
+use matrix_instagram::bridge::relay_out::changes::{carry_out, Change, ChangeDone, ChangeError};
+use matrix_instagram::bridge::Bridge;
+use matrix_instagram::store::{LoginRecord, PortalRecord};
 use ruma::RoomId;
 use serde_json::{json, Value};
 
@@ -14,6 +21,11 @@ use crate::harness::relay::{poll, RelayFixture};
 use crate::harness::synapse::random_hex;
 use crate::harness::Backend;
 
+on_both_databases!(
+    carry_out_in_process,
+    carry_out_in_process_sqlite,
+    carry_out_in_process_postgres
+);
 on_both_databases!(
     edits_change_the_text_on_instagram,
     edits_change_the_text_on_instagram_sqlite,
@@ -497,4 +509,268 @@ async fn group_portals_rename_and_add_members(backend: Backend) {
             .is_some_and(|m| m.contains(&json!(newcomer.pk))),
         "the 1:1 thread is unchanged: {members}"
     );
+}
+
+/// The changes module with alice's login, without the bridge process: each
+/// change is carried out directly, then the thread's newest page relayed as
+/// the next poll would relay it.
+struct InProcess<'a> {
+    fixture: &'a RelayFixture,
+    bridge: std::sync::Arc<Bridge>,
+    login: LoginRecord,
+    portal: PortalRecord,
+}
+
+impl InProcess<'_> {
+    async fn carry_out(&self, change: Change) -> Result<ChangeDone, ChangeError> {
+        let mut credentials = self.fixture.credentials().await;
+        carry_out(
+            &self.bridge,
+            &self.login,
+            &mut credentials,
+            &self.portal,
+            &self.login.mxid,
+            &change,
+            "6800011111111111111",
+        )
+        .await
+    }
+
+    /// Relays the thread's newest page as a poll would.
+    async fn relay_page(&self) {
+        let mut credentials = self.fixture.credentials().await;
+        let page = self
+            .bridge
+            .connector
+            .list_messages_page(&mut credentials, &self.portal.thread_id, None)
+            .await
+            .unwrap_or_else(|err| panic!("reading the thread: {err}"));
+        for message in page.messages.iter().rev() {
+            relay_message(&self.bridge, &self.login, &self.portal, message)
+                .await
+                .unwrap_or_else(|err| panic!("relaying {}: {err}", message.id));
+        }
+    }
+
+    async fn event_of(&self, item_id: &str) -> String {
+        self.fixture
+            .store()
+            .await
+            .message_by_item(&self.login.mxid, &self.portal.thread_id, item_id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("item {item_id} was not bridged"))
+            .event_id
+    }
+}
+
+fn refusal(result: Result<ChangeDone, ChangeError>) -> String {
+    match result {
+        Err(ChangeError::Refused(reason)) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn carry_out_in_process(backend: Backend) {
+    let fixture = RelayFixture::prepare(backend, "alice.insta").await;
+    let bridge = fixture.in_process().await;
+    let login = fixture.login().await;
+    let (sim, me) = (&fixture.sim, fixture.me.pk);
+    let friend = fixture.instagram_user("friend.one", "A Friend");
+    let thread = sim.create_thread(me, &[friend.pk], None).unwrap();
+    let question = sim.post_text(&thread, friend.pk, "pick a time").unwrap();
+    // alice answers from the Instagram app.
+    let answer = sim.post_text(&thread, me, "see you at 7").unwrap();
+    let mut credentials = fixture.credentials().await;
+    let conversation = bridge
+        .connector
+        .get_conversation(&mut credentials, &thread)
+        .await
+        .unwrap_or_else(|err| panic!("reading the thread: {err}"));
+    let portal = ensure_portal(&bridge, &login, &conversation, false)
+        .await
+        .unwrap_or_else(|err| panic!("ensure_portal: {err}"));
+    let room = fixture.join_portal(&thread).await;
+    let chat = InProcess {
+        fixture: &fixture,
+        bridge,
+        login,
+        portal,
+    };
+    chat.relay_page().await;
+    let question_event = chat.event_of(&question).await;
+    let answer_event = chat.event_of(&answer).await;
+
+    // Edit: alice's own text changes; the next poll bridges no edit back.
+    let edit = Change::Edit {
+        target_event: answer_event.clone(),
+        text: "see you at 8".to_owned(),
+    };
+    assert_eq!(
+        chat.carry_out(edit).await.unwrap(),
+        ChangeDone::Edited {
+            item_id: answer.clone()
+        }
+    );
+    assert_eq!(texts(&fixture, &thread)[1], (me, "see you at 8".to_owned()));
+    let edit_of_question = Change::Edit {
+        target_event: question_event.clone(),
+        text: "never".to_owned(),
+    };
+    assert_eq!(
+        refusal(chat.carry_out(edit_of_question).await),
+        "Instagram cannot edit this message"
+    );
+    assert_eq!(texts(&fixture, &thread)[0].1, "pick a time");
+
+    // React twice: the second replaces the first on both sides.
+    let react = |key: &'static str| {
+        send_event(
+            &fixture,
+            &room,
+            "m.reaction",
+            json!({"m.relates_to": {
+                "rel_type": "m.annotation", "event_id": question_event, "key": key,
+            }}),
+        )
+    };
+    let thumbs = react("👍").await;
+    let change = Change::React {
+        target_event: question_event.clone(),
+        key: "👍".to_owned(),
+        reaction_event: thumbs.clone(),
+    };
+    chat.carry_out(change).await.unwrap();
+    assert_eq!(
+        reactions(&fixture, &thread, "pick a time"),
+        [(me, "👍".to_owned())]
+    );
+    let heart = react("❤️").await;
+    let change = Change::React {
+        target_event: question_event.clone(),
+        key: "❤️".to_owned(),
+        reaction_event: heart.clone(),
+    };
+    chat.carry_out(change).await.unwrap();
+    assert_eq!(
+        reactions(&fixture, &thread, "pick a time"),
+        [(me, "❤️".to_owned())]
+    );
+    let history = fixture.user.room_history(&room).await.unwrap();
+    let first = history.iter().find(|e| event_id(e) == thumbs).unwrap();
+    assert!(
+        first.event["unsigned"]["redacted_because"].is_object(),
+        "the replaced reaction is redacted in Matrix"
+    );
+
+    chat.relay_page().await;
+    let history = fixture.user.room_history(&room).await.unwrap();
+    assert!(
+        !history.iter().any(|e| {
+            e.event["content"]["m.relates_to"]["rel_type"] == "m.replace"
+                || (e.kind() == "m.reaction" && e.sender() != fixture.user.user_id)
+        }),
+        "neither the edit nor the reaction comes back from Instagram"
+    );
+
+    // Unreact, then unsend alice's message; the friend's cannot be unsent.
+    let unreact = Change::Redact {
+        target_event: heart.clone(),
+    };
+    assert_eq!(
+        chat.carry_out(unreact).await.unwrap(),
+        ChangeDone::Unreacted {
+            item_id: question.clone()
+        }
+    );
+    assert!(reactions(&fixture, &thread, "pick a time").is_empty());
+    let unsend_question = Change::Redact {
+        target_event: question_event.clone(),
+    };
+    assert_eq!(
+        refusal(chat.carry_out(unsend_question).await),
+        "Only your own messages can be unsent on Instagram"
+    );
+    let unsend = Change::Redact {
+        target_event: answer_event.clone(),
+    };
+    assert_eq!(
+        chat.carry_out(unsend).await.unwrap(),
+        ChangeDone::Unsent {
+            item_id: answer.clone()
+        }
+    );
+    assert_eq!(
+        texts(&fixture, &thread),
+        [(friend.pk, "pick a time".to_owned())]
+    );
+    // A redaction of something never bridged has nothing to do.
+    let unknown = Change::Redact {
+        target_event: "$unknown:localhost".to_owned(),
+    };
+    assert_eq!(
+        chat.carry_out(unknown).await.unwrap(),
+        ChangeDone::NothingToDo
+    );
+
+    // A 1:1 chat has no title and no members to add on Instagram.
+    let rename = Change::Rename {
+        title: "Us".to_owned(),
+    };
+    assert!(refusal(chat.carry_out(rename).await).contains("only group chats can be renamed"));
+    let newcomer = fixture.instagram_user("new.comer", "New Comer");
+    let invite = Change::Invite {
+        user_mxid: puppet(newcomer.pk),
+        ig_user_id: newcomer.pk.to_string(),
+    };
+    assert!(refusal(chat.carry_out(invite.clone()).await).contains("one-to-one"));
+
+    // A group: renamed, and the invited puppet's user added (the puppet joins).
+    let group = sim.create_thread(me, &[friend.pk], Some("Trip")).unwrap();
+    let conversation = chat
+        .bridge
+        .connector
+        .get_conversation(&mut credentials, &group)
+        .await
+        .unwrap_or_else(|err| panic!("reading the group: {err}"));
+    let group_chat = InProcess {
+        portal: ensure_portal(&chat.bridge, &chat.login, &conversation, false)
+            .await
+            .unwrap_or_else(|err| panic!("ensure_portal: {err}")),
+        ..chat
+    };
+    fixture.join_portal(&group).await;
+    let rename = Change::Rename {
+        title: "Trip 2027".to_owned(),
+    };
+    assert_eq!(
+        group_chat.carry_out(rename).await.unwrap(),
+        ChangeDone::Renamed
+    );
+    assert_eq!(thread_state(&fixture, &group)["title"], "Trip 2027");
+    let saved = fixture
+        .store()
+        .await
+        .portal_by_thread(&group_chat.login.mxid, &group)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.name.as_deref(), Some("Trip 2027"), "the portal knows");
+
+    group_chat.carry_out(invite).await.unwrap();
+    let members = thread_state(&fixture, &group)["members"].clone();
+    assert!(
+        members
+            .as_array()
+            .is_some_and(|m| m.contains(&json!(newcomer.pk))),
+        "the newcomer is in the group: {members}"
+    );
+    let joined = fixture
+        .user
+        .joined_members(&group_chat.portal.room_id)
+        .await
+        .unwrap();
+    assert!(joined.contains(&puppet(newcomer.pk)), "{joined:?}");
+    let profile = fixture.profile(&puppet(newcomer.pk)).await.unwrap();
+    assert_eq!(profile["displayname"], "New Comer (Instagram)");
 }
