@@ -19,8 +19,9 @@ pub struct OutgoingText {
     pub text: String,
     /// The id of the message this one replies to.
     pub reply_to: Option<String>,
-    /// The dedupe key of the send (derived from the Matrix event id by the
-    /// bridge), echoed back by the platform; generated when `None`.
+    /// The send's key (a decimal number, derived from the Matrix event id by
+    /// the bridge), echoed back by the platform on the item; generated when
+    /// `None`. The platform does not promise to dedupe on it.
     pub client_context: Option<String>,
 }
 
