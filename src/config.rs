@@ -652,7 +652,10 @@ impl Config {
             problem("sending.max_attempts", "must be at least 1".to_owned());
         }
         if self.sending.request_timeout_ms == 0 {
-            problem("sending.request_timeout_ms", "must be more than 0".to_owned());
+            problem(
+                "sending.request_timeout_ms",
+                "must be more than 0".to_owned(),
+            );
         }
         if self.media.max_bytes == 0 {
             problem("media.max_bytes", "must be more than 0".to_owned());
@@ -914,7 +917,10 @@ impl Config {
                 "@SEND_BACKOFF@",
                 self.sending.initial_backoff_ms.to_string(),
             ),
-            ("@SEND_MAX_BACKOFF@", self.sending.max_backoff_ms.to_string()),
+            (
+                "@SEND_MAX_BACKOFF@",
+                self.sending.max_backoff_ms.to_string(),
+            ),
             (
                 "@SEND_TIMEOUT@",
                 self.sending.request_timeout_ms.to_string(),

@@ -483,9 +483,10 @@ async fn notify(bridge: &Bridge, mxid: &str, state: &str, text: &str) -> Result<
         .ok_or_else(|| "the user has no management room".to_owned())?;
     let room_id = RoomId::parse(&room).map_err(|e| e.to_string())?;
     let reply = super::commands::Reply::text(text);
-    let content = AnyMessageLikeEventContent::RoomMessage(
-        RoomMessageEventContent::notice_html(reply.plain, reply.html),
-    );
+    let content = AnyMessageLikeEventContent::RoomMessage(RoomMessageEventContent::notice_html(
+        reply.plain,
+        reply.html,
+    ));
     let txn_id: OwnedTransactionId =
         format!("mi-login-{state}-{}", Utc::now().timestamp_millis()).into();
     bridge

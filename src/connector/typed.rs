@@ -211,6 +211,32 @@ impl Connector {
         self.write(write.action(), params, creds).await
     }
 
+    /// Reacts to a message with `emoji`, or removes the user's reaction
+    /// (`None`), under the caller's `client_context` (`react`, `unreact`), so
+    /// that a repeated change is the same change.
+    pub async fn set_reaction(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        message_id: &str,
+        emoji: Option<&str>,
+        client_context: &str,
+    ) -> Result<(), ConnectorError> {
+        let mut params = json!({
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "client_context": client_context,
+        });
+        let action = match emoji {
+            Some(emoji) => {
+                params["emoji"] = json!(emoji);
+                "react"
+            }
+            None => "unreact",
+        };
+        self.write(action, params, creds).await
+    }
+
     /// Replaces the text of one of the user's own messages (`edit`);
     /// `client_context` is the one the message was sent with.
     pub async fn edit_text(

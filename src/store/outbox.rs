@@ -299,13 +299,16 @@ impl Store {
     /// Records why an attempt failed while the entry stays pending (it is
     /// retried, or held until the user logs in again). False if there is no
     /// such entry.
-    pub async fn record_outbox_error(&self, event_id: &str, error: &str) -> Result<bool, StoreError> {
-        let statement = sqlx::query(
-            "UPDATE outbox SET last_error = $2, updated_at = $3 WHERE event_id = $1",
-        )
-        .bind(event_id)
-        .bind(error)
-        .bind(now_millis());
+    pub async fn record_outbox_error(
+        &self,
+        event_id: &str,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let statement =
+            sqlx::query("UPDATE outbox SET last_error = $2, updated_at = $3 WHERE event_id = $1")
+                .bind(event_id)
+                .bind(error)
+                .bind(now_millis());
         Ok(self
             .execute(statement, "recording an outgoing event's error")
             .await?

@@ -237,10 +237,7 @@ async fn outgoing_text(
 }
 
 /// `@username` of each puppet a pill in `html` points at.
-async fn mention_names(
-    bridge: &Bridge,
-    html: &str,
-) -> Result<HashMap<String, String>, StoreError> {
+async fn mention_names(bridge: &Bridge, html: &str) -> Result<HashMap<String, String>, StoreError> {
     let mut names = HashMap::new();
     for user in text::pill_targets(html) {
         if !bridge.namespace.is_puppet(&user) {
@@ -276,7 +273,13 @@ pub async fn record_echo(
     let event_id = &entry.queued.event_id;
     if bridge.store.complete_outbox_send(event_id, &record).await? {
         tracing::info!(event_id, item = %message.id, "recorded a send from its echo");
-        status::report(bridge, &entry.queued.room_id, event_id, &SendStatus::Success).await;
+        status::report(
+            bridge,
+            &entry.queued.room_id,
+            event_id,
+            &SendStatus::Success,
+        )
+        .await;
     }
     Ok(())
 }

@@ -18,8 +18,8 @@ use super::super::poller::login_needs_user;
 use super::super::relay_in::text_hash;
 use super::super::supervisor::NEEDS_LOGIN_STATES;
 use super::super::Bridge;
-use super::status::{self, SendStatus};
 use super::changes::{self, ChangeError};
+use super::status::{self, SendStatus};
 use super::Outgoing;
 use crate::connector::auth::Credentials;
 use crate::connector::http::Connector;
@@ -299,7 +299,8 @@ async fn hold(
         )
         .await;
         if notice && index == 0 {
-            if let (Ok(room), Ok(event)) = (RoomId::parse(&portal.room_id), EventId::parse(event_id))
+            if let (Ok(room), Ok(event)) =
+                (RoomId::parse(&portal.room_id), EventId::parse(event_id))
             {
                 let body = format!("Your message was not sent to Instagram yet. {message}");
                 status::notice(bridge, &room, &event, "held", &body).await;
@@ -358,7 +359,10 @@ impl Drain<'_> {
                 });
                 return self.give_up(entry, &failure).await;
             }
-            attempts = store.begin_outbox_attempt(event_id).await?.unwrap_or(attempts + 1);
+            attempts = store
+                .begin_outbox_attempt(event_id)
+                .await?
+                .unwrap_or(attempts + 1);
             match self.dispatch(entry, &outgoing).await {
                 Ok(carried) => return self.sent(entry, carried).await,
                 Err(failure) => match failure.verdict() {

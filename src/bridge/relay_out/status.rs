@@ -19,7 +19,10 @@ pub enum SendStatus {
     /// Instagram has it.
     Success,
     /// Not yet: it is being retried, or waits for the user to log in again.
-    Retriable { reason: &'static str, message: String },
+    Retriable {
+        reason: &'static str,
+        message: String,
+    },
     /// Given up on.
     Permanent {
         reason: &'static str,
@@ -44,7 +47,11 @@ impl SendStatus {
 /// failure is logged, never keeps the outbox from going on.
 pub async fn report(bridge: &Bridge, room_id: &str, event_id: &str, status: &SendStatus) {
     let (Ok(room), Ok(event)) = (RoomId::parse(room_id), EventId::parse(event_id)) else {
-        tracing::warn!(room_id, event_id, "cannot report a send status: invalid ids");
+        tracing::warn!(
+            room_id,
+            event_id,
+            "cannot report a send status: invalid ids"
+        );
         return;
     };
     let mut content = json!({

@@ -161,14 +161,14 @@ fn render(node: NodeRef<'_, Node>, mentions: &HashMap<String, String>, out: &mut
                 "li" => {
                     let ordered_index = node
                         .parent()
-                        .filter(|parent| {
-                            matches!(parent.value(), Node::Element(p) if p.name() == "ol")
-                        })
+                        .filter(
+                            |parent| matches!(parent.value(), Node::Element(p) if p.name() == "ol"),
+                        )
                         .map(|_| {
                             node.prev_siblings()
-                                .filter(|s| {
-                                    matches!(s.value(), Node::Element(e) if e.name() == "li")
-                                })
+                                .filter(
+                                    |s| matches!(s.value(), Node::Element(e) if e.name() == "li"),
+                                )
                                 .count()
                                 + 1
                         });
@@ -275,13 +275,13 @@ mod tests {
 
     #[test]
     fn formatting_becomes_plain_text() {
-        assert_eq!(plain("<b>bold</b> and <i>it&amp;alic</i>"), "bold and it&alic");
+        assert_eq!(
+            plain("<b>bold</b> and <i>it&amp;alic</i>"),
+            "bold and it&alic"
+        );
         assert_eq!(plain("<p>one</p>\n<p>two</p>"), "one\ntwo");
         assert_eq!(plain("line<br>next<br/>last"), "line\nnext\nlast");
-        assert_eq!(
-            plain("<ul>\n<li>a</li>\n<li>b</li>\n</ul>"),
-            "- a\n- b"
-        );
+        assert_eq!(plain("<ul>\n<li>a</li>\n<li>b</li>\n</ul>"), "- a\n- b");
         assert_eq!(plain("<ol><li>a</li><li>b</li></ol>"), "1. a\n2. b");
         assert_eq!(
             plain("<blockquote><p>quoted</p></blockquote><p>mine</p>"),
@@ -310,10 +310,8 @@ mod tests {
             pill_targets(html),
             ["@instagram_42:example.org", "@carol:example.org"]
         );
-        let mentions = HashMap::from([(
-            "@instagram_42:example.org".to_owned(),
-            "@bob.b".to_owned(),
-        )]);
+        let mentions =
+            HashMap::from([("@instagram_42:example.org".to_owned(), "@bob.b".to_owned())]);
         assert_eq!(html_to_plain(html, &mentions), "hi @bob.b, and Carol");
     }
 

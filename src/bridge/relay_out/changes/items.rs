@@ -136,6 +136,7 @@ pub(super) async fn react(
     target_event: &str,
     key: &str,
     reaction_event: &str,
+    client_context: &str,
 ) -> Result<ChangeDone, ChangeError> {
     let own = own_ig_user_id(target.login)?;
     let (login, portal) = (target.login, target.portal);
@@ -150,11 +151,12 @@ pub(super) async fn react(
     target
         .bridge
         .connector
-        .write_message(
+        .set_reaction(
             creds,
             &portal.thread_id,
             &record.item_id,
-            MessageWrite::React(key),
+            Some(key),
+            client_context,
         )
         .await
         .map_err(ChangeError::Instagram)?;
@@ -188,6 +190,7 @@ pub(super) async fn redact(
     target: &Target<'_>,
     creds: &mut Credentials,
     target_event: &str,
+    client_context: &str,
 ) -> Result<ChangeDone, ChangeError> {
     let own = own_ig_user_id(target.login)?;
     let store = &target.bridge.store;
@@ -199,7 +202,7 @@ pub(super) async fn redact(
         if reaction.sender != own {
             return Err(ChangeError::Refused(NOT_OWN_REACTION.to_owned()));
         }
-        return unreact(target, creds, &reaction).await;
+        return unreact(target, creds, &reaction, client_context).await;
     }
     let Some(record) = target.message(target_event).await? else {
         // Never bridged (a failed send), or already unsent.
@@ -215,15 +218,17 @@ async fn unreact(
     target: &Target<'_>,
     creds: &mut Credentials,
     reaction: &ReactionRecord,
+    client_context: &str,
 ) -> Result<ChangeDone, ChangeError> {
     target
         .bridge
         .connector
-        .write_message(
+        .set_reaction(
             creds,
             &reaction.thread_id,
             &reaction.item_id,
-            MessageWrite::Unreact,
+            None,
+            client_context,
         )
         .await
         .map_err(ChangeError::Instagram)?;

@@ -109,7 +109,7 @@ impl From<RelayError> for ChangeError {
 
 /// Carries out `change`, made by `sender_mxid` in `portal` of `login`, on
 /// Instagram. `client_context` is the one the outbox derived from the
-/// change's event id.
+/// change's event id (reactions carry it, so a retry is the same reaction).
 pub async fn carry_out(
     bridge: &Bridge,
     login: &LoginRecord,
@@ -117,7 +117,7 @@ pub async fn carry_out(
     portal: &PortalRecord,
     sender_mxid: &str,
     change: &Change,
-    _client_context: &str,
+    client_context: &str,
 ) -> Result<ChangeDone, ChangeError> {
     if sender_mxid != login.mxid {
         return Err(ChangeError::Refused(format!(
@@ -138,8 +138,20 @@ pub async fn carry_out(
             target_event,
             key,
             reaction_event,
-        } => items::react(&target, creds, target_event, key, reaction_event).await,
-        Change::Redact { target_event } => items::redact(&target, creds, target_event).await,
+        } => {
+            items::react(
+                &target,
+                creds,
+                target_event,
+                key,
+                reaction_event,
+                client_context,
+            )
+            .await
+        }
+        Change::Redact { target_event } => {
+            items::redact(&target, creds, target_event, client_context).await
+        }
         Change::Rename { title } => group::rename(bridge, creds, portal, title).await,
         Change::Invite { ig_user_id, .. } => {
             group::add_user(bridge, creds, portal, ig_user_id).await
