@@ -237,9 +237,9 @@ impl Connector {
         self.write(action, params, creds).await
     }
 
-    /// Replaces the text of one of the user's own messages (`edit`);
-    /// `client_context` is the one the message was sent with.
-    pub async fn edit_text(
+    /// Replaces the text of one of the user's own text messages (`edit`);
+    /// `client_context` is the edited message's, when known.
+    pub async fn edit_message(
         &self,
         creds: &mut Credentials,
         conversation_id: &str,

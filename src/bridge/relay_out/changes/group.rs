@@ -6,6 +6,7 @@ use crate::bridge::puppet::ensure_puppet;
 use crate::bridge::relay_in::portal_room;
 use crate::bridge::Bridge;
 use crate::connector::auth::Credentials;
+use crate::connector::http::Connector;
 use crate::model::ConversationKind;
 use crate::store::PortalRecord;
 
@@ -20,6 +21,7 @@ const EMPTY_TITLE: &str = "Instagram group chats cannot have an empty name";
 /// Sets the group's title on Instagram.
 pub(super) async fn rename(
     bridge: &Bridge,
+    connector: &Connector,
     creds: &mut Credentials,
     portal: &PortalRecord,
     title: &str,
@@ -30,8 +32,7 @@ pub(super) async fn rename(
     if title.trim().is_empty() {
         return Err(ChangeError::Refused(EMPTY_TITLE.to_owned()));
     }
-    let conversation = bridge
-        .connector
+    let conversation = connector
         .rename_conversation(creds, &portal.thread_id, title)
         .await
         .map_err(ChangeError::Instagram)?;
@@ -53,6 +54,7 @@ pub(super) async fn rename(
 /// then joins the portal with the user's Instagram name.
 pub(super) async fn add_user(
     bridge: &Bridge,
+    connector: &Connector,
     creds: &mut Credentials,
     portal: &PortalRecord,
     ig_user_id: &str,
@@ -60,8 +62,7 @@ pub(super) async fn add_user(
     if portal.kind != ConversationKind::Group {
         return Err(ChangeError::Refused(DIRECT_INVITE.to_owned()));
     }
-    let conversation = bridge
-        .connector
+    let conversation = connector
         .add_users(creds, &portal.thread_id, &[ig_user_id])
         .await
         .map_err(ChangeError::Instagram)?;

@@ -9,6 +9,7 @@ use super::{own_ig_user_id, ChangeDone, ChangeError};
 use crate::bridge::relay_in::{portal_room, text_hash, txn_id};
 use crate::bridge::Bridge;
 use crate::connector::auth::Credentials;
+use crate::connector::http::Connector;
 use crate::connector::session::ConnectorError;
 use crate::connector::typed::MessageWrite;
 use crate::store::{LoginRecord, MessageRecord, PortalRecord, ReactionRecord};
@@ -26,6 +27,8 @@ const NOT_BRIDGED: &str = "This message is not on Instagram, so it cannot be rea
 /// Where a change applies: the portal of a login.
 pub(super) struct Target<'a> {
     pub bridge: &'a Bridge,
+    /// The outbox's sending connector: one request per attempt.
+    pub connector: Connector,
     pub login: &'a LoginRecord,
     pub portal: &'a PortalRecord,
 }
@@ -80,7 +83,6 @@ pub(super) async fn edit(
     }
     let thread_id = &target.portal.thread_id;
     let current = target
-        .bridge
         .connector
         .get_message(creds, thread_id, &record.item_id)
         .await
@@ -103,9 +105,8 @@ pub(super) async fn edit(
         return Err(refused());
     }
     target
-        .bridge
         .connector
-        .edit_text(
+        .edit_message(
             creds,
             thread_id,
             &record.item_id,
@@ -149,7 +150,6 @@ pub(super) async fn react(
         .reaction(&login.mxid, &portal.thread_id, &record.item_id, own)
         .await?;
     target
-        .bridge
         .connector
         .set_reaction(
             creds,
@@ -221,7 +221,6 @@ async fn unreact(
     client_context: &str,
 ) -> Result<ChangeDone, ChangeError> {
     target
-        .bridge
         .connector
         .set_reaction(
             creds,
@@ -258,7 +257,7 @@ async fn unsend(
     redacted_event: &str,
 ) -> Result<ChangeDone, ChangeError> {
     let (bridge, portal) = (target.bridge, target.portal);
-    let deleted = bridge
+    let deleted = target
         .connector
         .write_message(
             creds,

@@ -11,6 +11,7 @@ mod items;
 
 use serde::{Deserialize, Serialize};
 
+use super::outbox_worker::sending_connector;
 use crate::bridge::relay_error::RelayError;
 use crate::bridge::Bridge;
 use crate::connector::auth::Credentials;
@@ -127,6 +128,7 @@ pub async fn carry_out(
     }
     let target = items::Target {
         bridge,
+        connector: sending_connector(bridge),
         login,
         portal,
     };
@@ -152,9 +154,11 @@ pub async fn carry_out(
         Change::Redact { target_event } => {
             items::redact(&target, creds, target_event, client_context).await
         }
-        Change::Rename { title } => group::rename(bridge, creds, portal, title).await,
+        Change::Rename { title } => {
+            group::rename(bridge, &target.connector, creds, portal, title).await
+        }
         Change::Invite { ig_user_id, .. } => {
-            group::add_user(bridge, creds, portal, ig_user_id).await
+            group::add_user(bridge, &target.connector, creds, portal, ig_user_id).await
         }
     }
 }
