@@ -151,43 +151,6 @@ impl Store {
         Ok(())
     }
 
-    /// Takes an item off a thread's stored newest page, so that the next poll
-    /// does not take its absence for an unsend to relay (the bridge unsent it
-    /// itself). The page is replaced only if nobody saved another meanwhile;
-    /// a page saved meanwhile still holds the item, which is only redacted
-    /// again then.
-    pub async fn forget_page_item(
-        &self,
-        login_mxid: &str,
-        thread_id: &str,
-        item_id: &str,
-    ) -> Result<(), StoreError> {
-        let Some(state) = self.thread_state(login_mxid, thread_id).await? else {
-            return Ok(());
-        };
-        if !state.newest_page.iter().any(|(id, _)| id == item_id) {
-            return Ok(());
-        }
-        let encode = |page: &[PageItem]| serde_json::to_string(page).unwrap_or_default();
-        let kept: Vec<PageItem> = state
-            .newest_page
-            .iter()
-            .filter(|(id, _)| id != item_id)
-            .cloned()
-            .collect();
-        let statement = sqlx::query(
-            "UPDATE poll_threads SET newest_page = $3 \
-             WHERE login_mxid = $1 AND thread_id = $2 AND newest_page = $4",
-        )
-        .bind(login_mxid)
-        .bind(thread_id)
-        .bind(encode(&kept))
-        .bind(encode(&state.newest_page));
-        self.execute(statement, "taking an unsent item off a thread's page")
-            .await?;
-        Ok(())
-    }
-
     /// Records that `item_id` (at `at`, Unix microseconds) was relayed: the
     /// thread's progress moves forward, never back.
     pub async fn advance_thread(
@@ -261,14 +224,6 @@ mod tests {
                 watermark: Some(500)
             })
         );
-
-        store
-            .forget_page_item("@alice:x", "t1", "i2")
-            .await
-            .unwrap();
-        let read = store.thread_state("@alice:x", "t1").await.unwrap().unwrap();
-        assert_eq!(read.newest_page, [("i1".to_owned(), 100)]);
-        assert_eq!(read.last_item_id.as_deref(), Some("i3"), "progress is kept");
 
         assert!(store.delete_login("@alice:x").await.is_ok());
         assert!(store.thread_states("@alice:x").await.unwrap().is_empty());

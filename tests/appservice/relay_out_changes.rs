@@ -9,7 +9,7 @@
 
 use instagram_sim::Account;
 use matrix_instagram::bridge::portal::ensure_portal;
-use matrix_instagram::bridge::relay_in::relay_message;
+use matrix_instagram::bridge::relay_in::{relay_message, relay_unsend};
 use matrix_instagram::bridge::relay_out::changes::{carry_out, Change, ChangeDone, ChangeError};
 use matrix_instagram::bridge::Bridge;
 use matrix_instagram::store::{LoginRecord, PortalRecord};
@@ -703,6 +703,18 @@ async fn carry_out_in_process(backend: Backend) {
     assert_eq!(
         texts(&fixture, &thread),
         [(friend.pk, "pick a time".to_owned())]
+    );
+    // The poll that misses the item relays no unsend of its own (here,
+    // where alice's redaction was not sent, it would redact her message).
+    relay_unsend(&chat.bridge, &chat.portal, &answer)
+        .await
+        .unwrap_or_else(|err| panic!("relay_unsend: {err}"));
+    let history = fixture.user.room_history(&room).await.unwrap();
+    assert!(
+        !history.iter().any(|e| e.kind() == "m.room.redaction"
+            && (e.event["redacts"] == answer_event
+                || e.event["content"]["redacts"] == answer_event)),
+        "no second redaction of the unsent message"
     );
     // A redaction of something never bridged has nothing to do.
     let unknown = Change::Redact {

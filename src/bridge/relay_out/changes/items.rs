@@ -1,6 +1,6 @@
 //! Changes to one Instagram item: edits, reactions, unreact and unsend. Each
-//! records what it did (the text hash, the reactions table, the thread's
-//! page) so that the next poll finds Instagram as the bridge left it.
+//! records what it did (the text hash, the reactions table, an unsend mark)
+//! so that the next poll finds Instagram as the bridge left it.
 
 use chrono::Utc;
 use ruma::{EventId, RoomId};
@@ -247,8 +247,9 @@ async fn unreact(
     })
 }
 
-/// Unsends the item, then redacts its other events (a share's preview) and
-/// forgets its reactions. Its message records stay, so it is never bridged
+/// Unsends the item, then redacts its other events (a share's preview),
+/// forgets its reactions and marks it unsent by the bridge (the poll then
+/// redacts nothing again). Its message records stay, so it is never bridged
 /// again.
 async fn unsend(
     target: &Target<'_>,
@@ -293,7 +294,7 @@ async fn unsend(
             .await?;
     }
     store
-        .forget_page_item(&record.login_mxid, &record.thread_id, &record.item_id)
+        .mark_unsent_by_bridge(&record.login_mxid, &record.thread_id, &record.item_id)
         .await?;
     Ok(ChangeDone::Unsent {
         item_id: record.item_id.clone(),
