@@ -13,6 +13,7 @@
 //! state event, so a crash between the two finds the room again.
 
 use ruma::api::client::room::create_room::v3::{Request as CreateRoom, RoomPreset};
+use ruma::api::client::room::create_room::RoomPowerLevelsContentOverride;
 use ruma::serde::Raw;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId, TransactionId, UserId};
 use serde_json::{json, Value};
@@ -270,7 +271,31 @@ fn create_request(
         .chain(puppets.iter().cloned())
         .collect();
     request.initial_state = initial_state.into_iter().map(Raw::cast_unchecked).collect();
+    if conversation.kind == ConversationKind::Group {
+        request.power_level_content_override = Some(group_power_levels()?);
+    }
     Ok(request)
+}
+
+/// Synapse's own defaults for who may send which state, except that in a
+/// group everyone may rename the room: the bridge renames the group on
+/// Instagram (a direct chat has no name of its own there).
+fn group_power_levels() -> Result<Raw<RoomPowerLevelsContentOverride>, RelayError> {
+    Raw::new(&json!({"events": {
+        "m.room.name": 0,
+        "m.room.power_levels": 100,
+        "m.room.history_visibility": 100,
+        "m.room.canonical_alias": 50,
+        "m.room.avatar": 50,
+        "m.room.tombstone": 100,
+        "m.room.server_acl": 100,
+        "m.room.encryption": 100,
+    }}))
+    .map(Raw::cast_unchecked)
+    .map_err(|e| RelayError::InvalidId {
+        what: "power levels",
+        id: e.to_string(),
+    })
 }
 
 /// A room a crashed run created for (login, thread) before saving it: one

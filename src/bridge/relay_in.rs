@@ -674,11 +674,17 @@ pub async fn relay_unsend(
     if parts.is_empty() {
         return Ok(());
     }
-    let login = portal_login(bridge, portal).await?;
-    let room_id = portal_room(portal)?;
-    for part in &parts {
-        let speaker = speaker(bridge, &login, &part.sender).await?;
-        speaker.redact(bridge, &room_id, &part.event_id).await?;
+    // Unsent by the bridge for its user: the events are redacted already.
+    let unsent_by_bridge = store
+        .unsent_by_bridge(&portal.login_mxid, &portal.thread_id, item_id)
+        .await?;
+    if !unsent_by_bridge {
+        let login = portal_login(bridge, portal).await?;
+        let room_id = portal_room(portal)?;
+        for part in &parts {
+            let speaker = speaker(bridge, &login, &part.sender).await?;
+            speaker.redact(bridge, &room_id, &part.event_id).await?;
+        }
     }
     for reaction in store
         .reactions_of_item(&portal.login_mxid, &portal.thread_id, item_id)

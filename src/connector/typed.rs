@@ -228,6 +228,32 @@ impl Connector {
         self.write(write.action(), params, creds).await
     }
 
+    /// Reacts to a message with `emoji`, or removes the user's reaction
+    /// (`None`), under the caller's `client_context` (`react`, `unreact`), so
+    /// that a repeated change is the same change.
+    pub async fn set_reaction(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        message_id: &str,
+        emoji: Option<&str>,
+        client_context: &str,
+    ) -> Result<(), ConnectorError> {
+        let mut params = json!({
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "client_context": client_context,
+        });
+        let action = match emoji {
+            Some(emoji) => {
+                params["emoji"] = json!(emoji);
+                "react"
+            }
+            None => "unreact",
+        };
+        self.write(action, params, creds).await
+    }
+
     /// Replaces the text of one of the user's own text messages (`edit`);
     /// `client_context` is the edited message's, when known.
     pub async fn edit_message(
@@ -245,6 +271,28 @@ impl Connector {
             "client_context": client_context,
         });
         self.write("edit", params, creds).await
+    }
+
+    /// Sets a group conversation's title (`rename`).
+    pub async fn rename_conversation(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        title: &str,
+    ) -> Result<Conversation, ConnectorError> {
+        let params = json!({ "conversation_id": conversation_id, "title": title });
+        self.call("rename", params, creds).await
+    }
+
+    /// Adds users to a group conversation (`add_users`).
+    pub async fn add_users(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        user_ids: &[&str],
+    ) -> Result<Conversation, ConnectorError> {
+        let params = json!({ "conversation_id": conversation_id, "user_ids": user_ids });
+        self.call("add_users", params, creds).await
     }
 
     /// Starts or stops the typing indicator (`send_typing`).

@@ -256,6 +256,32 @@ impl Store {
         .await
     }
 
+    /// Records that the bridge unsent an item for its user: the item's
+    /// events are redacted already, so its absence from the next poll is
+    /// not an unsend to relay.
+    pub async fn mark_unsent_by_bridge(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> Result<(), StoreError> {
+        self.kv_set(&unsent_key(login_mxid, thread_id, item_id), "1")
+            .await
+    }
+
+    /// Whether the bridge unsent this item ([`Store::mark_unsent_by_bridge`]).
+    pub async fn unsent_by_bridge(
+        &self,
+        login_mxid: &str,
+        thread_id: &str,
+        item_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .kv_get(&unsent_key(login_mxid, thread_id, item_id))
+            .await?
+            .is_some())
+    }
+
     /// Deletes the reaction of one sender on one item; false if there was none.
     pub async fn delete_reaction(
         &self,
@@ -268,4 +294,9 @@ impl Store {
         let statement = with_text_params(&sql, &[login_mxid, thread_id, item_id, sender]);
         Ok(self.execute(statement, "deleting a reaction").await? > 0)
     }
+}
+
+/// The `kv` key that marks an item the bridge unsent.
+fn unsent_key(login_mxid: &str, thread_id: &str, item_id: &str) -> String {
+    format!("unsent_by_bridge\u{1f}{login_mxid}\u{1f}{thread_id}\u{1f}{item_id}")
 }

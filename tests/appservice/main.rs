@@ -29,4 +29,5 @@ mod media;
 mod outbox;
 mod poller;
 mod relay;
+mod relay_out_changes;
 mod store;

@@ -8,6 +8,7 @@
 //! from the event id, so its echo in the next poll is recognized and an
 //! ambiguous failure is resolved by looking for it in the thread.
 
+pub mod changes;
 pub mod outbox_worker;
 pub mod status;
 pub mod text;
@@ -48,6 +49,8 @@ pub enum Outgoing {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<String>,
     },
+    /// An edit, reaction, redaction, group rename or puppet invite.
+    Change(changes::Change),
     /// An event the bridge cannot carry: the worker tells the room why
     /// (a notice and FAIL_PERMANENT), in order with the room's other events.
     Refuse { reason: String },
@@ -58,6 +61,7 @@ impl Outgoing {
     pub fn kind(&self) -> &'static str {
         match self {
             Outgoing::Text { .. } => "text",
+            Outgoing::Change(_) => "change",
             Outgoing::Refuse { .. } => "refuse",
         }
     }
@@ -122,6 +126,9 @@ async fn classify(
     bridge: &Bridge,
     event: &AnyTimelineEvent,
 ) -> Result<Option<Outgoing>, StoreError> {
+    if let Some(change) = changes::classify(bridge, event) {
+        return change_with_plain_text(bridge, event, change).await;
+    }
     let AnyTimelineEvent::MessageLike(message) = event else {
         return Ok(None);
     };
@@ -136,9 +143,6 @@ async fn classify(
     match message {
         AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(original)) => {
             let content = &original.content;
-            if matches!(content.relates_to, Some(Relation::Replacement(_))) {
-                return refuse("Edits are not carried to Instagram yet.");
-            }
             match &content.msgtype {
                 MessageType::Text(_) | MessageType::Notice(_) | MessageType::Emote(_) => {
                     outgoing_text(bridge, content).await
@@ -154,10 +158,6 @@ async fn classify(
             }
         }
         AnyMessageLikeEvent::Sticker(_) => refuse("Stickers are not carried to Instagram yet."),
-        AnyMessageLikeEvent::Reaction(_) => refuse("Reactions are not carried to Instagram yet."),
-        AnyMessageLikeEvent::RoomRedaction(_) => {
-            refuse("Deleting messages is not carried to Instagram yet.")
-        }
         AnyMessageLikeEvent::RoomEncrypted(_) => refuse(
             "The bridge cannot read encrypted messages, so this one was not sent to Instagram.",
         ),
@@ -166,6 +166,38 @@ async fn classify(
             other.event_type()
         )),
     }
+}
+
+/// A change, with an edit's new text made plain Instagram text as a new
+/// message's would be (mention pills become `@username`).
+async fn change_with_plain_text(
+    bridge: &Bridge,
+    event: &AnyTimelineEvent,
+    change: changes::Change,
+) -> Result<Option<Outgoing>, StoreError> {
+    let changes::Change::Edit { target_event, .. } = &change else {
+        return Ok(Some(Outgoing::Change(change)));
+    };
+    let AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
+        MessageLikeEvent::Original(original),
+    )) = event
+    else {
+        return Ok(Some(Outgoing::Change(change)));
+    };
+    let Some(Relation::Replacement(replacement)) = &original.content.relates_to else {
+        return Ok(Some(Outgoing::Change(change)));
+    };
+    let new_content = RoomMessageEventContent::new(replacement.new_content.msgtype.clone());
+    Ok(Some(match outgoing_text(bridge, &new_content).await? {
+        Some(Outgoing::Text { text, .. }) => Outgoing::Change(changes::Change::Edit {
+            target_event: target_event.clone(),
+            text,
+        }),
+        // Not a text (a new caption of a photo, say), or no text left.
+        _ => Outgoing::Refuse {
+            reason: "Instagram cannot edit this message".to_owned(),
+        },
+    }))
 }
 
 /// A text message as Instagram text; a message left without text (only a

@@ -18,6 +18,7 @@ use super::super::poller::login_needs_user;
 use super::super::relay_in::text_hash;
 use super::super::supervisor::NEEDS_LOGIN_STATES;
 use super::super::Bridge;
+use super::changes::{self, ChangeError};
 use super::status::{self, SendStatus};
 use super::Outgoing;
 use crate::connector::auth::Credentials;
@@ -44,6 +45,17 @@ pub enum SendFailure {
     Matrix(String),
     #[error("{0}")]
     Store(#[from] StoreError),
+}
+
+impl From<ChangeError> for SendFailure {
+    fn from(error: ChangeError) -> SendFailure {
+        match error {
+            ChangeError::Instagram(error) => SendFailure::Instagram(error),
+            ChangeError::Refused(reason) => SendFailure::Refused(reason),
+            ChangeError::Matrix(detail) => SendFailure::Matrix(detail),
+            ChangeError::Store(error) => SendFailure::Store(error),
+        }
+    }
 }
 
 /// What carrying an event out produced.
@@ -403,6 +415,20 @@ impl Drain<'_> {
                     .map(|message| Carried::Message(Box::new(message)))
                     .map_err(SendFailure::Instagram)
             }
+            Outgoing::Change(change) => changes::carry_out(
+                self.bridge,
+                &self.login,
+                &mut self.creds,
+                &self.portal,
+                &entry.queued.login_mxid,
+                change,
+                &entry.queued.client_context,
+            )
+            .await
+            .map(|done| Carried::Done {
+                item_id: done.item_id().map(str::to_owned),
+            })
+            .map_err(SendFailure::from),
             Outgoing::Refuse { reason } => Err(SendFailure::Refused(reason.clone())),
         }
     }
