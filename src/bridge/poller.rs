@@ -541,6 +541,7 @@ async fn fetch_update(
         state,
         reach,
     } = job;
+    let requested = Instant::now();
     let fetched = fetch_thread(connector, creds, &conversation.id, &reach, cap).await?;
     if !fetched.complete {
         tracing::warn!(
@@ -564,6 +565,7 @@ async fn fetch_update(
     update.messages = fetched.messages;
     update.history_cut = !fetched.complete;
     update.unsent = unsent;
+    update.requested = requested;
     Ok(update)
 }
 
@@ -585,6 +587,7 @@ fn thread_update(
         unsent: Vec::new(),
         seen,
         received: Instant::now(),
+        requested: Instant::now(),
     }
 }
 

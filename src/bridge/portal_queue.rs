@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -57,6 +57,10 @@ pub struct ThreadUpdate {
     pub seen: Vec<LastSeen>,
     /// When the poll response this update comes from arrived (for `relay_latency`).
     pub received: std::time::Instant,
+    /// When the first request this update's view of the thread comes from was
+    /// sent: a view older than a change the outbox carried out since is stale
+    /// (it would undo a reaction or an edit the user just made).
+    pub requested: std::time::Instant,
 }
 
 /// Work for a portal's worker.
@@ -200,10 +204,22 @@ fn spawn_worker(bridge: Arc<Bridge>, key: (String, String)) -> Worker {
     let counter = in_flight.clone();
     let rung = outbox_rung.clone();
     let task = tokio::spawn(async move {
+        // When the outbox last carried something out in this portal.
+        let mut last_carried: Option<Instant> = None;
         while let Some(work) = receiver.recv().await {
             match work {
                 PortalWork::Thread(update) => {
                     let _finished = Finished(counter.clone());
+                    if last_carried.is_some_and(|at| update.requested < at) {
+                        // The durable progress is untouched, so the next
+                        // poll fetches a fresh view of the same items.
+                        tracing::debug!(
+                            login = %update.login_mxid,
+                            thread = %update.conversation.id,
+                            "thread view older than the last send; dropped"
+                        );
+                        continue;
+                    }
                     if let Err(e) = apply_update(&bridge, &update).await {
                         tracing::warn!(
                             login = %update.login_mxid,
@@ -215,8 +231,8 @@ fn spawn_worker(bridge: Arc<Bridge>, key: (String, String)) -> Worker {
                 }
                 PortalWork::Outbox => {}
             }
-            if rung.swap(false, Ordering::SeqCst) {
-                carry_out_outbox(&bridge, &key).await;
+            if rung.swap(false, Ordering::SeqCst) && carry_out_outbox(&bridge, &key).await {
+                last_carried = Some(Instant::now());
             }
         }
     });
@@ -230,8 +246,13 @@ fn spawn_worker(bridge: Arc<Bridge>, key: (String, String)) -> Worker {
 
 /// Carries the portal's pending outbox rows out; when the database or the
 /// credentials fail, rings again after a pause (the rows stay pending).
-async fn carry_out_outbox(bridge: &Arc<Bridge>, (login_mxid, thread_id): &(String, String)) {
-    if let Err(e) = outbox_worker::carry_out_pending(bridge, login_mxid, thread_id).await {
+/// Returns whether there were rows to carry out.
+async fn carry_out_outbox(
+    bridge: &Arc<Bridge>,
+    (login_mxid, thread_id): &(String, String),
+) -> bool {
+    let result = outbox_worker::carry_out_pending(bridge, login_mxid, thread_id).await;
+    if let Err(e) = &result {
         tracing::warn!(
             login = %login_mxid,
             thread = %thread_id,
@@ -245,6 +266,8 @@ async fn carry_out_outbox(bridge: &Arc<Bridge>, (login_mxid, thread_id): &(Strin
             bridge.queues.ring(&login_mxid, &thread_id);
         });
     }
+    // After a failure part of the rows may have gone out.
+    result.unwrap_or(true)
 }
 
 /// Relays one thread update in order, recording progress as it goes.

@@ -57,11 +57,14 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
+    /// The `outbox.kind` of a change to existing items.
+    pub const CHANGE_KIND: &'static str = "change";
+
     /// The `outbox.kind` of the payload.
     pub fn kind(&self) -> &'static str {
         match self {
             Outgoing::Text { .. } => "text",
-            Outgoing::Change(_) => "change",
+            Outgoing::Change(_) => Outgoing::CHANGE_KIND,
             Outgoing::Refuse { .. } => "refuse",
         }
     }

@@ -196,26 +196,28 @@ enum RowEnd {
 }
 
 /// Carries out the pending rows of a portal, in order, until they are all
-/// done or one is held; rows left pending go out at the next ring.
+/// done or one is held; rows left pending go out at the next ring. Returns
+/// whether it tried a change to existing items (an edit, a reaction, an
+/// unsend): a view of the thread fetched before it is stale.
 pub async fn carry_out_pending(
     bridge: &Bridge,
     login_mxid: &str,
     thread_id: &str,
-) -> Result<(), DrainError> {
+) -> Result<bool, DrainError> {
     let store = &bridge.store;
     let Some(portal) = store.portal_by_thread(login_mxid, thread_id).await? else {
-        return Ok(());
+        return Ok(false);
     };
     let rows = store.pending_outbox_of_room(&portal.room_id).await?;
     if rows.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let Some(login) = store.login(login_mxid).await? else {
-        return Ok(());
+        return Ok(false);
     };
     if NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
         hold(bridge, &portal, &rows, None, true).await;
-        return Ok(());
+        return Ok(false);
     }
     let key = bridge
         .config
@@ -237,10 +239,12 @@ pub async fn carry_out_pending(
         creds,
     };
     let mut outcome = Ok(());
+    let mut changed = false;
     for (index, row) in rows.iter().enumerate() {
         if bridge.queues.closing() {
             break;
         }
+        changed |= row.queued.kind == Outgoing::CHANGE_KIND;
         match drain.carry_row(row).await {
             Ok(RowEnd::Finished) => {}
             Ok(RowEnd::Held) => {
@@ -262,7 +266,7 @@ pub async fn carry_out_pending(
             tracing::warn!(login = login_mxid, error = %e, "cannot save credentials");
         }
     }
-    outcome
+    outcome.map(|()| changed)
 }
 
 /// The connector sends go through: `sending.request_timeout_ms`, and one
