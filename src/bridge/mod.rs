@@ -18,6 +18,7 @@ pub mod puppet;
 pub mod relay_error;
 pub mod relay_in;
 pub mod relay_latency;
+pub mod relay_out;
 pub mod router;
 pub mod run;
 pub mod schedule;
