@@ -661,33 +661,37 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
 }
 
 #[tokio::test]
-async fn send_photo_from_a_file_path() {
+async fn a_file_parameter_given_as_a_path_is_refused_not_read() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.direct_thread_id.clone();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pic.png");
-    std::fs::write(&path, b"\x89PNG fake image bytes").unwrap();
-    let sent = fx
-        .run(
+    let path = dir.path().join("secret.jpg");
+    std::fs::write(&path, b"\xff\xd8\xff bytes of a file on the bridge's disk").unwrap();
+    fx.sim.clear_request_log();
+    let err = fx
+        .connector
+        .execute(
             "send_photo",
             json!({"conversation_id": thread, "photo": path.to_str().unwrap()}),
+            &mut fx.creds,
         )
-        .await;
-    assert_eq!(newest_sim_item(&fx, &thread)["item_id"], sent["id"]);
-    let upload = fx
-        .sim
-        .request_log()
-        .into_iter()
-        .find(|entry| entry.path.starts_with("/rupload_igphoto/"))
-        .unwrap();
-    for header in [
-        "x-instagram-rupload-params",
-        "x-entity-name",
-        "x-entity-length",
-        "x-entity-type",
-    ] {
-        assert!(upload.headers.iter().any(|h| h == header), "{header} sent");
+        .await
+        .unwrap_err();
+    match &err {
+        ConnectorError::InvalidParams { action, message } => {
+            assert_eq!(action, "send_photo");
+            assert_eq!(
+                message,
+                "`photo` is a file: its bytes must be handed over, not a value"
+            );
+        }
+        other => panic!("expected invalid params, got {other:?}"),
     }
+    assert!(
+        fx.sim.request_log().is_empty(),
+        "nothing was sent: {:?}",
+        fx.sim.request_log()
+    );
 }
 
 #[tokio::test]
