@@ -28,4 +28,5 @@ mod logs;
 mod media;
 mod poller;
 mod relay;
+mod relay_out_media;
 mod store;
