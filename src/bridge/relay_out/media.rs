@@ -41,7 +41,7 @@ const VOICE_MAX_DURATION: Duration = Duration::from_secs(60);
 const JPEG_QUALITY: u8 = 90;
 /// The largest amplitude of a Matrix waveform (MSC1767 audio, MSC3245 voice):
 /// amplitudes run 0..=1024, Instagram's 0..=1.
-const MATRIX_MAX_AMPLITUDE: f64 = 1024.0;
+const MATRIX_MAX_AMPLITUDE: u64 = 1024;
 
 /// What kind of media event a file came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +72,7 @@ impl MediaKind {
 
 /// A media event to send, as stored in the outbox (the file itself is
 /// fetched when the row is carried out).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutgoingMedia {
     pub kind: MediaKind,
     pub mxc: OwnedMxcUri,
@@ -82,9 +82,10 @@ pub struct OutgoingMedia {
     pub size: Option<u64>,
     pub file_name: String,
     pub duration_ms: Option<u64>,
-    /// A voice message's waveform in Instagram's amplitudes (0 to 1).
+    /// A voice message's waveform, Matrix amplitudes (0 to 1024); sent as
+    /// Instagram's ([`instagram_waveform`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub waveform: Vec<f64>,
+    pub waveform: Vec<u16>,
 }
 
 /// Why a media send failed. The worker treats these variants as it treats
@@ -173,8 +174,14 @@ fn classify_message(message: &MessageType) -> Result<Option<OutgoingMedia>, Stri
             };
             let info = audio.info.as_deref();
             let details = audio.audio.as_ref();
-            let amplitudes: Vec<UInt> = details
-                .map(|details| details.waveform.iter().map(|a| a.get()).collect())
+            let waveform = details
+                .map(|details| {
+                    details
+                        .waveform
+                        .iter()
+                        .map(|amplitude| matrix_amplitude(amplitude.get()))
+                        .collect()
+                })
                 .unwrap_or_default();
             OutgoingMedia {
                 kind,
@@ -186,7 +193,7 @@ fn classify_message(message: &MessageType) -> Result<Option<OutgoingMedia>, Stri
                     .map(|details| details.duration)
                     .or_else(|| info.and_then(|info| info.duration))
                     .map(millis),
-                waveform: instagram_waveform(&amplitudes),
+                waveform,
             }
         }
         _ => return Ok(None),
@@ -241,11 +248,16 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// An amplitude of a Matrix waveform, held to its range (0..=1024).
+fn matrix_amplitude(amplitude: UInt) -> u16 {
+    u16::try_from(u64::from(amplitude).min(MATRIX_MAX_AMPLITUDE)).expect("at most 1024 fits")
+}
+
 /// A Matrix waveform (0..=1024) in Instagram's amplitudes (0..=1).
-pub fn instagram_waveform(amplitudes: &[UInt]) -> Vec<f64> {
+pub fn instagram_waveform(amplitudes: &[u16]) -> Vec<f64> {
     amplitudes
         .iter()
-        .map(|amplitude| (u64::from(*amplitude) as f64 / MATRIX_MAX_AMPLITUDE).clamp(0.0, 1.0))
+        .map(|amplitude| (f64::from(*amplitude) / MATRIX_MAX_AMPLITUDE as f64).min(1.0))
         .collect()
 }
 
@@ -335,7 +347,7 @@ pub async fn send_media(
                     creds,
                     thread_id,
                     upload.file,
-                    &media.waveform,
+                    &instagram_waveform(&media.waveform),
                     Some(client_context),
                 )
                 .await
@@ -664,7 +676,7 @@ mod tests {
         .unwrap();
         assert_eq!(voice.kind, MediaKind::Voice);
         assert_eq!(voice.duration_ms, Some(2100), "the voice block's duration");
-        assert_eq!(voice.waveform, vec![0.0, 0.25, 0.5, 1.0]);
+        assert_eq!(voice.waveform, vec![0, 256, 512, 1024]);
 
         let audio = classify(&message(json!({
             "msgtype": "m.audio", "body": "song.m4a", "url": PLAIN_MXC,
@@ -680,14 +692,11 @@ mod tests {
 
     #[test]
     fn waveforms_scale_to_instagrams_range() {
-        let amplitudes: Vec<UInt> = [0u32, 1, 512, 1024, 5000]
-            .into_iter()
-            .map(UInt::from)
-            .collect();
         assert_eq!(
-            instagram_waveform(&amplitudes),
+            instagram_waveform(&[0, 1, 512, 1024, 5000]),
             vec![0.0, 1.0 / 1024.0, 0.5, 1.0, 1.0]
         );
+        assert_eq!(matrix_amplitude(UInt::from(5000u32)), 1024);
     }
 
     #[test]
