@@ -91,6 +91,8 @@ pub struct Config {
     pub backfill: BackfillConfig,
     #[serde(default)]
     pub media: MediaConfig,
+    #[serde(default)]
+    pub sending: SendingConfig,
     /// A section whose keys are all commented out reads as null: off.
     #[serde(default, deserialize_with = "null_as_default")]
     pub double_puppet: DoublePuppetConfig,
@@ -391,6 +393,33 @@ impl Default for MediaConfig {
     }
 }
 
+/// Matrix -> Instagram sends: how long one may take and how a failed one is
+/// retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendingConfig {
+    /// Tries per event in all (the first included) while Instagram answers
+    /// with rate limits or server errors, or not at all.
+    pub max_attempts: u32,
+    /// Wait before the first retry; it doubles after each.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between two tries.
+    pub max_backoff_ms: u64,
+    /// Longest one send request may take before it counts as failed.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for SendingConfig {
+    fn default() -> SendingConfig {
+        SendingConfig {
+            max_attempts: 5,
+            initial_backoff_ms: 2_000,
+            max_backoff_ms: 60_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
 /// Double puppeting: what the user sent from the Instagram app appears from
 /// their own Matrix account, through a second appservice registration whose
 /// `users` namespace covers the homeserver's users (not exclusively).
@@ -617,6 +646,15 @@ impl Config {
             problem(
                 "polling.idle_interval_ms",
                 "must be at least polling.active_interval_ms".to_owned(),
+            );
+        }
+        if self.sending.max_attempts == 0 {
+            problem("sending.max_attempts", "must be at least 1".to_owned());
+        }
+        if self.sending.request_timeout_ms == 0 {
+            problem(
+                "sending.request_timeout_ms",
+                "must be more than 0".to_owned(),
             );
         }
         if self.media.max_bytes == 0 {
@@ -874,6 +912,19 @@ impl Config {
                 self.backfill.max_catchup_messages.to_string(),
             ),
             ("@MEDIA_MAX_BYTES@", self.media.max_bytes.to_string()),
+            ("@SEND_ATTEMPTS@", self.sending.max_attempts.to_string()),
+            (
+                "@SEND_BACKOFF@",
+                self.sending.initial_backoff_ms.to_string(),
+            ),
+            (
+                "@SEND_MAX_BACKOFF@",
+                self.sending.max_backoff_ms.to_string(),
+            ),
+            (
+                "@SEND_TIMEOUT@",
+                self.sending.request_timeout_ms.to_string(),
+            ),
             (
                 "@DOUBLE_PUPPET_TOKEN@",
                 optional(
@@ -960,6 +1011,7 @@ impl Config {
             polling: PollingConfig::default(),
             backfill: BackfillConfig::default(),
             media: MediaConfig::default(),
+            sending: SendingConfig::default(),
             double_puppet: DoublePuppetConfig::default(),
         }
     }
@@ -1335,6 +1387,17 @@ media:
   # Largest file uploaded to the Matrix media repository, in bytes; bigger
   # files become a notice with their link.
   max_bytes: @MEDIA_MAX_BYTES@
+
+# What you send in a portal, carried out on Instagram (times in milliseconds).
+sending:
+  # Tries per message in all while Instagram rate-limits, fails or does not
+  # answer; then the message is given up and the room told why.
+  max_attempts: @SEND_ATTEMPTS@
+  # Wait before the first retry; it doubles after each, up to max_backoff_ms.
+  initial_backoff_ms: @SEND_BACKOFF@
+  max_backoff_ms: @SEND_MAX_BACKOFF@
+  # Longest one send may take before it counts as failed.
+  request_timeout_ms: @SEND_TIMEOUT@
 
 # Double puppeting: what you send from the Instagram app appears from your own
 # Matrix account instead of a puppet of your Instagram account. It needs a

@@ -5,14 +5,15 @@
 //! room never delays another and nothing waits on a full queue. The worker
 //! relays in order (portal, items oldest first, unsends, read receipts) and
 //! advances the thread's progress after each item. Matrix -> Instagram work
-//! (the outbox, next issue) rings the same doorbell.
+//! rings the same doorbell: the outbox table is its truth, and a rung worker
+//! carries the room's pending rows out (`relay_out::outbox_worker`) after
+//! the work in hand, so a room's order holds both ways.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use ruma::events::AnyTimelineEvent;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -20,8 +21,8 @@ use super::backfill::micros;
 use super::relay_error::RelayError;
 use super::relay_in::{self, SeenMarker};
 use super::relay_latency;
+use super::relay_out::outbox_worker;
 use super::{portal, Bridge};
-use crate::matrix::server::RetryTransaction;
 use crate::model::{Conversation, LastSeen, Message};
 use crate::store::{LoginRecord, PageItem, PortalRecord, ThreadState};
 
@@ -30,6 +31,10 @@ const QUEUE_DEPTH: usize = 4;
 
 /// How long shutdown waits for workers to finish their current item.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a worker waits to try pending outbox rows again after the
+/// database or the credentials failed it.
+const OUTBOX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// What the poller found for one thread.
 #[derive(Debug, Clone)]
@@ -58,20 +63,29 @@ pub struct ThreadUpdate {
 #[derive(Debug)]
 pub enum PortalWork {
     Thread(Box<ThreadUpdate>),
+    /// The outbox has pending rows for the portal (the doorbell).
+    Outbox,
 }
 
 struct Worker {
     sender: mpsc::Sender<PortalWork>,
     /// Offered and not yet finished.
     in_flight: Arc<AtomicUsize>,
+    /// Rung since the worker last read the outbox: set before the doorbell
+    /// is offered, so a full channel loses no ring (the worker looks at it
+    /// after each piece of work).
+    outbox_rung: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
 /// The portals' workers, by (login, thread).
 #[derive(Default)]
 pub struct PortalQueues {
+    /// The bridge, held weakly (the bridge owns the queues): a ring from the
+    /// transaction handler spawns a worker, which needs it.
+    bridge: OnceLock<Weak<Bridge>>,
     workers: Mutex<HashMap<(String, String), Worker>>,
-    closed: std::sync::atomic::AtomicBool,
+    closed: AtomicBool,
 }
 
 /// Decrements the in-flight count when an update is done (or its worker panicked).
@@ -84,6 +98,37 @@ impl Drop for Finished {
 }
 
 impl PortalQueues {
+    /// Gives the queues their bridge; done once, when the bridge is built.
+    pub fn attach(&self, bridge: &Arc<Bridge>) {
+        // A second attach (of the same bridge) changes nothing.
+        let _ = self.bridge.set(Arc::downgrade(bridge));
+    }
+
+    /// Rings the doorbell of a portal's worker (spawning it if needed): it
+    /// carries the portal's pending outbox rows out after the work in hand.
+    pub fn ring(&self, login_mxid: &str, thread_id: &str) {
+        if self.closing() {
+            return;
+        }
+        let Some(bridge) = self.bridge.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let key = (login_mxid.to_owned(), thread_id.to_owned());
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let worker = workers
+            .entry(key.clone())
+            .and_modify(|worker| {
+                if worker.sender.is_closed() {
+                    *worker = spawn_worker(bridge.clone(), key.clone());
+                }
+            })
+            .or_insert_with(|| spawn_worker(bridge.clone(), key.clone()));
+        worker.outbox_rung.store(true, Ordering::SeqCst);
+        // Full: a wake is queued, or the worker is busy and looks at the
+        // flag when done.
+        let _ = worker.sender.try_send(PortalWork::Outbox);
+    }
+
     /// Whether the thread's worker has nothing offered or in progress.
     pub fn is_idle(&self, login_mxid: &str, thread_id: &str) -> bool {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
@@ -104,7 +149,7 @@ impl PortalQueues {
             .get(&key)
             .is_some_and(|worker| !worker.sender.is_closed());
         if !alive {
-            workers.insert(key.clone(), spawn_worker(bridge.clone()));
+            workers.insert(key.clone(), spawn_worker(bridge.clone(), key.clone()));
         }
         let Some(worker) = workers.get(&key) else {
             return false;
@@ -142,20 +187,23 @@ impl PortalQueues {
         }
     }
 
-    fn closing(&self) -> bool {
+    pub(crate) fn closing(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 }
 
-fn spawn_worker(bridge: Arc<Bridge>) -> Worker {
+/// The worker of the portal `key` (login, thread).
+fn spawn_worker(bridge: Arc<Bridge>, key: (String, String)) -> Worker {
     let (sender, mut receiver) = mpsc::channel(QUEUE_DEPTH);
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let outbox_rung = Arc::new(AtomicBool::new(false));
     let counter = in_flight.clone();
+    let rung = outbox_rung.clone();
     let task = tokio::spawn(async move {
         while let Some(work) = receiver.recv().await {
-            let _finished = Finished(counter.clone());
             match work {
                 PortalWork::Thread(update) => {
+                    let _finished = Finished(counter.clone());
                     if let Err(e) = apply_update(&bridge, &update).await {
                         tracing::warn!(
                             login = %update.login_mxid,
@@ -165,13 +213,37 @@ fn spawn_worker(bridge: Arc<Bridge>) -> Worker {
                         );
                     }
                 }
+                PortalWork::Outbox => {}
+            }
+            if rung.swap(false, Ordering::SeqCst) {
+                carry_out_outbox(&bridge, &key).await;
             }
         }
     });
     Worker {
         sender,
         in_flight,
+        outbox_rung,
         task,
+    }
+}
+
+/// Carries the portal's pending outbox rows out; when the database or the
+/// credentials fail, rings again after a pause (the rows stay pending).
+async fn carry_out_outbox(bridge: &Arc<Bridge>, (login_mxid, thread_id): &(String, String)) {
+    if let Err(e) = outbox_worker::carry_out_pending(bridge, login_mxid, thread_id).await {
+        tracing::warn!(
+            login = %login_mxid,
+            thread = %thread_id,
+            error = %e,
+            "carrying out messages to Instagram stopped; trying again shortly"
+        );
+        let bridge = bridge.clone();
+        let (login_mxid, thread_id) = (login_mxid.clone(), thread_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(OUTBOX_RETRY_PAUSE).await;
+            bridge.queues.ring(&login_mxid, &thread_id);
+        });
     }
 }
 
@@ -302,20 +374,4 @@ fn skip_permanent(result: Result<(), RelayError>, what: &str) -> Result<(), Rela
         }
         other => other,
     }
-}
-
-/// A Matrix event in a portal room. Carrying it out on Instagram is the
-/// outbox's job (next issue): it records the event durably here, before the
-/// transaction is acknowledged, and rings the portal's doorbell.
-pub async fn accept_matrix_event(
-    portal: &PortalRecord,
-    event: &AnyTimelineEvent,
-) -> Result<(), RetryTransaction> {
-    tracing::debug!(
-        room_id = %portal.room_id,
-        event_id = %event.event_id(),
-        kind = %event.event_type(),
-        "Matrix -> Instagram is not bridged yet; event ignored"
-    );
-    Ok(())
 }

@@ -30,6 +30,7 @@ use super::media::MediaError;
 use super::portal::join_puppet;
 use super::puppet::{ensure_puppet, puppet_id};
 use super::relay_error::RelayError;
+use super::relay_out;
 use super::Bridge;
 
 /// How far a participant has seen a thread: an item id when Instagram names
@@ -56,7 +57,7 @@ pub fn txn_id(parts: &[&str]) -> OwnedTransactionId {
 }
 
 /// A hash of an item's text, to notice edits.
-fn text_hash(text: Option<&str>) -> Option<String> {
+pub(crate) fn text_hash(text: Option<&str>) -> Option<String> {
     text.map(|text| {
         Sha256::digest(text.as_bytes())[..12]
             .iter()
@@ -227,8 +228,9 @@ pub(crate) fn portal_room(portal: &PortalRecord) -> Result<ruma::OwnedRoomId, Re
 }
 
 /// One Instagram item: bridges it if new (all parts, reactions), or applies what changed
-/// (edit -> m.replace, reactions added/changed/removed). Skips our own sends' echoes
-/// (outbox lookup by client_context).
+/// (edit -> m.replace, reactions added/changed/removed). Our own sends' echoes
+/// (found in the outbox by client_context) are not bridged: a send whose
+/// answer was lost (crash, timeout) is recorded as sent instead.
 pub async fn relay_message(
     bridge: &Bridge,
     login: &LoginRecord,
@@ -241,13 +243,13 @@ pub async fn relay_message(
         .await?;
     if done.is_empty() {
         if let Some(client_context) = message.client_context.as_deref() {
-            if store
-                .outbox_by_client_context(client_context)
-                .await?
-                .is_some()
-            {
-                tracing::debug!(item = %message.id, "echo of our own send");
-                return Ok(());
+            if let Some(entry) = store.outbox_by_client_context(client_context).await? {
+                if entry.queued.login_mxid == login.mxid {
+                    tracing::debug!(item = %message.id, "echo of our own send");
+                    return relay_out::record_echo(bridge, login, portal, &entry, message)
+                        .await
+                        .map_err(RelayError::from);
+                }
             }
         }
     }

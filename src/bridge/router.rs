@@ -1,5 +1,6 @@
 //! Routes every homeserver event by its room: a portal's events go to that
-//! portal (its queue, or the bot for prefixed commands such as `!ig sync`);
+//! portal (the outbox and its worker, or the bot for prefixed commands such
+//! as `!ig sync`);
 //! everything else (management rooms, invites, other rooms) to the bot,
 //! which takes every message as a command in a management room and only
 //! prefixed ones elsewhere. Events of the bridge's own users are dropped, and
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 use super::bot;
 use super::double_puppet::SOURCE_KEY;
-use super::portal_queue;
+use super::relay_out;
 use super::Bridge;
 use crate::matrix::server::RetryTransaction;
 
@@ -37,7 +38,7 @@ pub async fn route_event(
     if is_prefixed_command(bridge, &event) {
         return bot::handle_event(bridge, event).await;
     }
-    portal_queue::accept_matrix_event(&portal, &event).await
+    relay_out::accept_matrix_event(bridge, &portal, &event).await
 }
 
 /// A text message that starts with the command prefix.

@@ -132,6 +132,7 @@ pub fn build_appservice(
         bridge.clone(),
     ));
     bridge.supervisor.attach(&bridge);
+    bridge.queues.attach(&bridge);
     let router = server::router(state, config.appservice.max_body_bytes);
     Ok((bridge, router))
 }

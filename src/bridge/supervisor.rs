@@ -1,5 +1,6 @@
 //! The supervisor of the logins' pollers: one poller per connected login,
-//! started at bridge startup and right after a login, stopped on logout and
+//! started at bridge startup and right after a login (when the login's
+//! pending outgoing messages are resumed too), stopped on logout and
 //! shutdown, restarted (with a pause) when it panics, and never restarted
 //! after it stopped because the login needs the user.
 
@@ -117,6 +118,13 @@ impl Supervisor {
             let _ = previous.stop.send(true);
         }
         tracing::info!(login = mxid, "poller started");
+        // What waited to go out (a crash, an expired session) goes now.
+        if let Some(bridge) = self.bridge() {
+            tokio::spawn(super::relay_out::resume_pending(
+                bridge,
+                Some(mxid.to_owned()),
+            ));
+        }
     }
 
     /// Stops the poller of `mxid`'s login (logout).

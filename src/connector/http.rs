@@ -6,10 +6,12 @@
 //! Retries: rate limits (429 and spec-detected) are retried for every
 //! request, since the platform refused it before doing anything. Transient
 //! failures (5xx, timeouts, broken connections) are retried only when
-//! repeating the request cannot write twice: idempotent methods (GET), POSTs
-//! whose body carries a `client_context` (Instagram dedupes sends on it), and
-//! requests that never reached the server (connection refused). A request's
-//! `idempotent:` key overrides the first two rules.
+//! repeating the request cannot write twice: idempotent methods (GET) and
+//! requests that never reached the server (connection refused). A write that
+//! may have been carried out is never repeated here, not even with a
+//! `client_context` (Instagram does not promise to dedupe on it): its caller
+//! looks for it before trying again. A request's `idempotent:` key overrides
+//! the method rule.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -365,7 +367,6 @@ impl Connector {
             headers.insert(COOKIE, value);
         }
 
-        let mut carries_client_context = false;
         let (body, content_type) = match &request.body {
             RequestBody::Empty => (None, None),
             RequestBody::File { param } => {
@@ -382,7 +383,6 @@ impl Connector {
                         rendered.insert(name.clone(), value);
                     }
                 }
-                carries_client_context = rendered.contains_key("client_context");
                 encode_body(*encoding, rendered)
             }
         };
@@ -392,9 +392,7 @@ impl Connector {
             }
         }
         Ok(PreparedRequest {
-            retry_safe: request
-                .idempotent
-                .unwrap_or(request.method.is_idempotent() || carries_client_context),
+            retry_safe: request.idempotent.unwrap_or(request.method.is_idempotent()),
             method: request.method.clone(),
             url,
             headers,

@@ -465,8 +465,8 @@ pub struct RestSpec {
     #[serde(default)]
     pub embed: IndexMap<String, ResponseSpec>,
     /// Whether repeating the request after a timeout or 5xx cannot act twice.
-    /// Default: true for idempotent methods (GET) and for requests whose body
-    /// carries a `client_context` (Instagram dedupes on it).
+    /// Default: true for idempotent methods (GET); a write is never repeated
+    /// by the engine after it may have been carried out.
     #[serde(default)]
     pub idempotent: Option<bool>,
 }

@@ -1,6 +1,8 @@
 //! The outbox: Matrix events to carry out on Instagram, keyed by event id so
-//! a redelivered event is enqueued once and a crash mid-send is retried with
-//! the same `client_context` (which Instagram recognizes).
+//! a redelivered event is enqueued once, numbered in arrival order so each
+//! room's events go out in order, and counting the sends started so a crash
+//! mid-send is found out (the worker then looks for the send's
+//! `client_context` in the thread before it sends again).
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
@@ -61,7 +63,8 @@ pub struct OutboxEntry {
     /// What was enqueued.
     pub queued: NewOutboxEntry,
     pub state: OutboxState,
-    /// How many times sending was tried.
+    /// How many sends were started (counted before each request: a
+    /// non-zero count means Instagram may have the item already).
     pub attempts: i64,
     pub last_error: Option<String>,
     /// The Instagram item created by sending, once known.
@@ -99,10 +102,9 @@ impl Record for OutboxEntry {
     }
 }
 
-/// Ends an entry's life as `state` (sent or failed), counting the attempt
-/// and recording the created item or the error (a `None` keeps what is
-/// stored); on any executor, so it can join a transaction. False if there is
-/// no such entry.
+/// Ends an entry's life as `state` (sent or failed), recording the created
+/// item or the error (a `None` keeps what is stored); on any executor, so it
+/// can join a transaction. False if there is no such entry.
 async fn finish<'e>(
     executor: impl Executor<'e, Database = Any>,
     event_id: &str,
@@ -112,7 +114,7 @@ async fn finish<'e>(
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "UPDATE outbox SET state = $2, item_id = COALESCE($3, item_id), \
-         last_error = COALESCE($4, last_error), attempts = attempts + 1, updated_at = $5 \
+         last_error = COALESCE($4, last_error), updated_at = $5 \
          WHERE event_id = $1",
     )
     .bind(event_id)
@@ -130,13 +132,18 @@ async fn finish<'e>(
 }
 
 impl Store {
-    /// Enqueues an event as pending. Returns false, changing nothing, if the
-    /// event id is already in the outbox (a redelivered event).
+    /// Enqueues an event as pending, after every event enqueued before it.
+    /// Returns false, changing nothing, if the event id is already in the
+    /// outbox (a redelivered event).
     pub async fn enqueue_outbox(&self, entry: &NewOutboxEntry) -> Result<bool, StoreError> {
+        // The homeserver sends an appservice one transaction at a time, so
+        // enqueues do not race for a position. `WHERE TRUE` keeps SQLite
+        // from reading ON CONFLICT as a join constraint.
         let statement = sqlx::query(
             "INSERT INTO outbox (event_id, room_id, login_mxid, kind, payload, client_context, \
-             state, attempts, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8) \
+             state, attempts, created_at, updated_at, position) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, 0, $8, $8, COALESCE(MAX(position), 0) + 1 \
+             FROM outbox WHERE TRUE \
              ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&entry.event_id)
@@ -180,15 +187,67 @@ impl Store {
     /// Every pending entry, oldest first (the order to send them in).
     pub async fn pending_outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         self.select(
-            "WHERE state = $1 ORDER BY created_at, event_id",
+            "WHERE state = $1 ORDER BY position, created_at",
             &[OutboxState::Pending.as_str()],
             "listing pending outgoing events",
         )
         .await
     }
 
-    /// Marks an entry sent, counting the attempt, with the Instagram item it
-    /// created if any. False if there is no such entry.
+    /// The pending entries of one room, in the order they arrived.
+    pub async fn pending_outbox_of_room(
+        &self,
+        room_id: &str,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.select(
+            "WHERE room_id = $1 AND state = $2 ORDER BY position, created_at",
+            &[room_id, OutboxState::Pending.as_str()],
+            "listing a room's pending outgoing events",
+        )
+        .await
+    }
+
+    /// The rooms with pending entries, with the login of each, of one login
+    /// or of all.
+    pub async fn rooms_with_pending_outbox(
+        &self,
+        login_mxid: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let (sql, params): (&str, Vec<&str>) = match login_mxid {
+            Some(login) => (
+                "SELECT DISTINCT login_mxid, room_id FROM outbox \
+                 WHERE state = $1 AND login_mxid = $2",
+                vec![OutboxState::Pending.as_str(), login],
+            ),
+            None => (
+                "SELECT DISTINCT login_mxid, room_id FROM outbox WHERE state = $1",
+                vec![OutboxState::Pending.as_str()],
+            ),
+        };
+        super::with_text_params(sql, &params)
+            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_failed("listing rooms with pending outgoing events"))
+    }
+
+    /// Counts a send about to start, before its request goes out: after a
+    /// crash, a non-zero count says the item may exist already. Returns the
+    /// sends started so far, or None if there is no such entry.
+    pub async fn begin_outbox_attempt(&self, event_id: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE outbox SET attempts = attempts + 1, updated_at = $2 \
+             WHERE event_id = $1 RETURNING attempts",
+        )
+        .bind(event_id)
+        .bind(now_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_failed("counting an outgoing event's attempt"))
+    }
+
+    /// Marks an entry sent, with the Instagram item it created if any. False
+    /// if there is no such entry.
     pub async fn mark_outbox_sent(
         &self,
         event_id: &str,
@@ -228,8 +287,7 @@ impl Store {
         Ok(found)
     }
 
-    /// Marks an entry failed for good, counting the attempt. False if there
-    /// is no such entry.
+    /// Marks an entry failed for good. False if there is no such entry.
     pub async fn mark_outbox_failed(
         &self,
         event_id: &str,
@@ -238,22 +296,22 @@ impl Store {
         finish(&self.pool, event_id, OutboxState::Failed, None, Some(error)).await
     }
 
-    /// Counts a failed attempt that will be retried: the entry stays pending.
-    /// Returns the attempts so far, or None if there is no such entry.
-    pub async fn record_outbox_attempt(
+    /// Records why an attempt failed while the entry stays pending (it is
+    /// retried, or held until the user logs in again). False if there is no
+    /// such entry.
+    pub async fn record_outbox_error(
         &self,
         event_id: &str,
         error: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar(
-            "UPDATE outbox SET last_error = $2, attempts = attempts + 1, updated_at = $3 \
-             WHERE event_id = $1 RETURNING attempts",
-        )
-        .bind(event_id)
-        .bind(error)
-        .bind(now_millis())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_failed("counting an outgoing event's attempt"))
+    ) -> Result<bool, StoreError> {
+        let statement =
+            sqlx::query("UPDATE outbox SET last_error = $2, updated_at = $3 WHERE event_id = $1")
+                .bind(event_id)
+                .bind(error)
+                .bind(now_millis());
+        Ok(self
+            .execute(statement, "recording an outgoing event's error")
+            .await?
+            > 0)
     }
 }

@@ -400,26 +400,33 @@ async fn outbox_enqueue_is_idempotent_and_tracks_attempts(db: &TestDb) {
     assert_eq!(first.attempts, 0);
     assert_eq!(first.item_id, None);
 
+    assert_eq!(store.begin_outbox_attempt("$e1").await.unwrap(), Some(1));
+    assert!(store.record_outbox_error("$e1", "timeout").await.unwrap());
+    assert_eq!(store.begin_outbox_attempt("$e1").await.unwrap(), Some(2));
+    assert!(store
+        .record_outbox_error("$e1", "timeout again")
+        .await
+        .unwrap());
+    assert_eq!(store.begin_outbox_attempt("$nope").await.unwrap(), None);
+    assert!(!store.record_outbox_error("$nope", "x").await.unwrap());
+    // A room's pending events, in arrival order, and the rooms that have any.
+    let of_room = store.pending_outbox_of_room("!portal:x").await.unwrap();
+    let ids: Vec<&str> = of_room.iter().map(|e| e.queued.event_id.as_str()).collect();
+    assert_eq!(ids, ["$e1", "$e2"]);
     assert_eq!(
-        store.record_outbox_attempt("$e1", "timeout").await.unwrap(),
-        Some(1)
+        store.rooms_with_pending_outbox(None).await.unwrap(),
+        [("@alice:x".to_owned(), "!portal:x".to_owned())]
     );
-    assert_eq!(
-        store
-            .record_outbox_attempt("$e1", "timeout again")
-            .await
-            .unwrap(),
-        Some(2)
-    );
-    assert_eq!(
-        store.record_outbox_attempt("$nope", "x").await.unwrap(),
-        None
-    );
+    assert!(store
+        .rooms_with_pending_outbox(Some("@bob:x"))
+        .await
+        .unwrap()
+        .is_empty());
 
     assert!(store.mark_outbox_sent("$e1", Some("item-9")).await.unwrap());
     let sent = store.outbox_entry("$e1").await.unwrap().unwrap();
     assert_eq!(sent.state, OutboxState::Sent);
-    assert_eq!(sent.attempts, 3);
+    assert_eq!(sent.attempts, 2);
     assert_eq!(sent.item_id.as_deref(), Some("item-9"));
     assert_eq!(sent.last_error.as_deref(), Some("timeout again"));
     assert_eq!(

@@ -18,10 +18,11 @@ use ruma::events::AnyMessageLikeEventContent;
 use ruma::{OwnedMxcUri, UInt};
 use serde::{Deserialize, Serialize};
 
+use super::outbox_worker::SendFailure;
 use crate::bridge::media::{human_size, renamed, sniff};
 use crate::bridge::Bridge;
 use crate::connector::auth::Credentials;
-use crate::connector::http::FileData;
+use crate::connector::http::{Connector, FileData};
 use crate::connector::session::ConnectorError;
 use crate::connector::typed::MediaKind as SendKind;
 use crate::matrix::client::ClientError;
@@ -104,6 +105,17 @@ pub enum MediaError {
     Matrix(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<MediaError> for SendFailure {
+    fn from(error: MediaError) -> SendFailure {
+        match error {
+            MediaError::Instagram(error) => SendFailure::Instagram(error),
+            MediaError::Refused(reason) => SendFailure::Refused(reason),
+            MediaError::Matrix(error) => SendFailure::Matrix(error),
+            MediaError::Store(error) => SendFailure::Store(error),
+        }
+    }
 }
 
 /// The media to send for a media event: `Ok(None)` for events that are not
@@ -317,9 +329,11 @@ fn human_duration(duration: Duration) -> String {
 }
 
 /// Downloads the file of `media`, prepares it and sends it to the portal's
-/// thread with `client_context` as the send's dedupe key.
+/// thread with `client_context` as the send's dedupe key, through
+/// `connector` (the outbox worker's, which leaves retries to the worker).
 pub async fn send_media(
     bridge: &Bridge,
+    connector: &Connector,
     login: &LoginRecord,
     creds: &mut Credentials,
     portal: &PortalRecord,
@@ -341,8 +355,7 @@ pub async fn send_media(
     let thread_id = &portal.thread_id;
     let sent = match upload.kind {
         SendKind::Voice => {
-            bridge
-                .connector
+            connector
                 .send_voice(
                     creds,
                     thread_id,
@@ -353,8 +366,7 @@ pub async fn send_media(
                 .await
         }
         kind => {
-            bridge
-                .connector
+            connector
                 .send_media(creds, kind, thread_id, upload.file, Some(client_context))
                 .await
         }

@@ -1,0 +1,664 @@
+//! Carries a portal's pending outbox rows out on Instagram, in order, from
+//! the portal's worker. Each send is counted in the row before its request
+//! goes out; a row that may have reached Instagram already (an earlier
+//! attempt timed out, lost its connection or got a 5xx, or the bridge died
+//! mid-send) is first looked for by its `client_context` in the thread's
+//! newest page, and only sent again when it is not there. Transient failures
+//! retry with backoff up to `sending.max_attempts`; permanent ones stop at
+//! once; an expired session holds the row (it stays pending and goes out
+//! after the next login). Outcomes are reported with [`status`].
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ruma::{EventId, RoomId};
+
+use super::super::instagram::Logins;
+use super::super::poller::login_needs_user;
+use super::super::relay_in::text_hash;
+use super::super::supervisor::NEEDS_LOGIN_STATES;
+use super::super::Bridge;
+use super::status::{self, SendStatus};
+use super::{media, Outgoing};
+use crate::connector::auth::Credentials;
+use crate::connector::http::Connector;
+use crate::connector::session::{ConnectorError, RetryPolicy};
+use crate::connector::typed::OutgoingText;
+use crate::model::Message;
+use crate::secrets::CredentialCipher;
+use crate::store::{LoginRecord, MessageRecord, OutboxEntry, PortalRecord, StoreError};
+
+/// Why carrying an outgoing event out failed. The media and changes helpers'
+/// error enums have the same variants and convert into it.
+#[derive(Debug, thiserror::Error)]
+pub enum SendFailure {
+    /// Instagram (or the way to it) failed; the worker decides whether that
+    /// is transient, ambiguous or permanent.
+    #[error("{0}")]
+    Instagram(ConnectorError),
+    /// The bridge cannot carry this; the text is the user-facing reason.
+    #[error("{0}")]
+    Refused(String),
+    /// The homeserver failed (a download, a redaction); retried.
+    #[error("the homeserver failed: {0}")]
+    Matrix(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// What carrying an event out produced.
+#[derive(Debug)]
+pub enum Carried {
+    /// A new Instagram item (a text, a photo): recorded as the event's message.
+    Message(Box<Message>),
+    /// A change of something that exists (a reaction, an edit): the row is
+    /// marked sent, with the item it touched when there is one.
+    Done { item_id: Option<String> },
+}
+
+/// Why a room's rows could not be carried out now (they stay pending).
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot open the login's credentials: {0}")]
+    Credentials(String),
+}
+
+/// What to do after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The user has to log in again: hold the row.
+    NeedsLogin,
+    /// Try again after `wait` (or the backoff); `ambiguous` when the request
+    /// may have been carried out.
+    Retry {
+        ambiguous: bool,
+        wait: Option<Duration>,
+    },
+    /// Give up now.
+    Permanent,
+}
+
+impl SendFailure {
+    fn verdict(&self) -> Verdict {
+        match self {
+            SendFailure::Instagram(error) if error.needs_login() => Verdict::NeedsLogin,
+            SendFailure::Instagram(ConnectorError::RateLimited { retry_after, .. }) => {
+                Verdict::Retry {
+                    ambiguous: false,
+                    wait: *retry_after,
+                }
+            }
+            SendFailure::Instagram(ConnectorError::Transient { .. }) => Verdict::Retry {
+                ambiguous: true,
+                wait: None,
+            },
+            SendFailure::Instagram(_) | SendFailure::Refused(_) => Verdict::Permanent,
+            SendFailure::Matrix(_) | SendFailure::Store(_) => Verdict::Retry {
+                ambiguous: false,
+                wait: None,
+            },
+        }
+    }
+
+    /// What the user is told when the event is given up.
+    fn given_up(&self) -> SendStatus {
+        let (reason, message) = match self {
+            SendFailure::Refused(reason) => ("com.beeper.unsupported_event", reason.clone()),
+            SendFailure::Instagram(error) => ("m.foreign_network_error", instagram_said(error)),
+            SendFailure::Matrix(_) => (
+                "m.event_not_handled",
+                "the homeserver kept failing; try again later.".to_owned(),
+            ),
+            SendFailure::Store(_) => (
+                "m.event_not_handled",
+                "the bridge's database kept failing; try again later.".to_owned(),
+            ),
+        };
+        SendStatus::Permanent {
+            reason,
+            message,
+            internal: match self {
+                SendFailure::Refused(_) => None,
+                other => Some(other.to_string()),
+            },
+        }
+    }
+}
+
+/// A connector error in the words the user gets.
+fn instagram_said(error: &ConnectorError) -> String {
+    match error {
+        ConnectorError::RateLimited { .. } => {
+            "Instagram is rate-limiting this account; try again in a few minutes.".to_owned()
+        }
+        ConnectorError::Transient { .. } => {
+            "Instagram did not answer (server errors or lost connections); try again later."
+                .to_owned()
+        }
+        ConnectorError::ActionBlocked { .. } => {
+            "Instagram flagged this message as spam (feedback_required) and blocks sending \
+             from this account for a while; wait before you send more."
+                .to_owned()
+        }
+        ConnectorError::NotFound { .. } => {
+            "Instagram says the chat or the message it refers to no longer exists.".to_owned()
+        }
+        ConnectorError::Platform { message, .. } => format!("Instagram refused it ({message})."),
+        other => format!("the bridge could not send it ({other})."),
+    }
+}
+
+/// What the user is told while the login needs them.
+fn held_message(error: Option<&ConnectorError>) -> &'static str {
+    match error {
+        Some(ConnectorError::ChallengeRequired { .. }) => {
+            "Instagram wants to confirm it's you: complete the security check in the Instagram \
+             app, then send `login` to the bot. This message goes out once you are logged in \
+             again."
+        }
+        _ => {
+            "Your Instagram session expired; send `login` to the bot. This message goes out \
+             once you are logged in again."
+        }
+    }
+}
+
+/// One drain of a room: the login, its credentials and the connector.
+struct Drain<'a> {
+    bridge: &'a Bridge,
+    login: LoginRecord,
+    portal: PortalRecord,
+    connector: Connector,
+    logins: Logins,
+    creds: Credentials,
+}
+
+/// How carrying one row out ended.
+enum RowEnd {
+    /// Sent, or given up: the next row may go.
+    Finished,
+    /// The login needs the user: the row and those after it wait.
+    Held,
+}
+
+/// Carries out the pending rows of a portal, in order, until they are all
+/// done or one is held; rows left pending go out at the next ring.
+pub async fn carry_out_pending(
+    bridge: &Bridge,
+    login_mxid: &str,
+    thread_id: &str,
+) -> Result<(), DrainError> {
+    let store = &bridge.store;
+    let Some(portal) = store.portal_by_thread(login_mxid, thread_id).await? else {
+        return Ok(());
+    };
+    let rows = store.pending_outbox_of_room(&portal.room_id).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let Some(login) = store.login(login_mxid).await? else {
+        return Ok(());
+    };
+    if NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
+        hold(bridge, &portal, &rows, None, true).await;
+        return Ok(());
+    }
+    let key = bridge
+        .config
+        .credential_key()
+        .map_err(|e| DrainError::Credentials(e.to_string()))?;
+    let logins = Logins::new(store.clone(), CredentialCipher::new(&key));
+    let creds = logins
+        .credentials(login_mxid)
+        .await
+        .map_err(|e| DrainError::Credentials(e.to_string()))?;
+    let sending = &bridge.config.sending;
+    // One request per attempt: the worker decides about retries, after
+    // looking for a send that may have landed.
+    let connector = bridge
+        .connector
+        .clone()
+        .with_timeout(Duration::from_millis(sending.request_timeout_ms))
+        .with_retry_policy(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        });
+    let saved = creds.clone();
+    let mut drain = Drain {
+        bridge,
+        login,
+        portal,
+        connector,
+        logins,
+        creds,
+    };
+    let mut outcome = Ok(());
+    for (index, row) in rows.iter().enumerate() {
+        if bridge.queues.closing() {
+            break;
+        }
+        match drain.carry_row(row).await {
+            Ok(RowEnd::Finished) => {}
+            Ok(RowEnd::Held) => {
+                hold(bridge, &drain.portal, &rows[index + 1..], None, false).await;
+                break;
+            }
+            Err(e) => {
+                outcome = Err(e.into());
+                break;
+            }
+        }
+    }
+    if drain.creds != saved {
+        if let Err(e) = drain
+            .logins
+            .update_credentials(login_mxid, &drain.creds)
+            .await
+        {
+            tracing::warn!(login = login_mxid, error = %e, "cannot save credentials");
+        }
+    }
+    outcome
+}
+
+/// Rows that wait for the user to log in again: a FAIL_RETRIABLE status for
+/// each, and, with `notice`, a notice in the room for the first (once per
+/// event, so the room is told once while the same row waits).
+async fn hold(
+    bridge: &Bridge,
+    portal: &PortalRecord,
+    rows: &[OutboxEntry],
+    error: Option<&ConnectorError>,
+    notice: bool,
+) {
+    let message = held_message(error);
+    for (index, row) in rows.iter().enumerate() {
+        let event_id = &row.queued.event_id;
+        status::report(
+            bridge,
+            &portal.room_id,
+            event_id,
+            &SendStatus::Retriable {
+                reason: "m.foreign_network_error",
+                message: message.to_owned(),
+            },
+        )
+        .await;
+        if notice && index == 0 {
+            if let (Ok(room), Ok(event)) =
+                (RoomId::parse(&portal.room_id), EventId::parse(event_id))
+            {
+                let body = format!("Your message was not sent to Instagram yet. {message}");
+                status::notice(bridge, &room, &event, "held", &body).await;
+            }
+        }
+    }
+}
+
+impl Drain<'_> {
+    /// Carries one row out: looks for it first when it may have landed,
+    /// sends it, retries what may pass, and reports the outcome.
+    async fn carry_row(&mut self, entry: &OutboxEntry) -> Result<RowEnd, StoreError> {
+        let store = &self.bridge.store;
+        let event_id = entry.queued.event_id.as_str();
+        let outgoing: Outgoing = match serde_json::from_value(entry.queued.payload.clone()) {
+            Ok(outgoing) => outgoing,
+            Err(e) => {
+                let failure = SendFailure::Refused(format!(
+                    "the bridge cannot read this queued event ({e})."
+                ));
+                return self.give_up(entry, &failure).await;
+            }
+        };
+        let max_attempts = i64::from(self.bridge.config.sending.max_attempts);
+        let mut attempts = entry.attempts;
+        let mut maybe_sent = attempts > 0;
+        let mut lookups_failed: i64 = 0;
+        let mut last_failure: Option<SendFailure> = None;
+        let mut told_retrying = false;
+        loop {
+            if maybe_sent {
+                match self.find_sent(entry).await {
+                    Ok(Some(message)) => {
+                        tracing::info!(event_id, item = %message.id, "found an earlier send in the thread");
+                        return self.sent(entry, Carried::Message(Box::new(message))).await;
+                    }
+                    Ok(None) => {}
+                    Err(failure) => match failure.verdict() {
+                        Verdict::NeedsLogin => return self.held(entry, &failure).await,
+                        Verdict::Permanent => return self.give_up(entry, &failure).await,
+                        Verdict::Retry { wait, .. } => {
+                            lookups_failed += 1;
+                            if lookups_failed >= max_attempts {
+                                return self.give_up(entry, &failure).await;
+                            }
+                            self.tell_retrying(entry, &mut told_retrying).await;
+                            self.pause(wait, lookups_failed).await;
+                            continue;
+                        }
+                    },
+                }
+            }
+            if attempts >= max_attempts {
+                let failure = last_failure.unwrap_or_else(|| {
+                    SendFailure::Refused("every try to send it failed.".to_owned())
+                });
+                return self.give_up(entry, &failure).await;
+            }
+            attempts = store
+                .begin_outbox_attempt(event_id)
+                .await?
+                .unwrap_or(attempts + 1);
+            match self.dispatch(entry, &outgoing).await {
+                Ok(carried) => return self.sent(entry, carried).await,
+                Err(failure) => match failure.verdict() {
+                    Verdict::NeedsLogin => return self.held(entry, &failure).await,
+                    Verdict::Permanent => return self.give_up(entry, &failure).await,
+                    Verdict::Retry { ambiguous, wait } => {
+                        tracing::warn!(event_id, attempts, error = %failure, "sending to Instagram failed; retrying");
+                        store
+                            .record_outbox_error(event_id, &failure.to_string())
+                            .await?;
+                        maybe_sent |= ambiguous;
+                        last_failure = Some(failure);
+                        if attempts < max_attempts {
+                            self.tell_retrying(entry, &mut told_retrying).await;
+                            self.pause(wait, attempts).await;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Carries one payload out.
+    async fn dispatch(
+        &mut self,
+        entry: &OutboxEntry,
+        outgoing: &Outgoing,
+    ) -> Result<Carried, SendFailure> {
+        match outgoing {
+            Outgoing::Text { text, reply_to } => {
+                let reply_item = match reply_to {
+                    Some(event_id) => self.item_of_event(event_id).await?,
+                    None => None,
+                };
+                let message = OutgoingText {
+                    conversation_id: self.portal.thread_id.clone(),
+                    text: text.clone(),
+                    reply_to: reply_item,
+                    client_context: Some(entry.queued.client_context.clone()),
+                };
+                self.connector
+                    .send_text(&mut self.creds, &message)
+                    .await
+                    .map(|message| Carried::Message(Box::new(message)))
+                    .map_err(SendFailure::Instagram)
+            }
+            Outgoing::Media(outgoing) => media::send_media(
+                self.bridge,
+                &self.connector,
+                &self.login,
+                &mut self.creds,
+                &self.portal,
+                outgoing,
+                &entry.queued.client_context,
+            )
+            .await
+            .map(|message| Carried::Message(Box::new(message)))
+            .map_err(SendFailure::from),
+            Outgoing::Refuse { reason } => Err(SendFailure::Refused(reason.clone())),
+        }
+    }
+
+    /// The Instagram item a Matrix event of this room stands for; `None`
+    /// (and a log line) when it was never bridged: the reply goes out as a
+    /// plain message rather than not at all.
+    async fn item_of_event(&self, event_id: &str) -> Result<Option<String>, SendFailure> {
+        let record = self
+            .bridge
+            .store
+            .message_by_event(&self.portal.room_id, event_id)
+            .await?;
+        if record.is_none() {
+            tracing::info!(
+                event_id,
+                "the replied-to event is not bridged; sending without the reply"
+            );
+        }
+        Ok(record.map(|record| record.item_id))
+    }
+
+    /// The row's item in the thread's newest page, found by its client_context.
+    async fn find_sent(&mut self, entry: &OutboxEntry) -> Result<Option<Message>, SendFailure> {
+        let page = self
+            .connector
+            .list_messages_page(&mut self.creds, &self.portal.thread_id, None)
+            .await
+            .map_err(SendFailure::Instagram)?;
+        Ok(page.messages.into_iter().find(|message| {
+            message.client_context.as_deref() == Some(entry.queued.client_context.as_str())
+        }))
+    }
+
+    /// Records a carried-out row and reports SUCCESS.
+    async fn sent(&self, entry: &OutboxEntry, carried: Carried) -> Result<RowEnd, StoreError> {
+        let event_id = &entry.queued.event_id;
+        match carried {
+            Carried::Message(message) => {
+                let record = sent_record(&self.login, &self.portal, entry, &message);
+                self.bridge
+                    .store
+                    .complete_outbox_send(event_id, &record)
+                    .await?;
+            }
+            Carried::Done { item_id } => {
+                self.bridge
+                    .store
+                    .mark_outbox_sent(event_id, item_id.as_deref())
+                    .await?;
+            }
+        }
+        status::report(
+            self.bridge,
+            &self.portal.room_id,
+            event_id,
+            &SendStatus::Success,
+        )
+        .await;
+        Ok(RowEnd::Finished)
+    }
+
+    /// Gives a row up: marks it failed and tells the room why.
+    async fn give_up(
+        &self,
+        entry: &OutboxEntry,
+        failure: &SendFailure,
+    ) -> Result<RowEnd, StoreError> {
+        let event_id = &entry.queued.event_id;
+        tracing::warn!(event_id, error = %failure, "an outgoing event was given up");
+        self.bridge
+            .store
+            .mark_outbox_failed(event_id, &failure.to_string())
+            .await?;
+        status::report(
+            self.bridge,
+            &self.portal.room_id,
+            event_id,
+            &failure.given_up(),
+        )
+        .await;
+        Ok(RowEnd::Finished)
+    }
+
+    /// The login needs the user: marks it (one notice in the management
+    /// room), keeps the row pending and tells the portal.
+    async fn held(&self, entry: &OutboxEntry, failure: &SendFailure) -> Result<RowEnd, StoreError> {
+        let SendFailure::Instagram(error) = failure else {
+            return Ok(RowEnd::Held);
+        };
+        self.bridge
+            .store
+            .record_outbox_error(&entry.queued.event_id, &failure.to_string())
+            .await?;
+        login_needs_user(self.bridge, &self.login.mxid, error).await;
+        hold(
+            self.bridge,
+            &self.portal,
+            std::slice::from_ref(entry),
+            Some(error),
+            true,
+        )
+        .await;
+        Ok(RowEnd::Held)
+    }
+
+    /// One FAIL_RETRIABLE per event, when retrying starts.
+    async fn tell_retrying(&self, entry: &OutboxEntry, told: &mut bool) {
+        if *told {
+            return;
+        }
+        *told = true;
+        status::report(
+            self.bridge,
+            &self.portal.room_id,
+            &entry.queued.event_id,
+            &SendStatus::Retriable {
+                reason: "m.foreign_network_error",
+                message: "Instagram did not take the message yet; the bridge is trying again."
+                    .to_owned(),
+            },
+        )
+        .await;
+    }
+
+    /// Waits before the next try: `wait` when Instagram said how long (up to
+    /// the longest backoff), else the backoff after `tries` failures.
+    async fn pause(&self, wait: Option<Duration>, tries: i64) {
+        let sending = &self.bridge.config.sending;
+        let longest = Duration::from_millis(sending.max_backoff_ms);
+        let delay = wait.map(|wait| wait.min(longest)).unwrap_or_else(|| {
+            let doublings = u32::try_from(tries.saturating_sub(1)).unwrap_or(u32::MAX);
+            Duration::from_millis(sending.initial_backoff_ms)
+                .saturating_mul(2u32.saturating_pow(doublings))
+                .min(longest)
+        });
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// The message record of a sent item: its main part, the event it stands
+/// for, and its text hash (so a later edit is noticed, and the unchanged
+/// echo is not taken for one).
+pub fn sent_record(
+    login: &LoginRecord,
+    portal: &PortalRecord,
+    entry: &OutboxEntry,
+    message: &Message,
+) -> MessageRecord {
+    MessageRecord {
+        login_mxid: login.mxid.clone(),
+        thread_id: portal.thread_id.clone(),
+        item_id: message.id.clone(),
+        part_id: String::new(),
+        room_id: portal.room_id.clone(),
+        event_id: entry.queued.event_id.clone(),
+        sender: message
+            .sender
+            .as_ref()
+            .map(|sender| sender.id.clone())
+            .or_else(|| login.ig_user_id.clone())
+            .unwrap_or_default(),
+        timestamp: message
+            .timestamp
+            .unwrap_or_else(Utc::now)
+            .timestamp_millis(),
+        client_context: Some(entry.queued.client_context.clone()),
+        content_hash: text_hash(message.content.as_deref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instagram(error: ConnectorError) -> SendFailure {
+        SendFailure::Instagram(error)
+    }
+
+    #[test]
+    fn failures_are_sorted_by_what_helps() {
+        let platform = || "Instagram".to_owned();
+        assert_eq!(
+            instagram(ConnectorError::RateLimited {
+                platform: platform(),
+                retry_after: Some(Duration::from_secs(3)),
+            })
+            .verdict(),
+            Verdict::Retry {
+                ambiguous: false,
+                wait: Some(Duration::from_secs(3))
+            }
+        );
+        assert_eq!(
+            instagram(ConnectorError::Transient {
+                platform: platform(),
+                message: "timed out".to_owned(),
+            })
+            .verdict(),
+            Verdict::Retry {
+                ambiguous: true,
+                wait: None
+            }
+        );
+        assert_eq!(
+            instagram(ConnectorError::SessionExpired {
+                platform: platform(),
+                status: 403,
+            })
+            .verdict(),
+            Verdict::NeedsLogin
+        );
+        for permanent in [
+            instagram(ConnectorError::ActionBlocked {
+                platform: platform(),
+                message: "feedback_required".to_owned(),
+            }),
+            instagram(ConnectorError::NotFound {
+                platform: platform(),
+                status: 404,
+                message: "gone".to_owned(),
+            }),
+            SendFailure::Refused("no files".to_owned()),
+        ] {
+            assert_eq!(permanent.verdict(), Verdict::Permanent, "{permanent}");
+        }
+    }
+
+    #[test]
+    fn given_up_events_say_why_in_plain_words() {
+        let blocked = instagram(ConnectorError::ActionBlocked {
+            platform: "Instagram".to_owned(),
+            message: "feedback_required".to_owned(),
+        });
+        let SendStatus::Permanent {
+            reason, message, ..
+        } = blocked.given_up()
+        else {
+            panic!("not permanent");
+        };
+        assert_eq!(reason, "m.foreign_network_error");
+        assert!(message.contains("spam (feedback_required)"), "{message}");
+        let refused = SendFailure::Refused("Instagram direct messages cannot carry files.".into());
+        assert_eq!(
+            refused.given_up(),
+            SendStatus::Permanent {
+                reason: "com.beeper.unsupported_event",
+                message: "Instagram direct messages cannot carry files.".to_owned(),
+                internal: None,
+            }
+        );
+    }
+}
