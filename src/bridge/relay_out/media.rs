@@ -75,6 +75,8 @@ impl MediaKind {
 /// fetched when the row is carried out).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutgoingMedia {
+    /// (`kind` in the outbox payload is the [`super::Outgoing`] tag.)
+    #[serde(rename = "media_kind")]
     pub kind: MediaKind,
     pub mxc: OwnedMxcUri,
     /// The type the event declares (the bytes decide in the end).
@@ -578,6 +580,7 @@ fn mp4_box<'a>(mut bytes: &'a [u8], name: &[u8; 4]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bridge::relay_out::Outgoing;
     use ruma::events::room::message::RoomMessageEventContent;
     use serde_json::{json, Value};
 
@@ -700,6 +703,18 @@ mod tests {
             (audio.kind, audio.duration_ms, audio.waveform.len()),
             (MediaKind::Audio, Some(30000), 0)
         );
+    }
+
+    #[test]
+    fn outbox_payloads_read_back_as_written() {
+        let mut voice = media(MediaKind::Voice, "Voice message.m4a");
+        voice.duration_ms = Some(1500);
+        voice.waveform = vec![0, 512, 1024];
+        let payload = serde_json::to_value(Outgoing::Media(voice.clone())).unwrap();
+        assert_eq!(payload["kind"], "media");
+        assert_eq!(payload["media_kind"], "voice");
+        let read: Outgoing = serde_json::from_value(payload).unwrap();
+        assert_eq!(read, Outgoing::Media(voice));
     }
 
     #[test]
