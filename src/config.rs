@@ -1393,8 +1393,9 @@ sending:
   # Tries per message in all while Instagram rate-limits, fails or does not
   # answer; then the message is given up and the room told why.
   max_attempts: @SEND_ATTEMPTS@
-  # Wait before the first retry; it doubles after each, up to max_backoff_ms.
+  # Wait before the first retry; it doubles after each.
   initial_backoff_ms: @SEND_BACKOFF@
+  # Longest wait between two tries (a rate limit's own wait too).
   max_backoff_ms: @SEND_MAX_BACKOFF@
   # Longest one send may take before it counts as failed.
   request_timeout_ms: @SEND_TIMEOUT@

@@ -26,6 +26,7 @@ mod item_kinds;
 mod login;
 mod logs;
 mod media;
+mod outbox;
 mod poller;
 mod relay;
 mod relay_out_media;

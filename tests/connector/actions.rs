@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use instagram_sim::Presence as SimPresence;
+use instagram_sim::{samples, Presence as SimPresence};
 use matrix_instagram::connector::http::FileData;
 use matrix_instagram::connector::session::{keep_alive, ConnectorError, KeepAliveOutcome};
 use matrix_instagram::connector::spec::CheckReaction;
@@ -596,8 +596,9 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
     let cases = [
         (
             MediaKind::Photo,
-            "photo.jpg",
-            "image/jpeg",
+            "photo.png",
+            "image/png",
+            samples::png(30, 40, 1),
             "image",
             "media",
             "7334915000000000041",
@@ -606,6 +607,7 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
             MediaKind::Video,
             "clip.mp4",
             "video/mp4",
+            samples::mp4(2),
             "video",
             "media",
             "7334915000000000042",
@@ -614,13 +616,14 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
             MediaKind::Voice,
             "note.m4a",
             "audio/mp4",
+            samples::m4a(3),
             "audio",
             "voice_media",
             "7334915000000000043",
         ),
     ];
-    for (kind, name, mime_type, attachment_kind, item_type, client_context) in cases {
-        let bytes = Bytes::from(format!("{name} bytes {}", uuid::Uuid::new_v4()));
+    for (kind, name, mime_type, bytes, attachment_kind, item_type, client_context) in cases {
+        let bytes = Bytes::from(bytes);
         let file = FileData {
             name: name.into(),
             mime_type: mime_type.into(),
@@ -660,6 +663,39 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
             "{kind:?}: the item serves the uploaded bytes"
         );
     }
+}
+
+#[tokio::test]
+async fn send_photo_goes_to_the_upload_host_with_its_headers() {
+    let mut fx = Fixture::start().await;
+    let thread = fx.seed.direct_thread_id.clone();
+    let file = FileData {
+        name: "pic.png".into(),
+        mime_type: "image/png".into(),
+        bytes: Bytes::from(samples::png(12, 10, 7)),
+    };
+    let sent = fx
+        .connector
+        .send_media(&mut fx.creds, MediaKind::Photo, &thread, file, None)
+        .await
+        .unwrap();
+    assert_eq!(newest_sim_item(&fx, &thread)["item_id"], sent.id.as_str());
+    let upload = fx
+        .sim
+        .request_log()
+        .into_iter()
+        .find(|entry| entry.path.starts_with("/messenger_image/fb_uploader_"))
+        .unwrap();
+    for header in [
+        "authorization",
+        "x-entity-name",
+        "x-entity-length",
+        "x-entity-type",
+        "offset",
+    ] {
+        assert!(upload.headers.iter().any(|h| h == header), "{header} sent");
+    }
+    assert_eq!(upload.status, 200);
 }
 
 #[tokio::test]

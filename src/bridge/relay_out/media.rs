@@ -18,11 +18,11 @@ use ruma::events::AnyMessageLikeEventContent;
 use ruma::{OwnedMxcUri, UInt};
 use serde::{Deserialize, Serialize};
 
-use super::outbox_worker::SendFailure;
+use super::outbox_worker::{sending_connector, SendFailure};
 use crate::bridge::media::{human_size, renamed, sniff};
 use crate::bridge::Bridge;
 use crate::connector::auth::Credentials;
-use crate::connector::http::{Connector, FileData};
+use crate::connector::http::FileData;
 use crate::connector::session::ConnectorError;
 use crate::connector::typed::MediaKind as SendKind;
 use crate::matrix::client::ClientError;
@@ -331,11 +331,10 @@ fn human_duration(duration: Duration) -> String {
 }
 
 /// Downloads the file of `media`, prepares it and sends it to the portal's
-/// thread with `client_context` as the send's dedupe key, through
-/// `connector` (the outbox worker's, which leaves retries to the worker).
+/// thread with `client_context` as the send's dedupe key (through the
+/// sending connector, which leaves retries to the outbox worker).
 pub async fn send_media(
     bridge: &Bridge,
-    connector: &Connector,
     login: &LoginRecord,
     creds: &mut Credentials,
     portal: &PortalRecord,
@@ -355,6 +354,7 @@ pub async fn send_media(
         "sending media to Instagram"
     );
     let thread_id = &portal.thread_id;
+    let connector = sending_connector(bridge);
     let sent = match upload.kind {
         SendKind::Voice => {
             connector

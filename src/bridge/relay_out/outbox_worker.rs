@@ -214,17 +214,7 @@ pub async fn carry_out_pending(
         .credentials(login_mxid)
         .await
         .map_err(|e| DrainError::Credentials(e.to_string()))?;
-    let sending = &bridge.config.sending;
-    // One request per attempt: the worker decides about retries, after
-    // looking for a send that may have landed.
-    let connector = bridge
-        .connector
-        .clone()
-        .with_timeout(Duration::from_millis(sending.request_timeout_ms))
-        .with_retry_policy(RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        });
+    let connector = sending_connector(bridge);
     let saved = creds.clone();
     let mut drain = Drain {
         bridge,
@@ -261,6 +251,22 @@ pub async fn carry_out_pending(
         }
     }
     outcome
+}
+
+/// The connector sends go through: `sending.request_timeout_ms`, and one
+/// request per attempt (the worker decides about retries, after looking for
+/// a send that may have landed).
+pub fn sending_connector(bridge: &Bridge) -> Connector {
+    bridge
+        .connector
+        .clone()
+        .with_timeout(Duration::from_millis(
+            bridge.config.sending.request_timeout_ms,
+        ))
+        .with_retry_policy(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        })
 }
 
 /// Rows that wait for the user to log in again: a FAIL_RETRIABLE status for
@@ -399,7 +405,6 @@ impl Drain<'_> {
             }
             Outgoing::Media(outgoing) => media::send_media(
                 self.bridge,
-                &self.connector,
                 &self.login,
                 &mut self.creds,
                 &self.portal,

@@ -1,6 +1,6 @@
 //! A small Matrix client for the tests, on the client-server API with
 //! reqwest and JSON: register through Synapse's shared-secret admin API,
-//! create DMs, send text, and wait (with a deadline) for events via /sync.
+//! create DMs, send text and other events, and wait (with a deadline) for events via /sync.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -267,23 +267,26 @@ impl MatrixClient {
 
     /// Sends a plain text message, returning its event id.
     pub async fn send_text(&mut self, room_id: &str, body: &str) -> Result<String, HarnessError> {
+        let content = json!({"msgtype": "m.text", "body": body});
+        self.send_event(room_id, "m.room.message", &content).await
+    }
+
+    /// Sends an event of any type and content, returning its event id.
+    pub async fn send_event(
+        &mut self,
+        room_id: &str,
+        event_type: &str,
+        content: &Value,
+    ) -> Result<String, HarnessError> {
         self.txn_counter += 1;
         let txn = format!("t{}-{}", self.txn_counter, super::synapse::random_hex(4));
         let url = self.endpoint(&[
-            "_matrix",
-            "client",
-            "v3",
-            "rooms",
-            room_id,
-            "send",
-            "m.room.message",
-            &txn,
+            "_matrix", "client", "v3", "rooms", room_id, "send", event_type, &txn,
         ]);
-        let content = json!({"msgtype": "m.text", "body": body});
         let sent = self
             .call(
-                self.http.put(url).json(&content),
-                &format!("sending {body:?}"),
+                self.http.put(url).json(content),
+                &format!("sending a {event_type} event"),
             )
             .await?;
         Ok(sent["event_id"].as_str().unwrap_or_default().to_owned())

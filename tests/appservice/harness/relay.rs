@@ -79,6 +79,21 @@ impl RelayFixture {
 
     /// Stores alice's login to `me` as connected, sealed with the config's key.
     async fn store_login(&self) {
+        self.save_login(Credentials::from_cookies(self.me.cookies.clone()))
+            .await;
+    }
+
+    /// alice logs in again (a new Instagram session, stored as connected),
+    /// as the bot's `login` would leave it.
+    pub async fn log_in_again(&self) {
+        let cookies = self
+            .sim
+            .new_session(self.me.pk)
+            .unwrap_or_else(|err| panic!("a new session: {err}"));
+        self.save_login(Credentials::from_cookies(cookies)).await;
+    }
+
+    async fn save_login(&self, credentials: Credentials) {
         let key = self
             .e2e
             .config
@@ -93,7 +108,7 @@ impl RelayFixture {
             .save_new(
                 &self.user.user_id,
                 Some(self.me.username.clone()),
-                &Credentials::from_cookies(self.me.cookies.clone()),
+                &credentials,
             )
             .await
             .expect("storing alice's login");
