@@ -429,6 +429,8 @@ fn prepare(media: &OutgoingMedia, bytes: Vec<u8>) -> Result<Upload, String> {
         },
         MediaKind::Voice | MediaKind::Audio => match sniffed {
             // Voice notes are AAC in an MP4 container, whatever brand it names.
+            // Ogg (Element's voice messages) is refused: mautrix-meta's
+            // capabilities take it for Instagram only when ffmpeg converts it.
             Some("audio/mp4" | "video/mp4") => {
                 if let Some(duration) = mp4_duration(&bytes) {
                     limits.check_duration(media.kind, duration)?;
