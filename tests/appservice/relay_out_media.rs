@@ -3,7 +3,8 @@
 //! bridge downloads them, converts what Instagram would refuse and sends them
 //! to the simulator, whose thread then holds the same bytes (a PNG as a JPEG
 //! of the same size) and a voice message's waveform. What Instagram cannot
-//! take (a file, a photo over its limit) gets a notice and FAIL_PERMANENT.
+//! take (a file, a photo over its limit) or the bridge cannot fetch gets a
+//! notice and FAIL_PERMANENT.
 
 use std::io::Cursor;
 
@@ -323,17 +324,33 @@ async fn media_instagram_cannot_take_gets_a_notice(backend: Backend) {
         .await;
     let status = portal.final_status(&too_large).await;
     assert_eq!(status["status"], "FAIL_PERMANENT", "{status}");
+
+    // A file the media repository does not have.
+    let missing = send_event(
+        &portal.fixture.user,
+        &portal.room,
+        "m.room.message",
+        &json!({"msgtype": "m.image", "body": "gone.jpg", "url": "mxc://localhost/NoSuchMedia",
+                "info": {"mimetype": "image/jpeg"}}),
+    )
+    .await;
+    let status = portal.final_status(&missing).await;
+    assert_eq!(status["status"], "FAIL_PERMANENT", "{status}");
+    let gone = "This photo is no longer in the homeserver's media repository.";
+
     let reason = "This photo (8.5 MB) is larger than Instagram's limit of 8 MB.";
     let history = portal
         .fixture
         .wait_for_history(
             &portal.room,
-            "the bot's notice of the refused photo",
+            "the bot's notices of the refused photos",
             |events| {
-                events.iter().any(|event| {
-                    event.sender() == bot
-                        && event.kind() == "m.room.message"
-                        && event.body().contains(reason)
+                [reason, gone].iter().all(|text| {
+                    events.iter().any(|event| {
+                        event.sender() == bot
+                            && event.kind() == "m.room.message"
+                            && event.body().contains(text)
+                    })
                 })
             },
         )
@@ -354,6 +371,10 @@ async fn media_instagram_cannot_take_gets_a_notice(backend: Backend) {
     assert!(
         notices.iter().any(|body| body.contains(reason)),
         "a notice for the photo: {notices:?}"
+    );
+    assert!(
+        notices.iter().any(|body| body.contains(gone)),
+        "a notice for the missing photo: {notices:?}"
     );
     let items_after = portal.fixture.sim.thread_snapshot(&portal.thread).unwrap()["items"]
         .as_array()
