@@ -1,8 +1,8 @@
 //! Matrix media to Instagram, end to end: alice uploads files to a real
 //! Synapse's media repository and sends them in a portal room; the running
 //! bridge downloads them, converts what Instagram would refuse and sends them
-//! to the simulator, whose thread then holds the same bytes (a PNG as a JPEG
-//! of the same size) and a voice message's waveform. What Instagram cannot
+//! to the simulator, whose thread then holds the same bytes (a PNG or a
+//! sticker as a JPEG of the same size) and a voice message's waveform. What Instagram cannot
 //! take (a file, a photo over its limit) or the bridge cannot fetch gets a
 //! notice and FAIL_PERMANENT.
 
@@ -25,9 +25,11 @@ on_both_databases!(
     media_instagram_cannot_take_gets_a_notice_postgres
 );
 
-/// A real H.264 MP4 (72x128, 1 s) and AAC M4A (1.5 s), the simulator's own.
+/// A real H.264 MP4 (72x128, 1 s) and AAC M4A (1.5 s), the simulator's own files.
 const VIDEO: &[u8] = include_bytes!("../instagram-sim/assets/video.mp4");
 const VOICE: &[u8] = include_bytes!("../instagram-sim/assets/voice.m4a");
+/// A real animated GIF (64x64, 3 frames).
+const ANIMATED_GIF: &[u8] = include_bytes!("../instagram-sim/assets/animated.gif");
 
 /// The fixture, alice's portal of a 1:1 thread with a friend, joined.
 struct Portal {
@@ -254,6 +256,20 @@ async fn media_reaches_instagram_byte_for_byte(backend: Backend) {
     let decoded = image::load_from_memory_with_format(&sent, ImageFormat::Jpeg)
         .expect("Instagram holds a JPEG");
     assert_eq!((decoded.width(), decoded.height()), (64, 64));
+
+    // An animated GIF goes as it is.
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.image", "body": "dance.gif",
+                   "info": {"mimetype": "image/gif", "size": ANIMATED_GIF.len(), "w": 64, "h": 64}}),
+            ANIMATED_GIF,
+            "image/gif",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let item = portal.item_of(&event).await;
+    assert_eq!(portal.media_of(&item, "image/gif"), ANIMATED_GIF);
 
     // A video, byte for byte.
     let event = portal

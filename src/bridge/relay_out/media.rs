@@ -2,7 +2,7 @@
 //! ([`classify`]: `m.image`, `m.video`, `m.audio`, `m.sticker`), and the send
 //! itself ([`send_media`]): the file is downloaded from the media repository
 //! with authenticated media, held to Instagram's limits, converted where
-//! Instagram would refuse it (pictures to JPEG) and sent with the connector's
+//! Instagram would refuse it (still pictures to JPEG) and sent with the connector's
 //! typed upload-and-send calls. What cannot be sent is refused with a reason
 //! the user reads in the room.
 
@@ -415,8 +415,8 @@ fn prepare(media: &OutgoingMedia, bytes: Vec<u8>) -> Result<Upload, String> {
     let sniffed = sniff(&bytes);
     let (kind, mimetype, bytes) = match media.kind {
         MediaKind::Image | MediaKind::Sticker => {
-            let jpeg = as_jpeg(media.kind, sniffed, bytes)?;
-            (SendKind::Photo, "image/jpeg", jpeg)
+            let (mimetype, picture) = picture_to_send(media.kind, sniffed, bytes)?;
+            (SendKind::Photo, mimetype, picture)
         }
         MediaKind::Video => match sniffed {
             Some("video/mp4") => (SendKind::Video, "video/mp4", bytes),
@@ -464,11 +464,16 @@ fn format_name(sniffed: Option<&str>, declared: Option<&str>) -> String {
     }
 }
 
-/// The picture as JPEG: JPEG as it is, PNG, WebP and single-frame GIF
-/// converted (Instagram's DM photo upload takes JPEG).
-fn as_jpeg(kind: MediaKind, sniffed: Option<&str>, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+/// The picture as Instagram's DM photo upload takes it: JPEG as it is, an
+/// animated GIF as it is (it has an upload path of its own, as in
+/// mautrix-instagram), PNG, WebP and single-frame GIF converted to JPEG.
+fn picture_to_send(
+    kind: MediaKind,
+    sniffed: Option<&str>,
+    bytes: Vec<u8>,
+) -> Result<(&'static str, Vec<u8>), String> {
     let format = match sniffed {
-        Some("image/jpeg") => return Ok(bytes),
+        Some("image/jpeg") => return Ok(("image/jpeg", bytes)),
         Some("image/png") => ImageFormat::Png,
         Some("image/webp") => ImageFormat::WebP,
         Some("image/gif") => ImageFormat::Gif,
@@ -486,19 +491,23 @@ fn as_jpeg(kind: MediaKind, sniffed: Option<&str>, bytes: Vec<u8>) -> Result<Vec
         }
     };
     if is_animated(format, &bytes) {
+        if format == ImageFormat::Gif {
+            return Ok(("image/gif", bytes));
+        }
         return Err(format!(
-            "This {} is animated; Instagram takes photos as still pictures. Send it as a video instead.",
+            "This {} is an animated WebP, which Instagram does not take. Send it as a GIF or a video instead.",
             kind.noun()
         ));
     }
     let picture = image::load_from_memory_with_format(&bytes, format)
         .map_err(|err| format!("This {} cannot be read as a picture: {err}.", kind.noun()))?;
-    encode_jpeg(&picture).map_err(|err| {
+    let jpeg = encode_jpeg(&picture).map_err(|err| {
         format!(
             "This {} could not be converted to JPEG: {err}.",
             kind.noun()
         )
-    })
+    })?;
+    Ok(("image/jpeg", jpeg))
 }
 
 /// Whether a GIF or WebP has more than one frame.
@@ -824,11 +833,21 @@ mod tests {
     }
 
     #[test]
-    fn animated_and_unknown_pictures_are_refused() {
+    fn animated_gifs_are_sent_as_they_are() {
+        let upload = prepare(&media(MediaKind::Image, "dance.gif"), ANIMATED_GIF.to_vec()).unwrap();
         assert_eq!(
-            prepare(&media(MediaKind::Image, "dance.gif"), ANIMATED_GIF.to_vec()).unwrap_err(),
-            "This photo is animated; Instagram takes photos as still pictures. Send it as a video instead."
+            (
+                upload.kind,
+                upload.file.mime_type.as_str(),
+                upload.file.name.as_str(),
+                &upload.file.bytes[..]
+            ),
+            (SendKind::Photo, "image/gif", "dance.gif", ANIMATED_GIF)
         );
+    }
+
+    #[test]
+    fn unknown_pictures_are_refused() {
         assert_eq!(
             prepare(&media(MediaKind::Image, "x.jpg"), b"not a picture".to_vec()).unwrap_err(),
             "This photo is not a picture the bridge recognizes (JPEG, PNG, WebP or GIF)."
