@@ -341,8 +341,7 @@ pub async fn send_media(
     media: &OutgoingMedia,
     client_context: &str,
 ) -> Result<Message, MediaError> {
-    // The event was checked when it was accepted; a restart may have changed nothing, but
-    // an outbox row written by an older bridge may predate a limit.
+    // Checked when it was accepted too, but a row queued by an older bridge may predate a limit.
     let media = checked(media.clone()).map_err(MediaError::Refused)?;
     let bytes = download(bridge, &media).await?;
     let upload = prepare(&media, bytes).map_err(MediaError::Refused)?;
