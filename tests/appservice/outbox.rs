@@ -369,21 +369,13 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
     let dropped = send(&mut fixture, &room, "written then dropped").await;
     wait_for_status(&fixture, &room, &dropped, "SUCCESS").await;
 
-    // Flagged as spam: given up at once, told plainly.
-    fixture.sim.inject_fault(send_fault(Fault {
-        status: Some(400),
-        body: Some(
-            json!({
-                "message": "feedback_required",
-                "spam": true,
-                "feedback_title": "Try Again Later",
-                "feedback_message": "We restrict certain activity to protect our community.",
-                "status": "fail",
-            })
-            .to_string(),
-        ),
-        ..Fault::default()
-    }));
+    // Sending faster than Instagram allows one session: its spam warning
+    // (feedback_required) gives the message up at once, told plainly.
+    let settings = fixture.sim.settings();
+    fixture.sim.set_settings(Settings {
+        send_limit_per_minute: 1,
+        ..settings
+    });
     let flagged = send(&mut fixture, &room, "flagged").await;
     let history = wait_for_status(&fixture, &room, &flagged, "FAIL_PERMANENT").await;
     let failed = statuses(&history, &bot, &flagged);
@@ -394,6 +386,10 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
             .is_some_and(|m| m.contains("spam (feedback_required)")),
         "{failed:?}"
     );
+    fixture.sim.set_settings(Settings {
+        send_limit_per_minute: 0,
+        ..settings
+    });
 
     // Rate-limited for good: given up after sending.max_attempts tries.
     fixture.sim.inject_fault(send_fault(Fault {
