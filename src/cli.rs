@@ -7,17 +7,19 @@
 //! user's stored login: then the bridge's config names the spec, base URLs,
 //! database and key, and the auth state the action updates is saved back.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::bridge::instagram::{load_spec, LoginError, Logins};
 use crate::bridge::run::{load_config, RunError};
 use crate::connector::auth::{Credentials, CredentialsError};
-use crate::connector::http::{BaseUrls, Connector};
+use crate::connector::http::{BaseUrls, Connector, FileData};
 use crate::connector::session::ConnectorError;
-use crate::connector::spec::{Spec, SpecError};
+use crate::connector::spec::{ParamKind, Spec, SpecError};
 use crate::secrets::{CredentialCipher, SecretsError};
 use crate::store::{Store, StoreError};
 
@@ -251,15 +253,78 @@ fn load_connector(
 async fn run(
     args: &ActionArgs,
     connector: &Connector,
-    params: Value,
+    mut params: Value,
     creds: &mut Credentials,
 ) -> Result<Value, ActionError> {
-    let output = connector.execute(&args.action, params, creds).await?;
+    let files = read_files(connector, &args.action, &mut params)?;
+    let output = connector
+        .execute_with_files(&args.action, params, files, creds)
+        .await?;
     Ok(if args.raw {
         output.raw
     } else {
         output.normalized
     })
+}
+
+/// Reads the files the operator names for the action's `file` parameters
+/// (the engine takes only bytes) and takes those parameters out of `params`.
+fn read_files(
+    connector: &Connector,
+    action: &str,
+    params: &mut Value,
+) -> Result<HashMap<String, FileData>, ActionError> {
+    let mut files = HashMap::new();
+    let (Some(action), Value::Object(given)) = (connector.spec().action(action), params) else {
+        return Ok(files);
+    };
+    for (name, definition) in &action.params {
+        if definition.kind != ParamKind::File {
+            continue;
+        }
+        let Some(value) = given.remove(name) else {
+            continue;
+        };
+        let path = match value {
+            Value::String(path) => PathBuf::from(path),
+            _ => return Err(ActionError::Params(format!("`{name}` must be a file path"))),
+        };
+        let file = read_file(&path).map_err(|err| {
+            ActionError::Params(format!("`{name}`: cannot read {}: {err}", path.display()))
+        })?;
+        files.insert(name.clone(), file);
+    }
+    Ok(files)
+}
+
+/// A file from disk, its type guessed from the extension.
+fn read_file(path: &Path) -> std::io::Result<FileData> {
+    let bytes = std::fs::read(path)?;
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload".to_owned());
+    Ok(FileData {
+        mime_type: mime_type_for(&name).to_owned(),
+        name,
+        bytes: Bytes::from(bytes),
+    })
+}
+
+fn mime_type_for(name: &str) -> &'static str {
+    let extension = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match extension.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "m4a" => "audio/mp4",
+        "mp3" => "audio/mpeg",
+        "ogg" | "oga" => "audio/ogg",
+        _ => "application/octet-stream",
+    }
 }
 
 /// `key=value` arguments as a JSON object of strings (the action's parameter

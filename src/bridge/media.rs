@@ -397,7 +397,7 @@ fn settle_mimetype(download: &Download, kind: MediaKind, expected: Option<&str>)
 }
 
 /// The MIME type of common media files from their first bytes.
-fn sniff(bytes: &[u8]) -> Option<&'static str> {
+pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static str> {
     let starts = |magic: &[u8]| bytes.starts_with(magic);
     if starts(b"\x89PNG\r\n\x1a\n") {
         Some("image/png")
@@ -409,6 +409,10 @@ fn sniff(bytes: &[u8]) -> Option<&'static str> {
         Some("image/webp")
     } else if starts(b"OggS") {
         Some("audio/ogg")
+    } else if starts(b"\x1a\x45\xdf\xa3") {
+        Some("video/webm")
+    } else if starts(b"ID3") {
+        Some("audio/mpeg")
     } else if bytes.get(4..8) == Some(b"ftyp") {
         match bytes.get(8..12) {
             Some(b"M4A " | b"M4B ") => Some("audio/mp4"),
@@ -428,7 +432,7 @@ fn image_dimensions(bytes: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// `filename` with the extension of `mimetype` (a PNG served for a `.jpg`).
-fn renamed(filename: &str, mimetype: &str) -> String {
+pub(crate) fn renamed(filename: &str, mimetype: &str) -> String {
     let stem = filename.rsplit_once('.').map_or(filename, |(stem, _)| stem);
     match extension(mimetype) {
         "bin" => filename.to_owned(),
@@ -450,7 +454,7 @@ fn without_url(err: reqwest::Error) -> String {
 }
 
 /// A size for people: `2.5 MB`, `120 KB`, `64 bytes`.
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     match bytes {
         0..=999 => format!("{bytes} bytes"),
         1_000..=999_999 => format!("{} KB", bytes / 1_000),
@@ -470,6 +474,8 @@ mod tests {
         assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
         assert_eq!(sniff(b"\0\0\0\x18ftypmp42"), Some("video/mp4"));
         assert_eq!(sniff(b"\0\0\0\x18ftypM4A "), Some("audio/mp4"));
+        assert_eq!(sniff(b"\x1a\x45\xdf\xa3\x9f"), Some("video/webm"));
+        assert_eq!(sniff(b"ID3\x04\0"), Some("audio/mpeg"));
         assert_eq!(sniff(b"hello"), None);
     }
 

@@ -14,7 +14,6 @@
 //! `retry:` rule sends it again while the platform answers "not yet".
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,39 +130,9 @@ impl std::fmt::Debug for FileData {
 }
 
 impl FileData {
-    /// Reads a file, guessing its type from the extension.
-    pub fn read(path: &Path) -> std::io::Result<FileData> {
-        let bytes = std::fs::read(path)?;
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "upload".to_owned());
-        Ok(FileData {
-            mime_type: mime_type_for(&name).to_owned(),
-            name,
-            bytes: Bytes::from(bytes),
-        })
-    }
-
     /// What templates see as `params.<file>`.
     fn vars(&self) -> Value {
         json!({ "name": self.name, "size": self.bytes.len(), "mime_type": self.mime_type })
-    }
-}
-
-fn mime_type_for(name: &str) -> &'static str {
-    let extension = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-    match extension.as_str() {
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "mp4" => "video/mp4",
-        "mov" => "video/quicktime",
-        "m4a" => "audio/mp4",
-        "mp3" => "audio/mpeg",
-        "ogg" | "oga" => "audio/ogg",
-        _ => "application/octet-stream",
     }
 }
 
@@ -238,7 +207,8 @@ impl Connector {
         &self.spec.meta.name
     }
 
-    /// Runs the named action with `params` (file parameters given as paths).
+    /// Runs the named action with `params` (an action with `file` parameters
+    /// needs [`Connector::execute_with_files`]).
     pub async fn execute(
         &self,
         action: &str,
@@ -283,7 +253,7 @@ impl Connector {
         &self,
         action: &Action,
         params: Value,
-        mut files: HashMap<String, FileData>,
+        files: HashMap<String, FileData>,
         creds: &mut Credentials,
     ) -> Result<ActionOutput, ConnectorError> {
         let invalid = |message: String| ConnectorError::InvalidParams {
@@ -304,7 +274,7 @@ impl Connector {
             other => other,
         };
         let mut params = params::validate(&action.params, &params).map_err(invalid)?;
-        resolve_files(action, &mut params, &mut files).map_err(invalid)?;
+        resolve_files(action, &mut params, &files).map_err(invalid)?;
         creds
             .require_cookies(&self.spec.auth.cookies)
             .map_err(|err| ConnectorError::IncompleteLogin {
@@ -669,33 +639,27 @@ fn map_response(
     Ok(normalized)
 }
 
-/// Replaces each `file` parameter in `params` by its metadata, loading files
-/// given as paths into `files`.
+/// Replaces each `file` parameter in `params` by its metadata. Files come
+/// only as bytes in `files`: a value given in their place (a path, say) is
+/// refused, never read from this machine's disk, since parameters may come
+/// from other people (the bridge's users).
 fn resolve_files(
     action: &Action,
     params: &mut Value,
-    files: &mut HashMap<String, FileData>,
+    files: &HashMap<String, FileData>,
 ) -> Result<(), String> {
     for (name, definition) in &action.params {
         if definition.kind != ParamKind::File {
             continue;
         }
-        if !files.contains_key(name) {
-            let path = match &params[name] {
-                Value::Null => continue,
-                Value::String(path) => path.clone(),
-                Value::Object(object) => match object.get("path").and_then(Value::as_str) {
-                    Some(path) => path.to_owned(),
-                    None => return Err(format!("`{name}` must be a file path")),
-                },
-                _ => return Err(format!("`{name}` must be a file path")),
-            };
-            let file = FileData::read(Path::new(&path))
-                .map_err(|err| format!("`{name}`: cannot read {path}: {err}"))?;
-            files.insert(name.clone(), file);
-        }
-        if let Some(file) = files.get(name) {
-            params[name] = file.vars();
+        match files.get(name) {
+            Some(file) => params[name] = file.vars(),
+            None if params[name].is_null() => {}
+            None => {
+                return Err(format!(
+                    "`{name}` is a file: its bytes must be handed over, not a value"
+                ))
+            }
         }
     }
     Ok(())

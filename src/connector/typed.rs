@@ -186,9 +186,38 @@ impl Connector {
         file: FileData,
         client_context: Option<&str>,
     ) -> Result<Message, ConnectorError> {
-        let files = HashMap::from([(kind.param().to_owned(), file)]);
         let params =
             json!({ "conversation_id": conversation_id, "client_context": client_context });
+        self.send_attachment(creds, kind, params, file).await
+    }
+
+    /// Uploads and sends a voice message with its waveform, amplitudes from 0
+    /// to 1 (`send_voice`); an empty waveform leaves the spec's default.
+    pub async fn send_voice(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        file: FileData,
+        waveform: &[f64],
+        client_context: Option<&str>,
+    ) -> Result<Message, ConnectorError> {
+        let mut params =
+            json!({ "conversation_id": conversation_id, "client_context": client_context });
+        if !waveform.is_empty() {
+            params["waveform"] = json!(waveform);
+        }
+        self.send_attachment(creds, MediaKind::Voice, params, file)
+            .await
+    }
+
+    async fn send_attachment(
+        &self,
+        creds: &mut Credentials,
+        kind: MediaKind,
+        params: Value,
+        file: FileData,
+    ) -> Result<Message, ConnectorError> {
+        let files = HashMap::from([(kind.param().to_owned(), file)]);
         let output = self
             .execute_with_files(kind.action(), params, files, creds)
             .await?;

@@ -14,6 +14,7 @@ use ruma::api::client::{
         whoami,
     },
     appservice::request_ping,
+    authenticated_media::get_content,
     config::{get_global_account_data, set_global_account_data},
     media::create_content,
     membership::{
@@ -44,8 +45,8 @@ use ruma::events::{
 use ruma::presence::PresenceState;
 use ruma::serde::Raw;
 use ruma::{
-    EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedUserId,
-    RoomId, TransactionId, UserId,
+    EventId, MilliSecondsSinceUnixEpoch, MxcUri, OwnedEventId, OwnedMxcUri, OwnedRoomId,
+    OwnedUserId, RoomId, TransactionId, UserId,
 };
 use serde::Deserialize;
 use tokio::sync::OnceCell;
@@ -647,6 +648,19 @@ impl HomeserverClient {
         request.content_type = content_type.map(str::to_owned);
         request.filename = filename.map(str::to_owned);
         Ok(self.send(request, as_user).await?.content_uri)
+    }
+
+    /// Downloads media from the media repository with authenticated media
+    /// (`/_matrix/client/v1/media/download`, which serves new media only to
+    /// authenticated requests); returns its bytes and `Content-Type`.
+    pub async fn download(&self, mxc: &MxcUri) -> Result<(Vec<u8>, Option<String>), ClientError> {
+        let (server_name, media_id) = mxc.parts().map_err(|e| ClientError::Build {
+            endpoint: "download media".to_owned(),
+            detail: format!("{mxc} is not an mxc:// URI: {e}"),
+        })?;
+        let request = get_content::v1::Request::new(media_id.to_owned(), server_name.to_owned());
+        let response = self.send(request, None).await?;
+        Ok((response.file, response.content_type))
     }
 
     /// Starts (`Some(timeout)`) or stops (`None`) typing as `user_id`.

@@ -30,4 +30,5 @@ mod outbox;
 mod poller;
 mod relay;
 mod relay_out_changes;
+mod relay_out_media;
 mod store;

@@ -666,19 +666,20 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
 }
 
 #[tokio::test]
-async fn send_photo_from_a_file_path() {
+async fn send_photo_goes_to_the_upload_host_with_its_headers() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.direct_thread_id.clone();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pic.png");
-    std::fs::write(&path, samples::png(12, 10, 7)).unwrap();
+    let file = FileData {
+        name: "pic.png".into(),
+        mime_type: "image/png".into(),
+        bytes: Bytes::from(samples::png(12, 10, 7)),
+    };
     let sent = fx
-        .run(
-            "send_photo",
-            json!({"conversation_id": thread, "photo": path.to_str().unwrap()}),
-        )
-        .await;
-    assert_eq!(newest_sim_item(&fx, &thread)["item_id"], sent["id"]);
+        .connector
+        .send_media(&mut fx.creds, MediaKind::Photo, &thread, file, None)
+        .await
+        .unwrap();
+    assert_eq!(newest_sim_item(&fx, &thread)["item_id"], sent.id.as_str());
     let upload = fx
         .sim
         .request_log()
@@ -695,6 +696,40 @@ async fn send_photo_from_a_file_path() {
         assert!(upload.headers.iter().any(|h| h == header), "{header} sent");
     }
     assert_eq!(upload.status, 200);
+}
+
+#[tokio::test]
+async fn a_file_parameter_given_as_a_path_is_refused_not_read() {
+    let mut fx = Fixture::start().await;
+    let thread = fx.seed.direct_thread_id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.jpg");
+    std::fs::write(&path, b"\xff\xd8\xff bytes of a file on the bridge's disk").unwrap();
+    fx.sim.clear_request_log();
+    let err = fx
+        .connector
+        .execute(
+            "send_photo",
+            json!({"conversation_id": thread, "photo": path.to_str().unwrap()}),
+            &mut fx.creds,
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        ConnectorError::InvalidParams { action, message } => {
+            assert_eq!(action, "send_photo");
+            assert_eq!(
+                message,
+                "`photo` is a file: its bytes must be handed over, not a value"
+            );
+        }
+        other => panic!("expected invalid params, got {other:?}"),
+    }
+    assert!(
+        fx.sim.request_log().is_empty(),
+        "nothing was sent: {:?}",
+        fx.sim.request_log()
+    );
 }
 
 #[tokio::test]

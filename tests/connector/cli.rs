@@ -150,6 +150,43 @@ async fn action_runs_against_the_simulator_with_a_cookie_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_reads_a_file_parameter_from_the_path_the_operator_gives() {
+    let login = SimLogin::start().await;
+    let thread = login.seed.direct_thread_id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.jpg");
+    let picture =
+        image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, 80]));
+    picture
+        .save_with_format(&path, image::ImageFormat::Jpeg)
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+
+    let conversation = format!("conversation_id={thread}");
+    let photo = format!("photo={}", path.display());
+    let output = login.action(&["send_photo", &conversation, &photo]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let sent: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let item_id = sent["id"].as_str().unwrap();
+    let media = login.sim.item_media(&thread, item_id).unwrap();
+    let served = login.sim.media_bytes(&media[0].name).unwrap();
+    assert_eq!(served, bytes, "the item holds the file's bytes");
+
+    let missing = dir.path().join("missing.jpg");
+    let photo = format!("photo={}", missing.display());
+    let output = login.action(&["send_photo", &conversation, &photo]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).starts_with(&format!(
+            "error: `photo`: cannot read {}: ",
+            missing.display()
+        )),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn action_errors_go_to_stderr_without_secrets() {
     let login = SimLogin::start().await;
 

@@ -9,6 +9,7 @@
 //! ambiguous failure is resolved by looking for it in the thread.
 
 pub mod changes;
+pub mod media;
 pub mod outbox_worker;
 pub mod status;
 pub mod text;
@@ -51,6 +52,9 @@ pub enum Outgoing {
     },
     /// An edit, reaction, redaction, group rename or puppet invite.
     Change(changes::Change),
+    /// A photo, video, voice message or sticker; the file is fetched when
+    /// the row is carried out.
+    Media(media::OutgoingMedia),
     /// An event the bridge cannot carry: the worker tells the room why
     /// (a notice and FAIL_PERMANENT), in order with the room's other events.
     Refuse { reason: String },
@@ -65,6 +69,7 @@ impl Outgoing {
         match self {
             Outgoing::Text { .. } => "text",
             Outgoing::Change(_) => Outgoing::CHANGE_KIND,
+            Outgoing::Media(_) => "media",
             Outgoing::Refuse { .. } => "refuse",
         }
     }
@@ -135,23 +140,25 @@ async fn classify(
     let AnyTimelineEvent::MessageLike(message) = event else {
         return Ok(None);
     };
-    if message.original_content().is_none() {
+    let Some(content) = message.original_content() else {
         return Ok(None);
-    }
+    };
     let refuse = |reason: &str| {
         Ok(Some(Outgoing::Refuse {
             reason: reason.to_owned(),
         }))
     };
+    match media::classify(&content) {
+        Ok(Some(media)) => return Ok(Some(Outgoing::Media(media))),
+        Ok(None) => {}
+        Err(reason) => return refuse(&reason),
+    }
     match message {
         AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(original)) => {
             let content = &original.content;
             match &content.msgtype {
                 MessageType::Text(_) | MessageType::Notice(_) | MessageType::Emote(_) => {
                     outgoing_text(bridge, content).await
-                }
-                MessageType::Image(_) | MessageType::Video(_) | MessageType::Audio(_) => {
-                    refuse("Photos, videos and voice messages are not carried to Instagram yet.")
                 }
                 MessageType::File(_) => refuse("Instagram direct messages cannot carry files."),
                 other => refuse(&format!(
@@ -160,7 +167,6 @@ async fn classify(
                 )),
             }
         }
-        AnyMessageLikeEvent::Sticker(_) => refuse("Stickers are not carried to Instagram yet."),
         AnyMessageLikeEvent::RoomEncrypted(_) => refuse(
             "The bridge cannot read encrypted messages, so this one was not sent to Instagram.",
         ),

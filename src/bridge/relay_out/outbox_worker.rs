@@ -20,7 +20,7 @@ use super::super::supervisor::NEEDS_LOGIN_STATES;
 use super::super::Bridge;
 use super::changes::{self, ChangeError};
 use super::status::{self, SendStatus};
-use super::Outgoing;
+use super::{media, Outgoing};
 use crate::connector::auth::Credentials;
 use crate::connector::http::Connector;
 use crate::connector::session::{ConnectorError, RetryPolicy};
@@ -432,6 +432,17 @@ impl Drain<'_> {
             .map(|done| Carried::Done {
                 item_id: done.item_id().map(str::to_owned),
             })
+            .map_err(SendFailure::from),
+            Outgoing::Media(outgoing) => media::send_media(
+                self.bridge,
+                &self.login,
+                &mut self.creds,
+                &self.portal,
+                outgoing,
+                &entry.queued.client_context,
+            )
+            .await
+            .map(|message| Carried::Message(Box::new(message)))
             .map_err(SendFailure::from),
             Outgoing::Refuse { reason } => Err(SendFailure::Refused(reason.clone())),
         }

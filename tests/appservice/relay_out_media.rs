@@ -1,0 +1,400 @@
+//! Matrix media to Instagram, end to end: alice uploads files to a real
+//! Synapse's media repository and sends them in a portal room; the running
+//! bridge downloads them, converts what Instagram would refuse and sends them
+//! to the simulator, whose thread then holds the same bytes (a PNG or a
+//! sticker as a JPEG of the same size) and a voice message's waveform. What Instagram cannot
+//! take (a file, a photo over its limit) or the bridge cannot fetch gets a
+//! notice and FAIL_PERMANENT.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
+use serde_json::{json, Value};
+
+use crate::harness::relay::{poll, RelayFixture};
+use crate::harness::{Backend, MatrixClient};
+
+on_both_databases!(
+    media_reaches_instagram_byte_for_byte,
+    media_reaches_instagram_byte_for_byte_sqlite,
+    media_reaches_instagram_byte_for_byte_postgres
+);
+on_both_databases!(
+    media_instagram_cannot_take_gets_a_notice,
+    media_instagram_cannot_take_gets_a_notice_sqlite,
+    media_instagram_cannot_take_gets_a_notice_postgres
+);
+
+/// A real H.264 MP4 (72x128, 1 s) and AAC M4A (1.5 s), the simulator's own files.
+const VIDEO: &[u8] = include_bytes!("../instagram-sim/assets/video.mp4");
+const VOICE: &[u8] = include_bytes!("../instagram-sim/assets/voice.m4a");
+/// A real animated GIF (64x64, 3 frames).
+const ANIMATED_GIF: &[u8] = include_bytes!("../instagram-sim/assets/animated.gif");
+
+/// The fixture, alice's portal of a 1:1 thread with a friend, joined.
+struct Portal {
+    fixture: RelayFixture,
+    thread: String,
+    room: String,
+}
+
+async fn portal(backend: Backend) -> Portal {
+    let mut fixture = RelayFixture::prepare(backend, "alice.media").await;
+    fixture.poll_fast();
+    let friend = fixture.instagram_user("media.friend", "Media Friend");
+    let thread = fixture
+        .sim
+        .create_thread(fixture.me.pk, &[friend.pk], None)
+        .expect("creating the thread");
+    fixture
+        .sim
+        .post_text(&thread, friend.pk, "send me something")
+        .expect("posting a message");
+    fixture.e2e.start_bridge().await;
+    let room = fixture.join_portal(&thread).await;
+    Portal {
+        fixture,
+        thread,
+        room,
+    }
+}
+
+/// A picture of `width`x`height` in `format`, with a transparent half when
+/// `format` has alpha.
+fn picture(width: u32, height: u32, format: ImageFormat) -> Vec<u8> {
+    let alpha = format != ImageFormat::Jpeg;
+    let picture = RgbaImage::from_fn(width, height, |x, y| {
+        let a = if alpha && x < width / 2 { 0 } else { 255 };
+        Rgba([(x * 5) as u8, (y * 3) as u8, 120, a])
+    });
+    let picture = if alpha {
+        DynamicImage::ImageRgba8(picture)
+    } else {
+        DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(picture).to_rgb8())
+    };
+    let mut bytes = Cursor::new(Vec::new());
+    picture
+        .write_to(&mut bytes, format)
+        .expect("encoding a picture");
+    bytes.into_inner()
+}
+
+/// Uploads a file to the media repository as `user`; returns its mxc URI.
+async fn upload(user: &MatrixClient, bytes: &[u8], content_type: &str, filename: &str) -> String {
+    let mut url = user.base_url().clone();
+    url.path_segments_mut()
+        .expect("http URL")
+        .extend(["_matrix", "media", "v3", "upload"]);
+    url.query_pairs_mut().append_pair("filename", filename);
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(user.access_token())
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .expect("uploading media");
+    let status = response.status();
+    let body: Value = response.json().await.expect("upload answer");
+    assert!(status.is_success(), "upload: {status} {body}");
+    body["content_uri"]
+        .as_str()
+        .expect("content_uri")
+        .to_owned()
+}
+
+/// Sends an event of `kind` as `user`; returns its event id.
+async fn send_event(user: &MatrixClient, room: &str, kind: &str, content: &Value) -> String {
+    let txn = format!("media-{}", uuid::Uuid::new_v4());
+    let mut url = user.base_url().clone();
+    url.path_segments_mut()
+        .expect("http URL")
+        .extend(["_matrix", "client", "v3", "rooms", room, "send", kind, &txn]);
+    let response = reqwest::Client::new()
+        .put(url)
+        .bearer_auth(user.access_token())
+        .json(content)
+        .send()
+        .await
+        .expect("sending an event");
+    let status = response.status();
+    let body: Value = response.json().await.expect("send answer");
+    assert!(status.is_success(), "send: {status} {body}");
+    body["event_id"].as_str().expect("event_id").to_owned()
+}
+
+impl Portal {
+    /// Uploads `bytes` and sends them in the portal as `content` (whose
+    /// `url` is filled in); returns the event id.
+    async fn send_media(
+        &self,
+        kind: &str,
+        mut content: Value,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> String {
+        let filename = content["body"].as_str().unwrap_or("file").to_owned();
+        let mxc = upload(&self.fixture.user, bytes, content_type, &filename).await;
+        content["url"] = json!(mxc);
+        send_event(&self.fixture.user, &self.room, kind, &content).await
+    }
+
+    /// The final send status of `event_id` (SUCCESS or FAIL_PERMANENT).
+    async fn final_status(&self, event_id: &str) -> Value {
+        let history = self
+            .fixture
+            .wait_for_history(
+                &self.room,
+                &format!("the send status of {event_id}"),
+                |events| {
+                    events
+                        .iter()
+                        .any(|event| is_final_status_of(&event.event, event_id))
+                },
+            )
+            .await;
+        history
+            .into_iter()
+            .find(|event| is_final_status_of(&event.event, event_id))
+            .map(|event| event.event["content"].clone())
+            .expect("the status was just seen")
+    }
+
+    /// The Instagram item the bridge made of `event_id`, from the simulator.
+    async fn item_of(&self, event_id: &str) -> Value {
+        let store = self.fixture.store().await;
+        let record = poll(&format!("the item of {event_id}"), || async {
+            store
+                .message_by_event(&self.room, event_id)
+                .await
+                .ok()
+                .flatten()
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+        let snapshot = self.fixture.sim.thread_snapshot(&self.thread).unwrap();
+        snapshot["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["item_id"] == record.item_id.as_str())
+            .unwrap_or_else(|| panic!("item {} is in the thread", record.item_id))
+            .clone()
+    }
+
+    /// The bytes of the item's media file of `content_type` on the simulator.
+    fn media_of(&self, item: &Value, content_type: &str) -> Vec<u8> {
+        let item_id = item["item_id"].as_str().unwrap();
+        let media = self.fixture.sim.item_media(&self.thread, item_id).unwrap();
+        let file = media
+            .iter()
+            .find(|file| file.content_type == content_type)
+            .unwrap_or_else(|| panic!("a {content_type} file in {media:?}"));
+        self.fixture.sim.media_bytes(&file.name).unwrap()
+    }
+}
+
+fn is_final_status_of(event: &Value, event_id: &str) -> bool {
+    event["type"] == "com.beeper.message_send_status"
+        && event["content"]["m.relates_to"]["event_id"] == event_id
+        && event["content"]["status"] != "FAIL_RETRIABLE"
+}
+
+async fn media_reaches_instagram_byte_for_byte(backend: Backend) {
+    let portal = portal(backend).await;
+    let me = portal.fixture.me.pk;
+
+    // A JPEG goes as it is.
+    let jpeg = picture(48, 32, ImageFormat::Jpeg);
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.image", "body": "photo.jpg",
+                   "info": {"mimetype": "image/jpeg", "size": jpeg.len(), "w": 48, "h": 32}}),
+            &jpeg,
+            "image/jpeg",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let item = portal.item_of(&event).await;
+    assert_eq!(item["user_id"], json!(me));
+    assert_eq!(item["item_type"], "media");
+    assert_eq!(portal.media_of(&item, "image/jpeg"), jpeg);
+
+    // A PNG (with transparency) arrives as a JPEG of the same size.
+    let png = picture(40, 30, ImageFormat::Png);
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.image", "body": "drawing.png",
+                   "info": {"mimetype": "image/png", "size": png.len(), "w": 40, "h": 30}}),
+            &png,
+            "image/png",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let item = portal.item_of(&event).await;
+    let sent = portal.media_of(&item, "image/jpeg");
+    let decoded = image::load_from_memory_with_format(&sent, ImageFormat::Jpeg)
+        .expect("Instagram holds a JPEG");
+    assert_eq!((decoded.width(), decoded.height()), (40, 30));
+
+    // A sticker (WebP) is sent as a photo.
+    let webp = picture(64, 64, ImageFormat::WebP);
+    let event = portal
+        .send_media(
+            "m.sticker",
+            json!({"body": "a square", "info": {"mimetype": "image/webp", "w": 64, "h": 64}}),
+            &webp,
+            "image/webp",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let item = portal.item_of(&event).await;
+    assert_eq!(item["item_type"], "media");
+    let sent = portal.media_of(&item, "image/jpeg");
+    let decoded = image::load_from_memory_with_format(&sent, ImageFormat::Jpeg)
+        .expect("Instagram holds a JPEG");
+    assert_eq!((decoded.width(), decoded.height()), (64, 64));
+
+    // An animated GIF goes as it is.
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.image", "body": "dance.gif",
+                   "info": {"mimetype": "image/gif", "size": ANIMATED_GIF.len(), "w": 64, "h": 64}}),
+            ANIMATED_GIF,
+            "image/gif",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let item = portal.item_of(&event).await;
+    assert_eq!(portal.media_of(&item, "image/gif"), ANIMATED_GIF);
+
+    // A video, byte for byte.
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.video", "body": "clip.mp4",
+                   "info": {"mimetype": "video/mp4", "size": VIDEO.len(), "duration": 1000, "w": 72, "h": 128}}),
+            VIDEO,
+            "video/mp4",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let item = portal.item_of(&event).await;
+    assert_eq!(portal.media_of(&item, "video/mp4"), VIDEO);
+
+    // A voice message keeps its waveform.
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.audio", "body": "Voice message.m4a",
+                   "info": {"mimetype": "audio/mp4", "size": VOICE.len(), "duration": 1500},
+                   "org.matrix.msc1767.audio": {"duration": 1500, "waveform": [0, 256, 512, 768, 1024, 128]},
+                   "org.matrix.msc3245.voice": {}}),
+            VOICE,
+            "audio/mp4",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let item = portal.item_of(&event).await;
+    assert_eq!(item["item_type"], "voice_media");
+    assert_eq!(
+        item["voice_media"]["media"]["audio"]["waveform_data"],
+        json!([0.0, 0.25, 0.5, 0.75, 1.0, 0.125])
+    );
+    assert_eq!(portal.media_of(&item, "audio/mp4"), VOICE);
+}
+
+async fn media_instagram_cannot_take_gets_a_notice(backend: Backend) {
+    let portal = portal(backend).await;
+    let bot = portal.fixture.e2e.bot().to_owned();
+    let items_before = portal.fixture.sim.thread_snapshot(&portal.thread).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    let file = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.file", "body": "report.pdf", "info": {"mimetype": "application/pdf"}}),
+            b"%PDF-1.4 a report",
+            "application/pdf",
+        )
+        .await;
+    let status = portal.final_status(&file).await;
+    assert_eq!(status["status"], "FAIL_PERMANENT", "{status}");
+
+    // The event does not say its size: the bridge finds it over the limit
+    // once downloaded.
+    let mut large = picture(64, 64, ImageFormat::Jpeg);
+    large.resize(8_500_000, 0);
+    let too_large = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.image", "body": "huge.jpg", "info": {"mimetype": "image/jpeg"}}),
+            &large,
+            "image/jpeg",
+        )
+        .await;
+    let status = portal.final_status(&too_large).await;
+    assert_eq!(status["status"], "FAIL_PERMANENT", "{status}");
+
+    // A file the media repository does not have.
+    let missing = send_event(
+        &portal.fixture.user,
+        &portal.room,
+        "m.room.message",
+        &json!({"msgtype": "m.image", "body": "gone.jpg", "url": "mxc://localhost/NoSuchMedia",
+                "info": {"mimetype": "image/jpeg"}}),
+    )
+    .await;
+    let status = portal.final_status(&missing).await;
+    assert_eq!(status["status"], "FAIL_PERMANENT", "{status}");
+    let gone = "This photo is no longer in the homeserver's media repository.";
+
+    let reason = "This photo (8.5 MB) is larger than Instagram's limit of 8 MB.";
+    let history = portal
+        .fixture
+        .wait_for_history(
+            &portal.room,
+            "the bot's notices of the refused photos",
+            |events| {
+                [reason, gone].iter().all(|text| {
+                    events.iter().any(|event| {
+                        event.sender() == bot
+                            && event.kind() == "m.room.message"
+                            && event.body().contains(text)
+                    })
+                })
+            },
+        )
+        .await;
+    let notices: Vec<&str> = history
+        .iter()
+        .filter(|event| {
+            event.sender() == bot
+                && event.kind() == "m.room.message"
+                && event.event["content"]["msgtype"] == "m.notice"
+        })
+        .map(|event| event.body())
+        .collect();
+    assert!(
+        notices.iter().any(|body| body.contains("file")),
+        "a notice for the file: {notices:?}"
+    );
+    assert!(
+        notices.iter().any(|body| body.contains(reason)),
+        "a notice for the photo: {notices:?}"
+    );
+    assert!(
+        notices.iter().any(|body| body.contains(gone)),
+        "a notice for the missing photo: {notices:?}"
+    );
+    let items_after = portal.fixture.sim.thread_snapshot(&portal.thread).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(items_after, items_before, "nothing reached Instagram");
+}
