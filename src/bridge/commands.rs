@@ -1,7 +1,12 @@
 //! The bot's command framework: a registry of commands (name, usage,
 //! description, argument count, handler), shell-like argument parsing, and
 //! the built-in `help`, `ping` and `version`. Later features register more
-//! commands (`login`, `logout`, `list`, `sync`) with `CommandRegistry::register`.
+//! commands (`login`, `logout`, `sync`, the chat and inbox commands of the
+//! submodules) with `CommandRegistry::register`.
+
+pub mod chat;
+pub mod inbox;
+pub mod new_chat;
 
 use std::sync::Arc;
 
