@@ -357,7 +357,8 @@ async fn send_with_reply_lands_in_the_thread_with_its_client_context() {
     assert_eq!(item["replied_to_message"]["item_id"], json!(question));
     assert_eq!(item["user_id"], json!(fx.seed.demo.pk));
 
-    // Sending again with the same client_context (a retried send) creates nothing new.
+    // Instagram does not promise to dedupe on client_context: sending again with the same
+    // one is a second item (so a client must look before it repeats a send).
     let items_before = sim_item_ids(&fx, &thread).len();
     let again = fx
         .run(
@@ -365,8 +366,9 @@ async fn send_with_reply_lands_in_the_thread_with_its_client_context() {
             json!({"conversation_id": thread, "text": "sure, 10am", "client_context": "7334915788632151687"}),
         )
         .await;
-    assert_eq!(again["id"], json!(sent.id));
-    assert_eq!(sim_item_ids(&fx, &thread).len(), items_before);
+    assert_ne!(again["id"], json!(sent.id));
+    assert_eq!(again["client_context"], json!("7334915788632151687"));
+    assert_eq!(sim_item_ids(&fx, &thread).len(), items_before + 1);
 
     // Without a client_context one is generated and shared by the three fields.
     let plain = fx

@@ -1,7 +1,8 @@
 //! The layer every non-control request passes: scripted faults (status, body, delay,
-//! extra headers, truncated JSON), the `x-ig-set-www-claim` header, and the request log.
+//! extra headers, truncated JSON, a dropped connection; before or after the request is
+//! carried out), the `x-ig-set-www-claim` header, and the request log.
 
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -53,21 +54,32 @@ pub(crate) async fn gate(
     cookies.sort();
 
     let fault = crate::lock(&shared).take_fault(&method, &path);
-    if let Some(fault) = &fault {
-        if !fault.delay.is_zero() {
-            tokio::time::sleep(fault.delay).await;
+    let (mut response, dropped) = match &fault {
+        None => (next.run(request).await, false),
+        Some(fault) if fault.after_write => {
+            let carried_out = next.run(request).await;
+            if !fault.delay.is_zero() {
+                tokio::time::sleep(fault.delay).await;
+            }
+            lost_answer(fault, carried_out).await
         }
-    }
-    let mut response = match fault
-        .as_ref()
-        .and_then(|fault| fault.status.map(|status| (fault, status)))
-    {
-        Some((fault, status)) => fault_response(fault, status),
-        None => next.run(request).await,
+        Some(fault) => {
+            if !fault.delay.is_zero() {
+                tokio::time::sleep(fault.delay).await;
+            }
+            if fault.drop_connection {
+                (dropped_connection(), true)
+            } else if let Some(status) = fault.status {
+                (
+                    apply_fault_extras(fault, fault_response(fault, status)).await,
+                    false,
+                )
+            } else {
+                let served = next.run(request).await;
+                (apply_fault_extras(fault, served).await, false)
+            }
+        }
     };
-    if let Some(fault) = &fault {
-        response = apply_fault_extras(fault, response).await;
-    }
     let facts = response
         .extensions()
         .get::<RequestFacts>()
@@ -94,9 +106,47 @@ pub(crate) async fn gate(
         csrf_ok: facts.csrf_ok,
         www_claim,
         pk: facts.pk,
-        status: response.status().as_u16(),
+        status: if dropped {
+            0
+        } else {
+            response.status().as_u16()
+        },
     });
     response
+}
+
+/// The answer to a request that was carried out before its fault struck: the real one
+/// (with the fault's extras), the fault's status and body, or none at all. The handler's
+/// facts are kept so the log says who wrote. The flag says the connection is dropped.
+async fn lost_answer(fault: &Fault, carried_out: Response) -> (Response, bool) {
+    let facts = carried_out.extensions().get::<RequestFacts>().cloned();
+    let (mut response, dropped) = if fault.drop_connection {
+        (dropped_connection(), true)
+    } else if let Some(status) = fault.status {
+        (
+            apply_fault_extras(fault, fault_response(fault, status)).await,
+            false,
+        )
+    } else {
+        (apply_fault_extras(fault, carried_out).await, false)
+    };
+    if let Some(facts) = facts {
+        response.extensions_mut().insert(facts);
+    }
+    (response, dropped)
+}
+
+/// A response whose body fails before its first byte: hyper then closes the connection
+/// without writing the buffered status line, so the client sees the connection end with no
+/// answer at all (as when a proxy or the network drops it).
+fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "instagram-sim fault: connection dropped",
+        ))
+    });
+    Response::new(Body::from_stream(failing))
 }
 
 fn fault_response(fault: &Fault, status: u16) -> Response {

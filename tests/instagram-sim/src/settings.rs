@@ -1,5 +1,5 @@
 //! How strictly the simulator plays Instagram: cursor lifetime, media URL lifetime, short
-//! pages and drift mode. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
+//! pages, drift mode and `client_context` deduplication. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
 
 use std::time::Duration;
 
@@ -20,6 +20,10 @@ pub struct Settings {
     pub short_pages: bool,
     /// Strings for numbers, missing optional keys, unknown item kinds.
     pub drift: bool,
+    /// A send repeating a `client_context` the same sender already used in the thread
+    /// returns the earlier item instead of adding one. Off by default: Instagram does not
+    /// promise it (WRITE-FLOWS.md §7), so a client must not count on it.
+    pub dedupe_client_context: bool,
 }
 
 impl Default for Settings {
@@ -29,6 +33,7 @@ impl Default for Settings {
             media_url_ttl: Duration::from_secs(86_400),
             short_pages: false,
             drift: false,
+            dedupe_client_context: false,
         }
     }
 }
@@ -40,6 +45,7 @@ pub(crate) struct SettingsChange {
     pub media_url_ttl_secs: Option<u64>,
     pub short_pages: Option<bool>,
     pub drift: Option<bool>,
+    pub dedupe_client_context: Option<bool>,
 }
 
 impl SettingsChange {
@@ -55,6 +61,9 @@ impl SettingsChange {
         }
         if let Some(drift) = self.drift {
             settings.drift = drift;
+        }
+        if let Some(dedupe) = self.dedupe_client_context {
+            settings.dedupe_client_context = dedupe;
         }
     }
 }

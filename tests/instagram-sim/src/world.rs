@@ -47,7 +47,10 @@ pub struct Presence {
 }
 
 /// A scripted failure: the next `times` requests whose path starts with `path_prefix`
-/// (and whose method matches, when given) are answered by it.
+/// (and whose method matches, when given) are answered by it. By default the fault strikes
+/// before the request is carried out; with `after_write` the request is carried out first
+/// (a send appends its item) and only the answer is lost: replaced by `status`/`body`, or
+/// by a dropped connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Fault {
@@ -64,6 +67,12 @@ pub struct Fault {
     pub delay: Duration,
     /// Cut the JSON body in half so it no longer parses.
     pub malformed_body: bool,
+    /// Carry the request out first, then wait `delay` and answer with the fault (the
+    /// "write, then 500" and "write, then drop the connection" failures).
+    pub after_write: bool,
+    /// Close the connection without an answer (the client sees a broken connection, not a
+    /// response); before the request is carried out unless `after_write`.
+    pub drop_connection: bool,
     pub times: usize,
 }
 
@@ -77,6 +86,8 @@ impl Default for Fault {
             headers: Vec::new(),
             delay: Duration::ZERO,
             malformed_body: false,
+            after_write: false,
+            drop_connection: false,
             times: 1,
         }
     }
@@ -794,8 +805,10 @@ impl World {
         Ok(others)
     }
 
-    /// Adds an item sent by `from`. A `client_context` already used by the same sender in
-    /// this thread is a retry: the earlier item is returned and nothing is added.
+    /// Adds an item sent by `from`, keeping its `client_context` (a fresh one when none is
+    /// given). With `dedupe_client_context` on, a `client_context` the same sender already
+    /// used in this thread returns the earlier item and adds nothing; off (the default),
+    /// it makes a second item, as Instagram does not promise deduplication.
     pub fn append_item(
         &mut self,
         thread_id: &str,
@@ -830,8 +843,9 @@ impl World {
         replied_to: Option<u128>,
         at_us: Option<u64>,
     ) -> Result<u128, SimError> {
+        let dedupe = self.settings.dedupe_client_context;
         let thread = self.member_thread(thread_id, from)?;
-        if let Some(context) = &client_context {
+        if let Some(context) = client_context.as_ref().filter(|_| dedupe) {
             if let Some(existing) = thread
                 .items
                 .iter()

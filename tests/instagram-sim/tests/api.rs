@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use instagram_sim::{Account, ClaimEcho, DemoSeed, Fault, Presence, Simulator};
+use instagram_sim::{Account, ClaimEcho, DemoSeed, Fault, Presence, Settings, Simulator};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::ApiClient;
@@ -468,7 +468,7 @@ async fn thread_pages_hold_every_item_kind_with_downloadable_media() {
 }
 
 #[tokio::test]
-async fn sending_a_reply_shows_in_the_thread_and_a_retry_is_recognized() {
+async fn sending_a_reply_shows_in_the_thread_and_a_repeat_is_a_new_item_unless_deduped() {
     let (sim, seed, client) = demo().await;
     let incoming = sim
         .post_text(&seed.direct_thread_id, seed.friend.pk, "lunch today?")
@@ -504,30 +504,58 @@ async fn sending_a_reply_shows_in_the_thread_and_a_retry_is_recognized() {
         .unwrap();
     assert_eq!(item_id.parse::<u128>().unwrap(), timestamp << 64);
 
+    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
+    let items = thread["items"].as_array().unwrap();
+    assert_eq!(items[0]["item_id"], item_id.as_str(), "newest first");
+    assert_eq!(items[1]["item_id"], incoming.as_str());
+    let sent = &items[0];
+    assert_eq!(sent["text"], "sure, noon");
+    assert_eq!(sent["is_sent_by_viewer"], true);
+    assert_eq!(sent["client_context"], "7334915788632151687");
+    assert_eq!(sent["otid"], "7334915788632151687");
+    assert_eq!(sent["replied_to_message"]["item_id"], incoming.as_str());
+    assert_eq!(sent["replied_to_message"]["text"], "lunch today?");
+    assert_eq!(items[1]["is_sent_by_viewer"], false);
+
+    // Instagram does not promise to dedupe: by default a repeated send is a second item.
+    let repeated = client
+        .post_ok("direct_v2/threads/broadcast/text/", &form)
+        .await;
+    let second_id = repeated["payload"]["item_id"].as_str().unwrap().to_owned();
+    assert_ne!(
+        second_id, item_id,
+        "a repeated client_context is a new item"
+    );
+    let snapshot = sim.thread_snapshot(&seed.direct_thread_id).unwrap();
+    let with_context: Vec<&Value> = snapshot["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["client_context"] == "7334915788632151687")
+        .collect();
+    assert_eq!(with_context.len(), 2, "{snapshot}");
+
+    // With deduplication switched on, the retry is recognized.
+    sim.set_settings(Settings {
+        dedupe_client_context: true,
+        ..sim.settings()
+    });
     let retry = client
         .post_ok("direct_v2/threads/broadcast/text/", &form)
         .await;
     assert_eq!(
         retry["payload"]["item_id"],
         item_id.as_str(),
-        "same client_context, same item"
+        "same client_context, the first item with it"
     );
-
-    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
-    let items = thread["items"].as_array().unwrap();
-    assert_eq!(items[0]["item_id"], item_id.as_str(), "newest first");
     assert_eq!(
-        items[1]["item_id"],
-        incoming.as_str(),
+        sim.thread_snapshot(&seed.direct_thread_id).unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        snapshot["items"].as_array().unwrap().len(),
         "the retry added nothing"
     );
-    let sent = &items[0];
-    assert_eq!(sent["text"], "sure, noon");
-    assert_eq!(sent["is_sent_by_viewer"], true);
-    assert_eq!(sent["otid"], "7334915788632151687");
-    assert_eq!(sent["replied_to_message"]["item_id"], incoming.as_str());
-    assert_eq!(sent["replied_to_message"]["text"], "lunch today?");
-    assert_eq!(items[1]["is_sent_by_viewer"], false);
 
     let missing = [
         ("thread_ids", thread_ids.as_str()),
@@ -1130,6 +1158,138 @@ async fn faults_answer_the_next_requests_then_stop() {
         .await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert_eq!(response.json()["message"], "feedback_required");
+}
+
+/// The texts of a thread's items sent by `pk`, newest first.
+fn texts_from(sim: &Simulator, thread_id: &str, pk: u64) -> Vec<String> {
+    sim.thread_snapshot(thread_id).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["user_id"] == pk && item["item_type"] == "text")
+        .map(|item| item["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn faults_after_the_write_keep_the_item_and_lose_the_answer() {
+    let (sim, seed, client) = demo().await;
+    let thread_ids = format!("[{}]", seed.direct_thread_id);
+    let send_form = |text: &'static str, context: &'static str| {
+        vec![
+            ("action", "send_item"),
+            ("thread_ids", thread_ids.clone().leak() as &str),
+            ("text", text),
+            ("client_context", context),
+            ("mutation_token", context),
+            ("offline_threading_id", context),
+            ("_uuid", "3f1c1a2e-0000-4000-8000-000000000001"),
+        ]
+    };
+
+    // Write, then 500: the item is there although the answer says the server failed.
+    sim.inject_fault(Fault {
+        path_prefix: "direct_v2/threads/broadcast/text/".into(),
+        status: Some(500),
+        after_write: true,
+        ..Fault::default()
+    });
+    let response = client
+        .post(
+            "direct_v2/threads/broadcast/text/",
+            &send_form("written then 500", "6800011111111111001"),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.json()["message"], "Unknown Server Error.");
+    assert_eq!(
+        texts_from(&sim, &seed.direct_thread_id, seed.demo.pk)[0],
+        "written then 500"
+    );
+
+    // Write, then drop the connection: the client gets no answer at all.
+    sim.inject_fault(Fault {
+        path_prefix: "direct_v2/threads/broadcast/text/".into(),
+        after_write: true,
+        drop_connection: true,
+        ..Fault::default()
+    });
+    let cookie = seed
+        .demo
+        .cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let dropped = reqwest::Client::new()
+        .post(format!(
+            "{}/direct_v2/threads/broadcast/text/",
+            sim.api_base_url()
+        ))
+        .header("Cookie", cookie.as_str())
+        .header("X-CSRFTOKEN", seed.demo.cookies["csrftoken"].as_str())
+        .form(&send_form("written then dropped", "6800011111111111002"))
+        .send()
+        .await;
+    let error = dropped.expect_err("no response when the connection is dropped");
+    assert!(!error.is_status() && !error.is_connect(), "{error:?}");
+    let texts = texts_from(&sim, &seed.direct_thread_id, seed.demo.pk);
+    assert_eq!(texts[0], "written then dropped");
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|text| *text == "written then dropped")
+            .count(),
+        1
+    );
+    let logged = sim.request_log();
+    assert_eq!(logged.last().unwrap().status, 0, "logged as unanswered");
+    assert_eq!(logged.last().unwrap().pk, Some(seed.demo.pk));
+
+    // Dropped before the write: nothing is sent.
+    sim.inject_fault(Fault {
+        path_prefix: "direct_v2/threads/broadcast/text/".into(),
+        drop_connection: true,
+        ..Fault::default()
+    });
+    let before = reqwest::Client::new()
+        .post(format!(
+            "{}/direct_v2/threads/broadcast/text/",
+            sim.api_base_url()
+        ))
+        .header("Cookie", cookie.as_str())
+        .header("X-CSRFTOKEN", seed.demo.cookies["csrftoken"].as_str())
+        .form(&send_form("never written", "6800011111111111003"))
+        .send()
+        .await;
+    assert!(before.is_err());
+    assert!(!texts_from(&sim, &seed.direct_thread_id, seed.demo.pk)
+        .contains(&"never written".to_owned()));
+
+    // The control API takes the same faults.
+    let http = reqwest::Client::new();
+    let injected = http
+        .post(format!("{}/_sim/faults", sim.base_url()))
+        .json(&json!({
+            "path_prefix": "direct_v2/threads/broadcast/text/",
+            "status": 503,
+            "after_write": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(injected.status(), StatusCode::OK);
+    let response = client
+        .post(
+            "direct_v2/threads/broadcast/text/",
+            &send_form("written then 503", "6800011111111111004"),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        texts_from(&sim, &seed.direct_thread_id, seed.demo.pk)[0],
+        "written then 503"
+    );
 }
 
 #[tokio::test]
