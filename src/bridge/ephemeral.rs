@@ -192,6 +192,7 @@ async fn mark_read(
     event_id: &EventId,
     done: Option<&str>,
 ) -> Option<String> {
+    let portal = &still_bridged(bridge, portal).await?;
     let item = match item_read(bridge, portal, event_id).await {
         Ok(Some(item)) => item,
         Ok(None) => {
@@ -230,6 +231,19 @@ async fn mark_read(
         }
         Err(e) => {
             tracing::warn!(thread = %portal.thread_id, error = %e, "cannot mark the chat read on Instagram");
+            None
+        }
+    }
+}
+
+/// The portal as stored now, unless it is gone (the user left) or a message
+/// request: Instagram is told nothing of a request the user has not accepted.
+async fn still_bridged(bridge: &Bridge, portal: &PortalRecord) -> Option<PortalRecord> {
+    match bridge.store.portal_by_room(&portal.room_id).await {
+        Ok(Some(portal)) if !portal.request => Some(portal),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(room = %portal.room_id, error = %e, "cannot read a portal");
             None
         }
     }
@@ -274,6 +288,9 @@ async fn item_read(
 }
 
 async fn set_typing(bridge: &Bridge, portal: &PortalRecord, typing: bool) {
+    let Some(portal) = &still_bridged(bridge, portal).await else {
+        return;
+    };
     let mut session = match LoginSession::open(bridge, &portal.login_mxid).await {
         Ok(session) => session,
         Err(e) => {

@@ -114,15 +114,16 @@ pub fn chat_name(viewer: Option<&str>, conversation: &Conversation) -> String {
     if let Some(name) = conversation.name.as_deref().filter(|name| !name.is_empty()) {
         return name.to_owned();
     }
-    let names: Vec<String> = conversation
+    let names: Vec<&str> = conversation
         .participants
         .iter()
         .filter(|p| Some(p.id.as_str()) != viewer)
-        .map(|p| match (&p.name, &p.handle) {
-            (Some(name), Some(handle)) if !name.is_empty() => format!("{name} (@{handle})"),
-            (_, Some(handle)) => format!("@{handle}"),
-            (Some(name), None) => name.clone(),
-            (None, None) => p.id.clone(),
+        .map(|p| {
+            p.name
+                .as_deref()
+                .filter(|name| !name.is_empty())
+                .or(p.handle.as_deref())
+                .unwrap_or(&p.id)
         })
         .collect();
     if names.is_empty() {
@@ -498,7 +499,7 @@ mod tests {
             picture_url: None,
             last_seen: Vec::new(),
         };
-        assert_eq!(chat_name(Some("1"), &conversation), "Bob B (@bob), @carol");
+        assert_eq!(chat_name(Some("1"), &conversation), "Bob B, carol");
         conversation.name = Some("Trip".to_owned());
         assert_eq!(chat_name(Some("1"), &conversation), "Trip");
     }

@@ -4,19 +4,21 @@
 //! creates a group on Instagram, then its room.
 //!
 //! Instagram has no empty direct chats: a chat exists once a message was
-//! sent. Like mautrix-instagram's `pm`, an existing chat is opened at once;
-//! a new one is created by sending the message given with the command.
+//! sent (the app's "new message" screen creates it with the first one). So
+//! an existing chat is opened at once, and a new one is created by sending
+//! the message given with the command.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use ruma::UserId;
+use ruma::{RoomId, UserId};
 
 use super::chat::{instagram_failed, open_session};
 use super::inbox::{find_user, in_management_room, matrix_to, parse_username};
 use super::{Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply};
 use crate::bridge::login_session::LoginSession;
-use crate::bridge::portal::ensure_portal;
+use crate::bridge::portal_queue::ThreadUpdate;
 use crate::config::PermissionLevel;
 use crate::model::{Conversation, User};
 
@@ -70,33 +72,23 @@ pub fn parse_group(args: &[String]) -> Result<(String, Vec<String>), CommandErro
     Ok((title.to_owned(), members))
 }
 
-/// Opens (creates, or re-invites the user into) the room of a conversation.
+/// How long a command waits for the portal worker to create a room.
+const ROOM_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens the room of a conversation: re-invites the user into an existing
+/// one, or has the portal's worker create it; `None` when the room is not
+/// there yet after [`ROOM_WAIT`] (the worker goes on creating it).
 async fn open_room(
     ctx: &CommandContext<'_>,
     session: &LoginSession,
     conversation: &Conversation,
-) -> Result<String, CommandError> {
+) -> Result<Option<String>, CommandError> {
     let bridge = ctx.bridge;
-    let existed = bridge
-        .store
-        .portal_by_thread(&session.login.mxid, &conversation.id)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read the portal");
-            CommandError::Failed("the bridge's database is unavailable".to_owned())
-        })?
-        .is_some();
-    let request = conversation.pending == Some(true);
-    let portal = ensure_portal(bridge, &session.login, conversation, request)
-        .await
-        .map_err(|e| {
-            tracing::error!(thread = %conversation.id, error = %e, "cannot open a chat's room");
-            CommandError::Failed("the bridge could not create the chat's room".to_owned())
-        })?;
-    if existed {
+    let mxid = &session.login.mxid;
+    if let Some(portal) = stored_portal(ctx, mxid, &conversation.id).await? {
         // The user may have been invited long ago and forgotten the invite.
         if let (Ok(room), Ok(user)) = (
-            ruma::RoomId::parse(&portal.room_id),
+            RoomId::parse(&portal.room_id),
             UserId::parse(ctx.sender.as_str()),
         ) {
             if let Err(e) = bridge
@@ -107,8 +99,61 @@ async fn open_room(
                 tracing::debug!(error = %e, "the user is already in the chat's room");
             }
         }
+        return Ok(Some(portal.room_id));
     }
-    Ok(portal.room_id)
+    let Some(shared) = bridge.supervisor.bridge() else {
+        return Err(CommandError::Failed(
+            "the bridge is shutting down".to_owned(),
+        ));
+    };
+    // The thread's ordered worker creates the room, as for any thread, so a
+    // poll that sees the new chat at the same moment cannot make a second one.
+    let update = ThreadUpdate {
+        login_mxid: mxid.clone(),
+        conversation: conversation.clone(),
+        request: conversation.pending == Some(true),
+        messages: Vec::new(),
+        newest_page: None,
+        history_cut: false,
+        unsent: Vec::new(),
+        seen: Vec::new(),
+        received: std::time::Instant::now(),
+    };
+    let deadline = tokio::time::Instant::now() + ROOM_WAIT;
+    let mut offered = false;
+    while tokio::time::Instant::now() < deadline {
+        offered = offered || bridge.queues.offer(&shared, update.clone());
+        if offered {
+            if let Some(portal) = stored_portal(ctx, mxid, &conversation.id).await? {
+                return Ok(Some(portal.room_id));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(None)
+}
+
+async fn stored_portal(
+    ctx: &CommandContext<'_>,
+    mxid: &str,
+    thread_id: &str,
+) -> Result<Option<crate::store::PortalRecord>, CommandError> {
+    ctx.bridge
+        .store
+        .portal_by_thread(mxid, thread_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read the portal");
+            CommandError::Failed("the bridge's database is unavailable".to_owned())
+        })
+}
+
+/// Where the user finds the room.
+fn room_link(room: Option<&str>) -> String {
+    match room {
+        Some(room) => format!("you are invited to its room: {}", matrix_to(room, None)),
+        None => "its room is being created and you will be invited to it".to_owned(),
+    }
 }
 
 struct Pm;
@@ -183,8 +228,8 @@ async fn pm(
         .poll_now(&session.login.mxid, Some(&conversation.id));
     let sent = if sent { " and sent your message" } else { "" };
     Ok(Reply::text(format!(
-        "Opened your chat with @{username}{sent}; you are invited to its room: {}",
-        matrix_to(&room, None)
+        "Opened your chat with @{username}{sent}; {}",
+        room_link(room.as_deref())
     )))
 }
 
@@ -229,9 +274,9 @@ async fn create_group(
     let room = open_room(ctx, session, &conversation).await?;
     let members: Vec<String> = usernames.iter().map(|u| format!("@{u}")).collect();
     Ok(Reply::text(format!(
-        "Created the Instagram group “{title}” with {}; you are invited to its room: {}",
+        "Created the Instagram group “{title}” with {}; {}",
         members.join(", "),
-        matrix_to(&room, None)
+        room_link(room.as_deref())
     )))
 }
 
