@@ -270,9 +270,10 @@ async fn on_message(
         permission,
         in_management_room,
     };
-    // Commands may wait on Instagram: they run beside the transactions, which
-    // go on meanwhile (a reply that cannot be sent is logged).
-    match bridge.supervisor.bridge() {
+    // Commands that wait on Instagram run beside the transactions, which go
+    // on meanwhile (a reply that cannot be sent is logged); the others in order.
+    let background = bridge.commands.runs_in_background(line);
+    match bridge.supervisor.bridge().filter(|_| background) {
         Some(bridge) => {
             tokio::spawn(async move {
                 if let Err(RetryTransaction(problem)) = command.run(&bridge).await {

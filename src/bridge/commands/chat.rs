@@ -41,7 +41,7 @@ pub fn register(commands: &mut CommandRegistry) {
         ),
     ];
     for (name, description, change, done) in changes {
-        commands.register(Command {
+        commands.register_background(Command {
             name,
             usage: "",
             description,
@@ -51,7 +51,7 @@ pub fn register(commands: &mut CommandRegistry) {
             handler: Arc::new(ChangeThread { name, change, done }),
         });
     }
-    commands.register(Command {
+    commands.register_background(Command {
         name: "accept",
         usage: "",
         description: "In a message request's room: accept the request (the chat moves to your \

@@ -25,7 +25,7 @@ const MAX_SEARCH_RESULTS: usize = 20;
 
 /// Adds the inbox commands.
 pub fn register(commands: &mut CommandRegistry) {
-    commands.register(Command {
+    commands.register_background(Command {
         name: "list",
         usage: "[page]",
         description: "List your Instagram chats, newest first, with unread counts (20 a page).",
@@ -34,7 +34,7 @@ pub fn register(commands: &mut CommandRegistry) {
         required: PermissionLevel::User,
         handler: Arc::new(List),
     });
-    commands.register(Command {
+    commands.register_background(Command {
         name: "unread",
         usage: "",
         description: "Show your unread Instagram chats and their newest message.",
@@ -43,7 +43,7 @@ pub fn register(commands: &mut CommandRegistry) {
         required: PermissionLevel::User,
         handler: Arc::new(Unread),
     });
-    commands.register(Command {
+    commands.register_background(Command {
         name: "search",
         usage: "<text>",
         description: "Search your Instagram messages; each result links to its message here when \
@@ -53,7 +53,7 @@ pub fn register(commands: &mut CommandRegistry) {
         required: PermissionLevel::User,
         handler: Arc::new(Search),
     });
-    commands.register(Command {
+    commands.register_background(Command {
         name: "presence",
         usage: "<username>",
         description: "Show whether an Instagram user is active now, or when they last were.",

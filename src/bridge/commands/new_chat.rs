@@ -24,7 +24,7 @@ use crate::model::{Conversation, User};
 
 /// Adds `pm` and `create-group`.
 pub fn register(commands: &mut CommandRegistry) {
-    commands.register(Command {
+    commands.register_background(Command {
         name: "pm",
         usage: "<username> [message]",
         description: "Open your direct chat with an Instagram user here. Instagram creates a chat \
@@ -34,7 +34,7 @@ pub fn register(commands: &mut CommandRegistry) {
         required: PermissionLevel::User,
         handler: Arc::new(Pm),
     });
-    commands.register(Command {
+    commands.register_background(Command {
         name: "create-group",
         usage: "<title> <username...>",
         description: "Create an Instagram group with these users and open its room \
