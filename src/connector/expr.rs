@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use ast::RootRef;
 pub(crate) use ast::{collect_piece_roots, StrPiece};
-pub(crate) use eval::{eval as eval_node, write_text, Env};
+pub(crate) use eval::{eval as eval_node, truthy, write_text, Env};
 pub(crate) use filters::type_name;
 pub(crate) use lexer::SourceKind;
 
@@ -581,6 +581,29 @@ mod tests {
         let second = eval_with("generate_uuid()", &none, &vars);
         assert_ne!(first, second);
         assert!(uuid::Uuid::parse_str(first.as_str().unwrap()).is_ok());
+        let tokens: Vec<u64> = (0..200)
+            .map(|_| {
+                let token = eval_with("generate_mutation_token", &none, &vars);
+                let text = token.as_str().unwrap().to_owned();
+                assert_eq!(text.len(), 19, "{text}");
+                text.parse().unwrap()
+            })
+            .collect();
+        assert!(tokens
+            .iter()
+            .all(|token| (6_800_011_111_111_111_111..=6_800_099_999_999_999_999).contains(token)));
+        assert_ne!(tokens[0], tokens[1]);
+        let now = eval_with("now_ms", &none, &vars).as_u64().unwrap();
+        assert!(
+            now > 1_700_000_000_000,
+            "milliseconds since the epoch: {now}"
+        );
+        assert_eq!(
+            eval_with("generate_mutation_token()", &none, &vars)
+                .as_str()
+                .map(str::len),
+            Some(19)
+        );
     }
 
     #[test]

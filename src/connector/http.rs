@@ -6,10 +6,12 @@
 //! Retries: rate limits (429 and spec-detected) are retried for every
 //! request, since the platform refused it before doing anything. Transient
 //! failures (5xx, timeouts, broken connections) are retried only when
-//! repeating the request cannot write twice: idempotent methods (GET), POSTs
-//! whose body carries a `client_context` (Instagram dedupes sends on it), and
-//! requests that never reached the server (connection refused). A request's
-//! `idempotent:` key overrides the first two rules.
+//! repeating the request cannot write twice: idempotent methods (GET) and
+//! requests that never reached the server (connection refused). A write that
+//! may have happened is never repeated here (Instagram does not promise to
+//! dedupe on `client_context`): the caller decides, after looking. A request's
+//! `idempotent:` key overrides the first rule. Separately, a request's
+//! `retry:` rule sends it again while the platform answers "not yet".
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,9 +24,12 @@ use reqwest::{Client, Method, Url};
 use serde_json::{json, Map, Value};
 
 use super::auth::Credentials;
+use super::expr::Scope;
 use super::params;
 use super::session::{classify, ConnectorError, RetryPolicy};
-use super::spec::{Action, ApiSpec, BodyEncoding, ParamKind, Request, RequestBody, Spec, Step};
+use super::spec::{
+    Action, ApiSpec, BodyEncoding, ParamKind, Request, RequestBody, RetryWhen, Spec, Step,
+};
 use super::template::Template;
 
 /// The result of an action: the normalized JSON (the model's shapes) and the
@@ -182,10 +187,12 @@ struct PreparedRequest {
     retry_safe: bool,
 }
 
-/// One failed attempt, and whether the request may have reached the server.
+/// One failed attempt, whether the request may have reached the server, and whether the
+/// request's `retry:` rule held for the answer (the platform said "not yet").
 struct AttemptFailure {
     error: ConnectorError,
     reached_server: bool,
+    not_yet: bool,
 }
 
 impl Connector {
@@ -324,7 +331,10 @@ impl Connector {
         for step in &action.steps {
             vars["auth"] = creds.auth_vars();
             let prepared = self.prepare(action, step, &vars, &files, creds)?;
-            let raw = self.send_with_retries(action, &prepared, creds).await?;
+            let not_yet = step.request.retry.as_ref().map(|rule| (rule, &vars));
+            let raw = self
+                .send_with_retries(action, &prepared, not_yet, creds)
+                .await?;
             vars["auth"] = creds.auth_vars();
             let normalized = map_response(action, &step.request, &raw, &vars)?;
             vars["steps"][&step.name] = normalized.clone();
@@ -395,7 +405,6 @@ impl Connector {
             headers.insert(COOKIE, value);
         }
 
-        let mut carries_client_context = false;
         let (body, content_type) = match &request.body {
             RequestBody::Empty => (None, None),
             RequestBody::File { param } => {
@@ -412,7 +421,6 @@ impl Connector {
                         rendered.insert(name.clone(), value);
                     }
                 }
-                carries_client_context = rendered.contains_key("client_context");
                 encode_body(*encoding, rendered)
             }
         };
@@ -422,9 +430,7 @@ impl Connector {
             }
         }
         Ok(PreparedRequest {
-            retry_safe: request
-                .idempotent
-                .unwrap_or(request.method.is_idempotent() || carries_client_context),
+            retry_safe: request.idempotent.unwrap_or(request.method.is_idempotent()),
             method: request.method.clone(),
             url,
             headers,
@@ -432,19 +438,39 @@ impl Connector {
         })
     }
 
+    /// Sends until an answer is accepted: repeats while the `retry:` rule (`not_yet`, with
+    /// the vars it is evaluated in) holds, and after failures the retry policy allows.
     async fn send_with_retries(
         &self,
         action: &Action,
         request: &PreparedRequest,
+        not_yet: Option<(&RetryWhen, &Value)>,
         creds: &mut Credentials,
     ) -> Result<Value, ConnectorError> {
         let mut attempt = 1;
+        let mut sends = 1;
         let mut waited = Duration::ZERO;
         loop {
-            let failure = match self.send_once(action, request, creds).await {
+            let failure = match self.send_once(action, request, not_yet, creds).await {
                 Ok(body) => return Ok(body),
                 Err(failure) => failure,
             };
+            if failure.not_yet {
+                match not_yet {
+                    Some((rule, _)) if sends < rule.attempts => {
+                        tracing::debug!(
+                            action = %action.name,
+                            sends,
+                            delay_ms = rule.delay.as_millis() as u64,
+                            "the platform said not yet; sending again"
+                        );
+                        tokio::time::sleep(rule.delay).await;
+                        sends += 1;
+                        continue;
+                    }
+                    _ => return Err(failure.error),
+                }
+            }
             let retry_safe = request.retry_safe || !failure.reached_server;
             match self
                 .retry
@@ -471,6 +497,7 @@ impl Connector {
         &self,
         action: &Action,
         request: &PreparedRequest,
+        not_yet: Option<(&RetryWhen, &Value)>,
         creds: &mut Credentials,
     ) -> Result<Value, AttemptFailure> {
         let started = Instant::now();
@@ -510,6 +537,19 @@ impl Connector {
         );
         let json: Option<Value> = serde_json::from_slice(&bytes).ok();
         let text = String::from_utf8_lossy(&bytes);
+        let holds =
+            match not_yet {
+                Some((rule, vars)) => rule_holds(rule, vars, status.as_u16(), json.as_ref())
+                    .map_err(|error| AttemptFailure {
+                        error: ConnectorError::Spec {
+                            action: action.name.clone(),
+                            message: format!("retry.when: {error}"),
+                        },
+                        reached_server: true,
+                        not_yet: false,
+                    })?,
+                None => false,
+            };
         classify(
             &self.spec.error_rules,
             self.platform(),
@@ -521,7 +561,20 @@ impl Connector {
         .map_err(|error| AttemptFailure {
             error,
             reached_server: true,
+            not_yet: holds,
         })?;
+        if holds {
+            // A success that still says "not yet": sent again, or a failure in the end.
+            return Err(AttemptFailure {
+                error: ConnectorError::Platform {
+                    platform: self.platform().to_owned(),
+                    status: status.as_u16(),
+                    message: "the platform kept answering that it was not ready".to_owned(),
+                },
+                reached_server: true,
+                not_yet: true,
+            });
+        }
         json.ok_or_else(|| AttemptFailure {
             error: ConnectorError::MalformedResponse {
                 action: action.name.clone(),
@@ -536,6 +589,7 @@ impl Connector {
                 ),
             },
             reached_server: true,
+            not_yet: false,
         })
     }
 
@@ -560,8 +614,26 @@ impl Connector {
                 message,
             },
             reached_server,
+            not_yet: false,
         }
     }
+}
+
+/// Whether a `retry:` rule's `when` holds for an answer: evaluated with the body as the
+/// current value and `status` added to the request's vars.
+fn rule_holds(
+    rule: &RetryWhen,
+    vars: &Value,
+    status: u16,
+    body: Option<&Value>,
+) -> Result<bool, super::expr::EvalError> {
+    let mut vars = vars.clone();
+    vars["status"] = json!(status);
+    let held = rule.when.eval(&Scope {
+        current: body.unwrap_or(&Value::Null),
+        vars: &vars,
+    })?;
+    Ok(super::expr::truthy(&held))
 }
 
 /// Applies a request's `response:` and `embed:` mappings to a response body.

@@ -19,6 +19,7 @@ mod references;
 
 use references::Names;
 
+use super::expr::{self, Expr};
 use super::mapping::{ResponseMapping, ResponseSpec};
 use super::session::{ErrorDetectionSpec, ErrorRules, RetryPolicy, RetrySpec};
 use super::template::Template;
@@ -465,10 +466,25 @@ pub struct RestSpec {
     #[serde(default)]
     pub embed: IndexMap<String, ResponseSpec>,
     /// Whether repeating the request after a timeout or 5xx cannot act twice.
-    /// Default: true for idempotent methods (GET) and for requests whose body
-    /// carries a `client_context` (Instagram dedupes on it).
+    /// Default: true for idempotent methods (GET).
     #[serde(default)]
     pub idempotent: Option<bool>,
+    /// Send the request again while the platform's answer says "not yet".
+    #[serde(default)]
+    pub retry: Option<RetryWhenSpec>,
+}
+
+/// `retry:` of a request: repeat it while `when` holds for the answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryWhenSpec {
+    /// An expression over the answer: `status` is the HTTP status, `.x` a field of the
+    /// JSON body (null when it is not JSON); the request's own names can be read too.
+    pub when: String,
+    /// How many times the request is sent in all, the first included.
+    pub attempts: u32,
+    /// The wait before each repeat.
+    pub delay: String,
 }
 
 /// How `body:` fields are encoded.
@@ -556,7 +572,21 @@ pub struct Request {
     pub embed: Vec<(String, ResponseMapping)>,
     /// The spec's `idempotent:`, when given.
     pub idempotent: Option<bool>,
+    /// The spec's `retry:`, when given.
+    pub retry: Option<RetryWhen>,
 }
+
+/// A compiled `retry:`: while `when` is true of an answer, the request is sent again after
+/// `delay`, up to `attempts` sends in all.
+#[derive(Debug, Clone)]
+pub struct RetryWhen {
+    pub when: Expr,
+    pub attempts: u32,
+    pub delay: Duration,
+}
+
+/// The most sends a `retry:` may ask for; more would hide a request that never succeeds.
+const MAX_RETRY_WHEN_ATTEMPTS: u32 = 60;
 
 #[derive(Debug, Clone)]
 pub enum RequestBody {
@@ -1363,6 +1393,9 @@ fn compile_request(
                 .map(|mapping| (name.clone(), mapping))
         })
         .collect();
+    let retry = rest.retry.as_ref().and_then(|spec| {
+        compile_retry_when(problems, scope, &format!("{field}.retry"), spec, names)
+    });
     if problems.list.len() != before {
         return None;
     }
@@ -1375,6 +1408,46 @@ fn compile_request(
         response: response?,
         embed,
         idempotent: rest.idempotent,
+        retry,
+    })
+}
+
+fn compile_retry_when(
+    problems: &mut Problems,
+    scope: &str,
+    field: &str,
+    spec: &RetryWhenSpec,
+    names: &Names,
+) -> Option<RetryWhen> {
+    let when = match expr::parse(&spec.when) {
+        Ok(when) => {
+            names.clone().with_status().check_when(
+                problems,
+                scope,
+                &format!("{field}.when"),
+                &when,
+            );
+            Some(when)
+        }
+        Err(err) => {
+            problems.push(scope, format!("{field}.when"), err.to_string());
+            None
+        }
+    };
+    if !(1..=MAX_RETRY_WHEN_ATTEMPTS).contains(&spec.attempts) {
+        problems.push(
+            scope,
+            format!("{field}.attempts"),
+            format!("must be between 1 and {MAX_RETRY_WHEN_ATTEMPTS}"),
+        );
+    }
+    let delay = parse_duration(&spec.delay)
+        .map_err(|message| problems.push(scope, format!("{field}.delay"), message))
+        .ok();
+    Some(RetryWhen {
+        when: when?,
+        attempts: spec.attempts,
+        delay: delay?,
     })
 }
 

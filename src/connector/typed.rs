@@ -23,8 +23,9 @@ pub struct OutgoingText {
     pub text: String,
     /// The id of the message this one replies to.
     pub reply_to: Option<String>,
-    /// The dedupe key of the send (derived from the Matrix event id by the
-    /// bridge), echoed back by the platform; generated when `None`.
+    /// The send's key (a decimal number, derived from the Matrix event id by
+    /// the bridge), echoed back by the platform on the item; generated when
+    /// `None`. The platform does not promise to dedupe on it.
     pub client_context: Option<String>,
 }
 
@@ -212,6 +213,25 @@ impl Connector {
             params["emoji"] = json!(emoji);
         }
         self.write(write.action(), params, creds).await
+    }
+
+    /// Replaces the text of one of the user's own text messages (`edit`);
+    /// `client_context` is the edited message's, when known.
+    pub async fn edit_message(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        message_id: &str,
+        text: &str,
+        client_context: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        let params = json!({
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "text": text,
+            "client_context": client_context,
+        });
+        self.write("edit", params, creds).await
     }
 
     /// Starts or stops the typing indicator (`send_typing`).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use instagram_sim::Presence as SimPresence;
+use instagram_sim::{samples, Presence as SimPresence};
 use matrix_instagram::connector::http::FileData;
 use matrix_instagram::connector::session::{keep_alive, ConnectorError, KeepAliveOutcome};
 use matrix_instagram::connector::spec::CheckReaction;
@@ -623,8 +623,9 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
     let cases = [
         (
             MediaKind::Photo,
-            "photo.jpg",
-            "image/jpeg",
+            "photo.png",
+            "image/png",
+            samples::png(30, 40, 1),
             "image",
             "media",
             "7334915000000000041",
@@ -633,6 +634,7 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
             MediaKind::Video,
             "clip.mp4",
             "video/mp4",
+            samples::mp4(2),
             "video",
             "media",
             "7334915000000000042",
@@ -641,13 +643,14 @@ async fn send_media_uploads_then_sends_and_the_item_serves_the_bytes() {
             MediaKind::Voice,
             "note.m4a",
             "audio/mp4",
+            samples::m4a(3),
             "audio",
             "voice_media",
             "7334915000000000043",
         ),
     ];
-    for (kind, name, mime_type, attachment_kind, item_type, client_context) in cases {
-        let bytes = Bytes::from(format!("{name} bytes {}", uuid::Uuid::new_v4()));
+    for (kind, name, mime_type, bytes, attachment_kind, item_type, client_context) in cases {
+        let bytes = Bytes::from(bytes);
         let file = FileData {
             name: name.into(),
             mime_type: mime_type.into(),
@@ -695,7 +698,7 @@ async fn send_photo_from_a_file_path() {
     let thread = fx.seed.direct_thread_id.clone();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pic.png");
-    std::fs::write(&path, b"\x89PNG fake image bytes").unwrap();
+    std::fs::write(&path, samples::png(12, 10, 7)).unwrap();
     let sent = fx
         .run(
             "send_photo",
@@ -707,16 +710,18 @@ async fn send_photo_from_a_file_path() {
         .sim
         .request_log()
         .into_iter()
-        .find(|entry| entry.path.starts_with("/rupload_igphoto/"))
+        .find(|entry| entry.path.starts_with("/messenger_image/fb_uploader_"))
         .unwrap();
     for header in [
-        "x-instagram-rupload-params",
+        "authorization",
         "x-entity-name",
         "x-entity-length",
         "x-entity-type",
+        "offset",
     ] {
         assert!(upload.headers.iter().any(|h| h == header), "{header} sent");
     }
+    assert_eq!(upload.status, 200);
 }
 
 #[tokio::test]

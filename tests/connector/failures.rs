@@ -106,7 +106,7 @@ async fn server_error_then_success_is_retried() {
 }
 
 #[tokio::test]
-async fn server_error_on_a_write_without_client_context_is_not_repeated() {
+async fn server_error_on_a_write_is_not_repeated() {
     let mut fx = Fixture::start().await;
     let thread = fx.seed.direct_thread_id.clone();
     fx.sim
@@ -120,30 +120,62 @@ async fn server_error_on_a_write_without_client_context_is_not_repeated() {
     );
 }
 
-#[tokio::test]
-async fn send_is_retried_after_a_server_error_and_lands_once() {
-    let mut fx = Fixture::start().await;
-    let thread = fx.seed.direct_thread_id.clone();
-    let before = fx.sim.thread_snapshot(&thread).unwrap()["items"]
+/// The texts of the thread's items, newest first.
+fn thread_texts(fx: &Fixture, thread: &str) -> Vec<String> {
+    fx.sim.thread_snapshot(thread).unwrap()["items"]
         .as_array()
         .unwrap()
-        .len();
-    fx.sim
-        .inject_fault(fault("direct_v2/threads/broadcast/text/", Some(500), 1));
-    let sent = fx
-        .run(
-            "send",
-            json!({"conversation_id": thread, "text": "retried"}),
-        )
-        .await;
-    assert_eq!(
-        fx.sim
-            .request_count("POST", "direct_v2/threads/broadcast/text/"),
-        2
-    );
-    let items = fx.sim.thread_snapshot(&thread).unwrap()["items"].clone();
-    assert_eq!(items.as_array().unwrap().len(), before + 1);
-    assert_eq!(items[0]["item_id"], sent["id"]);
+        .iter()
+        .filter_map(|item| item["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_send_whose_answer_is_lost_after_the_write_is_not_repeated() {
+    let mut fx = Fixture::start().await;
+    let thread = fx.seed.direct_thread_id.clone();
+    let path = "direct_v2/threads/broadcast/text/";
+    // Write, then 500; write, then drop the connection: either way the item is there,
+    // and the engine must not send it again (Instagram does not promise to dedupe).
+    for (text, fault) in [
+        (
+            "written then 500",
+            Fault {
+                after_write: true,
+                ..fault(path, Some(500), 1)
+            },
+        ),
+        (
+            "written then dropped",
+            Fault {
+                after_write: true,
+                drop_connection: true,
+                ..fault(path, None, 1)
+            },
+        ),
+    ] {
+        fx.sim.clear_request_log();
+        fx.sim.inject_fault(fault);
+        let err = fx
+            .run_err(
+                "send",
+                json!({"conversation_id": thread, "text": text, "client_context": "6800012345678901234"}),
+            )
+            .await;
+        assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
+        assert_eq!(
+            fx.sim.request_count("POST", path),
+            1,
+            "{text}: not repeated"
+        );
+        let texts = thread_texts(&fx, &thread);
+        assert_eq!(
+            texts.iter().filter(|seen| *seen == text).count(),
+            1,
+            "{texts:?}"
+        );
+        assert_eq!(texts[0], text);
+    }
 }
 
 #[tokio::test]
@@ -222,7 +254,7 @@ async fn a_silent_server_gets_exactly_max_attempts() {
         "one connection per attempt"
     );
 
-    // A write without a client_context is not repeated after a timeout.
+    // A write is not repeated after a timeout: it may have happened.
     accepted.store(0, Ordering::SeqCst);
     let err = connector
         .execute(
@@ -235,16 +267,16 @@ async fn a_silent_server_gets_exactly_max_attempts() {
     assert!(matches!(err, ConnectorError::Transient { .. }), "{err:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
-    // A send carries a client_context, so it is retried...
+    // Nor is a send, client_context or not (Instagram does not promise to dedupe on it),
     accepted.store(0, Ordering::SeqCst);
     let send = json!({"conversation_id": fx.seed.direct_thread_id, "text": "hi"});
     connector
         .execute("send", send, &mut creds)
         .await
         .unwrap_err();
-    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
-    // ...but create_group, marked `idempotent: false`, is not, client_context or not.
+    // nor create_group, marked `idempotent: false`.
     accepted.store(0, Ordering::SeqCst);
     let group = json!({"user_ids": ["1", "2"]});
     connector

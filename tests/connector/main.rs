@@ -8,3 +8,4 @@ mod common;
 mod failures;
 mod items;
 mod spec_errors;
+mod writes;

@@ -46,6 +46,7 @@ fn the_real_spec_loads_with_every_action() {
         "send_photo",
         "send_video",
         "send_voice",
+        "edit",
         "react",
         "unreact",
         "mark_read",
@@ -251,7 +252,7 @@ fn problems_in_different_parts_of_one_action_are_all_reported() {
         ("  send:\n    label: \"Send message\"", "  send:\n    lable: \"Send message\""),
         ("      reply_to:\n        type: string", "      reply_to:\n        type: text"),
         (
-            r#"      client_context: "{{params.client_context | default: generate_uuid}}""#,
+            r#"      client_context: "{{params.client_context | default: generate_mutation_token}}""#,
             r#"      client_context: "{{params.client_context | default: }}""#,
         ),
         ("      url: \"{{api.base_url}}/direct_v2/threads/broadcast/text/\"\n      body:\n        action: \"send_item\"\n        thread_ids", "      url: \"{{api.base_url}}/direct_v2/threads/broadcast/text/\"\n      bodyy:\n        action: \"send_item\"\n        thread_ids"),
@@ -334,11 +335,11 @@ fn a_step_can_read_only_earlier_steps() {
 fn a_var_can_read_only_vars_defined_before_it() {
     assert_eq!(
         only_problem(&[(
-            "      client_context: \"{{params.client_context | default: generate_uuid}}\"\n      upload_id: \"{{generate_uuid}}\"",
-            "      client_context: \"{{vars.upload_id}}\"\n      upload_id: \"{{generate_uuid}}\"",
+            "      client_context: \"{{params.client_context | default: generate_mutation_token}}\"\n      upload_ms: \"{{now_ms}}\"",
+            "      client_context: \"{{vars.upload_ms}}\"\n      upload_ms: \"{{now_ms}}\"",
         )]),
-        "connectors/broken.yaml: action send_photo: vars.client_context: unknown var `upload_id` \
-         in '{{vars.upload_id}}' (defined before this point: none)"
+        "connectors/broken.yaml: action send_photo: vars.client_context: unknown var `upload_ms` \
+         in '{{vars.upload_ms}}' (defined before this point: none)"
     );
 }
 

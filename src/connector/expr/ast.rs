@@ -36,7 +36,30 @@ pub(crate) enum Node {
         filter: Filter,
         args: Vec<Node>,
     },
-    GenerateUuid,
+    /// A zero-argument generator such as `generate_uuid`: a fresh value on every evaluation.
+    Generate(Generator),
+}
+
+/// The zero-argument functions: each gives a fresh value on every evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Generator {
+    /// `generate_uuid`: a UUID v4.
+    Uuid,
+    /// `generate_mutation_token`: a random 19-digit decimal in
+    /// 6800011111111111111..=6800099999999999999, the form Instagram's Android app (and
+    /// instagrapi) sends as `client_context`/`mutation_token`/`offline_threading_id`.
+    MutationToken,
+    /// `now_ms`: the current time in milliseconds since the epoch (a number).
+    NowMs,
+}
+
+impl Generator {
+    /// The reserved names, as written in expressions.
+    pub(crate) const ALL: [(&'static str, Generator); 3] = [
+        ("generate_uuid", Generator::Uuid),
+        ("generate_mutation_token", Generator::MutationToken),
+        ("now_ms", Generator::NowMs),
+    ];
 }
 
 /// A piece of an interpolated string.
@@ -88,7 +111,7 @@ impl Node {
     /// Whether any path in this expression starts with the element marker `[]`.
     pub(crate) fn uses_element_marker(&self) -> bool {
         match self {
-            Node::Literal(_) | Node::GenerateUuid => false,
+            Node::Literal(_) | Node::Generate(_) => false,
             Node::Interpolated(pieces) => pieces.iter().any(|piece| match piece {
                 StrPiece::Text(_) => false,
                 StrPiece::Expr(node) => node.uses_element_marker(),
@@ -132,7 +155,7 @@ impl Node {
     /// those inside embedded templates and filter arguments), in source order.
     pub(crate) fn collect_roots<'a>(&'a self, out: &mut Vec<RootRef<'a>>) {
         match self {
-            Node::Literal(_) | Node::GenerateUuid => {}
+            Node::Literal(_) | Node::Generate(_) => {}
             Node::Interpolated(pieces) => collect_piece_roots(pieces, out),
             Node::Path { root, segments } => {
                 match root {

@@ -6,10 +6,28 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::ast::{BinaryOp, Node, PathRoot, Segment, StrPiece};
+use super::ast::{BinaryOp, Generator, Node, PathRoot, Segment, StrPiece};
 use super::filters::{number_to_numeric, parse_numeric, Filter, Numeric};
 
 static NULL: Value = Value::Null;
+
+fn generate(generator: Generator) -> Value {
+    match generator {
+        Generator::Uuid => Value::String(uuid::Uuid::new_v4().to_string()),
+        Generator::MutationToken => Value::String(
+            rand::Rng::gen_range(
+                &mut rand::thread_rng(),
+                6_800_011_111_111_111_111u64..=6_800_099_999_999_999_999,
+            )
+            .to_string(),
+        ),
+        Generator::NowMs => Value::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_millis() as u64),
+        ),
+    }
+}
 
 /// What names and paths resolve against during one evaluation.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +116,7 @@ pub(crate) fn eval<'a>(node: &Node, env: &Env<'a>) -> EvalResult<'a> {
                 .map(Cow::Owned)
                 .map_err(|message| filter_error(*filter, message))
         }
-        Node::GenerateUuid => Ok(Cow::Owned(Value::String(uuid::Uuid::new_v4().to_string()))),
+        Node::Generate(generator) => Ok(Cow::Owned(generate(*generator))),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The named filters applied with `|`: `divide`, `to_datetime`, `to_json`,
-//! `default`, `to_attachment`, ... Numeric and conversion filters accept a
+//! `to_base64`, `default`, `to_attachment`, ... Numeric and conversion filters accept a
 //! number or a numeric string and, given an array (a projection), apply to each
 //! element. Error messages name value types, never values (they may be secrets).
 
+use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Number, Value};
 
@@ -29,10 +30,11 @@ pub(crate) enum Filter {
     Keys,
     Split,
     Largest,
+    ToBase64,
 }
 
 /// Name, filter, and the least and most arguments it takes.
-const TABLE: [(&str, Filter, usize, usize); 17] = [
+const TABLE: [(&str, Filter, usize, usize); 18] = [
     ("divide", Filter::Divide, 1, 1),
     ("multiply", Filter::Multiply, 1, 1),
     ("to_datetime", Filter::ToDatetime, 0, 0),
@@ -50,6 +52,7 @@ const TABLE: [(&str, Filter, usize, usize); 17] = [
     ("keys", Filter::Keys, 0, 0),
     ("split", Filter::Split, 1, 1),
     ("largest", Filter::Largest, 0, 0),
+    ("to_base64", Filter::ToBase64, 0, 0),
 ];
 
 impl Filter {
@@ -129,6 +132,14 @@ impl Filter {
                 input.clone()
             }),
             Filter::ToAttachment => Ok(Value::Array(attachment::attachments(input))),
+            Filter::ToBase64 => Ok(match input {
+                Value::Null => Value::Null,
+                other => {
+                    let mut text = String::new();
+                    write_text(other, &mut text);
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(text))
+                }
+            }),
             Filter::Largest => Ok(attachment::largest(input).cloned().unwrap_or(Value::Null)),
             Filter::First => Ok(match input {
                 Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
@@ -442,6 +453,16 @@ mod tests {
             .contains("zero"));
         let err = apply(Filter::Divide, json!("secret-cookie"), &[json!(1)]).unwrap_err();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn to_base64_encodes_the_text_of_a_value() {
+        assert_eq!(
+            apply(Filter::ToBase64, json!("{\"ds_user_id\":\"1\"}"), &[]),
+            Ok(json!("eyJkc191c2VyX2lkIjoiMSJ9"))
+        );
+        assert_eq!(apply(Filter::ToBase64, json!(12), &[]), Ok(json!("MTI=")));
+        assert_eq!(apply(Filter::ToBase64, json!(null), &[]), Ok(json!(null)));
     }
 
     #[test]

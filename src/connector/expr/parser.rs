@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::ast::{BinaryOp, Node, PathRoot, Segment, StrPiece};
+use super::ast::{BinaryOp, Generator, Node, PathRoot, Segment, StrPiece};
 use super::filters::Filter;
 use super::lexer::{Token, TokenKind};
 
@@ -358,7 +358,7 @@ impl<'t> Parser<'t> {
         }
     }
 
-    /// A bare name: a keyword, the `generate_uuid` function, or the start of a path.
+    /// A bare name: a keyword, a generator (`generate_uuid`, ...), or the start of a path.
     fn named(&mut self, name: String, pos: usize) -> ParseResult<Node> {
         match name.as_str() {
             "true" => return Ok(Node::Literal(Value::Bool(true))),
@@ -367,19 +367,26 @@ impl<'t> Parser<'t> {
             _ => {}
         }
         let is_call = self.peek() == &TokenKind::LParen;
-        if name == "generate_uuid" {
+        if let Some((_, generator)) = Generator::ALL
+            .iter()
+            .find(|(reserved, _)| *reserved == name)
+        {
             if is_call {
                 self.advance();
                 self.expect(
                     &TokenKind::RParen,
-                    "`generate_uuid` takes no arguments: expected `)`",
+                    &format!("`{name}` takes no arguments: expected `)`"),
                 )?;
             }
-            return Ok(Node::GenerateUuid);
+            return Ok(Node::Generate(*generator));
         }
         if is_call {
+            let known: Vec<&str> = Generator::ALL
+                .iter()
+                .map(|(reserved, _)| *reserved)
+                .collect();
             return Err(SyntaxError {
-                message: format!("unknown function `{name}` (known: generate_uuid)"),
+                message: format!("unknown function `{name}` (known: {})", known.join(", ")),
                 pos,
             });
         }

@@ -85,6 +85,22 @@ impl Names {
         self.with("steps", "step", "earlier steps", names)
     }
 
+    /// Adds `status` (a `retry:` condition's HTTP status: a number, no fields).
+    pub(super) fn with_status(self) -> Names {
+        self.with("status", "field of the status", "a number has", Vec::new())
+    }
+
+    /// Checks a `retry:` condition: names, with `.x` reading the answer's body.
+    pub(super) fn check_when(
+        &self,
+        problems: &mut Problems,
+        scope: &str,
+        field: &str,
+        when: &Expr,
+    ) {
+        self.check_expr(problems, scope, field, when, false);
+    }
+
     /// Adds `root` with any field allowed: its definitions did not load, and
     /// reporting every use of them would bury the real problem.
     pub(super) fn with_unchecked(mut self, root: &str) -> Names {

@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 use crate::cursor::{CursorRefusal, CursorTarget};
 use crate::error::SimError;
 use crate::gate::{ClaimFacts, RequestFacts};
-use crate::media::Blob;
 use crate::render::{self, InboxPage};
 use crate::settings::page_size;
 use crate::signing;
-use crate::world::{new_client_context, now_ms, parse_item_id, ClaimEcho, ThreadRecord, World};
+use crate::upload::UploadKind;
+use crate::world::{now_ms, parse_item_id, ClaimEcho, ThreadRecord, World};
 use crate::SharedWorld;
 
 /// Request parameters: the query for GETs, the form (plain or `signed_body`) for POSTs.
@@ -228,7 +228,7 @@ fn guarded(
     Ok(body)
 }
 
-fn respond(result: Result<Value, SimError>, facts: RequestFacts) -> Response {
+pub(crate) fn respond(result: Result<Value, SimError>, facts: RequestFacts) -> Response {
     let mut response = match result {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(error) => error_response(&error),
@@ -261,10 +261,51 @@ pub(crate) async fn api(
         ..RequestFacts::default()
     };
     let path = uri.path().to_owned();
-    let result = guarded(&shared, &method, &headers, &mut facts, |world, caller| {
-        route(world, caller, &method, &path, &params)
+    let encoding = BodyEncoding {
+        form: headers
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded")),
+        signed: method == Method::POST && is_signed(&body),
+    };
+    let result = from_the_app(&headers).and_then(|()| {
+        guarded(&shared, &method, &headers, &mut facts, |world, caller| {
+            route(world, caller, &method, &path, &params, encoding)
+        })
     });
     respond(result, facts)
+}
+
+/// Instagram serves its private API to its own app only: the User-Agent must be the app's
+/// (`Instagram 275.0.0.27.98 Android (...)`) and `X-IG-App-ID` must be sent, else 400
+/// `useragent mismatch` (WRITE-FLOWS.md §8), before anything else is looked at.
+fn from_the_app(headers: &HeaderMap) -> Result<(), SimError> {
+    let user_agent = headers
+        .get("user-agent")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let app_id = headers
+        .get("x-ig-app-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if user_agent.starts_with("Instagram ") && !app_id.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(SimError::UserAgentMismatch)
+    }
+}
+
+/// How a POST body came: form-encoded (by its content type), and signed
+/// (`signed_body=SIGNATURE.<json>`).
+#[derive(Debug, Clone, Copy)]
+struct BodyEncoding {
+    form: bool,
+    signed: bool,
+}
+
+fn is_signed(body: &[u8]) -> bool {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .is_ok_and(|pairs| pairs.iter().any(|(name, _)| name == "signed_body"))
 }
 
 fn route(
@@ -273,6 +314,7 @@ fn route(
     method: &Method,
     path: &str,
     params: &Params,
+    encoding: BodyEncoding,
 ) -> Result<Value, SimError> {
     let viewer = caller.pk;
     let relative = path.trim_start_matches("/api/v1/");
@@ -299,7 +341,7 @@ fn route(
             }
         }
         ["direct_v2", "threads", "broadcast", kind] if post => {
-            broadcast(world, viewer, kind, params)
+            broadcast(world, caller, kind, params, encoding)
         }
         ["direct_v2", "threads", thread_id] if get => {
             let thread = thread_page(world, caller, thread_id, params)?;
@@ -312,12 +354,22 @@ fn route(
             Ok(body)
         }
         ["direct_v2", "threads", thread_id, "items", item_id, "edit"] if post => {
-            world.edit_text(
-                thread_id,
-                item_id_param(item_id)?,
-                Some(viewer),
-                required(params, "body")?,
-            )?;
+            let item_id = item_id_param(item_id)?;
+            // The app names the edited message by its client_context too; a wrong one
+            // does not name this message.
+            if let Some(original) = params
+                .get("original_message_client_context")
+                .filter(|context| !context.is_empty())
+            {
+                let item = world.member_thread(thread_id, viewer)?.item(item_id)?;
+                if &item.client_context != original {
+                    return Err(SimError::ItemNotFound {
+                        thread_id: (*thread_id).to_owned(),
+                        item_id: item_id.to_string(),
+                    });
+                }
+            }
+            world.edit_text(thread_id, item_id, Some(viewer), required(params, "body")?)?;
             Ok(json!({"status": "ok"}))
         }
         ["direct_v2", "threads", thread_id, "items", item_id, "delete"] if post => {
@@ -328,6 +380,9 @@ fn route(
             thread_verb(world, viewer, thread_id, verb, params)
         }
         ["direct_v2", "create_group_thread"] if post => {
+            if !encoding.signed {
+                return Err(SimError::SignatureRequired);
+            }
             let recipients = pk_list(required(params, "recipient_users")?)?;
             let title = params
                 .get("thread_title")
@@ -642,8 +697,13 @@ fn broadcast_target(
         world.member_thread(&thread_id, viewer)?;
         return Ok((thread_id, false));
     }
-    let recipients = pk_list(required(params, "recipient_users")?)?;
-    Ok((world.thread_with(viewer, &recipients)?, true))
+    let recipients = params
+        .get("recipient_users")
+        .filter(|recipients| !recipients.is_empty())
+        .ok_or(SimError::BadSend {
+            message: "Need to specify thread ID or recipient users",
+        })?;
+    Ok((world.thread_with(viewer, &pk_list(recipients)?)?, true))
 }
 
 fn item_ack(
@@ -682,18 +742,80 @@ fn item_ack(
     Ok(body)
 }
 
-fn client_context(params: &Params) -> Option<String> {
-    ["client_context", "mutation_token", "offline_threading_id"]
-        .iter()
-        .find_map(|name| params.get(*name).filter(|value| !value.is_empty()).cloned())
+/// The broadcasts there are (`direct_v2/threads/broadcast/{kind}/`).
+const BROADCAST_KINDS: &[&str] = &[
+    "text",
+    "link",
+    "like",
+    "reaction",
+    "photo_attachment",
+    "video_attachment",
+    "voice_attachment",
+    "indicate_activity",
+];
+
+/// What every broadcast's form must hold, as the app sends it (WRITE-FLOWS.md §7): a
+/// form-encoded body with `action=send_item` (`indicate_activity` for typing), `_uuid`, and
+/// a numeric `client_context` that `mutation_token` and `offline_threading_id` repeat
+/// (typing sends only the `client_context`). Returns the `client_context`.
+fn check_send_form(
+    kind: &str,
+    params: &Params,
+    encoding: BodyEncoding,
+) -> Result<String, SimError> {
+    let refuse = |message| Err(SimError::BadSend { message });
+    if !encoding.form {
+        return refuse("Invalid request: the body must be form-encoded");
+    }
+    let typing = kind == "indicate_activity";
+    let action = params.get("action").map(String::as_str);
+    let action_ok = if typing {
+        action.is_none_or(|action| action == "indicate_activity")
+    } else {
+        action == Some("send_item")
+    };
+    if !action_ok {
+        return refuse("Invalid action");
+    }
+    if params.get("_uuid").is_none_or(|uuid| uuid.is_empty()) {
+        return refuse("Missing _uuid");
+    }
+    let context = params.get("client_context").cloned().unwrap_or_default();
+    let numeric = !context.is_empty()
+        && context.bytes().all(|byte| byte.is_ascii_digit())
+        && context.parse::<u64>().is_ok();
+    if !numeric {
+        return refuse("Invalid client_context");
+    }
+    for twin in ["mutation_token", "offline_threading_id"] {
+        let value = params.get(twin);
+        let matches = if typing {
+            value.is_none_or(|value| *value == context)
+        } else {
+            value == Some(&context)
+        };
+        if !matches {
+            return refuse("client_context, mutation_token and offline_threading_id differ");
+        }
+    }
+    Ok(context)
 }
 
 fn broadcast(
     world: &mut World,
-    viewer: u64,
+    caller: &Viewer<'_>,
     kind: &str,
     params: &Params,
+    encoding: BodyEncoding,
 ) -> Result<Value, SimError> {
+    let viewer = caller.pk;
+    if !BROADCAST_KINDS.contains(&kind) {
+        return Err(SimError::NoEndpoint {
+            method: "POST".into(),
+            path: format!("/api/v1/direct_v2/threads/broadcast/{kind}/"),
+        });
+    }
+    let context = check_send_form(kind, params, encoding)?;
     if kind == "indicate_activity" {
         let thread_id = id_list(required(params, "thread_id")?)
             .into_iter()
@@ -707,14 +829,16 @@ fn broadcast(
                 })?;
         world.set_typing(&thread_id, viewer, status)?;
         let mut body = render::fixture("broadcast_indicate_activity");
-        body["payload"]["client_context"] =
-            json!(client_context(params).unwrap_or_else(new_client_context));
+        body["payload"]["client_context"] = json!(context);
         return Ok(body);
     }
+    world.admit_send(caller.session, viewer)?;
     let (thread_id, by_recipients) = broadcast_target(world, viewer, params)?;
-    let context = client_context(params);
     let item_kind = match kind {
-        "text" => json!({"item_type": "text", "text": required(params, "text")?}),
+        "text" => json!({"item_type": "text", "text": params
+            .get("text")
+            .filter(|text| !text.is_empty())
+            .ok_or(SimError::BadSend { message: "Text is missing" })?}),
         "link" => {
             let text = required(params, "link_text")?;
             let url = id_list(params.get("link_urls").map_or("", String::as_str))
@@ -723,23 +847,21 @@ fn broadcast(
             json!({"item_type": "link", "text": text, "url": url})
         }
         "like" => json!({"item_type": "like"}),
-        "photo_attachment" | "video_attachment" => {
-            world.attachment_kind(viewer, required(params, "attachment_fbid")?, None)?
-        }
-        "voice_attachment" => {
-            let waveform = params
-                .get("waveform")
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or_else(|| json!([]));
-            let frequency = params
-                .get("waveform_sampling_frequency_hz")
-                .and_then(|text| text.parse::<u64>().ok())
-                .unwrap_or(10);
-            world.attachment_kind(
-                viewer,
-                required(params, "attachment_fbid")?,
-                Some((waveform, json!(frequency))),
-            )?
+        "photo_attachment" | "video_attachment" | "voice_attachment" => {
+            let voice = (kind == "voice_attachment").then(|| {
+                let waveform = params
+                    .get("waveform")
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or_else(|| json!([]));
+                let frequency = params
+                    .get("waveform_sampling_frequency_hz")
+                    .and_then(|text| text.parse::<u64>().ok())
+                    .unwrap_or(10);
+                (waveform, json!(frequency))
+            });
+            let wanted = UploadKind::for_broadcast(kind)
+                .ok_or(SimError::BadParameter { name: "attachment" })?;
+            world.attachment_kind(viewer, required(params, "attachment_fbid")?, wanted, voice)?
         }
         "reaction" => {
             let item_id = item_id_param(required(params, "item_id")?)?;
@@ -758,7 +880,7 @@ fn broadcast(
             let thread = world.thread(&thread_id)?;
             let mut body = render::fixture("broadcast_text");
             body["payload"] = json!({
-                "client_context": context.unwrap_or_else(new_client_context),
+                "client_context": context,
                 "item_id": item_id.to_string(),
                 "timestamp": (now_ms() * 1000).to_string(),
                 "thread_id": thread.thread_id,
@@ -775,6 +897,7 @@ fn broadcast(
             })
         }
     };
+    let context = Some(context);
     let replied_to = match params.get("replied_to_item_id").filter(|id| !id.is_empty()) {
         Some(id) => Some(item_id_param(id)?),
         None => None,
@@ -889,7 +1012,11 @@ fn message_search(world: &World, viewer: u64, query: &str) -> Result<Value, SimE
     Ok(body)
 }
 
-/// `POST /rupload_igphoto/{name}` and `/rupload_igvideo/{name}`: stores the bytes.
+/// `POST /rupload_igphoto/{name}` and `/rupload_igvideo/{name}`: the legacy upload, kept as
+/// Instagram still answers it (WRITE-FLOWS.md §2 "Legacy flow"): `{upload_id,
+/// xsharing_nonces, status}` for a photo, `{xsharing_nonces, status}` for a video, and no
+/// `media_id`. The broadcasts that took an `upload_id` (`configure_photo/`, ...) are retired,
+/// so nothing can be sent from it: a client must use the upload host (`messenger_*`).
 pub(crate) async fn rupload(
     State(shared): State<SharedWorld>,
     Path(upload_name): Path<String>,
@@ -900,25 +1027,21 @@ pub(crate) async fn rupload(
 ) -> Response {
     let video = uri.path().starts_with("/rupload_igvideo/");
     let mut facts = RequestFacts::default();
-    let result = guarded(&shared, &method, &headers, &mut facts, |world, _viewer| {
+    let result = guarded(&shared, &method, &headers, &mut facts, |_world, _viewer| {
         if body.is_empty() {
             return Err(SimError::BadParameter { name: "body" });
         }
-        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-        let rupload_params: Value = header("x-instagram-rupload-params")
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or_else(|| json!({}));
-        let media_type = rupload_params
-            .get("media_type")
-            .and_then(|value| value.as_u64().or_else(|| value.as_str()?.parse().ok()))
-            .unwrap_or(if video { 2 } else { 1 }) as u8;
-        let upload_id = rupload_params
-            .get("upload_id")
-            .and_then(|value| {
-                value
-                    .as_str()
-                    .map(str::to_owned)
-                    .or_else(|| value.as_u64().map(|id| id.to_string()))
+        if video {
+            return Ok(json!({"xsharing_nonces": {}, "status": "ok"}));
+        }
+        let upload_id = headers
+            .get("x-instagram-rupload-params")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            .and_then(|params| match &params["upload_id"] {
+                Value::String(id) => Some(id.clone()),
+                Value::Number(id) => Some(id.to_string()),
+                _ => None,
             })
             .unwrap_or_else(|| {
                 upload_name
@@ -927,21 +1050,7 @@ pub(crate) async fn rupload(
                     .unwrap_or(&upload_name)
                     .to_owned()
             });
-        let default_type = match media_type {
-            2 => "video/mp4",
-            11 => "audio/mp4",
-            _ => "image/jpeg",
-        };
-        let content_type = header("x-entity-type")
-            .or_else(|| header("content-type").filter(|value| *value != "application/octet-stream"))
-            .unwrap_or(default_type)
-            .to_owned();
-        let (upload_id, media_id) = world.store_upload(
-            &upload_id,
-            media_type,
-            Blob::raw(content_type, body.to_vec()),
-        );
-        Ok(json!({"upload_id": upload_id, "media_id": media_id, "status": "ok"}))
+        Ok(json!({"upload_id": upload_id, "xsharing_nonces": {}, "status": "ok"}))
     });
     respond(result, facts)
 }

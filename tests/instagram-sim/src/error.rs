@@ -42,6 +42,23 @@ pub enum SimError {
     UsernameTaken { username: String },
     #[error("no endpoint {method} {path}")]
     NoEndpoint { method: String, path: String },
+    #[error("not Instagram's app: User-Agent or X-IG-App-ID missing or wrong")]
+    UserAgentMismatch,
+    #[error("send refused: {message}")]
+    BadSend { message: &'static str },
+    #[error("this endpoint takes a signed body")]
+    SignatureRequired,
+    #[error("session {pk} sends too fast: feedback_required")]
+    FeedbackRequired { pk: u64 },
+    #[error("upload {attachment_fbid} is still being transcoded")]
+    TranscodeNotFinished { attachment_fbid: String },
+    #[error("upload {attachment_fbid} is not a {wanted}")]
+    WrongUploadKind {
+        attachment_fbid: String,
+        wanted: &'static str,
+    },
+    #[error("upload refused: {message}")]
+    UploadRefused { message: String },
 }
 
 impl SimError {
@@ -99,6 +116,40 @@ impl SimError {
             SimError::NoEndpoint { .. } => {
                 (StatusCode::NOT_FOUND, error_body("not_found_404_json"))
             }
+            SimError::UserAgentMismatch => (
+                StatusCode::BAD_REQUEST,
+                json!({"message": "useragent mismatch", "status": "fail"}),
+            ),
+            // "Text is missing" and "Need to specify thread ID or recipient users" are
+            // captured (WRITE-FLOWS.md §7); the other messages are invented in the same
+            // generic shape, as no capture shows what Instagram says.
+            SimError::BadSend { message } => (
+                StatusCode::BAD_REQUEST,
+                json!({"message": message, "status": "fail"}),
+            ),
+            // Invented in the generic failure shape: no capture shows the answer.
+            SimError::SignatureRequired => (
+                StatusCode::BAD_REQUEST,
+                json!({"message": "Invalid signed_body", "status": "fail"}),
+            ),
+            SimError::FeedbackRequired { .. } => (
+                StatusCode::BAD_REQUEST,
+                error_body("feedback_required_direct_400"),
+            ),
+            SimError::TranscodeNotFinished { .. } => (
+                StatusCode::ACCEPTED,
+                json!({"message": "Transcode not finished yet.", "status": "fail"}),
+            ),
+            // Invented in the generic failure shape: no capture shows the answer.
+            SimError::WrongUploadKind { .. } => (
+                StatusCode::BAD_REQUEST,
+                json!({"message": "Invalid attachment_fbid", "status": "fail"}),
+            ),
+            // The error shape of Facebook's resumable upload host; the messages are ours.
+            SimError::UploadRefused { message } => (
+                StatusCode::BAD_REQUEST,
+                json!({"debug_info": {"retriable": false, "type": "ProcessingFailedError", "message": message}}),
+            ),
         }
     }
 }

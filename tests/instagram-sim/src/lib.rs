@@ -17,6 +17,7 @@ mod render;
 mod seed;
 mod settings;
 mod signing;
+mod upload;
 mod web;
 mod world;
 
@@ -32,8 +33,9 @@ use tokio::task::JoinHandle;
 
 pub use changes::MediaInfo;
 pub use error::SimError;
+pub use media::samples;
 pub use seed::DemoSeed;
-pub use settings::{Settings, PAGE_CAP};
+pub use settings::{Settings, DEFAULT_SEND_LIMIT_PER_MINUTE, PAGE_CAP};
 pub use world::{
     Account, ClaimEcho, Fault, ItemKind, Presence, RequestLogEntry, REQUEST_LOG_CAPACITY,
 };
@@ -70,6 +72,16 @@ fn router(shared: SharedWorld) -> Router {
         .route("/api/v1/{*rest}", get(api::api).post(api::api))
         .route("/rupload_igphoto/{name}", post(api::rupload))
         .route("/rupload_igvideo/{name}", post(api::rupload))
+        .route("/messenger_image/{entity}", post(upload::messenger_upload))
+        .route("/messenger_gif/{entity}", post(upload::messenger_upload))
+        .route(
+            "/messenger_video/{entity}",
+            get(upload::messenger_upload).post(upload::messenger_upload),
+        )
+        .route(
+            "/messenger_audio/{entity}",
+            get(upload::messenger_upload).post(upload::messenger_upload),
+        )
         .route("/media/{name}", get(api::media))
         .route(
             "/accounts/login/",

@@ -33,6 +33,7 @@ const FIXTURES: &[(&str, &str)] = fixture_files!(
     "errors/thread_does_not_exist_400",
     "errors/not_found_404_json",
     "errors/server_error_500",
+    "errors/feedback_required_direct_400",
     "items/text",
     "items/link",
     "items/media_image",

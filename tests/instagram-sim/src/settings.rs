@@ -1,5 +1,6 @@
 //! How strictly the simulator plays Instagram: cursor lifetime, media URL lifetime, short
-//! pages, drift mode and `client_context` deduplication. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
+//! pages, drift mode, `client_context` deduplication, the spam limit on sends and how long
+//! uploaded videos and voice clips take to transcode. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
 
 use std::time::Duration;
 
@@ -7,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// The largest page the server gives, whatever `limit` the client asks for.
 pub const PAGE_CAP: usize = 20;
+
+/// The default of [`Settings::send_limit_per_minute`].
+pub const DEFAULT_SEND_LIMIT_PER_MINUTE: u32 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -24,6 +28,13 @@ pub struct Settings {
     /// returns the earlier item instead of adding one. Off by default: Instagram does not
     /// promise it (WRITE-FLOWS.md §7), so a client must not count on it.
     pub dedupe_client_context: bool,
+    /// Sends (broadcasts other than typing) one session may make in any 60 seconds before
+    /// Instagram answers the DM spam warning (400 `feedback_required`); 0 turns the limit
+    /// off. Default 30: far more than a person types, so only a runaway client meets it.
+    pub send_limit_per_minute: u32,
+    /// How many broadcasts of a fresh video or voice upload answer 202 "Transcode not
+    /// finished yet." before it can be sent (default 1: the first attempt).
+    pub transcode_attempts: u32,
 }
 
 impl Default for Settings {
@@ -34,6 +45,8 @@ impl Default for Settings {
             short_pages: false,
             drift: false,
             dedupe_client_context: false,
+            send_limit_per_minute: DEFAULT_SEND_LIMIT_PER_MINUTE,
+            transcode_attempts: 1,
         }
     }
 }
@@ -46,6 +59,8 @@ pub(crate) struct SettingsChange {
     pub short_pages: Option<bool>,
     pub drift: Option<bool>,
     pub dedupe_client_context: Option<bool>,
+    pub send_limit_per_minute: Option<u32>,
+    pub transcode_attempts: Option<u32>,
 }
 
 impl SettingsChange {
@@ -64,6 +79,12 @@ impl SettingsChange {
         }
         if let Some(dedupe) = self.dedupe_client_context {
             settings.dedupe_client_context = dedupe;
+        }
+        if let Some(limit) = self.send_limit_per_minute {
+            settings.send_limit_per_minute = limit;
+        }
+        if let Some(attempts) = self.transcode_attempts {
+            settings.transcode_attempts = attempts;
         }
     }
 }

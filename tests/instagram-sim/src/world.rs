@@ -14,6 +14,7 @@ use crate::error::SimError;
 use crate::media::{self, Blob};
 use crate::render;
 use crate::settings::Settings;
+use crate::upload::UploadRecord;
 
 /// The viewer-independent part of an Instagram account, plus the secrets a test needs to act
 /// as it (API cookies and the web-login password).
@@ -271,11 +272,6 @@ impl ThreadRecord {
     }
 }
 
-pub(crate) struct UploadRecord {
-    pub blob_name: String,
-    pub media_type: u8,
-}
-
 /// A login that passed the password step and waits for a 2FA code or a challenge click.
 pub(crate) struct PendingLogin {
     pub pk: u64,
@@ -306,7 +302,10 @@ pub(crate) struct World {
     pub sessions: HashMap<String, SessionRecord>,
     pub threads: BTreeMap<String, ThreadRecord>,
     pub blobs: HashMap<String, Blob>,
+    /// Uploads to the upload host, by `media_id`.
     pub uploads: HashMap<String, UploadRecord>,
+    /// Per session: when its recent sends were made (the spam limit's sliding window).
+    send_windows: HashMap<String, VecDeque<Instant>>,
     pub faults: Vec<Fault>,
     rate_limit: Option<RateLimiter>,
     /// The newest [`REQUEST_LOG_CAPACITY`] requests; `request_counts` counts them all.
@@ -363,6 +362,7 @@ impl World {
             threads: BTreeMap::new(),
             blobs: HashMap::new(),
             uploads: HashMap::new(),
+            send_windows: HashMap::new(),
             faults: Vec::new(),
             rate_limit: None,
             request_log: VecDeque::new(),
@@ -558,6 +558,29 @@ impl World {
         }
         limiter.recent.push_back(now);
         true
+    }
+
+    /// Counts one send of `session` against the spam limit
+    /// ([`Settings::send_limit_per_minute`]); a send over it is refused with
+    /// `feedback_required` and not counted.
+    pub fn admit_send(&mut self, session: &str, pk: u64) -> Result<(), SimError> {
+        let limit = self.settings.send_limit_per_minute as usize;
+        if limit == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let window = self.send_windows.entry(session.to_owned()).or_default();
+        while window
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit {
+            return Err(SimError::FeedbackRequired { pk });
+        }
+        window.push_back(now);
+        Ok(())
     }
 
     /// Takes one use of the first fault that matches this request.
@@ -1192,80 +1215,6 @@ impl World {
         )?;
         Ok(())
     }
-
-    // ---- uploads ----
-
-    pub fn store_upload(&mut self, upload_id: &str, media_type: u8, blob: Blob) -> (String, u64) {
-        let attachment_fbid = 17_900_000_000_000_000 + self.next_serial();
-        let blob_name = format!(
-            "{attachment_fbid}.{}",
-            media::extension_for(&blob.content_type)
-        );
-        self.blobs.insert(blob_name.clone(), blob);
-        self.uploads.insert(
-            attachment_fbid.to_string(),
-            UploadRecord {
-                blob_name,
-                media_type,
-            },
-        );
-        (upload_id.to_owned(), attachment_fbid)
-    }
-
-    /// The item kind for a sent attachment (`photo_attachment`, `video_attachment`,
-    /// `voice_attachment`), built around the uploaded bytes.
-    pub fn attachment_kind(
-        &mut self,
-        from: u64,
-        attachment_fbid: &str,
-        voice: Option<(Value, Value)>,
-    ) -> Result<ItemKind, SimError> {
-        let upload =
-            self.uploads
-                .get(attachment_fbid.trim())
-                .ok_or_else(|| SimError::UploadNotFound {
-                    attachment_fbid: attachment_fbid.into(),
-                })?;
-        let blob_name = upload.blob_name.clone();
-        let media_type = upload.media_type;
-        let media_pk = 3_632_500_000_000_000_000u64 + self.next_serial();
-        if let Some((waveform, frequency)) = voice {
-            let mut payload = render::item_payload_template("voice_media", "voice_media");
-            payload["media"]["audio"]["waveform_sampling_frequency_hz"] = frequency;
-            let url = self.media_url(&blob_name);
-            let payload = self.voice_payload(payload, from, media_pk, url, Some(waveform), None)?;
-            return Ok(json!({"item_type": "voice_media", "voice_media": payload}));
-        }
-        let uploaded = self.media_url(&blob_name);
-        let payload = if media_type == 2 {
-            let (width, height) = media::VIDEO_SIZE;
-            let thumb = self.store_blob(
-                format!("{media_pk}_thumb.png"),
-                media::png(width, height, media_pk),
-            );
-            media_payload(
-                render::item_payload_template("media_video", "media"),
-                &format!("{media_pk}_{from}"),
-                &[(thumb, width, height)],
-                Some((uploaded, (width, height), media::VIDEO_DURATION_MS)),
-            )
-        } else {
-            // The upload's own dimensions when it is a PNG or GIF; else a square guess.
-            let (width, height) = self
-                .blobs
-                .get(&blob_name)
-                .and_then(|blob| media::sniff_dimensions(&blob.bytes))
-                .unwrap_or((1080, 1080));
-            media_payload(
-                render::item_payload_template("media_image", "media"),
-                &format!("{media_pk}_{from}"),
-                &[(uploaded, width, height)],
-                None,
-            )
-        };
-        let media_type = if media_type == 2 { 2 } else { 1 };
-        Ok(json!({"item_type": "media", "media_type": media_type, "media": payload}))
-    }
 }
 
 /// Photo items' size (3:4, small enough to serve uncompressed).
@@ -1273,7 +1222,7 @@ const PHOTO_SIZE: (u32, u32) = (96, 128);
 
 /// A `media` payload: image candidates (URL, width, height), and for a video its URL, size
 /// and duration.
-fn media_payload(
+pub(crate) fn media_payload(
     mut payload: Value,
     media_id: &str,
     candidates: &[(String, u32, u32)],

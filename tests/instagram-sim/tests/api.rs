@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use instagram_sim::{Account, ClaimEcho, DemoSeed, Fault, Presence, Settings, Simulator};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::ApiClient;
+use support::{app_http, send_form, ApiClient, APP_ID, APP_USER_AGENT};
 
 async fn demo() -> (Simulator, DemoSeed, ApiClient) {
     let sim = Simulator::start().await;
@@ -52,11 +52,10 @@ async fn send_text_to_recipients(
     client
         .post_ok(
             "direct_v2/threads/broadcast/text/",
-            &[
-                ("recipient_users", recipients),
-                ("text", text),
-                ("client_context", client_context),
-            ],
+            &send_form(
+                &[("recipient_users", recipients), ("text", text)],
+                client_context,
+            ),
         )
         .await
 }
@@ -128,9 +127,14 @@ async fn posts_need_a_matching_csrf_header() {
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join("; ");
-    let http = reqwest::Client::new();
+    let http = app_http();
     for csrf in [None, Some("wrong-token")] {
-        let mut request = http.post(&url).header("Cookie", &cookie).body("_uuid=x");
+        let mut request = http
+            .post(&url)
+            .header("User-Agent", APP_USER_AGENT)
+            .header("X-IG-App-ID", APP_ID)
+            .header("Cookie", &cookie)
+            .body("_uuid=x");
         if let Some(csrf) = csrf {
             request = request.header("X-CSRFTOKEN", csrf);
         }
@@ -437,7 +441,7 @@ async fn thread_pages_hold_every_item_kind_with_downloadable_media() {
     ] {
         assert!(kinds.contains(kind), "seed has a {kind} item");
     }
-    let http = reqwest::Client::new();
+    let http = app_http();
     let mut urls = Vec::new();
     for item in &items {
         if let Some(url) = item["media"]["image_versions2"]["candidates"][0]["url"].as_str() {
@@ -616,12 +620,14 @@ async fn links_become_link_items() {
     let ack = client
         .post_ok(
             "direct_v2/threads/broadcast/link/",
-            &[
-                ("thread_ids", thread_ids.as_str()),
-                ("link_text", "look https://example.org/a"),
-                ("link_urls", "[\"https://example.org/a\"]"),
-                ("client_context", "55"),
-            ],
+            &send_form(
+                &[
+                    ("thread_ids", thread_ids.as_str()),
+                    ("link_text", "look https://example.org/a"),
+                    ("link_urls", "[\"https://example.org/a\"]"),
+                ],
+                "55",
+            ),
         )
         .await;
     let thread = fetch_thread(&client, &seed.direct_thread_id).await;
@@ -654,6 +660,9 @@ async fn reactions_land_on_the_item_and_can_be_removed() {
             ("emoji", emoji),
             ("thread_ids", thread_ids.as_str()),
             ("client_context", "99"),
+            ("mutation_token", "99"),
+            ("offline_threading_id", "99"),
+            ("_uuid", "3f1c1a2e-0000-4000-8000-000000000001"),
         ]
         .map(|(name, value)| (name, value.to_owned()))
     };
@@ -689,12 +698,15 @@ async fn reactions_land_on_the_item_and_can_be_removed() {
     assert_eq!(emojis.len(), 1);
     assert_eq!(emojis[0]["sender_id"], seed.friend.pk);
 
-    let missing = [
-        ("thread_ids", thread_ids.as_str()),
-        ("item_id", "32259282530591827013512481076150272"),
-        ("emoji", "🔥"),
-        ("reaction_status", "created"),
-    ];
+    let missing = send_form(
+        &[
+            ("thread_ids", thread_ids.as_str()),
+            ("item_id", "32259282530591827013512481076150272"),
+            ("emoji", "🔥"),
+            ("reaction_status", "created"),
+        ],
+        "100",
+    );
     let response = client
         .post("direct_v2/threads/broadcast/reaction/", &missing)
         .await;
@@ -709,7 +721,10 @@ async fn unsend_removes_own_items_only() {
     let ack = client
         .post_ok(
             "direct_v2/threads/broadcast/text/",
-            &[("thread_ids", thread_ids.as_str()), ("text", "oops")],
+            &send_form(
+                &[("thread_ids", thread_ids.as_str()), ("text", "oops")],
+                "1",
+            ),
         )
         .await;
     let mine = ack["payload"]["item_id"].as_str().unwrap().to_owned();
@@ -768,6 +783,7 @@ async fn thread_actions_change_the_snapshot() {
                 ("thread_id", thread_id_field),
                 ("activity_status", "1"),
                 ("client_context", "5"),
+                ("_uuid", "3f1c1a2e-0000-4000-8000-000000000001"),
             ],
         )
         .await;
@@ -779,6 +795,7 @@ async fn thread_actions_change_the_snapshot() {
                 ("thread_id", thread_id_field),
                 ("activity_status", "0"),
                 ("client_context", "6"),
+                ("_uuid", "3f1c1a2e-0000-4000-8000-000000000001"),
             ],
         )
         .await;
@@ -896,9 +913,8 @@ async fn groups_are_created_renamed_extended_and_left() {
 }
 
 #[tokio::test]
-async fn uploaded_photo_video_and_voice_are_sent_and_served() {
-    let (sim, seed, client) = demo().await;
-    let http = reqwest::Client::new();
+async fn legacy_uploads_answer_an_upload_id_and_no_media_id() {
+    let (sim, seed, _client) = demo().await;
     let cookie = seed
         .demo
         .cookies
@@ -906,130 +922,32 @@ async fn uploaded_photo_video_and_voice_are_sent_and_served() {
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join("; ");
-    let upload =
-        |kind: &'static str, media_type: u8, content_type: &'static str, bytes: Vec<u8>| {
-            let http = http.clone();
-            let cookie = cookie.clone();
-            let csrf = seed.demo.cookies["csrftoken"].clone();
-            let url = format!("{}/rupload_ig{kind}/1748780000000_0_123456", sim.base_url());
-            async move {
-                let response = http
-                    .post(url)
-                    .header("Cookie", cookie)
-                    .header("X-CSRFTOKEN", csrf)
-                    .header(
-                        "X-Instagram-Rupload-Params",
-                        json!({"upload_id": "1748780000000", "media_type": media_type}).to_string(),
-                    )
-                    .header("X-Entity-Name", "1748780000000_0_123456")
-                    .header("X-Entity-Length", bytes.len().to_string())
-                    .header("X-Entity-Type", content_type)
-                    .header("Offset", "0")
-                    .body(bytes)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                let body: Value = response.json().await.unwrap();
-                assert_eq!(body["status"], "ok");
-                assert_eq!(body["upload_id"], "1748780000000");
-                body["media_id"]
-                    .as_u64()
-                    .expect("media_id is an integer")
-                    .to_string()
-            }
-        };
-    let thread_ids = format!("[{}]", seed.direct_thread_id);
-    let photo_bytes = b"\xff\xd8\xff\xe0fake-jpeg-bytes\xff\xd9".to_vec();
-    let photo_id = upload("photo", 1, "image/jpeg", photo_bytes.clone()).await;
-    let ack = client
-        .post_ok(
-            "direct_v2/threads/broadcast/photo_attachment/",
-            &[
-                ("attachment_fbid", photo_id.as_str()),
-                ("thread_ids", thread_ids.as_str()),
-                ("allow_full_aspect_ratio", "true"),
-            ],
+    let http = app_http();
+    let upload = |kind: &'static str| {
+        http.post(format!(
+            "{}/rupload_ig{kind}/1748780000000_0_123456",
+            sim.base_url()
+        ))
+        .header("Cookie", cookie.as_str())
+        .header("X-CSRFTOKEN", seed.demo.cookies["csrftoken"].as_str())
+        .header(
+            "X-Instagram-Rupload-Params",
+            json!({"upload_id": "1748780000000", "media_type": 1}).to_string(),
         )
-        .await;
-    let video_id = upload(
-        "video",
-        2,
-        "video/mp4",
-        b"\x00\x00\x00\x18ftypmp42video".to_vec(),
-    )
-    .await;
-    let video_ack = client
-        .post_ok(
-            "direct_v2/threads/broadcast/video_attachment/",
-            &[
-                ("attachment_fbid", video_id.as_str()),
-                ("thread_ids", thread_ids.as_str()),
-            ],
-        )
-        .await;
-    let voice_id = upload(
-        "video",
-        11,
-        "audio/mp4",
-        b"\x00\x00\x00\x18ftypM4A voice".to_vec(),
-    )
-    .await;
-    let voice_ack = client
-        .post_ok(
-            "direct_v2/threads/broadcast/voice_attachment/",
-            &[
-                ("attachment_fbid", voice_id.as_str()),
-                ("thread_ids", thread_ids.as_str()),
-                ("waveform", "[0.1,0.5,0.9]"),
-                ("waveform_sampling_frequency_hz", "10"),
-            ],
-        )
-        .await;
-
-    let thread = fetch_thread(&client, &seed.direct_thread_id).await;
-    let photo = item_in(&thread, ack["payload"]["item_id"].as_str().unwrap()).unwrap();
-    assert_eq!(photo["item_type"], "media");
-    assert_eq!(photo["media"]["media_type"], 1);
-    let url = photo["media"]["image_versions2"]["candidates"][0]["url"]
-        .as_str()
-        .unwrap();
-    let response = http.get(url).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "image/jpeg");
-    assert_eq!(response.bytes().await.unwrap().to_vec(), photo_bytes);
-
-    let video = item_in(&thread, video_ack["payload"]["item_id"].as_str().unwrap()).unwrap();
-    assert_eq!(video["media"]["media_type"], 2);
-    let video_url = video["media"]["video_versions"][0]["url"].as_str().unwrap();
+        .header("X-Entity-Name", "1748780000000_0_123456")
+        .header("X-Entity-Length", "4")
+        .header("X-Entity-Type", "image/jpeg")
+        .header("Offset", "0")
+        .body(b"\xff\xd8\xff\xd9".to_vec())
+        .send()
+    };
+    let photo: Value = upload("photo").await.unwrap().json().await.unwrap();
     assert_eq!(
-        http.get(video_url).send().await.unwrap().headers()["content-type"],
-        "video/mp4"
+        photo,
+        json!({"upload_id": "1748780000000", "xsharing_nonces": {}, "status": "ok"})
     );
-
-    let voice = item_in(&thread, voice_ack["payload"]["item_id"].as_str().unwrap()).unwrap();
-    assert_eq!(voice["item_type"], "voice_media");
-    assert_eq!(
-        voice["voice_media"]["media"]["audio"]["waveform_data"],
-        json!([0.1, 0.5, 0.9])
-    );
-    let audio_url = voice["voice_media"]["media"]["audio"]["audio_src"]
-        .as_str()
-        .unwrap();
-    assert_eq!(
-        http.get(audio_url).send().await.unwrap().headers()["content-type"],
-        "audio/mp4"
-    );
-
-    let bad = client
-        .post(
-            "direct_v2/threads/broadcast/photo_attachment/",
-            &[
-                ("attachment_fbid", "1"),
-                ("thread_ids", thread_ids.as_str()),
-            ],
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let video: Value = upload("video").await.unwrap().json().await.unwrap();
+    assert_eq!(video, json!({"xsharing_nonces": {}, "status": "ok"}));
 }
 
 #[tokio::test]
@@ -1221,7 +1139,7 @@ async fn faults_after_the_write_keep_the_item_and_lose_the_answer() {
         .map(|(name, value)| format!("{name}={value}"))
         .collect::<Vec<_>>()
         .join("; ");
-    let dropped = reqwest::Client::new()
+    let dropped = app_http()
         .post(format!(
             "{}/direct_v2/threads/broadcast/text/",
             sim.api_base_url()
@@ -1252,7 +1170,7 @@ async fn faults_after_the_write_keep_the_item_and_lose_the_answer() {
         drop_connection: true,
         ..Fault::default()
     });
-    let before = reqwest::Client::new()
+    let before = app_http()
         .post(format!(
             "{}/direct_v2/threads/broadcast/text/",
             sim.api_base_url()
@@ -1267,7 +1185,7 @@ async fn faults_after_the_write_keep_the_item_and_lose_the_answer() {
         .contains(&"never written".to_owned()));
 
     // The control API takes the same faults.
-    let http = reqwest::Client::new();
+    let http = app_http();
     let injected = http
         .post(format!("{}/_sim/faults", sim.base_url()))
         .json(&json!({
@@ -1317,7 +1235,7 @@ async fn the_rate_limit_answers_429_once_exceeded() {
 #[tokio::test]
 async fn the_control_api_works_over_http() {
     let sim = Simulator::start().await;
-    let http = reqwest::Client::new();
+    let http = app_http();
     let control = |path: &str| format!("{}/_sim/{path}", sim.base_url());
     let alice: Value = http
         .post(control("accounts"))
@@ -1438,7 +1356,7 @@ async fn a_bearer_authorization_header_works_like_the_cookies() {
         "Bearer IGT:2:{}",
         base64::engine::general_purpose::STANDARD.encode(token.to_string())
     );
-    let http = reqwest::Client::new();
+    let http = app_http();
     let response = http
         .get(format!(
             "{}/accounts/current_user/?edit=true",

@@ -52,6 +52,8 @@ async fn the_binary_serves_the_demo_seed_and_writes_its_cookies() {
         .join("; ");
     let inbox: serde_json::Value = reqwest::Client::new()
         .get(format!("{base_url}/api/v1/direct_v2/inbox/"))
+        .header("User-Agent", "Instagram 275.0.0.27.98 Android (33/13; 420dpi; 1080x2400; Google/google; Pixel 7; panther; tensor; en_US; 458229258)")
+        .header("X-IG-App-ID", "567067343352427")
         .header("Cookie", cookie_header)
         .send()
         .await
