@@ -55,7 +55,7 @@ pub fn register(commands: &mut CommandRegistry) {
         name: "accept",
         usage: "",
         description: "In a message request's room: accept the request (the chat moves to your \
-                      Instagram inbox and the sender sees that you read it).",
+                      Instagram inbox).",
         min_args: 0,
         max_args: 0,
         required: PermissionLevel::User,
