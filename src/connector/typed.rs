@@ -208,9 +208,26 @@ impl Connector {
         message_id: &str,
         write: MessageWrite<'_>,
     ) -> Result<(), ConnectorError> {
+        self.write_message_with_context(creds, conversation_id, message_id, write, None)
+            .await
+    }
+
+    /// [`Connector::write_message`] with the write's own `client_context` (a
+    /// decimal number; generated when `None`). `Delete` sends none.
+    pub async fn write_message_with_context(
+        &self,
+        creds: &mut Credentials,
+        conversation_id: &str,
+        message_id: &str,
+        write: MessageWrite<'_>,
+        client_context: Option<&str>,
+    ) -> Result<(), ConnectorError> {
         let mut params = json!({ "conversation_id": conversation_id, "message_id": message_id });
         if let MessageWrite::React(emoji) = write {
             params["emoji"] = json!(emoji);
+        }
+        if write != MessageWrite::Delete {
+            params["client_context"] = json!(client_context);
         }
         self.write(write.action(), params, creds).await
     }

@@ -332,6 +332,32 @@ fn a_step_can_read_only_earlier_steps() {
 }
 
 #[test]
+fn a_retry_rule_is_checked_when_the_spec_loads() {
+    assert_eq!(
+        only_problem(&[(
+            "            attempts: 10\n            delay: \"1s\"",
+            "            attempts: 0\n            delay: \"1s\"",
+        )]),
+        "connectors/broken.yaml: action send_video: steps[1].rest.retry.attempts: must be \
+         between 1 and 60"
+    );
+    assert_eq!(
+        only_problem(&[(
+            "when: \"status == 202 && .message",
+            "when: \"stauts == 202 && .message",
+        )]),
+        "connectors/broken.yaml: action send_video: steps[1].rest.retry.when: unknown name \
+         `stauts` in 'stauts == 202 && .message == 'Transcode not finished yet.'' (known here: \
+         auth, device, api, params, vars, steps, status)"
+    );
+    assert_eq!(
+        only_problem(&[("            delay: \"1s\"", "            delay: \"soon\"")]),
+        "connectors/broken.yaml: action send_video: steps[1].rest.retry.delay: `soon` is not a \
+         duration such as 500ms, 30s, 5m or 4h"
+    );
+}
+
+#[test]
 fn a_var_can_read_only_vars_defined_before_it() {
     assert_eq!(
         only_problem(&[(

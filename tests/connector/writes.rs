@@ -57,9 +57,18 @@ async fn every_write_sends_a_numeric_client_context_instagram_accepts() {
     assert_eq!(items(&fx, &thread)[0]["client_context"], context.as_str());
 
     fx.connector
-        .write_message(&mut fx.creds, &thread, &sent.id, MessageWrite::React("🔥"))
+        .write_message_with_context(
+            &mut fx.creds,
+            &thread,
+            &sent.id,
+            MessageWrite::React("🔥"),
+            Some("6800012345678900077"),
+        )
         .await
         .unwrap();
+    let reaction = &items(&fx, &thread)[0]["reactions"]["emojis"][0];
+    assert_eq!(reaction["emoji"], "🔥");
+    assert_eq!(reaction["client_context"], "6800012345678900077");
     fx.connector
         .write_message(&mut fx.creds, &thread, &sent.id, MessageWrite::Unreact)
         .await
@@ -188,10 +197,12 @@ async fn uploaded_media_lands_byte_for_byte_and_fake_images_are_refused() {
             "/messenger_image/",
             samples::png(33, 21, 5),
         ),
+        (MediaKind::Photo, "/messenger_gif/", samples::gif(4)),
         (MediaKind::Video, "/messenger_video/", samples::mp4(6)),
         (MediaKind::Voice, "/messenger_audio/", samples::m4a(7)),
     ] {
         let mime_type = match kind {
+            MediaKind::Photo if upload == "/messenger_gif/" => "image/gif",
             MediaKind::Photo => "image/png",
             MediaKind::Video => "video/mp4",
             MediaKind::Voice => "audio/mp4",
@@ -250,7 +261,7 @@ async fn uploaded_media_lands_byte_for_byte_and_fake_images_are_refused() {
     assert_eq!(
         fx.sim
             .request_count("POST", "direct_v2/threads/broadcast/photo_attachment/"),
-        1,
+        2,
         "the broadcast never ran for the refused upload"
     );
 }

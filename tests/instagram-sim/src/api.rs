@@ -875,7 +875,7 @@ fn broadcast(
                     .get("emoji")
                     .filter(|emoji| !emoji.is_empty())
                     .cloned();
-                world.react(&thread_id, item_id, viewer, emoji)?;
+                world.react(&thread_id, item_id, viewer, emoji, Some(context.clone()))?;
             }
             let thread = world.thread(&thread_id)?;
             let mut body = render::fixture("broadcast_text");

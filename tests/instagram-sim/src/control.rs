@@ -318,7 +318,7 @@ async fn react(
     Json(body): Json<ReactionChange>,
 ) -> Response {
     on_item(&item, |item_id| {
-        crate::lock(&shared).react(&thread_id, item_id, body.from_pk, body.emoji)
+        crate::lock(&shared).react(&thread_id, item_id, body.from_pk, body.emoji, None)
     })
 }
 

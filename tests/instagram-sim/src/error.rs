@@ -104,6 +104,8 @@ impl SimError {
                 StatusCode::BAD_REQUEST,
                 json!({"message": self.to_string(), "status": "fail"}),
             ),
+            // Invented in the generic failure shape: no capture shows Instagram's answer
+            // to an edit it refuses (WRITE-FLOWS.md §1).
             SimError::NotEditable { reason, .. } => (
                 StatusCode::BAD_REQUEST,
                 json!({"message": reason, "status": "fail"}),

@@ -267,6 +267,7 @@ impl Simulator {
             item_id(item_id_text)?,
             from,
             Some(emoji.to_owned()),
+            None,
         )
     }
 

@@ -135,9 +135,9 @@ pub(crate) fn seed_demo(world: &mut World) -> Result<DemoSeed, SimError> {
         Some(question),
         Some(now_us - minutes * MINUTE_US),
     )?;
-    world.react(&direct, question, me, Some("❤️".into()))?;
+    world.react(&direct, question, me, Some("❤️".into()), None)?;
     if let Some(first) = first_question {
-        world.react(&direct, first, alice, Some("😂".into()))?;
+        world.react(&direct, first, alice, Some("😂".into()), None)?;
     }
     minutes -= 5;
     post(

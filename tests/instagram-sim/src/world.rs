@@ -1066,12 +1066,15 @@ impl World {
         Ok(payload)
     }
 
+    /// `from` reacts (replacing their earlier reaction); the reaction keeps the
+    /// `client_context` it was sent with (a fresh one when none is given).
     pub fn react(
         &mut self,
         thread_id: &str,
         item_id: u128,
         from: u64,
         emoji: Option<String>,
+        client_context: Option<String>,
     ) -> Result<(), SimError> {
         self.member_thread(thread_id, from)?;
         let timestamp_us = self.next_timestamp_us();
@@ -1081,7 +1084,7 @@ impl World {
             sender_id: from,
             emoji,
             timestamp_us,
-            client_context: new_client_context(),
+            client_context: client_context.unwrap_or_else(new_client_context),
         });
         self.touch(thread_id)
     }
