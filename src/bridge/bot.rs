@@ -10,7 +10,7 @@ use ruma::events::{
     AnyMessageLikeEvent, AnyMessageLikeEventContent, AnyStateEvent, AnyTimelineEvent,
     MessageLikeEvent, StateEvent,
 };
-use ruma::{EventId, OwnedTransactionId, RoomId, TransactionId, UserId};
+use ruma::{EventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId, TransactionId, UserId};
 
 use super::commands::{CommandContext, Reply};
 use super::login;
@@ -262,19 +262,56 @@ async fn on_message(
         return Ok(());
     };
 
-    let ctx = CommandContext {
-        bridge,
-        sender,
-        room_id,
+    let command = CommandRun {
+        sender: sender.to_owned(),
+        room_id: room_id.to_owned(),
+        event_id: event_id.to_owned(),
+        line: line.to_owned(),
         permission,
         in_management_room,
     };
-    let reply = bridge.commands.dispatch(&ctx, line).await;
-    let txn_id = derived_txn_id("reply", event_id);
-    settle(
-        send_notice(bridge, room_id, &txn_id, &reply).await,
-        "replying to a command",
-    )
+    // Commands that wait on Instagram run beside the transactions, which go
+    // on meanwhile (a reply that cannot be sent is logged); the others in order.
+    let background = bridge.commands.runs_in_background(line);
+    match bridge.supervisor.bridge().filter(|_| background) {
+        Some(bridge) => {
+            tokio::spawn(async move {
+                if let Err(RetryTransaction(problem)) = command.run(&bridge).await {
+                    tracing::warn!(problem, "the reply to a command was not sent");
+                }
+            });
+            Ok(())
+        }
+        None => command.run(bridge).await,
+    }
+}
+
+/// A command line to run and answer.
+struct CommandRun {
+    sender: OwnedUserId,
+    room_id: OwnedRoomId,
+    event_id: String,
+    line: String,
+    permission: PermissionLevel,
+    in_management_room: bool,
+}
+
+impl CommandRun {
+    async fn run(self, bridge: &Bridge) -> Result<(), RetryTransaction> {
+        let ctx = CommandContext {
+            bridge,
+            sender: &self.sender,
+            room_id: &self.room_id,
+            permission: self.permission,
+            in_management_room: self.in_management_room,
+        };
+        let reply = bridge.commands.dispatch(&ctx, &self.line).await;
+        let txn_id = derived_txn_id("reply", &self.event_id);
+        settle(
+            send_notice(bridge, &self.room_id, &txn_id, &reply).await,
+            "replying to a command",
+        )
+    }
 }
 
 /// Hands the message to the sender's login in progress when it waits for input.

@@ -1,8 +1,14 @@
 //! The bot's command framework: a registry of commands (name, usage,
 //! description, argument count, handler), shell-like argument parsing, and
 //! the built-in `help`, `ping` and `version`. Later features register more
-//! commands (`login`, `logout`, `list`, `sync`) with `CommandRegistry::register`.
+//! commands (`login`, `logout`, `sync`, the chat and inbox commands of the
+//! submodules) with `CommandRegistry::register`.
 
+pub mod chat;
+pub mod inbox;
+pub mod new_chat;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -141,6 +147,9 @@ pub fn split_arguments(line: &str) -> Result<Vec<String>, ParseError> {
 #[derive(Default)]
 pub struct CommandRegistry {
     commands: IndexMap<&'static str, Command>,
+    /// Commands that wait on Instagram: they run in a task of their own, so
+    /// the homeserver's transactions go on meanwhile.
+    background: HashSet<&'static str>,
 }
 
 impl CommandRegistry {
@@ -179,7 +188,22 @@ impl CommandRegistry {
 
     /// Adds a command, replacing one of the same name.
     pub fn register(&mut self, command: Command) {
+        self.background.remove(command.name);
         self.commands.insert(command.name, command);
+    }
+
+    /// Adds a command that runs beside the transactions (it waits on
+    /// Instagram); the others run in order with the room's events.
+    pub fn register_background(&mut self, command: Command) {
+        let name = command.name;
+        self.register(command);
+        self.background.insert(name);
+    }
+
+    /// Whether the command line names a command that runs in the background.
+    pub fn runs_in_background(&self, line: &str) -> bool {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        self.background.contains(name.to_lowercase().as_str())
     }
 
     pub fn get(&self, name: &str) -> Option<&Command> {
@@ -512,6 +536,33 @@ mod tests {
             reply.ends_with("You are not logged in to Instagram."),
             "{reply}"
         );
+    }
+
+    #[test]
+    fn commands_that_wait_on_instagram_run_in_the_background() {
+        let mut registry = CommandRegistry::with_builtins();
+        registry.register_background(Command {
+            name: "slow",
+            usage: "",
+            description: "Wait on Instagram.",
+            min_args: 0,
+            max_args: 0,
+            required: PermissionLevel::User,
+            handler: Arc::new(Echo),
+        });
+        assert!(registry.runs_in_background("SLOW now"));
+        assert!(!registry.runs_in_background("help"));
+        assert!(!registry.runs_in_background("   "));
+        registry.register(Command {
+            name: "slow",
+            usage: "",
+            description: "Quick now.",
+            min_args: 0,
+            max_args: 0,
+            required: PermissionLevel::User,
+            handler: Arc::new(Echo),
+        });
+        assert!(!registry.runs_in_background("slow"));
     }
 
     #[test]

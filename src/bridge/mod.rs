@@ -5,9 +5,12 @@ pub mod backfill;
 pub mod bot;
 pub mod commands;
 pub mod convert;
+pub mod departure;
 pub mod double_puppet;
+pub mod ephemeral;
 pub mod instagram;
 pub mod login;
+pub mod login_session;
 pub mod management;
 pub mod media;
 pub mod pictures;
@@ -77,6 +80,8 @@ pub struct Bridge {
     pub supervisor: Arc<Supervisor>,
     /// The portals' ordered workers.
     pub queues: PortalQueues,
+    /// The portals' read receipt and typing tasks.
+    pub ephemeral: ephemeral::EphemeralWorkers,
     /// Held while a login's space is created: the portals' workers run in
     /// parallel, and each would otherwise create a space of its own.
     pub space_creation: tokio::sync::Mutex<()>,
@@ -93,6 +98,9 @@ impl Bridge {
         let mut commands = CommandRegistry::with_builtins();
         login::register(&mut commands);
         sync::register(&mut commands);
+        commands::chat::register(&mut commands);
+        commands::inbox::register(&mut commands);
+        commands::new_chat::register(&mut commands);
         let double_puppet = DoublePuppet::from_config(&config).unwrap_or_else(|error| {
             tracing::error!(%error, "double puppeting is off: cannot set up its client");
             None
@@ -113,6 +121,7 @@ impl Bridge {
             supervisor: Arc::default(),
             queues: PortalQueues::default(),
             space_creation: tokio::sync::Mutex::new(()),
+            ephemeral: ephemeral::EphemeralWorkers::default(),
         }
     }
 }
@@ -138,8 +147,7 @@ impl AppserviceHandler for Bridge {
     }
 
     async fn handle_ephemeral(&self, event: Value) {
-        let kind = event.get("type").and_then(Value::as_str).unwrap_or("?");
-        tracing::trace!(kind, "ephemeral event");
+        ephemeral::handle(self, &event).await;
     }
 
     async fn provision_user(&self, user_id: &str) -> Result<(), ProvisionError> {

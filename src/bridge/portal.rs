@@ -604,10 +604,11 @@ async fn send_request_notice(
     conversation: &Conversation,
 ) -> Result<(), RelayError> {
     let who = channel_name(login, conversation);
+    let prefix = &bridge.config.bot.command_prefix;
     let body = format!(
         "{who} sent you a message request on Instagram. Their messages appear here, but \
-         Instagram is not told you read them while the request is pending. Send `accept` \
-         in this room to accept the request."
+         Instagram is not told you read them while the request is pending. Send \
+         `{prefix} accept` in this room to accept the request."
     );
     let txn = txn_id(&[&login.mxid, &conversation.id, "request-notice"]);
     send_bot_notice(

@@ -3,7 +3,8 @@
 //! as `!ig sync`);
 //! everything else (management rooms, invites, other rooms) to the bot,
 //! which takes every message as a command in a management room and only
-//! prefixed ones elsewhere. Events of the bridge's own users are dropped, and
+//! prefixed ones elsewhere. The owner leaving a portal's room ends that
+//! portal ([`super::departure`]). Events of the bridge's own users are dropped, and
 //! so are those the bridge sent as a double puppet (the user's own account),
 //! which come back like the user's own events.
 
@@ -13,6 +14,7 @@ use ruma::serde::Raw;
 use serde_json::Value;
 
 use super::bot;
+use super::departure;
 use super::double_puppet::SOURCE_KEY;
 use super::relay_out;
 use super::Bridge;
@@ -35,6 +37,9 @@ pub async fn route_event(
     let Some(portal) = portal else {
         return bot::handle_event(bridge, event).await;
     };
+    if departure::is_owner_leaving(&portal, &event) {
+        return departure::on_owner_left(bridge, &portal).await;
+    }
     if is_prefixed_command(bridge, &event) {
         return bot::handle_event(bridge, event).await;
     }

@@ -58,7 +58,8 @@ impl Supervisor {
         let _ = self.bridge.set(Arc::downgrade(bridge));
     }
 
-    fn bridge(&self) -> Option<Arc<Bridge>> {
+    /// The bridge, for work that outlives a borrowed `&Bridge` (spawned tasks).
+    pub fn bridge(&self) -> Option<Arc<Bridge>> {
         self.bridge.get().and_then(Weak::upgrade)
     }
 

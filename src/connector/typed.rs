@@ -2,6 +2,10 @@
 //! spec and deserializes its normalized result into the model's types. The
 //! action names and their parameters are the contract with the spec files.
 
+mod chats;
+
+pub use chats::ThreadChange;
+
 use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;

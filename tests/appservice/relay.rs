@@ -568,7 +568,7 @@ async fn group_chat_relay(backend: Backend) {
     assert_eq!(notices.len(), 1, "{notices:#?}");
     assert_eq!(notices[0].event["content"]["msgtype"], "m.notice");
     assert!(
-        notices[0].body().contains("`accept`"),
+        notices[0].body().contains("`!ig accept`"),
         "{}",
         notices[0].body()
     );
@@ -775,12 +775,12 @@ async fn the_running_bridge_relays_a_group_and_a_request(backend: Backend) {
     let history = fixture
         .wait_for_history(&request_room, "the request and its notice", |events| {
             events.iter().any(|e| e.body() == "hello stranger")
-                && events.iter().any(|e| e.body().contains("`accept`"))
+                && events.iter().any(|e| e.body().contains("`!ig accept`"))
         })
         .await;
     let notice = history
         .iter()
-        .find(|e| e.body().contains("`accept`"))
+        .find(|e| e.body().contains("`!ig accept`"))
         .unwrap();
     assert_eq!(notice.sender(), fixture.e2e.bot());
     let portal = fixture.wait_for_portal(&request).await;

@@ -382,6 +382,33 @@ async fn send_with_reply_lands_in_the_thread_with_its_client_context() {
 }
 
 #[tokio::test]
+async fn a_conversation_is_found_by_its_members() {
+    let mut fx = Fixture::start().await;
+    let newcomer = fx
+        .sim
+        .create_account("new.friend", "New Friend")
+        .expect("creating an account");
+    let members = json!({"user_ids": [newcomer.pk.to_string()]});
+    let none = fx.run("get_conversation_with", members.clone()).await;
+    assert_eq!(none, Value::Null, "no chat with them yet");
+
+    let sent = fx
+        .run(
+            "send_to_user",
+            json!({"user_id": newcomer.pk.to_string(), "text": "hello"}),
+        )
+        .await;
+    let found = fx.run("get_conversation_with", members).await;
+    assert_eq!(found["id"], sent["conversation_id"]);
+    assert_eq!(found["type"], json!("direct"));
+    assert!(found["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == json!(newcomer.pk.to_string())));
+}
+
+#[tokio::test]
 async fn send_to_user_and_send_link() {
     let mut fx = Fixture::start().await;
     let bob = fx.seed.contacts[0].pk;

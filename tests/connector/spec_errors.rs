@@ -31,6 +31,7 @@ fn the_real_spec_loads_with_every_action() {
         "list_conversations",
         "list_conversations_page",
         "get_conversation",
+        "get_conversation_with",
         "list",
         "list_page",
         "get",
