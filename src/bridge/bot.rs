@@ -13,9 +13,9 @@ use ruma::events::{
 use ruma::{EventId, OwnedTransactionId, RoomId, TransactionId, UserId};
 
 use super::commands::{CommandContext, Reply};
-use super::login;
 use super::management::{self, Audience};
 use super::Bridge;
+use super::{login, login_cookies};
 use crate::config::PermissionLevel;
 use crate::matrix::client::ClientError;
 use crate::matrix::server::RetryTransaction;
@@ -262,6 +262,9 @@ async fn on_message(
         return Ok(());
     };
 
+    if let Some(paste) = login_cookies::paste_of(line) {
+        return on_cookie_paste(bridge, room_id, sender, event_id, in_management_room, paste).await;
+    }
     let ctx = CommandContext {
         bridge,
         sender,
@@ -275,6 +278,38 @@ async fn on_message(
         send_notice(bridge, room_id, &txn_id, &reply).await,
         "replying to a command",
     )
+}
+
+/// `login-cookies <paste>`: taken from the raw text (the command parser
+/// would mangle quotes), and never resent: the paste was consumed.
+async fn on_cookie_paste(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &str,
+    in_management_room: bool,
+    paste: &str,
+) -> Result<(), RetryTransaction> {
+    let Ok(parsed_id) = EventId::parse(event_id) else {
+        return Ok(());
+    };
+    let reply = login_cookies::log_in_with_paste(
+        bridge,
+        room_id,
+        sender,
+        &parsed_id,
+        in_management_room,
+        paste,
+    )
+    .await;
+    let txn_id = derived_txn_id("reply", event_id);
+    if let Err(RetryTransaction(problem)) = settle(
+        send_notice(bridge, room_id, &txn_id, &reply).await,
+        "answering a cookie login",
+    ) {
+        tracing::warn!(problem, "the answer to a cookie login was not sent");
+    }
+    Ok(())
 }
 
 /// Hands the message to the sender's login in progress when it waits for input.

@@ -24,6 +24,7 @@ use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
 use super::instagram::{LoginError, Logins};
+use super::login_cookies;
 use super::supervisor::{Supervisor, NEEDS_LOGIN_STATES};
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
@@ -198,9 +199,12 @@ pub async fn answer_waiting_flow(
     body: &str,
 ) -> Option<Reply> {
     let prefix = bridge.config.bot.command_prefix.as_str();
-    let is_cancel = command_line(body, prefix, true)
-        .is_some_and(|line| line.trim().eq_ignore_ascii_case("cancel"));
-    if is_cancel {
+    // `cancel` stops the login; a cookie paste replaces it (and must not be
+    // typed into Instagram's password field).
+    let is_command = command_line(body, prefix, true).is_some_and(|line| {
+        line.trim().eq_ignore_ascii_case("cancel") || login_cookies::paste_of(line).is_some()
+    });
+    if is_command {
         return None;
     }
     let answered = {
@@ -261,7 +265,11 @@ enum Answered {
 
 /// Redacts the user's message holding a secret; returns what to add to the
 /// reply (asking the user to delete it when the homeserver refused).
-async fn redact_secret(bridge: &Bridge, room_id: &RoomId, event_id: &EventId) -> &'static str {
+pub(super) async fn redact_secret(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    event_id: &EventId,
+) -> &'static str {
     let txn_id = TransactionId::new();
     let redacted = bridge
         .client
@@ -298,12 +306,98 @@ struct FlowContext {
     supervisor: Arc<Supervisor>,
 }
 
-/// A browser login whose cookies `auth.validate` accepted.
-struct VerifiedLogin {
+/// Cookies `auth.validate` accepted (from the browser or a paste), with the
+/// account Instagram says they belong to.
+pub(super) struct VerifiedLogin {
     credentials: Credentials,
     result: BrowserLoginResult,
     /// The username Instagram confirmed.
     username: String,
+}
+
+/// Validates `cookies` with the spec's `auth.validate` and asks the typed
+/// `current_user` whose they are; `extracted` are the values a browser
+/// login read from the page, `typed_username` what the user typed. Used by
+/// every way of logging in, so they all store the same thing.
+pub(super) async fn verify_cookies(
+    connector: &Connector,
+    cookies: BTreeMap<String, String>,
+    mut extracted: BTreeMap<String, String>,
+    typed_username: Option<String>,
+) -> Result<VerifiedLogin, ConnectorError> {
+    let mut credentials = Credentials::new(cookies.clone());
+    connector.validate(&mut credentials).await?;
+    // The account Instagram says the session belongs to, typed by the
+    // connector (the bridge never reads the platform's JSON).
+    let me = connector.current_user(&mut credentials).await?;
+    let confirmed = me
+        .handle
+        .or_else(|| extracted.get("username").cloned())
+        .or(typed_username)
+        .unwrap_or_else(|| "?".to_owned());
+    extracted.insert("username".to_owned(), confirmed.clone());
+    Ok(VerifiedLogin {
+        credentials,
+        result: BrowserLoginResult { cookies, extracted },
+        username: confirmed,
+    })
+}
+
+/// Why a verified login could not be stored; holds no secret.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SaveError {
+    #[error("the login worked but could not be saved: {0}")]
+    Store(LoginError),
+    #[error(
+        "the login worked but could not be saved: the bridge's credential key is unusable ({0})"
+    )]
+    Key(String),
+}
+
+/// Stores a verified login of `user` sealed, starts its poller and returns
+/// the spec's success message.
+pub(super) async fn save_verified(
+    bridge: &SaveTarget<'_>,
+    user: &UserId,
+    verified: VerifiedLogin,
+) -> Result<String, SaveError> {
+    let VerifiedLogin {
+        credentials,
+        result,
+        username,
+    } = verified;
+    let key = bridge
+        .config
+        .credential_key()
+        .map_err(|e| SaveError::Key(e.to_string()))?;
+    let logins = Logins::new(bridge.store.clone(), CredentialCipher::new(&key));
+    logins
+        .save_new(user.as_str(), Some(username.clone()), &credentials)
+        .await
+        .map_err(SaveError::Store)?;
+    bridge.supervisor.start(user.as_str());
+    Ok(success_message(bridge.connector.spec(), &result)
+        .unwrap_or_else(|| format!("Connected to Instagram as @{username}!")))
+}
+
+/// What storing a login needs of the bridge (the background login task
+/// holds its own copies).
+pub(super) struct SaveTarget<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub supervisor: &'a Supervisor,
+    pub connector: &'a Connector,
+}
+
+impl<'a> SaveTarget<'a> {
+    pub fn of(bridge: &'a Bridge) -> SaveTarget<'a> {
+        SaveTarget {
+            config: &bridge.config,
+            store: &bridge.store,
+            supervisor: &bridge.supervisor,
+            connector: &bridge.connector,
+        }
+    }
 }
 
 /// Why a login did not succeed; the text is for the user and holds no secret.
@@ -316,12 +410,8 @@ enum FlowError {
     },
     #[error("Instagram accepted the login, but the session does not work: {0}")]
     Validate(String),
-    #[error("the login worked but could not be saved: {0}")]
-    Save(LoginError),
-    #[error(
-        "the login worked but could not be saved: the bridge's credential key is unusable ({0})"
-    )]
-    Key(String),
+    #[error(transparent)]
+    Save(SaveError),
 }
 
 impl FlowContext {
@@ -398,58 +488,32 @@ impl FlowContext {
                 std::future::pending::<()>().await;
             }
         };
-        let mut result = self
+        let result = self
             .runner
             .run_cancellable(job, |prompt| self.ask(prompt), cancel)
             .await
             .map_err(browser_failed)?;
-
-        let mut credentials = Credentials::new(result.cookies.clone());
-        let invalid = |e: ConnectorError| FlowError::Validate(e.to_string());
-        self.connector
-            .validate(&mut credentials)
-            .await
-            .map_err(invalid)?;
-        // The account Instagram says the session belongs to, typed by the
-        // connector (the bridge never reads the platform's JSON).
-        let me = self
-            .connector
-            .current_user(&mut credentials)
-            .await
-            .map_err(invalid)?;
-        let confirmed = me
-            .handle
-            .or_else(|| result.extracted.get("username").cloned())
-            .unwrap_or(username);
-        result
-            .extracted
-            .insert("username".to_owned(), confirmed.clone());
-        Ok(VerifiedLogin {
-            credentials,
-            result,
-            username: confirmed,
-        })
+        verify_cookies(
+            &self.connector,
+            result.cookies,
+            result.extracted,
+            Some(username),
+        )
+        .await
+        .map_err(|e| FlowError::Validate(e.to_string()))
     }
 
     /// Stores the login sealed; returns the spec's success message.
     async fn save(&self, verified: VerifiedLogin) -> Result<String, FlowError> {
-        let VerifiedLogin {
-            credentials,
-            result,
-            username,
-        } = verified;
-        let key = self
-            .config
-            .credential_key()
-            .map_err(|e| FlowError::Key(e.to_string()))?;
-        let logins = Logins::new(self.store.clone(), CredentialCipher::new(&key));
-        logins
-            .save_new(self.user.as_str(), Some(username.clone()), &credentials)
+        let target = SaveTarget {
+            config: &self.config,
+            store: &self.store,
+            supervisor: &self.supervisor,
+            connector: &self.connector,
+        };
+        save_verified(&target, &self.user, verified)
             .await
-            .map_err(FlowError::Save)?;
-        self.supervisor.start(self.user.as_str());
-        Ok(success_message(self.connector.spec(), &result)
-            .unwrap_or_else(|| format!("Connected to Instagram as @{username}!")))
+            .map_err(FlowError::Save)
     }
 
     /// Relays a question of the login steps to the room and waits for the

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod double_puppet;
 pub mod instagram;
 pub mod login;
+pub mod login_cookies;
 pub mod management;
 pub mod media;
 pub mod pictures;
@@ -91,6 +92,7 @@ impl Bridge {
     ) -> Bridge {
         let mut commands = CommandRegistry::with_builtins();
         login::register(&mut commands);
+        login_cookies::register(&mut commands);
         sync::register(&mut commands);
         let double_puppet = DoublePuppet::from_config(&config).unwrap_or_else(|error| {
             tracing::error!(%error, "double puppeting is off: cannot set up its client");
