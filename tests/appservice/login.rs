@@ -431,3 +431,183 @@ async fn login_when_logged_in_is_refused_and_logout_forgets_the_login() {
         "{reply}"
     );
 }
+
+/// Every form of `login-cookies` a browser gives, from a fresh simulator
+/// session each.
+fn cookie_pastes(
+    cookies: &std::collections::BTreeMap<String, String>,
+) -> Vec<(&'static str, String)> {
+    let header = cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let object = serde_json::to_string_pretty(cookies).unwrap();
+    let export: Vec<Value> = cookies
+        .iter()
+        .map(|(name, value)| {
+            json!({
+                "domain": ".instagram.com", "hostOnly": false, "httpOnly": name == "sessionid",
+                "name": name, "path": "/", "sameSite": "no_restriction", "secure": true,
+                "session": false, "storeId": "0", "value": value, "expirationDate": 1_790_000_000.5,
+            })
+        })
+        .collect();
+    vec![
+        ("a Cookie header", format!("Cookie: {header}")),
+        ("name=value pairs", header.clone()),
+        ("a JSON object", object),
+        (
+            "an extension's export",
+            serde_json::to_string_pretty(&export).unwrap(),
+        ),
+        (
+            "cURL (bash)",
+            format!(
+                "curl 'https://www.instagram.com/api/v1/users/web_profile_info/?username=x' \\\n  -H 'accept: */*' \\\n  -H 'cookie: {header}' \\\n  -H 'x-ig-app-id: 936619743392459' \\\n  --compressed"
+            ),
+        ),
+        (
+            "cURL (cmd)",
+            format!(
+                "curl \"https://www.instagram.com/\" ^\n  -H \"accept: text/html\" ^\n  -b \"{header}\" ^\n  --compressed"
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn login_cookies_reads_every_format_redacts_it_and_stores_the_login() {
+    let setup = LoginSetup::start_with("login.cookies", |_| {}).await;
+    let mut secrets = Vec::new();
+    let pk = setup.account.pk;
+    let formats = cookie_pastes(&setup.sim.new_session(pk).unwrap()).len();
+    for index in 0..formats {
+        let cookies = setup.sim.new_session(pk).unwrap();
+        let (format, paste) = cookie_pastes(&cookies).swap_remove(index);
+        let before = setup.replies().len();
+        let event = setup.say(&format!("login-cookies {paste}")).await;
+        let reply = &setup.replies()[before];
+        assert!(
+            reply.starts_with("Connected to Instagram as @login.cookies!"),
+            "{format}: {reply}"
+        );
+        assert!(
+            reply.contains("I redacted your message"),
+            "{format}: {reply}"
+        );
+        assert!(setup.hs.redacted_events().contains(&event), "{format}");
+
+        let store = setup.store().await;
+        let record = store.login(ALICE).await.unwrap().expect("login stored");
+        assert_eq!(record.state, "connected", "{format}");
+        assert_eq!(record.username.as_deref(), Some("login.cookies"));
+        assert_eq!(record.ig_user_id, Some(pk.to_string()));
+        let stored = logins(store).credentials(ALICE).await.unwrap();
+        assert_eq!(stored.cookies, cookies, "{format}");
+        assert!(!record.credentials.as_str().contains(&cookies["sessionid"]));
+        setup
+            .exchange("ping", "Logged in as @login.cookies (connected).")
+            .await;
+        setup
+            .exchange("logout", "Logged out of @login.cookies.")
+            .await;
+        secrets.push(cookies["sessionid"].clone());
+        secrets.push(cookies["csrftoken"].clone());
+    }
+    let formats_reply = setup.exchange("login-cookies", "Cookie header").await;
+    assert!(formats_reply.contains("curl '"), "{formats_reply}");
+    let help = setup.exchange("help", "`login-cookies <cookies>`").await;
+    assert!(help.contains("`login`"), "{help}");
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    setup.assert_never_shown(&secrets);
+}
+
+#[tokio::test]
+async fn broken_cookie_pastes_are_explained_redacted_and_not_stored() {
+    let setup = LoginSetup::start_with("login.badcookies", |_| {}).await;
+    let pk = setup.account.pk;
+    let mut cookies = setup.sim.new_session(pk).unwrap();
+    let session = cookies.remove("sessionid").unwrap();
+    let header_without_session = cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let expired = setup.sim.new_session(pk).unwrap();
+    setup.sim.expire_session(pk).unwrap();
+    let expired_header = expired
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let other_site = format!(
+        r#"[{{"domain": ".facebook.com", "name": "xs", "value": "{session}"}},
+            {{"domain": ".facebook.com", "name": "c_user", "value": "100"}}]"#
+    );
+    let cases = [
+        (
+            header_without_session.clone(),
+            "The cookie sessionid is missing.",
+        ),
+        (other_site, "Those cookies are of facebook.com, not of instagram.com"),
+        (
+            format!("curl 'https://www.facebook.com/' -H 'cookie: {expired_header}'"),
+            "Those cookies are of www.facebook.com, not of instagram.com",
+        ),
+        (
+            format!("my session is {session}"),
+            "I could not read your cookies: it is not JSON, a cURL command, or cookies written as name=value pairs",
+        ),
+        (
+            format!("{{\"sessionid\": \"{session}\""),
+            "I could not read your cookies: it starts like JSON but is not valid JSON",
+        ),
+        (
+            expired_header.clone(),
+            "Instagram says this session is no longer valid (it expired or was logged out).",
+        ),
+    ];
+    for (paste, expected) in cases {
+        let before = setup.replies().len();
+        let event = setup.say(&format!("login-cookies {paste}")).await;
+        let reply = &setup.replies()[before];
+        assert!(reply.starts_with(expected), "{reply:?} lacks {expected:?}");
+        assert!(reply.contains("I redacted your message"), "{reply}");
+        assert!(setup.hs.redacted_events().contains(&event));
+        assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    }
+    let unreadable = setup
+        .replies()
+        .into_iter()
+        .find(|r| r.contains("I could not read"));
+    assert!(unreadable
+        .unwrap()
+        .contains("a request to instagram.com copied as cURL"));
+
+    // In a shared room the paste is redacted and refused.
+    let group = "!cookies-group:test.local";
+    setup.hs.add_member(group, "@carol:test.local");
+    setup
+        .push(invite("$cookies-invite", group, ALICE, false))
+        .await;
+    let before = setup.replies().len();
+    let paste = format!("!ig login-cookies Cookie: sessionid={session}; {header_without_session}");
+    setup
+        .push(text_message("$cookies-group", group, ALICE, &paste))
+        .await;
+    let reply = &setup.replies()[before];
+    assert!(
+        reply.starts_with("Cookies are as secret as your password"),
+        "{reply}"
+    );
+    assert!(setup
+        .hs
+        .redacted_events()
+        .contains(&"$cookies-group".to_owned()));
+    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+
+    let mut secrets = vec![session.as_str(), expired["sessionid"].as_str()];
+    secrets.extend(cookies.values().map(String::as_str));
+    setup.assert_never_shown(&secrets);
+}
