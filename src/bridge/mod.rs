@@ -9,6 +9,7 @@ pub mod double_puppet;
 pub mod instagram;
 pub mod login;
 pub mod login_cookies;
+pub mod login_waiting;
 pub mod management;
 pub mod media;
 pub mod pictures;
@@ -103,13 +104,13 @@ impl Bridge {
             media: MediaBridge::new(config.media.max_bytes),
             pictures: Pictures::new(),
             double_puppet,
+            login_flows: LoginFlows::persisted(store.clone()),
             config,
             store,
             client,
             connector,
             namespace,
             commands,
-            login_flows: LoginFlows::default(),
             started_at: Instant::now(),
             supervisor: Arc::default(),
             queues: PortalQueues::default(),
@@ -119,13 +120,17 @@ impl Bridge {
 }
 
 /// The browser login runner and Chromium, from `login.*` or found where
-/// [`Search`] looks.
+/// [`Search`] looks. Its overall limit leaves a question its whole
+/// `login.question_timeout_ms` besides the time of the steps.
 fn browser_login(config: &Config) -> BrowserLogin {
+    const STEPS_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(120);
+    let question = std::time::Duration::from_millis(config.login.question_timeout_ms);
     Search::from_environment(
         config.login.runner_dir.as_ref().map(PathBuf::from),
         config.login.chromium.as_ref().map(PathBuf::from),
     )
     .browser_login()
+    .with_timeout(question + STEPS_ALLOWANCE)
 }
 
 #[async_trait]

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use instagram_sim::{Account, Simulator};
 use matrix_instagram::bridge::instagram::{load_connector, Logins};
+use matrix_instagram::bridge::login::TIMED_OUT;
+use matrix_instagram::bridge::login_waiting::{tell_interrupted_logins, INTERRUPTED};
 use matrix_instagram::bridge::run::build_appservice;
 use matrix_instagram::config::Config;
 use matrix_instagram::connector::auth::Credentials;
@@ -62,6 +64,7 @@ struct LoginSetup {
     hs: FakeHomeserver,
     bridge_url: String,
     database_url: String,
+    config: Arc<Config>,
     log: CapturedLog,
     sent_events: AtomicUsize,
     server: JoinHandle<()>,
@@ -109,17 +112,7 @@ impl LoginSetup {
         config.instagram.web_base_url = Some(sim.base_url());
         edit(&mut config);
         let config = Arc::new(config);
-        let store = Store::connect(&database_url).await.expect("store");
-        let client = HomeserverClient::new(&hs_url, AS_TOKEN).expect("HTTP client");
-        // The connector path is absolute, so the config file's directory does not matter.
-        let connector = load_connector(&config, Path::new("config.yaml")).expect("spec");
-        let (_bridge, router) =
-            build_appservice(config, store, client, connector).expect("appservice");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let bridge_url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let (bridge_url, server) = serve_bridge(&config, &database_url).await;
 
         let setup = LoginSetup {
             sim,
@@ -127,6 +120,7 @@ impl LoginSetup {
             hs,
             bridge_url,
             database_url,
+            config,
             log,
             sent_events: AtomicUsize::new(0),
             server,
@@ -136,6 +130,15 @@ impl LoginSetup {
         setup.push(invite("$invite", DM, ALICE, true)).await;
         setup.wait_for_reply("management room").await;
         setup
+    }
+
+    /// Stops the bridge and starts a new one over the same database, as a
+    /// restart does (what the bridge does at startup included).
+    async fn restart(&mut self) {
+        self.server.abort();
+        let (bridge_url, server) = serve_bridge(&self.config, &self.database_url).await;
+        self.bridge_url = bridge_url;
+        self.server = server;
     }
 
     /// Pushes one event in its own transaction, as the homeserver does.
@@ -225,6 +228,26 @@ impl LoginSetup {
             );
         }
     }
+}
+
+/// Builds the bridge over `database_url`, runs its startup steps that
+/// concern logins, and serves its appservice API on a free port.
+async fn serve_bridge(config: &Arc<Config>, database_url: &str) -> (String, JoinHandle<()>) {
+    let store = Store::connect(database_url).await.expect("store");
+    let client = HomeserverClient::new(&config.homeserver.url, AS_TOKEN).expect("HTTP client");
+    // The connector path is absolute, so the config file's directory does not matter.
+    let connector = load_connector(config, Path::new("config.yaml")).expect("spec");
+    let (bridge, router) =
+        build_appservice(config.clone(), store, client, connector).expect("appservice");
+    tell_interrupted_logins(&bridge)
+        .await
+        .expect("interrupted logins told");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bridge_url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (bridge_url, server)
 }
 
 fn logins(store: Store) -> Logins {
@@ -610,4 +633,123 @@ async fn broken_cookie_pastes_are_explained_redacted_and_not_stored() {
     let mut secrets = vec![session.as_str(), expired["sessionid"].as_str()];
     secrets.extend(cookies.values().map(String::as_str));
     setup.assert_never_shown(&secrets);
+}
+
+#[tokio::test]
+async fn unanswered_login_questions_time_out_with_a_notice() {
+    let setup = LoginSetup::start_with("login.timeout", |config| {
+        config.login.question_timeout_ms = 3000;
+    })
+    .await;
+    // The username is never sent.
+    setup
+        .exchange("login", "Send your Instagram username")
+        .await;
+    let notice = setup.wait_for_reply("timed out").await;
+    assert_eq!(notice, TIMED_OUT);
+    setup
+        .exchange("cancel", "You have no login in progress")
+        .await;
+
+    // The 2FA code is never sent: the browser is stopped, nothing stored.
+    setup
+        .sim
+        .set_two_factor(setup.account.pk, Some("424242"))
+        .expect("2FA on");
+    setup.say("login").await;
+    setup.say("login.timeout").await;
+    setup.say(PASSWORD).await;
+    setup.wait_for_reply("two-factor code").await;
+    let started = setup.replies().len();
+    let deadline = Instant::now() + LOGIN_WAIT;
+    while setup.replies()[started..].iter().all(|r| r != TIMED_OUT) {
+        assert!(Instant::now() < deadline, "{:#?}", setup.replies());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The login is over: the code is not taken as an answer, nor echoed.
+    setup.exchange("424242", "Unknown command").await;
+    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    assert_eq!(
+        setup.replies().iter().filter(|r| *r == TIMED_OUT).count(),
+        2,
+        "{:#?}",
+        setup.replies()
+    );
+    setup
+        .exchange("login", "Send your Instagram username")
+        .await;
+    setup.assert_never_shown(&[PASSWORD]);
+}
+
+/// How many times the bot said a restart interrupted the login.
+fn interrupted(setup: &LoginSetup) -> usize {
+    setup
+        .replies()
+        .iter()
+        .filter(|reply| *reply == INTERRUPTED)
+        .count()
+}
+
+#[tokio::test]
+async fn a_login_interrupted_by_a_restart_is_told_and_the_password_redacted() {
+    let mut setup = LoginSetup::start_with("login.restart", |_| {}).await;
+    setup.say("login").await;
+    setup
+        .exchange("login.restart", "Now send the password of @login.restart")
+        .await;
+    setup.restart().await;
+    assert_eq!(interrupted(&setup), 1, "{:#?}", setup.replies());
+
+    // The password meant for the lost login is redacted, not a command.
+    let before = setup.replies().len();
+    let password_event = setup.say(PASSWORD).await;
+    let reply = &setup.replies()[before];
+    assert!(
+        reply.starts_with("Your login was interrupted by a restart of the bridge"),
+        "{reply}"
+    );
+    assert!(reply.contains("I redacted your message"), "{reply}");
+    assert_eq!(setup.hs.redacted_events(), vec![password_event]);
+    // Only that one message.
+    setup.exchange("oops", "Unknown command").await;
+    assert_eq!(setup.hs.redacted_events().len(), 1);
+
+    // Interrupted at the password again: a command next runs as usual.
+    setup.say("login").await;
+    setup.say("login.restart").await;
+    setup.restart().await;
+    assert_eq!(interrupted(&setup), 2);
+    setup
+        .exchange("ping", "You are not logged in to Instagram.")
+        .await;
+    setup.exchange("oops", "Unknown command").await;
+    assert_eq!(setup.hs.redacted_events().len(), 1);
+
+    // Interrupted at the username: told, nothing redacted.
+    setup.say("login").await;
+    setup.restart().await;
+    assert_eq!(interrupted(&setup), 3);
+    setup.exchange("someone", "Unknown command").await;
+    assert_eq!(setup.hs.redacted_events().len(), 1);
+
+    // A cancelled login is not reported after a restart.
+    setup.say("login").await;
+    setup.exchange("cancel", "Login cancelled.").await;
+    let store = setup.store().await;
+    let deadline = Instant::now() + LOGIN_WAIT;
+    while !store
+        .kv_with_prefix("login-in-progress:")
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled login's marker stays"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    setup.restart().await;
+    assert_eq!(interrupted(&setup), 3, "{:#?}", setup.replies());
+    setup.assert_never_shown(&[PASSWORD]);
 }
