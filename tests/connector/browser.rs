@@ -143,7 +143,7 @@ async fn a_wrong_two_factor_code_is_reported() {
     assert_eq!(err.kind(), Some("two_factor_failed"), "{err}");
     // The failing step inside if_selector (step 7) keeps its own number.
     assert!(
-        matches!(&err, BrowserLoginError::StepFailed { step, .. } if step == "7.4"),
+        matches!(&err, BrowserLoginError::StepFailed { step, .. } if step == "9.4"),
         "{err:?}"
     );
     assert!(err.to_string().contains("security code"), "{err}");
@@ -211,13 +211,14 @@ async fn the_overall_timeout_stops_a_waiting_login() {
     fx.sim
         .set_two_factor(fx.account.pk, Some("424242"))
         .expect("2FA on");
-    let runner = fx.runner.clone().with_timeout(Duration::from_secs(8));
+    // Long enough to reach the 2FA question on a busy machine.
+    let runner = fx.runner.clone().with_timeout(Duration::from_secs(25));
     let err = runner
         .run(fx.job(PASSWORD), |_| std::future::pending())
         .await
         .expect_err("a user who never answers times out");
     assert!(
-        matches!(&err, BrowserLoginError::Timeout { last_step: Some(step), .. } if step.starts_with('7')),
+        matches!(&err, BrowserLoginError::Timeout { last_step: Some(step), .. } if step.starts_with('9')),
         "{err:?}"
     );
 }
@@ -293,6 +294,50 @@ async fn a_crashed_runner_reports_its_stderr_without_secrets() {
     assert!(stderr_tail.contains("boom"), "{stderr_tail}");
     assert!(stderr_tail.contains("[redacted]"), "{stderr_tail}");
     assert!(!format!("{err} {err:?}").contains(PASSWORD), "{err:?}");
+}
+
+/// Turns on the simulator's cookie-consent dialog (EU visitors).
+fn show_consent_dialog(sim: &Simulator) {
+    let mut settings = sim.settings();
+    settings.consent_dialog = true;
+    sim.set_settings(settings);
+}
+
+#[tokio::test]
+async fn the_consent_dialog_is_declined_and_the_login_goes_on() {
+    let fx = WebLogin::start("eu.login").await;
+    show_consent_dialog(&fx.sim);
+    let result = fx
+        .runner
+        .run(fx.job(PASSWORD), no_prompt)
+        .await
+        .unwrap_or_else(|err| panic!("login behind the consent dialog failed: {err}"));
+    assert_eq!(result.cookies["ds_user_id"], fx.account.pk.to_string());
+    let mut creds = Credentials::from_cookies(result.cookies);
+    let me = fx.connector.current_user(&mut creds).await.unwrap();
+    assert_eq!(me.handle.as_deref(), Some("eu.login"));
+}
+
+#[tokio::test]
+async fn the_consent_dialog_then_two_factor() {
+    let fx = WebLogin::start("eu.twofactor").await;
+    show_consent_dialog(&fx.sim);
+    fx.sim
+        .set_two_factor(fx.account.pk, Some("424242"))
+        .expect("2FA on");
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&asked);
+    let result = fx
+        .runner
+        .run(fx.job(PASSWORD), move |prompt: Prompt| {
+            seen.lock().unwrap().push(prompt.name);
+            async { Some("424242".to_owned()) }
+        })
+        .await
+        .unwrap_or_else(|err| panic!("2FA login behind the consent dialog failed: {err}"));
+    assert_eq!(*asked.lock().unwrap(), vec!["two_factor_code".to_owned()]);
+    assert_eq!(result.extracted["username"], "eu.twofactor");
+    assert_eq!(result.cookies["ds_user_id"], fx.account.pk.to_string());
 }
 
 /// What `/proc` shows of one process: its state and process group.

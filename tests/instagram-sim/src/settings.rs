@@ -1,5 +1,5 @@
 //! How strictly the simulator plays Instagram: cursor lifetime, media URL lifetime, short
-//! pages and drift mode. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
+//! pages, drift mode and the cookie-consent dialog of the login page. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
 
 use std::time::Duration;
 
@@ -20,6 +20,10 @@ pub struct Settings {
     pub short_pages: bool,
     /// Strings for numbers, missing optional keys, unknown item kinds.
     pub drift: bool,
+    /// The login page shows the cookie-consent dialog Instagram shows EU visitors, and
+    /// takes no login until a choice is made.
+    #[serde(default)]
+    pub consent_dialog: bool,
 }
 
 impl Default for Settings {
@@ -29,6 +33,7 @@ impl Default for Settings {
             media_url_ttl: Duration::from_secs(86_400),
             short_pages: false,
             drift: false,
+            consent_dialog: false,
         }
     }
 }
@@ -40,6 +45,7 @@ pub(crate) struct SettingsChange {
     pub media_url_ttl_secs: Option<u64>,
     pub short_pages: Option<bool>,
     pub drift: Option<bool>,
+    pub consent_dialog: Option<bool>,
 }
 
 impl SettingsChange {
@@ -55,6 +61,9 @@ impl SettingsChange {
         }
         if let Some(drift) = self.drift {
             settings.drift = drift;
+        }
+        if let Some(consent_dialog) = self.consent_dialog {
+            settings.consent_dialog = consent_dialog;
         }
     }
 }
