@@ -166,7 +166,7 @@ impl LoginFlows {
     }
 
     /// Forgets the persisted state of `user`'s login once it is over (in
-    /// the background: callers may hold no runtime-friendly context).
+    /// the background: `cancel` and `finish` are not async).
     fn forget_persisted(&self, user: &UserId) {
         let Some(markers) = self.markers.clone() else {
             return;
