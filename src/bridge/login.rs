@@ -28,7 +28,7 @@ use super::commands::{
 };
 use super::instagram::{LoginError, Logins};
 use super::login_cookies;
-use super::login_waiting::{LoginMarkers, Marker, WaitingFor};
+use super::login_waiting::{Interruption, LoginMarkers, Marker, WaitingFor};
 use super::supervisor::{Supervisor, NEEDS_LOGIN_STATES};
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
@@ -179,22 +179,27 @@ impl LoginFlows {
     }
 
     /// Ends flow `id` of `user` if it still waits for the answer to
-    /// question `asked`, stopping its runner; false if it moved on.
-    fn expire(&self, user: &UserId, id: u64, asked: u64) -> bool {
-        let expired = {
+    /// question `asked`, stopping its runner; returns what it waited for,
+    /// `None` if it moved on.
+    fn expire(&self, user: &UserId, id: u64, asked: u64) -> Option<WaitingFor> {
+        let flow = {
             let mut flows = self.lock();
             let waiting = flows.get(user).is_some_and(|flow| {
                 flow.id == id && flow.asked == asked && flow.stage.waits_for_input()
             });
-            waiting.then(|| flows.remove(user)).flatten()
+            waiting.then(|| flows.remove(user)).flatten()?
         };
-        let Some(flow) = expired else { return false };
+        let waited_for = flow.stage.waiting_for();
         if let Stage::Running { cancel, .. } = flow.stage {
             // An error means the runner is already done.
             let _ = cancel.send(());
         }
+        // A password or code sent late is redacted, not taken for a command.
+        if let Some(markers) = self.markers.as_ref().filter(|_| waited_for.is_secret()) {
+            markers.arm_redact_next(user.to_owned(), flow.room_id, Interruption::TimedOut);
+        }
         self.forget_persisted(user);
-        true
+        Some(waited_for)
     }
 
     /// Gives up on flow `id` of `user` when question `asked` is not answered
@@ -211,7 +216,7 @@ impl LoginFlows {
         let user = user.to_owned();
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
-            if flows.expire(&user, id, asked) {
+            if flows.expire(&user, id, asked).is_some() {
                 tracing::info!(%user, "login question timed out");
                 notifier.send(&Reply::text(TIMED_OUT)).await;
             }
@@ -933,14 +938,14 @@ mod tests {
         let id = start(&flows, alice, stage);
         let (answer, answered) = oneshot::channel();
         let asked = flows.expect_answer(alice, id, answer).unwrap();
-        assert!(!flows.expire(alice, id, asked + 1), "another question");
+        assert_eq!(flows.expire(alice, id, asked + 1), None, "another question");
         assert!(flows.in_progress(alice));
 
-        assert!(flows.expire(alice, id, asked));
+        assert_eq!(flows.expire(alice, id, asked), Some(WaitingFor::Answer));
         assert!(!flows.in_progress(alice));
         assert!(cancelled.await.is_ok(), "the runner is told to stop");
         assert!(answered.await.is_err());
-        assert!(!flows.expire(alice, id, asked), "expired once");
+        assert_eq!(flows.expire(alice, id, asked), None, "expired once");
     }
 
     #[test]
@@ -954,8 +959,9 @@ mod tests {
         if let Stage::Running { question, .. } = &mut flows.lock().get_mut(alice).unwrap().stage {
             question.take();
         }
-        assert!(
-            !flows.expire(alice, id, asked),
+        assert_eq!(
+            flows.expire(alice, id, asked),
+            None,
             "the browser works on the answer"
         );
         assert!(flows.in_progress(alice));

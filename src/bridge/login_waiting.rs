@@ -5,6 +5,8 @@
 //! interrupted to start again; when it was waiting for a password or a code,
 //! the user's next message in that room, unless it is a command, is
 //! redacted ([`redact_after_interruption`]): it was probably the secret.
+//! The same goes for a login that timed out waiting for a secret (a late
+//! password), in memory only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,13 @@ const IN_PROGRESS: &str = "login-in-progress:";
 /// Key prefix of an interrupted login whose user's next message is redacted.
 const REDACT_NEXT: &str = "login-redact-next:";
 
+/// Why a login that waited for a secret ended without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interruption {
+    Restart,
+    TimedOut,
+}
+
 /// What a login in progress waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,7 +46,7 @@ pub enum WaitingFor {
 
 impl WaitingFor {
     /// Whether the user's next message would have been a secret.
-    fn is_secret(self) -> bool {
+    pub fn is_secret(self) -> bool {
         matches!(self, WaitingFor::Password | WaitingFor::Answer)
     }
 }
@@ -58,8 +67,9 @@ pub struct LoginMarkers {
     /// first, so a late write never brings back the marker of a login that
     /// ended meanwhile.
     turn: Arc<tokio::sync::Mutex<()>>,
-    /// User → the management room where their next message is redacted.
-    redact_next: Arc<Mutex<HashMap<OwnedUserId, OwnedRoomId>>>,
+    /// User → the management room where their next message is redacted,
+    /// and why the login ended.
+    redact_next: Arc<Mutex<HashMap<OwnedUserId, (OwnedRoomId, Interruption)>>>,
 }
 
 impl LoginMarkers {
@@ -94,29 +104,31 @@ impl LoginMarkers {
         }
     }
 
-    /// The user's interrupted login in `room_id` whose next message is to
-    /// be redacted, forgotten as it is taken.
-    async fn take_redact_next(&self, user: &UserId, room_id: &RoomId) -> bool {
+    /// Why the user's login in `room_id` ended while waiting for a secret,
+    /// if their next message there is to be redacted; forgotten as it is taken.
+    async fn take_redact_next(&self, user: &UserId, room_id: &RoomId) -> Option<Interruption> {
         let armed = {
             let mut redact_next = self.redact_next.lock().unwrap_or_else(|e| e.into_inner());
             match redact_next.get(user) {
-                Some(room) if room == room_id => redact_next.remove(user).is_some(),
-                _ => false,
+                Some((room, _)) if room == room_id => redact_next.remove(user),
+                _ => None,
             }
         };
-        if armed {
+        let (_, why) = armed?;
+        if why == Interruption::Restart {
             if let Err(e) = self.store.kv_delete(&key(REDACT_NEXT, user)).await {
                 tracing::warn!(error = %e, %user, "cannot forget an interrupted login");
             }
         }
-        armed
+        Some(why)
     }
 
-    fn arm_redact_next(&self, user: OwnedUserId, room_id: OwnedRoomId) {
+    /// Redacts `user`'s next message in `room_id` unless it is a command.
+    pub fn arm_redact_next(&self, user: OwnedUserId, room_id: OwnedRoomId, why: Interruption) {
         self.redact_next
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(user, room_id);
+            .insert(user, (room_id, why));
     }
 }
 
@@ -141,7 +153,7 @@ pub async fn tell_interrupted_logins(bridge: &Bridge) -> Result<(), StoreError> 
         let user = UserId::parse(&key[REDACT_NEXT.len()..]);
         let room = RoomId::parse(value);
         if let (Ok(user), Ok(room)) = (user, room) {
-            markers.arm_redact_next(user, room);
+            markers.arm_redact_next(user, room, Interruption::Restart);
         }
     }
     for (key, value) in store.kv_with_prefix(IN_PROGRESS).await? {
@@ -157,7 +169,7 @@ pub async fn tell_interrupted_logins(bridge: &Bridge) -> Result<(), StoreError> 
             store
                 .kv_set(&self::key(REDACT_NEXT, &user), marker.room_id.as_str())
                 .await?;
-            markers.arm_redact_next(user.clone(), marker.room_id.clone());
+            markers.arm_redact_next(user.clone(), marker.room_id.clone(), Interruption::Restart);
         }
         let content = ruma::events::AnyMessageLikeEventContent::RoomMessage(
             ruma::events::room::message::RoomMessageEventContent::notice_plain(INTERRUPTED),
@@ -191,9 +203,7 @@ pub async fn redact_after_interruption(
     body: &str,
 ) -> Option<Reply> {
     let markers = bridge.login_flows.markers()?;
-    if !markers.take_redact_next(sender, room_id).await {
-        return None;
-    }
+    let why = markers.take_redact_next(sender, room_id).await?;
     let prefix = bridge.config.bot.command_prefix.as_str();
     let is_command = command_line(body, prefix, true)
         .and_then(|line| line.split_whitespace().next())
@@ -201,10 +211,14 @@ pub async fn redact_after_interruption(
     if is_command {
         return None;
     }
-    tracing::info!(user = %sender, "redacting the first message after an interrupted login");
+    tracing::info!(user = %sender, ?why, "redacting the first message after an interrupted login");
     let redaction = redact_secret(bridge, room_id, event_id).await;
+    let ended = match why {
+        Interruption::Restart => "Your login was interrupted by a restart of the bridge",
+        Interruption::TimedOut => "Your login had timed out",
+    };
     Some(Reply::text(format!(
-        "Your login was interrupted by a restart of the bridge, so I did not use that message: \
-         it may have been your password or code. Send `login` to start again.{redaction}"
+        "{ended}, so I did not use that message: it may have been your password or code. \
+         Send `login` to start again.{redaction}"
     )))
 }

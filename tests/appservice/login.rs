@@ -666,8 +666,12 @@ async fn unanswered_login_questions_time_out_with_a_notice() {
         assert!(Instant::now() < deadline, "{:#?}", setup.replies());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The login is over: the code is not taken as an answer, nor echoed.
-    setup.exchange("424242", "Unknown command").await;
+    // The login is over: a late code is redacted, not taken as an answer.
+    let late = setup.say("424242").await;
+    let reply = setup.wait_for_reply("Your login had timed out").await;
+    assert!(reply.contains("I redacted your message"), "{reply}");
+    assert!(setup.hs.redacted_events().contains(&late));
+    setup.exchange("oops", "Unknown command").await;
     assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
     assert_eq!(
         setup.replies().iter().filter(|r| *r == TIMED_OUT).count(),
