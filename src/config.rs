@@ -256,7 +256,7 @@ fn relative_to_config(path: &str, config_path: &Path) -> PathBuf {
 
 /// Where the browser login runner and the browser are; see
 /// `crate::login::discover` for where they are looked for when unset.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginConfig {
     /// The directory holding `playwright-runner.ts` and its `node_modules/`;
@@ -266,6 +266,27 @@ pub struct LoginConfig {
     /// The Chromium executable.
     #[serde(default)]
     pub chromium: Option<String>,
+    /// How long a login waits for each answer of the user (username,
+    /// password, 2FA code) before it gives up.
+    #[serde(default = "default_question_timeout_ms")]
+    pub question_timeout_ms: u64,
+}
+
+/// Five minutes: time to find a password or a code, not to forget a login.
+pub const DEFAULT_QUESTION_TIMEOUT_MS: u64 = 5 * 60 * 1000;
+
+fn default_question_timeout_ms() -> u64 {
+    DEFAULT_QUESTION_TIMEOUT_MS
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            runner_dir: None,
+            chromium: None,
+            question_timeout_ms: DEFAULT_QUESTION_TIMEOUT_MS,
+        }
+    }
 }
 
 impl LoginConfig {
@@ -642,6 +663,7 @@ impl Config {
             ("polling.presence_interval_ms", polling.presence_interval_ms),
             ("polling.request_timeout_ms", polling.request_timeout_ms),
             ("polling.parallel_fetches", polling.parallel_fetches),
+            ("login.question_timeout_ms", self.login.question_timeout_ms),
         ] {
             if value == 0 {
                 problem(key, "must be more than 0".to_owned());
@@ -856,6 +878,15 @@ impl Config {
             (
                 "@CHROMIUM@",
                 optional("chromium", &self.login.chromium, "/usr/bin/chromium"),
+            ),
+            (
+                "@QUESTION_TIMEOUT@",
+                match self.login.question_timeout_ms {
+                    DEFAULT_QUESTION_TIMEOUT_MS => {
+                        format!("# question_timeout_ms: {DEFAULT_QUESTION_TIMEOUT_MS}")
+                    }
+                    timeout => format!("question_timeout_ms: {timeout}"),
+                },
             ),
             (
                 "@API_BASE_URL@",
@@ -1344,6 +1375,9 @@ login:
   # The Chromium executable. Left out: chromium beside the binary, then
   # /usr/bin/chromium, then chromium or chromium-browser on PATH.
   @CHROMIUM@
+  # How long a login waits for each answer (username, password, 2FA code)
+  # before it gives up and stops its browser. Left out: 5 minutes.
+  @QUESTION_TIMEOUT@
 
 # Encryption of Instagram credentials at rest (AES-256-GCM).
 encryption:
@@ -1537,6 +1571,11 @@ mod tests {
         let mut config = Config::example();
         config.login.runner_dir = Some("runner".to_owned());
         config.login.chromium = Some("/opt/chromium/chrome".to_owned());
+        assert_eq!(
+            config.login.question_timeout_ms, DEFAULT_QUESTION_TIMEOUT_MS,
+            "five minutes unless set"
+        );
+        config.login.question_timeout_ms = 90_000;
         let loaded = Config::from_yaml(
             &config.to_documented_yaml(),
             Path::new("/etc/mi/config.yaml"),
@@ -1547,6 +1586,18 @@ mod tests {
         assert_eq!(
             loaded.login.chromium.as_deref(),
             Some("/opt/chromium/chrome")
+        );
+        assert_eq!(loaded.login.question_timeout_ms, 90_000);
+        config.login.question_timeout_ms = 0;
+        let error = Config::from_yaml(
+            &config.to_documented_yaml(),
+            Path::new("/etc/mi/config.yaml"),
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("login.question_timeout_ms"),
+            "{error}"
         );
     }
 

@@ -13,9 +13,9 @@ use ruma::events::{
 use ruma::{EventId, OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId, TransactionId, UserId};
 
 use super::commands::{CommandContext, Reply};
-use super::login;
 use super::management::{self, Audience};
 use super::Bridge;
+use super::{login, login_cookies, login_waiting};
 use crate::config::PermissionLevel;
 use crate::matrix::client::ClientError;
 use crate::matrix::server::RetryTransaction;
@@ -245,6 +245,22 @@ async fn on_message(
         in_management_room = management::confirm_private(bridge, room_id, sender, event_id).await?;
     }
     if in_management_room {
+        if let Some(reply) =
+            answer_after_restart(bridge, room_id, sender, event_id, &text.body).await
+        {
+            let txn_id = derived_txn_id("interrupted", event_id);
+            // Never resent: the message was probably a password.
+            if let Err(RetryTransaction(problem)) = settle(
+                send_notice(bridge, room_id, &txn_id, &reply).await,
+                "answering after an interrupted login",
+            ) {
+                tracing::warn!(
+                    problem,
+                    "the answer after an interrupted login was not sent"
+                );
+            }
+            return Ok(());
+        }
         if let Some(reply) = answer_login(bridge, room_id, sender, event_id, &text.body).await {
             let txn_id = derived_txn_id("answer", event_id);
             // Never resent: the message was consumed as a login answer.
@@ -262,6 +278,9 @@ async fn on_message(
         return Ok(());
     };
 
+    if let Some(paste) = login_cookies::paste_of(line) {
+        return on_cookie_paste(bridge, room_id, sender, event_id, in_management_room, paste).await;
+    }
     let command = CommandRun {
         sender: sender.to_owned(),
         room_id: room_id.to_owned(),
@@ -312,6 +331,50 @@ impl CommandRun {
             "replying to a command",
         )
     }
+}
+
+/// `login-cookies <paste>`: taken from the raw text (the command parser
+/// would mangle quotes), and never resent: the paste was consumed.
+async fn on_cookie_paste(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &str,
+    in_management_room: bool,
+    paste: &str,
+) -> Result<(), RetryTransaction> {
+    let Ok(parsed_id) = EventId::parse(event_id) else {
+        return Ok(());
+    };
+    let reply = login_cookies::log_in_with_paste(
+        bridge,
+        room_id,
+        sender,
+        &parsed_id,
+        in_management_room,
+        paste,
+    )
+    .await;
+    let txn_id = derived_txn_id("reply", event_id);
+    if let Err(RetryTransaction(problem)) = settle(
+        send_notice(bridge, room_id, &txn_id, &reply).await,
+        "answering a cookie login",
+    ) {
+        tracing::warn!(problem, "the answer to a cookie login was not sent");
+    }
+    Ok(())
+}
+
+/// Redacts the first message after a login interrupted while waiting for a secret.
+async fn answer_after_restart(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    sender: &UserId,
+    event_id: &str,
+    body: &str,
+) -> Option<Reply> {
+    let event_id = EventId::parse(event_id).ok()?;
+    login_waiting::redact_after_interruption(bridge, room_id, sender, &event_id, body).await
 }
 
 /// Hands the message to the sender's login in progress when it waits for input.

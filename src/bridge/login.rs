@@ -5,13 +5,16 @@
 //! cookies with `auth.validate`, asks `current_user` (a typed connector call)
 //! which account they belong to, and stores the login sealed.
 //!
-//! A login in progress lives only in memory ([`LoginFlows`]): a restart of
-//! the bridge loses it, and the user starts again with `login`. Passwords,
-//! codes and cookies are never logged, never part of a reply.
+//! A login in progress lives in memory ([`LoginFlows`]): a restart of the
+//! bridge loses it, and the user starts again with `login` (a marker in the
+//! store lets the bot say so, see [`super::login_waiting`]). Each question
+//! times out after `login.question_timeout_ms`, stopping the browser.
+//! Passwords, codes and cookies are never logged, never part of a reply.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ruma::events::room::message::RoomMessageEventContent;
@@ -24,6 +27,8 @@ use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
 use super::instagram::{LoginError, Logins};
+use super::login_cookies;
+use super::login_waiting::{Interruption, LoginMarkers, Marker, WaitingFor};
 use super::supervisor::{Supervisor, NEEDS_LOGIN_STATES};
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
@@ -41,6 +46,10 @@ use crate::store::Store;
 /// What the bot says when there is no login to cancel or answer.
 const NOTHING_IN_PROGRESS: &str = "You have no login in progress. \
     (A login that was in progress when the bridge restarted is lost: send `login` to start again.)";
+
+/// What the bot says when the user did not answer a question in time.
+pub const TIMED_OUT: &str =
+    "The login timed out waiting for your answer; send `login` to start again.";
 
 /// Registers `login`, `logout` and `cancel`.
 pub fn register(registry: &mut CommandRegistry) {
@@ -79,14 +88,17 @@ pub fn register(registry: &mut CommandRegistry) {
 pub struct LoginFlows {
     flows: Arc<Mutex<HashMap<OwnedUserId, Flow>>>,
     next_id: Arc<AtomicU64>,
+    /// Where each flow's state is persisted (none in unit tests).
+    markers: Option<LoginMarkers>,
 }
 
 /// One login in progress; `id` tells a finished flow from a newer one of
-/// the same user.
+/// the same user, `asked` the question it waits for from earlier ones.
 struct Flow {
     id: u64,
     room_id: OwnedRoomId,
     stage: Stage,
+    asked: u64,
 }
 
 enum Stage {
@@ -106,14 +118,111 @@ enum Stage {
 impl Stage {
     /// Whether the user's next message answers this stage.
     fn waits_for_input(&self) -> bool {
+        self.waiting_for() != WaitingFor::Nothing
+    }
+
+    fn waiting_for(&self) -> WaitingFor {
         match self {
-            Stage::Username | Stage::Password { .. } => true,
-            Stage::Running { question, .. } => question.is_some(),
+            Stage::Username => WaitingFor::Username,
+            Stage::Password { .. } => WaitingFor::Password,
+            Stage::Running {
+                question: Some(_), ..
+            } => WaitingFor::Answer,
+            Stage::Running { question: None, .. } => WaitingFor::Nothing,
         }
     }
 }
 
 impl LoginFlows {
+    /// Logins in progress whose state is persisted in `store`.
+    pub fn persisted(store: Store) -> LoginFlows {
+        LoginFlows {
+            markers: Some(LoginMarkers::new(store)),
+            ..LoginFlows::default()
+        }
+    }
+
+    pub(super) fn markers(&self) -> Option<&LoginMarkers> {
+        self.markers.as_ref()
+    }
+
+    fn next_number(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Persists the state of flow `id` of `user`, if it is still theirs.
+    async fn persist(&self, user: &UserId, id: u64) {
+        let Some(markers) = &self.markers else { return };
+        markers
+            .write(user, || {
+                let flows = self.lock();
+                let flow = flows.get(user).filter(|flow| flow.id == id)?;
+                Some(Marker {
+                    room_id: flow.room_id.clone(),
+                    waiting_for: flow.stage.waiting_for(),
+                })
+            })
+            .await;
+    }
+
+    /// Forgets the persisted state of `user`'s login once it is over (in
+    /// the background: `cancel` and `finish` are not async).
+    fn forget_persisted(&self, user: &UserId) {
+        let Some(markers) = self.markers.clone() else {
+            return;
+        };
+        let flows = self.clone();
+        let user = user.to_owned();
+        tokio::spawn(async move {
+            markers.delete(&user, || flows.in_progress(&user)).await;
+        });
+    }
+
+    /// Ends flow `id` of `user` if it still waits for the answer to
+    /// question `asked`, stopping its runner; returns what it waited for,
+    /// `None` if it moved on.
+    fn expire(&self, user: &UserId, id: u64, asked: u64) -> Option<WaitingFor> {
+        let flow = {
+            let mut flows = self.lock();
+            let waiting = flows.get(user).is_some_and(|flow| {
+                flow.id == id && flow.asked == asked && flow.stage.waits_for_input()
+            });
+            waiting.then(|| flows.remove(user)).flatten()?
+        };
+        let waited_for = flow.stage.waiting_for();
+        if let Stage::Running { cancel, .. } = flow.stage {
+            // An error means the runner is already done.
+            let _ = cancel.send(());
+        }
+        // A password or code sent late is redacted, not taken for a command.
+        if let Some(markers) = self.markers.as_ref().filter(|_| waited_for.is_secret()) {
+            markers.arm_redact_next(user.to_owned(), flow.room_id, Interruption::TimedOut);
+        }
+        self.forget_persisted(user);
+        Some(waited_for)
+    }
+
+    /// Gives up on flow `id` of `user` when question `asked` is not answered
+    /// within `timeout`, telling the user through `notifier`.
+    fn time_out_question(
+        &self,
+        notifier: RoomNotifier,
+        user: &UserId,
+        id: u64,
+        asked: u64,
+        timeout: Duration,
+    ) {
+        let flows = self.clone();
+        let user = user.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if flows.expire(&user, id, asked).is_some() {
+                tracing::info!(%user, "login question timed out");
+                notifier.send(&Reply::text(TIMED_OUT)).await;
+            }
+        });
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OwnedUserId, Flow>> {
         // A panic while holding the lock leaves the map consistent (every
         // change is a single insert, remove or field update).
@@ -143,13 +252,18 @@ impl LoginFlows {
     /// Removes the flow `id` of `user` when it ends; false if it is no longer
     /// the user's flow (it was cancelled).
     fn finish(&self, user: &UserId, id: u64) -> bool {
-        let mut flows = self.lock();
-        if flows.get(user).is_some_and(|flow| flow.id == id) {
-            flows.remove(user);
-            true
-        } else {
-            false
+        let finished = {
+            let mut flows = self.lock();
+            flows
+                .get(user)
+                .is_some_and(|flow| flow.id == id)
+                .then(|| flows.remove(user))
+                .is_some()
+        };
+        if finished {
+            self.forget_persisted(user);
         }
+        finished
     }
 
     /// Stops the login of `user`; false if there was none. A running login
@@ -164,23 +278,33 @@ impl LoginFlows {
             // flow gone and stores nothing.
             let _ = cancel.send(());
         }
+        self.forget_persisted(user);
         true
     }
 
     /// Registers the channel that takes the user's answer to a question of
-    /// flow `id`; false if the flow was cancelled meanwhile.
-    fn expect_answer(&self, user: &UserId, id: u64, answer: oneshot::Sender<String>) -> bool {
+    /// flow `id`; returns the question's number, or `None` if the flow was
+    /// cancelled meanwhile.
+    fn expect_answer(
+        &self,
+        user: &UserId,
+        id: u64,
+        answer: oneshot::Sender<String>,
+    ) -> Option<u64> {
+        let asked = self.next_number();
         let mut flows = self.lock();
         match flows.get_mut(user) {
             Some(Flow {
                 id: current,
                 stage: Stage::Running { question, .. },
+                asked: flow_asked,
                 ..
             }) if *current == id => {
                 *question = Some(answer);
-                true
+                *flow_asked = asked;
+                Some(asked)
             }
-            _ => false,
+            _ => None,
         }
     }
 }
@@ -198,17 +322,22 @@ pub async fn answer_waiting_flow(
     body: &str,
 ) -> Option<Reply> {
     let prefix = bridge.config.bot.command_prefix.as_str();
-    let is_cancel = command_line(body, prefix, true)
-        .is_some_and(|line| line.trim().eq_ignore_ascii_case("cancel"));
-    if is_cancel {
+    // `cancel` stops the login; a cookie paste replaces it (and must not be
+    // typed into Instagram's password field).
+    let is_command = command_line(body, prefix, true).is_some_and(|line| {
+        line.trim().eq_ignore_ascii_case("cancel") || login_cookies::paste_of(line).is_some()
+    });
+    if is_command {
         return None;
     }
-    let answered = {
-        let mut flows = bridge.login_flows.lock();
-        let flow = flows
+    let flows = &bridge.login_flows;
+    let (flow_id, answered) = {
+        let mut map = flows.lock();
+        let flow = map
             .get_mut(sender)
             .filter(|flow| flow.stage.waits_for_input())?;
-        match &mut flow.stage {
+        let flow_id = flow.id;
+        let answered = match &mut flow.stage {
             Stage::Username => {
                 let username = body.trim().trim_start_matches('@');
                 if username.is_empty() || username.contains(char::is_whitespace) {
@@ -221,7 +350,12 @@ pub async fn answer_waiting_flow(
                     "Now send the password of @{username}. I will redact your message as soon as I have read it."
                 ));
                 flow.stage = Stage::Password { username };
-                return Some(reply);
+                flow.asked = flows.next_number();
+                Answered::Username {
+                    reply,
+                    asked: flow.asked,
+                    room_id: flow.room_id.clone(),
+                }
             }
             Stage::Password { username } => {
                 let username = username.clone();
@@ -241,27 +375,88 @@ pub async fn answer_waiting_flow(
                 let _ = answer.send(body.trim().to_owned());
                 Answered::Question
             }
-        }
+        };
+        (flow_id, answered)
     };
-    let redaction = redact_secret(bridge, room_id, event_id).await;
+    flows.persist(sender, flow_id).await;
     let text = match answered {
+        Answered::Username {
+            reply,
+            asked,
+            room_id,
+        } => {
+            let notifier = RoomNotifier::of(bridge, room_id);
+            flows.time_out_question(notifier, sender, flow_id, asked, question_timeout(bridge));
+            return Some(reply);
+        }
         Answered::Password { username } => {
             format!("Logging in to Instagram as @{username}, this can take a minute.")
         }
         Answered::Question => "Thanks, sending your answer to Instagram.".to_owned(),
     };
+    let redaction = redact_secret(bridge, room_id, event_id).await;
     Some(Reply::text(format!("{text}{redaction}")))
 }
 
-/// Which secret the user just sent.
+/// What the user's message answered.
 enum Answered {
-    Password { username: String },
+    /// The username: the password is asked next.
+    Username {
+        reply: Reply,
+        asked: u64,
+        room_id: OwnedRoomId,
+    },
+    Password {
+        username: String,
+    },
     Question,
+}
+
+/// How long the bot waits for each answer.
+fn question_timeout(bridge: &Bridge) -> Duration {
+    Duration::from_millis(bridge.config.login.question_timeout_ms)
+}
+
+/// Sends the bot's notices to one room.
+#[derive(Clone)]
+struct RoomNotifier {
+    client: HomeserverClient,
+    room_id: OwnedRoomId,
+    bot: OwnedUserId,
+}
+
+impl RoomNotifier {
+    fn of(bridge: &Bridge, room_id: OwnedRoomId) -> RoomNotifier {
+        RoomNotifier {
+            client: bridge.client.clone(),
+            room_id,
+            bot: bridge.namespace.bot().to_owned(),
+        }
+    }
+
+    /// Sends a notice; a failure is only logged (there is nobody else to tell).
+    async fn send(&self, reply: &Reply) {
+        let content = AnyMessageLikeEventContent::RoomMessage(
+            RoomMessageEventContent::notice_html(reply.plain.clone(), reply.html.clone()),
+        );
+        let txn_id = TransactionId::new();
+        if let Err(e) = self
+            .client
+            .send_message(&self.room_id, &txn_id, &content, None, Some(&self.bot))
+            .await
+        {
+            tracing::warn!(error = %e, room_id = %self.room_id, "cannot send a login message");
+        }
+    }
 }
 
 /// Redacts the user's message holding a secret; returns what to add to the
 /// reply (asking the user to delete it when the homeserver refused).
-async fn redact_secret(bridge: &Bridge, room_id: &RoomId, event_id: &EventId) -> &'static str {
+pub(super) async fn redact_secret(
+    bridge: &Bridge,
+    room_id: &RoomId,
+    event_id: &EventId,
+) -> &'static str {
     let txn_id = TransactionId::new();
     let redacted = bridge
         .client
@@ -287,23 +482,108 @@ struct FlowContext {
     flows: LoginFlows,
     id: u64,
     user: OwnedUserId,
-    room_id: OwnedRoomId,
+    notifier: RoomNotifier,
+    question_timeout: Duration,
     config: Arc<Config>,
     store: Store,
-    client: HomeserverClient,
-    bot: OwnedUserId,
     connector: Connector,
     runner: BrowserLogin,
     /// Starts the login's poller once the login is saved.
     supervisor: Arc<Supervisor>,
 }
 
-/// A browser login whose cookies `auth.validate` accepted.
-struct VerifiedLogin {
+/// Cookies `auth.validate` accepted (from the browser or a paste), with the
+/// account Instagram says they belong to.
+pub(super) struct VerifiedLogin {
     credentials: Credentials,
     result: BrowserLoginResult,
     /// The username Instagram confirmed.
     username: String,
+}
+
+/// Validates `cookies` with the spec's `auth.validate` and asks the typed
+/// `current_user` whose they are; `extracted` are the values a browser
+/// login read from the page, `typed_username` what the user typed. Used by
+/// every way of logging in, so they all store the same thing.
+pub(super) async fn verify_cookies(
+    connector: &Connector,
+    cookies: BTreeMap<String, String>,
+    mut extracted: BTreeMap<String, String>,
+    typed_username: Option<String>,
+) -> Result<VerifiedLogin, ConnectorError> {
+    let mut credentials = Credentials::new(cookies.clone());
+    connector.validate(&mut credentials).await?;
+    // The account Instagram says the session belongs to, typed by the
+    // connector (the bridge never reads the platform's JSON).
+    let me = connector.current_user(&mut credentials).await?;
+    let confirmed = me
+        .handle
+        .or_else(|| extracted.get("username").cloned())
+        .or(typed_username)
+        .unwrap_or_else(|| "?".to_owned());
+    extracted.insert("username".to_owned(), confirmed.clone());
+    Ok(VerifiedLogin {
+        credentials,
+        result: BrowserLoginResult { cookies, extracted },
+        username: confirmed,
+    })
+}
+
+/// Why a verified login could not be stored; holds no secret.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SaveError {
+    #[error("the login worked but could not be saved: {0}")]
+    Store(LoginError),
+    #[error(
+        "the login worked but could not be saved: the bridge's credential key is unusable ({0})"
+    )]
+    Key(String),
+}
+
+/// Stores a verified login of `user` sealed, starts its poller and returns
+/// the spec's success message.
+pub(super) async fn save_verified(
+    bridge: &SaveTarget<'_>,
+    user: &UserId,
+    verified: VerifiedLogin,
+) -> Result<String, SaveError> {
+    let VerifiedLogin {
+        credentials,
+        result,
+        username,
+    } = verified;
+    let key = bridge
+        .config
+        .credential_key()
+        .map_err(|e| SaveError::Key(e.to_string()))?;
+    let logins = Logins::new(bridge.store.clone(), CredentialCipher::new(&key));
+    logins
+        .save_new(user.as_str(), Some(username.clone()), &credentials)
+        .await
+        .map_err(SaveError::Store)?;
+    bridge.supervisor.start(user.as_str());
+    Ok(success_message(bridge.connector.spec(), &result)
+        .unwrap_or_else(|| format!("Connected to Instagram as @{username}!")))
+}
+
+/// What storing a login needs of the bridge (the background login task
+/// holds its own copies).
+pub(super) struct SaveTarget<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub supervisor: &'a Supervisor,
+    pub connector: &'a Connector,
+}
+
+impl<'a> SaveTarget<'a> {
+    pub fn of(bridge: &'a Bridge) -> SaveTarget<'a> {
+        SaveTarget {
+            config: &bridge.config,
+            store: &bridge.store,
+            supervisor: &bridge.supervisor,
+            connector: &bridge.connector,
+        }
+    }
 }
 
 /// Why a login did not succeed; the text is for the user and holds no secret.
@@ -316,12 +596,8 @@ enum FlowError {
     },
     #[error("Instagram accepted the login, but the session does not work: {0}")]
     Validate(String),
-    #[error("the login worked but could not be saved: {0}")]
-    Save(LoginError),
-    #[error(
-        "the login worked but could not be saved: the bridge's credential key is unusable ({0})"
-    )]
-    Key(String),
+    #[error(transparent)]
+    Save(SaveError),
 }
 
 impl FlowContext {
@@ -330,11 +606,10 @@ impl FlowContext {
             flows: bridge.login_flows.clone(),
             id,
             user: user.to_owned(),
-            room_id,
+            notifier: RoomNotifier::of(bridge, room_id),
+            question_timeout: question_timeout(bridge),
             config: bridge.config.clone(),
             store: bridge.store.clone(),
-            client: bridge.client.clone(),
-            bot: bridge.namespace.bot().to_owned(),
             connector: bridge.connector.clone(),
             runner: bridge.browser_login.clone(),
             supervisor: bridge.supervisor.clone(),
@@ -398,67 +673,47 @@ impl FlowContext {
                 std::future::pending::<()>().await;
             }
         };
-        let mut result = self
+        let result = self
             .runner
             .run_cancellable(job, |prompt| self.ask(prompt), cancel)
             .await
             .map_err(browser_failed)?;
-
-        let mut credentials = Credentials::new(result.cookies.clone());
-        let invalid = |e: ConnectorError| FlowError::Validate(e.to_string());
-        self.connector
-            .validate(&mut credentials)
-            .await
-            .map_err(invalid)?;
-        // The account Instagram says the session belongs to, typed by the
-        // connector (the bridge never reads the platform's JSON).
-        let me = self
-            .connector
-            .current_user(&mut credentials)
-            .await
-            .map_err(invalid)?;
-        let confirmed = me
-            .handle
-            .or_else(|| result.extracted.get("username").cloned())
-            .unwrap_or(username);
-        result
-            .extracted
-            .insert("username".to_owned(), confirmed.clone());
-        Ok(VerifiedLogin {
-            credentials,
-            result,
-            username: confirmed,
-        })
+        verify_cookies(
+            &self.connector,
+            result.cookies,
+            result.extracted,
+            Some(username),
+        )
+        .await
+        .map_err(|e| FlowError::Validate(e.to_string()))
     }
 
     /// Stores the login sealed; returns the spec's success message.
     async fn save(&self, verified: VerifiedLogin) -> Result<String, FlowError> {
-        let VerifiedLogin {
-            credentials,
-            result,
-            username,
-        } = verified;
-        let key = self
-            .config
-            .credential_key()
-            .map_err(|e| FlowError::Key(e.to_string()))?;
-        let logins = Logins::new(self.store.clone(), CredentialCipher::new(&key));
-        logins
-            .save_new(self.user.as_str(), Some(username.clone()), &credentials)
+        let target = SaveTarget {
+            config: &self.config,
+            store: &self.store,
+            supervisor: &self.supervisor,
+            connector: &self.connector,
+        };
+        save_verified(&target, &self.user, verified)
             .await
-            .map_err(FlowError::Save)?;
-        self.supervisor.start(self.user.as_str());
-        Ok(success_message(self.connector.spec(), &result)
-            .unwrap_or_else(|| format!("Connected to Instagram as @{username}!")))
+            .map_err(FlowError::Save)
     }
 
     /// Relays a question of the login steps to the room and waits for the
     /// user's next message; `None` when the flow was cancelled.
     async fn ask(&self, prompt: Prompt) -> Option<String> {
         let (answer, answered) = oneshot::channel();
-        if !self.flows.expect_answer(&self.user, self.id, answer) {
-            return None;
-        }
+        let asked = self.flows.expect_answer(&self.user, self.id, answer)?;
+        self.flows.persist(&self.user, self.id).await;
+        self.flows.time_out_question(
+            self.notifier.clone(),
+            &self.user,
+            self.id,
+            asked,
+            self.question_timeout,
+        );
         let text = if prompt.name == "two_factor_code" {
             format!(
                 "Instagram asks for your two-factor code. {} Send the 6-digit code here; I will redact your message.",
@@ -477,20 +732,8 @@ impl FlowContext {
         answered.await.ok()
     }
 
-    /// Sends a notice to the flow's room; a failure is only logged (there is
-    /// nobody else to tell).
     async fn notify(&self, reply: &Reply) {
-        let content = AnyMessageLikeEventContent::RoomMessage(
-            RoomMessageEventContent::notice_html(reply.plain.clone(), reply.html.clone()),
-        );
-        let txn_id = TransactionId::new();
-        if let Err(e) = self
-            .client
-            .send_message(&self.room_id, &txn_id, &content, None, Some(&self.bot))
-            .await
-        {
-            tracing::warn!(error = %e, room_id = %self.room_id, "cannot send a login message");
-        }
+        self.notifier.send(reply).await;
     }
 }
 
@@ -529,21 +772,29 @@ impl CommandHandler for LoginCommand {
             )));
         }
         let flows = &ctx.bridge.login_flows;
-        let mut map = flows.lock();
-        if map.contains_key(ctx.sender) {
-            return Ok(Reply::text(
-                "A login is already in progress: wait for it to finish, or send `cancel`.",
-            ));
-        }
-        let id = flows.next_id.fetch_add(1, Ordering::Relaxed);
-        map.insert(
-            ctx.sender.to_owned(),
-            Flow {
-                id,
-                room_id: ctx.room_id.to_owned(),
-                stage: Stage::Username,
-            },
-        );
+        let (id, asked) = {
+            let mut map = flows.lock();
+            if map.contains_key(ctx.sender) {
+                return Ok(Reply::text(
+                    "A login is already in progress: wait for it to finish, or send `cancel`.",
+                ));
+            }
+            let (id, asked) = (flows.next_number(), flows.next_number());
+            map.insert(
+                ctx.sender.to_owned(),
+                Flow {
+                    id,
+                    room_id: ctx.room_id.to_owned(),
+                    stage: Stage::Username,
+                    asked,
+                },
+            );
+            (id, asked)
+        };
+        flows.persist(ctx.sender, id).await;
+        let notifier = RoomNotifier::of(ctx.bridge, ctx.room_id.to_owned());
+        let timeout = question_timeout(ctx.bridge);
+        flows.time_out_question(notifier, ctx.sender, id, asked, timeout);
         Ok(Reply::text(
             "Send your Instagram username. (Send `cancel` at any time to stop the login.)",
         ))
@@ -601,6 +852,7 @@ mod tests {
             id,
             room_id: room_id!("!dm:example.org").to_owned(),
             stage,
+            asked: id,
         };
         flows.lock().insert(user.to_owned(), flow);
         id
@@ -629,7 +881,7 @@ mod tests {
         assert!(!flows.cancel(alice), "nothing left to cancel");
         assert!(!flows.finish(alice, id));
         let (answer, _) = oneshot::channel();
-        assert!(!flows.expect_answer(alice, id, answer));
+        assert!(flows.expect_answer(alice, id, answer).is_none());
     }
 
     #[tokio::test]
@@ -639,7 +891,7 @@ mod tests {
         let (stage, cancelled) = running();
         let id = start(&flows, alice, stage);
         let (answer, answered) = oneshot::channel();
-        assert!(flows.expect_answer(alice, id, answer));
+        assert!(flows.expect_answer(alice, id, answer).is_some());
         assert!(flows.lock()[alice].stage.waits_for_input());
 
         assert!(flows.cancel(alice));
@@ -676,5 +928,42 @@ mod tests {
         assert!(flows.in_progress(alice));
         assert!(flows.finish(alice, new));
         assert!(!flows.in_progress(alice));
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_question_expires_and_stops_the_runner() {
+        let flows = LoginFlows::default();
+        let alice = user_id!("@alice:example.org");
+        let (stage, cancelled) = running();
+        let id = start(&flows, alice, stage);
+        let (answer, answered) = oneshot::channel();
+        let asked = flows.expect_answer(alice, id, answer).unwrap();
+        assert_eq!(flows.expire(alice, id, asked + 1), None, "another question");
+        assert!(flows.in_progress(alice));
+
+        assert_eq!(flows.expire(alice, id, asked), Some(WaitingFor::Answer));
+        assert!(!flows.in_progress(alice));
+        assert!(cancelled.await.is_ok(), "the runner is told to stop");
+        assert!(answered.await.is_err());
+        assert_eq!(flows.expire(alice, id, asked), None, "expired once");
+    }
+
+    #[test]
+    fn an_answered_question_does_not_expire() {
+        let flows = LoginFlows::default();
+        let alice = user_id!("@alice:example.org");
+        let (stage, _cancelled) = running();
+        let id = start(&flows, alice, stage);
+        let (answer, _answered) = oneshot::channel();
+        let asked = flows.expect_answer(alice, id, answer).unwrap();
+        if let Stage::Running { question, .. } = &mut flows.lock().get_mut(alice).unwrap().stage {
+            question.take();
+        }
+        assert_eq!(
+            flows.expire(alice, id, asked),
+            None,
+            "the browser works on the answer"
+        );
+        assert!(flows.in_progress(alice));
     }
 }

@@ -11,6 +11,8 @@ pub mod ephemeral;
 pub mod instagram;
 pub mod login;
 pub mod login_session;
+pub mod login_cookies;
+pub mod login_waiting;
 pub mod management;
 pub mod media;
 pub mod pictures;
@@ -97,6 +99,7 @@ impl Bridge {
     ) -> Bridge {
         let mut commands = CommandRegistry::with_builtins();
         login::register(&mut commands);
+        login_cookies::register(&mut commands);
         sync::register(&mut commands);
         commands::chat::register(&mut commands);
         commands::inbox::register(&mut commands);
@@ -110,13 +113,13 @@ impl Bridge {
             media: MediaBridge::new(config.media.max_bytes),
             pictures: Pictures::new(),
             double_puppet,
+            login_flows: LoginFlows::persisted(store.clone()),
             config,
             store,
             client,
             connector,
             namespace,
             commands,
-            login_flows: LoginFlows::default(),
             started_at: Instant::now(),
             supervisor: Arc::default(),
             queues: PortalQueues::default(),
@@ -127,13 +130,17 @@ impl Bridge {
 }
 
 /// The browser login runner and Chromium, from `login.*` or found where
-/// [`Search`] looks.
+/// [`Search`] looks. Its overall limit leaves a question its whole
+/// `login.question_timeout_ms` besides the time of the steps.
 fn browser_login(config: &Config) -> BrowserLogin {
+    const STEPS_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(120);
+    let question = std::time::Duration::from_millis(config.login.question_timeout_ms);
     Search::from_environment(
         config.login.runner_dir.as_ref().map(PathBuf::from),
         config.login.chromium.as_ref().map(PathBuf::from),
     )
     .browser_login()
+    .with_timeout(question + STEPS_ALLOWANCE)
 }
 
 #[async_trait]

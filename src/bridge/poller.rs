@@ -576,19 +576,10 @@ fn thread_update(
     state: Option<&ThreadState>,
     newest_page: Option<Vec<PageItem>>,
 ) -> ThreadUpdate {
-    let seen = changed_seen(&conversation, state, login.ig_user_id.as_deref());
-    ThreadUpdate {
-        login_mxid: login.mxid.clone(),
-        conversation,
-        request,
-        messages: Vec::new(),
-        newest_page,
-        history_cut: false,
-        unsent: Vec::new(),
-        seen,
-        received: Instant::now(),
-        requested: Instant::now(),
-    }
+    let mut update = ThreadUpdate::new(login.mxid.clone(), conversation, request);
+    update.seen = changed_seen(&update.conversation, state, login.ig_user_id.as_deref());
+    update.newest_page = newest_page;
+    update
 }
 
 /// A database failure during a poll: retried like a transient platform one.

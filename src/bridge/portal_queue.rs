@@ -63,6 +63,25 @@ pub struct ThreadUpdate {
     pub requested: std::time::Instant,
 }
 
+impl ThreadUpdate {
+    /// An update with nothing to relay yet, seen now.
+    pub fn new(login_mxid: String, conversation: Conversation, request: bool) -> ThreadUpdate {
+        let now = std::time::Instant::now();
+        ThreadUpdate {
+            login_mxid,
+            conversation,
+            request,
+            messages: Vec::new(),
+            newest_page: None,
+            history_cut: false,
+            unsent: Vec::new(),
+            seen: Vec::new(),
+            received: now,
+            requested: now,
+        }
+    }
+}
+
 /// Work for a portal's worker.
 #[derive(Debug)]
 pub enum PortalWork {

@@ -188,6 +188,9 @@ pub async fn run_until(
     });
 
     ping_homeserver(&bridge).await;
+    if let Err(e) = super::login_waiting::tell_interrupted_logins(&bridge).await {
+        tracing::warn!(error = %e, "cannot tell users about logins the restart interrupted");
+    }
     bridge.supervisor.start_all().await;
 
     let served = server.await;

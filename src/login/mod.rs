@@ -21,10 +21,13 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, Command};
 
 pub mod discover;
+mod process;
 
 use crate::connector::http::BaseUrls;
 use crate::connector::spec::Spec;
 use crate::connector::template::Template;
+
+use self::process::RunnerProcesses;
 
 /// Overrides the default scripts directory (`<repo>/scripts`).
 pub const SCRIPTS_DIR_ENV: &str = "MATRIX_INSTAGRAM_SCRIPTS_DIR";
@@ -319,7 +322,8 @@ impl BrowserLogin {
     }
 
     /// [`run`](Self::run) that stops the runner (and its browser) when
-    /// `cancel` completes, with [`BrowserLoginError::Cancelled`].
+    /// `cancel` completes, with [`BrowserLoginError::Cancelled`]. However it
+    /// ends (dropped included), no process it started is left running.
     pub async fn run_cancellable<A, F, C>(
         &self,
         job: LoginJob,
@@ -348,6 +352,9 @@ impl BrowserLogin {
         let job_line = json!({ "launch": launch, "steps": job.steps, "inputs": job.inputs });
 
         let mut child = self.spawn()?;
+        // Declared after `profile`: dropped first, so the browser is gone
+        // before its profile directory is removed.
+        let mut processes = RunnerProcesses::new(child.id(), &profile.path);
         let mut stdin = child.stdin.take().ok_or_else(|| pipe_missing("stdin"))?;
         let stdout = child.stdout.take().ok_or_else(|| pipe_missing("stdout"))?;
         let stderr = child.stderr.take().ok_or_else(|| pipe_missing("stderr"))?;
@@ -390,24 +397,25 @@ impl BrowserLogin {
         // A runner still waiting for an answer sees the end of stdin and stops.
         drop(stdin);
         let Some(outcome) = outcome else {
-            stop(&mut child).await;
+            processes.stop(&mut child).await;
             return Err(BrowserLoginError::Cancelled);
         };
         let done = match outcome {
             Err(_) => {
-                stop(&mut child).await;
+                processes.stop(&mut child).await;
                 return Err(BrowserLoginError::Timeout {
                     after: self.timeout,
                     last_step,
                 });
             }
             Ok(Err(err)) => {
-                stop(&mut child).await;
+                processes.stop(&mut child).await;
                 return Err(err);
             }
             Ok(Ok(done)) => done,
         };
         let status = finish(&mut child).await;
+        processes.reaped();
         match done {
             Some(done) => done.into_result(),
             None => {
@@ -431,6 +439,8 @@ impl BrowserLogin {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, signalled as a whole when it is stopped.
+            .process_group(0)
             .kill_on_drop(true);
         command.spawn().map_err(|source| {
             let command = format!("{} --import tsx {RUNNER_FILE}", self.node.display());
@@ -442,26 +452,6 @@ impl BrowserLogin {
                 _ => BrowserLoginError::Spawn { command, source },
             }
         })
-    }
-}
-
-/// Asks the runner to close its browser and exit (SIGTERM), killing it if it
-/// has not within a few seconds. A killed runner leaves Chromium to notice its
-/// closed pipe, possibly after the profile directory is removed; SIGTERM first
-/// lets the browser shut down cleanly.
-async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) {
-        // SAFETY: kill(2) with a pid this process spawned and has not reaped
-        // (`id()` is `None` once it has); it touches no memory.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    if tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
     }
 }
 

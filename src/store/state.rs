@@ -98,4 +98,30 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Every key starting with `prefix`, with its value, in key order.
+    pub async fn kv_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        // The part before any LIKE wildcard, then anything.
+        let literal = prefix.split(['%', '_']).next().unwrap_or_default();
+        let pattern = format!("{literal}%");
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM kv WHERE key LIKE $1 ORDER BY key")
+                .bind(pattern)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(super::query_failed("reading bridge state values"))?;
+        // A wildcard in `prefix` matched more: keep exact prefixes only.
+        Ok(rows
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .collect())
+    }
+
+    /// Forgets the value stored under `key` (none is fine).
+    pub async fn kv_delete(&self, key: &str) -> Result<(), StoreError> {
+        let statement = with_text_params("DELETE FROM kv WHERE key = $1", &[key]);
+        self.execute(statement, "deleting a bridge state value")
+            .await?;
+        Ok(())
+    }
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use instagram_sim::{Account, Simulator};
 use matrix_instagram::bridge::instagram::{load_connector, Logins};
+use matrix_instagram::bridge::login::TIMED_OUT;
+use matrix_instagram::bridge::login_waiting::{tell_interrupted_logins, INTERRUPTED};
 use matrix_instagram::bridge::run::build_appservice;
 use matrix_instagram::config::Config;
 use matrix_instagram::connector::auth::Credentials;
@@ -62,6 +64,7 @@ struct LoginSetup {
     hs: FakeHomeserver,
     bridge_url: String,
     database_url: String,
+    config: Arc<Config>,
     log: CapturedLog,
     sent_events: AtomicUsize,
     server: JoinHandle<()>,
@@ -109,17 +112,7 @@ impl LoginSetup {
         config.instagram.web_base_url = Some(sim.base_url());
         edit(&mut config);
         let config = Arc::new(config);
-        let store = Store::connect(&database_url).await.expect("store");
-        let client = HomeserverClient::new(&hs_url, AS_TOKEN).expect("HTTP client");
-        // The connector path is absolute, so the config file's directory does not matter.
-        let connector = load_connector(&config, Path::new("config.yaml")).expect("spec");
-        let (_bridge, router) =
-            build_appservice(config, store, client, connector).expect("appservice");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let bridge_url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let (bridge_url, server) = serve_bridge(&config, &database_url).await;
 
         let setup = LoginSetup {
             sim,
@@ -127,6 +120,7 @@ impl LoginSetup {
             hs,
             bridge_url,
             database_url,
+            config,
             log,
             sent_events: AtomicUsize::new(0),
             server,
@@ -136,6 +130,15 @@ impl LoginSetup {
         setup.push(invite("$invite", DM, ALICE, true)).await;
         setup.wait_for_reply("management room").await;
         setup
+    }
+
+    /// Stops the bridge and starts a new one over the same database, as a
+    /// restart does (what the bridge does at startup included).
+    async fn restart(&mut self) {
+        self.server.abort();
+        let (bridge_url, server) = serve_bridge(&self.config, &self.database_url).await;
+        self.bridge_url = bridge_url;
+        self.server = server;
     }
 
     /// Pushes one event in its own transaction, as the homeserver does.
@@ -225,6 +228,26 @@ impl LoginSetup {
             );
         }
     }
+}
+
+/// Builds the bridge over `database_url`, runs its startup steps that
+/// concern logins, and serves its appservice API on a free port.
+async fn serve_bridge(config: &Arc<Config>, database_url: &str) -> (String, JoinHandle<()>) {
+    let store = Store::connect(database_url).await.expect("store");
+    let client = HomeserverClient::new(&config.homeserver.url, AS_TOKEN).expect("HTTP client");
+    // The connector path is absolute, so the config file's directory does not matter.
+    let connector = load_connector(config, Path::new("config.yaml")).expect("spec");
+    let (bridge, router) =
+        build_appservice(config.clone(), store, client, connector).expect("appservice");
+    tell_interrupted_logins(&bridge)
+        .await
+        .expect("interrupted logins told");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bridge_url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (bridge_url, server)
 }
 
 fn logins(store: Store) -> Logins {
@@ -430,4 +453,307 @@ async fn login_when_logged_in_is_refused_and_logout_forgets_the_login() {
         reply.starts_with("Log in from your management room"),
         "{reply}"
     );
+}
+
+/// Every form of `login-cookies` a browser gives, from a fresh simulator
+/// session each.
+fn cookie_pastes(
+    cookies: &std::collections::BTreeMap<String, String>,
+) -> Vec<(&'static str, String)> {
+    let header = cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let object = serde_json::to_string_pretty(cookies).unwrap();
+    let export: Vec<Value> = cookies
+        .iter()
+        .map(|(name, value)| {
+            json!({
+                "domain": ".instagram.com", "hostOnly": false, "httpOnly": name == "sessionid",
+                "name": name, "path": "/", "sameSite": "no_restriction", "secure": true,
+                "session": false, "storeId": "0", "value": value, "expirationDate": 1_790_000_000.5,
+            })
+        })
+        .collect();
+    vec![
+        ("a Cookie header", format!("Cookie: {header}")),
+        ("name=value pairs", header.clone()),
+        ("a JSON object", object),
+        (
+            "an extension's export",
+            serde_json::to_string_pretty(&export).unwrap(),
+        ),
+        (
+            "cURL (bash)",
+            format!(
+                "curl 'https://www.instagram.com/api/v1/users/web_profile_info/?username=x' \\\n  -H 'accept: */*' \\\n  -H 'cookie: {header}' \\\n  -H 'x-ig-app-id: 936619743392459' \\\n  --compressed"
+            ),
+        ),
+        (
+            "cURL (cmd)",
+            format!(
+                "curl \"https://www.instagram.com/\" ^\n  -H \"accept: text/html\" ^\n  -b \"{header}\" ^\n  --compressed"
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn login_cookies_reads_every_format_redacts_it_and_stores_the_login() {
+    let setup = LoginSetup::start_with("login.cookies", |_| {}).await;
+    let mut secrets = Vec::new();
+    let pk = setup.account.pk;
+    let formats = cookie_pastes(&setup.sim.new_session(pk).unwrap()).len();
+    for index in 0..formats {
+        let cookies = setup.sim.new_session(pk).unwrap();
+        let (format, paste) = cookie_pastes(&cookies).swap_remove(index);
+        let before = setup.replies().len();
+        let event = setup.say(&format!("login-cookies {paste}")).await;
+        let reply = &setup.replies()[before];
+        assert!(
+            reply.starts_with("Connected to Instagram as @login.cookies!"),
+            "{format}: {reply}"
+        );
+        assert!(
+            reply.contains("I redacted your message"),
+            "{format}: {reply}"
+        );
+        assert!(setup.hs.redacted_events().contains(&event), "{format}");
+
+        let store = setup.store().await;
+        let record = store.login(ALICE).await.unwrap().expect("login stored");
+        assert_eq!(record.state, "connected", "{format}");
+        assert_eq!(record.username.as_deref(), Some("login.cookies"));
+        assert_eq!(record.ig_user_id, Some(pk.to_string()));
+        let stored = logins(store).credentials(ALICE).await.unwrap();
+        assert_eq!(stored.cookies, cookies, "{format}");
+        assert!(!record.credentials.as_str().contains(&cookies["sessionid"]));
+        setup
+            .exchange("ping", "Logged in as @login.cookies (connected).")
+            .await;
+        setup
+            .exchange("logout", "Logged out of @login.cookies.")
+            .await;
+        secrets.push(cookies["sessionid"].clone());
+        secrets.push(cookies["csrftoken"].clone());
+    }
+    let formats_reply = setup.exchange("login-cookies", "Cookie header").await;
+    assert!(formats_reply.contains("curl '"), "{formats_reply}");
+    let help = setup.exchange("help", "`login-cookies <cookies>`").await;
+    assert!(help.contains("`login`"), "{help}");
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    setup.assert_never_shown(&secrets);
+}
+
+#[tokio::test]
+async fn broken_cookie_pastes_are_explained_redacted_and_not_stored() {
+    let setup = LoginSetup::start_with("login.badcookies", |_| {}).await;
+    let pk = setup.account.pk;
+    let mut cookies = setup.sim.new_session(pk).unwrap();
+    let session = cookies.remove("sessionid").unwrap();
+    let header_without_session = cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let expired = setup.sim.new_session(pk).unwrap();
+    setup.sim.expire_session(pk).unwrap();
+    let expired_header = expired
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let other_site = format!(
+        r#"[{{"domain": ".facebook.com", "name": "xs", "value": "{session}"}},
+            {{"domain": ".facebook.com", "name": "c_user", "value": "100"}}]"#
+    );
+    let cases = [
+        (
+            header_without_session.clone(),
+            "The cookie sessionid is missing.",
+        ),
+        (other_site, "Those cookies are of facebook.com, not of instagram.com"),
+        (
+            format!("curl 'https://www.facebook.com/' -H 'cookie: {expired_header}'"),
+            "Those cookies are of www.facebook.com, not of instagram.com",
+        ),
+        (
+            format!("my session is {session}"),
+            "I could not read your cookies: it is not JSON, a cURL command, or cookies written as name=value pairs",
+        ),
+        (
+            format!("{{\"sessionid\": \"{session}\""),
+            "I could not read your cookies: it starts like JSON but is not valid JSON",
+        ),
+        (
+            expired_header.clone(),
+            "Instagram says this session is no longer valid (it expired or was logged out).",
+        ),
+    ];
+    for (paste, expected) in cases {
+        let before = setup.replies().len();
+        let event = setup.say(&format!("login-cookies {paste}")).await;
+        let reply = &setup.replies()[before];
+        assert!(reply.starts_with(expected), "{reply:?} lacks {expected:?}");
+        assert!(reply.contains("I redacted your message"), "{reply}");
+        assert!(setup.hs.redacted_events().contains(&event));
+        assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    }
+    let unreadable = setup
+        .replies()
+        .into_iter()
+        .find(|r| r.contains("I could not read"));
+    assert!(unreadable
+        .unwrap()
+        .contains("a request to instagram.com copied as cURL"));
+
+    // In a shared room the paste is redacted and refused.
+    let group = "!cookies-group:test.local";
+    setup.hs.add_member(group, "@carol:test.local");
+    setup
+        .push(invite("$cookies-invite", group, ALICE, false))
+        .await;
+    let before = setup.replies().len();
+    let paste = format!("!ig login-cookies Cookie: sessionid={session}; {header_without_session}");
+    setup
+        .push(text_message("$cookies-group", group, ALICE, &paste))
+        .await;
+    let reply = &setup.replies()[before];
+    assert!(
+        reply.starts_with("Cookies are as secret as your password"),
+        "{reply}"
+    );
+    assert!(setup
+        .hs
+        .redacted_events()
+        .contains(&"$cookies-group".to_owned()));
+    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+
+    let mut secrets = vec![session.as_str(), expired["sessionid"].as_str()];
+    secrets.extend(cookies.values().map(String::as_str));
+    setup.assert_never_shown(&secrets);
+}
+
+#[tokio::test]
+async fn unanswered_login_questions_time_out_with_a_notice() {
+    let setup = LoginSetup::start_with("login.timeout", |config| {
+        config.login.question_timeout_ms = 3000;
+    })
+    .await;
+    // The username is never sent.
+    setup
+        .exchange("login", "Send your Instagram username")
+        .await;
+    let notice = setup.wait_for_reply("timed out").await;
+    assert_eq!(notice, TIMED_OUT);
+    setup
+        .exchange("cancel", "You have no login in progress")
+        .await;
+
+    // The 2FA code is never sent: the browser is stopped, nothing stored.
+    setup
+        .sim
+        .set_two_factor(setup.account.pk, Some("424242"))
+        .expect("2FA on");
+    setup.say("login").await;
+    setup.say("login.timeout").await;
+    setup.say(PASSWORD).await;
+    setup.wait_for_reply("two-factor code").await;
+    let started = setup.replies().len();
+    let deadline = Instant::now() + LOGIN_WAIT;
+    while setup.replies()[started..].iter().all(|r| r != TIMED_OUT) {
+        assert!(Instant::now() < deadline, "{:#?}", setup.replies());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The login is over: a late code is redacted, not taken as an answer.
+    let late = setup.say("424242").await;
+    let reply = setup.wait_for_reply("Your login had timed out").await;
+    assert!(reply.contains("I redacted your message"), "{reply}");
+    assert!(setup.hs.redacted_events().contains(&late));
+    setup.exchange("oops", "Unknown command").await;
+    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    assert_eq!(
+        setup.replies().iter().filter(|r| *r == TIMED_OUT).count(),
+        2,
+        "{:#?}",
+        setup.replies()
+    );
+    setup
+        .exchange("login", "Send your Instagram username")
+        .await;
+    setup.assert_never_shown(&[PASSWORD]);
+}
+
+/// How many times the bot said a restart interrupted the login.
+fn interrupted(setup: &LoginSetup) -> usize {
+    setup
+        .replies()
+        .iter()
+        .filter(|reply| *reply == INTERRUPTED)
+        .count()
+}
+
+#[tokio::test]
+async fn a_login_interrupted_by_a_restart_is_told_and_the_password_redacted() {
+    let mut setup = LoginSetup::start_with("login.restart", |_| {}).await;
+    setup.say("login").await;
+    setup
+        .exchange("login.restart", "Now send the password of @login.restart")
+        .await;
+    setup.restart().await;
+    assert_eq!(interrupted(&setup), 1, "{:#?}", setup.replies());
+
+    // The password meant for the lost login is redacted, not a command.
+    let before = setup.replies().len();
+    let password_event = setup.say(PASSWORD).await;
+    let reply = &setup.replies()[before];
+    assert!(
+        reply.starts_with("Your login was interrupted by a restart of the bridge"),
+        "{reply}"
+    );
+    assert!(reply.contains("I redacted your message"), "{reply}");
+    assert_eq!(setup.hs.redacted_events(), vec![password_event]);
+    // Only that one message.
+    setup.exchange("oops", "Unknown command").await;
+    assert_eq!(setup.hs.redacted_events().len(), 1);
+
+    // Interrupted at the password again: a command next runs as usual.
+    setup.say("login").await;
+    setup.say("login.restart").await;
+    setup.restart().await;
+    assert_eq!(interrupted(&setup), 2);
+    setup
+        .exchange("ping", "You are not logged in to Instagram.")
+        .await;
+    setup.exchange("oops", "Unknown command").await;
+    assert_eq!(setup.hs.redacted_events().len(), 1);
+
+    // Interrupted at the username: told, nothing redacted.
+    setup.say("login").await;
+    setup.restart().await;
+    assert_eq!(interrupted(&setup), 3);
+    setup.exchange("someone", "Unknown command").await;
+    assert_eq!(setup.hs.redacted_events().len(), 1);
+
+    // A cancelled login is not reported after a restart.
+    setup.say("login").await;
+    setup.exchange("cancel", "Login cancelled.").await;
+    let store = setup.store().await;
+    let deadline = Instant::now() + LOGIN_WAIT;
+    while !store
+        .kv_with_prefix("login-in-progress:")
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled login's marker stays"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    setup.restart().await;
+    assert_eq!(interrupted(&setup), 3, "{:#?}", setup.replies());
+    setup.assert_never_shown(&[PASSWORD]);
 }

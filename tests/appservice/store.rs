@@ -142,6 +142,7 @@ on_both_backends!(
     puppets_crud,
     reactions_crud,
     kv_get_and_set,
+    kv_prefix_listing_and_delete,
     deleting_a_login_deletes_what_it_bridged,
     old_transactions_are_pruned,
 );
@@ -866,6 +867,31 @@ async fn kv_get_and_set(db: &TestDb) {
     store.kv_set("seq", "1").await.unwrap();
     store.kv_set("seq", "2").await.unwrap();
     assert_eq!(store.kv_get("seq").await.unwrap().as_deref(), Some("2"));
+}
+
+async fn kv_prefix_listing_and_delete(db: &TestDb) {
+    let store = db.connect().await;
+    for (key, value) in [
+        ("login_x:@b:x", "2"),
+        ("login_x:@a:x", "1"),
+        ("loginAx:@c:x", "wildcard"),
+        ("other", "3"),
+    ] {
+        store.kv_set(key, value).await.unwrap();
+    }
+    let listed = store.kv_with_prefix("login_x:").await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            ("login_x:@a:x".to_owned(), "1".to_owned()),
+            ("login_x:@b:x".to_owned(), "2".to_owned())
+        ]
+    );
+    store.kv_delete("login_x:@a:x").await.unwrap();
+    store.kv_delete("never-set").await.unwrap();
+    assert_eq!(store.kv_get("login_x:@a:x").await.unwrap(), None);
+    assert_eq!(store.kv_with_prefix("login_x:").await.unwrap().len(), 1);
+    assert_eq!(store.kv_get("other").await.unwrap().as_deref(), Some("3"));
 }
 
 #[tokio::test]

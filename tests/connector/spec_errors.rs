@@ -464,9 +464,9 @@ fn broken_login_steps_are_reported_with_their_place() {
     ]);
     let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
     let expected = [
-        "connectors/broken.yaml: auth: connect.playwright.steps[2].fill: unknown input `pasword` (connect.playwright.inputs declares: username, password)",
-        "connectors/broken.yaml: auth: connect.playwright.steps[3].clik: unknown step type `clik` (known: goto, wait_for, fail_if, if_selector, assert_cookies, extract_cookies, extract, click, fill, type, close)",
-        "connectors/broken.yaml: auth: connect.playwright.steps[5].fail_if: `kind` is required",
+        "connectors/broken.yaml: auth: connect.playwright.steps[4].fill: unknown input `pasword` (connect.playwright.inputs declares: username, password)",
+        "connectors/broken.yaml: auth: connect.playwright.steps[5].clik: unknown step type `clik` (known: goto, wait_for, fail_if, if_selector, assert_cookies, extract_cookies, extract, click, fill, type, close)",
+        "connectors/broken.yaml: auth: connect.playwright.steps[7].fail_if: `kind` is required",
     ];
     for line in expected {
         assert!(
@@ -476,7 +476,7 @@ fn broken_login_steps_are_reported_with_their_place() {
     }
     assert!(
         shown.iter().any(|line| line.starts_with(
-            "connectors/broken.yaml: auth: connect.playwright.steps[6].if_selector.steps[2].wait_for: url_matches `^{{api.web_base_url}}/(challenge/` is not a regular expression"
+            "connectors/broken.yaml: auth: connect.playwright.steps[8].if_selector.steps[2].wait_for: url_matches `^{{api.web_base_url}}/(challenge/` is not a regular expression"
         )),
         "{shown:?}"
     );

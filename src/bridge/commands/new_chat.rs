@@ -108,17 +108,11 @@ async fn open_room(
     };
     // The thread's ordered worker creates the room, as for any thread, so a
     // poll that sees the new chat at the same moment cannot make a second one.
-    let update = ThreadUpdate {
-        login_mxid: mxid.clone(),
-        conversation: conversation.clone(),
-        request: conversation.pending == Some(true),
-        messages: Vec::new(),
-        newest_page: None,
-        history_cut: false,
-        unsent: Vec::new(),
-        seen: Vec::new(),
-        received: std::time::Instant::now(),
-    };
+    let update = ThreadUpdate::new(
+        mxid.clone(),
+        conversation.clone(),
+        conversation.pending == Some(true),
+    );
     let deadline = tokio::time::Instant::now() + ROOM_WAIT;
     let mut offered = false;
     while tokio::time::Instant::now() < deadline {

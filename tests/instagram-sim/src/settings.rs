@@ -1,6 +1,7 @@
 //! How strictly the simulator plays Instagram: cursor lifetime, media URL lifetime, short
-//! pages, drift mode, `client_context` deduplication, the spam limit on sends and how long
-//! uploaded videos and voice clips take to transcode. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
+//! pages, drift mode, `client_context` deduplication, the spam limit on sends, how long
+//! uploaded videos and voice clips take to transcode and the cookie-consent dialog of the login
+//! page. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
 
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ pub struct Settings {
     /// How many broadcasts of a fresh video or voice upload answer 202 "Transcode not
     /// finished yet." before it can be sent (default 1: the first attempt).
     pub transcode_attempts: u32,
+    /// The login page shows the cookie-consent dialog Instagram shows EU visitors, and
+    /// takes no login until a choice is made.
+    #[serde(default)]
+    pub consent_dialog: bool,
 }
 
 impl Default for Settings {
@@ -47,6 +52,7 @@ impl Default for Settings {
             dedupe_client_context: false,
             send_limit_per_minute: DEFAULT_SEND_LIMIT_PER_MINUTE,
             transcode_attempts: 1,
+            consent_dialog: false,
         }
     }
 }
@@ -61,6 +67,7 @@ pub(crate) struct SettingsChange {
     pub dedupe_client_context: Option<bool>,
     pub send_limit_per_minute: Option<u32>,
     pub transcode_attempts: Option<u32>,
+    pub consent_dialog: Option<bool>,
 }
 
 impl SettingsChange {
@@ -85,6 +92,9 @@ impl SettingsChange {
         }
         if let Some(attempts) = self.transcode_attempts {
             settings.transcode_attempts = attempts;
+        }
+        if let Some(consent_dialog) = self.consent_dialog {
+            settings.consent_dialog = consent_dialog;
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The web login a browser (Playwright) drives: `/accounts/login/`, the 2FA step
 //! `/accounts/login/two_factor/`, the "This was me" `/challenge/` page, and the logged-in
 //! pages `/` and `/direct/inbox/`. Success sets sessionid, csrftoken, ds_user_id, mid, ig_did.
+//! With the `consent_dialog` setting, the login page first shows the cookie-consent dialog
+//! of EU visitors: the form is disabled and no login is taken until a choice is posted.
 
 use std::collections::BTreeMap;
 
@@ -54,19 +56,39 @@ fn redirect(location: &str, cookies: &[String]) -> Response {
     response
 }
 
-fn login_form(csrftoken: &str, error: Option<&str>) -> String {
+/// The cookie recording the visitor's consent choice.
+const CONSENT_COOKIE: &str = "ig_consent";
+
+/// The dialog over the login page until the visitor chooses; its buttons post the choice.
+const CONSENT_DIALOG: &str = "<div role=\"dialog\" aria-modal=\"true\" aria-label=\"Allow the use of cookies from Instagram on this browser?\">\n\
+     <h2>Allow the use of cookies from Instagram on this browser?</h2>\n\
+     <p>We use cookies to help provide and improve content on Instagram.</p>\n\
+     <form method=\"post\" action=\"/accounts/login/\">\n\
+     <button type=\"submit\" name=\"cookie_choice\" value=\"all\">Allow all cookies</button>\n\
+     <button type=\"submit\" name=\"cookie_choice\" value=\"essential\">Decline optional cookies</button>\n\
+     </form></div>";
+
+/// The login form; `blocked` (consent pending) disables it under the consent dialog.
+fn login_form(csrftoken: &str, error: Option<&str>, blocked: bool) -> String {
+    let disabled = if blocked { " disabled" } else { "" };
+    let dialog = if blocked { CONSENT_DIALOG } else { "" };
     page(
         "Login • Instagram",
         &format!(
             "<main><h1>Instagram</h1>\n<form id=\"loginForm\" method=\"post\" action=\"/accounts/login/\">\n\
              <input type=\"hidden\" name=\"csrfmiddlewaretoken\" value=\"{}\">\n\
-             <label>Phone number, username, or email <input type=\"text\" name=\"username\" aria-label=\"Phone number, username, or email\" autocomplete=\"username\"></label>\n\
-             <label>Password <input type=\"password\" name=\"password\" aria-label=\"Password\" autocomplete=\"current-password\"></label>\n\
-             <button type=\"submit\">Log in</button>\n{}\n</form></main>",
+             <label>Phone number, username, or email <input type=\"text\" name=\"username\" aria-label=\"Phone number, username, or email\" autocomplete=\"username\"{disabled}></label>\n\
+             <label>Password <input type=\"password\" name=\"password\" aria-label=\"Password\" autocomplete=\"current-password\"{disabled}></label>\n\
+             <button type=\"submit\"{disabled}>Log in</button>\n{}\n</form></main>\n{dialog}",
             escape(csrftoken),
             error_line(error)
         ),
     )
+}
+
+/// Whether the login page must still ask for cookie consent.
+fn consent_pending(world: &World, headers: &HeaderMap) -> bool {
+    world.settings.consent_dialog && !parse_cookies(headers).contains_key(CONSENT_COOKIE)
 }
 
 /// The csrftoken cookie the browser holds, or a new one (set on the login page).
@@ -87,9 +109,10 @@ fn with_csrf_cookie(html: String, csrftoken: &str, is_new: bool) -> Response {
     response
 }
 
-pub(crate) async fn login_page(headers: HeaderMap) -> Response {
+pub(crate) async fn login_page(State(shared): State<SharedWorld>, headers: HeaderMap) -> Response {
+    let blocked = consent_pending(&crate::lock(&shared), &headers);
     let (csrftoken, is_new) = browser_csrftoken(&headers);
-    with_csrf_cookie(login_form(&csrftoken, None), &csrftoken, is_new)
+    with_csrf_cookie(login_form(&csrftoken, None, blocked), &csrftoken, is_new)
 }
 
 pub(crate) async fn login_submit(
@@ -99,19 +122,30 @@ pub(crate) async fn login_submit(
 ) -> Response {
     let form = parse_form(&body);
     let (csrftoken, is_new) = browser_csrftoken(&headers);
+    // The consent dialog's buttons: the choice is remembered, the login page shown again.
+    if let Some(choice) = form.get("cookie_choice") {
+        if choice == "all" || choice == "essential" {
+            let cookie = format!("{CONSENT_COOKIE}={choice}; Path=/; SameSite=Lax");
+            return redirect("/accounts/login/", &[cookie]);
+        }
+    }
     let username = form.get("username").map_or("", String::as_str);
     let password = form.get("password").map_or("", String::as_str);
     let mut world = crate::lock(&shared);
+    // No login before the visitor has chosen: the page comes back with the dialog.
+    if consent_pending(&world, &headers) {
+        return with_csrf_cookie(login_form(&csrftoken, None, true), &csrftoken, is_new);
+    }
     let Some(account) = world.account_by_username(username) else {
         return with_csrf_cookie(
-            login_form(&csrftoken, Some(UNKNOWN_USER)),
+            login_form(&csrftoken, Some(UNKNOWN_USER), false),
             &csrftoken,
             is_new,
         );
     };
     if account.password != password {
         return with_csrf_cookie(
-            login_form(&csrftoken, Some(WRONG_PASSWORD)),
+            login_form(&csrftoken, Some(WRONG_PASSWORD), false),
             &csrftoken,
             is_new,
         );

@@ -265,3 +265,82 @@ async fn a_challenged_account_confirms_this_was_me() {
     api.get_ok("direct_v2/inbox/", &[]).await;
     old_api.get_ok("direct_v2/inbox/", &[]).await;
 }
+
+#[tokio::test]
+async fn the_consent_dialog_blocks_the_login_until_a_choice_is_made() {
+    let sim = Simulator::start().await;
+    sim.create_account_with_password("eu.user", "EU User", "s3cret")
+        .unwrap();
+    let login_page = |cookie: &'static str| {
+        browser()
+            .get(format!("{}/accounts/login/", sim.base_url()))
+            .header("Cookie", cookie)
+            .send()
+    };
+    let credentials = [("username", "eu.user"), ("password", "s3cret")];
+
+    // Off by default.
+    let html = login_page("csrftoken=c")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("role=\"dialog\""), "{html}");
+
+    // Switched on through the control API, as a test harness would.
+    let switched = browser()
+        .post(format!("{}/_sim/settings", sim.base_url()))
+        .json(&serde_json::json!({"consent_dialog": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), StatusCode::OK);
+    assert!(sim.settings().consent_dialog);
+    let html = login_page("csrftoken=c")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "role=\"dialog\"",
+        ">Allow all cookies</button>",
+        ">Decline optional cookies</button>",
+        "name=\"username\" aria-label=\"Phone number, username, or email\" autocomplete=\"username\" disabled",
+        "<button type=\"submit\" disabled>Log in</button>",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from {html}");
+    }
+    // A login posted past the dialog is not taken.
+    let refused = submit(&sim, "/accounts/login/", &credentials).await;
+    assert_eq!(refused.status(), StatusCode::OK);
+    assert!(!set_cookies(&refused).contains_key("sessionid"));
+    assert!(refused.text().await.unwrap().contains("role=\"dialog\""));
+
+    for choice in ["all", "essential"] {
+        let chosen = submit(&sim, "/accounts/login/", &[("cookie_choice", choice)]).await;
+        assert_eq!(chosen.status(), StatusCode::FOUND);
+        assert_eq!(location(&chosen), "/accounts/login/");
+        assert_eq!(set_cookies(&chosen)["ig_consent"], choice);
+    }
+    let html = login_page("csrftoken=c; ig_consent=essential")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("role=\"dialog\"") && !html.contains("disabled"),
+        "{html}"
+    );
+    let logged_in = browser()
+        .post(format!("{}/accounts/login/", sim.base_url()))
+        .header("Cookie", "csrftoken=browsercsrf; ig_consent=essential")
+        .form(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), StatusCode::FOUND);
+    assert!(set_cookies(&logged_in).contains_key("sessionid"));
+}
