@@ -408,12 +408,17 @@ pub struct MediaConfig {
     /// Largest file uploaded to the Matrix media repository, in bytes;
     /// bigger ones become a notice with their link.
     pub max_bytes: u64,
+    /// The ffmpeg program that converts Matrix media Instagram does not take
+    /// (Element's Ogg voice messages, WebM videos); empty: no conversion,
+    /// such media gets a notice.
+    pub ffmpeg: String,
 }
 
 impl Default for MediaConfig {
     fn default() -> MediaConfig {
         MediaConfig {
             max_bytes: 50 * 1024 * 1024,
+            ffmpeg: "ffmpeg".to_owned(),
         }
     }
 }
@@ -949,6 +954,7 @@ impl Config {
                 self.backfill.max_catchup_messages.to_string(),
             ),
             ("@MEDIA_MAX_BYTES@", self.media.max_bytes.to_string()),
+            ("@MEDIA_FFMPEG@", yaml_str(&self.media.ffmpeg)),
             ("@SEND_ATTEMPTS@", self.sending.max_attempts.to_string()),
             (
                 "@SEND_BACKOFF@",
@@ -1424,11 +1430,15 @@ backfill:
   # Most messages one portal catches up after the bridge was down.
   max_catchup_messages: @BACKFILL_CATCHUP@
 
-# Media bridged from Instagram.
+# Media bridged between Instagram and Matrix.
 media:
   # Largest file uploaded to the Matrix media repository, in bytes; bigger
   # files become a notice with their link.
   max_bytes: @MEDIA_MAX_BYTES@
+  # The ffmpeg program that converts what you send that Instagram does not
+  # take (Element's Ogg voice messages, WebM videos); "" turns conversion off
+  # (such media then gets a notice).
+  ffmpeg: @MEDIA_FFMPEG@
 
 # What you send in a portal, carried out on Instagram (times in milliseconds).
 sending:

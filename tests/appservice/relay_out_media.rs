@@ -305,6 +305,40 @@ async fn media_reaches_instagram_byte_for_byte(backend: Backend) {
         json!([0.0, 0.25, 0.5, 0.75, 1.0, 0.125])
     );
     assert_eq!(portal.media_of(&item, "audio/mp4"), VOICE);
+
+    // Element records voice messages as Ogg/Opus: converted to M4A with ffmpeg.
+    let ogg = ogg_voice();
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.audio", "body": "Voice message.ogg",
+                   "info": {"mimetype": "audio/ogg", "size": ogg.len(), "duration": 1000},
+                   "org.matrix.msc1767.audio": {"duration": 1000, "waveform": [512, 512]},
+                   "org.matrix.msc3245.voice": {}}),
+            &ogg,
+            "audio/ogg",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let item = portal.item_of(&event).await;
+    assert_eq!(item["item_type"], "voice_media");
+    let m4a = portal.media_of(&item, "audio/mp4");
+    assert_eq!(&m4a[4..8], b"ftyp", "an MP4 container");
+    assert!(m4a.windows(4).any(|w| w == b"mp4a"), "AAC audio");
+}
+
+/// A second of a tone as Ogg/Opus, as Element records voice messages (made by ffmpeg).
+fn ogg_voice() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("voice.ogg");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+        .args(["-i", "sine=frequency=440:duration=1", "-c:a", "libopus"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg must be installed for this test (.ci/run installs it)");
+    assert!(status.success(), "ffmpeg made no Ogg sample");
+    std::fs::read(&path).expect("reading the Ogg sample")
 }
 
 async fn media_instagram_cannot_take_gets_a_notice(backend: Backend) {

@@ -91,7 +91,7 @@ async fn check_spec_accepts_the_real_spec() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         text(&output.stdout),
-        "OK: connectors/instagram.yaml: 35 actions\n"
+        "OK: connectors/instagram.yaml: 36 actions\n"
     );
 }
 

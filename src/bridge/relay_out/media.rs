@@ -19,6 +19,7 @@ use ruma::{OwnedMxcUri, UInt};
 use serde::{Deserialize, Serialize};
 
 use super::outbox_worker::{sending_connector, SendFailure};
+use super::transcode::{self, Target};
 use crate::bridge::media::{human_size, renamed, sniff};
 use crate::bridge::Bridge;
 use crate::connector::auth::Credentials;
@@ -344,6 +345,9 @@ pub async fn send_media(
     // Checked when it was accepted too, but a row queued by an older bridge may predate a limit.
     let media = checked(media.clone()).map_err(MediaError::Refused)?;
     let bytes = download(bridge, &media).await?;
+    let bytes = converted(bridge, &media, bytes)
+        .await
+        .map_err(MediaError::Refused)?;
     let upload = prepare(&media, bytes).map_err(MediaError::Refused)?;
     tracing::debug!(
         login = %login.mxid,
@@ -399,6 +403,33 @@ async fn download(bridge: &Bridge, media: &OutgoingMedia) -> Result<Vec<u8>, Med
     }
 }
 
+/// Element's Ogg voice messages (and other audio) as M4A, WebM videos as
+/// MP4, converted with ffmpeg; anything else as it is.
+async fn converted(
+    bridge: &Bridge,
+    media: &OutgoingMedia,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let sniffed = sniff(&bytes);
+    let target = match (media.kind, sniffed) {
+        (
+            MediaKind::Voice | MediaKind::Audio,
+            Some("audio/ogg" | "audio/webm" | "audio/mpeg" | "video/webm"),
+        ) => Target::VoiceM4a,
+        (MediaKind::Video, Some("video/webm")) => Target::VideoMp4,
+        _ => return Ok(bytes),
+    };
+    transcode::convert(&bridge.config.media.ffmpeg, &bytes, target)
+        .await
+        .map_err(|reason| {
+            format!(
+                "Instagram does not take {} as {}, and {reason}.",
+                media.kind.noun(),
+                format_name(sniffed, media.mimetype.as_deref())
+            )
+        })
+}
+
 /// A file ready for the connector.
 #[derive(Debug)]
 struct Upload {
@@ -421,15 +452,14 @@ fn prepare(media: &OutgoingMedia, bytes: Vec<u8>) -> Result<Upload, String> {
             Some("video/mp4") => (SendKind::Video, "video/mp4", bytes),
             other => {
                 return Err(format!(
-                    "Instagram takes videos as MP4, and this one is {}; the bridge does not convert videos.",
+                    "Instagram takes videos as MP4, and this one is {}; the bridge cannot convert it.",
                     format_name(other, media.mimetype.as_deref())
                 ))
             }
         },
         MediaKind::Voice | MediaKind::Audio => match sniffed {
-            // Voice notes are AAC in an MP4 container, whatever brand it names.
-            // Ogg (Element's voice messages) is refused: mautrix-meta's
-            // capabilities take it for Instagram only when ffmpeg converts it.
+            // Voice notes are AAC in an MP4 container, whatever brand it names
+            // (`converted` made one of Element's Ogg voice messages).
             Some("audio/mp4" | "video/mp4") => {
                 if let Some(duration) = mp4_duration(&bytes) {
                     limits.check_duration(media.kind, duration)?;
@@ -438,7 +468,7 @@ fn prepare(media: &OutgoingMedia, bytes: Vec<u8>) -> Result<Upload, String> {
             }
             other => {
                 return Err(format!(
-                    "Instagram takes voice messages as M4A (AAC), and this one is {}; the bridge does not convert audio.",
+                    "Instagram takes voice messages as M4A (AAC), and this one is {}; the bridge cannot convert it.",
                     format_name(other, media.mimetype.as_deref())
                 ))
             }
@@ -873,7 +903,7 @@ mod tests {
         webm.mimetype = Some("video/webm".into());
         assert_eq!(
             prepare(&webm, b"\x1a\x45\xdf\xa3 webm".to_vec()).unwrap_err(),
-            "Instagram takes videos as MP4, and this one is video/webm; the bridge does not convert videos."
+            "Instagram takes videos as MP4, and this one is video/webm; the bridge cannot convert it."
         );
 
         let upload = prepare(&media(MediaKind::Voice, "Voice message"), VOICE.to_vec()).unwrap();
@@ -887,7 +917,7 @@ mod tests {
         );
         assert_eq!(
             prepare(&media(MediaKind::Voice, "v.ogg"), b"OggS\0\x02opus".to_vec()).unwrap_err(),
-            "Instagram takes voice messages as M4A (AAC), and this one is audio/ogg; the bridge does not convert audio."
+            "Instagram takes voice messages as M4A (AAC), and this one is audio/ogg; the bridge cannot convert it."
         );
     }
 

@@ -13,6 +13,7 @@ pub mod media;
 pub mod outbox_worker;
 pub mod status;
 pub mod text;
+pub mod transcode;
 
 use std::collections::HashMap;
 use std::sync::Arc;
