@@ -1,6 +1,7 @@
 //! How strictly the simulator plays Instagram: cursor lifetime, media URL lifetime, short
-//! pages, drift mode, `client_context` deduplication, the spam limit on sends and how long
-//! uploaded videos and voice clips take to transcode. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
+//! pages, drift mode, `client_context` deduplication, the spam limit on sends, how long
+//! uploaded videos and voice clips take to transcode, the per-session request budget and
+//! its escalation, and how often session cookies and the www-claim rotate. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
 
 use std::time::Duration;
 
@@ -35,6 +36,31 @@ pub struct Settings {
     /// How many broadcasts of a fresh video or voice upload answer 202 "Transcode not
     /// finished yet." before it can be sent (default 1: the first attempt).
     pub transcode_attempts: u32,
+    /// Requests one session may make in any `rate_window` before Instagram answers 429
+    /// "Please wait a few minutes"; 0 turns the budget off. Default 120 a minute: a
+    /// person never comes near it.
+    pub session_requests_per_window: u32,
+    /// The sliding window of `session_requests_per_window` (default 60 s).
+    #[serde(with = "millis", rename = "rate_window_ms")]
+    pub rate_window: Duration,
+    /// Offences (refused requests) a session may hold before its sends answer
+    /// `feedback_required` (default 3; 0: never).
+    pub strikes_for_feedback: u32,
+    /// Offences after which the account is flagged with `challenge_required` until the
+    /// challenge is passed (default 10; 0: never).
+    pub strikes_for_challenge: u32,
+    /// How long an offence counts (default one hour): the escalation cools down only with
+    /// time.
+    #[serde(with = "millis", rename = "strike_decay_ms")]
+    pub strike_decay: Duration,
+    /// How often a session's csrftoken (sent in `Set-Cookie`) and www-claim (sent in
+    /// `x-ig-set-www-claim`) are replaced (default 12 hours; 0: never).
+    #[serde(with = "millis", rename = "rotation_period_ms")]
+    pub rotation_period: Duration,
+    /// How long after a rotation the replaced values are still accepted (default 10
+    /// minutes); later they are refused.
+    #[serde(with = "millis", rename = "rotation_grace_ms")]
+    pub rotation_grace: Duration,
 }
 
 impl Default for Settings {
@@ -47,6 +73,13 @@ impl Default for Settings {
             dedupe_client_context: false,
             send_limit_per_minute: DEFAULT_SEND_LIMIT_PER_MINUTE,
             transcode_attempts: 1,
+            session_requests_per_window: 120,
+            rate_window: Duration::from_secs(60),
+            strikes_for_feedback: 3,
+            strikes_for_challenge: 10,
+            strike_decay: Duration::from_secs(3600),
+            rotation_period: Duration::from_secs(12 * 3600),
+            rotation_grace: Duration::from_secs(600),
         }
     }
 }
@@ -61,6 +94,13 @@ pub(crate) struct SettingsChange {
     pub dedupe_client_context: Option<bool>,
     pub send_limit_per_minute: Option<u32>,
     pub transcode_attempts: Option<u32>,
+    pub session_requests_per_window: Option<u32>,
+    pub rate_window_ms: Option<u64>,
+    pub strikes_for_feedback: Option<u32>,
+    pub strikes_for_challenge: Option<u32>,
+    pub strike_decay_ms: Option<u64>,
+    pub rotation_period_ms: Option<u64>,
+    pub rotation_grace_ms: Option<u64>,
 }
 
 impl SettingsChange {
@@ -85,6 +125,27 @@ impl SettingsChange {
         }
         if let Some(attempts) = self.transcode_attempts {
             settings.transcode_attempts = attempts;
+        }
+        if let Some(limit) = self.session_requests_per_window {
+            settings.session_requests_per_window = limit;
+        }
+        if let Some(ms) = self.rate_window_ms {
+            settings.rate_window = Duration::from_millis(ms);
+        }
+        if let Some(strikes) = self.strikes_for_feedback {
+            settings.strikes_for_feedback = strikes;
+        }
+        if let Some(strikes) = self.strikes_for_challenge {
+            settings.strikes_for_challenge = strikes;
+        }
+        if let Some(ms) = self.strike_decay_ms {
+            settings.strike_decay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.rotation_period_ms {
+            settings.rotation_period = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.rotation_grace_ms {
+            settings.rotation_grace = Duration::from_millis(ms);
         }
     }
 }
