@@ -151,6 +151,21 @@ impl Credentials {
         json!({ "uuid": self.device_id })
     }
 
+    /// Keeps the cookies a response sets (`Set-Cookie` header values), as a browser's
+    /// cookie jar would, so rotated values are sent back. A cookie set to an empty value
+    /// (a deletion) is ignored: dropping a required cookie would hide the platform's own
+    /// answer (e.g. `login_required`) behind an incomplete-login error.
+    pub fn store_set_cookie(&mut self, header_value: &str) {
+        let pair = header_value.split(';').next().unwrap_or_default();
+        let Some((name, value)) = pair.split_once('=') else {
+            return;
+        };
+        let (name, value) = (name.trim(), value.trim().trim_matches('"'));
+        if !name.is_empty() && !value.is_empty() {
+            self.cookies.insert(name.to_owned(), value.to_owned());
+        }
+    }
+
     /// Stores a value written by a response hook (`store_as: auth.<name>`).
     pub fn store_state(&mut self, name: &str, value: String) {
         self.state.insert(name.to_owned(), value);
