@@ -114,7 +114,7 @@ impl ErrorRules {
 /// never contain credentials or response bodies.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConnectorError {
-    #[error("{platform} asks you to log in again (the session has expired or was logged out{})", detail.as_ref().map(|detail| format!(": {detail}")).unwrap_or_default())]
+    #[error("{platform} asks you to log in again (the session has expired or was logged out{})", detail.as_ref().map(|detail| format!("; {detail}")).unwrap_or_default())]
     SessionExpired {
         platform: String,
         status: u16,
@@ -255,7 +255,7 @@ pub fn classify(
     })
 }
 
-/// `name value` for each of `pointers` the body has (the name is the pointer's last
+/// `name: value` for each of `pointers` the body has (the name is the pointer's last
 /// segment), joined with commas; `None` when the body has none of them.
 fn expired_detail(pointers: &[String], body: Option<&Value>) -> Option<String> {
     let body = body?;
@@ -264,7 +264,7 @@ fn expired_detail(pointers: &[String], body: Option<&Value>) -> Option<String> {
         .filter_map(|pointer| {
             let text = value_text(body.pointer(pointer)?)?;
             let name = pointer.rsplit('/').next().unwrap_or(pointer);
-            Some(format!("{name} {text}"))
+            Some(format!("{name}: {text}"))
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join(", "))

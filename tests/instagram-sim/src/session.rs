@@ -238,7 +238,7 @@ mod tests {
             Err(Offence::Challenge),
             "a fresh window does not lift the block"
         );
-        let decayed = start + Duration::from_secs(700);
+        let decayed = start + Duration::from_secs(650);
         assert_eq!(session.strikes(&settings, decayed), 1);
         assert_eq!(session.admit_send(&settings, decayed), Ok(()));
     }
@@ -250,8 +250,8 @@ mod tests {
             rotation_grace: Duration::from_secs(10),
             ..Settings::default()
         };
-        let start = Instant::now();
         let mut session = SessionRecord::new(1, "first");
+        let start = Instant::now();
         let first_claim = session.www_claim.clone();
         session.rotate_if_due(&settings, start + Duration::from_secs(50));
         assert_eq!(session.csrftoken, "first", "not due yet");
