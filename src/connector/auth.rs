@@ -160,8 +160,9 @@ impl Credentials {
         let Some((name, value)) = pair.split_once('=') else {
             return;
         };
-        let (name, value) = (name.trim(), value.trim().trim_matches('"'));
-        if !name.is_empty() && !value.is_empty() {
+        // Quotes are part of the value (as a browser keeps them); `""` is a deletion.
+        let (name, value) = (name.trim(), value.trim());
+        if !name.is_empty() && !value.is_empty() && value != "\"\"" {
             self.cookies.insert(name.to_owned(), value.to_owned());
         }
     }
@@ -202,6 +203,22 @@ mod tests {
             r#"{"sessionid":"SECRET-SESSION","csrftoken":"SECRET-CSRF","ds_user_id":"17841400000000001"}"#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn set_cookie_values_replace_cookies_and_deletions_are_ignored() {
+        let mut creds = Credentials::new(BTreeMap::from([
+            ("csrftoken".to_owned(), "old".to_owned()),
+            ("sessionid".to_owned(), "live".to_owned()),
+        ]));
+        creds.store_set_cookie("csrftoken=new; Domain=.instagram.com; Max-Age=31449600; Path=/");
+        creds.store_set_cookie("rur=\"CLN\\05412\"; Path=/; HttpOnly");
+        creds.store_set_cookie("sessionid=\"\"; expires=Thu, 01-Jan-1970 00:00:00 GMT; Path=/");
+        creds.store_set_cookie("not a cookie");
+        assert_eq!(creds.cookies["csrftoken"], "new");
+        assert_eq!(creds.cookies["rur"], "\"CLN\\05412\"");
+        assert_eq!(creds.cookies["sessionid"], "live");
+        assert_eq!(creds.cookies.len(), 3);
     }
 
     #[test]
