@@ -450,7 +450,7 @@ impl Poller {
 /// Used by the poller and by the outbox worker.
 pub async fn login_needs_user(bridge: &Bridge, mxid: &str, error: &ConnectorError) {
     let (state, advice) = match error {
-        ConnectorError::ChallengeRequired { .. } => (
+        ConnectorError::ChallengeRequired { .. } | ConnectorError::CheckpointRequired { .. } => (
             "challenge_required",
             "Instagram wants to confirm it's you. Open the Instagram app or website, \
              complete the security check, then send `login` here to reconnect.",

@@ -151,6 +151,22 @@ impl Credentials {
         json!({ "uuid": self.device_id })
     }
 
+    /// Keeps the cookies a response sets (`Set-Cookie` header values), as a browser's
+    /// cookie jar would, so rotated values are sent back. A cookie set to an empty value
+    /// (a deletion) is ignored: dropping a required cookie would hide the platform's own
+    /// answer (e.g. `login_required`) behind an incomplete-login error.
+    pub fn store_set_cookie(&mut self, header_value: &str) {
+        let pair = header_value.split(';').next().unwrap_or_default();
+        let Some((name, value)) = pair.split_once('=') else {
+            return;
+        };
+        // Quotes are part of the value (as a browser keeps them); `""` is a deletion.
+        let (name, value) = (name.trim(), value.trim());
+        if !name.is_empty() && !value.is_empty() && value != "\"\"" {
+            self.cookies.insert(name.to_owned(), value.to_owned());
+        }
+    }
+
     /// Stores a value written by a response hook (`store_as: auth.<name>`).
     pub fn store_state(&mut self, name: &str, value: String) {
         self.state.insert(name.to_owned(), value);
@@ -187,6 +203,22 @@ mod tests {
             r#"{"sessionid":"SECRET-SESSION","csrftoken":"SECRET-CSRF","ds_user_id":"17841400000000001"}"#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn set_cookie_values_replace_cookies_and_deletions_are_ignored() {
+        let mut creds = Credentials::new(BTreeMap::from([
+            ("csrftoken".to_owned(), "old".to_owned()),
+            ("sessionid".to_owned(), "live".to_owned()),
+        ]));
+        creds.store_set_cookie("csrftoken=new; Domain=.instagram.com; Max-Age=31449600; Path=/");
+        creds.store_set_cookie("rur=\"CLN\\05412\"; Path=/; HttpOnly");
+        creds.store_set_cookie("sessionid=\"\"; expires=Thu, 01-Jan-1970 00:00:00 GMT; Path=/");
+        creds.store_set_cookie("not a cookie");
+        assert_eq!(creds.cookies["csrftoken"], "new");
+        assert_eq!(creds.cookies["rur"], "\"CLN\\05412\"");
+        assert_eq!(creds.cookies["sessionid"], "live");
+        assert_eq!(creds.cookies.len(), 3);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Client, Method, Url};
 use serde_json::{json, Map, Value};
 
@@ -491,6 +491,11 @@ impl Connector {
                 .and_then(|value| value.to_str().ok())
             {
                 creds.store_state(&hook.auth_key, value.to_owned());
+            }
+        }
+        for cookie in headers.get_all(SET_COOKIE) {
+            if let Ok(cookie) = cookie.to_str() {
+                creds.store_set_cookie(cookie);
             }
         }
         let bytes = response

@@ -21,8 +21,11 @@ use super::spec::{parse_duration, CheckReaction};
 pub enum ErrorKind {
     /// The login is gone: the user must log in again.
     SessionExpired,
-    /// The platform wants the user to prove who they are (challenge, checkpoint).
+    /// The platform wants the user to prove who they are (a challenge they can pass).
     ChallengeRequired,
+    /// The account is locked behind a checkpoint the user must clear in the app or
+    /// browser before any login works.
+    CheckpointRequired,
     /// Too many requests: wait and retry.
     RateLimited,
     /// The account may not do this for a while (Instagram's feedback_required).
@@ -44,6 +47,10 @@ pub struct ErrorDetectionSpec {
     /// Regular expressions over the body of a failed response, first match wins.
     #[serde(default)]
     pub response_patterns: Vec<ResponsePatternSpec>,
+    /// JSON pointers into the body of a `session_expired` failure whose values are kept
+    /// in the error (why the session ended, for the user-facing text).
+    #[serde(default)]
+    pub expired_detail: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +65,7 @@ pub struct ResponsePatternSpec {
 pub struct ErrorRules {
     status_codes: IndexMap<u16, ErrorKind>,
     patterns: Vec<(Regex, ErrorKind)>,
+    expired_detail: Vec<String>,
 }
 
 impl ErrorRules {
@@ -74,6 +82,14 @@ impl ErrorRules {
                 )),
             }
         }
+        for (index, pointer) in spec.expired_detail.iter().enumerate() {
+            if !pointer.starts_with('/') {
+                problems.push((
+                    format!("expired_detail[{index}]"),
+                    "a JSON pointer starts with `/`".to_owned(),
+                ));
+            }
+        }
         for status in spec.status_codes.keys() {
             if StatusCode::from_u16(*status).is_err() {
                 problems.push((
@@ -86,6 +102,7 @@ impl ErrorRules {
             Ok(ErrorRules {
                 status_codes: spec.status_codes.clone(),
                 patterns,
+                expired_detail: spec.expired_detail.clone(),
             })
         } else {
             Err(problems)
@@ -97,10 +114,17 @@ impl ErrorRules {
 /// never contain credentials or response bodies.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConnectorError {
-    #[error("{platform} asks you to log in again (the session has expired or was logged out)")]
-    SessionExpired { platform: String, status: u16 },
+    #[error("{platform} asks you to log in again (the session has expired or was logged out{})", detail.as_ref().map(|detail| format!("; {detail}")).unwrap_or_default())]
+    SessionExpired {
+        platform: String,
+        status: u16,
+        /// The platform's reason, from `error_detection.expired_detail`.
+        detail: Option<String>,
+    },
     #[error("{platform} wants to confirm it's you: complete the security check in the app or browser, then log in again")]
     ChallengeRequired { platform: String, status: u16 },
+    #[error("{platform} has locked the account behind a checkpoint: open the app or website, clear it, then log in again")]
+    CheckpointRequired { platform: String, status: u16 },
     #[error("{platform} is rate limiting requests{}", retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
     RateLimited {
         platform: String,
@@ -140,6 +164,7 @@ impl ConnectorError {
         match self {
             ConnectorError::SessionExpired { status, .. }
             | ConnectorError::ChallengeRequired { status, .. }
+            | ConnectorError::CheckpointRequired { status, .. }
             | ConnectorError::NotFound { status, .. }
             | ConnectorError::Platform { status, .. } => Some(*status),
             _ => None,
@@ -152,6 +177,7 @@ impl ConnectorError {
             self,
             ConnectorError::SessionExpired { .. }
                 | ConnectorError::ChallengeRequired { .. }
+                | ConnectorError::CheckpointRequired { .. }
                 | ConnectorError::IncompleteLogin { .. }
         )
     }
@@ -194,6 +220,11 @@ pub fn classify(
         ErrorKind::SessionExpired => ConnectorError::SessionExpired {
             platform,
             status: code,
+            detail: expired_detail(&rules.expired_detail, body_json),
+        },
+        ErrorKind::CheckpointRequired => ConnectorError::CheckpointRequired {
+            platform,
+            status: code,
         },
         ErrorKind::ChallengeRequired => ConnectorError::ChallengeRequired {
             platform,
@@ -222,6 +253,30 @@ pub fn classify(
             message: message(),
         },
     })
+}
+
+/// `name: value` for each of `pointers` the body has (the name is the pointer's last
+/// segment), joined with commas; `None` when the body has none of them.
+fn expired_detail(pointers: &[String], body: Option<&Value>) -> Option<String> {
+    let body = body?;
+    let parts: Vec<String> = pointers
+        .iter()
+        .filter_map(|pointer| {
+            let text = value_text(body.pointer(pointer)?)?;
+            let name = pointer.rsplit('/').next().unwrap_or(pointer);
+            Some(format!("{name}: {text}"))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn value_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
 }
 
 /// The platform's own words for a failure, from the usual JSON fields.
@@ -422,6 +477,7 @@ mod tests {
                     error: ErrorKind::ActionBlocked,
                 },
             ],
+            expired_detail: Vec::new(),
         })
         .unwrap()
     }
@@ -548,6 +604,7 @@ mod tests {
         let expired = ConnectorError::SessionExpired {
             platform: "X".into(),
             status: 403,
+            detail: None,
         };
         assert_eq!(
             policy.delay_before_retry(&expired, 1, Duration::ZERO, true),
@@ -563,6 +620,7 @@ mod tests {
                 pattern: "(unclosed".to_owned(),
                 error: ErrorKind::Transient,
             }],
+            expired_detail: Vec::new(),
         })
         .unwrap_err();
         assert_eq!(errors[0].0, "response_patterns[0].pattern");

@@ -203,7 +203,8 @@ async fn action_errors_go_to_stderr_without_secrets() {
     let stderr = text(&output.stderr);
     assert_eq!(
         stderr,
-        "error: Instagram asks you to log in again (the session has expired or was logged out)\n"
+        "error: Instagram asks you to log in again (the session has expired or was logged out; \
+         message: login_required, logout_reason: 8)\n"
     );
     assert!(output.stdout.is_empty());
     for secret in login.seed.demo.cookies.values() {

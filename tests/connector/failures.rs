@@ -36,7 +36,8 @@ async fn expired_session_is_not_retried() {
     );
     assert_eq!(
         err.to_string(),
-        "Instagram asks you to log in again (the session has expired or was logged out)"
+        "Instagram asks you to log in again (the session has expired or was logged out; \
+         message: login_required, logout_reason: 8)"
     );
     assert!(err.needs_login());
     assert_eq!(fx.sim.request_count("GET", INBOX), 1);

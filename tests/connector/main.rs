@@ -7,5 +7,6 @@ mod cli;
 mod common;
 mod failures;
 mod items;
+mod sessions;
 mod spec_errors;
 mod writes;

@@ -165,7 +165,9 @@ fn instagram_said(error: &ConnectorError) -> String {
 /// What the user is told while the login needs them.
 fn held_message(error: Option<&ConnectorError>) -> &'static str {
     match error {
-        Some(ConnectorError::ChallengeRequired { .. }) => {
+        Some(
+            ConnectorError::ChallengeRequired { .. } | ConnectorError::CheckpointRequired { .. },
+        ) => {
             "Instagram wants to confirm it's you: complete the security check in the Instagram \
              app, then send `login` to the bot. This message goes out once you are logged in \
              again."
@@ -652,6 +654,7 @@ mod tests {
             instagram(ConnectorError::SessionExpired {
                 platform: platform(),
                 status: 403,
+                detail: None,
             })
             .verdict(),
             Verdict::NeedsLogin

@@ -3,6 +3,7 @@
 //! checks as Instagram makes them, then one handler per endpoint of contract.md.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -192,11 +193,35 @@ fn guarded(
         return Err(SimError::RateLimited);
     }
     let cookies = parse_cookies(headers);
-    let caller = authenticate(&world, headers, &cookies).ok_or(SimError::LoginRequired)?;
+    let mut caller = authenticate(&world, headers, &cookies).ok_or(SimError::LoginRequired)?;
     facts.pk = Some(caller.pk);
     let sent_claim = headers
         .get("x-ig-www-claim")
         .and_then(|value| value.to_str().ok());
+    let now = Instant::now();
+    let settings = world.settings;
+    let session = world
+        .sessions
+        .get_mut(&caller.session)
+        .ok_or(SimError::LoginRequired)?;
+    if let Some(end) = session.ended {
+        return Err(SimError::SessionEnded { end });
+    }
+    session.rotate_if_due(&settings, now);
+    caller.claim = session.www_claim.clone();
+    let sent_csrftoken = cookies.get("csrftoken").map(String::as_str);
+    if caller.via_cookie && sent_csrftoken != Some(session.csrftoken.as_str()) {
+        facts.set_cookies.push(format!(
+            "csrftoken={}; Domain=.instagram.com; Max-Age=31449600; Path=/; Secure",
+            session.csrftoken
+        ));
+    }
+    let stale = session.check_rotated(
+        &settings,
+        now,
+        sent_csrftoken.filter(|_| caller.via_cookie && *method == Method::POST),
+        sent_claim,
+    );
     let echo = match sent_claim {
         None => ClaimEcho::Absent,
         Some(claim) if claim == caller.claim => ClaimEcho::Matches,
@@ -206,9 +231,15 @@ fn guarded(
         echo,
         claim: caller.claim.clone(),
     });
-    if world.account(caller.pk)?.challenge {
+    stale?;
+    let account = world.account(caller.pk)?;
+    if account.checkpoint {
+        return Err(SimError::CheckpointRequired { pk: caller.pk });
+    }
+    if account.challenge {
         return Err(SimError::ChallengeRequired { pk: caller.pk });
     }
+    world.admit_session_request(&caller.session, caller.pk)?;
     if *method == Method::POST && caller.via_cookie {
         let header = headers
             .get("x-csrftoken")

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::SimError;
 use crate::render;
+use crate::session::SessionEnd;
 use crate::settings::SettingsChange;
 use crate::world::{parse_item_id, Fault, Presence, World};
 use crate::SharedWorld;
@@ -24,6 +25,9 @@ pub(crate) fn router() -> Router<SharedWorld> {
         .route("/accounts/{pk}/two_factor", post(set_two_factor))
         .route("/accounts/{pk}/challenge", post(flag_challenge))
         .route("/accounts/{pk}/expire_session", post(expire_session))
+        .route("/accounts/{pk}/checkpoint", post(flag_checkpoint))
+        .route("/accounts/{pk}/kill_sessions", post(kill_sessions))
+        .route("/accounts/{pk}/strikes", get(strikes))
         .route("/accounts/{pk}/presence", get(presence).post(set_presence))
         .route("/threads", post(create_thread))
         .route("/threads/{thread_id}", get(thread_snapshot))
@@ -197,6 +201,42 @@ async fn flag_challenge(
 ) -> Response {
     let flagged = body.is_none_or(|Json(challenge)| challenge.flagged);
     done(crate::lock(&shared).flag_challenge(pk, flagged))
+}
+
+async fn flag_checkpoint(
+    State(shared): State<SharedWorld>,
+    Path(pk): Path<u64>,
+    body: Option<Json<Challenge>>,
+) -> Response {
+    let flagged = body.is_none_or(|Json(checkpoint)| checkpoint.flagged);
+    done(crate::lock(&shared).flag_checkpoint(pk, flagged))
+}
+
+#[derive(Deserialize)]
+struct KillSessions {
+    #[serde(default = "logged_in_elsewhere")]
+    end: SessionEnd,
+}
+
+fn logged_in_elsewhere() -> SessionEnd {
+    SessionEnd::LoggedInElsewhere
+}
+
+async fn kill_sessions(
+    State(shared): State<SharedWorld>,
+    Path(pk): Path<u64>,
+    body: Option<Json<KillSessions>>,
+) -> Response {
+    let end = body.map_or_else(logged_in_elsewhere, |Json(kill)| kill.end);
+    done(crate::lock(&shared).kill_sessions(pk, end))
+}
+
+async fn strikes(State(shared): State<SharedWorld>, Path(pk): Path<u64>) -> Response {
+    reply(
+        crate::lock(&shared)
+            .strikes(pk)
+            .map(|strikes| json!({ "strikes": strikes })),
+    )
 }
 
 async fn expire_session(State(shared): State<SharedWorld>, Path(pk): Path<u64>) -> Response {

@@ -4,6 +4,8 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::session::SessionEnd;
+
 /// Everything an API call or a control call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -11,6 +13,10 @@ pub enum SimError {
     LoginRequired,
     #[error("challenge required for account {pk}")]
     ChallengeRequired { pk: u64 },
+    #[error("checkpoint required for account {pk}")]
+    CheckpointRequired { pk: u64 },
+    #[error("the session has ended ({end:?})")]
+    SessionEnded { end: SessionEnd },
     #[error("rate limit exceeded")]
     RateLimited,
     #[error("CSRF token missing or incorrect")]
@@ -71,6 +77,11 @@ impl SimError {
                 StatusCode::BAD_REQUEST,
                 error_body("challenge_required_400"),
             ),
+            SimError::CheckpointRequired { .. } => (
+                StatusCode::BAD_REQUEST,
+                error_body("checkpoint_required_400"),
+            ),
+            SimError::SessionEnded { end } => (StatusCode::FORBIDDEN, error_body(end.fixture())),
             SimError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, error_body("rate_limit_429")),
             SimError::CsrfMismatch => (
                 StatusCode::FORBIDDEN,

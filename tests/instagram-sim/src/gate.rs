@@ -1,6 +1,7 @@
 //! The layer every non-control request passes: scripted faults (status, body, delay,
 //! extra headers, truncated JSON, a dropped connection; before or after the request is
-//! carried out), the `x-ig-set-www-claim` header, and the request log.
+//! carried out), the `x-ig-set-www-claim` and rotated-cookie `Set-Cookie` headers, and the
+//! request log.
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
@@ -20,6 +21,8 @@ pub(crate) struct RequestFacts {
     pub csrf_ok: Option<bool>,
     pub claim: Option<ClaimFacts>,
     pub form_fields: Vec<String>,
+    /// `Set-Cookie` values of the answer (a rotated csrftoken the client has not sent yet).
+    pub set_cookies: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +97,11 @@ pub(crate) async fn gate(
             if let Ok(value) = HeaderValue::from_str(&claim.claim) {
                 response.headers_mut().insert("x-ig-set-www-claim", value);
             }
+        }
+    }
+    for cookie in &facts.set_cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            response.headers_mut().append("set-cookie", value);
         }
     }
     crate::lock(&shared).log_request(RequestLogEntry {

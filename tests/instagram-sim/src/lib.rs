@@ -15,6 +15,7 @@ mod localize;
 mod media;
 mod render;
 mod seed;
+mod session;
 mod settings;
 mod signing;
 mod upload;
@@ -35,6 +36,7 @@ pub use changes::MediaInfo;
 pub use error::SimError;
 pub use media::samples;
 pub use seed::DemoSeed;
+pub use session::SessionEnd;
 pub use settings::{Settings, DEFAULT_SEND_LIMIT_PER_MINUTE, PAGE_CAP};
 pub use world::{
     Account, ClaimEcho, Fault, ItemKind, Presence, RequestLogEntry, REQUEST_LOG_CAPACITY,
@@ -187,6 +189,28 @@ impl Simulator {
 
     pub fn clear_challenge(&self, pk: u64) -> Result<(), SimError> {
         self.world().flag_challenge(pk, false)
+    }
+
+    /// From now on API calls of `pk` answer 400 `checkpoint_required` (with
+    /// `checkpoint_url` and `lock`) until [`Self::clear_checkpoint`].
+    pub fn flag_checkpoint(&self, pk: u64) -> Result<(), SimError> {
+        self.world().flag_checkpoint(pk, true)
+    }
+
+    pub fn clear_checkpoint(&self, pk: u64) -> Result<(), SimError> {
+        self.world().flag_checkpoint(pk, false)
+    }
+
+    /// Ends every live session of `pk` (e.g. the account logged in elsewhere): their next
+    /// requests answer the body of `end`. Sessions opened later work.
+    pub fn kill_sessions(&self, pk: u64, end: SessionEnd) -> Result<(), SimError> {
+        self.world().kill_sessions(pk, end)
+    }
+
+    /// How many offences (requests refused for going over the budget) still count
+    /// against the live sessions of `pk`; they decay after `Settings::strike_decay`.
+    pub fn strikes(&self, pk: u64) -> Result<usize, SimError> {
+        self.world().strikes(pk)
     }
 
     /// Invalidates every session of `pk`: their requests answer 403 login_required.

@@ -1,7 +1,8 @@
 //! How strictly the simulator plays Instagram: cursor lifetime, media URL lifetime, short
 //! pages, drift mode, `client_context` deduplication, the spam limit on sends, how long
-//! uploaded videos and voice clips take to transcode and the cookie-consent dialog of the login
-//! page. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
+//! uploaded videos and voice clips take to transcode, the per-session request budget and
+//! its escalation, how often session cookies and the www-claim rotate, and the cookie-consent
+//! dialog of the login page. Set through [`crate::Simulator::set_settings`] or `/_sim/settings`.
 
 use std::time::Duration;
 
@@ -40,6 +41,31 @@ pub struct Settings {
     /// takes no login until a choice is made.
     #[serde(default)]
     pub consent_dialog: bool,
+    /// Requests one session may make in any `rate_window` before Instagram answers 429
+    /// "Please wait a few minutes"; 0 turns the budget off. Default 1200 a minute: no
+    /// person comes near it, nor do the tests' accelerated pollers (a poll every 200 ms).
+    pub session_requests_per_window: u32,
+    /// The sliding window of `session_requests_per_window` (default 60 s).
+    #[serde(with = "millis", rename = "rate_window_ms")]
+    pub rate_window: Duration,
+    /// Offences (refused requests) a session may hold before its sends answer
+    /// `feedback_required` (default 3; 0: never).
+    pub strikes_for_feedback: u32,
+    /// Offences after which the account is flagged with `challenge_required` until the
+    /// challenge is passed (default 10; 0: never).
+    pub strikes_for_challenge: u32,
+    /// How long an offence counts (default one hour): the escalation cools down only with
+    /// time.
+    #[serde(with = "millis", rename = "strike_decay_ms")]
+    pub strike_decay: Duration,
+    /// How often a session's csrftoken (sent in `Set-Cookie`) and www-claim (sent in
+    /// `x-ig-set-www-claim`) are replaced (default 12 hours; 0: never).
+    #[serde(with = "millis", rename = "rotation_period_ms")]
+    pub rotation_period: Duration,
+    /// How long after a rotation the replaced values are still accepted (default 10
+    /// minutes); later they are refused.
+    #[serde(with = "millis", rename = "rotation_grace_ms")]
+    pub rotation_grace: Duration,
 }
 
 impl Default for Settings {
@@ -53,6 +79,13 @@ impl Default for Settings {
             send_limit_per_minute: DEFAULT_SEND_LIMIT_PER_MINUTE,
             transcode_attempts: 1,
             consent_dialog: false,
+            session_requests_per_window: 1200,
+            rate_window: Duration::from_secs(60),
+            strikes_for_feedback: 3,
+            strikes_for_challenge: 10,
+            strike_decay: Duration::from_secs(3600),
+            rotation_period: Duration::from_secs(12 * 3600),
+            rotation_grace: Duration::from_secs(600),
         }
     }
 }
@@ -68,6 +101,13 @@ pub(crate) struct SettingsChange {
     pub send_limit_per_minute: Option<u32>,
     pub transcode_attempts: Option<u32>,
     pub consent_dialog: Option<bool>,
+    pub session_requests_per_window: Option<u32>,
+    pub rate_window_ms: Option<u64>,
+    pub strikes_for_feedback: Option<u32>,
+    pub strikes_for_challenge: Option<u32>,
+    pub strike_decay_ms: Option<u64>,
+    pub rotation_period_ms: Option<u64>,
+    pub rotation_grace_ms: Option<u64>,
 }
 
 impl SettingsChange {
@@ -95,6 +135,27 @@ impl SettingsChange {
         }
         if let Some(consent_dialog) = self.consent_dialog {
             settings.consent_dialog = consent_dialog;
+        }
+        if let Some(limit) = self.session_requests_per_window {
+            settings.session_requests_per_window = limit;
+        }
+        if let Some(ms) = self.rate_window_ms {
+            settings.rate_window = Duration::from_millis(ms);
+        }
+        if let Some(strikes) = self.strikes_for_feedback {
+            settings.strikes_for_feedback = strikes;
+        }
+        if let Some(strikes) = self.strikes_for_challenge {
+            settings.strikes_for_challenge = strikes;
+        }
+        if let Some(ms) = self.strike_decay_ms {
+            settings.strike_decay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.rotation_period_ms {
+            settings.rotation_period = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.rotation_grace_ms {
+            settings.rotation_grace = Duration::from_millis(ms);
         }
     }
 }

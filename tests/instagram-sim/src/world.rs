@@ -13,6 +13,7 @@ use crate::cursor::CursorStore;
 use crate::error::SimError;
 use crate::media::{self, Blob};
 use crate::render;
+use crate::session::{Offence, SessionEnd, SessionRecord};
 use crate::settings::Settings;
 use crate::upload::UploadRecord;
 
@@ -143,12 +144,9 @@ pub(crate) struct AccountRecord {
     pub password: String,
     pub two_factor_code: Option<String>,
     pub challenge: bool,
+    /// API calls answer `checkpoint_required` until cleared.
+    pub checkpoint: bool,
     pub presence: Presence,
-}
-
-pub(crate) struct SessionRecord {
-    pub pk: u64,
-    pub www_claim: String,
 }
 
 /// Per-member state of a thread: what each member's own actions changed.
@@ -445,6 +443,7 @@ impl World {
                 password: password.clone(),
                 two_factor_code: None,
                 challenge: false,
+                checkpoint: false,
                 presence: Presence {
                     is_active: false,
                     last_activity_at_ms: now_ms(),
@@ -468,13 +467,8 @@ impl World {
     /// Opens a session for `pk` and returns its cookies.
     pub fn new_session(&mut self, pk: u64, csrftoken: &str) -> BTreeMap<String, String> {
         let sessionid = format!("{pk}%3A{}%3A28%3AAY{}", random_token(14), random_token(24));
-        self.sessions.insert(
-            sessionid.clone(),
-            SessionRecord {
-                pk,
-                www_claim: format!("hmac.AR{}", random_token(40)),
-            },
-        );
+        self.sessions
+            .insert(sessionid.clone(), SessionRecord::new(pk, csrftoken));
         BTreeMap::from([
             ("sessionid".to_owned(), sessionid),
             ("csrftoken".to_owned(), csrftoken.to_owned()),
@@ -514,6 +508,35 @@ impl World {
     pub fn flag_challenge(&mut self, pk: u64, flagged: bool) -> Result<(), SimError> {
         self.account_mut(pk)?.challenge = flagged;
         Ok(())
+    }
+
+    pub fn flag_checkpoint(&mut self, pk: u64, flagged: bool) -> Result<(), SimError> {
+        self.account_mut(pk)?.checkpoint = flagged;
+        Ok(())
+    }
+
+    /// Ends every live session of `pk`: their next requests answer `end`'s body.
+    pub fn kill_sessions(&mut self, pk: u64, end: SessionEnd) -> Result<(), SimError> {
+        self.account(pk)?;
+        for session in self.sessions.values_mut() {
+            if session.pk == pk && session.ended.is_none() {
+                session.ended = Some(end);
+            }
+        }
+        Ok(())
+    }
+
+    /// The offences still counting against the live sessions of `pk`.
+    pub fn strikes(&mut self, pk: u64) -> Result<usize, SimError> {
+        self.account(pk)?;
+        let settings = self.settings;
+        let now = Instant::now();
+        Ok(self
+            .sessions
+            .values_mut()
+            .filter(|session| session.pk == pk && session.ended.is_none())
+            .map(|session| session.strikes(&settings, now))
+            .sum())
     }
 
     pub fn expire_sessions(&mut self, pk: u64) -> Result<(), SimError> {
@@ -560,10 +583,44 @@ impl World {
         true
     }
 
+    /// Counts one request of `session` against its budget
+    /// ([`Settings::session_requests_per_window`]).
+    pub fn admit_session_request(&mut self, session: &str, pk: u64) -> Result<(), SimError> {
+        let settings = self.settings;
+        let Some(record) = self.sessions.get_mut(session) else {
+            return Ok(());
+        };
+        match record.admit_request(&settings, Instant::now()) {
+            Ok(()) => Ok(()),
+            Err(offence) => Err(self.answer_offence(pk, offence)),
+        }
+    }
+
+    /// The error an offence is answered with; a challenge flags the account, so every
+    /// session of it answers `challenge_required` until the challenge is passed.
+    fn answer_offence(&mut self, pk: u64, offence: Offence) -> SimError {
+        match offence {
+            Offence::RateLimited => SimError::RateLimited,
+            Offence::FeedbackRequired => SimError::FeedbackRequired { pk },
+            Offence::Challenge => {
+                if let Some(account) = self.accounts.get_mut(&pk) {
+                    account.challenge = true;
+                }
+                SimError::ChallengeRequired { pk }
+            }
+        }
+    }
+
     /// Counts one send of `session` against the spam limit
     /// ([`Settings::send_limit_per_minute`]); a send over it is refused with
     /// `feedback_required` and not counted.
     pub fn admit_send(&mut self, session: &str, pk: u64) -> Result<(), SimError> {
+        let settings = self.settings;
+        if let Some(record) = self.sessions.get_mut(session) {
+            if let Err(offence) = record.admit_send(&settings, Instant::now()) {
+                return Err(self.answer_offence(pk, offence));
+            }
+        }
         let limit = self.settings.send_limit_per_minute as usize;
         if limit == 0 {
             return Ok(());

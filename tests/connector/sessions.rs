@@ -1,0 +1,187 @@
+//! The session states the simulator plays, as the connector reports them: each logout
+//! variant, a checkpoint, the rate-limit escalation (429 or "Please wait a few minutes" at
+//! any status, then `feedback_required`), and rotated cookies and www-claim that the engine
+//! keeps and sends back.
+
+use std::time::Duration;
+
+use instagram_sim::{ClaimEcho, Fault, SessionEnd, Settings};
+use matrix_instagram::connector::session::ConnectorError;
+use serde_json::json;
+
+use crate::common::Fixture;
+
+const INBOX: &str = "direct_v2/inbox/";
+const SEND_TEXT: &str = "direct_v2/threads/broadcast/text/";
+
+#[tokio::test]
+async fn each_logout_variant_is_session_expired_with_its_reason() {
+    for (end, detail) in [
+        (
+            SessionEnd::Expired,
+            "message: login_required, logout_reason: 8",
+        ),
+        (
+            SessionEnd::LoggedInElsewhere,
+            "message: user_has_logged_out, logout_reason: 3",
+        ),
+        (
+            SessionEnd::PasswordChanged,
+            "message: login_required, logout_reason: 2",
+        ),
+    ] {
+        let mut fx = Fixture::start().await;
+        fx.sim.kill_sessions(fx.seed.demo.pk, end).unwrap();
+        let err = fx.run_err("list_conversations", json!({})).await;
+        assert_eq!(
+            err,
+            ConnectorError::SessionExpired {
+                platform: "Instagram".into(),
+                status: 403,
+                detail: Some(detail.into()),
+            },
+            "{end:?}"
+        );
+        assert!(err.to_string().ends_with(&format!("; {detail})")), "{err}");
+        assert!(err.needs_login());
+        assert_eq!(fx.sim.request_count("GET", INBOX), 1, "not retried");
+    }
+}
+
+#[tokio::test]
+async fn checkpoint_is_its_own_error_and_needs_a_login() {
+    let mut fx = Fixture::start().await;
+    fx.sim.flag_checkpoint(fx.seed.demo.pk).unwrap();
+    let err = fx.run_err("list_conversations", json!({})).await;
+    assert_eq!(
+        err,
+        ConnectorError::CheckpointRequired {
+            platform: "Instagram".into(),
+            status: 400,
+        }
+    );
+    assert!(err.needs_login());
+    assert_eq!(fx.sim.request_count("GET", INBOX), 1, "not retried");
+    fx.sim.clear_checkpoint(fx.seed.demo.pk).unwrap();
+    fx.run("list_conversations", json!({})).await;
+}
+
+#[tokio::test]
+async fn the_escalation_is_rate_limited_then_action_blocked() {
+    let mut fx = Fixture::start().await;
+    fx.sim.set_settings(Settings {
+        session_requests_per_window: 1,
+        rate_window: Duration::from_millis(500),
+        strikes_for_feedback: 1,
+        strikes_for_challenge: 0,
+        ..Settings::default()
+    });
+    fx.run("list_conversations", json!({})).await;
+    let limited = fx.run_err("list_conversations", json!({})).await;
+    assert!(
+        matches!(
+            limited,
+            ConnectorError::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ),
+        "{limited:?}"
+    );
+    assert!(!limited.needs_login());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let thread = fx.seed.direct_thread_id.clone();
+    let blocked = fx
+        .run_err("send", json!({"conversation_id": thread, "text": "hi"}))
+        .await;
+    assert!(
+        matches!(&blocked, ConnectorError::ActionBlocked { message, .. }
+            if message.contains("blocked by our security systems")),
+        "{blocked:?}"
+    );
+    assert_eq!(fx.sim.request_count("POST", SEND_TEXT), 1, "not retried");
+}
+
+#[tokio::test]
+async fn please_wait_is_rate_limited_at_any_status_with_its_retry_after() {
+    let mut fx = Fixture::start().await;
+    fx.sim.inject_fault(Fault {
+        path_prefix: INBOX.into(),
+        status: Some(200),
+        times: 1,
+        body: Some(
+            r#"{"message":"Please wait a few minutes before you try again.","require_login":false,"status":"fail"}"#
+                .into(),
+        ),
+        headers: vec![("Retry-After".into(), "600".into())],
+        ..Fault::default()
+    });
+    let err = fx.run_err("list_conversations", json!({})).await;
+    assert_eq!(
+        err,
+        ConnectorError::RateLimited {
+            platform: "Instagram".into(),
+            retry_after: Some(Duration::from_secs(600)),
+        }
+    );
+    assert_eq!(
+        fx.sim.request_count("GET", INBOX),
+        1,
+        "a wait beyond the retry budget is left to the caller"
+    );
+}
+
+#[tokio::test]
+async fn rotated_cookies_and_claim_are_kept_and_sent_back() {
+    let mut fx = Fixture::start().await;
+    fx.run("list_conversations", json!({})).await;
+    let before = fx.creds.clone();
+    let mut settings = Settings {
+        rotation_period: Duration::from_millis(200),
+        rotation_grace: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    fx.sim.set_settings(settings);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    fx.run("list_conversations", json!({})).await;
+    assert_ne!(
+        fx.creds.cookies["csrftoken"], before.cookies["csrftoken"],
+        "the rotated csrftoken was kept from Set-Cookie"
+    );
+    assert_ne!(
+        fx.creds.state["ig_www_claim"], before.state["ig_www_claim"],
+        "the rotated claim was kept"
+    );
+    assert_eq!(fx.creds.cookies["sessionid"], before.cookies["sessionid"]);
+    settings.rotation_period = Duration::ZERO;
+    fx.sim.set_settings(settings);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+
+    fx.sim.clear_request_log();
+    fx.run("list_conversations", json!({})).await;
+    let thread = fx.seed.direct_thread_id.clone();
+    fx.run(
+        "send",
+        json!({"conversation_id": thread, "text": "still here"}),
+    )
+    .await;
+    let log = fx.sim.request_log();
+    assert!(log
+        .iter()
+        .all(|entry| entry.www_claim == ClaimEcho::Matches));
+    assert!(log
+        .iter()
+        .filter(|entry| entry.method == "POST")
+        .all(|entry| entry.csrf_ok == Some(true)));
+
+    let mut stale = before;
+    let err = fx
+        .connector
+        .execute("list_conversations", json!({}), &mut stale)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::SessionExpired { status: 403, .. }),
+        "a client that did not keep the claim is logged out: {err:?}"
+    );
+}
