@@ -130,8 +130,22 @@ mod tests {
         let dir = WorkDir::new().unwrap();
         let path = dir.path.join(format!("sample.{format}"));
         let args: &[&str] = match format {
-            "ogg" => &["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "libopus"],
-            _ => &["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1", "-c:v", "libvpx-vp9"],
+            "ogg" => &[
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=1",
+                "-c:a",
+                "libopus",
+            ],
+            _ => &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=64x48:rate=10:duration=1",
+                "-c:v",
+                "libvpx-vp9",
+            ],
         };
         let status = std::process::Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-y"])
@@ -163,7 +177,10 @@ mod tests {
         let webm = sample("webm");
         let mp4 = convert("ffmpeg", &webm, Target::VideoMp4).await.unwrap();
         assert!(is_mp4(&mp4));
-        assert!(mp4.windows(4).any(|window| window == b"avc1"), "H.264 video");
+        assert!(
+            mp4.windows(4).any(|window| window == b"avc1"),
+            "H.264 video"
+        );
     }
 
     #[tokio::test]
