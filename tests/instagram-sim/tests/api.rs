@@ -2,6 +2,8 @@
 //! unsend, thread state changes, uploads and media, users, presence, search, faults and
 //! the rate limit.
 
+// Each test binary uses only part of the shared client.
+#[allow(dead_code)]
 mod support;
 
 use std::collections::HashSet;

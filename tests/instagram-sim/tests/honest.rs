@@ -4,6 +4,8 @@
 //! changes and thread activity. Each behaviour is driven through the Rust API and through
 //! the `/_sim` control API.
 
+// Each test binary uses only part of the shared client.
+#[allow(dead_code)]
 mod support;
 
 use std::collections::HashSet;

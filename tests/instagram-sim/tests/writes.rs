@@ -3,6 +3,8 @@
 //! that sends too fast gets the spam warning, edits have limits, and media goes through the
 //! upload host (`messenger_*`), which checks what it is given.
 
+// Each test binary uses only part of the shared client.
+#[allow(dead_code)]
 mod support;
 
 use std::io::Cursor;
@@ -178,7 +180,7 @@ async fn broadcast_forms_must_be_the_apps() {
 
 #[tokio::test]
 async fn create_group_thread_takes_only_a_signed_body() {
-    let (sim, seed, client) = demo().await;
+    let (_sim, seed, client) = demo().await;
     let bob = seed.contacts[0].pk.to_string();
     let fields = json!({"recipient_users": format!("[\"{}\",\"{bob}\"]", seed.friend.pk), "thread_title": "Signed", "_uuid": "u", "client_context": "6800011111111111111"});
     let plain: Vec<(String, String)> = fields
