@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::backfill::{fetch_thread, Reach};
-use super::instagram::Logins;
+use super::login_session::LoginSession;
 use super::portal_queue::ThreadUpdate;
 use super::schedule::Schedule;
 use super::supervisor::PollerSignals;
@@ -27,7 +27,6 @@ use crate::connector::auth::Credentials;
 use crate::connector::http::Connector;
 use crate::connector::session::ConnectorError;
 use crate::model::{Conversation, ConversationKind, LastSeen};
-use crate::secrets::CredentialCipher;
 use crate::store::{LoginRecord, PageItem, ThreadState};
 
 /// Most inbox pages one catch-up reads.
@@ -50,7 +49,7 @@ pub async fn run(
             outcome = poller.poll(&forced) => outcome,
             _ = stopped.changed() => return,
         };
-        poller.save_credentials().await;
+        poller.session.save().await;
         match outcome {
             Ok(since_activity) => poller.schedule.succeeded(since_activity),
             Err(e) if e.needs_login() => {
@@ -82,11 +81,8 @@ struct Poller {
     bridge: Arc<Bridge>,
     /// The bridge's connector with the polling request timeout.
     connector: Connector,
-    login: LoginRecord,
-    logins: Logins,
-    creds: Credentials,
-    /// The credentials as stored, to save them when response hooks changed them.
-    saved: Credentials,
+    /// The login and its credentials (saved when responses rotate them).
+    session: LoginSession,
     schedule: Schedule,
     requests_polled: Option<Instant>,
     /// The message request count the inbox showed when they were last polled.
@@ -119,38 +115,15 @@ enum Plan {
 
 impl Poller {
     async fn load(bridge: Arc<Bridge>, mxid: &str) -> Option<Poller> {
-        let login = match bridge.store.login(mxid).await {
-            Ok(Some(login)) => login,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::error!(login = mxid, error = %e, "cannot read the login");
-                return None;
-            }
-        };
-        let cipher = match bridge.config.credential_key() {
-            Ok(key) => CredentialCipher::new(&key),
-            Err(e) => {
-                tracing::error!(error = %e, "the credential key is unusable: no polling");
-                return None;
-            }
-        };
-        let logins = Logins::new(bridge.store.clone(), cipher);
-        let creds = match logins.credentials(mxid).await {
-            Ok(creds) => creds,
-            Err(e) => {
-                tracing::error!(login = mxid, error = %e, "cannot open the login");
-                return None;
-            }
-        };
+        // Errors are logged where they happen; a login that is gone or waits for
+        // the user is not polled.
+        let session = LoginSession::open(&bridge, mxid).await.ok()?;
         let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
         Some(Poller {
             connector: bridge.connector.clone().with_timeout(timeout),
             schedule: Schedule::new(&bridge.config.polling),
             bridge,
-            login,
-            logins,
-            saved: creds.clone(),
-            creds,
+            session,
             requests_polled: None,
             requests_seen: None,
             presence_polled: None,
@@ -166,7 +139,7 @@ impl Poller {
     async fn poll(&mut self, forced: &HashSet<String>) -> Result<Option<Duration>, ConnectorError> {
         let bridge = self.bridge.clone();
         let config = &bridge.config;
-        let mxid = self.login.mxid.clone();
+        let mxid = self.session.login.mxid.clone();
         // The login's first sync chooses its portals; every later poll reads
         // the inbox back to the newest activity the last poll saw (usually
         // one page), so chats that became active beyond the first page (a
@@ -181,7 +154,7 @@ impl Poller {
 
         let mut threads = self.read_inbox(synced, watermark).await?;
         if self.requests_due(threads.pending_requests) {
-            let requests = self.connector.list_pending(&mut self.creds).await?;
+            let requests = self.connector.list_pending(&mut self.session.creds).await?;
             self.requests_polled = Some(Instant::now());
             self.requests_seen = threads.pending_requests;
             let known: HashSet<String> = threads.list.iter().map(|(c, _)| c.id.clone()).collect();
@@ -215,7 +188,7 @@ impl Poller {
                 !synced && rank >= config.backfill.initial_threads && !request,
                 forced.contains(&conversation.id),
                 config.backfill.initial_messages,
-                self.login.ig_user_id.as_deref(),
+                self.session.login.ig_user_id.as_deref(),
             );
             if state.is_some_and(|s| s.bridged) && conversation.kind == ConversationKind::Direct {
                 partners.extend(conversation.participants.iter().map(|p| p.id.clone()));
@@ -283,7 +256,7 @@ impl Poller {
         loop {
             let page = self
                 .connector
-                .list_conversations_page(&mut self.creds, cursor.as_deref())
+                .list_conversations_page(&mut self.session.creds, cursor.as_deref())
                 .await?;
             pages += 1;
             if pages == 1 {
@@ -327,7 +300,7 @@ impl Poller {
     /// Records a thread seen on the first sync as it is now, without a portal.
     async fn remember(&self, conversation: &Conversation) -> Result<(), ConnectorError> {
         let state = ThreadState {
-            login_mxid: self.login.mxid.clone(),
+            login_mxid: self.session.login.mxid.clone(),
             thread_id: conversation.id.clone(),
             last_item_id: conversation.newest_item_id.clone(),
             activity_at: conversation.updated_at.map(|at| at.timestamp_micros()),
@@ -360,8 +333,8 @@ impl Poller {
                 let Some(job) = jobs.next() else { break };
                 running.spawn(fetch(
                     self.connector.clone(),
-                    self.creds.clone(),
-                    self.login.clone(),
+                    self.session.creds.clone(),
+                    self.session.login.clone(),
                     self.bridge.config.backfill.max_catchup_messages,
                     job,
                 ));
@@ -372,13 +345,13 @@ impl Poller {
             let (result, creds) = match joined {
                 Ok(done) => done,
                 Err(e) => {
-                    tracing::error!(login = %self.login.mxid, error = %e, "a thread fetch panicked");
+                    tracing::error!(login = %self.session.login.mxid, error = %e, "a thread fetch panicked");
                     continue;
                 }
             };
             // Cookies and claims a response rotated; the newest answer wins.
             if let Some(creds) = creds {
-                self.creds = creds;
+                self.session.creds = creds;
             }
             match result {
                 Ok(update) => {
@@ -400,11 +373,21 @@ impl Poller {
         state: Option<&ThreadState>,
         newest_page: Option<Vec<PageItem>>,
     ) -> ThreadUpdate {
-        thread_update(&self.login, conversation, request, state, newest_page)
+        thread_update(
+            &self.session.login,
+            conversation,
+            request,
+            state,
+            newest_page,
+        )
     }
 
     async fn relay_presence(&mut self, partners: &[String]) -> Result<(), ConnectorError> {
-        let presences = match self.connector.presence(&mut self.creds, partners).await {
+        let presences = match self
+            .connector
+            .presence(&mut self.session.creds, partners)
+            .await
+        {
             Ok(presences) => presences,
             Err(e) if e.needs_login() => return Err(e),
             Err(e) => {
@@ -420,26 +403,9 @@ impl Poller {
         Ok(())
     }
 
-    /// Saves the credentials when response hooks changed them.
-    async fn save_credentials(&mut self) {
-        if self.creds == self.saved {
-            return;
-        }
-        match self
-            .logins
-            .update_credentials(&self.login.mxid, &self.creds)
-            .await
-        {
-            Ok(()) => self.saved = self.creds.clone(),
-            Err(e) => {
-                tracing::warn!(login = %self.login.mxid, error = %e, "cannot save credentials")
-            }
-        }
-    }
-
     /// The login needs the user: marks it and tells them once.
     async fn needs_login(&self, error: &ConnectorError) {
-        login_needs_user(&self.bridge, &self.login.mxid, error).await;
+        login_needs_user(&self.bridge, &self.session.login.mxid, error).await;
     }
 }
 

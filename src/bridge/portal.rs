@@ -105,10 +105,21 @@ fn parse_user(user_id: &str) -> Result<OwnedUserId, RelayError> {
 /// What the room shows as the channel's name: the group's title, or the
 /// other person's name in a direct chat.
 fn channel_name(login: &LoginRecord, conversation: &Conversation) -> String {
+    chat_title(conversation, login.ig_user_id.as_deref())
+        .unwrap_or_else(|| "Instagram chat".to_owned())
+}
+
+/// What people call a chat: the group's title, else the names (or
+/// usernames) of the participants other than `viewer`; None when there is
+/// nobody else.
+pub fn chat_title(conversation: &Conversation, viewer: Option<&str>) -> Option<String> {
     if let Some(name) = conversation.name.as_deref().filter(|name| !name.is_empty()) {
-        return name.to_owned();
+        return Some(name.to_owned());
     }
-    let names: Vec<&str> = others(login, conversation)
+    let names: Vec<&str> = conversation
+        .participants
+        .iter()
+        .filter(|p| Some(p.id.as_str()) != viewer)
         .map(|p| {
             p.name
                 .as_deref()
@@ -117,11 +128,7 @@ fn channel_name(login: &LoginRecord, conversation: &Conversation) -> String {
                 .unwrap_or(&p.id)
         })
         .collect();
-    if names.is_empty() {
-        "Instagram chat".to_owned()
-    } else {
-        names.join(", ")
-    }
+    (!names.is_empty()).then(|| names.join(", "))
 }
 
 /// The `m.bridge` / `uk.half-shot.bridge` content of a channel.

@@ -111,26 +111,8 @@ pub fn parse_username(arg: &str) -> Result<String, CommandError> {
 
 /// What the user calls a chat: the group's title, else the other people.
 pub fn chat_name(viewer: Option<&str>, conversation: &Conversation) -> String {
-    if let Some(name) = conversation.name.as_deref().filter(|name| !name.is_empty()) {
-        return name.to_owned();
-    }
-    let names: Vec<&str> = conversation
-        .participants
-        .iter()
-        .filter(|p| Some(p.id.as_str()) != viewer)
-        .map(|p| {
-            p.name
-                .as_deref()
-                .filter(|name| !name.is_empty())
-                .or(p.handle.as_deref())
-                .unwrap_or(&p.id)
-        })
-        .collect();
-    if names.is_empty() {
-        "a chat with yourself".to_owned()
-    } else {
-        names.join(", ")
-    }
+    crate::bridge::portal::chat_title(conversation, viewer)
+        .unwrap_or_else(|| "a chat with yourself".to_owned())
 }
 
 /// A matrix.to link to a room, or to one event in it.
