@@ -384,6 +384,10 @@ impl OutgoingFigures {
             self.burst.elapsed.as_secs_f64()
         );
         println!(
+            "    of which alice's sends until Synapse answered the last: {:.2} s",
+            self.burst.matrix_sends.as_secs_f64()
+        );
+        println!(
             "  bare client: {bare_rate:8.1} msg/s  ({:.2} s; POST broadcast/text/ as alice's \
              session, one sequential sender per thread, threads in parallel)",
             self.bare.elapsed.as_secs_f64()
@@ -391,8 +395,10 @@ impl OutgoingFigures {
         println!("  ratio bridge/bare: {:.2}", bridge_rate / bare_rate);
         println!(
             "bridge-added latency, event accepted by the transaction handler -> Instagram's answer:\n  \
-             paced ({} messages, one at a time): {}",
+             paced ({} messages, one at a time, each once the previous one is out; Synapse \
+             answered alice's sends in {:.2} s in all): {}",
             options.paced,
+            self.paced.matrix_sends.as_secs_f64(),
             percentiles_text(&since_accepted(&self.paced))
         );
         println!(

@@ -29,6 +29,8 @@ const BARE_CLIENT_CONTEXT: u64 = 6_900_000_000_000_000_000;
 pub struct Bridged {
     /// From the first Matrix send to the last item present in the threads.
     pub elapsed: Duration,
+    /// From the first Matrix send to the homeserver's answer to the last one.
+    pub matrix_sends: Duration,
     pub latencies: Vec<OutLatency>,
     pub bodies: Bodies,
 }
@@ -71,11 +73,13 @@ pub async fn through_bridge(
     while let Some(sent) = senders.join_next().await {
         event_ids.extend(sent.map_err(|e| format!("a Matrix sender panicked: {e}"))??);
     }
+    let matrix_sends = started.elapsed();
     let limit = wait_limit(messages);
     let done = await_threads(world, &bodies, sends_before + messages, limit).await?;
     let latencies = world.await_outgoing(&event_ids, limit).await?;
     Ok(Bridged {
         elapsed: done - started,
+        matrix_sends,
         latencies,
         bodies,
     })
@@ -87,12 +91,15 @@ pub async fn paced(world: &mut World, messages: usize, prefix: &str) -> Result<B
     let bodies = spread(world.chats.len(), messages, prefix);
     let token = world.fixture.user.access_token().to_owned();
     let mut latencies = Vec::with_capacity(messages);
+    let mut matrix_sends = Duration::ZERO;
     let started = Instant::now();
     for index in 0..messages {
         let chat_index = index % world.chats.len();
         let body = &bodies[chat_index][index / world.chats.len()];
         let base = send_url(world, &world.chats[chat_index].room_id);
+        let sending = Instant::now();
         let event_id = matrix_send(&world.http, &token, &base, body).await?;
+        matrix_sends += sending.elapsed();
         latencies.extend(
             world
                 .await_outgoing(&HashSet::from([event_id]), wait_limit(1))
@@ -103,6 +110,7 @@ pub async fn paced(world: &mut World, messages: usize, prefix: &str) -> Result<B
     let done = await_threads(world, &bodies, sends, wait_limit(messages)).await?;
     Ok(Bridged {
         elapsed: done - started,
+        matrix_sends,
         latencies,
         bodies,
     })
