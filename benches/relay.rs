@@ -1,13 +1,16 @@
-//! The Instagram -> Matrix relay benchmark: Synapse, the Instagram simulator
-//! and the bridge process, with a Matrix user holding a connected Instagram
-//! login. Posts messages across threads in the simulator and prints the
-//! bridge's throughput next to a bare appservice client's into the same rooms,
-//! the bridge-added latency, Instagram requests per idle login per hour and the
-//! bridge's RSS with many portals.
+//! The relay benchmark, both ways: Synapse, the Instagram simulator and the
+//! bridge process, with a Matrix user holding a connected Instagram login.
+//! Instagram -> Matrix: posts messages across threads in the simulator and
+//! prints the bridge's throughput next to a bare appservice client's into the
+//! same rooms and the bridge-added latency. Matrix -> Instagram: the user sends
+//! messages into the portals and it prints the bridge's throughput next to a
+//! bare Instagram client's into the same threads and the bridge-added latency.
+//! Then Instagram requests per idle login per hour and the bridge's RSS with
+//! many portals.
 //!
 //! `cargo bench --bench relay` runs the full benchmark (`--quick` and the
 //! count flags below change it); `cargo test` runs it as a quick smoke test,
-//! which fails when the relay loses a message.
+//! which fails when the relay loses or reorders a message either way.
 
 // The end-to-end tests' harness, shared as is; the bench uses part of it.
 #[allow(dead_code)]
@@ -17,6 +20,8 @@ mod appservice {
 }
 #[path = "relay/baseline.rs"]
 mod baseline;
+#[path = "relay/outgoing.rs"]
+mod outgoing;
 #[path = "relay/stats.rs"]
 mod stats;
 #[path = "relay/world.rs"]
@@ -208,6 +213,8 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
             .collect::<Vec<_>>(),
     );
 
+    let out = measure_outgoing(world, options).await?;
+
     let rss = world.grow_portals(options.portals).await?;
     let idle = world.idle_requests(options).await?;
 
@@ -283,6 +290,7 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         percentiles_text(&burst_own),
         percentiles_text(&percentiles(&bare.send_us))
     );
+    out.print(options);
     println!("{idle}");
     println!(
         "bridge RSS with {} portals: {:.1} MB (VmRSS; peak VmHWM {:.1} MB; goal < 40 MB)",
@@ -295,4 +303,122 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
 
 fn percentiles_text(p: &stats::Percentiles) -> String {
     format!("p50 {} p99 {}", stats::ms(p.p50), stats::ms(p.p99))
+}
+
+/// What the Matrix -> Instagram part measured.
+struct OutgoingFigures {
+    burst: outgoing::Bridged,
+    bare: outgoing::Bare,
+    paced: outgoing::Bridged,
+    solo: outgoing::Bare,
+}
+
+/// alice joins her portals and sends through the bridge (a burst, then one
+/// at a time); then the bare Instagram client sends the same while the bridge
+/// is stopped (so it does not relay those sends back to Matrix meanwhile),
+/// and the bench waits for the bridge to relay them once it continues.
+async fn measure_outgoing(
+    world: &mut world::World,
+    options: &Options,
+) -> Result<OutgoingFigures, String> {
+    world.join_portals().await?;
+    let burst = outgoing::through_bridge(world, options.messages, "out").await?;
+    let paced = outgoing::paced(world, options.paced, "outpaced").await?;
+    world.signal_bridge("STOP")?;
+    let bare = outgoing::bare(world, options.messages, "igbare").await;
+    let solo = match &bare {
+        Ok(_) => outgoing::bare_one_at_a_time(world, options.paced, "igsolo").await,
+        Err(e) => Err(e.clone()),
+    };
+    world.signal_bridge("CONT")?;
+    let (bare, solo) = (bare?, solo?);
+    for (bodies, who) in [
+        (&burst.bodies, "the bridge"),
+        (&paced.bodies, "the bridge (paced)"),
+        (&bare.bodies, "the bare Instagram client"),
+        (&solo.bodies, "the bare Instagram client (one at a time)"),
+    ] {
+        outgoing::verify_threads(world, bodies, who)?;
+    }
+    let sent_by_bare = bare.items.union(&solo.items).cloned().collect();
+    world.await_relayed(&sent_by_bare).await?;
+    Ok(OutgoingFigures {
+        burst,
+        bare,
+        paced,
+        solo,
+    })
+}
+
+impl OutgoingFigures {
+    fn print(&self, options: &Options) {
+        let percentiles = |samples: &[u64]| stats::Percentiles::of(samples.iter().copied());
+        let since_accepted = |run: &outgoing::Bridged| {
+            percentiles(
+                &run.latencies
+                    .iter()
+                    .map(|l| l.since_accepted_us)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let bridge_own = |run: &outgoing::Bridged| {
+            percentiles(
+                &run.latencies
+                    .iter()
+                    .map(|l| l.since_accepted_us.saturating_sub(l.instagram_us))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let bridge_rate = options.messages as f64 / self.burst.elapsed.as_secs_f64();
+        let bare_rate = options.messages as f64 / self.bare.elapsed.as_secs_f64();
+        let mode = if options.quick { "quick" } else { "full" };
+        println!("== Matrix -> Instagram relay ({mode}) ==");
+        println!(
+            "throughput: {} messages across {} threads, sent at once by alice through Synapse's \
+             client API, one sequential sender per room, rooms in parallel",
+            options.messages, options.threads
+        );
+        println!(
+            "  bridge:      {bridge_rate:8.1} msg/s  ({:.2} s from the first send to the last \
+             message in the simulator's threads)",
+            self.burst.elapsed.as_secs_f64()
+        );
+        println!(
+            "    of which alice's sends until Synapse answered the last: {:.2} s",
+            self.burst.matrix_sends.as_secs_f64()
+        );
+        println!(
+            "  bare client: {bare_rate:8.1} msg/s  ({:.2} s; POST broadcast/text/ as alice's \
+             session, one sequential sender per thread, threads in parallel)",
+            self.bare.elapsed.as_secs_f64()
+        );
+        println!("  ratio bridge/bare: {:.2}", bridge_rate / bare_rate);
+        println!(
+            "bridge-added latency, event accepted by the transaction handler -> Instagram's answer:\n  \
+             paced ({} messages, one at a time, each once the previous one is out; Synapse \
+             answered alice's sends in {:.2} s in all): {}",
+            options.paced,
+            self.paced.matrix_sends.as_secs_f64(),
+            percentiles_text(&since_accepted(&self.paced))
+        );
+        println!(
+            "    the bridge's own work (the same, less the time Instagram took to answer the \
+             send): {}",
+            percentiles_text(&bridge_own(&self.paced))
+        );
+        println!(
+            "    Instagram alone (bare client, one send at a time): {}",
+            percentiles_text(&percentiles(&self.solo.send_us))
+        );
+        println!(
+            "  in the burst (an event also waits behind its room's earlier events): {}; the \
+             bridge's own work: {}",
+            percentiles_text(&since_accepted(&self.burst)),
+            percentiles_text(&bridge_own(&self.burst))
+        );
+        println!(
+            "    a bare send in the bare client's burst: {}",
+            percentiles_text(&percentiles(&self.bare.send_us))
+        );
+    }
 }

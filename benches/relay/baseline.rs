@@ -20,7 +20,7 @@ pub struct Bare {
 }
 
 /// `messages` bodies starting with `prefix`, spread over the chats round robin.
-fn spread(chats: usize, messages: usize, prefix: &str) -> Bodies {
+pub fn spread(chats: usize, messages: usize, prefix: &str) -> Bodies {
     let mut bodies: Bodies = vec![Vec::new(); chats];
     for index in 0..messages {
         let chat = index % chats;
@@ -122,6 +122,6 @@ fn puppet_tag(puppet: &str) -> String {
 }
 
 /// Percent-encodes a room id for a path segment.
-fn urlencode(segment: &str) -> String {
+pub fn urlencode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }

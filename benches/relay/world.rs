@@ -1,15 +1,16 @@
 //! The benchmark's world: the relay test fixture (Synapse, the simulator,
 //! alice's stored Instagram login) with the bridge as a separate process,
 //! alice's chats with one friend each, a second, idle login, and what the
-//! benchmark reads back: the bridge's `relay_latency` log events, the rooms'
-//! history, the simulator's request log and the bridge's memory.
+//! benchmark reads back: the bridge's `relay_latency` and `relay_latency_out`
+//! log events, the rooms' history, the simulator's threads and request log
+//! and the bridge's memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use instagram_sim::Account;
+use instagram_sim::{Account, Settings};
 use matrix_instagram::bridge::instagram::Logins;
 use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::secrets::{CredentialCipher, CredentialKey};
@@ -56,6 +57,23 @@ pub struct Latency {
     pub homeserver_us: u64,
     /// When the bridge logged the event (the item's relaying was done), Unix microseconds.
     pub logged_at_us: i64,
+}
+
+/// One `relay_latency_out` event of the bridge: a Matrix event carried out.
+#[derive(Debug, Clone, Copy)]
+pub struct OutLatency {
+    /// From the transaction handler accepting the event to Instagram's answer.
+    pub since_accepted_us: u64,
+    /// Of `since_accepted_us`, the time Instagram took to answer the send.
+    pub instagram_us: u64,
+}
+
+/// A latency event of the bridge's log.
+enum LogEvent {
+    /// An Instagram item relayed to Matrix, by item id.
+    In(String, Latency),
+    /// A Matrix event carried out on Instagram, by event id.
+    Out(String, OutLatency),
 }
 
 /// What relaying a burst measured.
@@ -113,8 +131,18 @@ impl World {
     /// once every chat has its portal and opening message.
     pub async fn start(options: &Options) -> Result<World, String> {
         let fixture = RelayFixture::prepare(Backend::Sqlite, "alice.bench").await;
+        // alice's session sends far more than Instagram's spam limit allows
+        // (feedback_required past `send_limit_per_minute`): the bench measures
+        // the relay, not the limit.
+        fixture.sim.set_settings(Settings {
+            send_limit_per_minute: 0,
+            ..fixture.sim.settings()
+        });
         // JSON logs to read the latency events; the bridge's default level otherwise.
-        for (key, value) in [("format", "json"), ("level", "info,relay_latency=debug")] {
+        for (key, value) in [
+            ("format", "json"),
+            ("level", "info,relay_latency=debug,relay_latency_out=debug"),
+        ] {
             fixture
                 .e2e
                 .config
@@ -257,7 +285,10 @@ impl World {
         let started = Instant::now();
         let mut found: HashMap<String, Latency> = HashMap::new();
         loop {
-            for (item, latency) in self.log.new_events()? {
+            for event in self.log.new_events()? {
+                let LogEvent::In(item, latency) = event else {
+                    continue;
+                };
                 if items.contains(&item) {
                     found.entry(item).or_insert(latency);
                 }
@@ -274,6 +305,75 @@ impl World {
                 ));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the bridge logged every Matrix event of `events` as
+    /// carried out on Instagram; returns their latency events.
+    pub async fn await_outgoing(
+        &mut self,
+        events: &HashSet<String>,
+        limit: Duration,
+    ) -> Result<Vec<OutLatency>, String> {
+        let started = Instant::now();
+        let mut found: HashMap<String, OutLatency> = HashMap::new();
+        loop {
+            for event in self.log.new_events()? {
+                let LogEvent::Out(event_id, latency) = event else {
+                    continue;
+                };
+                if events.contains(&event_id) {
+                    found.entry(event_id).or_insert(latency);
+                }
+            }
+            if found.len() == events.len() {
+                return Ok(found.into_values().collect());
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "the bridge carried {} of {} Matrix events out within {limit:?}; the outbox \
+                     lost or stalled on the others",
+                    found.len(),
+                    events.len()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the bridge relayed the Instagram items `items` (whatever
+    /// their sender).
+    pub async fn await_relayed(&mut self, items: &HashSet<String>) -> Result<(), String> {
+        let limit = setup_wait() + Duration::from_millis(200) * items.len() as u32;
+        self.await_items(items, limit).await.map(|_| ())
+    }
+
+    /// alice joins the portals of her chats (the bridge invited her).
+    pub async fn join_portals(&self) -> Result<(), String> {
+        for chat in &self.chats {
+            if self.fixture.user.join(&chat.room_id).await.is_err() {
+                self.fixture.wait_for_invite(&chat.room_id).await;
+                self.fixture
+                    .user
+                    .join(&chat.room_id)
+                    .await
+                    .map_err(fail("alice joining a portal"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the bridge process, so that
+    /// it does not relay what a bare client sends while that is measured.
+    pub fn signal_bridge(&self, signal: &str) -> Result<(), String> {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.pid.to_string()])
+            .status()
+            .map_err(fail("running kill"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill -{signal} {} failed: {status}", self.pid))
         }
     }
 
@@ -554,7 +654,7 @@ struct LogReader {
 }
 
 impl LogReader {
-    fn new_events(&mut self) -> Result<Vec<(String, Latency)>, String> {
+    fn new_events(&mut self) -> Result<Vec<LogEvent>, String> {
         let mut file = std::fs::File::open(&self.path).map_err(fail("opening the bridge log"))?;
         file.seek(SeekFrom::Start(self.offset))
             .map_err(fail("reading the bridge log"))?;
@@ -572,16 +672,25 @@ impl LogReader {
     }
 }
 
-fn latency_event(line: &str) -> Option<(String, Latency)> {
-    if !line.contains("\"relay_latency\"") {
+fn latency_event(line: &str) -> Option<LogEvent> {
+    if !line.contains("\"relay_latency") {
         return None;
     }
     let event: Value = serde_json::from_str(line).ok()?;
+    let fields = &event["fields"];
+    if event["target"] == "relay_latency_out" {
+        return Some(LogEvent::Out(
+            fields["event_id"].as_str()?.to_owned(),
+            OutLatency {
+                since_accepted_us: fields["since_accepted_us"].as_u64()?,
+                instagram_us: fields["instagram_us"].as_u64()?,
+            },
+        ));
+    }
     if event["target"] != "relay_latency" {
         return None;
     }
-    let fields = &event["fields"];
-    Some((
+    Some(LogEvent::In(
         fields["item_id"].as_str()?.to_owned(),
         Latency {
             since_poll_us: fields["since_poll_us"].as_u64()?,

@@ -17,6 +17,7 @@ pub mod transcode;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ruma::events::room::message::{MessageType, Relation, RoomMessageEventContent};
 use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use self::status::SendStatus;
-use super::Bridge;
+use super::{relay_latency, Bridge};
 use crate::matrix::server::RetryTransaction;
 use crate::model::Message;
 use crate::store::{
@@ -95,6 +96,7 @@ pub async fn accept_matrix_event(
     portal: &PortalRecord,
     event: &AnyTimelineEvent,
 ) -> Result<(), RetryTransaction> {
+    let accepted = Instant::now();
     let event_id = event.event_id().as_str();
     if event.sender().as_str() != portal.login_mxid {
         tracing::debug!(
@@ -125,6 +127,7 @@ pub async fn accept_matrix_event(
         .enqueue_outbox(&entry)
         .await
         .map_err(|e| RetryTransaction(format!("enqueueing an outgoing event: {e}")))?;
+    relay_latency::outgoing_accepted(event_id, accepted);
     bridge.queues.ring(&portal.login_mxid, &portal.thread_id);
     Ok(())
 }

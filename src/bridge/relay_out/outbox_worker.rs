@@ -8,7 +8,7 @@
 //! once; an expired session holds the row (it stays pending and goes out
 //! after the next login). Outcomes are reported with [`status`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ruma::{EventId, RoomId};
@@ -17,7 +17,7 @@ use super::super::instagram::Logins;
 use super::super::poller::login_needs_user;
 use super::super::relay_in::text_hash;
 use super::super::supervisor::NEEDS_LOGIN_STATES;
-use super::super::Bridge;
+use super::super::{relay_latency, Bridge};
 use super::changes::{self, ChangeError};
 use super::status::{self, SendStatus};
 use super::{media, Outgoing};
@@ -375,8 +375,12 @@ impl Drain<'_> {
                 .begin_outbox_attempt(event_id)
                 .await?
                 .unwrap_or(attempts + 1);
+            let asked = Instant::now();
             match self.dispatch(entry, &outgoing).await {
-                Ok(carried) => return self.sent(entry, carried).await,
+                Ok(carried) => {
+                    relay_latency::outgoing_carried(event_id, asked.elapsed());
+                    return self.sent(entry, carried).await;
+                }
                 Err(failure) => match failure.verdict() {
                     Verdict::NeedsLogin => return self.held(entry, &failure).await,
                     Verdict::Permanent => return self.give_up(entry, &failure).await,
@@ -483,6 +487,7 @@ impl Drain<'_> {
     /// Records a carried-out row and reports SUCCESS.
     async fn sent(&self, entry: &OutboxEntry, carried: Carried) -> Result<RowEnd, StoreError> {
         let event_id = &entry.queued.event_id;
+        relay_latency::outgoing_done(event_id);
         match carried {
             Carried::Message(message) => {
                 let record = sent_record(&self.login, &self.portal, entry, &message);
@@ -516,6 +521,7 @@ impl Drain<'_> {
     ) -> Result<RowEnd, StoreError> {
         let event_id = &entry.queued.event_id;
         tracing::warn!(event_id, error = %failure, "an outgoing event was given up");
+        relay_latency::outgoing_done(event_id);
         self.bridge
             .store
             .mark_outbox_failed(event_id, &failure.to_string())
