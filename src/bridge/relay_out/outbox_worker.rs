@@ -13,20 +13,17 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ruma::{EventId, RoomId};
 
-use super::super::instagram::Logins;
+use super::super::login_session::{LoginSession, SessionError};
 use super::super::poller::login_needs_user;
 use super::super::relay_in::text_hash;
-use super::super::supervisor::NEEDS_LOGIN_STATES;
 use super::super::{relay_latency, Bridge};
 use super::changes::{self, ChangeError};
 use super::status::{self, SendStatus};
 use super::{media, Outgoing};
-use crate::connector::auth::Credentials;
 use crate::connector::http::Connector;
 use crate::connector::session::{ConnectorError, RetryPolicy};
 use crate::connector::typed::OutgoingText;
 use crate::model::Message;
-use crate::secrets::CredentialCipher;
 use crate::store::{LoginRecord, MessageRecord, OutboxEntry, PortalRecord, StoreError};
 
 /// Why carrying an outgoing event out failed. The media and changes helpers'
@@ -182,11 +179,10 @@ fn held_message(error: Option<&ConnectorError>) -> &'static str {
 /// One drain of a room: the login, its credentials and the connector.
 struct Drain<'a> {
     bridge: &'a Bridge,
-    login: LoginRecord,
     portal: PortalRecord,
     connector: Connector,
-    logins: Logins,
-    creds: Credentials,
+    /// The login and its credentials, saved when responses rotate them.
+    session: LoginSession,
 }
 
 /// How carrying one row out ended.
@@ -214,31 +210,20 @@ pub async fn carry_out_pending(
     if rows.is_empty() {
         return Ok(false);
     }
-    let Some(login) = store.login(login_mxid).await? else {
-        return Ok(false);
+    let session = match LoginSession::open(bridge, login_mxid).await {
+        Ok(session) => session,
+        Err(SessionError::NoLogin) => return Ok(false),
+        Err(SessionError::NeedsLogin) => {
+            hold(bridge, &portal, &rows, None, true).await;
+            return Ok(false);
+        }
+        Err(e @ SessionError::Unavailable) => return Err(DrainError::Credentials(e.to_string())),
     };
-    if NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
-        hold(bridge, &portal, &rows, None, true).await;
-        return Ok(false);
-    }
-    let key = bridge
-        .config
-        .credential_key()
-        .map_err(|e| DrainError::Credentials(e.to_string()))?;
-    let logins = Logins::new(store.clone(), CredentialCipher::new(&key));
-    let creds = logins
-        .credentials(login_mxid)
-        .await
-        .map_err(|e| DrainError::Credentials(e.to_string()))?;
-    let connector = sending_connector(bridge);
-    let saved = creds.clone();
     let mut drain = Drain {
         bridge,
-        login,
         portal,
-        connector,
-        logins,
-        creds,
+        connector: sending_connector(bridge),
+        session,
     };
     let mut outcome = Ok(());
     let mut changed = false;
@@ -259,15 +244,7 @@ pub async fn carry_out_pending(
             }
         }
     }
-    if drain.creds != saved {
-        if let Err(e) = drain
-            .logins
-            .update_credentials(login_mxid, &drain.creds)
-            .await
-        {
-            tracing::warn!(login = login_mxid, error = %e, "cannot save credentials");
-        }
-    }
+    drain.session.save().await;
     outcome.map(|()| changed)
 }
 
@@ -420,15 +397,15 @@ impl Drain<'_> {
                     client_context: Some(entry.queued.client_context.clone()),
                 };
                 self.connector
-                    .send_text(&mut self.creds, &message)
+                    .send_text(&mut self.session.creds, &message)
                     .await
                     .map(|message| Carried::Message(Box::new(message)))
                     .map_err(SendFailure::Instagram)
             }
             Outgoing::Change(change) => changes::carry_out(
                 self.bridge,
-                &self.login,
-                &mut self.creds,
+                &self.session.login,
+                &mut self.session.creds,
                 &self.portal,
                 &entry.queued.login_mxid,
                 change,
@@ -441,8 +418,8 @@ impl Drain<'_> {
             .map_err(SendFailure::from),
             Outgoing::Media(outgoing) => media::send_media(
                 self.bridge,
-                &self.login,
-                &mut self.creds,
+                &self.session.login,
+                &mut self.session.creds,
                 &self.portal,
                 outgoing,
                 &entry.queued.client_context,
@@ -476,7 +453,7 @@ impl Drain<'_> {
     async fn find_sent(&mut self, entry: &OutboxEntry) -> Result<Option<Message>, SendFailure> {
         let page = self
             .connector
-            .list_messages_page(&mut self.creds, &self.portal.thread_id, None)
+            .list_messages_page(&mut self.session.creds, &self.portal.thread_id, None)
             .await
             .map_err(SendFailure::Instagram)?;
         Ok(page.messages.into_iter().find(|message| {
@@ -490,7 +467,7 @@ impl Drain<'_> {
         relay_latency::outgoing_done(event_id);
         match carried {
             Carried::Message(message) => {
-                let record = sent_record(&self.login, &self.portal, entry, &message);
+                let record = sent_record(&self.session.login, &self.portal, entry, &message);
                 self.bridge
                     .store
                     .complete_outbox_send(event_id, &record)
@@ -546,7 +523,7 @@ impl Drain<'_> {
             .store
             .record_outbox_error(&entry.queued.event_id, &failure.to_string())
             .await?;
-        login_needs_user(self.bridge, &self.login.mxid, error).await;
+        login_needs_user(self.bridge, &self.session.login.mxid, error).await;
         hold(
             self.bridge,
             &self.portal,
