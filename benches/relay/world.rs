@@ -132,10 +132,14 @@ impl World {
     pub async fn start(options: &Options) -> Result<World, String> {
         let fixture = RelayFixture::prepare(Backend::Sqlite, "alice.bench").await;
         // alice's session sends far more than Instagram's spam limit allows
-        // (feedback_required past `send_limit_per_minute`): the bench measures
-        // the relay, not the limit.
+        // (feedback_required past `send_limit_per_minute`), and with the bare
+        // client's sends on the same session it makes more requests a minute
+        // than the session budget (`session_requests_per_window`) lets through
+        // before 429s escalate to a challenge: the bench measures the relay,
+        // not the limits.
         fixture.sim.set_settings(Settings {
             send_limit_per_minute: 0,
+            session_requests_per_window: 0,
             ..fixture.sim.settings()
         });
         // JSON logs to read the latency events; the bridge's default level otherwise.
