@@ -21,7 +21,7 @@ use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::query::{Map, Query};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection};
 
-pub use logins::LoginRecord;
+pub use logins::{login_id, LoginRecord};
 pub use messages::{MessageRecord, ReactionRecord};
 pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxState};
 pub use portals::PortalRecord;
