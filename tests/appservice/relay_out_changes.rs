@@ -529,7 +529,7 @@ impl InProcess<'_> {
             &self.login,
             &mut credentials,
             &self.portal,
-            &self.login.id,
+            &self.login.mxid,
             &change,
             "6800011111111111111",
         )

@@ -407,7 +407,7 @@ impl Drain<'_> {
                 &self.session.login,
                 &mut self.session.creds,
                 &self.portal,
-                &entry.queued.login_id,
+                &self.portal.owner,
                 change,
                 &entry.queued.client_context,
             )
