@@ -48,6 +48,10 @@ pub enum ActionError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Login(#[from] LoginError),
+    #[error("{0} has no Instagram login; log in with the bot's `login` command")]
+    NoLogin(String),
+    #[error("{mxid} has several Instagram logins ({usernames}): pass --login {mxid}/USERNAME")]
+    AmbiguousLogin { mxid: String, usernames: String },
     #[error("{0}")]
     Action(#[from] ConnectorError),
     /// The action's effects happened (or it failed), but the auth state its
@@ -78,7 +82,8 @@ pub struct ActionArgs {
     /// Cookie file: a JSON object of cookie name to value.
     #[arg(long)]
     pub cookies: Option<PathBuf>,
-    /// Run as this Matrix user's stored Instagram login. Reads the config
+    /// Run as a stored Instagram login: its id, or the Matrix user who has
+    /// only one (MXID/USERNAME picks one of several). Reads the config
     /// (-c/--config) for the connector spec, base URLs, database and key, and
     /// saves the login's updated auth state back to the database.
     #[arg(long, value_name = "MXID", conflicts_with = "cookies")]
@@ -176,11 +181,11 @@ async fn action_with_cookies(args: &ActionArgs, params: Value) -> Result<Value, 
     run(args, &connector, params, &mut creds).await
 }
 
-/// Runs the action as the stored login of `mxid`, then saves the auth state
-/// the action changed (e.g. a refreshed `ig_www_claim`).
+/// Runs the action as the stored login `login` names, then saves the auth
+/// state the action changed (e.g. a refreshed `ig_www_claim`).
 async fn action_as_login(
     args: &ActionArgs,
-    mxid: &str,
+    login: &str,
     config_path: &Path,
     params: Value,
 ) -> Result<Value, ActionError> {
@@ -203,12 +208,13 @@ async fn action_as_login(
     let store = Store::connect(&config.database.url).await?;
     let logins = Logins::new(store.clone(), CredentialCipher::new(&key));
     let outcome = async {
-        let mut creds = logins.credentials(mxid).await?;
+        let id = resolve_login(&store, login).await?;
+        let mut creds = logins.credentials(&id).await?;
         let before = creds.clone();
         let output = run(args, &connector, params, &mut creds).await;
         // Hooks may have updated the auth state even if a later step failed.
         if creds != before {
-            if let Err(source) = logins.update_credentials(mxid, &creds).await {
+            if let Err(source) = logins.update_credentials(&id, &creds).await {
                 return Err(ActionError::StateNotSaved {
                     action: args.action.clone(),
                     outcome: if output.is_ok() { "ran" } else { "failed" },
@@ -221,6 +227,35 @@ async fn action_as_login(
     .await;
     store.close().await;
     outcome
+}
+
+/// The id of the login `wanted` names: a login id, a Matrix user with one
+/// login, or `MXID/USERNAME`.
+async fn resolve_login(store: &Store, wanted: &str) -> Result<String, ActionError> {
+    if store.login(wanted).await?.is_some() {
+        return Ok(wanted.to_owned());
+    }
+    let (mxid, username) = match wanted.rsplit_once('/') {
+        Some((mxid, username)) => (mxid, Some(username.trim_start_matches('@'))),
+        None => (wanted, None),
+    };
+    let logins = store.logins_of(mxid).await?;
+    let chosen: Vec<_> = logins
+        .iter()
+        .filter(|login| username.is_none() || login.username.as_deref() == username)
+        .collect();
+    match chosen.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => Err(ActionError::NoLogin(wanted.to_owned())),
+        several => Err(ActionError::AmbiguousLogin {
+            mxid: mxid.to_owned(),
+            usernames: several
+                .iter()
+                .map(|login| login.username.as_deref().unwrap_or("?"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
 }
 
 /// Loads the spec (the built-in one without a path) and binds it to base

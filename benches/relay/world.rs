@@ -111,7 +111,7 @@ pub struct World {
     pub fixture: RelayFixture,
     pub chats: Vec<Chat>,
     idle: Account,
-    idle_mxid: String,
+    idle_login: String,
     idle_activity: Instant,
     pid: u32,
     log: LogReader,
@@ -167,7 +167,7 @@ impl World {
                 .sim
                 .create_account("idle.bench", "Idle Login")
                 .map_err(|e| e.to_string())?,
-            idle_mxid: String::new(),
+            idle_login: String::new(),
             idle_activity: Instant::now(),
             fixture,
             chats: Vec::new(),
@@ -232,7 +232,6 @@ impl World {
         }
         self.idle_activity = Instant::now();
         let user = self.fixture.e2e.user("idler").await;
-        self.idle_mxid = user.user_id.clone();
         let key = self
             .fixture
             .e2e
@@ -244,11 +243,12 @@ impl World {
         Logins::new(self.store().await?, CredentialCipher::new(&key))
             .save_new(
                 &user.user_id,
+                &self.idle.pk.to_string(),
                 Some(self.idle.username.clone()),
                 &Credentials::from_cookies(self.idle.cookies.clone()),
             )
             .await
-            .map(|_| ())
+            .map(|login| self.idle_login = login.id)
             .map_err(|e| format!("storing the idle login: {e}"))
     }
 
@@ -261,7 +261,7 @@ impl World {
     /// Fills in the room and puppet of chats that have none yet.
     async fn find_portals(&mut self) -> Result<(), String> {
         let store = self.store().await?;
-        let alice = self.fixture.user.user_id.clone();
+        let alice = self.fixture.login_id.clone();
         for chat in self.chats.iter_mut().filter(|chat| chat.room_id.is_empty()) {
             let portal = store
                 .portal_by_thread(&alice, &chat.thread_id)
@@ -506,7 +506,7 @@ impl World {
         }
         let store = self.store().await?;
         let mut count = 0;
-        for login in [&self.fixture.user.user_id, &self.idle_mxid] {
+        for login in [&self.fixture.login_id, &self.idle_login] {
             count += store
                 .portals_of_login(login)
                 .await

@@ -323,6 +323,7 @@ impl CommandRun {
             room_id: &self.room_id,
             permission: self.permission,
             in_management_room: self.in_management_room,
+            login_choice: None,
         };
         let reply = bridge.commands.dispatch(&ctx, &self.line).await;
         let txn_id = derived_txn_id("reply", &self.event_id);

@@ -28,6 +28,8 @@ pub struct CommandContext<'a> {
     pub permission: PermissionLevel,
     /// Whether the command came from the sender's management room.
     pub in_management_room: bool,
+    /// The login named with `--login <username>`, for a user with several.
+    pub login_choice: Option<String>,
 }
 
 impl CommandContext<'_> {
@@ -45,17 +47,97 @@ impl CommandContext<'_> {
         }
     }
 
-    /// The sender's stored Instagram login, if any; a database failure
+    /// The sender's Instagram logins, oldest first; a database failure
     /// becomes a reply-ready error.
-    pub async fn sender_login(&self) -> Result<Option<LoginRecord>, CommandError> {
+    pub async fn sender_logins(&self) -> Result<Vec<LoginRecord>, CommandError> {
         self.bridge
             .store
-            .login(self.sender.as_str())
+            .logins_of(self.sender.as_str())
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot read the login");
-                CommandError::Failed("the bridge's database is unavailable".to_owned())
-            })
+            .map_err(database_unavailable)
+    }
+
+    /// The login a command acts on: in a portal, the portal's; elsewhere
+    /// the one named with `--login`, or the sender's only one. A user with
+    /// several logins who named none is asked which one.
+    pub async fn chosen_login(&self) -> Result<LoginRecord, CommandError> {
+        let store = &self.bridge.store;
+        if let Some(portal) = store
+            .portal_by_room(self.room_id.as_str())
+            .await
+            .map_err(database_unavailable)?
+        {
+            if portal.owner != self.sender.as_str() {
+                return Err(CommandError::Failed(
+                    "this chat belongs to another user's Instagram login".to_owned(),
+                ));
+            }
+            return store
+                .login(&portal.login_id)
+                .await
+                .map_err(database_unavailable)?
+                .ok_or_else(|| CommandError::Failed(NOT_LOGGED_IN.to_owned()));
+        }
+        let logins = self.sender_logins().await?;
+        choose_login(
+            logins,
+            self.login_choice.as_deref(),
+            &self.invocation("list-logins"),
+        )
+    }
+}
+
+/// What a user without a login is told.
+pub const NOT_LOGGED_IN: &str =
+    "you are not logged in to Instagram; send `login` in your management room";
+
+fn database_unavailable(error: crate::store::StoreError) -> CommandError {
+    tracing::error!(%error, "the bridge's database failed a command");
+    CommandError::Failed("the bridge's database is unavailable".to_owned())
+}
+
+/// Picks the login `choice` names (its username, with or without `@`, or
+/// its Instagram id) among a user's `logins`, or the only one.
+pub fn choose_login(
+    logins: Vec<LoginRecord>,
+    choice: Option<&str>,
+    list_logins: &str,
+) -> Result<LoginRecord, CommandError> {
+    let usernames = || {
+        logins
+            .iter()
+            .map(|login| format!("@{}", login.username.as_deref().unwrap_or("?")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match choice {
+        Some(choice) => {
+            let wanted = choice.trim_start_matches('@');
+            let found = logins.iter().find(|login| {
+                login
+                    .username
+                    .as_deref()
+                    .is_some_and(|name| name.eq_ignore_ascii_case(wanted))
+                    || login.ig_user_id.as_deref() == Some(wanted)
+            });
+            match found {
+                Some(login) => Ok(login.clone()),
+                None if logins.is_empty() => Err(CommandError::Failed(NOT_LOGGED_IN.to_owned())),
+                None => Err(CommandError::Ask(format!(
+                    "You have no Instagram login @{wanted}; yours: {}.",
+                    usernames()
+                ))),
+            }
+        }
+        None => match logins.len() {
+            0 => Err(CommandError::Failed(NOT_LOGGED_IN.to_owned())),
+            1 => Ok(logins.into_iter().next().expect("one login")),
+            _ => Err(CommandError::Ask(format!(
+                "You have several Instagram logins ({}): say which one with \
+                 `--login <username>` after the command. `{list_logins}` shows them.",
+                usernames()
+            ))),
+        },
     }
 }
 
@@ -102,6 +184,10 @@ pub enum CommandError {
     /// The command ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// The command needs the user to say more (which login); the text is
+    /// the whole answer.
+    #[error("{0}")]
+    Ask(String),
 }
 
 /// The code behind a command.
@@ -221,6 +307,10 @@ impl CommandRegistry {
             Ok(words) => words,
             Err(e) => return Reply::text(format!("{e}. Put arguments with spaces in quotes.")),
         };
+        let (words, login_choice) = match take_login_choice(words) {
+            Ok(taken) => taken,
+            Err(reply) => return reply,
+        };
         let Some((name, args)) = words.split_first() else {
             return Reply::text(format!(
                 "Send `{}` for the list of commands.",
@@ -242,10 +332,19 @@ impl CommandRegistry {
         if args.len() < command.min_args || args.len() > command.max_args {
             return usage_reply(ctx, command);
         }
-        match command.handler.run(ctx, args).await {
+        let ctx = CommandContext {
+            bridge: ctx.bridge,
+            sender: ctx.sender,
+            room_id: ctx.room_id,
+            permission: ctx.permission,
+            in_management_room: ctx.in_management_room,
+            login_choice,
+        };
+        match command.handler.run(&ctx, args).await {
             Ok(reply) => reply,
+            Err(CommandError::Ask(question)) => Reply::text(question),
             Err(CommandError::Usage(problem)) => {
-                let usage = usage_reply(ctx, command);
+                let usage = usage_reply(&ctx, command);
                 Reply::text(format!("{problem}\n{}", usage.plain))
             }
             Err(CommandError::Failed(problem)) => {
@@ -273,6 +372,33 @@ impl CommandRegistry {
         }
         Reply::text(text)
     }
+}
+
+/// Takes `--login <username>` (or `--login=<username>`) out of a command
+/// line's words: it names the login a command acts on, for any command.
+fn take_login_choice(words: Vec<String>) -> Result<(Vec<String>, Option<String>), Reply> {
+    let mut rest = Vec::with_capacity(words.len());
+    let mut choice = None;
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let value = if word == "--login" {
+            match words.next() {
+                Some(value) => value,
+                None => {
+                    return Err(Reply::text(
+                        "`--login` needs a username: `--login <username>`.",
+                    ))
+                }
+            }
+        } else if let Some(value) = word.strip_prefix("--login=") {
+            value.to_owned()
+        } else {
+            rest.push(word);
+            continue;
+        };
+        choice = Some(value);
+    }
+    Ok((rest, choice))
 }
 
 fn usage_reply(ctx: &CommandContext<'_>, command: &Command) -> Reply {
@@ -303,14 +429,21 @@ impl CommandHandler for Ping {
             env!("CARGO_PKG_VERSION"),
             format_uptime(uptime)
         );
-        let login_state = match ctx.sender_login().await? {
-            None => "You are not logged in to Instagram.".to_owned(),
-            Some(login) => match login.username {
-                Some(username) => format!("Logged in as @{username} ({}).", login.state),
-                None => format!("Your Instagram login is in state {}.", login.state),
-            },
+        let logins = ctx.sender_logins().await?;
+        let login_state = if logins.is_empty() {
+            "You are not logged in to Instagram.".to_owned()
+        } else {
+            logins.iter().map(login_line).collect::<Vec<_>>().join("\n")
         };
         Ok(Reply::text(format!("{status}\n{login_state}")))
+    }
+}
+
+/// One login as `ping` and `list-logins` show it.
+pub fn login_line(login: &LoginRecord) -> String {
+    match &login.username {
+        Some(username) => format!("Logged in as @{username} ({}).", login.state),
+        None => format!("An Instagram login in state {}.", login.state),
     }
 }
 
@@ -429,6 +562,7 @@ mod tests {
             room_id: room_id!("!room:example.org"),
             permission,
             in_management_room,
+            login_choice: None,
         }
     }
 
@@ -644,5 +778,82 @@ mod tests {
             assert_eq!(GIT_COMMIT, Some(head.trim()));
             assert!(version_string().ends_with(&format!("({})", head.trim())));
         }
+    }
+
+    fn stored_login(username: &str, pk: &str) -> LoginRecord {
+        LoginRecord {
+            id: format!("@alice:example.org/{pk}"),
+            mxid: "@alice:example.org".to_owned(),
+            ig_user_id: Some(pk.to_owned()),
+            username: Some(username.to_owned()),
+            credentials: crate::secrets::Sealed::from_stored(String::new()),
+            device_uuid: String::new(),
+            state: "connected".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_login_choice_is_taken_out_of_any_command_line() {
+        let take = |line: &str| take_login_choice(split_arguments(line).unwrap()).unwrap();
+        assert_eq!(
+            take("list --login alice.ig 2"),
+            (
+                vec!["list".to_owned(), "2".to_owned()],
+                Some("alice.ig".to_owned())
+            )
+        );
+        assert_eq!(
+            take("search --login=@alice.ig bob"),
+            (
+                vec!["search".to_owned(), "bob".to_owned()],
+                Some("@alice.ig".to_owned())
+            )
+        );
+        assert_eq!(take("list"), (vec!["list".to_owned()], None));
+        let missing = take_login_choice(split_arguments("list --login").unwrap()).unwrap_err();
+        assert!(
+            missing.plain.contains("`--login <username>`"),
+            "{}",
+            missing.plain
+        );
+    }
+
+    #[test]
+    fn the_only_login_is_chosen_and_several_ask_which_one() {
+        let one = vec![stored_login("alice.ig", "1")];
+        let two = vec![
+            stored_login("alice.ig", "1"),
+            stored_login("alice.work", "2"),
+        ];
+        let id = |chosen: Result<LoginRecord, CommandError>| chosen.unwrap().id;
+        assert_eq!(
+            id(choose_login(one.clone(), None, "list-logins")),
+            "@alice:example.org/1"
+        );
+        assert_eq!(
+            id(choose_login(
+                two.clone(),
+                Some("@Alice.Work"),
+                "list-logins"
+            )),
+            "@alice:example.org/2"
+        );
+        assert_eq!(
+            id(choose_login(two.clone(), Some("1"), "list-logins")),
+            "@alice:example.org/1"
+        );
+        let asked = choose_login(two.clone(), None, "list-logins").unwrap_err();
+        assert!(
+            matches!(&asked, CommandError::Ask(text) if text.contains("(@alice.ig, @alice.work)")
+                && text.contains("`--login <username>`")),
+            "{asked}"
+        );
+        let unknown = choose_login(two, Some("bob"), "list-logins").unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            "You have no Instagram login @bob; yours: @alice.ig, @alice.work."
+        );
+        let none = choose_login(Vec::new(), None, "list-logins").unwrap_err();
+        assert_eq!(none.to_string(), NOT_LOGGED_IN);
     }
 }

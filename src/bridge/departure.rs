@@ -20,19 +20,19 @@ pub fn is_owner_leaving(portal: &PortalRecord, event: &AnyTimelineEvent) -> bool
         return false;
     };
     member.content.membership == MembershipState::Leave
-        && member.state_key.as_str() == portal.login_mxid
-        && member.sender.as_str() == portal.login_mxid
+        && member.state_key.as_str() == portal.owner
+        && member.sender.as_str() == portal.owner
 }
 
 /// Forgets the portal and empties its room of the bridge's users.
 pub async fn on_owner_left(bridge: &Bridge, portal: &PortalRecord) -> Result<(), RetryTransaction> {
     bridge
         .store
-        .delete_portal(&portal.login_mxid, &portal.thread_id)
+        .delete_portal(&portal.login_id, &portal.thread_id)
         .await
         .map_err(|e| RetryTransaction(format!("forgetting a portal the user left: {e}")))?;
     tracing::info!(
-        login = %portal.login_mxid,
+        login = %portal.login_id,
         thread = %portal.thread_id,
         room = %portal.room_id,
         "the user left the portal: no longer bridged there"

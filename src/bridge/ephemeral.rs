@@ -94,14 +94,14 @@ pub async fn handle(bridge: &Bridge, event: &Value) {
     let workers = &bridge.ephemeral;
     match kind {
         "m.receipt" => {
-            if let Some(event_id) = newest_read(content, &portal.login_mxid) {
+            if let Some(event_id) = newest_read(content, &portal.owner) {
                 workers.update(&bridge_arc, &portal, |wanted| {
                     wanted.read_up_to = Some(event_id.clone());
                 });
             }
         }
         _ => {
-            let typing = typing_users(content).any(|user| user == portal.login_mxid);
+            let typing = typing_users(content).any(|user| user == portal.owner);
             workers.update(&bridge_arc, &portal, |wanted| wanted.typing = typing);
         }
     }
@@ -207,10 +207,10 @@ async fn mark_read(
     if done == Some(item.as_str()) {
         return Some(item);
     }
-    let mut session = match LoginSession::open(bridge, &portal.login_mxid).await {
+    let mut session = match LoginSession::open(bridge, &portal.login_id).await {
         Ok(session) => session,
         Err(e) => {
-            tracing::debug!(login = %portal.login_mxid, error = %e, "read receipt not carried");
+            tracing::debug!(login = %portal.login_id, error = %e, "read receipt not carried");
             return None;
         }
     };
@@ -281,7 +281,7 @@ async fn item_read(
         return Err("the event has no origin_server_ts".to_owned());
     };
     Ok(store
-        .message_at_or_before(&portal.login_mxid, &portal.thread_id, sent_at)
+        .message_at_or_before(&portal.login_id, &portal.thread_id, sent_at)
         .await
         .map_err(|e| e.to_string())?
         .map(|record| record.item_id))
@@ -291,10 +291,10 @@ async fn set_typing(bridge: &Bridge, portal: &PortalRecord, typing: bool) {
     let Some(portal) = &still_bridged(bridge, portal).await else {
         return;
     };
-    let mut session = match LoginSession::open(bridge, &portal.login_mxid).await {
+    let mut session = match LoginSession::open(bridge, &portal.login_id).await {
         Ok(session) => session,
         Err(e) => {
-            tracing::debug!(login = %portal.login_mxid, error = %e, "typing not carried");
+            tracing::debug!(login = %portal.login_id, error = %e, "typing not carried");
             return;
         }
     };

@@ -10,7 +10,7 @@ use crate::connector::auth::Credentials;
 use crate::connector::http::{BaseUrls, Connector};
 use crate::connector::spec::{Spec, SpecError};
 use crate::secrets::{CredentialCipher, Sealed, SecretsError};
-use crate::store::{LoginRecord, Store, StoreError};
+use crate::store::{login_id, LoginRecord, Store, StoreError};
 
 /// `connectors/instagram.yaml` as it was when the binary was built, so the
 /// binary runs without the source tree.
@@ -46,19 +46,19 @@ pub fn load_connector(config: &Config, config_path: &Path) -> Result<Connector, 
 /// carries a credential value.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("{mxid} has no Instagram login; log in with the bot's `login` command")]
-    NoLogin { mxid: String },
-    #[error("cannot open the Instagram credentials stored for {mxid}: {source}")]
-    Open { mxid: String, source: SecretsError },
-    #[error("cannot seal the Instagram credentials of {mxid}: {source}")]
-    Seal { mxid: String, source: SecretsError },
+    #[error("there is no Instagram login {id}; log in with the bot's `login` command")]
+    NoLogin { id: String },
+    #[error("cannot open the Instagram credentials stored for the login {id}: {source}")]
+    Open { id: String, source: SecretsError },
+    #[error("cannot seal the Instagram credentials of the login {id}: {source}")]
+    Seal { id: String, source: SecretsError },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
 
 /// Logins with their credentials: the store plus the cipher that seals
 /// credentials at rest. The sealed blob is [`Credentials`] as JSON, sealed
-/// for the login's Matrix user id.
+/// for the login's id.
 #[derive(Debug, Clone)]
 pub struct Logins {
     store: Store,
@@ -70,19 +70,31 @@ impl Logins {
         Logins { store, cipher }
     }
 
-    /// Creates or replaces the login of `mxid` with fresh credentials, in
-    /// state `connected`.
+    /// Stores a fresh login of `mxid` to the Instagram account
+    /// `ig_user_id`, in state `connected`. Logging in again to an account the
+    /// user already has a login to replaces that login's credentials and
+    /// keeps its id (so its portals) and its device identity.
     pub async fn save_new(
         &self,
         mxid: &str,
+        ig_user_id: &str,
         username: Option<String>,
         credentials: &Credentials,
     ) -> Result<LoginRecord, LoginError> {
+        let mut credentials = credentials.clone();
+        let id = match self.store.login_of_account(mxid, ig_user_id).await? {
+            Some(existing) => {
+                credentials.device_id = existing.device_uuid;
+                existing.id
+            }
+            None => login_id(mxid, ig_user_id),
+        };
         let record = LoginRecord {
+            credentials: self.seal(&id, &credentials)?,
+            id,
             mxid: mxid.to_owned(),
-            ig_user_id: credentials.user_id().map(str::to_owned),
+            ig_user_id: Some(ig_user_id.to_owned()),
             username,
-            credentials: self.seal(mxid, credentials)?,
             device_uuid: credentials.device_id.clone(),
             state: "connected".to_owned(),
         };
@@ -90,45 +102,43 @@ impl Logins {
         Ok(record)
     }
 
-    /// The credentials stored for `mxid`.
-    pub async fn credentials(&self, mxid: &str) -> Result<Credentials, LoginError> {
+    /// The credentials stored for the login `id`.
+    pub async fn credentials(&self, id: &str) -> Result<Credentials, LoginError> {
         let record = self
             .store
-            .login(mxid)
+            .login(id)
             .await?
-            .ok_or_else(|| LoginError::NoLogin {
-                mxid: mxid.to_owned(),
-            })?;
+            .ok_or_else(|| LoginError::NoLogin { id: id.to_owned() })?;
         self.cipher
-            .open_json(mxid, &record.credentials)
+            .open_json(id, &record.credentials)
             .map_err(|source| LoginError::Open {
-                mxid: mxid.to_owned(),
+                id: id.to_owned(),
                 source,
             })
     }
 
-    /// Replaces the stored credentials of `mxid` (after response hooks
-    /// updated its auth state); the rest of the login is left alone.
+    /// Replaces the stored credentials of the login `id` (after response
+    /// hooks updated its auth state); the rest of the login is left alone.
     pub async fn update_credentials(
         &self,
-        mxid: &str,
+        id: &str,
         credentials: &Credentials,
     ) -> Result<(), LoginError> {
-        let sealed = self.seal(mxid, credentials)?;
-        if self.store.set_login_credentials(mxid, &sealed).await? {
+        let sealed = self.seal(id, credentials)?;
+        if self.store.set_login_credentials(id, &sealed).await? {
             Ok(())
         } else {
-            Err(LoginError::NoLogin {
-                mxid: mxid.to_owned(),
-            })
+            Err(LoginError::NoLogin { id: id.to_owned() })
         }
     }
 
-    fn seal(&self, mxid: &str, credentials: &Credentials) -> Result<Sealed, LoginError> {
+    /// Seals credentials for the login `id` (bound to it: a blob copied onto
+    /// another login does not open).
+    fn seal(&self, id: &str, credentials: &Credentials) -> Result<Sealed, LoginError> {
         self.cipher
-            .seal_json(mxid, credentials)
+            .seal_json(id, credentials)
             .map_err(|source| LoginError::Seal {
-                mxid: mxid.to_owned(),
+                id: id.to_owned(),
                 source,
             })
     }

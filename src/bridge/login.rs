@@ -24,12 +24,13 @@ use tokio::sync::oneshot;
 
 use super::bot::command_line;
 use super::commands::{
-    Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
+    choose_login, login_line, Command, CommandContext, CommandError, CommandHandler,
+    CommandRegistry, Reply,
 };
 use super::instagram::{LoginError, Logins};
 use super::login_cookies;
 use super::login_waiting::{Interruption, LoginMarkers, Marker, WaitingFor};
-use super::supervisor::{Supervisor, NEEDS_LOGIN_STATES};
+use super::supervisor::Supervisor;
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
 use crate::connector::auth::Credentials;
@@ -41,7 +42,7 @@ use crate::login::{
 };
 use crate::matrix::client::HomeserverClient;
 use crate::secrets::CredentialCipher;
-use crate::store::Store;
+use crate::store::{LoginRecord, Store};
 
 /// What the bot says when there is no login to cancel or answer.
 const NOTHING_IN_PROGRESS: &str = "You have no login in progress. \
@@ -51,7 +52,7 @@ const NOTHING_IN_PROGRESS: &str = "You have no login in progress. \
 pub const TIMED_OUT: &str =
     "The login timed out waiting for your answer; send `login` to start again.";
 
-/// Registers `login`, `logout` and `cancel`.
+/// Registers `login`, `logout`, `list-logins` and `cancel`.
 pub fn register(registry: &mut CommandRegistry) {
     registry.register(Command {
         name: "login",
@@ -65,12 +66,22 @@ pub fn register(registry: &mut CommandRegistry) {
     });
     registry.register(Command {
         name: "logout",
+        usage: "[username]",
+        description: "Log out of Instagram and forget the stored login (with several logins, \
+                      name the one to forget).",
+        min_args: 0,
+        max_args: 1,
+        required: PermissionLevel::User,
+        handler: Arc::new(LogoutCommand),
+    });
+    registry.register(Command {
+        name: "list-logins",
         usage: "",
-        description: "Log out of Instagram and forget the stored login.",
+        description: "Show your Instagram logins and their state.",
         min_args: 0,
         max_args: 0,
         required: PermissionLevel::User,
-        handler: Arc::new(LogoutCommand),
+        handler: Arc::new(ListLoginsCommand),
     });
     registry.register(Command {
         name: "cancel",
@@ -497,7 +508,8 @@ struct FlowContext {
 pub(super) struct VerifiedLogin {
     credentials: Credentials,
     result: BrowserLoginResult,
-    /// The username Instagram confirmed.
+    /// The account Instagram confirmed: its id and username.
+    user_id: String,
     username: String,
 }
 
@@ -525,6 +537,7 @@ pub(super) async fn verify_cookies(
     Ok(VerifiedLogin {
         credentials,
         result: BrowserLoginResult { cookies, extracted },
+        user_id: me.id,
         username: confirmed,
     })
 }
@@ -550,6 +563,7 @@ pub(super) async fn save_verified(
     let VerifiedLogin {
         credentials,
         result,
+        user_id,
         username,
     } = verified;
     let key = bridge
@@ -557,11 +571,16 @@ pub(super) async fn save_verified(
         .credential_key()
         .map_err(|e| SaveError::Key(e.to_string()))?;
     let logins = Logins::new(bridge.store.clone(), CredentialCipher::new(&key));
-    logins
-        .save_new(user.as_str(), Some(username.clone()), &credentials)
+    let login = logins
+        .save_new(
+            user.as_str(),
+            &user_id,
+            Some(username.clone()),
+            &credentials,
+        )
         .await
         .map_err(SaveError::Store)?;
-    bridge.supervisor.start(user.as_str());
+    bridge.supervisor.start(&login.id);
     Ok(success_message(bridge.connector.spec(), &result)
         .unwrap_or_else(|| format!("Connected to Instagram as @{username}!")))
 }
@@ -737,12 +756,6 @@ impl FlowContext {
     }
 }
 
-/// The stored login of the sender, or a reply-ready failure.
-async fn stored_username(ctx: &CommandContext<'_>) -> Result<Option<String>, CommandError> {
-    let login = ctx.sender_login().await?;
-    Ok(login.map(|login| login.username.unwrap_or_else(|| "?".to_owned())))
-}
-
 struct LoginCommand;
 
 #[async_trait]
@@ -753,17 +766,7 @@ impl CommandHandler for LoginCommand {
                 "Log in from your management room (a direct chat with me), so your password stays out of shared rooms.",
             ));
         }
-        // A login Instagram ended (expired, challenge) may log in again in place.
-        let working = ctx
-            .sender_login()
-            .await?
-            .filter(|login| !NEEDS_LOGIN_STATES.contains(&login.state.as_str()));
-        if let Some(login) = working {
-            let username = login.username.unwrap_or_else(|| "?".to_owned());
-            return Ok(Reply::text(format!(
-                "You are already logged in as @{username}; send `logout` first."
-            )));
-        }
+        let logins = ctx.sender_logins().await?;
         // Before asking for anything: without the runner no answer can help.
         if let Err(error) = ctx.bridge.browser_login.check_installed() {
             return Ok(Reply::text(format!(
@@ -795,35 +798,81 @@ impl CommandHandler for LoginCommand {
         let notifier = RoomNotifier::of(ctx.bridge, ctx.room_id.to_owned());
         let timeout = question_timeout(ctx.bridge);
         flows.time_out_question(notifier, ctx.sender, id, asked, timeout);
-        Ok(Reply::text(
+        let mut text = String::new();
+        if !logins.is_empty() {
+            text.push_str(&format!(
+                "You are logged in as {}. Logging in to another account adds a login; to one of \
+                 these, reconnects it (same chats).\n",
+                usernames(&logins)
+            ));
+        }
+        text.push_str(
             "Send your Instagram username. (Send `cancel` at any time to stop the login.)",
-        ))
+        );
+        Ok(Reply::text(text))
     }
+}
+
+/// `@a, @b`: the usernames of logins.
+fn usernames(logins: &[LoginRecord]) -> String {
+    logins
+        .iter()
+        .map(|login| format!("@{}", login.username.as_deref().unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct LogoutCommand;
 
 #[async_trait]
 impl CommandHandler for LogoutCommand {
-    async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
-        let Some(username) = stored_username(ctx).await? else {
+    async fn run(&self, ctx: &CommandContext<'_>, args: &[String]) -> Result<Reply, CommandError> {
+        let logins = ctx.sender_logins().await?;
+        if logins.is_empty() {
             let mut text = "You are not logged in to Instagram.".to_owned();
             if ctx.bridge.login_flows.in_progress(ctx.sender) {
                 text.push_str(" A login is in progress: send `cancel` to stop it.");
             }
             return Ok(Reply::text(text));
-        };
-        ctx.bridge.supervisor.stop(ctx.sender.as_str());
+        }
+        let choice = args.first().or(ctx.login_choice.as_ref());
+        let login = choose_login(
+            logins,
+            choice.map(String::as_str),
+            &ctx.invocation("list-logins"),
+        )?;
+        ctx.bridge.supervisor.stop(&login.id);
         ctx.bridge
             .store
-            .delete_login(ctx.sender.as_str())
+            .delete_login(&login.id)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot delete the login");
                 CommandError::Failed("the bridge's database is unavailable".to_owned())
             })?;
-        tracing::info!(user = %ctx.sender, "logged out of Instagram");
+        tracing::info!(user = %ctx.sender, login = %login.id, "logged out of Instagram");
+        let username = login.username.unwrap_or_else(|| "?".to_owned());
         Ok(Reply::text(format!("Logged out of @{username}.")))
+    }
+}
+
+struct ListLoginsCommand;
+
+#[async_trait]
+impl CommandHandler for ListLoginsCommand {
+    async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
+        let logins = ctx.sender_logins().await?;
+        if logins.is_empty() {
+            return Ok(Reply::text(format!(
+                "You are not logged in to Instagram. Send `{}` to log in.",
+                ctx.invocation("login")
+            )));
+        }
+        let mut text = String::from("Your Instagram logins:");
+        for (number, login) in logins.iter().enumerate() {
+            text.push_str(&format!("\n{}. {}", number + 1, login_line(login)));
+        }
+        Ok(Reply::text(text))
     }
 }
 

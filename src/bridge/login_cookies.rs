@@ -22,7 +22,6 @@ use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
 use super::login::{redact_secret, save_verified, verify_cookies, SaveTarget};
-use super::supervisor::NEEDS_LOGIN_STATES;
 use super::Bridge;
 use crate::config::PermissionLevel;
 use crate::connector::http::Connector;
@@ -540,19 +539,6 @@ pub async fn log_in_with_paste(
 
 /// The login itself; returns the reply's text.
 async fn log_in(bridge: &Bridge, sender: &UserId, paste: &str) -> String {
-    let login = match bridge.store.login(sender.as_str()).await {
-        Ok(login) => login,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the login");
-            return "The bridge's database is unavailable; try again later.".to_owned();
-        }
-    };
-    // A login Instagram ended (expired, challenge) may log in again in place.
-    let working = login.filter(|login| !NEEDS_LOGIN_STATES.contains(&login.state.as_str()));
-    if let Some(login) = working {
-        let username = login.username.unwrap_or_else(|| "?".to_owned());
-        return format!("You are already logged in as @{username}; send `logout` first.");
-    }
     let mut said = String::new();
     if bridge.login_flows.cancel(sender) {
         said.push_str("I stopped the login that was in progress. ");

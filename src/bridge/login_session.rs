@@ -33,14 +33,14 @@ pub struct LoginSession {
 }
 
 impl LoginSession {
-    /// Opens the login of `mxid`, refusing one that waits for the user.
-    pub async fn open(bridge: &Bridge, mxid: &str) -> Result<LoginSession, SessionError> {
+    /// Opens the login `login_id`, refusing one that waits for the user.
+    pub async fn open(bridge: &Bridge, login_id: &str) -> Result<LoginSession, SessionError> {
         let login = bridge
             .store
-            .login(mxid)
+            .login(login_id)
             .await
             .map_err(|e| {
-                tracing::error!(login = mxid, error = %e, "cannot read the login");
+                tracing::error!(login = login_id, error = %e, "cannot read the login");
                 SessionError::Unavailable
             })?
             .ok_or(SessionError::NoLogin)?;
@@ -52,8 +52,8 @@ impl LoginSession {
             SessionError::Unavailable
         })?;
         let logins = Logins::new(bridge.store.clone(), CredentialCipher::new(&key));
-        let creds = logins.credentials(mxid).await.map_err(|e| {
-            tracing::error!(login = mxid, error = %e, "cannot open the login");
+        let creds = logins.credentials(login_id).await.map_err(|e| {
+            tracing::error!(login = login_id, error = %e, "cannot open the login");
             SessionError::Unavailable
         })?;
         Ok(LoginSession {
@@ -71,12 +71,12 @@ impl LoginSession {
         }
         match self
             .logins
-            .update_credentials(&self.login.mxid, &self.creds)
+            .update_credentials(&self.login.id, &self.creds)
             .await
         {
             Ok(()) => self.saved = self.creds.clone(),
             Err(e) => {
-                tracing::warn!(login = %self.login.mxid, error = %e, "cannot save credentials")
+                tracing::warn!(login = %self.login.id, error = %e, "cannot save credentials")
             }
         }
     }

@@ -32,14 +32,15 @@ use crate::store::{LoginRecord, PageItem, ThreadState};
 /// Most inbox pages one catch-up reads.
 const MAX_CATCH_UP_PAGES: usize = 10;
 
-/// Runs `mxid`'s poller until it is stopped or the login needs the user.
+/// Runs the poller of the login `login_id` until it is stopped or the login
+/// needs the user.
 pub async fn run(
     bridge: Arc<Bridge>,
-    mxid: String,
+    login_id: String,
     signals: Arc<PollerSignals>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let Some(mut poller) = Poller::load(bridge, &mxid).await else {
+    let Some(mut poller) = Poller::load(bridge, &login_id).await else {
         return;
     };
     let mut rng = rand::rngs::StdRng::from_entropy();
@@ -61,7 +62,7 @@ pub async fn run(
                     ConnectorError::RateLimited { retry_after, .. } => *retry_after,
                     _ => None,
                 };
-                tracing::warn!(login = %mxid, error = %e, "poll failed; backing off");
+                tracing::warn!(login = %login_id, error = %e, "poll failed; backing off");
                 poller.schedule.failed(retry_after);
             }
         }
@@ -114,10 +115,10 @@ enum Plan {
 }
 
 impl Poller {
-    async fn load(bridge: Arc<Bridge>, mxid: &str) -> Option<Poller> {
+    async fn load(bridge: Arc<Bridge>, login_id: &str) -> Option<Poller> {
         // Errors are logged where they happen; a login that is gone or waits for
         // the user is not polled.
-        let session = LoginSession::open(&bridge, mxid).await.ok()?;
+        let session = LoginSession::open(&bridge, login_id).await.ok()?;
         let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
         Some(Poller {
             connector: bridge.connector.clone().with_timeout(timeout),
@@ -139,14 +140,14 @@ impl Poller {
     async fn poll(&mut self, forced: &HashSet<String>) -> Result<Option<Duration>, ConnectorError> {
         let bridge = self.bridge.clone();
         let config = &bridge.config;
-        let mxid = self.session.login.mxid.clone();
+        let login_id = self.session.login.id.clone();
         // The login's first sync chooses its portals; every later poll reads
         // the inbox back to the newest activity the last poll saw (usually
         // one page), so chats that became active beyond the first page (a
         // busy moment, or downtime) are seen too.
         let sync = bridge
             .store
-            .login_sync(&mxid)
+            .login_sync(&login_id)
             .await
             .map_err(store_trouble)?;
         let synced = sync.is_some();
@@ -168,7 +169,7 @@ impl Poller {
 
         let states: HashMap<String, ThreadState> = bridge
             .store
-            .thread_states(&mxid)
+            .thread_states(&login_id)
             .await
             .map_err(store_trouble)?
             .into_iter()
@@ -197,7 +198,7 @@ impl Poller {
                 Plan::Skip => {}
                 Plan::Remember => self.remember(&conversation).await?,
                 Plan::ReadOnly | Plan::Fetch(_)
-                    if !bridge.queues.is_idle(&mxid, &conversation.id) => {}
+                    if !bridge.queues.is_idle(&login_id, &conversation.id) => {}
                 Plan::ReadOnly => {
                     let update = self.update(conversation, request, state, None);
                     bridge.queues.offer(&bridge, update);
@@ -218,7 +219,7 @@ impl Poller {
         if !synced || (mark.is_some() && mark != self.watermark_saved) {
             bridge
                 .store
-                .save_login_sync(&mxid, mark)
+                .save_login_sync(&login_id, mark)
                 .await
                 .map_err(store_trouble)?;
             self.watermark_saved = mark;
@@ -300,7 +301,7 @@ impl Poller {
     /// Records a thread seen on the first sync as it is now, without a portal.
     async fn remember(&self, conversation: &Conversation) -> Result<(), ConnectorError> {
         let state = ThreadState {
-            login_mxid: self.session.login.mxid.clone(),
+            login_id: self.session.login.id.clone(),
             thread_id: conversation.id.clone(),
             last_item_id: conversation.newest_item_id.clone(),
             activity_at: conversation.updated_at.map(|at| at.timestamp_micros()),
@@ -345,7 +346,7 @@ impl Poller {
             let (result, creds) = match joined {
                 Ok(done) => done,
                 Err(e) => {
-                    tracing::error!(login = %self.session.login.mxid, error = %e, "a thread fetch panicked");
+                    tracing::error!(login = %self.session.login.id, error = %e, "a thread fetch panicked");
                     continue;
                 }
             };
@@ -405,7 +406,7 @@ impl Poller {
 
     /// The login needs the user: marks it and tells them once.
     async fn needs_login(&self, error: &ConnectorError) {
-        login_needs_user(&self.bridge, &self.session.login.mxid, error).await;
+        login_needs_user(&self.bridge, &self.session.login, error).await;
     }
 }
 
@@ -414,7 +415,7 @@ impl Poller {
 /// holds its outgoing messages, and tells the user once in their management
 /// room (only the first to notice the state change sends the notice).
 /// Used by the poller and by the outbox worker.
-pub async fn login_needs_user(bridge: &Bridge, mxid: &str, error: &ConnectorError) {
+pub async fn login_needs_user(bridge: &Bridge, login: &LoginRecord, error: &ConnectorError) {
     let (state, advice) = match error {
         ConnectorError::ChallengeRequired { .. } | ConnectorError::CheckpointRequired { .. } => (
             "challenge_required",
@@ -427,18 +428,20 @@ pub async fn login_needs_user(bridge: &Bridge, mxid: &str, error: &ConnectorErro
              Send `login` here to log in again.",
         ),
     };
-    tracing::warn!(login = %mxid, state, error = %error, "the login needs the user; polling stopped");
-    match bridge.store.change_login_state(mxid, state).await {
+    let id = &login.id;
+    tracing::warn!(login = %id, state, error = %error, "the login needs the user; polling stopped");
+    match bridge.store.change_login_state(id, state).await {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
-            tracing::error!(login = %mxid, error = %e, "cannot mark the login");
+            tracing::error!(login = %id, error = %e, "cannot mark the login");
             return;
         }
     }
-    let text = format!("Bridging of your Instagram messages has stopped. {advice}");
-    if let Err(e) = notify(bridge, mxid, state, &text).await {
-        tracing::warn!(login = %mxid, error = %e, "cannot tell the user their login needs them");
+    let username = login.username.as_deref().unwrap_or("?");
+    let text = format!("Bridging of your Instagram messages (@{username}) has stopped. {advice}");
+    if let Err(e) = notify(bridge, &login.mxid, state, &text).await {
+        tracing::warn!(login = %id, error = %e, "cannot tell the user their login needs them");
     }
 }
 
@@ -511,7 +514,7 @@ async fn fetch_update(
     let fetched = fetch_thread(connector, creds, &conversation.id, &reach, cap).await?;
     if !fetched.complete {
         tracing::warn!(
-            login = %login.mxid,
+            login = %login.id,
             thread = %conversation.id,
             cap,
             "catch-up capped: older messages of the gap are not bridged"
@@ -542,7 +545,7 @@ fn thread_update(
     state: Option<&ThreadState>,
     newest_page: Option<Vec<PageItem>>,
 ) -> ThreadUpdate {
-    let mut update = ThreadUpdate::new(login.mxid.clone(), conversation, request);
+    let mut update = ThreadUpdate::new(login.id.clone(), conversation, request);
     update.seen = changed_seen(&update.conversation, state, login.ig_user_id.as_deref());
     update.newest_page = newest_page;
     update

@@ -50,7 +50,7 @@ pub async fn ensure_portal(
     }
     let stored = bridge
         .store
-        .portal_by_thread(&login.mxid, &conversation.id)
+        .portal_by_thread(&login.id, &conversation.id)
         .await?;
     let mut portal = match stored {
         Some(portal) => portal,
@@ -174,7 +174,8 @@ async fn create_portal(
     let space = ensure_space(bridge, login).await?;
     let direct = conversation.kind == ConversationKind::Direct;
     let mut portal = PortalRecord {
-        login_mxid: login.mxid.clone(),
+        login_id: login.id.clone(),
+        owner: login.mxid.clone(),
         thread_id: conversation.id.clone(),
         room_id: String::new(),
         kind: conversation.kind,
@@ -194,7 +195,7 @@ async fn create_portal(
         created_at: 0,
     };
     let found = if store
-        .room_creation_pending(&login.mxid, &conversation.id)
+        .room_creation_pending(&login.id, &conversation.id)
         .await?
     {
         find_created_room(bridge, login, &conversation.id).await?
@@ -210,7 +211,7 @@ async fn create_portal(
                 }
             }
             store
-                .start_room_creation(&login.mxid, &conversation.id)
+                .start_room_creation(&login.id, &conversation.id)
                 .await?;
             let request = create_request(bridge, login, conversation, puppets, &space, &portal)?;
             bridge
@@ -223,13 +224,13 @@ async fn create_portal(
     portal.room_id = room_id.to_string();
     store.upsert_portal(&portal).await?;
     store
-        .finish_room_creation(&login.mxid, &conversation.id)
+        .finish_room_creation(&login.id, &conversation.id)
         .await?;
-    tracing::info!(login = %login.mxid, thread = %conversation.id, room = %room_id, "portal created");
+    tracing::info!(login = %login.id, thread = %conversation.id, room = %room_id, "portal created");
     let partner = puppets.first().filter(|_| direct);
     join_user(bridge, &room_id, login, partner).await;
     Ok(store
-        .portal_by_thread(&login.mxid, &conversation.id)
+        .portal_by_thread(&login.id, &conversation.id)
         .await?
         .unwrap_or(portal))
 }
@@ -259,7 +260,7 @@ fn create_request(
         state_event(
             MARKER_EVENT,
             "",
-            json!({"login": login.mxid, "thread_id": conversation.id}),
+            json!({"login": login.id, "thread_id": conversation.id}),
         )?,
         state_event(
             "m.space.parent",
@@ -323,8 +324,7 @@ async fn find_created_room(
             .state_event(&room_id, MARKER_EVENT, "", None)
             .await
             .map_err(RelayError::homeserver("reading a room's portal marker"))?;
-        if marker.is_some_and(|m| m["login"] == login.mxid.as_str() && m["thread_id"] == thread_id)
-        {
+        if marker.is_some_and(|m| m["login"] == login.id.as_str() && m["thread_id"] == thread_id) {
             tracing::info!(room = %room_id, thread = thread_id, "found the room of an interrupted portal creation");
             return Ok(Some(room_id));
         }
@@ -335,15 +335,15 @@ async fn find_created_room(
 /// The login's space, created on first use with the user invited.
 pub async fn ensure_space(bridge: &Bridge, login: &LoginRecord) -> Result<OwnedRoomId, RelayError> {
     let store = &bridge.store;
-    if let Some(room_id) = store.login_space(&login.mxid).await? {
+    if let Some(room_id) = store.login_space(&login.id).await? {
         return parse_room(&room_id);
     }
     let _creating = bridge.space_creation.lock().await;
     // Another worker may have made it while this one waited.
-    if let Some(room_id) = store.login_space(&login.mxid).await? {
+    if let Some(room_id) = store.login_space(&login.id).await? {
         return parse_room(&room_id);
     }
-    let found = if store.room_creation_pending(&login.mxid, "").await? {
+    let found = if store.room_creation_pending(&login.id, "").await? {
         find_created_room(bridge, login, "").await?
     } else {
         None
@@ -371,13 +371,13 @@ pub async fn ensure_space(bridge: &Bridge, login: &LoginRecord) -> Result<OwnedR
                 state_event(
                     MARKER_EVENT,
                     "",
-                    json!({"login": login.mxid, "thread_id": ""}),
+                    json!({"login": login.id, "thread_id": ""}),
                 )?,
             ]
             .into_iter()
             .map(Raw::cast_unchecked)
             .collect();
-            store.start_room_creation(&login.mxid, "").await?;
+            store.start_room_creation(&login.id, "").await?;
             bridge
                 .client
                 .create_room(request, None)
@@ -385,8 +385,8 @@ pub async fn ensure_space(bridge: &Bridge, login: &LoginRecord) -> Result<OwnedR
                 .map_err(RelayError::homeserver("creating the login's space"))?
         }
     };
-    store.set_login_space(&login.mxid, room_id.as_str()).await?;
-    store.finish_room_creation(&login.mxid, "").await?;
+    store.set_login_space(&login.id, room_id.as_str()).await?;
+    store.finish_room_creation(&login.id, "").await?;
     join_user(bridge, &room_id, login, None).await;
     Ok(room_id)
 }
@@ -617,7 +617,7 @@ async fn send_request_notice(
          Instagram is not told you read them while the request is pending. Send \
          `{prefix} accept` in this room to accept the request."
     );
-    let txn = txn_id(&[&login.mxid, &conversation.id, "request-notice"]);
+    let txn = txn_id(&[&login.id, &conversation.id, "request-notice"]);
     send_bot_notice(
         bridge,
         room_id,

@@ -39,7 +39,7 @@ const OUTBOX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 /// What the poller found for one thread.
 #[derive(Debug, Clone)]
 pub struct ThreadUpdate {
-    pub login_mxid: String,
+    pub login_id: String,
     pub conversation: Conversation,
     /// Whether the thread is a message request (pending inbox).
     pub request: bool,
@@ -65,10 +65,10 @@ pub struct ThreadUpdate {
 
 impl ThreadUpdate {
     /// An update with nothing to relay yet, seen now.
-    pub fn new(login_mxid: String, conversation: Conversation, request: bool) -> ThreadUpdate {
+    pub fn new(login_id: String, conversation: Conversation, request: bool) -> ThreadUpdate {
         let now = std::time::Instant::now();
         ThreadUpdate {
-            login_mxid,
+            login_id,
             conversation,
             request,
             messages: Vec::new(),
@@ -129,14 +129,14 @@ impl PortalQueues {
 
     /// Rings the doorbell of a portal's worker (spawning it if needed): it
     /// carries the portal's pending outbox rows out after the work in hand.
-    pub fn ring(&self, login_mxid: &str, thread_id: &str) {
+    pub fn ring(&self, login_id: &str, thread_id: &str) {
         if self.closing() {
             return;
         }
         let Some(bridge) = self.bridge.get().and_then(Weak::upgrade) else {
             return;
         };
-        let key = (login_mxid.to_owned(), thread_id.to_owned());
+        let key = (login_id.to_owned(), thread_id.to_owned());
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         let worker = workers
             .entry(key.clone())
@@ -153,10 +153,10 @@ impl PortalQueues {
     }
 
     /// Whether the thread's worker has nothing offered or in progress.
-    pub fn is_idle(&self, login_mxid: &str, thread_id: &str) -> bool {
+    pub fn is_idle(&self, login_id: &str, thread_id: &str) -> bool {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         workers
-            .get(&(login_mxid.to_owned(), thread_id.to_owned()))
+            .get(&(login_id.to_owned(), thread_id.to_owned()))
             .is_none_or(|worker| worker.in_flight.load(Ordering::SeqCst) == 0)
     }
 
@@ -166,7 +166,7 @@ impl PortalQueues {
         if self.closed.load(Ordering::SeqCst) {
             return false;
         }
-        let key = (update.login_mxid.clone(), update.conversation.id.clone());
+        let key = (update.login_id.clone(), update.conversation.id.clone());
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         let alive = workers
             .get(&key)
@@ -233,7 +233,7 @@ fn spawn_worker(bridge: Arc<Bridge>, key: (String, String)) -> Worker {
                         // The durable progress is untouched, so the next
                         // poll fetches a fresh view of the same items.
                         tracing::debug!(
-                            login = %update.login_mxid,
+                            login = %update.login_id,
                             thread = %update.conversation.id,
                             "thread view older than the last send; dropped"
                         );
@@ -241,7 +241,7 @@ fn spawn_worker(bridge: Arc<Bridge>, key: (String, String)) -> Worker {
                     }
                     if let Err(e) = apply_update(&bridge, &update).await {
                         tracing::warn!(
-                            login = %update.login_mxid,
+                            login = %update.login_id,
                             thread = %update.conversation.id,
                             error = %e,
                             "relaying a thread stopped; the next poll resumes it"
@@ -266,23 +266,20 @@ fn spawn_worker(bridge: Arc<Bridge>, key: (String, String)) -> Worker {
 /// Carries the portal's pending outbox rows out; when the database or the
 /// credentials fail, rings again after a pause (the rows stay pending).
 /// Returns whether there were rows to carry out.
-async fn carry_out_outbox(
-    bridge: &Arc<Bridge>,
-    (login_mxid, thread_id): &(String, String),
-) -> bool {
-    let result = outbox_worker::carry_out_pending(bridge, login_mxid, thread_id).await;
+async fn carry_out_outbox(bridge: &Arc<Bridge>, (login_id, thread_id): &(String, String)) -> bool {
+    let result = outbox_worker::carry_out_pending(bridge, login_id, thread_id).await;
     if let Err(e) = &result {
         tracing::warn!(
-            login = %login_mxid,
+            login = %login_id,
             thread = %thread_id,
             error = %e,
             "carrying out messages to Instagram stopped; trying again shortly"
         );
         let bridge = bridge.clone();
-        let (login_mxid, thread_id) = (login_mxid.clone(), thread_id.clone());
+        let (login_id, thread_id) = (login_id.clone(), thread_id.clone());
         tokio::spawn(async move {
             tokio::time::sleep(OUTBOX_RETRY_PAUSE).await;
-            bridge.queues.ring(&login_mxid, &thread_id);
+            bridge.queues.ring(&login_id, &thread_id);
         });
     }
     // After a failure part of the rows may have gone out.
@@ -306,7 +303,7 @@ async fn announce_gap(
          Instagram to read them.",
         bridge.config.backfill.max_catchup_messages
     );
-    let txn = relay_in::txn_id(&[&login.mxid, &portal.thread_id, &oldest_caught_up.id, "gap"]);
+    let txn = relay_in::txn_id(&[&login.id, &portal.thread_id, &oldest_caught_up.id, "gap"]);
     portal::send_bot_notice(
         bridge,
         &room_id,
@@ -319,18 +316,18 @@ async fn announce_gap(
 
 async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), RelayError> {
     let store = &bridge.store;
-    let mxid = &update.login_mxid;
+    let login_id = &update.login_id;
     let thread_id = &update.conversation.id;
-    let Some(login) = store.login(mxid).await? else {
+    let Some(login) = store.login(login_id).await? else {
         return Ok(());
     };
     let portal =
         portal::ensure_portal(bridge, &login, &update.conversation, update.request).await?;
     let mut state = store
-        .thread_state(mxid, thread_id)
+        .thread_state(login_id, thread_id)
         .await?
         .unwrap_or_else(|| ThreadState {
-            login_mxid: mxid.clone(),
+            login_id: login_id.clone(),
             thread_id: thread_id.clone(),
             ..ThreadState::default()
         });
@@ -355,7 +352,7 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
         .await?;
         if let Some(at) = micros(message) {
             store
-                .advance_thread(mxid, thread_id, &message.id, at)
+                .advance_thread(login_id, thread_id, &message.id, at)
                 .await?;
         }
     }
@@ -381,7 +378,10 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
     }
 
     // Read again: advance_thread moved the progress forward.
-    let mut state = store.thread_state(mxid, thread_id).await?.unwrap_or(state);
+    let mut state = store
+        .thread_state(login_id, thread_id)
+        .await?
+        .unwrap_or(state);
     if let Some(page) = &update.newest_page {
         state.newest_page = page.clone();
     }

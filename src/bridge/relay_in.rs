@@ -239,12 +239,12 @@ pub async fn relay_message(
 ) -> Result<(), RelayError> {
     let store = &bridge.store;
     let done = store
-        .message_parts(&login.mxid, &portal.thread_id, &message.id)
+        .message_parts(&login.id, &portal.thread_id, &message.id)
         .await?;
     if done.is_empty() {
         if let Some(client_context) = message.client_context.as_deref() {
             if let Some(entry) = store.outbox_by_client_context(client_context).await? {
-                if entry.queued.login_mxid == login.mxid {
+                if entry.queued.login_id == login.id {
                     tracing::debug!(item = %message.id, "echo of our own send");
                     return relay_out::record_echo(bridge, login, portal, &entry, message)
                         .await
@@ -271,7 +271,7 @@ pub async fn relay_message(
         let missing = fill_media(bridge, login, portal, message, &speaker, missing).await?;
         let main_part_id = parts.first().map(|part| part.part_id.as_str());
         for part in &missing {
-            let txn = txn_id(&[&login.mxid, &portal.thread_id, &message.id, &part.part_id]);
+            let txn = txn_id(&[&login.id, &portal.thread_id, &message.id, &part.part_id]);
             let ts = millis(message.timestamp);
             let event_id = speaker
                 .send(bridge, &room_id, &txn, part.event_type, &part.content, ts)
@@ -279,7 +279,7 @@ pub async fn relay_message(
             let is_main = Some(part.part_id.as_str()) == main_part_id;
             store
                 .insert_message(&MessageRecord {
-                    login_mxid: login.mxid.clone(),
+                    login_id: login.id.clone(),
                     thread_id: portal.thread_id.clone(),
                     item_id: message.id.clone(),
                     part_id: part.part_id.clone(),
@@ -324,7 +324,7 @@ async fn convert(
         None => None,
         Some(reply) => Some(
             match store
-                .message_by_item(&login.mxid, &portal.thread_id, &reply.message_id)
+                .message_by_item(&login.id, &portal.thread_id, &reply.message_id)
                 .await?
                 .and_then(|record| EventId::parse(record.event_id).ok())
             {
@@ -519,7 +519,7 @@ async fn refetch(
         .map_err(|e| failed(e.to_string()))?;
     let logins = Logins::new(bridge.store.clone(), CredentialCipher::new(&key));
     let mut credentials = logins
-        .credentials(&login.mxid)
+        .credentials(&login.id)
         .await
         .map_err(|e| failed(e.to_string()))?;
     let fresh = bridge
@@ -560,7 +560,7 @@ async fn apply_edit(
     };
     let content = edit_content(main, &target);
     let txn = txn_id(&[
-        &record.login_mxid,
+        &record.login_id,
         &record.thread_id,
         &record.item_id,
         "edit",
@@ -584,7 +584,7 @@ async fn sync_reactions(
 ) -> Result<(), RelayError> {
     let store = &bridge.store;
     let Some(target) = store
-        .message_by_item(&login.mxid, &portal.thread_id, &message.id)
+        .message_by_item(&login.id, &portal.thread_id, &message.id)
         .await?
     else {
         return Ok(());
@@ -595,7 +595,7 @@ async fn sync_reactions(
         .filter_map(|r| Some((r.sender_id.as_deref()?, (r.emoji.as_str(), r.timestamp))))
         .collect();
     let stored = store
-        .reactions_of_item(&login.mxid, &portal.thread_id, &message.id)
+        .reactions_of_item(&login.id, &portal.thread_id, &message.id)
         .await?;
     for old in &stored {
         let kept = wanted
@@ -605,7 +605,7 @@ async fn sync_reactions(
             let speaker = speaker(bridge, login, &old.sender).await?;
             speaker.redact(bridge, room_id, &old.event_id).await?;
             store
-                .delete_reaction(&login.mxid, &portal.thread_id, &message.id, &old.sender)
+                .delete_reaction(&login.id, &portal.thread_id, &message.id, &old.sender)
                 .await?;
         }
     }
@@ -623,7 +623,7 @@ async fn sync_reactions(
             "key": emoji,
         }});
         let txn = txn_id(&[
-            &login.mxid,
+            &login.id,
             &portal.thread_id,
             &message.id,
             "reaction",
@@ -635,7 +635,7 @@ async fn sync_reactions(
             .await?;
         store
             .upsert_reaction(&ReactionRecord {
-                login_mxid: login.mxid.clone(),
+                login_id: login.id.clone(),
                 thread_id: portal.thread_id.clone(),
                 item_id: message.id.clone(),
                 sender: sender.to_owned(),
@@ -652,11 +652,11 @@ async fn sync_reactions(
 async fn portal_login(bridge: &Bridge, portal: &PortalRecord) -> Result<LoginRecord, RelayError> {
     bridge
         .store
-        .login(&portal.login_mxid)
+        .login(&portal.login_id)
         .await?
         .ok_or_else(|| RelayError::InvalidId {
             what: "login of portal",
-            id: portal.login_mxid.clone(),
+            id: portal.login_id.clone(),
         })
 }
 
@@ -669,14 +669,14 @@ pub async fn relay_unsend(
 ) -> Result<(), RelayError> {
     let store = &bridge.store;
     let parts = store
-        .message_parts(&portal.login_mxid, &portal.thread_id, item_id)
+        .message_parts(&portal.login_id, &portal.thread_id, item_id)
         .await?;
     if parts.is_empty() {
         return Ok(());
     }
     // Unsent by the bridge for its user: the events are redacted already.
     let unsent_by_bridge = store
-        .unsent_by_bridge(&portal.login_mxid, &portal.thread_id, item_id)
+        .unsent_by_bridge(&portal.login_id, &portal.thread_id, item_id)
         .await?;
     if !unsent_by_bridge {
         let login = portal_login(bridge, portal).await?;
@@ -687,12 +687,12 @@ pub async fn relay_unsend(
         }
     }
     for reaction in store
-        .reactions_of_item(&portal.login_mxid, &portal.thread_id, item_id)
+        .reactions_of_item(&portal.login_id, &portal.thread_id, item_id)
         .await?
     {
         store
             .delete_reaction(
-                &portal.login_mxid,
+                &portal.login_id,
                 &portal.thread_id,
                 item_id,
                 &reaction.sender,
@@ -710,10 +710,10 @@ pub async fn relay_read(
     seen: &SeenMarker,
 ) -> Result<(), RelayError> {
     let store = &bridge.store;
-    let (login_mxid, thread_id) = (&portal.login_mxid, &portal.thread_id);
+    let (login_id, thread_id) = (&portal.login_id, &portal.thread_id);
     let by_item = match seen.item_id.as_deref() {
         Some(item_id) => store
-            .message_parts(login_mxid, thread_id, item_id)
+            .message_parts(login_id, thread_id, item_id)
             .await?
             .pop(),
         None => None,
@@ -722,7 +722,7 @@ pub async fn relay_read(
         (Some(record), _) => record,
         (None, Some(at)) => {
             let Some(record) = store
-                .message_at_or_before(login_mxid, thread_id, at.timestamp_millis())
+                .message_at_or_before(login_id, thread_id, at.timestamp_millis())
                 .await?
             else {
                 return Ok(());
@@ -732,7 +732,7 @@ pub async fn relay_read(
         (None, None) => return Ok(()),
     };
     if store
-        .read_receipt(login_mxid, thread_id, ig_user_id)
+        .read_receipt(login_id, thread_id, ig_user_id)
         .await?
         .as_deref()
         == Some(record.event_id.as_str())
@@ -765,7 +765,7 @@ pub async fn relay_read(
         other => other.map_err(RelayError::homeserver("sending a read receipt"))?,
     }
     store
-        .set_read_receipt(login_mxid, thread_id, ig_user_id, &record.event_id)
+        .set_read_receipt(login_id, thread_id, ig_user_id, &record.event_id)
         .await?;
     Ok(())
 }

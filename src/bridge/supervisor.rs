@@ -72,7 +72,7 @@ impl Supervisor {
             Ok(logins) => {
                 for login in logins {
                     if !NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
-                        self.start(&login.mxid);
+                        self.start(&login.id);
                     }
                 }
             }
@@ -80,18 +80,18 @@ impl Supervisor {
         }
     }
 
-    /// Starts (or restarts) the poller of `mxid`'s login.
-    pub fn start(&self, mxid: &str) {
+    /// Starts (or restarts) the poller of the login `login_id`.
+    pub fn start(&self, login_id: &str) {
         let Some(bridge) = self.bridge() else {
             return;
         };
         let signals = Arc::new(PollerSignals::default());
         let (stop, stopped) = watch::channel(false);
-        let login = mxid.to_owned();
+        let login = login_id.to_owned();
         let run_signals = signals.clone();
         let run_stopped = stopped.clone();
         let task = tokio::spawn(supervise(
-            mxid.to_owned(),
+            login_id.to_owned(),
             stopped,
             RESTART_PAUSE,
             move || {
@@ -108,7 +108,7 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
-                mxid.to_owned(),
+                login_id.to_owned(),
                 Running {
                     signals,
                     stop,
@@ -118,34 +118,35 @@ impl Supervisor {
         if let Some(previous) = previous {
             let _ = previous.stop.send(true);
         }
-        tracing::info!(login = mxid, "poller started");
+        tracing::info!(login = login_id, "poller started");
         // What waited to go out (a crash, an expired session) goes now.
         if let Some(bridge) = self.bridge() {
             tokio::spawn(super::relay_out::resume_pending(
                 bridge,
-                Some(mxid.to_owned()),
+                Some(login_id.to_owned()),
             ));
         }
     }
 
-    /// Stops the poller of `mxid`'s login (logout).
-    pub fn stop(&self, mxid: &str) {
+    /// Stops the poller of the login `login_id` (logout).
+    pub fn stop(&self, login_id: &str) {
         let running = self
             .pollers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(mxid);
+            .remove(login_id);
         if let Some(running) = running {
             let _ = running.stop.send(true);
-            tracing::info!(login = mxid, "poller stopped");
+            tracing::info!(login = login_id, "poller stopped");
         }
     }
 
-    /// Asks `mxid`'s poller to poll now, fetching `thread_id`'s pages even if
-    /// the inbox shows no change; false when no poller runs for the login.
-    pub fn poll_now(&self, mxid: &str, thread_id: Option<&str>) -> bool {
+    /// Asks the poller of the login `login_id` to poll now, fetching
+    /// `thread_id`'s pages even if the inbox shows no change; false when no
+    /// poller runs for the login.
+    pub fn poll_now(&self, login_id: &str, thread_id: Option<&str>) -> bool {
         let pollers = self.pollers.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(running) = pollers.get(mxid).filter(|r| !r.task.is_finished()) else {
+        let Some(running) = pollers.get(login_id).filter(|r| !r.task.is_finished()) else {
             return false;
         };
         if let Some(thread_id) = thread_id {
@@ -186,8 +187,12 @@ impl Supervisor {
 
 /// Runs a login's poller (`run` starts it), restarting it `pause` after a
 /// panic, until it returns (stopped, or the login needs the user).
-async fn supervise<F, Fut>(mxid: String, stopped: watch::Receiver<bool>, pause: Duration, run: F)
-where
+async fn supervise<F, Fut>(
+    login_id: String,
+    stopped: watch::Receiver<bool>,
+    pause: Duration,
+    run: F,
+) where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -195,7 +200,7 @@ where
         match tokio::spawn(run()).await {
             Ok(()) => return,
             Err(e) if e.is_panic() => {
-                tracing::error!(login = %mxid, "the poller panicked; restarting it");
+                tracing::error!(login = %login_id, "the poller panicked; restarting it");
             }
             Err(_) => return,
         }

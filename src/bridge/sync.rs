@@ -1,5 +1,5 @@
-//! The `sync` command: polls the sender's Instagram login now; in a portal
-//! it also fetches that chat's messages even if the inbox shows no change.
+//! The `sync` command: polls the sender's Instagram logins now (the portal's in a
+//! portal, where it also fetches that chat's messages even if the inbox shows no change).
 
 use std::sync::Arc;
 
@@ -29,18 +29,6 @@ struct Sync;
 #[async_trait]
 impl CommandHandler for Sync {
     async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
-        let Some(login) = ctx.sender_login().await? else {
-            return Ok(Reply::text(format!(
-                "You are not logged in to Instagram. Send `login` in your management room \
-                 (`{}` elsewhere).",
-                ctx.invocation("login")
-            )));
-        };
-        if NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
-            return Ok(Reply::text(
-                "Your Instagram login needs you: send `login` in your management room to reconnect.",
-            ));
-        }
         let portal = ctx
             .bridge
             .store
@@ -50,21 +38,47 @@ impl CommandHandler for Sync {
                 tracing::error!(error = %e, "cannot read the portal");
                 CommandError::Failed("the bridge's database is unavailable".to_owned())
             })?;
-        let thread = match &portal {
-            Some(portal) if portal.login_mxid != login.mxid => {
-                return Err(CommandError::Failed(
-                    "this chat belongs to another user's Instagram login".to_owned(),
-                ))
-            }
-            Some(portal) => Some(portal.thread_id.as_str()),
-            None => None,
+        // Outside a portal with no login named, every login of the user polls.
+        let logins = match (&portal, &ctx.login_choice) {
+            (None, None) => ctx.sender_logins().await?,
+            _ => vec![ctx.chosen_login().await?],
         };
-        if ctx.bridge.supervisor.poll_now(&login.mxid, thread) {
-            Ok(Reply::text("Syncing with Instagram now."))
+        if logins.is_empty() {
+            return Ok(Reply::text(format!(
+                "You are not logged in to Instagram. Send `login` in your management room \
+                 (`{}` elsewhere).",
+                ctx.invocation("login")
+            )));
+        }
+        let thread = portal.as_ref().map(|portal| portal.thread_id.as_str());
+        let mut polled = Vec::new();
+        let mut stopped = Vec::new();
+        for login in &logins {
+            let name = format!("@{}", login.username.as_deref().unwrap_or("?"));
+            if !NEEDS_LOGIN_STATES.contains(&login.state.as_str())
+                && ctx.bridge.supervisor.poll_now(&login.id, thread)
+            {
+                polled.push(name);
+            } else {
+                stopped.push(name);
+            }
+        }
+        if stopped.is_empty() {
+            return Ok(Reply::text("Syncing with Instagram now."));
+        }
+        let mut text = String::new();
+        if !polled.is_empty() {
+            text.push_str(&format!("Syncing {} now. ", polled.join(", ")));
+        }
+        text.push_str(&format!(
+            "Not polled, the login needs you: {}; send `login` in your management room to \
+             reconnect.",
+            stopped.join(", ")
+        ));
+        if polled.is_empty() {
+            Err(CommandError::Failed(text))
         } else {
-            Err(CommandError::Failed(
-                "your Instagram login is not being polled; send `login` to reconnect".to_owned(),
-            ))
+            Ok(Reply::text(text))
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Logins (a Matrix user's Instagram account and its sealed credentials) and
-//! management rooms (where a Matrix user talks to the bridge bot).
+//! Logins (a Matrix user's Instagram accounts, each with its sealed
+//! credentials; a user may have several) and management rooms (where a
+//! Matrix user talks to the bridge bot).
 
 use sqlx::any::AnyRow;
 use sqlx::FromRow;
@@ -10,12 +11,15 @@ use crate::secrets::Sealed;
 /// A bridge user's Instagram login.
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct LoginRecord {
+    /// The login's own id: what everything bridged through it is keyed by
+    /// ([`login_id`] for a new login).
+    pub id: String,
     /// The Matrix user who owns the login.
     pub mxid: String,
     pub ig_user_id: Option<String>,
     pub username: Option<String>,
     /// Credentials (cookies and auth state) sealed by
-    /// [`crate::secrets::CredentialCipher`] for `mxid`.
+    /// [`crate::secrets::CredentialCipher`] for `id`.
     #[sqlx(try_from = "String")]
     pub credentials: Sealed,
     /// Stable per-login device identity (`device.uuid`).
@@ -24,9 +28,16 @@ pub struct LoginRecord {
     pub state: String,
 }
 
+/// The id of a new login of `mxid` to the Instagram account `ig_user_id`:
+/// the same for every login of that user to that account, so logging in
+/// again is the same login.
+pub fn login_id(mxid: &str, ig_user_id: &str) -> String {
+    format!("{mxid}/{ig_user_id}")
+}
+
 impl Record for LoginRecord {
     const TABLE: &'static str = "logins";
-    const COLUMNS: &'static str = "mxid, ig_user_id, username, credentials, device_uuid, state";
+    const COLUMNS: &'static str = "id, mxid, ig_user_id, username, credentials, device_uuid, state";
 
     fn from_row(row: &AnyRow) -> Result<LoginRecord, sqlx::Error> {
         FromRow::from_row(row)
@@ -37,55 +48,57 @@ impl Record for LoginRecord {
 /// the statement and what it is doing, for errors.
 const BRIDGED_BY_LOGIN: [(&str, &str); 9] = [
     (
-        "DELETE FROM poll_threads WHERE login_mxid = $1",
+        "DELETE FROM poll_threads WHERE login_id = $1",
         "deleting what the poller knows of a login's threads",
     ),
     (
-        "DELETE FROM poll_logins WHERE login_mxid = $1",
+        "DELETE FROM poll_logins WHERE login_id = $1",
         "deleting what the poller knows of a login",
     ),
     (
-        "DELETE FROM read_receipts WHERE login_mxid = $1",
+        "DELETE FROM read_receipts WHERE login_id = $1",
         "deleting a login's read receipts",
     ),
     (
-        "DELETE FROM room_creations WHERE login_mxid = $1",
+        "DELETE FROM room_creations WHERE login_id = $1",
         "deleting a login's room creations",
     ),
     (
-        "DELETE FROM login_spaces WHERE login_mxid = $1",
+        "DELETE FROM login_spaces WHERE login_id = $1",
         "deleting a login's space",
     ),
     (
-        "DELETE FROM reactions WHERE login_mxid = $1",
+        "DELETE FROM reactions WHERE login_id = $1",
         "deleting a login's reactions",
     ),
     (
-        "DELETE FROM messages WHERE login_mxid = $1",
+        "DELETE FROM messages WHERE login_id = $1",
         "deleting a login's messages",
     ),
     (
-        "DELETE FROM outbox WHERE login_mxid = $1",
+        "DELETE FROM outbox WHERE login_id = $1",
         "deleting a login's outgoing events",
     ),
     (
-        "DELETE FROM portals WHERE login_mxid = $1",
+        "DELETE FROM portals WHERE login_id = $1",
         "deleting a login's portals",
     ),
 ];
 
 impl Store {
-    /// Creates or replaces the login of `login.mxid`.
+    /// Creates or replaces the login `login.id`.
     pub async fn upsert_login(&self, login: &LoginRecord) -> Result<(), StoreError> {
         let statement = sqlx::query(
             "INSERT INTO logins \
-             (mxid, ig_user_id, username, credentials, device_uuid, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-             ON CONFLICT (mxid) DO UPDATE SET ig_user_id = excluded.ig_user_id, \
+             (id, mxid, ig_user_id, username, credentials, device_uuid, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+             ON CONFLICT (id) DO UPDATE SET mxid = excluded.mxid, \
+             ig_user_id = excluded.ig_user_id, \
              username = excluded.username, credentials = excluded.credentials, \
              device_uuid = excluded.device_uuid, state = excluded.state, \
              updated_at = excluded.updated_at",
         )
+        .bind(&login.id)
         .bind(&login.mxid)
         .bind(&login.ig_user_id)
         .bind(&login.username)
@@ -97,34 +110,58 @@ impl Store {
         Ok(())
     }
 
-    /// The login of a Matrix user, if they have one.
-    pub async fn login(&self, mxid: &str) -> Result<Option<LoginRecord>, StoreError> {
-        self.select_one("WHERE mxid = $1", &[mxid], "reading a login")
+    /// The login `id`, if there is one.
+    pub async fn login(&self, id: &str) -> Result<Option<LoginRecord>, StoreError> {
+        self.select_one("WHERE id = $1", &[id], "reading a login")
             .await
     }
 
-    /// Every login, ordered by Matrix user id.
+    /// The logins of a Matrix user, oldest first.
+    pub async fn logins_of(&self, mxid: &str) -> Result<Vec<LoginRecord>, StoreError> {
+        self.select(
+            "WHERE mxid = $1 ORDER BY created_at, id",
+            &[mxid],
+            "reading a user's logins",
+        )
+        .await
+    }
+
+    /// The login of `mxid` to the Instagram account `ig_user_id`, if any.
+    pub async fn login_of_account(
+        &self,
+        mxid: &str,
+        ig_user_id: &str,
+    ) -> Result<Option<LoginRecord>, StoreError> {
+        self.select_one(
+            "WHERE mxid = $1 AND ig_user_id = $2",
+            &[mxid, ig_user_id],
+            "reading a user's login to an account",
+        )
+        .await
+    }
+
+    /// Every login, ordered by Matrix user and age.
     pub async fn list_logins(&self) -> Result<Vec<LoginRecord>, StoreError> {
-        self.select("ORDER BY mxid", &[], "listing logins").await
+        self.select("ORDER BY mxid, created_at, id", &[], "listing logins")
+            .await
     }
 
     /// Changes only the state of a login; false if there is no such login.
-    pub async fn set_login_state(&self, mxid: &str, state: &str) -> Result<bool, StoreError> {
-        let statement =
-            sqlx::query("UPDATE logins SET state = $2, updated_at = $3 WHERE mxid = $1")
-                .bind(mxid)
-                .bind(state)
-                .bind(now_millis());
+    pub async fn set_login_state(&self, id: &str, state: &str) -> Result<bool, StoreError> {
+        let statement = sqlx::query("UPDATE logins SET state = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(state)
+            .bind(now_millis());
         Ok(self.execute(statement, "updating a login's state").await? > 0)
     }
 
     /// Moves a login to `state` unless it is there already; true if it
     /// changed (so what a change triggers, such as telling the user, happens once).
-    pub async fn change_login_state(&self, mxid: &str, state: &str) -> Result<bool, StoreError> {
+    pub async fn change_login_state(&self, id: &str, state: &str) -> Result<bool, StoreError> {
         let statement = sqlx::query(
-            "UPDATE logins SET state = $2, updated_at = $3 WHERE mxid = $1 AND state <> $2",
+            "UPDATE logins SET state = $2, updated_at = $3 WHERE id = $1 AND state <> $2",
         )
-        .bind(mxid)
+        .bind(id)
         .bind(state)
         .bind(now_millis());
         Ok(self.execute(statement, "changing a login's state").await? > 0)
@@ -134,12 +171,12 @@ impl Store {
     /// changed); false if there is no such login.
     pub async fn set_login_credentials(
         &self,
-        mxid: &str,
+        id: &str,
         credentials: &Sealed,
     ) -> Result<bool, StoreError> {
         let statement =
-            sqlx::query("UPDATE logins SET credentials = $2, updated_at = $3 WHERE mxid = $1")
-                .bind(mxid)
+            sqlx::query("UPDATE logins SET credentials = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
                 .bind(credentials.as_str())
                 .bind(now_millis());
         Ok(self
@@ -152,19 +189,19 @@ impl Store {
     /// messages, reactions, outbox entries), in one database transaction so
     /// no half-deleted login is ever seen. False if there was no login (the
     /// rest is deleted anyway).
-    pub async fn delete_login(&self, mxid: &str) -> Result<bool, StoreError> {
+    pub async fn delete_login(&self, id: &str) -> Result<bool, StoreError> {
         let mut transaction = self
             .pool
             .begin()
             .await
             .map_err(query_failed("starting to delete a login"))?;
         for (sql, doing) in BRIDGED_BY_LOGIN {
-            with_text_params(sql, &[mxid])
+            with_text_params(sql, &[id])
                 .execute(&mut *transaction)
                 .await
                 .map_err(query_failed(doing))?;
         }
-        let deleted = with_text_params("DELETE FROM logins WHERE mxid = $1", &[mxid])
+        let deleted = with_text_params("DELETE FROM logins WHERE id = $1", &[id])
             .execute(&mut *transaction)
             .await
             .map_err(query_failed("deleting a login"))?;

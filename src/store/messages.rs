@@ -10,7 +10,7 @@ use super::{query_failed, with_text_params, Record, Store, StoreError};
 /// several events has one record per part).
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct MessageRecord {
-    pub login_mxid: String,
+    pub login_id: String,
     pub thread_id: String,
     pub item_id: String,
     /// Which event of the item this is: "" for the main part.
@@ -29,7 +29,7 @@ pub struct MessageRecord {
 
 impl Record for MessageRecord {
     const TABLE: &'static str = "messages";
-    const COLUMNS: &'static str = "login_mxid, thread_id, item_id, part_id, room_id, event_id, \
+    const COLUMNS: &'static str = "login_id, thread_id, item_id, part_id, room_id, event_id, \
          sender, timestamp, client_context, content_hash";
 
     fn from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
@@ -44,12 +44,12 @@ pub(super) async fn insert_message<'e>(
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "INSERT INTO messages \
-         (login_mxid, thread_id, item_id, part_id, room_id, event_id, sender, timestamp, \
+         (login_id, thread_id, item_id, part_id, room_id, event_id, sender, timestamp, \
          client_context, content_hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (login_mxid, thread_id, item_id, part_id) DO NOTHING",
+         ON CONFLICT (login_id, thread_id, item_id, part_id) DO NOTHING",
     )
-    .bind(&message.login_mxid)
+    .bind(&message.login_id)
     .bind(&message.thread_id)
     .bind(&message.item_id)
     .bind(&message.part_id)
@@ -68,7 +68,7 @@ pub(super) async fn insert_message<'e>(
 /// A reaction on an Instagram item (one per sender) and its Matrix event.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ReactionRecord {
-    pub login_mxid: String,
+    pub login_id: String,
     pub thread_id: String,
     /// The Instagram item reacted to.
     pub item_id: String,
@@ -81,8 +81,7 @@ pub struct ReactionRecord {
 
 impl Record for ReactionRecord {
     const TABLE: &'static str = "reactions";
-    const COLUMNS: &'static str =
-        "login_mxid, thread_id, item_id, sender, room_id, event_id, emoji";
+    const COLUMNS: &'static str = "login_id, thread_id, item_id, sender, room_id, event_id, emoji";
 
     fn from_row(row: &AnyRow) -> Result<ReactionRecord, sqlx::Error> {
         FromRow::from_row(row)
@@ -91,7 +90,7 @@ impl Record for ReactionRecord {
 
 /// Selects one reaction by its primary key.
 const REACTION_KEY: &str =
-    "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4";
+    "WHERE login_id = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4";
 
 impl Store {
     /// Records a bridged message part unless that part of its item is
@@ -105,12 +104,12 @@ impl Store {
     /// else its first part.
     pub async fn message_by_item(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
         Ok(self
-            .message_parts(login_mxid, thread_id, item_id)
+            .message_parts(login_id, thread_id, item_id)
             .await?
             .into_iter()
             .next())
@@ -119,13 +118,13 @@ impl Store {
     /// Every bridged part of an Instagram item, the main part ("") first.
     pub async fn message_parts(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
     ) -> Result<Vec<MessageRecord>, StoreError> {
         self.select(
-            "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 ORDER BY part_id",
-            &[login_mxid, thread_id, item_id],
+            "WHERE login_id = $1 AND thread_id = $2 AND item_id = $3 ORDER BY part_id",
+            &[login_id, thread_id, item_id],
             "reading the parts of an Instagram item",
         )
         .await
@@ -135,16 +134,16 @@ impl Store {
     /// (Unix milliseconds).
     pub async fn message_at_or_before(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         timestamp: i64,
     ) -> Result<Option<MessageRecord>, StoreError> {
         let sql = super::select_sql::<MessageRecord>(
-            "WHERE login_mxid = $1 AND thread_id = $2 AND timestamp <= $3 \
+            "WHERE login_id = $1 AND thread_id = $2 AND timestamp <= $3 \
              ORDER BY timestamp DESC, part_id DESC LIMIT 1",
         );
         sqlx::query(&sql)
-            .bind(login_mxid)
+            .bind(login_id)
             .bind(thread_id)
             .bind(timestamp)
             .try_map(|row: AnyRow| <MessageRecord as Record>::from_row(&row))
@@ -161,9 +160,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let statement = with_text_params(
             "UPDATE messages SET content_hash = $5 \
-             WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 AND part_id = $4",
+             WHERE login_id = $1 AND thread_id = $2 AND item_id = $3 AND part_id = $4",
             &[
-                &record.login_mxid,
+                &record.login_id,
                 &record.thread_id,
                 &record.item_id,
                 &record.part_id,
@@ -193,12 +192,12 @@ impl Store {
     pub async fn upsert_reaction(&self, reaction: &ReactionRecord) -> Result<(), StoreError> {
         let statement = with_text_params(
             "INSERT INTO reactions \
-             (login_mxid, thread_id, item_id, sender, room_id, event_id, emoji) \
+             (login_id, thread_id, item_id, sender, room_id, event_id, emoji) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (login_mxid, thread_id, item_id, sender) DO UPDATE SET \
+             ON CONFLICT (login_id, thread_id, item_id, sender) DO UPDATE SET \
              room_id = excluded.room_id, event_id = excluded.event_id, emoji = excluded.emoji",
             &[
-                &reaction.login_mxid,
+                &reaction.login_id,
                 &reaction.thread_id,
                 &reaction.item_id,
                 &reaction.sender,
@@ -214,14 +213,14 @@ impl Store {
     /// The reaction of one sender on one item.
     pub async fn reaction(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
         sender: &str,
     ) -> Result<Option<ReactionRecord>, StoreError> {
         self.select_one(
             REACTION_KEY,
-            &[login_mxid, thread_id, item_id, sender],
+            &[login_id, thread_id, item_id, sender],
             "reading a reaction",
         )
         .await
@@ -230,13 +229,13 @@ impl Store {
     /// Every reaction on one item.
     pub async fn reactions_of_item(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
     ) -> Result<Vec<ReactionRecord>, StoreError> {
         self.select(
-            "WHERE login_mxid = $1 AND thread_id = $2 AND item_id = $3 ORDER BY sender",
-            &[login_mxid, thread_id, item_id],
+            "WHERE login_id = $1 AND thread_id = $2 AND item_id = $3 ORDER BY sender",
+            &[login_id, thread_id, item_id],
             "reading the reactions on an item",
         )
         .await
@@ -261,23 +260,23 @@ impl Store {
     /// not an unsend to relay.
     pub async fn mark_unsent_by_bridge(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
     ) -> Result<(), StoreError> {
-        self.kv_set(&unsent_key(login_mxid, thread_id, item_id), "1")
+        self.kv_set(&unsent_key(login_id, thread_id, item_id), "1")
             .await
     }
 
     /// Whether the bridge unsent this item ([`Store::mark_unsent_by_bridge`]).
     pub async fn unsent_by_bridge(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
     ) -> Result<bool, StoreError> {
         Ok(self
-            .kv_get(&unsent_key(login_mxid, thread_id, item_id))
+            .kv_get(&unsent_key(login_id, thread_id, item_id))
             .await?
             .is_some())
     }
@@ -285,18 +284,18 @@ impl Store {
     /// Deletes the reaction of one sender on one item; false if there was none.
     pub async fn delete_reaction(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
         sender: &str,
     ) -> Result<bool, StoreError> {
         let sql = format!("DELETE FROM reactions {REACTION_KEY}");
-        let statement = with_text_params(&sql, &[login_mxid, thread_id, item_id, sender]);
+        let statement = with_text_params(&sql, &[login_id, thread_id, item_id, sender]);
         Ok(self.execute(statement, "deleting a reaction").await? > 0)
     }
 }
 
 /// The `kv` key that marks an item the bridge unsent.
-fn unsent_key(login_mxid: &str, thread_id: &str, item_id: &str) -> String {
-    format!("unsent_by_bridge\u{1f}{login_mxid}\u{1f}{thread_id}\u{1f}{item_id}")
+fn unsent_key(login_id: &str, thread_id: &str, item_id: &str) -> String {
+    format!("unsent_by_bridge\u{1f}{login_id}\u{1f}{thread_id}\u{1f}{item_id}")
 }

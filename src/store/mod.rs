@@ -21,7 +21,7 @@ use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::query::{Map, Query};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection};
 
-pub use logins::LoginRecord;
+pub use logins::{login_id, LoginRecord};
 pub use messages::{MessageRecord, ReactionRecord};
 pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxState};
 pub use portals::PortalRecord;
@@ -197,8 +197,13 @@ impl Store {
             // bridge (only a power cut can lose the newest commits, which the
             // homeserver's transaction ids then deduplicate); FULL would wait
             // for the disk on every relayed message.
+            // One connection: SQLite has one writer, and writers on several
+            // connections wait for each other in SQLite's busy handler, which
+            // sleeps in steps of 1 to 100 ms; on one connection the portals'
+            // workers queue for it in the pool instead, each query taking
+            // well under a millisecond.
             Backend::Sqlite { in_memory: false } => AnyPoolOptions::new()
-                .max_connections(8)
+                .max_connections(1)
                 .after_connect(|connection, _| {
                     Box::pin(async move {
                         sqlx::query("PRAGMA synchronous = NORMAL")

@@ -48,7 +48,7 @@ pub struct NewOutboxEntry {
     pub event_id: String,
     pub room_id: String,
     /// The login that carries the event out.
-    pub login_mxid: String,
+    pub login_id: String,
     /// What to do: `message`, `reaction`, `redaction`, `read`, ...
     pub kind: String,
     /// Everything the relay needs to carry it out.
@@ -77,7 +77,7 @@ pub struct OutboxEntry {
 
 impl Record for OutboxEntry {
     const TABLE: &'static str = "outbox";
-    const COLUMNS: &'static str = "event_id, room_id, login_mxid, kind, payload, client_context, \
+    const COLUMNS: &'static str = "event_id, room_id, login_id, kind, payload, client_context, \
          state, attempts, last_error, item_id, created_at, updated_at";
 
     fn from_row(row: &AnyRow) -> Result<OutboxEntry, sqlx::Error> {
@@ -86,7 +86,7 @@ impl Record for OutboxEntry {
             queued: NewOutboxEntry {
                 event_id: row.try_get("event_id")?,
                 room_id: row.try_get("room_id")?,
-                login_mxid: row.try_get("login_mxid")?,
+                login_id: row.try_get("login_id")?,
                 kind: row.try_get("kind")?,
                 payload: serde_json::from_str(&payload)
                     .map_err(|e| sqlx::Error::Decode(format!("outbox payload: {e}").into()))?,
@@ -140,7 +140,7 @@ impl Store {
         // enqueues do not race for a position. `WHERE TRUE` keeps SQLite
         // from reading ON CONFLICT as a join constraint.
         let statement = sqlx::query(
-            "INSERT INTO outbox (event_id, room_id, login_mxid, kind, payload, client_context, \
+            "INSERT INTO outbox (event_id, room_id, login_id, kind, payload, client_context, \
              state, attempts, created_at, updated_at, position) \
              SELECT $1, $2, $3, $4, $5, $6, $7, 0, $8, $8, COALESCE(MAX(position), 0) + 1 \
              FROM outbox WHERE TRUE \
@@ -148,7 +148,7 @@ impl Store {
         )
         .bind(&entry.event_id)
         .bind(&entry.room_id)
-        .bind(&entry.login_mxid)
+        .bind(&entry.login_id)
         .bind(&entry.kind)
         .bind(entry.payload.to_string())
         .bind(&entry.client_context)
@@ -211,16 +211,16 @@ impl Store {
     /// or of all.
     pub async fn rooms_with_pending_outbox(
         &self,
-        login_mxid: Option<&str>,
+        login_id: Option<&str>,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let (sql, params): (&str, Vec<&str>) = match login_mxid {
+        let (sql, params): (&str, Vec<&str>) = match login_id {
             Some(login) => (
-                "SELECT DISTINCT login_mxid, room_id FROM outbox \
-                 WHERE state = $1 AND login_mxid = $2",
+                "SELECT DISTINCT login_id, room_id FROM outbox \
+                 WHERE state = $1 AND login_id = $2",
                 vec![OutboxState::Pending.as_str(), login],
             ),
             None => (
-                "SELECT DISTINCT login_mxid, room_id FROM outbox WHERE state = $1",
+                "SELECT DISTINCT login_id, room_id FROM outbox WHERE state = $1",
                 vec![OutboxState::Pending.as_str()],
             ),
         };

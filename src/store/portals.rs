@@ -9,8 +9,10 @@ use crate::model::ConversationKind;
 /// A bridged thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortalRecord {
-    /// The Matrix user whose login sees this thread.
-    pub login_mxid: String,
+    /// The login that sees this thread.
+    pub login_id: String,
+    /// The Matrix user who owns that login (the room's user).
+    pub owner: String,
     pub thread_id: String,
     pub room_id: String,
     pub kind: ConversationKind,
@@ -55,13 +57,14 @@ fn kind_from_text(text: &str) -> Result<ConversationKind, sqlx::Error> {
 
 impl Record for PortalRecord {
     const TABLE: &'static str = "portals";
-    const COLUMNS: &'static str = "login_mxid, thread_id, room_id, kind, name, avatar_url, \
+    const COLUMNS: &'static str = "login_id, owner, thread_id, room_id, kind, name, avatar_url, \
          encrypted, last_item_id, request, request_notice_sent, avatar_id, in_space, members_hash, \
          created_at";
 
     fn from_row(row: &AnyRow) -> Result<PortalRecord, sqlx::Error> {
         Ok(PortalRecord {
-            login_mxid: row.try_get("login_mxid")?,
+            login_id: row.try_get("login_id")?,
+            owner: row.try_get("owner")?,
             thread_id: row.try_get("thread_id")?,
             room_id: row.try_get("room_id")?,
             kind: kind_from_text(&row.try_get::<String, _>("kind")?)?,
@@ -80,22 +83,22 @@ impl Record for PortalRecord {
 }
 
 impl Store {
-    /// Creates or updates the portal of (`login_mxid`, `thread_id`). The
+    /// Creates or updates the portal of (`login_id`, `thread_id`). The
     /// creation time of an existing portal is kept.
     pub async fn upsert_portal(&self, portal: &PortalRecord) -> Result<(), StoreError> {
         let statement = sqlx::query(
             "INSERT INTO portals \
-             (login_mxid, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, \
-             request, request_notice_sent, avatar_id, in_space, members_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (login_mxid, thread_id) DO UPDATE SET room_id = excluded.room_id, \
+             (login_id, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, \
+             request, request_notice_sent, avatar_id, in_space, members_hash, created_at, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (login_id, thread_id) DO UPDATE SET room_id = excluded.room_id, \
              kind = excluded.kind, name = excluded.name, avatar_url = excluded.avatar_url, \
              encrypted = excluded.encrypted, last_item_id = excluded.last_item_id, \
              request = excluded.request, request_notice_sent = excluded.request_notice_sent, \
              avatar_id = excluded.avatar_id, in_space = excluded.in_space, \
              members_hash = excluded.members_hash",
         )
-        .bind(&portal.login_mxid)
+        .bind(&portal.login_id)
         .bind(&portal.thread_id)
         .bind(&portal.room_id)
         .bind(kind_to_text(portal.kind))
@@ -108,7 +111,8 @@ impl Store {
         .bind(&portal.avatar_id)
         .bind(i64::from(portal.in_space))
         .bind(&portal.members_hash)
-        .bind(now_millis());
+        .bind(now_millis())
+        .bind(&portal.owner);
         self.execute(statement, "saving a portal").await?;
         Ok(())
     }
@@ -120,9 +124,9 @@ impl Store {
         let statement = sqlx::query(
             "UPDATE portals SET name = $3, avatar_url = $4, avatar_id = $5, request = $6, \
              request_notice_sent = $7, in_space = $8, members_hash = $9 \
-             WHERE login_mxid = $1 AND thread_id = $2",
+             WHERE login_id = $1 AND thread_id = $2",
         )
-        .bind(&portal.login_mxid)
+        .bind(&portal.login_id)
         .bind(&portal.thread_id)
         .bind(&portal.name)
         .bind(&portal.avatar_url)
@@ -138,12 +142,12 @@ impl Store {
     /// The portal of one thread of a login.
     pub async fn portal_by_thread(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
     ) -> Result<Option<PortalRecord>, StoreError> {
         self.select_one(
-            "WHERE login_mxid = $1 AND thread_id = $2",
-            &[login_mxid, thread_id],
+            "WHERE login_id = $1 AND thread_id = $2",
+            &[login_id, thread_id],
             "reading a portal by thread",
         )
         .await
@@ -156,13 +160,10 @@ impl Store {
     }
 
     /// Every portal of a login, oldest first.
-    pub async fn portals_of_login(
-        &self,
-        login_mxid: &str,
-    ) -> Result<Vec<PortalRecord>, StoreError> {
+    pub async fn portals_of_login(&self, login_id: &str) -> Result<Vec<PortalRecord>, StoreError> {
         self.select(
-            "WHERE login_mxid = $1 ORDER BY created_at, thread_id",
-            &[login_mxid],
+            "WHERE login_id = $1 ORDER BY created_at, thread_id",
+            &[login_id],
             "listing a login's portals",
         )
         .await
@@ -171,13 +172,13 @@ impl Store {
     /// Records the newest bridged item of a portal; false if there is no such portal.
     pub async fn set_portal_last_item(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
     ) -> Result<bool, StoreError> {
         let statement = with_text_params(
-            "UPDATE portals SET last_item_id = $3 WHERE login_mxid = $1 AND thread_id = $2",
-            &[login_mxid, thread_id, item_id],
+            "UPDATE portals SET last_item_id = $3 WHERE login_id = $1 AND thread_id = $2",
+            &[login_id, thread_id, item_id],
         );
         Ok(self
             .execute(statement, "updating a portal's last item")
@@ -189,14 +190,14 @@ impl Store {
     /// to be created, so a crash before its id is saved can be recovered.
     pub async fn start_room_creation(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
     ) -> Result<(), StoreError> {
         let statement = sqlx::query(
-            "INSERT INTO room_creations (login_mxid, thread_id, started_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (login_mxid, thread_id) DO NOTHING",
+            "INSERT INTO room_creations (login_id, thread_id, started_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (login_id, thread_id) DO NOTHING",
         )
-        .bind(login_mxid)
+        .bind(login_id)
         .bind(thread_id)
         .bind(now_millis());
         self.execute(statement, "recording a room creation").await?;
@@ -206,13 +207,13 @@ impl Store {
     /// Whether a creation of this room was started and not finished.
     pub async fn room_creation_pending(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
     ) -> Result<bool, StoreError> {
         Ok(self
             .select_text(
-                "SELECT thread_id FROM room_creations WHERE login_mxid = $1 AND thread_id = $2",
-                &[login_mxid, thread_id],
+                "SELECT thread_id FROM room_creations WHERE login_id = $1 AND thread_id = $2",
+                &[login_id, thread_id],
                 "reading a room creation",
             )
             .await?
@@ -222,33 +223,33 @@ impl Store {
     /// Forgets a finished room creation.
     pub async fn finish_room_creation(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
     ) -> Result<(), StoreError> {
         let statement = with_text_params(
-            "DELETE FROM room_creations WHERE login_mxid = $1 AND thread_id = $2",
-            &[login_mxid, thread_id],
+            "DELETE FROM room_creations WHERE login_id = $1 AND thread_id = $2",
+            &[login_id, thread_id],
         );
         self.execute(statement, "finishing a room creation").await?;
         Ok(())
     }
 
     /// The Matrix space of a login's portals, if created.
-    pub async fn login_space(&self, login_mxid: &str) -> Result<Option<String>, StoreError> {
+    pub async fn login_space(&self, login_id: &str) -> Result<Option<String>, StoreError> {
         self.select_text(
-            "SELECT room_id FROM login_spaces WHERE login_mxid = $1",
-            &[login_mxid],
+            "SELECT room_id FROM login_spaces WHERE login_id = $1",
+            &[login_id],
             "reading a login's space",
         )
         .await
     }
 
     /// Records the Matrix space of a login's portals.
-    pub async fn set_login_space(&self, login_mxid: &str, room_id: &str) -> Result<(), StoreError> {
+    pub async fn set_login_space(&self, login_id: &str, room_id: &str) -> Result<(), StoreError> {
         let statement = with_text_params(
-            "INSERT INTO login_spaces (login_mxid, room_id) VALUES ($1, $2) \
-             ON CONFLICT (login_mxid) DO UPDATE SET room_id = excluded.room_id",
-            &[login_mxid, room_id],
+            "INSERT INTO login_spaces (login_id, room_id) VALUES ($1, $2) \
+             ON CONFLICT (login_id) DO UPDATE SET room_id = excluded.room_id",
+            &[login_id, room_id],
         );
         self.execute(statement, "saving a login's space").await?;
         Ok(())
@@ -257,14 +258,14 @@ impl Store {
     /// The event a participant's read receipt was last sent for in a thread.
     pub async fn read_receipt(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         ig_user_id: &str,
     ) -> Result<Option<String>, StoreError> {
         self.select_text(
             "SELECT event_id FROM read_receipts \
-             WHERE login_mxid = $1 AND thread_id = $2 AND ig_user_id = $3",
-            &[login_mxid, thread_id, ig_user_id],
+             WHERE login_id = $1 AND thread_id = $2 AND ig_user_id = $3",
+            &[login_id, thread_id, ig_user_id],
             "reading a read receipt",
         )
         .await
@@ -273,30 +274,26 @@ impl Store {
     /// Records the event a participant's read receipt was sent for.
     pub async fn set_read_receipt(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         ig_user_id: &str,
         event_id: &str,
     ) -> Result<(), StoreError> {
         let statement = with_text_params(
-            "INSERT INTO read_receipts (login_mxid, thread_id, ig_user_id, event_id) \
+            "INSERT INTO read_receipts (login_id, thread_id, ig_user_id, event_id) \
              VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (login_mxid, thread_id, ig_user_id) DO UPDATE SET event_id = excluded.event_id",
-            &[login_mxid, thread_id, ig_user_id, event_id],
+             ON CONFLICT (login_id, thread_id, ig_user_id) DO UPDATE SET event_id = excluded.event_id",
+            &[login_id, thread_id, ig_user_id, event_id],
         );
         self.execute(statement, "saving a read receipt").await?;
         Ok(())
     }
 
     /// Deletes a portal; false if there was none.
-    pub async fn delete_portal(
-        &self,
-        login_mxid: &str,
-        thread_id: &str,
-    ) -> Result<bool, StoreError> {
+    pub async fn delete_portal(&self, login_id: &str, thread_id: &str) -> Result<bool, StoreError> {
         let statement = with_text_params(
-            "DELETE FROM portals WHERE login_mxid = $1 AND thread_id = $2",
-            &[login_mxid, thread_id],
+            "DELETE FROM portals WHERE login_id = $1 AND thread_id = $2",
+            &[login_id, thread_id],
         );
         Ok(self.execute(statement, "deleting a portal").await? > 0)
     }

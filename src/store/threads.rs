@@ -17,7 +17,7 @@ pub type PageItem = (String, i64);
 /// What the poller knows of one thread.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ThreadState {
-    pub login_mxid: String,
+    pub login_id: String,
     pub thread_id: String,
     /// Whether the thread has (or is getting) a portal.
     pub bridged: bool,
@@ -37,7 +37,7 @@ pub struct ThreadState {
 
 impl Record for ThreadState {
     const TABLE: &'static str = "poll_threads";
-    const COLUMNS: &'static str = "login_mxid, thread_id, bridged, request, last_item_id, \
+    const COLUMNS: &'static str = "login_id, thread_id, bridged, request, last_item_id, \
          last_item_at, activity_at, newest_page, seen";
 
     fn from_row(row: &AnyRow) -> Result<ThreadState, sqlx::Error> {
@@ -46,7 +46,7 @@ impl Record for ThreadState {
             sqlx::Error::Decode(format!("poll_threads.{what}: {e}").into())
         };
         Ok(ThreadState {
-            login_mxid: row.try_get("login_mxid")?,
+            login_id: row.try_get("login_id")?,
             thread_id: row.try_get("thread_id")?,
             bridged: flag(row, "bridged")?,
             request: flag(row, "request")?,
@@ -69,9 +69,9 @@ pub struct LoginSync {
 
 impl Store {
     /// The poller's record of a login; `None` until its first sync.
-    pub async fn login_sync(&self, login_mxid: &str) -> Result<Option<LoginSync>, StoreError> {
-        sqlx::query("SELECT watermark FROM poll_logins WHERE login_mxid = $1")
-            .bind(login_mxid)
+    pub async fn login_sync(&self, login_id: &str) -> Result<Option<LoginSync>, StoreError> {
+        sqlx::query("SELECT watermark FROM poll_logins WHERE login_id = $1")
+            .bind(login_id)
             .try_map(|row: AnyRow| {
                 Ok(LoginSync {
                     watermark: row.try_get("watermark")?,
@@ -86,25 +86,25 @@ impl Store {
     /// a `None` watermark keeps the previous one.
     pub async fn save_login_sync(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         watermark: Option<i64>,
     ) -> Result<(), StoreError> {
         let statement = sqlx::query(
-            "INSERT INTO poll_logins (login_mxid, watermark) VALUES ($1, $2) \
-             ON CONFLICT (login_mxid) DO UPDATE SET \
+            "INSERT INTO poll_logins (login_id, watermark) VALUES ($1, $2) \
+             ON CONFLICT (login_id) DO UPDATE SET \
              watermark = COALESCE(excluded.watermark, poll_logins.watermark)",
         )
-        .bind(login_mxid)
+        .bind(login_id)
         .bind(watermark);
         self.execute(statement, "saving the poller's login").await?;
         Ok(())
     }
 
     /// Every thread the poller knows of for a login.
-    pub async fn thread_states(&self, login_mxid: &str) -> Result<Vec<ThreadState>, StoreError> {
+    pub async fn thread_states(&self, login_id: &str) -> Result<Vec<ThreadState>, StoreError> {
         self.select(
-            "WHERE login_mxid = $1 ORDER BY thread_id",
-            &[login_mxid],
+            "WHERE login_id = $1 ORDER BY thread_id",
+            &[login_id],
             "listing the poller's threads",
         )
         .await
@@ -113,12 +113,12 @@ impl Store {
     /// One thread's state, if the poller knows it.
     pub async fn thread_state(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
     ) -> Result<Option<ThreadState>, StoreError> {
         self.select_one(
-            "WHERE login_mxid = $1 AND thread_id = $2",
-            &[login_mxid, thread_id],
+            "WHERE login_id = $1 AND thread_id = $2",
+            &[login_id, thread_id],
             "reading the poller's thread",
         )
         .await
@@ -129,15 +129,15 @@ impl Store {
         let page = serde_json::to_string(&state.newest_page).unwrap_or_else(|_| "[]".to_owned());
         let seen = serde_json::to_string(&state.seen).unwrap_or_else(|_| "{}".to_owned());
         let statement = sqlx::query(
-            "INSERT INTO poll_threads (login_mxid, thread_id, bridged, request, last_item_id, \
+            "INSERT INTO poll_threads (login_id, thread_id, bridged, request, last_item_id, \
              last_item_at, activity_at, newest_page, seen) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (login_mxid, thread_id) DO UPDATE SET bridged = excluded.bridged, \
+             ON CONFLICT (login_id, thread_id) DO UPDATE SET bridged = excluded.bridged, \
              request = excluded.request, last_item_id = excluded.last_item_id, \
              last_item_at = excluded.last_item_at, activity_at = excluded.activity_at, \
              newest_page = excluded.newest_page, seen = excluded.seen",
         )
-        .bind(&state.login_mxid)
+        .bind(&state.login_id)
         .bind(&state.thread_id)
         .bind(i64::from(state.bridged))
         .bind(i64::from(state.request))
@@ -155,17 +155,17 @@ impl Store {
     /// thread's progress moves forward, never back.
     pub async fn advance_thread(
         &self,
-        login_mxid: &str,
+        login_id: &str,
         thread_id: &str,
         item_id: &str,
         at: i64,
     ) -> Result<(), StoreError> {
         let statement = sqlx::query(
             "UPDATE poll_threads SET last_item_id = $3, last_item_at = $4 \
-             WHERE login_mxid = $1 AND thread_id = $2 \
+             WHERE login_id = $1 AND thread_id = $2 \
              AND (last_item_at IS NULL OR last_item_at <= $4)",
         )
-        .bind(login_mxid)
+        .bind(login_id)
         .bind(thread_id)
         .bind(item_id)
         .bind(at);
@@ -183,7 +183,7 @@ mod tests {
     async fn thread_progress_roundtrips_and_only_moves_forward() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let state = ThreadState {
-            login_mxid: "@alice:x".to_owned(),
+            login_id: "@alice:x".to_owned(),
             thread_id: "t1".to_owned(),
             bridged: true,
             request: true,

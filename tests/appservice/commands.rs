@@ -161,7 +161,7 @@ async fn event_of(fixture: &RelayFixture, thread: &str, item: &str) -> String {
     let store = fixture.store().await;
     let found = poll(&format!("item {item} bridged"), || async {
         store
-            .message_by_item(&fixture.user.user_id, thread, item)
+            .message_by_item(&fixture.login_id, thread, item)
             .await
             .ok()
             .flatten()
@@ -284,7 +284,7 @@ async fn accept_takes_a_message_request(backend: Backend) {
     );
     let store = fixture.store().await;
     let portal = store
-        .portal_by_thread(&fixture.user.user_id, &thread)
+        .portal_by_thread(&fixture.login_id, &thread)
         .await
         .unwrap()
         .expect("the portal");
@@ -297,13 +297,13 @@ async fn accept_takes_a_message_request(backend: Backend) {
     );
     assert_eq!(my_state(&fixture, &thread)["pending"], false);
     let portal = store
-        .portal_by_thread(&fixture.user.user_id, &thread)
+        .portal_by_thread(&fixture.login_id, &thread)
         .await
         .unwrap()
         .expect("the portal");
     assert!(!portal.request, "the portal is no longer a request");
     let state = store
-        .thread_state(&fixture.user.user_id, &thread)
+        .thread_state(&fixture.login_id, &thread)
         .await
         .unwrap()
         .expect("the poller's view of the thread");
@@ -470,7 +470,7 @@ async fn pm_and_create_group_start_chats(backend: Backend) {
     let bot = fixture.e2e.bot().to_owned();
     let management = management_room(&mut fixture.user, &bot).await;
     let store = fixture.store().await;
-    let alice = fixture.user.user_id.clone();
+    let alice = fixture.login_id.clone();
 
     assert_eq!(
         ask(&mut fixture, &management, "pm friend.two").await,
@@ -648,7 +648,7 @@ async fn leaving_a_portal_stops_bridging_it(backend: Backend) {
         .expect("posting");
     fixture.e2e.start_bridge().await;
     let room = join_portal(&fixture, &thread).await;
-    let alice = fixture.user.user_id.clone();
+    let alice = fixture.login_id.clone();
     let store = fixture.store().await;
 
     as_alice(

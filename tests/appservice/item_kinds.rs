@@ -125,7 +125,7 @@ async fn every_item_kind(backend: Backend) {
         .expect("posting a reply");
 
     let store = fixture.store().await;
-    let alice = fixture.user.user_id.clone();
+    let alice = fixture.login_id.clone();
     // A thread is relayed in order: once the last item is in, every part of
     // the earlier ones is too.
     poll("the last item bridged", || async {
@@ -358,7 +358,7 @@ async fn media_that_cannot_be_had_leaves_a_notice() {
     let store = fixture.store().await;
     for item in [&photo, &last] {
         let parts = store
-            .message_parts(&fixture.user.user_id, &thread, item)
+            .message_parts(&fixture.login_id, &thread, item)
             .await
             .expect("reading the parts");
         assert_eq!(parts.len(), 1, "item {item} bridged once");

@@ -20,7 +20,7 @@ use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::login::BrowserLogin;
 use matrix_instagram::matrix::client::HomeserverClient;
 use matrix_instagram::secrets::{CredentialCipher, CredentialKey};
-use matrix_instagram::store::Store;
+use matrix_instagram::store::{LoginRecord, Store};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -212,7 +212,7 @@ impl LoginSetup {
         let said = self.replies().len();
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(self.replies().len(), said, "{:#?}", self.replies());
-        assert!(self.store().await.login(ALICE).await.unwrap().is_none());
+        assert!(alice_login(&self.store().await).await.is_none());
     }
 
     /// Checks that no secret appears in the bridge's log or the bot's messages.
@@ -275,14 +275,14 @@ async fn login_stores_sealed_credentials_and_redacts_the_password() {
         .wait_for_reply("Connected to Instagram as @login.full!")
         .await;
     let store = setup.store().await;
-    let record = store.login(ALICE).await.unwrap().expect("login stored");
+    let record = alice_login(&store).await.expect("login stored");
     assert_eq!(record.state, "connected");
     assert_eq!(record.username.as_deref(), Some("login.full"));
     assert_eq!(
         record.ig_user_id.as_deref(),
         Some(setup.account.pk.to_string().as_str())
     );
-    let credentials = logins(store).credentials(ALICE).await.unwrap();
+    let credentials = logins(store).credentials(&record.id).await.unwrap();
     let session = credentials.cookies["sessionid"].clone();
     assert!(
         !record.credentials.as_str().contains(&session),
@@ -293,7 +293,12 @@ async fn login_stores_sealed_credentials_and_redacts_the_password() {
         .exchange("ping", "Logged in as @login.full (connected).")
         .await;
     let help = setup.exchange("help", "Commands").await;
-    for command in ["`login`", "`logout`", "`cancel`"] {
+    for command in [
+        "`login`",
+        "`logout [username]`",
+        "`list-logins`",
+        "`cancel`",
+    ] {
         assert!(help.contains(command), "{help}");
     }
     setup.assert_never_shown(&[PASSWORD, &session, &credentials.cookies["csrftoken"]]);
@@ -322,7 +327,7 @@ async fn two_factor_code_is_asked_in_chat_and_redacted() {
     setup
         .wait_for_reply("Connected to Instagram as @login.twofactor!")
         .await;
-    let record = setup.store().await.login(ALICE).await.unwrap();
+    let record = alice_login(&setup.store().await).await;
     assert_eq!(record.expect("stored").state, "connected");
     setup.assert_never_shown(&[PASSWORD, "424242"]);
 }
@@ -337,7 +342,7 @@ async fn wrong_password_is_explained_and_nothing_is_stored() {
     setup
         .wait_for_reply("Login failed: Instagram did not accept that username and password.")
         .await;
-    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    assert!(alice_login(&setup.store().await).await.is_none());
     // The flow is over: the next message is a command again.
     setup
         .exchange("ping", "You are not logged in to Instagram.")
@@ -358,7 +363,7 @@ async fn a_challenge_is_explained_and_nothing_is_stored() {
     setup
         .wait_for_reply("Login failed: Instagram wants to confirm this login")
         .await;
-    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    assert!(alice_login(&setup.store().await).await.is_none());
     setup.assert_never_shown(&[PASSWORD]);
 }
 
@@ -412,31 +417,96 @@ async fn cancel_stops_the_login_and_a_new_one_can_start() {
         .await;
 }
 
+/// alice's only login, if she has one.
+async fn alice_login(store: &Store) -> Option<LoginRecord> {
+    let mut logins = store.logins_of(ALICE).await.unwrap();
+    assert!(logins.len() <= 1, "alice has one login at most here");
+    logins.pop()
+}
+
 #[tokio::test]
-async fn login_when_logged_in_is_refused_and_logout_forgets_the_login() {
+async fn a_second_account_is_a_second_login_and_logout_names_one() {
     let setup = LoginSetup::start("login.logout").await;
     let credentials = Credentials::from_cookies(setup.account.cookies.clone());
     logins(setup.store().await)
-        .save_new(ALICE, Some("login.logout".to_owned()), &credentials)
+        .save_new(
+            ALICE,
+            &setup.account.pk.to_string(),
+            Some("login.logout".to_owned()),
+            &credentials,
+        )
         .await
         .unwrap();
+    let second = setup
+        .sim
+        .create_account("login.second", "Second Alice")
+        .unwrap();
+    let cookies = setup.sim.new_session(second.pk).unwrap();
+    let (_, paste) = cookie_pastes(&cookies).swap_remove(0);
+    setup
+        .exchange(
+            &format!("login-cookies {paste}"),
+            "Connected to Instagram as @login.second!",
+        )
+        .await;
+    let listed = setup
+        .exchange("list-logins", "Your Instagram logins:")
+        .await;
+    assert!(
+        listed.contains("1. Logged in as @login.logout (connected).")
+            && listed.contains("2. Logged in as @login.second (connected)."),
+        "{listed}"
+    );
+    let ping = setup.exchange("ping", "The bridge is running").await;
+    assert!(
+        ping.contains("@login.logout") && ping.contains("@login.second"),
+        "{ping}"
+    );
 
+    // A third login may be added; logging in says which ones exist.
     setup
         .exchange(
             "login",
-            "You are already logged in as @login.logout; send `logout` first.",
+            "You are logged in as @login.logout, @login.second. Logging in to another account \
+             adds a login",
+        )
+        .await;
+    setup.exchange("cancel", "Login cancelled.").await;
+
+    // Commands that act on one login ask which one.
+    setup
+        .exchange(
+            "logout",
+            "You have several Instagram logins (@login.logout, @login.second): say which one",
         )
         .await;
     setup
+        .exchange("list", "You have several Instagram logins")
+        .await;
+    setup
+        .exchange(
+            "logout nobody",
+            "You have no Instagram login @nobody; yours: @login.logout, @login.second.",
+        )
+        .await;
+    setup
+        .exchange("logout @login.second", "Logged out of @login.second.")
+        .await;
+    let left = alice_login(&setup.store().await)
+        .await
+        .expect("one login left");
+    assert_eq!(left.username.as_deref(), Some("login.logout"));
+    setup
         .exchange("logout", "Logged out of @login.logout.")
         .await;
-    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    assert!(alice_login(&setup.store().await).await.is_none());
     setup
         .exchange("logout", "You are not logged in to Instagram.")
         .await;
     setup
         .exchange("ping", "You are not logged in to Instagram.")
         .await;
+    setup.assert_never_shown(&[&cookies["sessionid"], &cookies["csrftoken"]]);
 
     // Passwords are not asked for in shared rooms.
     let group = "!login-group:test.local";
@@ -522,11 +592,11 @@ async fn login_cookies_reads_every_format_redacts_it_and_stores_the_login() {
         assert!(setup.hs.redacted_events().contains(&event), "{format}");
 
         let store = setup.store().await;
-        let record = store.login(ALICE).await.unwrap().expect("login stored");
+        let record = alice_login(&store).await.expect("login stored");
         assert_eq!(record.state, "connected", "{format}");
         assert_eq!(record.username.as_deref(), Some("login.cookies"));
         assert_eq!(record.ig_user_id, Some(pk.to_string()));
-        let stored = logins(store).credentials(ALICE).await.unwrap();
+        let stored = logins(store).credentials(&record.id).await.unwrap();
         assert_eq!(stored.cookies, cookies, "{format}");
         assert!(!record.credentials.as_str().contains(&cookies["sessionid"]));
         setup
@@ -598,7 +668,7 @@ async fn broken_cookie_pastes_are_explained_redacted_and_not_stored() {
         assert!(reply.starts_with(expected), "{reply:?} lacks {expected:?}");
         assert!(reply.contains("I redacted your message"), "{reply}");
         assert!(setup.hs.redacted_events().contains(&event));
-        assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+        assert!(alice_login(&setup.store().await).await.is_none());
     }
     let unreadable = setup
         .replies()
@@ -628,7 +698,7 @@ async fn broken_cookie_pastes_are_explained_redacted_and_not_stored() {
         .hs
         .redacted_events()
         .contains(&"$cookies-group".to_owned()));
-    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    assert!(alice_login(&setup.store().await).await.is_none());
 
     let mut secrets = vec![session.as_str(), expired["sessionid"].as_str()];
     secrets.extend(cookies.values().map(String::as_str));
@@ -672,7 +742,7 @@ async fn unanswered_login_questions_time_out_with_a_notice() {
     assert!(reply.contains("I redacted your message"), "{reply}");
     assert!(setup.hs.redacted_events().contains(&late));
     setup.exchange("oops", "Unknown command").await;
-    assert!(setup.store().await.login(ALICE).await.unwrap().is_none());
+    assert!(alice_login(&setup.store().await).await.is_none());
     assert_eq!(
         setup.replies().iter().filter(|r| *r == TIMED_OUT).count(),
         2,

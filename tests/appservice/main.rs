@@ -25,6 +25,7 @@ mod e2e;
 mod harness;
 mod item_kinds;
 mod login;
+mod logins;
 mod logs;
 mod media;
 mod outbox;

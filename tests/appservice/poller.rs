@@ -165,7 +165,7 @@ async fn first_sync_bridges_the_newest_threads(backend: Backend) {
     let store = fixture.store().await;
     let (quiet_friend, quiet) = &threads[0];
     let portal = store
-        .portal_by_thread(&fixture.user.user_id, quiet)
+        .portal_by_thread(&fixture.login_id, quiet)
         .await
         .expect("reading portals");
     assert_eq!(portal, None, "the oldest thread waits for activity");
@@ -456,7 +456,7 @@ async fn logged_out_login_is_told_once(backend: Backend) {
 
     fixture.sim.expire_session(fixture.me.pk).expect("expiring");
     let store = fixture.store().await;
-    let mxid = fixture.user.user_id.clone();
+    let mxid = fixture.login_id.clone();
     poll("the login marked as logged out", || async {
         let login = store.login(&mxid).await.ok()??;
         (login.state == "bad_credentials").then_some(())
@@ -487,7 +487,10 @@ async fn logged_out_login_is_told_once(backend: Backend) {
         .expect("the management room's history")
         .iter()
         .map(|e| e.body().to_owned())
-        .filter(|body| body.contains("Bridging of your Instagram messages has stopped"))
+        .filter(|body| {
+            body.contains("Bridging of your Instagram messages (@")
+                && body.contains(") has stopped")
+        })
         .collect();
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert_eq!(

@@ -112,7 +112,7 @@ impl Relay {
         self.fixture
             .store()
             .await
-            .message_by_item(&self.login.mxid, thread_id, item_id)
+            .message_by_item(&self.login.id, thread_id, item_id)
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("item {item_id} was not bridged"))
@@ -211,7 +211,7 @@ async fn direct_chat_relay(backend: Backend) {
     let space = fixture
         .store()
         .await
-        .login_space(&relay.login.mxid)
+        .login_space(&relay.login.id)
         .await
         .unwrap()
         .expect("alice's space");
@@ -579,7 +579,7 @@ async fn group_chat_relay(backend: Backend) {
     let space = fixture
         .store()
         .await
-        .login_space(&relay.login.mxid)
+        .login_space(&relay.login.id)
         .await
         .unwrap()
         .unwrap();
@@ -597,17 +597,17 @@ async fn group_chat_relay(backend: Backend) {
     // the room instead of creating a second one.
     let store = fixture.store().await;
     store
-        .delete_portal(&relay.login.mxid, &request)
+        .delete_portal(&relay.login.id, &request)
         .await
         .unwrap();
     store
-        .start_room_creation(&relay.login.mxid, &request)
+        .start_room_creation(&relay.login.id, &request)
         .await
         .unwrap();
     let recovered = relay.portal(&request, true).await;
     assert_eq!(recovered.room_id, request_room);
     assert!(!store
-        .room_creation_pending(&relay.login.mxid, &request)
+        .room_creation_pending(&relay.login.id, &request)
         .await
         .unwrap());
     let history = fixture.user.room_history(&request_room).await.unwrap();
@@ -754,7 +754,7 @@ async fn the_running_bridge_relays_a_group_and_a_request(backend: Backend) {
     let space = fixture
         .store()
         .await
-        .login_space(&login.mxid)
+        .login_space(&login.id)
         .await
         .unwrap()
         .expect("alice's space");

@@ -556,7 +556,7 @@ impl InProcess<'_> {
         self.fixture
             .store()
             .await
-            .message_by_item(&self.login.mxid, &self.portal.thread_id, item_id)
+            .message_by_item(&self.login.id, &self.portal.thread_id, item_id)
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("item {item_id} was not bridged"))
@@ -763,7 +763,7 @@ async fn carry_out_in_process(backend: Backend) {
     let saved = fixture
         .store()
         .await
-        .portal_by_thread(&group_chat.login.mxid, &group)
+        .portal_by_thread(&group_chat.login.id, &group)
         .await
         .unwrap()
         .unwrap();

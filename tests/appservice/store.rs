@@ -225,6 +225,7 @@ async fn management_rooms_map_both_ways(db: &TestDb) {
 
 fn login(mxid: &str, cipher: &CredentialCipher, cookies: &serde_json::Value) -> LoginRecord {
     LoginRecord {
+        id: mxid.to_owned(),
         mxid: mxid.to_owned(),
         ig_user_id: Some("17841400000000001".to_owned()),
         username: Some("alice.ig".to_owned()),
@@ -314,25 +315,29 @@ async fn stored_credentials_are_sealed_and_updated_alone(db: &TestDb) {
     ]);
     let mut credentials = Credentials::new(cookies);
     let saved = logins
-        .save_new("@alice:x", Some("alice.ig".to_owned()), &credentials)
+        .save_new(
+            "@alice:x",
+            "17841400000000001",
+            Some("alice.ig".to_owned()),
+            &credentials,
+        )
         .await
         .unwrap();
     assert_eq!(saved.ig_user_id.as_deref(), Some("17841400000000001"));
     assert_eq!(saved.device_uuid, credentials.device_id);
     assert!(!saved.credentials.as_str().contains("s3ss10n"));
-    assert_eq!(logins.credentials("@alice:x").await.unwrap(), credentials);
+    assert_eq!(saved.id, "@alice:x/17841400000000001");
+    let id = saved.id.as_str();
+    assert_eq!(logins.credentials(id).await.unwrap(), credentials);
 
     store
-        .set_login_state("@alice:x", "challenge_required")
+        .set_login_state(id, "challenge_required")
         .await
         .unwrap();
     credentials.store_state("ig_www_claim", "hmac.claim".to_owned());
-    logins
-        .update_credentials("@alice:x", &credentials)
-        .await
-        .unwrap();
-    assert_eq!(logins.credentials("@alice:x").await.unwrap(), credentials);
-    let record = store.login("@alice:x").await.unwrap().unwrap();
+    logins.update_credentials(id, &credentials).await.unwrap();
+    assert_eq!(logins.credentials(id).await.unwrap(), credentials);
+    let record = store.login(id).await.unwrap().unwrap();
     assert_eq!(
         record.state, "challenge_required",
         "only credentials change"
@@ -346,13 +351,13 @@ async fn stored_credentials_are_sealed_and_updated_alone(db: &TestDb) {
     assert!(matches!(error, LoginError::NoLogin { .. }), "{error}");
     assert_eq!(
         logins.credentials("@bob:x").await.unwrap_err().to_string(),
-        "@bob:x has no Instagram login; log in with the bot's `login` command"
+        "there is no Instagram login @bob:x; log in with the bot's `login` command"
     );
     let other_key = Logins::new(
         store.clone(),
         CredentialCipher::new(&CredentialKey::generate()),
     );
-    let error = other_key.credentials("@alice:x").await.unwrap_err();
+    let error = other_key.credentials(id).await.unwrap_err();
     assert!(
         matches!(
             error,
@@ -363,13 +368,58 @@ async fn stored_credentials_are_sealed_and_updated_alone(db: &TestDb) {
         ),
         "{error}"
     );
+
+    // Logging in again to the same account is the same login, with the
+    // same device; another account is a second login.
+    let again = logins
+        .save_new(
+            "@alice:x",
+            "17841400000000001",
+            Some("alice.ig".to_owned()),
+            &Credentials::new(BTreeMap::from([(
+                "sessionid".to_owned(),
+                "an0ther-s3ss10n".to_owned(),
+            )])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.id, id);
+    assert_eq!(again.device_uuid, saved.device_uuid);
+    assert_eq!(again.state, "connected");
+    let second = logins
+        .save_new(
+            "@alice:x",
+            "17841400000000002",
+            Some("alice.second".to_owned()),
+            &Credentials::new(BTreeMap::new()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(second.id, id);
+    let mine: Vec<String> = store
+        .logins_of("@alice:x")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|login| login.username.unwrap_or_default())
+        .collect();
+    assert_eq!(mine, ["alice.ig", "alice.second"]);
+    assert!(store.logins_of("@bob:x").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .login_of_account("@alice:x", "17841400000000002")
+            .await
+            .unwrap()
+            .map(|login| login.id),
+        Some(second.id)
+    );
 }
 
 fn outgoing(event_id: &str, text: &str) -> NewOutboxEntry {
     NewOutboxEntry {
         event_id: event_id.to_owned(),
         room_id: "!portal:x".to_owned(),
-        login_mxid: "@alice:x".to_owned(),
+        login_id: "@alice:x".to_owned(),
         kind: "message".to_owned(),
         payload: serde_json::json!({"text": text}),
         client_context: format!("cc-{event_id}"),
@@ -458,7 +508,7 @@ async fn outbox_enqueue_is_idempotent_and_tracks_attempts(db: &TestDb) {
 
 fn message(item_id: &str, event_id: &str) -> MessageRecord {
     MessageRecord {
-        login_mxid: "@alice:x".to_owned(),
+        login_id: "@alice:x".to_owned(),
         thread_id: "340282366841710300949128".to_owned(),
         item_id: item_id.to_owned(),
         part_id: String::new(),
@@ -487,7 +537,7 @@ async fn message_parts_and_edit_hashes(db: &TestDb) {
     assert!(store.insert_message(&preview).await.unwrap());
     assert!(store.insert_message(&main).await.unwrap());
     assert!(!store.insert_message(&main).await.unwrap(), "once per part");
-    let (login, thread) = (&main.login_mxid, &main.thread_id);
+    let (login, thread) = (&main.login_id, &main.thread_id);
     let parts = store.message_parts(login, thread, "item-1").await.unwrap();
     assert_eq!(parts, vec![main.clone(), preview.clone()]);
     assert_eq!(
@@ -623,7 +673,7 @@ async fn message_insert_if_absent(db: &TestDb) {
         .unwrap());
     assert_eq!(
         store
-            .message_by_item(&first.login_mxid, &first.thread_id, "item-1")
+            .message_by_item(&first.login_id, &first.thread_id, "item-1")
             .await
             .unwrap(),
         Some(first.clone())
@@ -708,7 +758,8 @@ async fn complete_outbox_send_is_all_or_nothing(db: &TestDb) {
 
 fn portal(thread_id: &str, room_id: &str) -> PortalRecord {
     PortalRecord {
-        login_mxid: "@alice:x".to_owned(),
+        login_id: "@alice:x".to_owned(),
+        owner: "@alice:x".to_owned(),
         thread_id: thread_id.to_owned(),
         room_id: room_id.to_owned(),
         kind: ConversationKind::Group,
@@ -816,7 +867,7 @@ async fn puppets_crud(db: &TestDb) {
 async fn reactions_crud(db: &TestDb) {
     let store = db.connect().await;
     let mut reaction = ReactionRecord {
-        login_mxid: "@alice:x".to_owned(),
+        login_id: "@alice:x".to_owned(),
         thread_id: "t1".to_owned(),
         item_id: "item-1".to_owned(),
         sender: "1784".to_owned(),
@@ -978,23 +1029,23 @@ async fn unreachable_postgres_is_a_clear_error_without_the_password() {
     assert!(!message.contains("hunter2"), "{message}");
 }
 
-/// What `login_mxid` has bridged: one portal, message, reaction and outbox entry.
-async fn bridged_data(store: &Store, login_mxid: &str, room_id: &str) {
+/// What `login_id` has bridged: one portal, message, reaction and outbox entry.
+async fn bridged_data(store: &Store, login_id: &str, room_id: &str) {
     let cipher = CredentialCipher::new(&CredentialKey::generate());
     store
-        .upsert_login(&login(login_mxid, &cipher, &serde_json::json!({})))
+        .upsert_login(&login(login_id, &cipher, &serde_json::json!({})))
         .await
         .unwrap();
     store
         .upsert_portal(&PortalRecord {
-            login_mxid: login_mxid.to_owned(),
+            login_id: login_id.to_owned(),
             ..portal("t1", room_id)
         })
         .await
         .unwrap();
     store
         .insert_message(&MessageRecord {
-            login_mxid: login_mxid.to_owned(),
+            login_id: login_id.to_owned(),
             room_id: room_id.to_owned(),
             ..message("item-1", "$ev1")
         })
@@ -1002,7 +1053,7 @@ async fn bridged_data(store: &Store, login_mxid: &str, room_id: &str) {
         .unwrap();
     store
         .upsert_reaction(&ReactionRecord {
-            login_mxid: login_mxid.to_owned(),
+            login_id: login_id.to_owned(),
             thread_id: "t1".to_owned(),
             item_id: "item-1".to_owned(),
             sender: "1784".to_owned(),
@@ -1014,9 +1065,9 @@ async fn bridged_data(store: &Store, login_mxid: &str, room_id: &str) {
         .unwrap();
     store
         .enqueue_outbox(&NewOutboxEntry {
-            login_mxid: login_mxid.to_owned(),
+            login_id: login_id.to_owned(),
             room_id: room_id.to_owned(),
-            ..outgoing(&format!("$out-{login_mxid}"), "hi")
+            ..outgoing(&format!("$out-{login_id}"), "hi")
         })
         .await
         .unwrap();
@@ -1026,11 +1077,11 @@ async fn bridged_data(store: &Store, login_mxid: &str, room_id: &str) {
 /// portal, message, reaction, outbox entry).
 async fn bridged_records(
     store: &Store,
-    login_mxid: &str,
+    login_id: &str,
     room_id: &str,
 ) -> (bool, bool, bool, bool, bool) {
     (
-        store.login(login_mxid).await.unwrap().is_some(),
+        store.login(login_id).await.unwrap().is_some(),
         store.portal_by_room(room_id).await.unwrap().is_some(),
         store
             .message_by_event(room_id, "$ev1")
@@ -1043,7 +1094,7 @@ async fn bridged_records(
             .unwrap()
             .is_some(),
         store
-            .outbox_entry(&format!("$out-{login_mxid}"))
+            .outbox_entry(&format!("$out-{login_id}"))
             .await
             .unwrap()
             .is_some(),
@@ -1076,7 +1127,7 @@ async fn deleting_a_login_deletes_what_it_bridged(db: &TestDb) {
         .await
         .unwrap()
         .into_iter()
-        .map(|entry| entry.queued.login_mxid)
+        .map(|entry| entry.queued.login_id)
         .collect();
     assert_eq!(pending, ["@bob:x"]);
     assert!(!store.delete_login("@alice:x").await.unwrap());

@@ -9,7 +9,7 @@ use matrix_instagram::bridge::instagram::Logins;
 use matrix_instagram::config::Config;
 use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::secrets::{CredentialCipher, CredentialKey};
-use matrix_instagram::store::Store;
+use matrix_instagram::store::{login_id, Store};
 use serde_json::Value;
 
 use crate::common::spec_path;
@@ -257,7 +257,12 @@ impl StoredLogin {
         let credentials = Credentials::new(login.seed.demo.cookies.clone());
         let (logins, store) = login.logins().await;
         logins
-            .save_new(ALICE, Some(login.seed.demo.username.clone()), &credentials)
+            .save_new(
+                ALICE,
+                &login.seed.demo.pk.to_string(),
+                Some(login.seed.demo.username.clone()),
+                &credentials,
+            )
             .await
             .unwrap();
         store.close().await;
@@ -323,7 +328,10 @@ async fn action_runs_as_a_stored_login_and_saves_its_auth_state() {
     assert_eq!(log[0].pk, Some(login.seed.demo.pk));
 
     let (logins, store) = login.logins().await;
-    let saved = logins.credentials(ALICE).await.unwrap();
+    let saved = logins
+        .credentials(&login_id(ALICE, &login.seed.demo.pk.to_string()))
+        .await
+        .unwrap();
     store.close().await;
     let claim = saved
         .state
@@ -379,8 +387,9 @@ async fn action_with_login_explains_what_is_wrong() {
     assert_eq!(
         text(&output.stderr),
         format!(
-            "error: cannot open the Instagram credentials stored for {ALICE}: stored \
-             credentials cannot be decrypted with the configured key\n"
+            "error: cannot open the Instagram credentials stored for the login {}: stored \
+             credentials cannot be decrypted with the configured key\n",
+            login_id(ALICE, &login.seed.demo.pk.to_string())
         )
     );
     login.assert_no_cookie_in(&output);
@@ -421,7 +430,10 @@ async fn auth_state_from_a_failed_action_is_saved_too() {
     login.assert_no_cookie_in(&output);
 
     let (logins, store) = login.logins().await;
-    let saved = logins.credentials(ALICE).await.unwrap();
+    let saved = logins
+        .credentials(&login_id(ALICE, &login.seed.demo.pk.to_string()))
+        .await
+        .unwrap();
     store.close().await;
     assert!(
         saved.state.contains_key("ig_www_claim"),

@@ -63,7 +63,8 @@ pub fn register(commands: &mut CommandRegistry) {
     });
 }
 
-/// The sender's session and the portal of the room the command came from.
+/// The session of the portal's login and the portal of the room the
+/// command came from.
 pub(super) async fn chat_here(
     ctx: &CommandContext<'_>,
     command: &str,
@@ -83,18 +84,15 @@ pub(super) async fn chat_here(
             ctx.prefix()
         )));
     };
-    if portal.login_mxid != ctx.sender.as_str() {
-        return Err(CommandError::Failed(
-            "this chat belongs to another user's Instagram login".to_owned(),
-        ));
-    }
     let session = open_session(ctx).await?;
     Ok((session, portal))
 }
 
-/// The sender's Instagram session; a reply-ready error when there is none.
+/// The session of the login the command acts on (the portal's, or the
+/// sender's chosen one); a reply-ready error when there is none.
 pub(super) async fn open_session(ctx: &CommandContext<'_>) -> Result<LoginSession, CommandError> {
-    LoginSession::open(ctx.bridge, ctx.sender.as_str())
+    let login = ctx.chosen_login().await?;
+    LoginSession::open(ctx.bridge, &login.id)
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))
 }
@@ -164,7 +162,7 @@ async fn no_longer_a_request(
     portal.request = false;
     store.update_portal_room(portal).await?;
     let state = store
-        .thread_state(&portal.login_mxid, &portal.thread_id)
+        .thread_state(&portal.login_id, &portal.thread_id)
         .await?;
     if let Some(mut state) = state.filter(|state: &ThreadState| state.request) {
         state.request = false;

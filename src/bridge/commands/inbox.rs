@@ -141,7 +141,7 @@ async fn portal_rooms(
     Ok(ctx
         .bridge
         .store
-        .portals_of_login(&login.mxid)
+        .portals_of_login(&login.id)
         .await
         .map_err(database_failed)?
         .into_iter()
@@ -331,7 +331,7 @@ impl CommandHandler for Search {
             }
             text.push_str(&format!(": {}", preview(message)));
             let record = store
-                .message_by_item(&login.mxid, &message.conversation_id, &message.id)
+                .message_by_item(&login.id, &message.conversation_id, &message.id)
                 .await
                 .map_err(database_failed)?;
             match record {

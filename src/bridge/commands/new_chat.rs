@@ -84,8 +84,8 @@ async fn open_room(
     conversation: &Conversation,
 ) -> Result<Option<String>, CommandError> {
     let bridge = ctx.bridge;
-    let mxid = &session.login.mxid;
-    if let Some(portal) = stored_portal(ctx, mxid, &conversation.id).await? {
+    let login_id = &session.login.id;
+    if let Some(portal) = stored_portal(ctx, login_id, &conversation.id).await? {
         // The user may have been invited long ago and forgotten the invite.
         if let (Ok(room), Ok(user)) = (
             RoomId::parse(&portal.room_id),
@@ -109,7 +109,7 @@ async fn open_room(
     // The thread's ordered worker creates the room, as for any thread, so a
     // poll that sees the new chat at the same moment cannot make a second one.
     let update = ThreadUpdate::new(
-        mxid.clone(),
+        login_id.clone(),
         conversation.clone(),
         conversation.pending == Some(true),
     );
@@ -118,7 +118,7 @@ async fn open_room(
     while tokio::time::Instant::now() < deadline {
         offered = offered || bridge.queues.offer(&shared, update.clone());
         if offered {
-            if let Some(portal) = stored_portal(ctx, mxid, &conversation.id).await? {
+            if let Some(portal) = stored_portal(ctx, login_id, &conversation.id).await? {
                 return Ok(Some(portal.room_id));
             }
         }
@@ -129,12 +129,12 @@ async fn open_room(
 
 async fn stored_portal(
     ctx: &CommandContext<'_>,
-    mxid: &str,
+    login_id: &str,
     thread_id: &str,
 ) -> Result<Option<crate::store::PortalRecord>, CommandError> {
     ctx.bridge
         .store
-        .portal_by_thread(mxid, thread_id)
+        .portal_by_thread(login_id, thread_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read the portal");
@@ -219,7 +219,7 @@ async fn pm(
     // The poller relays the new message (and any others) into the room.
     ctx.bridge
         .supervisor
-        .poll_now(&session.login.mxid, Some(&conversation.id));
+        .poll_now(&session.login.id, Some(&conversation.id));
     let sent = if sent { " and sent your message" } else { "" };
     Ok(Reply::text(format!(
         "Opened your chat with @{username}{sent}; {}",

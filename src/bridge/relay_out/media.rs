@@ -350,7 +350,7 @@ pub async fn send_media(
         .map_err(MediaError::Refused)?;
     let upload = prepare(&media, bytes).map_err(MediaError::Refused)?;
     tracing::debug!(
-        login = %login.mxid,
+        login = %login.id,
         thread_id = %portal.thread_id,
         kind = ?upload.kind,
         size = upload.file.bytes.len(),

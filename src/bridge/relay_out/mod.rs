@@ -98,7 +98,7 @@ pub async fn accept_matrix_event(
 ) -> Result<(), RetryTransaction> {
     let accepted = Instant::now();
     let event_id = event.event_id().as_str();
-    if event.sender().as_str() != portal.login_mxid {
+    if event.sender().as_str() != portal.owner {
         tracing::debug!(
             room_id = %portal.room_id,
             event_id,
@@ -116,7 +116,7 @@ pub async fn accept_matrix_event(
     let entry = NewOutboxEntry {
         event_id: event_id.to_owned(),
         room_id: portal.room_id.clone(),
-        login_mxid: portal.login_mxid.clone(),
+        login_id: portal.login_id.clone(),
         kind: outgoing.kind().to_owned(),
         payload: serde_json::to_value(&outgoing)
             .map_err(|e| RetryTransaction(format!("encoding an outgoing event: {e}")))?,
@@ -128,7 +128,7 @@ pub async fn accept_matrix_event(
         .await
         .map_err(|e| RetryTransaction(format!("enqueueing an outgoing event: {e}")))?;
     relay_latency::outgoing_accepted(event_id, accepted);
-    bridge.queues.ring(&portal.login_mxid, &portal.thread_id);
+    bridge.queues.ring(&portal.login_id, &portal.thread_id);
     Ok(())
 }
 
@@ -297,13 +297,13 @@ pub async fn record_echo(
     Ok(())
 }
 
-/// Rings the worker of every portal with pending outbox rows of `login_mxid`
+/// Rings the worker of every portal with pending outbox rows of `login_id`
 /// (or of every login): at startup and after a login, so what was waiting
 /// (a crash, an expired session) goes out.
-pub async fn resume_pending(bridge: Arc<Bridge>, login_mxid: Option<String>) {
+pub async fn resume_pending(bridge: Arc<Bridge>, login_id: Option<String>) {
     let rooms = match bridge
         .store
-        .rooms_with_pending_outbox(login_mxid.as_deref())
+        .rooms_with_pending_outbox(login_id.as_deref())
         .await
     {
         Ok(rooms) => rooms,
@@ -314,8 +314,8 @@ pub async fn resume_pending(bridge: Arc<Bridge>, login_mxid: Option<String>) {
     };
     for (login, room_id) in rooms {
         match bridge.store.portal_by_room(&room_id).await {
-            Ok(Some(portal)) if portal.login_mxid == login => {
-                bridge.queues.ring(&portal.login_mxid, &portal.thread_id);
+            Ok(Some(portal)) if portal.login_id == login => {
+                bridge.queues.ring(&portal.login_id, &portal.thread_id);
             }
             Ok(_) => {
                 tracing::warn!(%room_id, "messages to send in a room that is no portal of their login")

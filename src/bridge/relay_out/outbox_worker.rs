@@ -199,18 +199,18 @@ enum RowEnd {
 /// unsend): a view of the thread fetched before it is stale.
 pub async fn carry_out_pending(
     bridge: &Bridge,
-    login_mxid: &str,
+    login_id: &str,
     thread_id: &str,
 ) -> Result<bool, DrainError> {
     let store = &bridge.store;
-    let Some(portal) = store.portal_by_thread(login_mxid, thread_id).await? else {
+    let Some(portal) = store.portal_by_thread(login_id, thread_id).await? else {
         return Ok(false);
     };
     let rows = store.pending_outbox_of_room(&portal.room_id).await?;
     if rows.is_empty() {
         return Ok(false);
     }
-    let session = match LoginSession::open(bridge, login_mxid).await {
+    let session = match LoginSession::open(bridge, login_id).await {
         Ok(session) => session,
         Err(SessionError::NoLogin) => return Ok(false),
         Err(SessionError::NeedsLogin) => {
@@ -407,7 +407,7 @@ impl Drain<'_> {
                 &self.session.login,
                 &mut self.session.creds,
                 &self.portal,
-                &entry.queued.login_mxid,
+                &self.portal.owner,
                 change,
                 &entry.queued.client_context,
             )
@@ -523,7 +523,7 @@ impl Drain<'_> {
             .store
             .record_outbox_error(&entry.queued.event_id, &failure.to_string())
             .await?;
-        login_needs_user(self.bridge, &self.session.login.mxid, error).await;
+        login_needs_user(self.bridge, &self.session.login, error).await;
         hold(
             self.bridge,
             &self.portal,
@@ -579,7 +579,7 @@ pub fn sent_record(
     message: &Message,
 ) -> MessageRecord {
     MessageRecord {
-        login_mxid: login.mxid.clone(),
+        login_id: login.id.clone(),
         thread_id: portal.thread_id.clone(),
         item_id: message.id.clone(),
         part_id: String::new(),

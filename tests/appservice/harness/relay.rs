@@ -16,7 +16,7 @@ use matrix_instagram::bridge::Bridge;
 use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::matrix::client::HomeserverClient;
 use matrix_instagram::secrets::CredentialCipher;
-use matrix_instagram::store::{LoginRecord, PortalRecord, Store};
+use matrix_instagram::store::{login_id, LoginRecord, PortalRecord, Store};
 use serde_json::Value;
 use serde_norway::Value as Yaml;
 
@@ -33,6 +33,8 @@ pub struct RelayFixture {
     /// alice's own Instagram account.
     pub me: Account,
     pub user: MatrixClient,
+    /// alice's login to `me`: what the bridge keys her portals and messages by.
+    pub login_id: String,
     pub e2e: E2e,
 }
 
@@ -72,7 +74,14 @@ impl RelayFixture {
                 .unwrap_or_else(|err| panic!("{err}"));
         }
         let user = e2e.user("alice").await;
-        let fixture = RelayFixture { sim, me, user, e2e };
+        let login_id = login_id(&user.user_id, &me.pk.to_string());
+        let fixture = RelayFixture {
+            sim,
+            me,
+            user,
+            login_id,
+            e2e,
+        };
         fixture.store_login().await;
         fixture
     }
@@ -81,6 +90,28 @@ impl RelayFixture {
     async fn store_login(&self) {
         self.save_login(Credentials::from_cookies(self.me.cookies.clone()))
             .await;
+    }
+
+    /// alice logs in to a second Instagram account `username` (stored as
+    /// connected); returns the account and the login's id.
+    pub async fn add_login(&self, username: &str) -> (Account, String) {
+        let account = self.instagram_user(username, "Alice Again");
+        let cookies = self
+            .sim
+            .new_session(account.pk)
+            .unwrap_or_else(|err| panic!("a session of {username}: {err}"));
+        let login = self
+            .logins()
+            .await
+            .save_new(
+                &self.user.user_id,
+                &account.pk.to_string(),
+                Some(username.to_owned()),
+                &Credentials::from_cookies(cookies),
+            )
+            .await
+            .expect("storing alice's second login");
+        (account, login.id)
     }
 
     /// alice logs in again (a new Instagram session, stored as connected),
@@ -94,19 +125,11 @@ impl RelayFixture {
     }
 
     async fn save_login(&self, credentials: Credentials) {
-        let key = self
-            .e2e
-            .config
-            .get(&["encryption", "key"])
-            .expect("reading encryption.key");
-        let key = matrix_instagram::secrets::CredentialKey::from_base64(
-            key.as_str().expect("the key is a string"),
-        )
-        .expect("a valid key");
-        let logins = Logins::new(self.store().await, CredentialCipher::new(&key));
-        logins
+        self.logins()
+            .await
             .save_new(
                 &self.user.user_id,
+                &self.me.pk.to_string(),
                 Some(self.me.username.clone()),
                 &credentials,
             )
@@ -121,8 +144,8 @@ impl RelayFixture {
             .expect("opening the bridge's database")
     }
 
-    /// alice's Instagram credentials as the bridge stored them.
-    pub async fn credentials(&self) -> Credentials {
+    /// The bridge's stored logins, sealed with the config's key.
+    async fn logins(&self) -> Logins {
         let key = self
             .e2e
             .config
@@ -133,7 +156,13 @@ impl RelayFixture {
         )
         .expect("a valid key");
         Logins::new(self.store().await, CredentialCipher::new(&key))
-            .credentials(&self.user.user_id)
+    }
+
+    /// alice's Instagram credentials as the bridge stored them.
+    pub async fn credentials(&self) -> Credentials {
+        self.logins()
+            .await
+            .credentials(&self.login_id)
             .await
             .expect("reading alice's credentials")
     }
@@ -142,7 +171,7 @@ impl RelayFixture {
     pub async fn login(&self) -> LoginRecord {
         self.store()
             .await
-            .login(&self.user.user_id)
+            .login(&self.login_id)
             .await
             .expect("reading the login")
             .expect("alice has a login")
@@ -199,10 +228,15 @@ impl RelayFixture {
 
     /// Waits until the bridge has a portal for `thread_id` of alice's login.
     pub async fn wait_for_portal(&self, thread_id: &str) -> PortalRecord {
+        self.wait_for_portal_of(&self.login_id, thread_id).await
+    }
+
+    /// Waits until the bridge has a portal for `thread_id` of the login `login_id`.
+    pub async fn wait_for_portal_of(&self, login_id: &str, thread_id: &str) -> PortalRecord {
         let store = self.store().await;
         let found = poll(&format!("a portal for thread {thread_id}"), || async {
             store
-                .portal_by_thread(&self.user.user_id, thread_id)
+                .portal_by_thread(login_id, thread_id)
                 .await
                 .ok()
                 .flatten()
@@ -247,7 +281,12 @@ impl RelayFixture {
 
     /// Waits for the invite to the portal of `thread_id` and joins it; returns the room id.
     pub async fn join_portal(&self, thread_id: &str) -> String {
-        let portal = self.wait_for_portal(thread_id).await;
+        self.join_portal_of(&self.login_id, thread_id).await
+    }
+
+    /// [`RelayFixture::join_portal`] for a thread of the login `login_id`.
+    pub async fn join_portal_of(&self, login_id: &str, thread_id: &str) -> String {
+        let portal = self.wait_for_portal_of(login_id, thread_id).await;
         self.wait_for_invite(&portal.room_id).await;
         self.user
             .join(&portal.room_id)

@@ -44,7 +44,7 @@ impl Target<'_> {
             return Ok(None);
         };
         Ok(store
-            .message_by_item(&self.login.mxid, &self.portal.thread_id, &part.item_id)
+            .message_by_item(&self.login.id, &self.portal.thread_id, &part.item_id)
             .await?
             .or(Some(part)))
     }
@@ -147,7 +147,7 @@ pub(super) async fn react(
         .ok_or_else(|| ChangeError::Refused(NOT_BRIDGED.to_owned()))?;
     let store = &target.bridge.store;
     let previous = store
-        .reaction(&login.mxid, &portal.thread_id, &record.item_id, own)
+        .reaction(&login.id, &portal.thread_id, &record.item_id, own)
         .await?;
     target
         .connector
@@ -170,7 +170,7 @@ pub(super) async fn react(
     // The poll sees this emoji from the user and leaves it alone.
     store
         .upsert_reaction(&ReactionRecord {
-            login_mxid: login.mxid.clone(),
+            login_id: login.id.clone(),
             thread_id: portal.thread_id.clone(),
             item_id: record.item_id.clone(),
             sender: own.to_owned(),
@@ -236,7 +236,7 @@ async fn unreact(
         .bridge
         .store
         .delete_reaction(
-            &reaction.login_mxid,
+            &reaction.login_id,
             &reaction.thread_id,
             &reaction.item_id,
             &reaction.sender,
@@ -275,18 +275,18 @@ async fn unsend(
     let store = &bridge.store;
     let room_id = portal_room(portal)?;
     let parts = store
-        .message_parts(&record.login_mxid, &record.thread_id, &record.item_id)
+        .message_parts(&record.login_id, &record.thread_id, &record.item_id)
         .await?;
     for part in parts.iter().filter(|part| part.event_id != redacted_event) {
         target.redact(&room_id, &part.event_id).await?;
     }
     for reaction in store
-        .reactions_of_item(&record.login_mxid, &record.thread_id, &record.item_id)
+        .reactions_of_item(&record.login_id, &record.thread_id, &record.item_id)
         .await?
     {
         store
             .delete_reaction(
-                &reaction.login_mxid,
+                &reaction.login_id,
                 &reaction.thread_id,
                 &reaction.item_id,
                 &reaction.sender,
@@ -294,7 +294,7 @@ async fn unsend(
             .await?;
     }
     store
-        .mark_unsent_by_bridge(&record.login_mxid, &record.thread_id, &record.item_id)
+        .mark_unsent_by_bridge(&record.login_id, &record.thread_id, &record.item_id)
         .await?;
     Ok(ChangeDone::Unsent {
         item_id: record.item_id.clone(),
