@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rand::SeedableRng;
-use ruma::events::room::message::RoomMessageEventContent;
-use ruma::events::AnyMessageLikeEventContent;
-use ruma::{OwnedTransactionId, RoomId};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::backfill::{fetch_thread, Reach};
 use super::login_session::LoginSession;
+use super::login_state;
 use super::portal_queue::ThreadUpdate;
 use super::schedule::Schedule;
 use super::supervisor::PollerSignals;
@@ -405,71 +403,8 @@ impl Poller {
 
     /// The login needs the user: marks it and tells them once.
     async fn needs_login(&self, error: &ConnectorError) {
-        login_needs_user(&self.bridge, &self.session.login.mxid, error).await;
+        login_state::login_needs_user(&self.bridge, &self.session.login.mxid, error).await;
     }
-}
-
-/// A login needs the user (its session expired, or Instagram wants a
-/// security check): marks it, which stops its poller at its next poll and
-/// holds its outgoing messages, and tells the user once in their management
-/// room (only the first to notice the state change sends the notice).
-/// Used by the poller and by the outbox worker.
-pub async fn login_needs_user(bridge: &Bridge, mxid: &str, error: &ConnectorError) {
-    let (state, advice) = match error {
-        ConnectorError::ChallengeRequired { .. } | ConnectorError::CheckpointRequired { .. } => (
-            "challenge_required",
-            "Instagram wants to confirm it's you. Open the Instagram app or website, \
-             complete the security check, then send `login` here to reconnect.",
-        ),
-        _ => (
-            "bad_credentials",
-            "Your Instagram session has ended (logged out or expired). \
-             Send `login` here to log in again.",
-        ),
-    };
-    tracing::warn!(login = %mxid, state, error = %error, "the login needs the user; polling stopped");
-    match bridge.store.change_login_state(mxid, state).await {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            tracing::error!(login = %mxid, error = %e, "cannot mark the login");
-            return;
-        }
-    }
-    let text = format!("Bridging of your Instagram messages has stopped. {advice}");
-    if let Err(e) = notify(bridge, mxid, state, &text).await {
-        tracing::warn!(login = %mxid, error = %e, "cannot tell the user their login needs them");
-    }
-}
-
-/// Sends a notice to the login owner's management room.
-async fn notify(bridge: &Bridge, mxid: &str, state: &str, text: &str) -> Result<(), String> {
-    let room = bridge
-        .store
-        .management_room(mxid)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the user has no management room".to_owned())?;
-    let room_id = RoomId::parse(&room).map_err(|e| e.to_string())?;
-    let reply = super::commands::Reply::text(text);
-    let content = AnyMessageLikeEventContent::RoomMessage(RoomMessageEventContent::notice_html(
-        reply.plain,
-        reply.html,
-    ));
-    let txn_id: OwnedTransactionId =
-        format!("mi-login-{state}-{}", Utc::now().timestamp_millis()).into();
-    bridge
-        .client
-        .send_message(
-            &room_id,
-            &txn_id,
-            &content,
-            None,
-            Some(bridge.namespace.bot()),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 /// A thread whose pages a poll fetches.

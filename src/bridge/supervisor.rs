@@ -11,10 +11,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::login_state::LoginState;
 use super::{poller, Bridge};
-
-/// States of a login whose poller must not run: the user has to log in again.
-pub const NEEDS_LOGIN_STATES: [&str; 2] = ["bad_credentials", "challenge_required"];
 
 /// Pause before a panicked poller is restarted.
 const RESTART_PAUSE: Duration = Duration::from_secs(2);
@@ -71,7 +69,7 @@ impl Supervisor {
         match bridge.store.list_logins().await {
             Ok(logins) => {
                 for login in logins {
-                    if !NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
+                    if !LoginState::of(&login).needs_user() {
                         self.start(&login.mxid);
                     }
                 }
