@@ -149,6 +149,7 @@ impl Poller {
         // Errors are logged where they happen; a login that is gone or waits for
         // the user is not polled.
         let session = LoginSession::open(&bridge, mxid).await.ok()?;
+        let unreachable = LoginState::of(&session.login) == LoginState::Unreachable;
         let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
         Some(Poller {
             connector: bridge.connector.clone().with_timeout(timeout),
@@ -160,7 +161,7 @@ impl Poller {
             presence_polled: None,
             watermark_saved: None,
             unreachable_polls: 0,
-            unreachable: LoginState::of(&session.login) == LoginState::Unreachable,
+            unreachable,
         })
     }
 
