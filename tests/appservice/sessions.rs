@@ -162,7 +162,7 @@ async fn an_ended_session_holds_everything_until_the_next_login(backend: Backend
         .await
         .expect("an answer to ping");
     assert!(
-        ping.contains("@alice.insta: connected; last successful poll 20")
+        ping.contains("Logged in as @alice.insta (connected). Last successful poll 20")
             && ping.contains(" UTC ("),
         "{ping}"
     );
@@ -179,7 +179,10 @@ async fn an_ended_session_holds_everything_until_the_next_login(backend: Backend
         .ask(&management, &bot, "ping")
         .await
         .expect("an answer to ping");
-    assert!(ping.contains("@alice.insta: session expired;"), "{ping}");
+    assert!(
+        ping.contains("Logged in as @alice.insta (session expired)."),
+        "{ping}"
+    );
 
     // Meanwhile alice writes from Matrix and her friend on Instagram.
     let held = fixture
@@ -368,7 +371,10 @@ async fn instagram_unreachable_for_a_run_of_polls_and_back() {
         .ask(&management, &bot, "ping")
         .await
         .expect("an answer to ping");
-    assert!(ping.contains("connected; last successful poll"), "{ping}");
+    assert!(
+        ping.contains("(connected). Last successful poll"),
+        "{ping}"
+    );
 }
 
 #[tokio::test]
