@@ -429,22 +429,28 @@ impl CommandHandler for Ping {
             env!("CARGO_PKG_VERSION"),
             format_uptime(uptime)
         );
-        let logins = ctx.sender_logins().await?;
-        let login_state = if logins.is_empty() {
+        let lines = describe_logins(ctx).await?;
+        let login_state = if lines.is_empty() {
             "You are not logged in to Instagram.".to_owned()
         } else {
-            logins.iter().map(login_line).collect::<Vec<_>>().join("\n")
+            lines.join("\n")
         };
         Ok(Reply::text(format!("{status}\n{login_state}")))
     }
 }
 
-/// One login as `ping` and `list-logins` show it.
-pub fn login_line(login: &LoginRecord) -> String {
-    match &login.username {
-        Some(username) => format!("Logged in as @{username} ({}).", login.state),
-        None => format!("An Instagram login in state {}.", login.state),
+/// Each of the sender's logins as `ping` and `list-logins` show it: its
+/// state and its last successful poll.
+pub async fn describe_logins(ctx: &CommandContext<'_>) -> Result<Vec<String>, CommandError> {
+    let mut lines = Vec::new();
+    for login in ctx.sender_logins().await? {
+        lines.push(
+            super::login_state::describe_stored(ctx.bridge, &login)
+                .await
+                .map_err(database_unavailable)?,
+        );
     }
+    Ok(lines)
 }
 
 fn format_uptime(seconds: u64) -> String {

@@ -96,7 +96,9 @@ impl Logins {
             ig_user_id: Some(ig_user_id.to_owned()),
             username,
             device_uuid: credentials.device_id.clone(),
-            state: "connected".to_owned(),
+            state: super::login_state::LoginState::Connected
+                .as_str()
+                .to_owned(),
         };
         self.store.upsert_login(&record).await?;
         Ok(record)

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::bot::command_line;
 use super::commands::{
-    choose_login, login_line, Command, CommandContext, CommandError, CommandHandler,
+    choose_login, describe_logins, Command, CommandContext, CommandError, CommandHandler,
     CommandRegistry, Reply,
 };
 use super::instagram::{LoginError, Logins};
@@ -861,16 +861,16 @@ struct ListLoginsCommand;
 #[async_trait]
 impl CommandHandler for ListLoginsCommand {
     async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
-        let logins = ctx.sender_logins().await?;
-        if logins.is_empty() {
+        let lines = describe_logins(ctx).await?;
+        if lines.is_empty() {
             return Ok(Reply::text(format!(
                 "You are not logged in to Instagram. Send `{}` to log in.",
                 ctx.invocation("login")
             )));
         }
         let mut text = String::from("Your Instagram logins:");
-        for (number, login) in logins.iter().enumerate() {
-            text.push_str(&format!("\n{}. {}", number + 1, login_line(login)));
+        for (number, line) in lines.iter().enumerate() {
+            text.push_str(&format!("\n{}. {line}", number + 1));
         }
         Ok(Reply::text(text))
     }

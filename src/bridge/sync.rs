@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
-use super::supervisor::NEEDS_LOGIN_STATES;
+use super::login_state::LoginState;
 use crate::config::PermissionLevel;
 
 /// Adds `sync` to the bot's commands.
@@ -55,7 +55,7 @@ impl CommandHandler for Sync {
         let mut stopped = Vec::new();
         for login in &logins {
             let name = format!("@{}", login.username.as_deref().unwrap_or("?"));
-            if !NEEDS_LOGIN_STATES.contains(&login.state.as_str())
+            if !LoginState::of(login).needs_user()
                 && ctx.bridge.supervisor.poll_now(&login.id, thread)
             {
                 polled.push(name);

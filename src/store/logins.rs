@@ -155,14 +155,21 @@ impl Store {
         Ok(self.execute(statement, "updating a login's state").await? > 0)
     }
 
-    /// Moves a login to `state` unless it is there already; true if it
-    /// changed (so what a change triggers, such as telling the user, happens once).
-    pub async fn change_login_state(&self, id: &str, state: &str) -> Result<bool, StoreError> {
+    /// Replaces a login's state `from` (as stored) by `to`; false if the
+    /// login is gone or its state is no longer `from` (someone changed it
+    /// first), so a change is acted on once.
+    pub async fn replace_login_state(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError> {
         let statement = sqlx::query(
-            "UPDATE logins SET state = $2, updated_at = $3 WHERE id = $1 AND state <> $2",
+            "UPDATE logins SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
         )
         .bind(id)
-        .bind(state)
+        .bind(from)
+        .bind(to)
         .bind(now_millis());
         Ok(self.execute(statement, "changing a login's state").await? > 0)
     }

@@ -100,6 +100,31 @@ impl Store {
         Ok(())
     }
 
+    /// Records when a poll of a synced login last succeeded (Unix
+    /// milliseconds); nothing before its first sync.
+    pub async fn record_poll_success(&self, login_id: &str, at: i64) -> Result<(), StoreError> {
+        let statement =
+            sqlx::query("UPDATE poll_logins SET last_success_at = $2 WHERE login_id = $1")
+                .bind(login_id)
+                .bind(at);
+        self.execute(statement, "recording a successful poll")
+            .await?;
+        Ok(())
+    }
+
+    /// When a poll of the login last succeeded (Unix milliseconds), if ever.
+    pub async fn last_poll_success(&self, login_id: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query("SELECT last_success_at FROM poll_logins WHERE login_id = $1")
+            .bind(login_id)
+            .try_map(|row: AnyRow| row.try_get::<Option<i64>, _>("last_success_at"))
+            .fetch_optional(&self.pool)
+            .await
+            .map(Option::flatten)
+            .map_err(super::query_failed(
+                "reading a login's last successful poll",
+            ))
+    }
+
     /// Every thread the poller knows of for a login.
     pub async fn thread_states(&self, login_id: &str) -> Result<Vec<ThreadState>, StoreError> {
         self.select(
@@ -216,8 +241,16 @@ mod tests {
         assert_eq!(read[0].newest_page, state.newest_page);
 
         assert_eq!(store.login_sync("@alice:x").await.unwrap(), None);
+        store.record_poll_success("@alice:x", 42).await.unwrap();
+        assert_eq!(
+            store.last_poll_success("@alice:x").await.unwrap(),
+            None,
+            "nothing before the first sync"
+        );
         store.save_login_sync("@alice:x", Some(500)).await.unwrap();
+        store.record_poll_success("@alice:x", 42).await.unwrap();
         store.save_login_sync("@alice:x", None).await.unwrap();
+        assert_eq!(store.last_poll_success("@alice:x").await.unwrap(), Some(42));
         assert_eq!(
             store.login_sync("@alice:x").await.unwrap(),
             Some(LoginSync {

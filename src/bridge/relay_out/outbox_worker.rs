@@ -14,7 +14,7 @@ use chrono::Utc;
 use ruma::{EventId, RoomId};
 
 use super::super::login_session::{LoginSession, SessionError};
-use super::super::poller::login_needs_user;
+use super::super::login_state::login_needs_user;
 use super::super::relay_in::text_hash;
 use super::super::{relay_latency, Bridge};
 use super::changes::{self, ChangeError};
@@ -523,7 +523,7 @@ impl Drain<'_> {
             .store
             .record_outbox_error(&entry.queued.event_id, &failure.to_string())
             .await?;
-        login_needs_user(self.bridge, &self.session.login, error).await;
+        login_needs_user(self.bridge, &self.session.login.id, error).await;
         hold(
             self.bridge,
             &self.portal,
