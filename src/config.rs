@@ -93,6 +93,8 @@ pub struct Config {
     pub media: MediaConfig,
     #[serde(default)]
     pub sending: SendingConfig,
+    #[serde(default)]
+    pub safety: SafetyConfig,
     /// A section whose keys are all commented out reads as null: off.
     #[serde(default, deserialize_with = "null_as_default")]
     pub double_puppet: DoublePuppetConfig,
@@ -450,6 +452,46 @@ impl Default for SendingConfig {
     }
 }
 
+/// Account safety: each login's request budget (token buckets a person's pace could
+/// match) and the cool-down after Instagram says "too many". Times are in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetyConfig {
+    /// Requests that only read (the inbox, thread pages, presence) one login may
+    /// make at once...
+    pub reads_burst: u32,
+    /// ...and in a minute, sustained.
+    pub reads_per_minute: u32,
+    /// Requests that change something (sends, reactions, receipts, typing) one
+    /// login may make at once...
+    pub writes_burst: u32,
+    /// ...and in a minute, sustained (Instagram flags a session that sends 30
+    /// messages a minute as spam).
+    pub writes_per_minute: u32,
+    /// How long a login's requests pause after Instagram rate-limits it or blocks
+    /// an action (`feedback_required`); doubled at each repeat.
+    pub cool_down_ms: u64,
+    /// Longest pause.
+    pub max_cool_down_ms: u64,
+    /// Quiet time after a pause after which repeats are forgotten (the next pause
+    /// is `cool_down_ms` again, and the user is told again).
+    pub forget_after_ms: u64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> SafetyConfig {
+        SafetyConfig {
+            reads_burst: 40,
+            reads_per_minute: 60,
+            writes_burst: 5,
+            writes_per_minute: 20,
+            cool_down_ms: 5 * 60_000,
+            max_cool_down_ms: 4 * 3_600_000,
+            forget_after_ms: 3_600_000,
+        }
+    }
+}
+
 /// Double puppeting: what the user sent from the Instagram app appears from
 /// their own Matrix account, through a second appservice registration whose
 /// `users` namespace covers the homeserver's users (not exclusively).
@@ -687,6 +729,24 @@ impl Config {
             problem(
                 "sending.request_timeout_ms",
                 "must be more than 0".to_owned(),
+            );
+        }
+        let safety = &self.safety;
+        for (key, value) in [
+            ("safety.reads_burst", u64::from(safety.reads_burst)),
+            ("safety.reads_per_minute", u64::from(safety.reads_per_minute)),
+            ("safety.writes_burst", u64::from(safety.writes_burst)),
+            ("safety.writes_per_minute", u64::from(safety.writes_per_minute)),
+            ("safety.cool_down_ms", safety.cool_down_ms),
+        ] {
+            if value == 0 {
+                problem(key, "must be more than 0".to_owned());
+            }
+        }
+        if safety.max_cool_down_ms < safety.cool_down_ms {
+            problem(
+                "safety.max_cool_down_ms",
+                "must be at least safety.cool_down_ms".to_owned(),
             );
         }
         if self.media.max_bytes == 0 {
@@ -968,6 +1028,16 @@ impl Config {
                 "@SEND_TIMEOUT@",
                 self.sending.request_timeout_ms.to_string(),
             ),
+            ("@READS_BURST@", self.safety.reads_burst.to_string()),
+            ("@READS_PER_MINUTE@", self.safety.reads_per_minute.to_string()),
+            ("@WRITES_BURST@", self.safety.writes_burst.to_string()),
+            (
+                "@WRITES_PER_MINUTE@",
+                self.safety.writes_per_minute.to_string(),
+            ),
+            ("@COOL_DOWN@", self.safety.cool_down_ms.to_string()),
+            ("@MAX_COOL_DOWN@", self.safety.max_cool_down_ms.to_string()),
+            ("@FORGET_AFTER@", self.safety.forget_after_ms.to_string()),
             (
                 "@DOUBLE_PUPPET_TOKEN@",
                 optional(
@@ -1055,6 +1125,7 @@ impl Config {
             backfill: BackfillConfig::default(),
             media: MediaConfig::default(),
             sending: SendingConfig::default(),
+            safety: SafetyConfig::default(),
             double_puppet: DoublePuppetConfig::default(),
         }
     }
@@ -1451,6 +1522,26 @@ sending:
   max_backoff_ms: @SEND_MAX_BACKOFF@
   # Longest one send may take before it counts as failed.
   request_timeout_ms: @SEND_TIMEOUT@
+
+# Account safety: how fast the bridge may use each Instagram login. Requests
+# beyond a burst wait their turn at the sustained rate. When Instagram
+# rate-limits the account or blocks an action (feedback_required), the login's
+# requests pause (messages wait, nothing is lost; you are told once), for
+# longer at each repeat. Times in milliseconds.
+safety:
+  # Reads (inbox, chats, presence) at once, and per minute sustained.
+  reads_burst: @READS_BURST@
+  reads_per_minute: @READS_PER_MINUTE@
+  # Writes (messages, reactions, read receipts, typing) at once, and per
+  # minute sustained; Instagram flags 30 messages a minute as spam.
+  writes_burst: @WRITES_BURST@
+  writes_per_minute: @WRITES_PER_MINUTE@
+  # The first pause after Instagram says "too many"; doubled at each repeat...
+  cool_down_ms: @COOL_DOWN@
+  # ...up to this.
+  max_cool_down_ms: @MAX_COOL_DOWN@
+  # Quiet time after which repeats are forgotten.
+  forget_after_ms: @FORGET_AFTER@
 
 # Double puppeting: what you send from the Instagram app appears from your own
 # Matrix account instead of a puppet of your Instagram account. It needs a

@@ -133,7 +133,9 @@ impl World {
         let fixture = RelayFixture::prepare(Backend::Sqlite, "alice.bench").await;
         // alice's session sends far more than Instagram's spam limit allows
         // (feedback_required past `send_limit_per_minute`): the bench measures
-        // the relay, not the limit.
+        // the relay, not the limit. For the same reason `RelayFixture` lifts the
+        // bridge's own request budget (`safety:`), which would pace her sends to
+        // 20 a minute.
         fixture.sim.set_settings(Settings {
             send_limit_per_minute: 0,
             ..fixture.sim.settings()

@@ -214,9 +214,7 @@ async fn mark_read(
             return None;
         }
     };
-    let result = bridge
-        .connector
-        .write_message(
+    let result = session.connector.write_message(
             &mut session.creds,
             &portal.thread_id,
             &item,
@@ -298,9 +296,7 @@ async fn set_typing(bridge: &Bridge, portal: &PortalRecord, typing: bool) {
             return;
         }
     };
-    let result = bridge
-        .connector
-        .set_typing(&mut session.creds, &portal.thread_id, typing)
+    let result = session.connector.set_typing(&mut session.creds, &portal.thread_id, typing)
         .await;
     session.save().await;
     if let Err(e) = result {

@@ -2,8 +2,9 @@
 //! and presence at a lower rate); thread pages only for threads whose newest
 //! item or activity changed (or that `sync` named), followed back to the last
 //! relayed item; the findings handed to the portals' workers. Errors back
-//! off; a login that needs the user stops the poller, marks the login and
-//! tells the user once in their management room.
+//! off; a cool-down of the login's request budget is waited out; a login
+//! that needs the user stops the poller, marks the login and tells the user
+//! once in their management room.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -55,6 +56,11 @@ pub async fn run(
             Err(e) if e.needs_login() => {
                 poller.needs_login(&e).await;
                 return;
+            }
+            // Instagram asked to slow down: no poll until the pause is over.
+            Err(ConnectorError::CoolingDown { remaining, .. }) => {
+                super::budget::tell_cool_down(&poller.bridge, &mxid).await;
+                poller.schedule.failed(Some(remaining));
             }
             Err(e) => {
                 let retry_after = match &e {
@@ -120,7 +126,7 @@ impl Poller {
         let session = LoginSession::open(&bridge, mxid).await.ok()?;
         let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
         Some(Poller {
-            connector: bridge.connector.clone().with_timeout(timeout),
+            connector: session.connector.clone().with_timeout(timeout),
             schedule: Schedule::new(&bridge.config.polling),
             bridge,
             session,
@@ -443,7 +449,7 @@ pub async fn login_needs_user(bridge: &Bridge, mxid: &str, error: &ConnectorErro
 }
 
 /// Sends a notice to the login owner's management room.
-async fn notify(bridge: &Bridge, mxid: &str, state: &str, text: &str) -> Result<(), String> {
+pub(super) async fn notify(bridge: &Bridge, mxid: &str, state: &str, text: &str) -> Result<(), String> {
     let room = bridge
         .store
         .management_room(mxid)

@@ -222,9 +222,7 @@ async fn read_page(
 ) -> Result<Option<crate::model::ConversationPage>, CommandError> {
     let mut cursor: Option<String> = None;
     for reached in 1..=number {
-        let page = ctx
-            .bridge
-            .connector
+        let page = session.connector
             .list_conversations_page(&mut session.creds, cursor.as_deref())
             .await
             .map_err(|e| instagram_failed(&e))?;
@@ -246,7 +244,7 @@ impl CommandHandler for Unread {
     async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
         in_management_room(ctx, "unread")?;
         let mut session = open_session(ctx).await?;
-        let connector = &ctx.bridge.connector;
+        let connector = session.connector.clone();
         let conversations = connector.unread_conversations(&mut session.creds).await;
         let messages = match &conversations {
             Ok(_) => Some(connector.unread_messages(&mut session.creds).await),
@@ -294,9 +292,7 @@ impl CommandHandler for Search {
             return Err(CommandError::Usage("Say what to search for.".to_owned()));
         }
         let mut session = open_session(ctx).await?;
-        let result = ctx
-            .bridge
-            .connector
+        let result = session.connector
             .search_messages(&mut session.creds, &query)
             .await;
         session.save().await;
@@ -358,9 +354,7 @@ pub(super) async fn find_user(
     session: &mut LoginSession,
     username: &str,
 ) -> Result<crate::model::User, CommandError> {
-    let result = ctx
-        .bridge
-        .connector
+    let result = session.connector
         .lookup_user(&mut session.creds, username)
         .await;
     match result {
@@ -392,9 +386,7 @@ async fn presence_of(
     username: &str,
 ) -> Result<Reply, CommandError> {
     let user = find_user(ctx, session, username).await?;
-    let presence = ctx
-        .bridge
-        .connector
+    let presence = session.connector
         .presence(&mut session.creds, std::slice::from_ref(&user.id))
         .await
         .map_err(|e| instagram_failed(&e))?;

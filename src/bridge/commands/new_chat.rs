@@ -177,7 +177,7 @@ async fn pm(
             "that is your own account; name someone else".to_owned(),
         ));
     }
-    let connector = &ctx.bridge.connector;
+    let connector = session.connector.clone();
     let existing = connector
         .conversation_with(&mut session.creds, std::slice::from_ref(&user.id))
         .await
@@ -259,9 +259,7 @@ async fn create_group(
             "Name at least one user besides yourself.".to_owned(),
         ));
     }
-    let conversation = ctx
-        .bridge
-        .connector
+    let conversation = session.connector
         .create_group(&mut session.creds, &user_ids, title)
         .await
         .map_err(|e| instagram_failed(&e))?;
