@@ -5,8 +5,8 @@
 //! same rooms and the bridge-added latency. Matrix -> Instagram: the user sends
 //! messages into the portals and it prints the bridge's throughput next to a
 //! bare Instagram client's into the same threads and the bridge-added latency.
-//! Then Instagram requests per idle login per hour and the bridge's RSS with
-//! many portals.
+//! Then Instagram requests per hour of an idle login and a busy one and the
+//! bridge's RSS with many portals.
 //!
 //! `cargo bench --bench relay` runs the full benchmark (`--quick` and the
 //! count flags below change it); `cargo test` runs it as a quick smoke test,
@@ -41,8 +41,8 @@ pub struct Options {
     pub paced: usize,
     pub threads: usize,
     pub portals: usize,
-    /// How long the idle login's requests are observed (the full run's
-    /// default spans the 5-minute presence interval).
+    /// How long the idle and busy logins' requests are observed (the full
+    /// run's default spans the idle presence interval, 30 minutes).
     pub idle: Duration,
     /// Run by `cargo test`: report like a test binary.
     pub as_test: bool,
@@ -78,7 +78,7 @@ impl Options {
                 paced: 100,
                 threads: 20,
                 portals: 100,
-                idle: Duration::from_secs(320),
+                idle: Duration::from_secs(1900),
             }
         };
         let mut args = args.into_iter();
@@ -216,7 +216,7 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
     let out = measure_outgoing(world, options).await?;
 
     let rss = world.grow_portals(options.portals).await?;
-    let idle = world.idle_requests(options).await?;
+    let rates = world.request_rates(options).await?;
 
     println!();
     let mode = if options.quick { "quick" } else { "full" };
@@ -291,7 +291,7 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         percentiles_text(&percentiles(&bare.send_us))
     );
     out.print(options);
-    println!("{idle}");
+    println!("{rates}");
     println!(
         "bridge RSS with {} portals: {:.1} MB (VmRSS; peak VmHWM {:.1} MB; goal < 40 MB)",
         options.portals,

@@ -347,15 +347,24 @@ pub struct PollingConfig {
     pub idle_interval_ms: u64,
     /// How long after the last activity a login counts as active.
     pub active_window_ms: u64,
-    /// Random spread of every interval, in percent either way.
+    /// Random spread of every interval, in percent: each wait is between its
+    /// interval and that much longer (never shorter, so the interval bounds
+    /// the request rate).
     pub jitter_percent: u64,
     /// Longest wait after repeated errors (the backoff doubles up to it).
     pub max_backoff_ms: u64,
     /// How often the message requests (pending inbox) are polled while there
     /// are any (they are polled at once when the inbox's count changes).
     pub requests_interval_ms: u64,
-    /// How often the presence of 1:1 partners is asked for.
+    /// How often the presence of 1:1 partners is asked for while a chat of
+    /// the login is active (had activity within `active_window_ms`).
     pub presence_interval_ms: u64,
+    /// How often the presence of 1:1 partners is asked for while every chat
+    /// is quiet.
+    pub presence_idle_interval_ms: u64,
+    /// Polls in a row that fail to reach Instagram (timeouts, 5xx, lost
+    /// connections) before the login is marked unreachable and its owner told.
+    pub unreachable_after_failures: u64,
     /// Longest a poll's request to Instagram may take before it counts as
     /// failed (and is retried).
     pub request_timeout_ms: u64,
@@ -374,6 +383,8 @@ impl Default for PollingConfig {
             max_backoff_ms: 5 * 60_000,
             requests_interval_ms: 60_000,
             presence_interval_ms: 5 * 60_000,
+            presence_idle_interval_ms: 30 * 60_000,
+            unreachable_after_failures: 3,
             request_timeout_ms: 30_000,
             parallel_fetches: 4,
         }
@@ -708,6 +719,14 @@ impl Config {
             ("polling.max_backoff_ms", polling.max_backoff_ms),
             ("polling.requests_interval_ms", polling.requests_interval_ms),
             ("polling.presence_interval_ms", polling.presence_interval_ms),
+            (
+                "polling.presence_idle_interval_ms",
+                polling.presence_idle_interval_ms,
+            ),
+            (
+                "polling.unreachable_after_failures",
+                polling.unreachable_after_failures,
+            ),
             ("polling.request_timeout_ms", polling.request_timeout_ms),
             ("polling.parallel_fetches", polling.parallel_fetches),
             ("login.question_timeout_ms", self.login.question_timeout_ms),
@@ -995,6 +1014,14 @@ impl Config {
             (
                 "@POLL_PRESENCE@",
                 self.polling.presence_interval_ms.to_string(),
+            ),
+            (
+                "@POLL_PRESENCE_IDLE@",
+                self.polling.presence_idle_interval_ms.to_string(),
+            ),
+            (
+                "@POLL_UNREACHABLE@",
+                self.polling.unreachable_after_failures.to_string(),
             ),
             (
                 "@POLL_TIMEOUT@",
@@ -1477,15 +1504,23 @@ polling:
   idle_interval_ms: @POLL_IDLE@
   # How long after the last activity the short interval is kept.
   active_window_ms: @POLL_WINDOW@
-  # Random spread of each interval, in percent either way.
+  # Random spread of each interval, in percent: each wait is between the
+  # interval and that much longer (never shorter, so at most one idle poll per
+  # idle_interval_ms).
   jitter_percent: @POLL_JITTER@
   # Longest wait after repeated errors (the wait doubles up to it).
   max_backoff_ms: @POLL_BACKOFF@
   # How often message requests (the pending inbox) are polled while there are
   # any; a change of their count in the inbox polls them at once.
   requests_interval_ms: @POLL_REQUESTS@
-  # How often the presence of 1:1 chat partners is asked for.
+  # How often the presence of 1:1 chat partners is asked for while a chat is
+  # active (had activity in the last active_window_ms).
   presence_interval_ms: @POLL_PRESENCE@
+  # How often it is asked for while every chat is quiet.
+  presence_idle_interval_ms: @POLL_PRESENCE_IDLE@
+  # Polls in a row that cannot reach Instagram (timeouts, 5xx, lost
+  # connections) before the login counts as unreachable and its owner is told.
+  unreachable_after_failures: @POLL_UNREACHABLE@
   # Longest one request of a poll may take before it is retried.
   request_timeout_ms: @POLL_TIMEOUT@
   # Chats whose messages one poll fetches at the same time.

@@ -1,5 +1,5 @@
 //! Figures of the relay benchmark: percentiles of latencies and the idle
-//! login's request rate, with how it was measured.
+//! and busy logins' request rates, with how they were measured.
 
 use std::fmt;
 use std::time::Duration;
@@ -33,8 +33,8 @@ pub fn ms(micros: u64) -> String {
     format!("{:.1} ms", micros as f64 / 1000.0)
 }
 
-/// The idle login's Instagram requests over whole poll intervals.
-pub struct IdleReport {
+/// One login's Instagram requests over whole poll intervals.
+pub struct LoginRequests {
     /// Requests from the first observed poll up to (not including) the last one.
     pub requests: usize,
     /// Per path, same window.
@@ -42,44 +42,59 @@ pub struct IdleReport {
     /// From the first observed poll to the last one.
     pub span: Duration,
     pub polls: usize,
-    /// Whether the login had been quiet long enough to poll at the idle interval.
-    pub idle_regime: bool,
-    pub observed: Duration,
+    /// Whether the login was in the regime measured (the idle one had been
+    /// quiet long enough to poll at the idle interval).
+    pub regime: bool,
 }
 
-impl IdleReport {
+impl LoginRequests {
     pub fn per_hour(&self) -> f64 {
         if self.span.is_zero() {
             return 0.0;
         }
         self.requests as f64 * 3600.0 / self.span.as_secs_f64()
     }
-}
 
-impl fmt::Display for IdleReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn detail(&self) -> String {
         let paths = self
             .by_path
             .iter()
             .map(|(path, count)| format!("{path} x{count}"))
             .collect::<Vec<_>>()
             .join(", ");
-        write!(
-            f,
-            "Instagram requests per idle login per hour (default intervals): {:.0}\n  \
-             measured: the simulator's request log for a second login (its chats quiet for \
-             longer than the active window), observed for {:.0} s; {} requests over {} poll \
-             intervals ({:.1} s, first poll to last poll), scaled to an hour: {paths}",
-            self.per_hour(),
-            self.observed.as_secs_f64(),
+        format!(
+            "{} requests over {} poll intervals ({:.1} s, first poll to last poll): {paths}",
             self.requests,
             self.polls.saturating_sub(1),
             self.span.as_secs_f64(),
+        )
+    }
+}
+
+/// The Instagram requests of an idle and a busy login, default settings.
+pub struct RequestRates {
+    pub idle: LoginRequests,
+    pub busy: LoginRequests,
+}
+
+impl fmt::Display for RequestRates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Instagram requests per hour (default settings): idle {:.0}, busy {:.0}\n  \
+             measured: the simulator's request log, both logins observed over the same window, \
+             scaled to an hour\n  \
+             idle (a second login, its chats quiet for longer than the active window): {}\n  \
+             busy (alice, one of her chats getting a message every few seconds): {}",
+            self.idle.per_hour(),
+            self.busy.per_hour(),
+            self.idle.detail(),
+            self.busy.detail(),
         )?;
-        if !self.idle_regime {
+        if !self.idle.regime {
             write!(
                 f,
-                "\n  (quick run: the login had not reached its idle interval yet, so this \
+                "\n  (quick run: the idle login had not reached its idle interval yet, so its \
                  figure only shows that the measurement works)"
             )?;
         }

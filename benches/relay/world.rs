@@ -21,7 +21,7 @@ use serde_norway::Value as Yaml;
 use super::appservice::harness::bridge::BINARY;
 use super::appservice::harness::relay::RelayFixture;
 use super::appservice::harness::{tail, Backend};
-use super::stats::IdleReport;
+use super::stats::{LoginRequests, RequestRates};
 use super::Options;
 
 /// Direct chats of the idle login.
@@ -36,6 +36,9 @@ const ACTIVE_INTERVAL: Duration = Duration::from_secs(3);
 const IDLE_INTERVAL: Duration = Duration::from_secs(60);
 const ACTIVE_WINDOW: Duration = Duration::from_secs(300);
 const JITTER: f64 = 0.2;
+
+/// How often the busy login's chats get a message while it is observed.
+const BUSY_PACE: Duration = Duration::from_secs(5);
 
 /// One of alice's chats: a friend, the thread, its portal and the friend's puppet.
 pub struct Chat {
@@ -535,12 +538,31 @@ impl World {
         })
     }
 
-    /// Observes the idle login's requests in the simulator's log. A full run
-    /// first waits until its chats have been quiet for the active window and
-    /// the interval has grown to the idle one.
-    pub async fn idle_requests(&self, options: &Options) -> Result<IdleReport, String> {
+    /// Observes two logins' requests in the simulator's log with the
+    /// default polling settings: the idle login (its chats quiet; a full run
+    /// first waits until they have been quiet for the active window and the
+    /// interval has grown to the idle one) and alice's, busy: one of her
+    /// chats gets a message every [`BUSY_PACE`] from before the observation
+    /// to its end.
+    pub async fn request_rates(&self, options: &Options) -> Result<RequestRates, String> {
         let idle_regime = !options.quick;
-        if idle_regime {
+        let mut posted = 0;
+        let mut next_post = Instant::now();
+        // Posts to the busy login's next chat when it is time to.
+        let mut keep_busy = || -> Result<(), String> {
+            if Instant::now() < next_post {
+                return Ok(());
+            }
+            let chat = &self.chats[posted % self.chats.len()];
+            self.fixture
+                .sim
+                .post_text(&chat.thread_id, chat.friend.pk, &format!("busy {posted}"))
+                .map_err(fail("posting to the busy login's chat"))?;
+            posted += 1;
+            next_post += BUSY_PACE;
+            Ok(())
+        };
+        let settled = if idle_regime {
             let mut ramp = Duration::ZERO;
             let mut interval = ACTIVE_INTERVAL;
             while interval < IDLE_INTERVAL {
@@ -549,71 +571,93 @@ impl World {
             }
             let settle = (ACTIVE_INTERVAL + ramp).mul_f64(1.0 + JITTER) + Duration::from_secs(5);
             let idle_from = self.idle_activity + ACTIVE_WINDOW + settle;
-            let wait = idle_from.saturating_duration_since(Instant::now());
             println!(
-                "waiting {:.0} s for the idle login to reach its idle interval, then observing it for {:.0} s",
-                wait.as_secs_f64(),
+                "waiting {:.0} s for the idle login to reach its idle interval, then observing both \
+                 logins for {:.0} s",
+                idle_from.saturating_duration_since(Instant::now()).as_secs_f64(),
                 options.idle.as_secs_f64()
             );
-            tokio::time::sleep(wait).await;
+            idle_from
+        } else {
+            // The busy login's first message is seen by its next poll.
+            Instant::now() + ACTIVE_INTERVAL.mul_f64(1.0 + JITTER)
+        };
+        while Instant::now() < settled {
+            keep_busy()?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let sim = &self.fixture.sim;
-        let pk = Some(self.idle.pk);
+        let logins = [self.idle.pk, self.fixture.me.pk];
         let mut seen = sim.request_log().len();
         let started = Instant::now();
-        // (when observed, path) of the idle login's requests.
-        let mut requests: Vec<(Instant, String)> = Vec::new();
+        // Per login: (when observed, path) of its requests.
+        let mut requests: [Vec<(Instant, String)>; 2] = [Vec::new(), Vec::new()];
         while started.elapsed() < options.idle {
+            keep_busy()?;
             tokio::time::sleep(Duration::from_millis(100)).await;
             let log = sim.request_log();
             if log.len() >= instagram_sim::REQUEST_LOG_CAPACITY {
                 return Err("the simulator's request log is full".to_owned());
             }
             let now = Instant::now();
-            requests.extend(
-                log[seen..]
-                    .iter()
-                    .filter(|entry| entry.pk == pk)
-                    .map(|entry| (now, entry.path.clone())),
-            );
+            for (pk, requests) in logins.iter().zip(requests.iter_mut()) {
+                requests.extend(
+                    log[seen..]
+                        .iter()
+                        .filter(|entry| entry.pk == Some(*pk))
+                        .map(|entry| (now, entry.path.clone())),
+                );
+            }
             seen = log.len();
         }
-        let polls: Vec<usize> = requests
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, path))| path.ends_with("/direct_v2/inbox/"))
-            .map(|(index, _)| index)
-            .collect();
-        if idle_regime && polls.len() < 2 {
-            return Err(format!(
-                "the idle login polled {} times in {:?}: too few to measure",
-                polls.len(),
-                options.idle
-            ));
-        }
-        let (window, span) = match (polls.first(), polls.last()) {
-            (Some(&first), Some(&last)) if last > first => {
-                (&requests[first..last], requests[last].0 - requests[first].0)
-            }
-            _ => (&requests[..0], Duration::ZERO),
-        };
-        let mut by_path: BTreeMap<String, usize> = BTreeMap::new();
-        for (_, path) in window {
-            *by_path.entry(path.clone()).or_default() += 1;
-        }
-        Ok(IdleReport {
-            requests: window.len(),
-            by_path: by_path.into_iter().collect(),
-            span,
-            polls: polls.len(),
-            idle_regime,
-            observed: options.idle,
+        let [idle, busy] = requests;
+        Ok(RequestRates {
+            idle: login_requests(&idle, idle_regime, options.idle)?,
+            busy: login_requests(&busy, true, options.idle)?,
         })
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
         tail(&self.log.path, lines)
     }
+}
+
+/// One login's requests over whole poll intervals (first inbox poll to the
+/// last one); `regime` says whether it was observed in the regime measured.
+fn login_requests(
+    requests: &[(Instant, String)],
+    regime: bool,
+    observed: Duration,
+) -> Result<LoginRequests, String> {
+    let polls: Vec<usize> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, path))| path.ends_with("/direct_v2/inbox/"))
+        .map(|(index, _)| index)
+        .collect();
+    if regime && polls.len() < 2 {
+        return Err(format!(
+            "a login polled {} times in {observed:?}: too few to measure",
+            polls.len(),
+        ));
+    }
+    let (window, span) = match (polls.first(), polls.last()) {
+        (Some(&first), Some(&last)) if last > first => {
+            (&requests[first..last], requests[last].0 - requests[first].0)
+        }
+        _ => (&requests[..0], Duration::ZERO),
+    };
+    let mut by_path: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, path) in window {
+        *by_path.entry(path.clone()).or_default() += 1;
+    }
+    Ok(LoginRequests {
+        requests: window.len(),
+        by_path: by_path.into_iter().collect(),
+        span,
+        polls: polls.len(),
+        regime,
+    })
 }
 
 /// The longest the bridge may take for a handful of chats or portals.

@@ -1,7 +1,8 @@
 //! Account safety on the bridge's side: one request budget per login (from `safety:` in
 //! the config), the connector every piece of work for a login goes through
-//! ([`Bridge::login_connector`]), and the one notice per series of cool-downs telling the
-//! user that Instagram asked the account to slow down and until when requests are paused.
+//! ([`Bridge::login_connector`]), and the login's `rate_limited` state for a series of
+//! cool-downs: entered (its owner told once, with until when requests are paused) at the
+//! first, left when the series is over.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use crate::connector::budget::{
 };
 use crate::connector::http::Connector;
 
+use super::login_state::{move_login, LoginState};
 use super::Bridge;
 
 /// The logins' request budgets, by the login's Matrix user id; made when first asked for
@@ -72,19 +74,20 @@ impl Bridge {
     }
 }
 
-/// When a pause of `remaining` from now ends, as the user reads it: `14:05 UTC`.
-pub fn paused_until(remaining: Duration) -> String {
-    let now = Utc::now();
+/// When a pause of `remaining` from now ends, rounded up to the minute (the
+/// pause is over by the time named).
+pub fn pause_end(remaining: Duration) -> DateTime<Utc> {
     let end = chrono::Duration::from_std(remaining)
         .ok()
-        .and_then(|remaining| now.checked_add_signed(remaining))
+        .and_then(|remaining| Utc::now().checked_add_signed(remaining))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    // Rounded up to the minute: the pause is over by the time named.
-    let minute = end.timestamp().div_euclid(60) + i64::from(end.timestamp() % 60 != 0);
-    DateTime::from_timestamp(minute * 60, 0)
-        .unwrap_or(end)
-        .format("%H:%M UTC")
-        .to_string()
+    let minute = end.timestamp().div_euclid(60) + i64::from(end.timestamp().rem_euclid(60) != 0);
+    DateTime::from_timestamp(minute * 60, 0).unwrap_or(end)
+}
+
+/// [`pause_end`] as the user reads it: `14:05 UTC`.
+pub fn paused_until(remaining: Duration) -> String {
+    pause_end(remaining).format("%H:%M UTC").to_string()
 }
 
 /// What Instagram did, in plain words.
@@ -98,20 +101,9 @@ pub fn cause_words(cause: CoolDownCause) -> &'static str {
     }
 }
 
-/// The notice of a cool-down that ends at `until`.
-fn notice_text(cause: CoolDownCause, until: &str) -> String {
-    format!(
-        "{}, so the bridge has paused everything it does on Instagram for this login until \
-         {}. Nothing is lost: your messages wait and go out in order after that. If Instagram \
-         still refuses then, the pause grows; you will not be told again.",
-        cause_words(cause),
-        until
-    )
-}
-
-/// Tells the owner of the login of `login_mxid` in their management room that its
-/// requests are paused, once per series of cool-downs (whoever meets the cool-down first
-/// tells; the rest find it told).
+/// The login of `login_mxid` met a cool-down: the first time in a series of
+/// cool-downs, it is moved to `rate_limited` (its owner told once, with the
+/// time the pause ends); repeats of the series change nothing.
 pub async fn tell_cool_down(bridge: &Bridge, login_mxid: &str) {
     let Some(cool_down) = bridge.budgets.of(login_mxid).take_unreported() else {
         return;
@@ -122,10 +114,20 @@ pub async fn tell_cool_down(bridge: &Bridge, login_mxid: &str) {
         remaining_s = cool_down.remaining.as_secs(),
         "Instagram asked to slow down; the login's requests are paused"
     );
-    if let Err(e) =
-        super::poller::notify(bridge, login_mxid, "cool-down", &notice_text(cool_down.cause, &paused_until(cool_down.remaining))).await
-    {
-        tracing::warn!(login = login_mxid, error = %e, "cannot tell the user about the pause");
+    move_login(
+        bridge,
+        login_mxid,
+        LoginState::RateLimited,
+        Some(pause_end(cool_down.remaining)),
+    )
+    .await;
+}
+
+/// After a good poll: once a series of cool-downs is over (its repeats
+/// forgotten), the login is moved back to `connected`, its owner told.
+pub async fn tell_recovered(bridge: &Bridge, login_mxid: &str) {
+    if bridge.budgets.of(login_mxid).take_recovered() {
+        move_login(bridge, login_mxid, LoginState::Connected, None).await;
     }
 }
 
@@ -146,14 +148,18 @@ mod tests {
     }
 
     #[test]
-    fn the_notice_says_what_happened_and_until_when() {
-        let text = notice_text(CoolDownCause::ActionBlocked, "14:05 UTC");
-        assert!(text.starts_with("Instagram blocked sending"), "{text}");
-        assert!(text.contains("until 14:05 UTC. Nothing is lost"), "{text}");
-        let until = paused_until(Duration::from_secs(300));
-        assert!(
-            until.ends_with(" UTC") && until.len() == "14:05 UTC".len(),
-            "{until}"
+    fn a_pause_ends_on_a_whole_minute_after_it_is_over() {
+        let remaining = Duration::from_secs(90);
+        let end = pause_end(remaining);
+        assert_eq!(end.timestamp() % 60, 0);
+        let shortest = Utc::now() + chrono::Duration::seconds(90);
+        assert!(end >= shortest - chrono::Duration::seconds(1), "{end} {shortest}");
+        assert!(end < shortest + chrono::Duration::seconds(61), "{end} {shortest}");
+        assert_eq!(
+            paused_until(remaining).len(),
+            "14:05 UTC".len(),
+            "{}",
+            paused_until(remaining)
         );
     }
 }

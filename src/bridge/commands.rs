@@ -305,10 +305,19 @@ impl CommandHandler for Ping {
         );
         let login_state = match ctx.sender_login().await? {
             None => "You are not logged in to Instagram.".to_owned(),
-            Some(login) => match login.username {
-                Some(username) => format!("Logged in as @{username} ({}).", login.state),
-                None => format!("Your Instagram login is in state {}.", login.state),
-            },
+            Some(login) => {
+                let last_poll = ctx
+                    .bridge
+                    .store
+                    .last_poll_success(&login.mxid)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "cannot read the login's last poll");
+                        CommandError::Failed("the bridge's database is unavailable".to_owned())
+                    })?
+                    .and_then(chrono::DateTime::from_timestamp_millis);
+                super::login_state::describe(&login, last_poll, chrono::Utc::now())
+            }
         };
         Ok(Reply::text(format!("{status}\n{login_state}")))
     }

@@ -29,7 +29,8 @@ use super::commands::{
 use super::instagram::{LoginError, Logins};
 use super::login_cookies;
 use super::login_waiting::{Interruption, LoginMarkers, Marker, WaitingFor};
-use super::supervisor::{Supervisor, NEEDS_LOGIN_STATES};
+use super::login_state::LoginState;
+use super::supervisor::Supervisor;
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
 use crate::connector::auth::Credentials;
@@ -757,7 +758,7 @@ impl CommandHandler for LoginCommand {
         let working = ctx
             .sender_login()
             .await?
-            .filter(|login| !NEEDS_LOGIN_STATES.contains(&login.state.as_str()));
+            .filter(|login| !LoginState::of(login).needs_user());
         if let Some(login) = working {
             let username = login.username.unwrap_or_else(|| "?".to_owned());
             return Ok(Reply::text(format!(

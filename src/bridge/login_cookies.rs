@@ -22,7 +22,7 @@ use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
 use super::login::{redact_secret, save_verified, verify_cookies, SaveTarget};
-use super::supervisor::NEEDS_LOGIN_STATES;
+use super::login_state::LoginState;
 use super::Bridge;
 use crate::config::PermissionLevel;
 use crate::connector::http::Connector;
@@ -548,7 +548,7 @@ async fn log_in(bridge: &Bridge, sender: &UserId, paste: &str) -> String {
         }
     };
     // A login Instagram ended (expired, challenge) may log in again in place.
-    let working = login.filter(|login| !NEEDS_LOGIN_STATES.contains(&login.state.as_str()));
+    let working = login.filter(|login| !LoginState::of(login).needs_user());
     if let Some(login) = working {
         let username = login.username.unwrap_or_else(|| "?".to_owned());
         return format!("You are already logged in as @{username}; send `logout` first.");

@@ -11,7 +11,7 @@ use crate::secrets::CredentialCipher;
 use crate::store::LoginRecord;
 
 use super::instagram::Logins;
-use super::supervisor::NEEDS_LOGIN_STATES;
+use super::login_state::LoginState;
 use super::Bridge;
 
 /// Why a login's session cannot be used; the text is for the user.
@@ -48,7 +48,7 @@ impl LoginSession {
                 SessionError::Unavailable
             })?
             .ok_or(SessionError::NoLogin)?;
-        if NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
+        if LoginState::of(&login).needs_user() {
             return Err(SessionError::NeedsLogin);
         }
         let key = bridge.config.credential_key().map_err(|e| {

@@ -13,6 +13,7 @@ pub mod instagram;
 pub mod login;
 pub mod login_cookies;
 pub mod login_session;
+pub mod login_state;
 pub mod login_waiting;
 pub mod management;
 pub mod media;

@@ -2,9 +2,12 @@
 //! and presence at a lower rate); thread pages only for threads whose newest
 //! item or activity changed (or that `sync` named), followed back to the last
 //! relayed item; the findings handed to the portals' workers. Errors back
-//! off; a cool-down of the login's request budget is waited out; a login
-//! that needs the user stops the poller, marks the login and tells the user
-//! once in their management room.
+//! off; a cool-down of the login's request budget is waited out (the login
+//! moved to rate_limited meanwhile); a run of failures to reach Instagram
+//! marks the login unreachable (until the next good poll); a login that needs
+//! the user stops the poller (its state moved through [`login_state`], which
+//! tells the user once). The spec's keep-alive check runs here too, every
+//! `session.keep_alive.interval` with jitter.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,26 +15,29 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rand::SeedableRng;
-use ruma::events::room::message::RoomMessageEventContent;
-use ruma::events::AnyMessageLikeEventContent;
-use ruma::{OwnedTransactionId, RoomId};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::backfill::{fetch_thread, Reach};
 use super::login_session::LoginSession;
+use super::login_state::{self, LoginState};
 use super::portal_queue::ThreadUpdate;
-use super::schedule::Schedule;
+use super::schedule::{jittered, Schedule};
 use super::supervisor::PollerSignals;
 use super::Bridge;
 use crate::connector::auth::Credentials;
 use crate::connector::http::Connector;
-use crate::connector::session::ConnectorError;
+use crate::connector::session::{self, ConnectorError, KeepAliveOutcome};
+use crate::connector::spec::CheckReaction;
 use crate::model::{Conversation, ConversationKind, LastSeen};
 use crate::store::{LoginRecord, PageItem, ThreadState};
 
 /// Most inbox pages one catch-up reads.
 const MAX_CATCH_UP_PAGES: usize = 10;
+
+/// Where a database failure during a poll comes from (it says nothing
+/// about Instagram).
+const DATABASE: &str = "the bridge's database";
 
 /// Runs `mxid`'s poller until it is stopped or the login needs the user.
 pub async fn run(
@@ -44,7 +50,24 @@ pub async fn run(
         return;
     };
     let mut rng = rand::rngs::StdRng::from_entropy();
+    let mut keep_alive_at = poller.next_keep_alive(&mut rng);
     loop {
+        if keep_alive_at.is_some_and(|at| at <= Instant::now()) {
+            let outcome = tokio::select! {
+                outcome = session::keep_alive(&poller.connector, &mut poller.session.creds) => outcome,
+                _ = stopped.changed() => return,
+            };
+            poller.session.save().await;
+            if let Some(state) = keep_alive_state(&outcome) {
+                tracing::warn!(login = %mxid, "the keep-alive check found the session ended");
+                login_state::move_login(&poller.bridge, &mxid, state, None).await;
+                return;
+            }
+            if let KeepAliveOutcome::Failed(e) = &outcome {
+                tracing::warn!(login = %mxid, error = %e, "the keep-alive check failed");
+            }
+            keep_alive_at = poller.next_keep_alive(&mut rng);
+        }
         let forced = signals.take_forced();
         let outcome = tokio::select! {
             outcome = poller.poll(&forced) => outcome,
@@ -52,7 +75,10 @@ pub async fn run(
         };
         poller.session.save().await;
         match outcome {
-            Ok(since_activity) => poller.schedule.succeeded(since_activity),
+            Ok(since_activity) => {
+                poller.schedule.succeeded(since_activity);
+                poller.succeeded().await;
+            }
             Err(e) if e.needs_login() => {
                 poller.needs_login(&e).await;
                 return;
@@ -69,6 +95,7 @@ pub async fn run(
                 };
                 tracing::warn!(login = %mxid, error = %e, "poll failed; backing off");
                 poller.schedule.failed(retry_after);
+                poller.failed(&e).await;
             }
         }
         let delay = poller.schedule.next_delay(&mut rng);
@@ -96,6 +123,13 @@ struct Poller {
     presence_polled: Option<Instant>,
     /// The watermark this run saved last.
     watermark_saved: Option<i64>,
+    /// Polls in a row that could not reach Instagram.
+    unreachable_polls: u64,
+    /// Whether the login is marked unreachable (until a poll succeeds).
+    unreachable: bool,
+    /// Whether the login was left rate-limited by an earlier run (whose
+    /// cool-downs this run does not know): connected after a good poll.
+    rate_limited_before: bool,
 }
 
 /// The threads one poll looks at.
@@ -124,6 +158,8 @@ impl Poller {
         // Errors are logged where they happen; a login that is gone or waits for
         // the user is not polled.
         let session = LoginSession::open(&bridge, mxid).await.ok()?;
+        let unreachable = LoginState::of(&session.login) == LoginState::Unreachable;
+        let rate_limited_before = LoginState::of(&session.login) == LoginState::RateLimited;
         let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
         Some(Poller {
             connector: session.connector.clone().with_timeout(timeout),
@@ -134,7 +170,65 @@ impl Poller {
             requests_seen: None,
             presence_polled: None,
             watermark_saved: None,
+            unreachable_polls: 0,
+            unreachable,
+            rate_limited_before,
         })
+    }
+
+    /// When the spec's keep-alive check runs next: its interval lengthened
+    /// by up to the polling jitter; `None` when the spec has none.
+    fn next_keep_alive(&self, rng: &mut impl rand::Rng) -> Option<Instant> {
+        let interval = self.connector.spec().keep_alive.as_ref()?.interval?;
+        let jitter = self.bridge.config.polling.jitter_percent as f64 / 100.0;
+        Some(Instant::now() + jittered(interval, jitter, rng))
+    }
+
+    /// A poll succeeded: records when, and ends an unreachable state, and a
+    /// rate-limited one once its series of cool-downs is over.
+    async fn succeeded(&mut self) {
+        self.unreachable_polls = 0;
+        let mxid = &self.session.login.mxid;
+        if let Err(e) = self
+            .bridge
+            .store
+            .record_poll_success(mxid, Utc::now().timestamp_millis())
+            .await
+        {
+            tracing::warn!(login = %mxid, error = %e, "cannot record a successful poll");
+        }
+        if std::mem::take(&mut self.rate_limited_before) {
+            login_state::move_login(&self.bridge, mxid, LoginState::Connected, None).await;
+        }
+        super::budget::tell_recovered(&self.bridge, mxid).await;
+        if self.unreachable {
+            self.unreachable = false;
+            login_state::move_login(&self.bridge, mxid, LoginState::Connected, None).await;
+        }
+    }
+
+    /// A poll failed without needing the user: after
+    /// `polling.unreachable_after_failures` in a row that could not reach
+    /// Instagram, the login is marked unreachable (its owner told once).
+    async fn failed(&mut self, error: &ConnectorError) {
+        let reaching = matches!(error, ConnectorError::Transient { platform, .. } if platform != DATABASE);
+        if !reaching {
+            return;
+        }
+        self.unreachable_polls += 1;
+        if self.unreachable
+            || self.unreachable_polls < self.bridge.config.polling.unreachable_after_failures
+        {
+            return;
+        }
+        self.unreachable = true;
+        login_state::move_login(
+            &self.bridge,
+            &self.session.login.mxid,
+            LoginState::Unreachable,
+            None,
+        )
+        .await;
     }
 
     fn due(last: Option<Instant>, every_ms: u64) -> bool {
@@ -229,8 +323,18 @@ impl Poller {
                 .map_err(store_trouble)?;
             self.watermark_saved = mark;
         }
-        if Self::due(self.presence_polled, config.polling.presence_interval_ms)
-            && !partners.is_empty()
+        // Presence is worth asking for often only while someone is chatting.
+        let active = relayed_something
+            || newest_activity.is_some_and(|at| {
+                (Utc::now() - at).num_milliseconds()
+                    <= i64::try_from(config.polling.active_window_ms).unwrap_or(i64::MAX)
+            });
+        let presence_every = if active {
+            config.polling.presence_interval_ms
+        } else {
+            config.polling.presence_idle_interval_ms
+        };
+        if Self::due(self.presence_polled, presence_every) && !partners.is_empty()
         {
             self.presence_polled = Some(Instant::now());
             self.relay_presence(&partners).await?;
@@ -411,71 +515,8 @@ impl Poller {
 
     /// The login needs the user: marks it and tells them once.
     async fn needs_login(&self, error: &ConnectorError) {
-        login_needs_user(&self.bridge, &self.session.login.mxid, error).await;
+        login_state::login_needs_user(&self.bridge, &self.session.login.mxid, error).await;
     }
-}
-
-/// A login needs the user (its session expired, or Instagram wants a
-/// security check): marks it, which stops its poller at its next poll and
-/// holds its outgoing messages, and tells the user once in their management
-/// room (only the first to notice the state change sends the notice).
-/// Used by the poller and by the outbox worker.
-pub async fn login_needs_user(bridge: &Bridge, mxid: &str, error: &ConnectorError) {
-    let (state, advice) = match error {
-        ConnectorError::ChallengeRequired { .. } | ConnectorError::CheckpointRequired { .. } => (
-            "challenge_required",
-            "Instagram wants to confirm it's you. Open the Instagram app or website, \
-             complete the security check, then send `login` here to reconnect.",
-        ),
-        _ => (
-            "bad_credentials",
-            "Your Instagram session has ended (logged out or expired). \
-             Send `login` here to log in again.",
-        ),
-    };
-    tracing::warn!(login = %mxid, state, error = %error, "the login needs the user; polling stopped");
-    match bridge.store.change_login_state(mxid, state).await {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            tracing::error!(login = %mxid, error = %e, "cannot mark the login");
-            return;
-        }
-    }
-    let text = format!("Bridging of your Instagram messages has stopped. {advice}");
-    if let Err(e) = notify(bridge, mxid, state, &text).await {
-        tracing::warn!(login = %mxid, error = %e, "cannot tell the user their login needs them");
-    }
-}
-
-/// Sends a notice to the login owner's management room.
-pub(super) async fn notify(bridge: &Bridge, mxid: &str, state: &str, text: &str) -> Result<(), String> {
-    let room = bridge
-        .store
-        .management_room(mxid)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the user has no management room".to_owned())?;
-    let room_id = RoomId::parse(&room).map_err(|e| e.to_string())?;
-    let reply = super::commands::Reply::text(text);
-    let content = AnyMessageLikeEventContent::RoomMessage(RoomMessageEventContent::notice_html(
-        reply.plain,
-        reply.html,
-    ));
-    let txn_id: OwnedTransactionId =
-        format!("mi-login-{state}-{}", Utc::now().timestamp_millis()).into();
-    bridge
-        .client
-        .send_message(
-            &room_id,
-            &txn_id,
-            &content,
-            None,
-            Some(bridge.namespace.bot()),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 /// A thread whose pages a poll fetches.
@@ -557,9 +598,25 @@ fn thread_update(
 /// A database failure during a poll: retried like a transient platform one.
 fn store_trouble(e: crate::store::StoreError) -> ConnectorError {
     ConnectorError::Transient {
-        platform: "the bridge's database".to_owned(),
+        platform: DATABASE.to_owned(),
         message: e.to_string(),
     }
+}
+
+/// The state a keep-alive outcome moves the login to, when its session
+/// ended (`mark_disconnected` and `reconnect_required` alike end it; a
+/// challenge or checkpoint keeps its own state).
+fn keep_alive_state(outcome: &KeepAliveOutcome) -> Option<LoginState> {
+    let KeepAliveOutcome::LoggedOut { reaction, error } = outcome else {
+        return None;
+    };
+    let state = match reaction {
+        CheckReaction::MarkDisconnected => LoginState::SessionExpired,
+        CheckReaction::ReconnectRequired => LoginState::from_error(error)
+            .filter(|state| state.needs_user())
+            .unwrap_or(LoginState::SessionExpired),
+    };
+    Some(state)
 }
 
 /// Decides what a poll does with one inbox thread.
@@ -674,6 +731,40 @@ mod tests {
 
     fn plan_for(state: Option<&ThreadState>, conversation: &Conversation) -> Plan {
         plan(state, conversation, false, false, false, 50, Some("me"))
+    }
+
+    #[test]
+    fn a_keep_alive_that_finds_the_session_gone_needs_the_user() {
+        let expired = ConnectorError::SessionExpired {
+            platform: "Instagram".into(),
+            status: 403,
+            detail: None,
+        };
+        let challenged = ConnectorError::ChallengeRequired {
+            platform: "Instagram".into(),
+            status: 400,
+        };
+        let logged_out = |reaction, error: &ConnectorError| KeepAliveOutcome::LoggedOut {
+            reaction,
+            error: error.clone(),
+        };
+        assert_eq!(
+            keep_alive_state(&logged_out(CheckReaction::MarkDisconnected, &expired)),
+            Some(LoginState::SessionExpired)
+        );
+        assert_eq!(
+            keep_alive_state(&logged_out(CheckReaction::ReconnectRequired, &challenged)),
+            Some(LoginState::ChallengeRequired)
+        );
+        assert_eq!(keep_alive_state(&KeepAliveOutcome::Alive), None);
+        assert_eq!(
+            keep_alive_state(&KeepAliveOutcome::Failed(ConnectorError::Transient {
+                platform: "Instagram".into(),
+                message: "timeout".into(),
+            })),
+            None,
+            "an unreachable Instagram says nothing about the session"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! When a login's poller polls next: the short interval while a chat had
 //! activity recently, doubling towards the idle interval when all is quiet,
 //! exponential backoff after errors (at least what a rate limit asks for),
-//! and random jitter on every wait so many logins do not poll in step.
+//! and random jitter on every wait so many logins do not poll in step. The
+//! jitter only lengthens a wait, so an interval bounds the request rate.
 
 use std::time::Duration;
 
@@ -66,17 +67,19 @@ impl Schedule {
         doubled(self.active, self.quiet_polls).min(self.idle)
     }
 
-    /// The wait before the next poll: the base delay spread by ±jitter.
-    /// (A rate limit's `Retry-After` is never shortened.)
+    /// The wait before the next poll: the base delay lengthened by up to
+    /// the jitter. (A rate limit's `Retry-After` is never shortened.)
     pub fn next_delay(&self, rng: &mut impl Rng) -> Duration {
-        let base = self.base_delay();
-        let factor = if self.jitter > 0.0 {
-            rng.gen_range(1.0 - self.jitter..=1.0 + self.jitter)
-        } else {
-            1.0
-        };
-        base.mul_f64(factor)
-            .max(self.retry_after.unwrap_or_default())
+        jittered(self.base_delay(), self.jitter, rng).max(self.retry_after.unwrap_or_default())
+    }
+}
+
+/// `interval` lengthened by a random share of up to `jitter` (0.2: up to 20 %).
+pub fn jittered(interval: Duration, jitter: f64, rng: &mut impl Rng) -> Duration {
+    if jitter > 0.0 {
+        interval.mul_f64(rng.gen_range(1.0..=1.0 + jitter))
+    } else {
+        interval
     }
 }
 
@@ -154,16 +157,15 @@ mod tests {
     }
 
     #[test]
-    fn jitter_spreads_each_wait_by_at_most_a_fifth_either_way() {
+    fn jitter_lengthens_each_wait_by_at_most_a_fifth_and_never_shortens_it() {
         let mut schedule = schedule();
         schedule.succeeded(Some(SECOND));
         let mut rng = StdRng::seed_from_u64(42);
         let delays: Vec<Duration> = (0..1000).map(|_| schedule.next_delay(&mut rng)).collect();
-        let low = Duration::from_millis(2400);
         let high = Duration::from_millis(3600);
-        assert!(delays.iter().all(|d| *d >= low && *d <= high));
-        assert!(delays.iter().any(|d| *d < Duration::from_millis(2700)));
-        assert!(delays.iter().any(|d| *d > Duration::from_millis(3300)));
+        assert!(delays.iter().all(|d| *d >= 3 * SECOND && *d <= high));
+        assert!(delays.iter().any(|d| *d < Duration::from_millis(3100)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(3500)));
 
         let mut exact = Schedule::new(&PollingConfig {
             jitter_percent: 0,
@@ -171,5 +173,19 @@ mod tests {
         });
         exact.succeeded(Some(SECOND));
         assert_eq!(exact.next_delay(&mut rng), 3 * SECOND);
+    }
+
+    #[test]
+    fn an_idle_login_polls_at_most_once_per_idle_interval() {
+        let mut schedule = schedule();
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut elapsed = Duration::ZERO;
+        let mut polls = 0;
+        while elapsed < 3600 * SECOND {
+            schedule.succeeded(Some(7200 * SECOND));
+            elapsed += schedule.next_delay(&mut rng);
+            polls += 1;
+        }
+        assert!(polls <= 60, "{polls} polls in an hour");
     }
 }

@@ -1,5 +1,6 @@
 //! The supervisor of the logins' pollers: one poller per connected login,
-//! started at bridge startup and right after a login (when the login's
+//! started at bridge startup (once `auth.validate` accepted the stored
+//! session, or could not reach Instagram) and right after a login (when the login's
 //! pending outgoing messages are resumed too), stopped on logout and
 //! shutdown, restarted (with a pause) when it panics, and never restarted
 //! after it stopped because the login needs the user.
@@ -11,10 +12,9 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::login_session::LoginSession;
+use super::login_state::{self, LoginState};
 use super::{poller, Bridge};
-
-/// States of a login whose poller must not run: the user has to log in again.
-pub const NEEDS_LOGIN_STATES: [&str; 2] = ["bad_credentials", "challenge_required"];
 
 /// Pause before a panicked poller is restarted.
 const RESTART_PAUSE: Duration = Duration::from_secs(2);
@@ -63,7 +63,8 @@ impl Supervisor {
         self.bridge.get().and_then(Weak::upgrade)
     }
 
-    /// Starts a poller for every login that does not need the user.
+    /// Validates every login that does not need the user (each in its own
+    /// task) and starts its poller unless Instagram ended its session.
     pub async fn start_all(&self) {
         let Some(bridge) = self.bridge() else {
             return;
@@ -71,8 +72,13 @@ impl Supervisor {
         match bridge.store.list_logins().await {
             Ok(logins) => {
                 for login in logins {
-                    if !NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
-                        self.start(&login.mxid);
+                    if !LoginState::of(&login).needs_user() {
+                        let bridge = bridge.clone();
+                        tokio::spawn(async move {
+                            if validate(&bridge, &login.mxid).await {
+                                bridge.supervisor.start(&login.mxid);
+                            }
+                        });
                     }
                 }
             }
@@ -181,6 +187,35 @@ impl Supervisor {
                 abort.abort();
             }
         }
+    }
+}
+
+/// Runs the spec's `auth.validate` on `mxid`'s stored session; a failure
+/// moves the login to the state it points to (the user told once). Returns
+/// whether its poller should start: not when the login needs the user (an
+/// unreachable Instagram or any other failure is left to the poller).
+async fn validate(bridge: &Bridge, mxid: &str) -> bool {
+    let Ok(mut session) = LoginSession::open(bridge, mxid).await else {
+        return false;
+    };
+    let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
+    let connector = bridge.connector.clone().with_timeout(timeout);
+    let result = connector.validate(&mut session.creds).await;
+    session.save().await;
+    let Err(error) = result else {
+        return true;
+    };
+    tracing::warn!(login = mxid, error = %error, "the stored session did not validate at startup");
+    match LoginState::from_error(&error) {
+        Some(state) if state.needs_user() => {
+            login_state::move_login(bridge, mxid, state, None).await;
+            false
+        }
+        Some(LoginState::Unreachable) => {
+            login_state::move_login(bridge, mxid, LoginState::Unreachable, None).await;
+            true
+        }
+        _ => true,
     }
 }
 

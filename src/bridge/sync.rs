@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::commands::{
     Command, CommandContext, CommandError, CommandHandler, CommandRegistry, Reply,
 };
-use super::supervisor::NEEDS_LOGIN_STATES;
+use super::login_state::LoginState;
 use crate::config::PermissionLevel;
 
 /// Adds `sync` to the bot's commands.
@@ -36,7 +36,7 @@ impl CommandHandler for Sync {
                 ctx.invocation("login")
             )));
         };
-        if NEEDS_LOGIN_STATES.contains(&login.state.as_str()) {
+        if LoginState::of(&login).needs_user() {
             return Ok(Reply::text(
                 "Your Instagram login needs you: send `login` in your management room to reconnect.",
             ));

@@ -251,6 +251,24 @@ impl RequestBudget {
         Some(cool_down)
     }
 
+    /// Whether a reported series of cool-downs is over (its repeats forgotten after the
+    /// quiet period), the first time it is asked once it is: whoever said the requests
+    /// were paused says they are back to normal, once.
+    pub fn take_recovered(&self) -> bool {
+        let now = self.clock.now();
+        let forget_after = self.rules.cool_down.forget_after;
+        let mut state = self.state();
+        let over = state
+            .until
+            .is_none_or(|until| now.saturating_duration_since(until) >= forget_after);
+        if !state.reported || !over {
+            return false;
+        }
+        state.reported = false;
+        state.repeats = 0;
+        true
+    }
+
     fn rule(&self, kind: RequestKind) -> BucketRule {
         match kind {
             RequestKind::Read => self.rules.reads,
@@ -403,5 +421,24 @@ mod tests {
         clock.advance(repeat.remaining + 10 * MINUTE);
         budget.record_refusal(CoolDownCause::RateLimited, None);
         assert!(budget.take_unreported().is_some(), "a new series");
+    }
+
+    #[test]
+    fn the_end_of_a_reported_series_is_told_once_after_the_quiet_period() {
+        let (budget, clock) = budget();
+        assert!(!budget.take_recovered(), "nothing was reported");
+        let first = budget.record_refusal(CoolDownCause::RateLimited, None);
+        budget.take_unreported();
+        clock.advance(first.remaining);
+        assert!(!budget.take_recovered(), "a repeat may still come");
+        let repeat = budget.record_refusal(CoolDownCause::RateLimited, None);
+        clock.advance(repeat.remaining + 10 * MINUTE - SECOND);
+        assert!(!budget.take_recovered());
+        clock.advance(SECOND);
+        assert!(budget.take_recovered());
+        assert!(!budget.take_recovered(), "told once");
+        let fresh = budget.record_refusal(CoolDownCause::RateLimited, None);
+        assert_eq!(fresh.repeat, 1, "the next one starts a new series");
+        assert!(budget.take_unreported().is_some());
     }
 }

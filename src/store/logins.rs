@@ -130,6 +130,25 @@ impl Store {
         Ok(self.execute(statement, "changing a login's state").await? > 0)
     }
 
+    /// Replaces a login's state `from` (as stored) by `to`; false if the
+    /// login is gone or its state is no longer `from` (someone changed it
+    /// first), so a change is acted on once.
+    pub async fn replace_login_state(
+        &self,
+        mxid: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError> {
+        let statement = sqlx::query(
+            "UPDATE logins SET state = $3, updated_at = $4 WHERE mxid = $1 AND state = $2",
+        )
+        .bind(mxid)
+        .bind(from)
+        .bind(to)
+        .bind(now_millis());
+        Ok(self.execute(statement, "changing a login's state").await? > 0)
+    }
+
     /// Replaces only the sealed credentials of a login (its auth state
     /// changed); false if there is no such login.
     pub async fn set_login_credentials(

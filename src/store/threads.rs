@@ -100,6 +100,28 @@ impl Store {
         Ok(())
     }
 
+    /// Records when a poll of a synced login last succeeded (Unix
+    /// milliseconds); nothing before its first sync.
+    pub async fn record_poll_success(&self, login_mxid: &str, at: i64) -> Result<(), StoreError> {
+        let statement =
+            sqlx::query("UPDATE poll_logins SET last_success_at = $2 WHERE login_mxid = $1")
+                .bind(login_mxid)
+                .bind(at);
+        self.execute(statement, "recording a successful poll").await?;
+        Ok(())
+    }
+
+    /// When a poll of the login last succeeded (Unix milliseconds), if ever.
+    pub async fn last_poll_success(&self, login_mxid: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query("SELECT last_success_at FROM poll_logins WHERE login_mxid = $1")
+            .bind(login_mxid)
+            .try_map(|row: AnyRow| row.try_get::<Option<i64>, _>("last_success_at"))
+            .fetch_optional(&self.pool)
+            .await
+            .map(Option::flatten)
+            .map_err(super::query_failed("reading a login's last successful poll"))
+    }
+
     /// Every thread the poller knows of for a login.
     pub async fn thread_states(&self, login_mxid: &str) -> Result<Vec<ThreadState>, StoreError> {
         self.select(

@@ -33,4 +33,5 @@ mod poller;
 mod relay;
 mod relay_out_changes;
 mod relay_out_media;
+mod sessions;
 mod store;

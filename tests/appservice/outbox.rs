@@ -449,7 +449,7 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
     assert!(told[0].contains("send `login` to the bot"), "{told:?}");
     assert!(notices_about(&history, &bot, &also_held).is_empty());
     let login = fixture.login().await;
-    assert_eq!(login.state, "bad_credentials");
+    assert_eq!(login.state, "session_expired");
 
     fixture.e2e.stop_bridge();
     fixture.log_in_again().await;

@@ -459,7 +459,7 @@ async fn logged_out_login_is_told_once(backend: Backend) {
     let mxid = fixture.user.user_id.clone();
     poll("the login marked as logged out", || async {
         let login = store.login(&mxid).await.ok()??;
-        (login.state == "bad_credentials").then_some(())
+        (login.state == "session_expired").then_some(())
     })
     .await
     .unwrap_or_else(|err| panic!("{err}"));

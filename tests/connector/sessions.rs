@@ -1,7 +1,7 @@
 //! The session states the simulator plays, as the connector reports them: each logout
 //! variant, a checkpoint, the rate-limit escalation (429 or "Please wait a few minutes" at
 //! any status, then `feedback_required`), a request budget's cool-down instead of retries,
-//! and rotated cookies and www-claim that the engine keeps and sends back.
+//! and rotated cookies, www-claim and `ig-set-*` values that the engine keeps and sends back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,7 +136,7 @@ async fn please_wait_is_rate_limited_at_any_status_with_its_retry_after() {
 }
 
 #[tokio::test]
-async fn rotated_cookies_and_claim_are_kept_and_sent_back() {
+async fn rotated_cookies_claim_and_routing_hint_are_kept_and_sent_back() {
     let mut fx = Fixture::start().await;
     fx.run("list_conversations", json!({})).await;
     let before = fx.creds.clone();
@@ -156,6 +156,10 @@ async fn rotated_cookies_and_claim_are_kept_and_sent_back() {
         fx.creds.state["ig_www_claim"], before.state["ig_www_claim"],
         "the rotated claim was kept"
     );
+    assert_ne!(
+        fx.creds.state["ig_u_rur"], before.state["ig_u_rur"],
+        "the rotated routing hint (ig-set-ig-u-rur) was kept"
+    );
     assert_eq!(fx.creds.cookies["sessionid"], before.cookies["sessionid"]);
     settings.rotation_period = Duration::ZERO;
     fx.sim.set_settings(settings);
@@ -173,6 +177,9 @@ async fn rotated_cookies_and_claim_are_kept_and_sent_back() {
     assert!(log
         .iter()
         .all(|entry| entry.www_claim == ClaimEcho::Matches));
+    assert!(log
+        .iter()
+        .all(|entry| entry.ig_u_rur == ClaimEcho::Matches));
     assert!(log
         .iter()
         .filter(|entry| entry.method == "POST")

@@ -216,6 +216,16 @@ fn guarded(
             session.csrftoken
         ));
     }
+    // Sent until the client echoes the current routing hint, as the claim is.
+    let rur_echo = match headers.get("ig-u-rur").and_then(|value| value.to_str().ok()) {
+        None => ClaimEcho::Absent,
+        Some(rur) if rur == session.ig_u_rur => ClaimEcho::Matches,
+        Some(_) => ClaimEcho::Differs,
+    };
+    facts.ig_u_rur = Some(rur_echo);
+    if rur_echo != ClaimEcho::Matches {
+        facts.set_ig_u_rur = Some(session.ig_u_rur.clone());
+    }
     let stale = session.check_rotated(
         &settings,
         now,

@@ -1,7 +1,7 @@
 //! The layer every non-control request passes: scripted faults (status, body, delay,
 //! extra headers, truncated JSON, a dropped connection; before or after the request is
-//! carried out), the `x-ig-set-www-claim` and rotated-cookie `Set-Cookie` headers, and the
-//! request log.
+//! carried out), the `x-ig-set-www-claim`, `ig-set-ig-u-rur` and rotated-cookie `Set-Cookie`
+//! headers, and the request log.
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
@@ -23,6 +23,11 @@ pub(crate) struct RequestFacts {
     pub form_fields: Vec<String>,
     /// `Set-Cookie` values of the answer (a rotated csrftoken the client has not sent yet).
     pub set_cookies: Vec<String>,
+    /// The session's routing hint, sent in `ig-set-ig-u-rur` until the client echoes it
+    /// in `ig-u-rur`.
+    pub set_ig_u_rur: Option<String>,
+    /// Whether the request's `ig-u-rur` echoed the routing hint.
+    pub ig_u_rur: Option<ClaimEcho>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +104,11 @@ pub(crate) async fn gate(
             }
         }
     }
+    if let Some(rur) = &facts.set_ig_u_rur {
+        if let Ok(value) = HeaderValue::from_str(rur) {
+            response.headers_mut().insert("ig-set-ig-u-rur", value);
+        }
+    }
     for cookie in &facts.set_cookies {
         if let Ok(value) = HeaderValue::from_str(cookie) {
             response.headers_mut().append("set-cookie", value);
@@ -113,6 +123,7 @@ pub(crate) async fn gate(
         form_fields: facts.form_fields,
         csrf_ok: facts.csrf_ok,
         www_claim,
+        ig_u_rur: facts.ig_u_rur.unwrap_or(ClaimEcho::Absent),
         pk: facts.pk,
         status: if dropped {
             0

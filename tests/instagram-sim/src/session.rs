@@ -52,6 +52,9 @@ pub(crate) struct SessionRecord {
     pub pk: u64,
     pub www_claim: String,
     pub csrftoken: String,
+    /// The routing hint the app is told in `ig-set-ig-u-rur` and echoes in
+    /// `ig-u-rur`; it changes with every rotation.
+    pub ig_u_rur: String,
     /// The claim the latest rotation replaced (accepted until the grace period ends);
     /// `None` before the first rotation.
     retired_claim: Option<String>,
@@ -69,6 +72,7 @@ impl SessionRecord {
             pk,
             www_claim: new_claim(),
             csrftoken: csrftoken.to_owned(),
+            ig_u_rur: new_rur(pk),
             retired_claim: None,
             rotated_at: Instant::now(),
             requests: VecDeque::new(),
@@ -86,6 +90,7 @@ impl SessionRecord {
         }
         self.csrftoken = random_token(32);
         self.retired_claim = Some(std::mem::replace(&mut self.www_claim, new_claim()));
+        self.ig_u_rur = new_rur(self.pk);
         self.rotated_at = now;
     }
 
@@ -188,6 +193,11 @@ impl SessionRecord {
 
 fn new_claim() -> String {
     format!("hmac.AR{}", random_token(40))
+}
+
+/// Instagram's shape: a data-centre name, the account, an expiry and a signature.
+fn new_rur(pk: u64) -> String {
+    format!("\"CLN\\054{pk}\\0541800000000:01f{}\"", random_token(40))
 }
 
 #[cfg(test)]

@@ -132,6 +132,8 @@ pub struct RequestLogEntry {
     /// Whether `X-CSRFTOKEN` equalled the csrftoken cookie (POSTs only).
     pub csrf_ok: Option<bool>,
     pub www_claim: ClaimEcho,
+    /// Whether `ig-u-rur` echoed the session's routing hint (`ig-set-ig-u-rur`).
+    pub ig_u_rur: ClaimEcho,
     /// The account the request was authenticated as, when it was.
     pub pk: Option<u64>,
     pub status: u16,
@@ -1348,6 +1350,7 @@ mod tests {
             form_fields: Vec::new(),
             csrf_ok: None,
             www_claim: ClaimEcho::Absent,
+            ig_u_rur: ClaimEcho::Absent,
             pk: None,
             status: 200,
         }
