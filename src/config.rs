@@ -463,6 +463,9 @@ impl Default for SendingConfig {
     }
 }
 
+/// A week in milliseconds: the longest cool-down.
+const WEEK_MS: u64 = 7 * 24 * 3_600_000;
+
 /// Account safety: each login's request budget (token buckets a person's pace could
 /// match) and the cool-down after Instagram says "too many". Times are in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -766,6 +769,12 @@ impl Config {
             problem(
                 "safety.max_cool_down_ms",
                 "must be at least safety.cool_down_ms".to_owned(),
+            );
+        }
+        if safety.max_cool_down_ms > WEEK_MS {
+            problem(
+                "safety.max_cool_down_ms",
+                format!("must be at most a week ({WEEK_MS})"),
             );
         }
         if self.media.max_bytes == 0 {

@@ -78,6 +78,9 @@ impl Clock for SystemClock {
     }
 }
 
+/// The longest cool-down a platform's `Retry-After` can ask for.
+const LONGEST_ASKED: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Token buckets and the cool-down of one login, shared by all its connector clones.
 pub struct RequestBudget {
     rules: BudgetRules,
@@ -208,9 +211,10 @@ impl RequestBudget {
         let now = self.clock.now();
         let rule = self.rules.cool_down;
         let mut state = self.state();
-        let asked = retry_after.unwrap_or_default();
-        if let Some(until) = state.until.filter(|until| *until > now) {
-            state.until = Some(until.max(now + asked));
+        // A Retry-After beyond a week is taken as a week (and cannot overflow the clock).
+        let asked = retry_after.unwrap_or_default().min(LONGEST_ASKED);
+        let until = if let Some(until) = state.until.filter(|until| *until > now) {
+            until.max(now + asked)
         } else {
             let quiet = state
                 .until
@@ -225,11 +229,16 @@ impl RequestBudget {
                 .saturating_mul(2u32.saturating_pow(doublings))
                 .min(rule.max)
                 .max(asked);
-            state.until = Some(now + length);
             state.repeats = state.repeats.saturating_add(1);
             state.cause = cause;
+            now + length
+        };
+        state.until = Some(until);
+        CoolDown {
+            remaining: until.saturating_duration_since(now),
+            cause: state.cause,
+            repeat: state.repeats,
         }
-        active(&state, now).expect("a cool-down was just started")
     }
 
     /// The cool-down in force, if any.
