@@ -487,8 +487,9 @@ pub struct SafetyConfig {
     pub cool_down_ms: u64,
     /// Longest pause.
     pub max_cool_down_ms: u64,
-    /// Quiet time after a pause after which repeats are forgotten (the next pause
-    /// is `cool_down_ms` again, and the user is told again).
+    /// Quiet time after a pause after which repeats are forgotten: the login is
+    /// `connected` again (until then it shows as rate-limited, though requests
+    /// flow between pauses), and the next pause is `cool_down_ms` again.
     pub forget_after_ms: u64,
 }
 
@@ -1584,7 +1585,8 @@ safety:
   cool_down_ms: @COOL_DOWN@
   # ...up to this.
   max_cool_down_ms: @MAX_COOL_DOWN@
-  # Quiet time after which repeats are forgotten.
+  # Quiet time after the last pause after which repeats are forgotten and the
+  # login counts as connected again (you are told).
   forget_after_ms: @FORGET_AFTER@
 
 # Double puppeting: what you send from the Instagram app appears from your own

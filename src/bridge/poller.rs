@@ -86,7 +86,7 @@ pub async fn run(
             // Instagram asked to slow down: no poll until the pause is over.
             Err(ConnectorError::CoolingDown { remaining, .. }) => {
                 super::budget::tell_cool_down(&poller.bridge, &mxid).await;
-                poller.schedule.failed(Some(remaining));
+                poller.schedule.paused(remaining);
             }
             Err(e) => {
                 let retry_after = match &e {

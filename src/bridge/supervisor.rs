@@ -199,7 +199,7 @@ async fn validate(bridge: &Bridge, mxid: &str) -> bool {
         return false;
     };
     let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
-    let connector = bridge.connector.clone().with_timeout(timeout);
+    let connector = session.connector.clone().with_timeout(timeout);
     let result = connector.validate(&mut session.creds).await;
     session.save().await;
     let Err(error) = result else {

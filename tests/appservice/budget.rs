@@ -27,12 +27,13 @@ const PAUSED: &str = "requests to Instagram are paused until";
 const RECONNECTED: &str = "Reconnected to Instagram";
 
 /// Instagram's escalation, faster than the real one so a test sees it end: a
-/// session may make 12 requests in any 5 s; 3 refusals within 10 s turn its
-/// sends into `feedback_required`, 10 into a challenge.
+/// session may make 6 requests in any 3 s (more than the bridge's sustained
+/// pace, less than its bursts); 3 refusals within 10 s turn its sends into
+/// `feedback_required`, 10 into a challenge.
 fn strict_instagram() -> Settings {
     Settings {
-        session_requests_per_window: 12,
-        rate_window: Duration::from_secs(5),
+        session_requests_per_window: 6,
+        rate_window: Duration::from_secs(3),
         strikes_for_feedback: 3,
         strikes_for_challenge: 10,
         strike_decay: Duration::from_secs(10),
