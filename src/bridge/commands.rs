@@ -305,19 +305,12 @@ impl CommandHandler for Ping {
         );
         let login_state = match ctx.sender_login().await? {
             None => "You are not logged in to Instagram.".to_owned(),
-            Some(login) => {
-                let last_poll = ctx
-                    .bridge
-                    .store
-                    .last_poll_success(&login.mxid)
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "cannot read the login's last poll");
-                        CommandError::Failed("the bridge's database is unavailable".to_owned())
-                    })?
-                    .and_then(chrono::DateTime::from_timestamp_millis);
-                super::login_state::describe(&login, last_poll, chrono::Utc::now())
-            }
+            Some(login) => super::login_state::describe_stored(ctx.bridge, &login)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot read the login's last poll");
+                    CommandError::Failed("the bridge's database is unavailable".to_owned())
+                })?,
         };
         Ok(Reply::text(format!("{status}\n{login_state}")))
     }

@@ -13,7 +13,7 @@ use ruma::{OwnedTransactionId, RoomId};
 use super::commands::Reply;
 use super::Bridge;
 use crate::connector::session::ConnectorError;
-use crate::store::LoginRecord;
+use crate::store::{LoginRecord, StoreError};
 
 /// Where a login stands with Instagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,21 +222,31 @@ pub fn describe(
     last_poll: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> String {
-    let state = LoginState::of(login);
-    let who = login
-        .username
-        .as_ref()
-        .map(|name| format!("@{name}"))
-        .unwrap_or_else(|| "Your Instagram login".to_owned());
+    let state = LoginState::of(login).label();
+    let who = match &login.username {
+        Some(name) => format!("Logged in as @{name} ({state})."),
+        None => format!("Your Instagram login: {state}."),
+    };
     let polled = match last_poll {
         Some(at) => format!(
-            "last successful poll {} ({})",
+            "Last successful poll {} ({}).",
             at.format("%Y-%m-%d %H:%M:%S UTC"),
             ago(now - at)
         ),
-        None => "no successful poll yet".to_owned(),
+        None => "No successful poll yet.".to_owned(),
     };
-    format!("{who}: {}; {polled}.", state.label())
+    format!("{who} {polled}")
+}
+
+/// [`describe`] for a stored login now, its last successful poll read from
+/// the store.
+pub async fn describe_stored(bridge: &Bridge, login: &LoginRecord) -> Result<String, StoreError> {
+    let last_poll = bridge
+        .store
+        .last_poll_success(&login.mxid)
+        .await?
+        .and_then(DateTime::from_timestamp_millis);
+    Ok(describe(login, last_poll, Utc::now()))
 }
 
 /// "just now", "1 minute ago", "5 hours ago", ...
@@ -436,8 +446,8 @@ mod tests {
         let polled = Utc.with_ymd_and_hms(2026, 12, 5, 10, 13, 30).unwrap();
         assert_eq!(
             describe(&login, Some(polled), now),
-            "@alice: session expired; last successful poll 2026-12-05 10:13:30 UTC \
-             (6 minutes ago)."
+            "Logged in as @alice (session expired). Last successful poll 2026-12-05 10:13:30 \
+             UTC (6 minutes ago)."
         );
         let fresh = LoginRecord {
             username: None,
@@ -446,7 +456,7 @@ mod tests {
         };
         assert_eq!(
             describe(&fresh, None, now),
-            "Your Instagram login: connected; no successful poll yet."
+            "Your Instagram login: connected. No successful poll yet."
         );
         assert_eq!(ago(chrono::TimeDelta::seconds(59)), "just now");
         assert_eq!(ago(chrono::TimeDelta::seconds(3600)), "1 hour ago");

@@ -51,22 +51,35 @@ pub async fn run(
     };
     let mut rng = rand::rngs::StdRng::from_entropy();
     let mut keep_alive_at = poller.next_keep_alive(&mut rng);
+    let mut poll_at = Instant::now();
     loop {
-        if keep_alive_at.is_some_and(|at| at <= Instant::now()) {
-            let outcome = tokio::select! {
-                outcome = session::keep_alive(&poller.connector, &mut poller.session.creds) => outcome,
-                _ = stopped.changed() => return,
-            };
-            poller.session.save().await;
-            if let Some(state) = keep_alive_state(&outcome) {
-                tracing::warn!(login = %mxid, "the keep-alive check found the session ended");
-                login_state::move_login(&poller.bridge, &mxid, state, None).await;
-                return;
+        // The keep-alive check has its own timer, so a login that polls
+        // seldom is still checked on time.
+        let keep_alive_due = keep_alive_at.unwrap_or(poll_at);
+        tokio::select! {
+            () = tokio::time::sleep_until(poll_at.into()) => {}
+            () = signals.wake.notified() => {}
+            () = tokio::time::sleep_until(keep_alive_due.into()), if keep_alive_at.is_some() => {
+                let outcome = tokio::select! {
+                    outcome = session::keep_alive(&poller.connector, &mut poller.session.creds) => outcome,
+                    _ = stopped.changed() => return,
+                };
+                poller.session.save().await;
+                if let Some(state) = keep_alive_state(&outcome) {
+                    tracing::warn!(login = %mxid, "the keep-alive check found the session ended");
+                    login_state::move_login(&poller.bridge, &mxid, state, None).await;
+                    return;
+                }
+                if let KeepAliveOutcome::Failed(e) = &outcome {
+                    tracing::warn!(login = %mxid, error = %e, "the keep-alive check failed");
+                }
+                keep_alive_at = poller.next_keep_alive(&mut rng);
+                continue;
             }
-            if let KeepAliveOutcome::Failed(e) = &outcome {
-                tracing::warn!(login = %mxid, error = %e, "the keep-alive check failed");
-            }
-            keep_alive_at = poller.next_keep_alive(&mut rng);
+            _ = stopped.changed() => return,
+        }
+        if *stopped.borrow() {
+            return;
         }
         let forced = signals.take_forced();
         let outcome = tokio::select! {
@@ -98,15 +111,7 @@ pub async fn run(
                 poller.failed(&e).await;
             }
         }
-        let delay = poller.schedule.next_delay(&mut rng);
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = signals.wake.notified() => {}
-            _ = stopped.changed() => return,
-        }
-        if *stopped.borrow() {
-            return;
-        }
+        poll_at = Instant::now() + poller.schedule.next_delay(&mut rng);
     }
 }
 

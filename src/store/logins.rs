@@ -118,18 +118,6 @@ impl Store {
         Ok(self.execute(statement, "updating a login's state").await? > 0)
     }
 
-    /// Moves a login to `state` unless it is there already; true if it
-    /// changed (so what a change triggers, such as telling the user, happens once).
-    pub async fn change_login_state(&self, mxid: &str, state: &str) -> Result<bool, StoreError> {
-        let statement = sqlx::query(
-            "UPDATE logins SET state = $2, updated_at = $3 WHERE mxid = $1 AND state <> $2",
-        )
-        .bind(mxid)
-        .bind(state)
-        .bind(now_millis());
-        Ok(self.execute(statement, "changing a login's state").await? > 0)
-    }
-
     /// Replaces a login's state `from` (as stored) by `to`; false if the
     /// login is gone or its state is no longer `from` (someone changed it
     /// first), so a change is acted on once.

@@ -238,8 +238,16 @@ mod tests {
         assert_eq!(read[0].newest_page, state.newest_page);
 
         assert_eq!(store.login_sync("@alice:x").await.unwrap(), None);
+        store.record_poll_success("@alice:x", 42).await.unwrap();
+        assert_eq!(
+            store.last_poll_success("@alice:x").await.unwrap(),
+            None,
+            "nothing before the first sync"
+        );
         store.save_login_sync("@alice:x", Some(500)).await.unwrap();
+        store.record_poll_success("@alice:x", 42).await.unwrap();
         store.save_login_sync("@alice:x", None).await.unwrap();
+        assert_eq!(store.last_poll_success("@alice:x").await.unwrap(), Some(42));
         assert_eq!(
             store.login_sync("@alice:x").await.unwrap(),
             Some(LoginSync {

@@ -3,7 +3,8 @@
 //! bridge polls (one notice, polling stops, Matrix messages held, all
 //! delivered once after `login-cookies`), a session found ended by
 //! `auth.validate` at startup, `ping` showing the state and the last
-//! successful poll, and Instagram unreachable for a run of polls and back.
+//! successful poll, Instagram unreachable for a run of polls and back, and
+//! the keep-alive check finding an ended session.
 //! The bridge's log never holds a cookie value.
 
 use std::collections::BTreeMap;
@@ -23,6 +24,8 @@ on_both_databases!(
 
 const INBOX: &str = "direct_v2/inbox/";
 const CURRENT_USER: &str = "accounts/current_user/";
+/// The spec's `session.keep_alive` request.
+const KEEP_ALIVE: &str = "direct_v2/get_presence/";
 const EXPIRED_NOTICE: &str = "Your Instagram session has ended";
 
 /// A fixture whose bridge polls fast.
@@ -159,7 +162,7 @@ async fn an_ended_session_holds_everything_until_the_next_login(backend: Backend
         .await
         .expect("an answer to ping");
     assert!(
-        ping.contains("@alice.insta: connected; last successful poll 20")
+        ping.contains("Logged in as @alice.insta (connected). Last successful poll 20")
             && ping.contains(" UTC ("),
         "{ping}"
     );
@@ -176,7 +179,10 @@ async fn an_ended_session_holds_everything_until_the_next_login(backend: Backend
         .ask(&management, &bot, "ping")
         .await
         .expect("an answer to ping");
-    assert!(ping.contains("@alice.insta: session expired;"), "{ping}");
+    assert!(
+        ping.contains("Logged in as @alice.insta (session expired)."),
+        "{ping}"
+    );
 
     // Meanwhile alice writes from Matrix and her friend on Instagram.
     let held = fixture
@@ -365,5 +371,62 @@ async fn instagram_unreachable_for_a_run_of_polls_and_back() {
         .ask(&management, &bot, "ping")
         .await
         .expect("an answer to ping");
-    assert!(ping.contains("connected; last successful poll"), "{ping}");
+    assert!(
+        ping.contains("(connected). Last successful poll"),
+        "{ping}"
+    );
+}
+
+#[tokio::test]
+async fn the_keep_alive_check_finds_an_ended_session() {
+    let mut fixture = fixture(Backend::Sqlite).await;
+    // Polls so seldom that only the keep-alive check, every second here, can
+    // notice the end.
+    fixture.poll_seldom();
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/connectors/instagram.yaml"
+    ))
+    .expect("reading the built-in spec");
+    let every_second = spec.replacen("interval: \"4h\"", "interval: \"1s\"", 1);
+    assert_ne!(every_second, spec, "the spec's keep-alive interval moved");
+    let path = fixture.e2e.config.dir.join("instagram.yaml");
+    std::fs::write(&path, every_second).expect("writing the spec");
+    fixture.configure(
+        &["instagram", "connector"],
+        path.to_string_lossy().into_owned(),
+    );
+    let bot = fixture.e2e.bot().to_owned();
+    fixture.e2e.start_bridge().await;
+    let management = management_room(&mut fixture.user, &bot).await;
+    let keep_alive_checks = || {
+        fixture
+            .sim
+            .request_log()
+            .iter()
+            .filter(|entry| entry.path.ends_with(KEEP_ALIVE))
+            .map(|entry| entry.status)
+            .collect::<Vec<u16>>()
+    };
+    let store = fixture.store().await;
+    let mxid = fixture.user.user_id.clone();
+    poll("the first poll done and a keep-alive check", || async {
+        store.last_poll_success(&mxid).await.ok()??;
+        (!keep_alive_checks().is_empty()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    let inbox_polls = fixture.sim.request_count("GET", INBOX);
+
+    fixture.sim.expire_session(fixture.me.pk).expect("expiring");
+    let notice = wait_for_bot_message(&mut fixture, &management, EXPIRED_NOTICE).await;
+    assert!(notice.contains("`login-cookies`"), "{notice}");
+    wait_for_state(&fixture, "session_expired").await;
+    let checks = keep_alive_checks();
+    assert_eq!(checks.last(), Some(&403), "{checks:?}");
+    assert_eq!(
+        fixture.sim.request_count("GET", INBOX),
+        inbox_polls,
+        "found by the keep-alive check, not a poll"
+    );
 }

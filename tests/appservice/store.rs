@@ -281,6 +281,19 @@ async fn login_roundtrip_keeps_credentials_encrypted(db: &TestDb) {
         .set_login_state("@nobody:x", "connected")
         .await
         .unwrap());
+    // A state change acted on once: replaced only from the value read.
+    assert!(store
+        .replace_login_state("@alice:x", "connected", "session_expired")
+        .await
+        .unwrap());
+    assert!(!store
+        .replace_login_state("@alice:x", "connected", "unreachable")
+        .await
+        .unwrap());
+    assert!(store
+        .replace_login_state("@alice:x", "session_expired", "connected")
+        .await
+        .unwrap());
     store
         .upsert_login(&login("@bob:x", &cipher, &cookies))
         .await
