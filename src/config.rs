@@ -757,9 +757,15 @@ impl Config {
         let safety = &self.safety;
         for (key, value) in [
             ("safety.reads_burst", u64::from(safety.reads_burst)),
-            ("safety.reads_per_minute", u64::from(safety.reads_per_minute)),
+            (
+                "safety.reads_per_minute",
+                u64::from(safety.reads_per_minute),
+            ),
             ("safety.writes_burst", u64::from(safety.writes_burst)),
-            ("safety.writes_per_minute", u64::from(safety.writes_per_minute)),
+            (
+                "safety.writes_per_minute",
+                u64::from(safety.writes_per_minute),
+            ),
             ("safety.cool_down_ms", safety.cool_down_ms),
         ] {
             if value == 0 {
@@ -1066,7 +1072,10 @@ impl Config {
                 self.sending.request_timeout_ms.to_string(),
             ),
             ("@READS_BURST@", self.safety.reads_burst.to_string()),
-            ("@READS_PER_MINUTE@", self.safety.reads_per_minute.to_string()),
+            (
+                "@READS_PER_MINUTE@",
+                self.safety.reads_per_minute.to_string(),
+            ),
             ("@WRITES_BURST@", self.safety.writes_burst.to_string()),
             (
                 "@WRITES_PER_MINUTE@",

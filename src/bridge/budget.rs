@@ -93,7 +93,9 @@ pub fn paused_until(remaining: Duration) -> String {
 /// What Instagram did, in plain words.
 pub fn cause_words(cause: CoolDownCause) -> &'static str {
     match cause {
-        CoolDownCause::RateLimited => "Instagram asked your account to slow down (too many requests)",
+        CoolDownCause::RateLimited => {
+            "Instagram asked your account to slow down (too many requests)"
+        }
         CoolDownCause::ActionBlocked => {
             "Instagram blocked sending from your account for a while (its spam protection, \
              feedback_required)"
@@ -138,7 +140,10 @@ mod tests {
     #[test]
     fn the_defaults_stay_below_what_instagram_flags() {
         let rules = rules(&SafetyConfig::default());
-        assert!(rules.writes.per_minute < 30, "Instagram flags 30 sends a minute");
+        assert!(
+            rules.writes.per_minute < 30,
+            "Instagram flags 30 sends a minute"
+        );
         assert!(rules.writes.burst <= 5);
         assert!(
             rules.reads.per_minute >= 20 + 20,
@@ -153,8 +158,14 @@ mod tests {
         let end = pause_end(remaining);
         assert_eq!(end.timestamp() % 60, 0);
         let shortest = Utc::now() + chrono::Duration::seconds(90);
-        assert!(end >= shortest - chrono::Duration::seconds(1), "{end} {shortest}");
-        assert!(end < shortest + chrono::Duration::seconds(61), "{end} {shortest}");
+        assert!(
+            end >= shortest - chrono::Duration::seconds(1),
+            "{end} {shortest}"
+        );
+        assert!(
+            end < shortest + chrono::Duration::seconds(61),
+            "{end} {shortest}"
+        );
         assert_eq!(
             paused_until(remaining).len(),
             "14:05 UTC".len(),

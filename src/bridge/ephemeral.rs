@@ -214,7 +214,9 @@ async fn mark_read(
             return None;
         }
     };
-    let result = session.connector.write_message(
+    let result = session
+        .connector
+        .write_message(
             &mut session.creds,
             &portal.thread_id,
             &item,
@@ -296,7 +298,9 @@ async fn set_typing(bridge: &Bridge, portal: &PortalRecord, typing: bool) {
             return;
         }
     };
-    let result = session.connector.set_typing(&mut session.creds, &portal.thread_id, typing)
+    let result = session
+        .connector
+        .set_typing(&mut session.creds, &portal.thread_id, typing)
         .await;
     session.save().await;
     if let Err(e) = result {

@@ -216,7 +216,8 @@ impl Poller {
     /// `polling.unreachable_after_failures` in a row that could not reach
     /// Instagram, the login is marked unreachable (its owner told once).
     async fn failed(&mut self, error: &ConnectorError) {
-        let reaching = matches!(error, ConnectorError::Transient { platform, .. } if platform != DATABASE);
+        let reaching =
+            matches!(error, ConnectorError::Transient { platform, .. } if platform != DATABASE);
         if !reaching {
             return;
         }
@@ -339,8 +340,7 @@ impl Poller {
         } else {
             config.polling.presence_idle_interval_ms
         };
-        if Self::due(self.presence_polled, presence_every) && !partners.is_empty()
-        {
+        if Self::due(self.presence_polled, presence_every) && !partners.is_empty() {
             self.presence_polled = Some(Instant::now());
             self.relay_presence(&partners).await?;
         }

@@ -112,8 +112,7 @@ impl Bucket {
 
     fn refill(&mut self, rule: BucketRule, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens =
-            (self.tokens + elapsed * per_second(rule)).min(f64::from(rule.burst.max(1)));
+        self.tokens = (self.tokens + elapsed * per_second(rule)).min(f64::from(rule.burst.max(1)));
         self.updated = now;
     }
 }

@@ -73,7 +73,11 @@ async fn rate_limit_escalation_is_met_by_cool_downs(backend: Backend) {
         .post_text(&thread, friend.pk, "hello")
         .expect("posting a message");
     fixture.e2e.start_bridge().await;
-    let management = fixture.user.create_dm(&bot).await.expect("inviting the bot");
+    let management = fixture
+        .user
+        .create_dm(&bot)
+        .await
+        .expect("inviting the bot");
     fixture
         .user
         .wait_for_message(&management, &bot)
@@ -158,7 +162,10 @@ async fn rate_limit_escalation_is_met_by_cool_downs(backend: Backend) {
             break;
         }
     }
-    let paused: Vec<&String> = notices.iter().filter(|body| body.contains(PAUSED)).collect();
+    let paused: Vec<&String> = notices
+        .iter()
+        .filter(|body| body.contains(PAUSED))
+        .collect();
     assert_eq!(paused.len(), 1, "told once: {notices:?}");
     assert!(paused[0].contains(" UTC. Nothing is lost"), "{paused:?}");
     assert_eq!(

@@ -177,9 +177,7 @@ async fn rotated_cookies_claim_and_routing_hint_are_kept_and_sent_back() {
     assert!(log
         .iter()
         .all(|entry| entry.www_claim == ClaimEcho::Matches));
-    assert!(log
-        .iter()
-        .all(|entry| entry.ig_u_rur == ClaimEcho::Matches));
+    assert!(log.iter().all(|entry| entry.ig_u_rur == ClaimEcho::Matches));
     assert!(log
         .iter()
         .filter(|entry| entry.method == "POST")

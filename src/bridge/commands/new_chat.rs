@@ -171,7 +171,7 @@ async fn pm(
     username: &str,
     text: &str,
 ) -> Result<Reply, CommandError> {
-    let user: User = find_user(ctx, session, username).await?;
+    let user: User = find_user(session, username).await?;
     if Some(&user.id) == session.login.ig_user_id.as_ref() {
         return Err(CommandError::Failed(
             "that is your own account; name someone else".to_owned(),
@@ -249,7 +249,7 @@ async fn create_group(
 ) -> Result<Reply, CommandError> {
     let mut user_ids = Vec::new();
     for username in usernames {
-        let user = find_user(ctx, session, username).await?;
+        let user = find_user(session, username).await?;
         if Some(&user.id) != session.login.ig_user_id.as_ref() && !user_ids.contains(&user.id) {
             user_ids.push(user.id);
         }
@@ -259,7 +259,8 @@ async fn create_group(
             "Name at least one user besides yourself.".to_owned(),
         ));
     }
-    let conversation = session.connector
+    let conversation = session
+        .connector
         .create_group(&mut session.creds, &user_ids, title)
         .await
         .map_err(|e| instagram_failed(&e))?;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ruma::{EventId, RoomId};
 
-use super::super::login_session::{LoginSession, SessionError};
 use super::super::budget::{paused_until, tell_cool_down};
+use super::super::login_session::{LoginSession, SessionError};
 use super::super::login_state::login_needs_user;
 use super::super::relay_in::text_hash;
 use super::super::{relay_latency, Bridge};
