@@ -1583,12 +1583,13 @@ sending:
 # requests pause (messages wait, nothing is lost; you are told once), for
 # longer at each repeat. Times in milliseconds.
 safety:
-  # Reads (inbox, chats, presence) at once, and per minute sustained.
+  # Reads (inbox, chats, presence) at once...
   reads_burst: @READS_BURST@
+  # ...and per minute, sustained.
   reads_per_minute: @READS_PER_MINUTE@
-  # Writes (messages, reactions, read receipts, typing) at once, and per
-  # minute sustained; Instagram flags 30 messages a minute as spam.
+  # Writes (messages, reactions, read receipts, typing) at once...
   writes_burst: @WRITES_BURST@
+  # ...and per minute, sustained; Instagram flags 30 messages a minute as spam.
   writes_per_minute: @WRITES_PER_MINUTE@
   # The first pause after Instagram says "too many"; doubled at each repeat...
   cool_down_ms: @COOL_DOWN@
