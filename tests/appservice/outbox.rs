@@ -464,6 +464,8 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
             "through a rate limit",
             "written then 500",
             "written then dropped",
+            "flagged",
+            "rate limited again and again",
             "back to normal",
             "while logged out",
             "also while logged out",
