@@ -81,7 +81,7 @@ impl fmt::Display for RequestRates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Instagram requests per hour (default settings): idle {:.0}, busy {:.0}\n  \
+            "Instagram requests per hour: idle {:.0}, busy {:.0} (default settings)\n  \
              measured: the simulator's request log, both logins observed over the same window, \
              scaled to an hour\n  \
              idle (a second login, its chats quiet for longer than the active window): {}\n  \

@@ -84,7 +84,9 @@ impl Logins {
             username,
             credentials: self.seal(mxid, credentials)?,
             device_uuid: credentials.device_id.clone(),
-            state: super::login_state::LoginState::Connected.as_str().to_owned(),
+            state: super::login_state::LoginState::Connected
+                .as_str()
+                .to_owned(),
         };
         self.store.upsert_login(&record).await?;
         Ok(record)

@@ -28,8 +28,8 @@ use super::commands::{
 };
 use super::instagram::{LoginError, Logins};
 use super::login_cookies;
-use super::login_waiting::{Interruption, LoginMarkers, Marker, WaitingFor};
 use super::login_state::LoginState;
+use super::login_waiting::{Interruption, LoginMarkers, Marker, WaitingFor};
 use super::supervisor::Supervisor;
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};

@@ -402,9 +402,11 @@ mod tests {
     #[test]
     fn each_state_tells_the_user_what_to_do() {
         let expired = notice(LoginState::Connected, LoginState::SessionExpired, None).unwrap();
-        assert!(expired.contains("Send `login` or `login-cookies`"), "{expired}");
-        let challenge =
-            notice(LoginState::Connected, LoginState::ChallengeRequired, None).unwrap();
+        assert!(
+            expired.contains("Send `login` or `login-cookies`"),
+            "{expired}"
+        );
+        let challenge = notice(LoginState::Connected, LoginState::ChallengeRequired, None).unwrap();
         assert!(challenge.contains("security check"), "{challenge}");
         let checkpoint =
             notice(LoginState::Connected, LoginState::CheckpointRequired, None).unwrap();
@@ -414,7 +416,10 @@ mod tests {
         assert!(limited.contains("until 14:30 UTC"), "{limited}");
         assert!(limited.contains("Nothing is lost"), "{limited}");
         let unreachable = notice(LoginState::Connected, LoginState::Unreachable, None).unwrap();
-        assert!(unreachable.contains("nothing you need to do"), "{unreachable}");
+        assert!(
+            unreachable.contains("nothing you need to do"),
+            "{unreachable}"
+        );
     }
 
     #[test]

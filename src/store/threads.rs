@@ -107,7 +107,8 @@ impl Store {
             sqlx::query("UPDATE poll_logins SET last_success_at = $2 WHERE login_mxid = $1")
                 .bind(login_mxid)
                 .bind(at);
-        self.execute(statement, "recording a successful poll").await?;
+        self.execute(statement, "recording a successful poll")
+            .await?;
         Ok(())
     }
 
@@ -119,7 +120,9 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map(Option::flatten)
-            .map_err(super::query_failed("reading a login's last successful poll"))
+            .map_err(super::query_failed(
+                "reading a login's last successful poll",
+            ))
     }
 
     /// Every thread the poller knows of for a login.

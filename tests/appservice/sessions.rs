@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use instagram_sim::{Account, Fault};
+use instagram_sim::{Account, Fault, Simulator};
 use matrix_instagram::store::OutboxState;
 
 use crate::harness::client::RoomEvent;
@@ -336,22 +336,24 @@ async fn instagram_unreachable_for_a_run_of_polls_and_back() {
         times: 4 * failing_polls,
         ..Fault::default()
     });
-    let failed_inbox = || {
-        fixture
-            .sim
-            .request_log()
+    let failed_inbox = |sim: &Simulator| {
+        sim.request_log()
             .iter()
             .filter(|entry| entry.path.ends_with(INBOX) && entry.status == 500)
             .count()
     };
     poll("a first failed poll", || async {
-        (failed_inbox() >= 4).then_some(())
+        (failed_inbox(&fixture.sim) >= 4).then_some(())
     })
     .await
     .unwrap_or_else(|err| panic!("{err}"));
     let notice = wait_for_bot_message(&mut fixture, &management, "cannot be reached").await;
     assert!(notice.contains("nothing you need to do"), "{notice}");
-    assert_eq!(failed_inbox(), 4 * failing_polls, "marked after the run");
+    assert_eq!(
+        failed_inbox(&fixture.sim),
+        4 * failing_polls,
+        "marked after the run"
+    );
     wait_for_bot_message(&mut fixture, &management, "Reconnected to Instagram").await;
     wait_for_state(&fixture, "connected").await;
     assert_eq!(
@@ -371,10 +373,7 @@ async fn instagram_unreachable_for_a_run_of_polls_and_back() {
         .ask(&management, &bot, "ping")
         .await
         .expect("an answer to ping");
-    assert!(
-        ping.contains("(connected). Last successful poll"),
-        "{ping}"
-    );
+    assert!(ping.contains("(connected). Last successful poll"), "{ping}");
 }
 
 #[tokio::test]
@@ -399,10 +398,8 @@ async fn the_keep_alive_check_finds_an_ended_session() {
     let bot = fixture.e2e.bot().to_owned();
     fixture.e2e.start_bridge().await;
     let management = management_room(&mut fixture.user, &bot).await;
-    let keep_alive_checks = || {
-        fixture
-            .sim
-            .request_log()
+    let keep_alive_checks = |sim: &Simulator| {
+        sim.request_log()
             .iter()
             .filter(|entry| entry.path.ends_with(KEEP_ALIVE))
             .map(|entry| entry.status)
@@ -412,7 +409,7 @@ async fn the_keep_alive_check_finds_an_ended_session() {
     let mxid = fixture.user.user_id.clone();
     poll("the first poll done and a keep-alive check", || async {
         store.last_poll_success(&mxid).await.ok()??;
-        (!keep_alive_checks().is_empty()).then_some(())
+        (!keep_alive_checks(&fixture.sim).is_empty()).then_some(())
     })
     .await
     .unwrap_or_else(|err| panic!("{err}"));
@@ -422,7 +419,7 @@ async fn the_keep_alive_check_finds_an_ended_session() {
     let notice = wait_for_bot_message(&mut fixture, &management, EXPIRED_NOTICE).await;
     assert!(notice.contains("`login-cookies`"), "{notice}");
     wait_for_state(&fixture, "session_expired").await;
-    let checks = keep_alive_checks();
+    let checks = keep_alive_checks(&fixture.sim);
     assert_eq!(checks.last(), Some(&403), "{checks:?}");
     assert_eq!(
         fixture.sim.request_count("GET", INBOX),

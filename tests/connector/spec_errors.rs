@@ -410,7 +410,7 @@ fn unknown_roots_are_refused_where_no_response_key_can_be_meant() {
              '{{params.device_id}}' (known here: auth, device, api)",
             "connectors/broken.yaml: api: headers.X-IG-WWW-Claim: unknown auth value `www_claim` \
              in '{{auth.www_claim | default: '0'}}' (cookies and what response hooks store: \
-             cookies, ig_www_claim)",
+             cookies, ig_www_claim, ig_u_rur, ig_u_shbid, ig_u_shbts, x_mid)",
             "connectors/broken.yaml: session.keep_alive: rest.url: unknown device value `id` in \
              '{{api.base_url}}/direct_v2/{{device.id}}/' (known: uuid)",
             "connectors/broken.yaml: auth: connect.playwright.steps[0].goto: unknown api value \

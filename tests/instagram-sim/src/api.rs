@@ -217,7 +217,10 @@ fn guarded(
         ));
     }
     // Sent until the client echoes the current routing hint, as the claim is.
-    let rur_echo = match headers.get("ig-u-rur").and_then(|value| value.to_str().ok()) {
+    let rur_echo = match headers
+        .get("ig-u-rur")
+        .and_then(|value| value.to_str().ok())
+    {
         None => ClaimEcho::Absent,
         Some(rur) if rur == session.ig_u_rur => ClaimEcho::Matches,
         Some(_) => ClaimEcho::Differs,
