@@ -132,7 +132,10 @@ async fn rate_limit_escalation_is_met_by_cool_downs(backend: Backend) {
         .filter(|entry| entry.pk == Some(fixture.me.pk))
         .filter(|entry| entry.status == 429 || entry.status == 400)
         .count();
-    assert!(refusals >= 3, "{refusals} refusals: no escalation was tested");
+    assert!(
+        refusals >= 3,
+        "{refusals} refusals: no escalation was tested"
+    );
     assert!(
         refusals < strict_instagram().strikes_for_challenge as usize,
         "{refusals} refusals: the bridge hammered on towards a challenge"
