@@ -442,7 +442,8 @@ impl Default for MediaConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SendingConfig {
     /// Tries per event in all (the first included) while Instagram answers
-    /// with rate limits or server errors, or not at all.
+    /// with server errors, or not at all (a rate limit pauses the login
+    /// instead, see `safety`, and uses up no try).
     pub max_attempts: u32,
     /// Wait before the first retry; it doubles after each.
     pub initial_backoff_ms: u64,
@@ -1567,8 +1568,9 @@ media:
 
 # What you send in a portal, carried out on Instagram (times in milliseconds).
 sending:
-  # Tries per message in all while Instagram rate-limits, fails or does not
-  # answer; then the message is given up and the room told why.
+  # Tries per message in all while Instagram fails or does not answer; then the
+  # message is given up and the room told why. (A rate limit pauses the login
+  # instead, see safety, and uses up no try.)
   max_attempts: @SEND_ATTEMPTS@
   # Wait before the first retry; it doubles after each.
   initial_backoff_ms: @SEND_BACKOFF@
