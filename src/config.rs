@@ -93,6 +93,8 @@ pub struct Config {
     pub media: MediaConfig,
     #[serde(default)]
     pub sending: SendingConfig,
+    #[serde(default)]
+    pub safety: SafetyConfig,
     /// A section whose keys are all commented out reads as null: off.
     #[serde(default, deserialize_with = "null_as_default")]
     pub double_puppet: DoublePuppetConfig,
@@ -440,7 +442,8 @@ impl Default for MediaConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SendingConfig {
     /// Tries per event in all (the first included) while Instagram answers
-    /// with rate limits or server errors, or not at all.
+    /// with server errors, or not at all (a rate limit pauses the login
+    /// instead, see `safety`, and uses up no try).
     pub max_attempts: u32,
     /// Wait before the first retry; it doubles after each.
     pub initial_backoff_ms: u64,
@@ -457,6 +460,50 @@ impl Default for SendingConfig {
             initial_backoff_ms: 2_000,
             max_backoff_ms: 60_000,
             request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A week in milliseconds: the longest cool-down.
+const WEEK_MS: u64 = 7 * 24 * 3_600_000;
+
+/// Account safety: each login's request budget (token buckets a person's pace could
+/// match) and the cool-down after Instagram says "too many". Times are in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetyConfig {
+    /// Requests that only read (the inbox, thread pages, presence) one login may
+    /// make at once...
+    pub reads_burst: u32,
+    /// ...and in a minute, sustained.
+    pub reads_per_minute: u32,
+    /// Requests that change something (sends, reactions, receipts, typing) one
+    /// login may make at once...
+    pub writes_burst: u32,
+    /// ...and in a minute, sustained (Instagram flags a session that sends 30
+    /// messages a minute as spam).
+    pub writes_per_minute: u32,
+    /// How long a login's requests pause after Instagram rate-limits it or blocks
+    /// an action (`feedback_required`); doubled at each repeat.
+    pub cool_down_ms: u64,
+    /// Longest pause.
+    pub max_cool_down_ms: u64,
+    /// Quiet time after a pause after which repeats are forgotten: the login is
+    /// `connected` again (until then it shows as rate-limited, though requests
+    /// flow between pauses), and the next pause is `cool_down_ms` again.
+    pub forget_after_ms: u64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> SafetyConfig {
+        SafetyConfig {
+            reads_burst: 40,
+            reads_per_minute: 60,
+            writes_burst: 5,
+            writes_per_minute: 20,
+            cool_down_ms: 5 * 60_000,
+            max_cool_down_ms: 4 * 3_600_000,
+            forget_after_ms: 3_600_000,
         }
     }
 }
@@ -706,6 +753,36 @@ impl Config {
             problem(
                 "sending.request_timeout_ms",
                 "must be more than 0".to_owned(),
+            );
+        }
+        let safety = &self.safety;
+        for (key, value) in [
+            ("safety.reads_burst", u64::from(safety.reads_burst)),
+            (
+                "safety.reads_per_minute",
+                u64::from(safety.reads_per_minute),
+            ),
+            ("safety.writes_burst", u64::from(safety.writes_burst)),
+            (
+                "safety.writes_per_minute",
+                u64::from(safety.writes_per_minute),
+            ),
+            ("safety.cool_down_ms", safety.cool_down_ms),
+        ] {
+            if value == 0 {
+                problem(key, "must be more than 0".to_owned());
+            }
+        }
+        if safety.max_cool_down_ms < safety.cool_down_ms {
+            problem(
+                "safety.max_cool_down_ms",
+                "must be at least safety.cool_down_ms".to_owned(),
+            );
+        }
+        if safety.max_cool_down_ms > WEEK_MS {
+            problem(
+                "safety.max_cool_down_ms",
+                format!("must be at most a week ({WEEK_MS})"),
             );
         }
         if self.media.max_bytes == 0 {
@@ -995,6 +1072,19 @@ impl Config {
                 "@SEND_TIMEOUT@",
                 self.sending.request_timeout_ms.to_string(),
             ),
+            ("@READS_BURST@", self.safety.reads_burst.to_string()),
+            (
+                "@READS_PER_MINUTE@",
+                self.safety.reads_per_minute.to_string(),
+            ),
+            ("@WRITES_BURST@", self.safety.writes_burst.to_string()),
+            (
+                "@WRITES_PER_MINUTE@",
+                self.safety.writes_per_minute.to_string(),
+            ),
+            ("@COOL_DOWN@", self.safety.cool_down_ms.to_string()),
+            ("@MAX_COOL_DOWN@", self.safety.max_cool_down_ms.to_string()),
+            ("@FORGET_AFTER@", self.safety.forget_after_ms.to_string()),
             (
                 "@DOUBLE_PUPPET_TOKEN@",
                 optional(
@@ -1082,6 +1172,7 @@ impl Config {
             backfill: BackfillConfig::default(),
             media: MediaConfig::default(),
             sending: SendingConfig::default(),
+            safety: SafetyConfig::default(),
             double_puppet: DoublePuppetConfig::default(),
         }
     }
@@ -1477,8 +1568,9 @@ media:
 
 # What you send in a portal, carried out on Instagram (times in milliseconds).
 sending:
-  # Tries per message in all while Instagram rate-limits, fails or does not
-  # answer; then the message is given up and the room told why.
+  # Tries per message in all while Instagram fails or does not answer; then the
+  # message is given up and the room told why. (A rate limit pauses the login
+  # instead, see safety, and uses up no try.)
   max_attempts: @SEND_ATTEMPTS@
   # Wait before the first retry; it doubles after each.
   initial_backoff_ms: @SEND_BACKOFF@
@@ -1486,6 +1578,28 @@ sending:
   max_backoff_ms: @SEND_MAX_BACKOFF@
   # Longest one send may take before it counts as failed.
   request_timeout_ms: @SEND_TIMEOUT@
+
+# Account safety: how fast the bridge may use each Instagram login. Requests
+# beyond a burst wait their turn at the sustained rate. When Instagram
+# rate-limits the account or blocks an action (feedback_required), the login's
+# requests pause (messages wait, nothing is lost; you are told once), for
+# longer at each repeat. Times in milliseconds.
+safety:
+  # Reads (inbox, chats, presence) at once...
+  reads_burst: @READS_BURST@
+  # ...and per minute, sustained.
+  reads_per_minute: @READS_PER_MINUTE@
+  # Writes (messages, reactions, read receipts, typing) at once...
+  writes_burst: @WRITES_BURST@
+  # ...and per minute, sustained; Instagram flags 30 messages a minute as spam.
+  writes_per_minute: @WRITES_PER_MINUTE@
+  # The first pause after Instagram says "too many"; doubled at each repeat...
+  cool_down_ms: @COOL_DOWN@
+  # ...up to this.
+  max_cool_down_ms: @MAX_COOL_DOWN@
+  # Quiet time after the last pause after which repeats are forgotten and the
+  # login counts as connected again (you are told).
+  forget_after_ms: @FORGET_AFTER@
 
 # Double puppeting: what you send from the Instagram app appears from your own
 # Matrix account instead of a puppet of your Instagram account. It needs a

@@ -139,7 +139,9 @@ impl World {
         // client's sends on the same session it makes more requests a minute
         // than the session budget (`session_requests_per_window`) lets through
         // before 429s escalate to a challenge: the bench measures the relay,
-        // not the limits.
+        // not the limits. For the same reason `RelayFixture` lifts the
+        // bridge's own request budget (`safety:`), which would pace her sends to
+        // 20 a minute.
         fixture.sim.set_settings(Settings {
             send_limit_per_minute: 0,
             session_requests_per_window: 0,

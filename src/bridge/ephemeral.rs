@@ -214,7 +214,7 @@ async fn mark_read(
             return None;
         }
     };
-    let result = bridge
+    let result = session
         .connector
         .write_message(
             &mut session.creds,
@@ -298,7 +298,7 @@ async fn set_typing(bridge: &Bridge, portal: &PortalRecord, typing: bool) {
             return;
         }
     };
-    let result = bridge
+    let result = session
         .connector
         .set_typing(&mut session.creds, &portal.thread_id, typing)
         .await;

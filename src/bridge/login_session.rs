@@ -1,9 +1,11 @@
-//! A login's Instagram session for one piece of work outside the poller (a
-//! command, a read receipt, typing): the login and its opened credentials,
-//! saved back when response hooks changed them; and the plain words a user
-//! is told when Instagram fails.
+//! A login's Instagram session for one piece of work (a poll, a send, a
+//! command, a read receipt, typing): the login, its opened credentials,
+//! saved back when response hooks changed them, and the connector through the
+//! login's request budget; and the plain words a user is told when Instagram
+//! fails.
 
 use crate::connector::auth::Credentials;
+use crate::connector::http::Connector;
 use crate::connector::session::ConnectorError;
 use crate::secrets::CredentialCipher;
 use crate::store::LoginRecord;
@@ -28,6 +30,8 @@ pub enum SessionError {
 pub struct LoginSession {
     pub login: LoginRecord,
     pub creds: Credentials,
+    /// The bridge's connector with this login's request budget.
+    pub connector: Connector,
     saved: Credentials,
     logins: Logins,
 }
@@ -57,6 +61,7 @@ impl LoginSession {
             SessionError::Unavailable
         })?;
         Ok(LoginSession {
+            connector: bridge.login_connector(login_id),
             login,
             saved: creds.clone(),
             creds,
@@ -98,6 +103,13 @@ pub fn describe_failure(error: &ConnectorError) -> String {
              try again later"
                 .to_owned()
         }
+        ConnectorError::CoolingDown {
+            remaining, cause, ..
+        } => format!(
+            "{}; the bridge sends nothing to Instagram for this login until {}. Try again then",
+            super::budget::cause_words(*cause),
+            super::budget::paused_until(*remaining)
+        ),
         ConnectorError::NotFound { .. } => "Instagram says it does not exist (any more)".to_owned(),
         ConnectorError::Transient { .. } => {
             "Instagram could not be reached; try again in a moment".to_owned()

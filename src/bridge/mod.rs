@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub mod bot;
+pub mod budget;
 pub mod commands;
 pub mod convert;
 pub mod departure;
@@ -79,6 +80,8 @@ pub struct Bridge {
     pub pictures: Pictures,
     /// Acts as the users themselves, when `double_puppet.as_token` is set.
     pub double_puppet: Option<DoublePuppet>,
+    /// Each login's request budget (see [`budget`]).
+    pub budgets: budget::LoginBudgets,
     /// The logins' pollers.
     pub supervisor: Arc<Supervisor>,
     /// The portals' ordered workers.
@@ -115,6 +118,7 @@ impl Bridge {
             pictures: Pictures::new(),
             double_puppet,
             login_flows: LoginFlows::persisted(store.clone()),
+            budgets: budget::LoginBudgets::new(&config.safety),
             config,
             store,
             client,

@@ -2,11 +2,12 @@
 //! and presence at a lower rate); thread pages only for threads whose newest
 //! item or activity changed (or that `sync` named), followed back to the last
 //! relayed item; the findings handed to the portals' workers. Errors back
-//! off; a run of failures to reach Instagram marks the login unreachable
-//! (until the next good poll); a login that needs the user stops the poller
-//! (its state moved through [`login_state`], which tells the user once). The
-//! spec's keep-alive check runs here too, every `session.keep_alive.interval`
-//! with jitter.
+//! off; a cool-down of the login's request budget is waited out (the login
+//! moved to rate_limited meanwhile); a run of failures to reach Instagram
+//! marks the login unreachable (until the next good poll); a login that needs
+//! the user stops the poller (its state moved through [`login_state`], which
+//! tells the user once). The spec's keep-alive check runs here too, every
+//! `session.keep_alive.interval` with jitter.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -96,6 +97,11 @@ pub async fn run(
                 poller.needs_login(&e).await;
                 return;
             }
+            // Instagram asked to slow down: no poll until the pause is over.
+            Err(ConnectorError::CoolingDown { remaining, .. }) => {
+                super::budget::tell_cool_down(&poller.bridge, &login_id).await;
+                poller.schedule.paused(remaining);
+            }
             Err(e) => {
                 let retry_after = match &e {
                     ConnectorError::RateLimited { retry_after, .. } => *retry_after,
@@ -127,6 +133,9 @@ struct Poller {
     unreachable_polls: u64,
     /// Whether the login is marked unreachable (until a poll succeeds).
     unreachable: bool,
+    /// Whether the login was left rate-limited by an earlier run (whose
+    /// cool-downs this run does not know): connected after a good poll.
+    rate_limited_before: bool,
 }
 
 /// The threads one poll looks at.
@@ -156,9 +165,10 @@ impl Poller {
         // the user is not polled.
         let session = LoginSession::open(&bridge, login_id).await.ok()?;
         let unreachable = LoginState::of(&session.login) == LoginState::Unreachable;
+        let rate_limited_before = LoginState::of(&session.login) == LoginState::RateLimited;
         let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
         Some(Poller {
-            connector: bridge.connector.clone().with_timeout(timeout),
+            connector: session.connector.clone().with_timeout(timeout),
             schedule: Schedule::new(&bridge.config.polling),
             bridge,
             session,
@@ -168,6 +178,7 @@ impl Poller {
             watermark_saved: None,
             unreachable_polls: 0,
             unreachable,
+            rate_limited_before,
         })
     }
 
@@ -179,7 +190,8 @@ impl Poller {
         Some(Instant::now() + jittered(interval, jitter, rng))
     }
 
-    /// A poll succeeded: records when, and ends an unreachable state.
+    /// A poll succeeded: records when, and ends an unreachable state, and a
+    /// rate-limited one once its series of cool-downs is over.
     async fn succeeded(&mut self) {
         self.unreachable_polls = 0;
         let login_id = &self.session.login.id;
@@ -191,6 +203,10 @@ impl Poller {
         {
             tracing::warn!(login = %login_id, error = %e, "cannot record a successful poll");
         }
+        if std::mem::take(&mut self.rate_limited_before) {
+            login_state::move_login(&self.bridge, login_id, LoginState::Connected, None).await;
+        }
+        super::budget::tell_recovered(&self.bridge, login_id).await;
         if self.unreachable {
             self.unreachable = false;
             login_state::move_login(&self.bridge, login_id, LoginState::Connected, None).await;

@@ -152,6 +152,22 @@ impl PortalQueues {
         let _ = worker.sender.try_send(PortalWork::Outbox);
     }
 
+    /// Rings the doorbell of a portal's worker after `delay` (when a pause of
+    /// its login's requests is over).
+    pub fn ring_after(&self, login_id: &str, thread_id: &str, delay: Duration) {
+        // Held weakly: a bridge shut down meanwhile is not kept alive.
+        let Some(bridge) = self.bridge.get().cloned() else {
+            return;
+        };
+        let key = (login_id.to_owned(), thread_id.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(bridge) = bridge.upgrade() {
+                bridge.queues.ring(&key.0, &key.1);
+            }
+        });
+    }
+
     /// Whether the thread's worker has nothing offered or in progress.
     pub fn is_idle(&self, login_id: &str, thread_id: &str) -> bool {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());

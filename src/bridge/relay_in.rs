@@ -523,7 +523,7 @@ async fn refetch(
         .await
         .map_err(|e| failed(e.to_string()))?;
     let fresh = bridge
-        .connector
+        .login_connector(&login.id)
         .get_message(&mut credentials, &portal.thread_id, &message.id)
         .await
         .map_err(|e| failed(e.to_string()))?;

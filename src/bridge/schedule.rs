@@ -58,6 +58,13 @@ impl Schedule {
         self.retry_after = retry_after;
     }
 
+    /// The login's requests are paused for `remaining` (its request budget
+    /// is cooling down): the next poll waits at least that long. Not a
+    /// failure: the backoff does not grow.
+    pub fn paused(&mut self, remaining: Duration) {
+        self.retry_after = Some(remaining);
+    }
+
     /// The wait before the next poll, without jitter.
     pub fn base_delay(&self) -> Duration {
         if self.failures > 0 {
@@ -99,6 +106,18 @@ mod tests {
     }
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_pause_is_waited_out_without_growing_the_backoff() {
+        let mut schedule = schedule();
+        schedule.succeeded(Some(SECOND));
+        schedule.paused(90 * SECOND);
+        let mut rng = StdRng::seed_from_u64(7);
+        assert_eq!(schedule.base_delay(), 3 * SECOND, "not a failure");
+        assert_eq!(schedule.next_delay(&mut rng), 90 * SECOND);
+        schedule.succeeded(Some(SECOND));
+        assert!(schedule.next_delay(&mut rng) < 4 * SECOND);
+    }
 
     #[test]
     fn recent_activity_keeps_the_short_interval() {

@@ -200,7 +200,7 @@ async fn validate(bridge: &Bridge, login_id: &str) -> bool {
         return false;
     };
     let timeout = Duration::from_millis(bridge.config.polling.request_timeout_ms);
-    let connector = bridge.connector.clone().with_timeout(timeout);
+    let connector = session.connector.clone().with_timeout(timeout);
     let result = connector.validate(&mut session.creds).await;
     session.save().await;
     let Err(error) = result else {

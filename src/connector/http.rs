@@ -12,6 +12,11 @@
 //! dedupe on `client_context`): the caller decides, after looking. A request's
 //! `idempotent:` key overrides the first rule. Separately, a request's
 //! `retry:` rule sends it again while the platform answers "not yet".
+//!
+//! A connector with a request budget ([`Connector::with_budget`]) takes a
+//! token before every request it sends, and instead of retrying a rate limit
+//! or an action block it starts the budget's cool-down and fails with
+//! [`ConnectorError::CoolingDown`]: it never hammers on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +28,7 @@ use reqwest::{Client, Method, Url};
 use serde_json::{json, Map, Value};
 
 use super::auth::Credentials;
+use super::budget::{CoolDown, CoolDownCause, RequestBudget, RequestKind};
 use super::expr::Scope;
 use super::params;
 use super::session::{classify, ConnectorError, RetryPolicy};
@@ -144,6 +150,8 @@ pub struct Connector {
     client: Client,
     retry: RetryPolicy,
     timeout: Duration,
+    /// The login's request budget, when the caller attached one.
+    budget: Option<Arc<RequestBudget>>,
 }
 
 /// A request rendered and ready to send (possibly several times).
@@ -179,7 +187,19 @@ impl Connector {
             spec: Arc::new(spec),
             base_urls,
             client,
+            budget: None,
         }
+    }
+
+    /// Sends every request through `budget` (one login's: the clones of one
+    /// login share it).
+    pub fn with_budget(mut self, budget: Arc<RequestBudget>) -> Connector {
+        self.budget = Some(budget);
+        self
+    }
+
+    pub fn budget(&self) -> Option<&Arc<RequestBudget>> {
+        self.budget.as_ref()
     }
 
     /// Replaces the retry policy (tests use short waits).
@@ -420,11 +440,44 @@ impl Connector {
         let mut attempt = 1;
         let mut sends = 1;
         let mut waited = Duration::ZERO;
+        let kind = if action.readonly {
+            RequestKind::Read
+        } else {
+            RequestKind::Write
+        };
         loop {
+            if let Some(budget) = &self.budget {
+                budget
+                    .admit(kind)
+                    .await
+                    .map_err(|cool_down| self.cooling_down(cool_down))?;
+            }
             let failure = match self.send_once(action, request, not_yet, creds).await {
                 Ok(body) => return Ok(body),
                 Err(failure) => failure,
             };
+            if let Some(budget) = &self.budget {
+                let refusal = match &failure.error {
+                    ConnectorError::RateLimited { retry_after, .. } => {
+                        Some((CoolDownCause::RateLimited, *retry_after))
+                    }
+                    ConnectorError::ActionBlocked { .. } => {
+                        Some((CoolDownCause::ActionBlocked, None))
+                    }
+                    _ => None,
+                };
+                if let Some((cause, retry_after)) = refusal {
+                    let cool_down = budget.record_refusal(cause, retry_after);
+                    tracing::warn!(
+                        action = %action.name,
+                        error = %failure.error,
+                        cool_down_s = cool_down.remaining.as_secs(),
+                        repeat = cool_down.repeat,
+                        "the platform asked to slow down; requests paused"
+                    );
+                    return Err(self.cooling_down(cool_down));
+                }
+            }
             if failure.not_yet {
                 match not_yet {
                     Some((rule, _)) if sends < rule.attempts => {
@@ -566,6 +619,14 @@ impl Connector {
             reached_server: true,
             not_yet: false,
         })
+    }
+
+    fn cooling_down(&self, cool_down: CoolDown) -> ConnectorError {
+        ConnectorError::CoolingDown {
+            platform: self.platform().to_owned(),
+            remaining: cool_down.remaining,
+            cause: cool_down.cause,
+        }
     }
 
     /// A transport error as a transient failure. The URL is left out of the

@@ -3,6 +3,7 @@
 //! into the normalized model. It knows nothing of Matrix.
 
 pub mod auth;
+pub mod budget;
 pub mod expr;
 pub mod http;
 pub mod mapping;

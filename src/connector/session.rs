@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::auth::Credentials;
+use super::budget::CoolDownCause;
 use super::http::Connector;
 use super::spec::{parse_duration, CheckReaction};
 
@@ -132,6 +133,14 @@ pub enum ConnectorError {
     },
     #[error("{platform} has temporarily blocked this action: {message}")]
     ActionBlocked { platform: String, message: String },
+    /// Not sent: the login's request budget is cooling down after the platform refused
+    /// requests for going too fast (see `connector::budget`).
+    #[error("requests to {platform} are paused for {} s after it asked to slow down", remaining.as_secs())]
+    CoolingDown {
+        platform: String,
+        remaining: Duration,
+        cause: CoolDownCause,
+    },
     #[error("{platform} says it does not exist: {message}")]
     NotFound {
         platform: String,

@@ -246,6 +246,22 @@ impl Store {
         .map_err(query_failed("counting an outgoing event's attempt"))
     }
 
+    /// Takes back the count of a send Instagram refused before doing anything
+    /// (it asked to slow down) or that was never sent: it does not use up the
+    /// entry's attempts. False if there is no such entry.
+    pub async fn release_outbox_attempt(&self, event_id: &str) -> Result<bool, StoreError> {
+        let statement = sqlx::query(
+            "UPDATE outbox SET attempts = attempts - 1, updated_at = $2 \
+             WHERE event_id = $1 AND attempts > 0",
+        )
+        .bind(event_id)
+        .bind(now_millis());
+        Ok(self
+            .execute(statement, "taking back an outgoing event's attempt")
+            .await?
+            > 0)
+    }
+
     /// Marks an entry sent, with the Instagram item it created if any. False
     /// if there is no such entry.
     pub async fn mark_outbox_sent(

@@ -244,9 +244,14 @@ async fn chat_commands_change_the_thread(backend: Backend) {
         times: 10,
         ..Default::default()
     });
-    assert_eq!(
-        ask(&mut fixture, &room, "!ig mute").await,
-        "`mute` failed: Instagram is rate-limiting this account; try again in a few minutes"
+    // It also pauses the login's requests (a cool-down): the answer says until when.
+    let reply = ask(&mut fixture, &room, "!ig mute").await;
+    assert!(
+        reply.starts_with(
+            "`mute` failed: Instagram asked your account to slow down (too many requests); \
+             the bridge sends nothing to Instagram for this login until "
+        ) && reply.ends_with(" UTC. Try again then"),
+        "{reply}"
     );
     fixture.sim.clear_faults();
     assert_eq!(my_state(&fixture, &thread)["muted"], false);

@@ -252,7 +252,9 @@ fn invalid_values_are_all_listed_by_key() {
     let text = Config::example()
         .to_documented_yaml()
         .replace("\"instagram_{id}\"", "\"instagram_\"")
-        .replace("url: \"https://matrix.example.org\"", "url: \"not a url\"");
+        .replace("url: \"https://matrix.example.org\"", "url: \"not a url\"")
+        .replace("writes_per_minute: 20", "writes_per_minute: 0")
+        .replace("max_cool_down_ms: 14400000", "max_cool_down_ms: 1000");
     let message = parse_error(&text);
     assert!(
         message.starts_with("invalid configuration in /etc/bridge/config.yaml:"),
@@ -261,6 +263,14 @@ fn invalid_values_are_all_listed_by_key() {
     assert!(message.contains("\n  - homeserver.url: "), "{message}");
     assert!(
         message.contains("\n  - puppets.localpart_template: must contain {id}"),
+        "{message}"
+    );
+    assert!(
+        message.contains("\n  - safety.writes_per_minute: must be more than 0"),
+        "{message}"
+    );
+    assert!(
+        message.contains("\n  - safety.max_cool_down_ms: must be at least safety.cool_down_ms"),
         "{message}"
     );
 }

@@ -17,6 +17,7 @@ macro_rules! on_both_databases {
 }
 
 mod api;
+mod budget;
 mod commands;
 mod config;
 mod demo;

@@ -3,7 +3,8 @@
 //! PostgreSQL: what alice writes in a portal lands in the simulator's thread
 //! with the right text, reply target and client_context, once (its echo is
 //! not bridged back); the send status and the bot's receipt reach the room;
-//! faults during sends lose and repeat nothing and are told plainly; and a
+//! faults during sends lose and repeat nothing and are told plainly (rate
+//! limits and spam warnings wait out the login's cool-down); and a
 //! bridge killed while 300 messages go out, or whose sends are written and
 //! then lose their answer, sends each exactly once, in order.
 
@@ -40,6 +41,9 @@ on_both_databases!(
 
 /// The send path of a text.
 const SEND_TEXT: &str = "direct_v2/threads/broadcast/text/";
+
+/// Instagram's DM spam warning.
+const FEEDBACK_REQUIRED: &str = r#"{"message":"feedback_required","spam":true,"feedback_title":"Message Failed","feedback_message":"This message contains content that has been blocked by our security systems.","status":"fail"}"#;
 
 /// A fixture whose bridge polls fast and retries sends after short waits.
 async fn fixture(backend: Backend) -> RelayFixture {
@@ -339,7 +343,8 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
     let room = join_portal(&fixture, &thread).await;
     event_with_body(&fixture, &room, "hello from friend.one").await;
 
-    // A rate limit, then it passes: retried, one FAIL_RETRIABLE, then SUCCESS.
+    // A rate limit, then it passes: the message waits out the login's
+    // cool-down (one FAIL_RETRIABLE saying so), then SUCCESS.
     fixture.sim.inject_fault(send_fault(Fault {
         status: Some(429),
         ..Fault::default()
@@ -351,6 +356,13 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
         .map(|content| content["status"].clone())
         .collect();
     assert_eq!(reported, ["FAIL_RETRIABLE", "SUCCESS"]);
+    let paused = &statuses(&history, &bot, &limited)[0];
+    assert!(
+        paused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("asked this account to slow down")),
+        "{paused:?}"
+    );
 
     // Written, then a 500 or a dropped connection: the bridge finds the item
     // by its client_context instead of sending it again.
@@ -369,57 +381,43 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
     let dropped = send(&mut fixture, &room, "written then dropped").await;
     wait_for_status(&fixture, &room, &dropped, "SUCCESS").await;
 
-    // Sending faster than Instagram allows one session: its spam warning
-    // (feedback_required) gives the message up at once, told plainly.
-    let settings = fixture.sim.settings();
-    fixture.sim.set_settings(Settings {
-        send_limit_per_minute: 1,
-        ..settings
-    });
-    let flagged = send(&mut fixture, &room, "flagged").await;
-    let history = wait_for_status(&fixture, &room, &flagged, "FAIL_PERMANENT").await;
-    let failed = statuses(&history, &bot, &flagged);
-    assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(
-        failed[0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("spam (feedback_required)")),
-        "{failed:?}"
-    );
-    fixture.sim.set_settings(Settings {
-        send_limit_per_minute: 0,
-        ..settings
-    });
-
-    // Rate-limited for good: given up after sending.max_attempts tries.
+    // Instagram's spam warning (feedback_required): not given up, the
+    // message waits out the cool-down and goes.
     fixture.sim.inject_fault(send_fault(Fault {
-        status: Some(429),
-        times: 10,
+        status: Some(400),
+        body: Some(FEEDBACK_REQUIRED.to_owned()),
         ..Fault::default()
     }));
-    let given_up = send(&mut fixture, &room, "rate limited for good").await;
-    let history = wait_for_status(&fixture, &room, &given_up, "FAIL_PERMANENT").await;
-    let history = if notices_about(&history, &bot, &given_up).is_empty() {
-        fixture
-            .wait_for_history(&room, "the rate limit notice", |events| {
-                !notices_about(events, &bot, &given_up).is_empty()
-            })
-            .await
-    } else {
-        history
-    };
-    assert_eq!(
-        notices_about(&history, &bot, &given_up),
-        [
-            "Your message was not sent to Instagram: Instagram is rate-limiting this account; \
-          try again in a few minutes."
-        ]
+    let flagged = send(&mut fixture, &room, "flagged").await;
+    let history = wait_for_status(&fixture, &room, &flagged, "SUCCESS").await;
+    let reported: Vec<Value> = statuses(&history, &bot, &flagged)
+        .into_iter()
+        .map(|content| content["status"].clone())
+        .collect();
+    assert_eq!(reported, ["FAIL_RETRIABLE", "SUCCESS"]);
+
+    // Rate-limited again and again: held through the growing cool-downs, its
+    // tries not used up, never given up.
+    fixture.sim.inject_fault(send_fault(Fault {
+        status: Some(429),
+        times: 6,
+        ..Fault::default()
+    }));
+    let persistent = send(&mut fixture, &room, "rate limited again and again").await;
+    let history = wait_for_status(&fixture, &room, &persistent, "SUCCESS").await;
+    assert!(
+        !statuses(&history, &bot, &persistent)
+            .iter()
+            .any(|content| content["status"] == "FAIL_PERMANENT"),
+        "never given up"
     );
-    // Two tries through the rate limit, one each for the written ones and the
-    // flagged one, then every try allowed.
+    assert!(notices_about(&history, &bot, &persistent).is_empty());
+    // Two sends through the rate limit, one each for the written ones, two
+    // for the flagged one, seven for the persistent one: a cool-down sends
+    // nothing until it ends.
     assert_eq!(
         fixture.sim.request_count("POST", SEND_TEXT),
-        2 + 1 + 1 + 1 + 4
+        2 + 1 + 1 + 2 + 7
     );
     fixture.sim.clear_faults();
 
@@ -466,6 +464,8 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
             "through a rate limit",
             "written then 500",
             "written then dropped",
+            "flagged",
+            "rate limited again and again",
             "back to normal",
             "while logged out",
             "also while logged out",

@@ -488,8 +488,8 @@ async fn logged_out_login_is_told_once(backend: Backend) {
         .iter()
         .map(|e| e.body().to_owned())
         .filter(|body| {
-            body.contains("Bridging of your Instagram messages (@")
-                && body.contains(") has stopped")
+            body.starts_with("@alice.insta: ")
+                && body.contains("Bridging of your Instagram messages has stopped")
         })
         .collect();
     assert_eq!(notices.len(), 1, "{notices:?}");

@@ -74,7 +74,7 @@ async fn join_portal(fixture: &RelayFixture, thread: &str) -> String {
 /// Waits until alice's login is in `state`.
 async fn wait_for_state(fixture: &RelayFixture, state: &str) {
     let store = fixture.store().await;
-    let mxid = fixture.user.user_id.clone();
+    let mxid = fixture.login_id.clone();
     poll(&format!("the login in state {state}"), || async {
         let login = store.login(&mxid).await.ok()??;
         (login.state == state).then_some(())
@@ -150,7 +150,7 @@ async fn an_ended_session_holds_everything_until_the_next_login(backend: Backend
         .await;
 
     let store = fixture.store().await;
-    let mxid = fixture.user.user_id.clone();
+    let mxid = fixture.login_id.clone();
     poll("a successful poll recorded", || async {
         store.last_poll_success(&mxid).await.ok()?
     })
@@ -406,7 +406,7 @@ async fn the_keep_alive_check_finds_an_ended_session() {
             .collect::<Vec<u16>>()
     };
     let store = fixture.store().await;
-    let mxid = fixture.user.user_id.clone();
+    let mxid = fixture.login_id.clone();
     poll("the first poll done and a keep-alive check", || async {
         store.last_poll_success(&mxid).await.ok()??;
         (!keep_alive_checks(&fixture.sim).is_empty()).then_some(())

@@ -1,11 +1,15 @@
 //! The session states the simulator plays, as the connector reports them: each logout
 //! variant, a checkpoint, the rate-limit escalation (429 or "Please wait a few minutes" at
-//! any status, then `feedback_required`), and rotated cookies, www-claim and `ig-set-*`
-//! values that the engine keeps and sends back.
+//! any status, then `feedback_required`), a request budget's cool-down instead of retries,
+//! and rotated cookies, www-claim and `ig-set-*` values that the engine keeps and sends back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use instagram_sim::{ClaimEcho, Fault, SessionEnd, Settings};
+use matrix_instagram::connector::budget::{
+    BucketRule, BudgetRules, CoolDownCause, CoolDownRule, RequestBudget,
+};
 use matrix_instagram::connector::session::ConnectorError;
 use serde_json::json;
 
@@ -189,4 +193,73 @@ async fn rotated_cookies_claim_and_routing_hint_are_kept_and_sent_back() {
         matches!(err, ConnectorError::SessionExpired { status: 403, .. }),
         "a client that did not keep the claim is logged out: {err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_connector_with_a_budget_cools_down_instead_of_retrying() {
+    let mut fx = Fixture::start().await;
+    let bucket = BucketRule {
+        burst: 10,
+        per_minute: 600,
+    };
+    let budget = Arc::new(RequestBudget::new(BudgetRules {
+        reads: bucket,
+        writes: bucket,
+        cool_down: CoolDownRule {
+            base: Duration::from_millis(300),
+            max: Duration::from_secs(2),
+            forget_after: Duration::from_secs(60),
+        },
+    }));
+    fx.connector = fx.connector.clone().with_budget(budget.clone());
+    fx.sim.inject_fault(Fault {
+        path_prefix: INBOX.into(),
+        status: Some(429),
+        times: 1,
+        ..Fault::default()
+    });
+    let limited = fx.run_err("list_conversations", json!({})).await;
+    assert_eq!(
+        limited,
+        ConnectorError::CoolingDown {
+            platform: "Instagram".into(),
+            remaining: Duration::from_millis(300),
+            cause: CoolDownCause::RateLimited,
+        }
+    );
+    assert_eq!(fx.sim.request_count("GET", INBOX), 1, "not retried");
+    let refused = fx.run_err("list_conversations", json!({})).await;
+    assert!(
+        matches!(refused, ConnectorError::CoolingDown { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(fx.sim.request_count("GET", INBOX), 1, "not sent");
+
+    while let Some(cool_down) = budget.cooling_down() {
+        tokio::time::sleep(cool_down.remaining).await;
+    }
+    fx.run("list_conversations", json!({})).await;
+    assert_eq!(fx.sim.request_count("GET", INBOX), 2);
+
+    // Instagram's spam block on a send right after: the repeat cools down twice as long.
+    fx.sim.set_settings(Settings {
+        send_limit_per_minute: 1,
+        ..fx.sim.settings()
+    });
+    let thread = fx.seed.direct_thread_id.clone();
+    fx.run("send", json!({"conversation_id": thread, "text": "one"}))
+        .await;
+    let blocked = fx
+        .run_err("send", json!({"conversation_id": thread, "text": "two"}))
+        .await;
+    assert_eq!(
+        blocked,
+        ConnectorError::CoolingDown {
+            platform: "Instagram".into(),
+            remaining: Duration::from_millis(600),
+            cause: CoolDownCause::ActionBlocked,
+        }
+    );
+    assert_eq!(fx.sim.request_count("POST", SEND_TEXT), 2, "not retried");
+    assert!(!blocked.needs_login());
 }

@@ -112,8 +112,7 @@ struct ChangeThread {
 impl CommandHandler for ChangeThread {
     async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
         let (mut session, portal) = chat_here(ctx, self.name).await?;
-        let result = ctx
-            .bridge
+        let result = session
             .connector
             .change_thread(&mut session.creds, &portal.thread_id, self.change)
             .await;
@@ -134,8 +133,7 @@ impl CommandHandler for Accept {
                 "This chat is not a message request: it is already in your Instagram inbox.",
             ));
         }
-        let result = ctx
-            .bridge
+        let result = session
             .connector
             .change_thread(&mut session.creds, &portal.thread_id, ThreadChange::Approve)
             .await;

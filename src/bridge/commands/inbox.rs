@@ -177,7 +177,7 @@ impl CommandHandler for List {
         in_management_room(ctx, "list")?;
         let page_number = parse_page(args.first().map(String::as_str))?;
         let mut session = open_session(ctx).await?;
-        let result = read_page(ctx, &mut session, page_number).await;
+        let result = read_page(&mut session, page_number).await;
         session.save().await;
         let Some(page) = result? else {
             return Ok(Reply::text(format!(
@@ -216,14 +216,12 @@ impl CommandHandler for List {
 
 /// Inbox page `number` (1 is the newest), or `None` past the last page.
 async fn read_page(
-    ctx: &CommandContext<'_>,
     session: &mut LoginSession,
     number: usize,
 ) -> Result<Option<crate::model::ConversationPage>, CommandError> {
     let mut cursor: Option<String> = None;
     for reached in 1..=number {
-        let page = ctx
-            .bridge
+        let page = session
             .connector
             .list_conversations_page(&mut session.creds, cursor.as_deref())
             .await
@@ -246,7 +244,7 @@ impl CommandHandler for Unread {
     async fn run(&self, ctx: &CommandContext<'_>, _args: &[String]) -> Result<Reply, CommandError> {
         in_management_room(ctx, "unread")?;
         let mut session = open_session(ctx).await?;
-        let connector = &ctx.bridge.connector;
+        let connector = session.connector.clone();
         let conversations = connector.unread_conversations(&mut session.creds).await;
         let messages = match &conversations {
             Ok(_) => Some(connector.unread_messages(&mut session.creds).await),
@@ -294,8 +292,7 @@ impl CommandHandler for Search {
             return Err(CommandError::Usage("Say what to search for.".to_owned()));
         }
         let mut session = open_session(ctx).await?;
-        let result = ctx
-            .bridge
+        let result = session
             .connector
             .search_messages(&mut session.creds, &query)
             .await;
@@ -354,12 +351,10 @@ impl CommandHandler for Search {
 
 /// Looks a username up; an unknown user is a plain answer.
 pub(super) async fn find_user(
-    ctx: &CommandContext<'_>,
     session: &mut LoginSession,
     username: &str,
 ) -> Result<crate::model::User, CommandError> {
-    let result = ctx
-        .bridge
+    let result = session
         .connector
         .lookup_user(&mut session.creds, username)
         .await;
@@ -380,20 +375,15 @@ impl CommandHandler for PresenceOf {
         in_management_room(ctx, "presence")?;
         let username = parse_username(&args[0])?;
         let mut session = open_session(ctx).await?;
-        let result = presence_of(ctx, &mut session, &username).await;
+        let result = presence_of(&mut session, &username).await;
         session.save().await;
         result
     }
 }
 
-async fn presence_of(
-    ctx: &CommandContext<'_>,
-    session: &mut LoginSession,
-    username: &str,
-) -> Result<Reply, CommandError> {
-    let user = find_user(ctx, session, username).await?;
-    let presence = ctx
-        .bridge
+async fn presence_of(session: &mut LoginSession, username: &str) -> Result<Reply, CommandError> {
+    let user = find_user(session, username).await?;
+    let presence = session
         .connector
         .presence(&mut session.creds, std::slice::from_ref(&user.id))
         .await

@@ -171,13 +171,13 @@ async fn pm(
     username: &str,
     text: &str,
 ) -> Result<Reply, CommandError> {
-    let user: User = find_user(ctx, session, username).await?;
+    let user: User = find_user(session, username).await?;
     if Some(&user.id) == session.login.ig_user_id.as_ref() {
         return Err(CommandError::Failed(
             "that is your own account; name someone else".to_owned(),
         ));
     }
-    let connector = &ctx.bridge.connector;
+    let connector = session.connector.clone();
     let existing = connector
         .conversation_with(&mut session.creds, std::slice::from_ref(&user.id))
         .await
@@ -249,7 +249,7 @@ async fn create_group(
 ) -> Result<Reply, CommandError> {
     let mut user_ids = Vec::new();
     for username in usernames {
-        let user = find_user(ctx, session, username).await?;
+        let user = find_user(session, username).await?;
         if Some(&user.id) != session.login.ig_user_id.as_ref() && !user_ids.contains(&user.id) {
             user_ids.push(user.id);
         }
@@ -259,8 +259,7 @@ async fn create_group(
             "Name at least one user besides yourself.".to_owned(),
         ));
     }
-    let conversation = ctx
-        .bridge
+    let conversation = session
         .connector
         .create_group(&mut session.creds, &user_ids, title)
         .await

@@ -357,7 +357,7 @@ pub async fn send_media(
         "sending media to Instagram"
     );
     let thread_id = &portal.thread_id;
-    let connector = sending_connector(bridge);
+    let connector = sending_connector(bridge, &login.id);
     let sent = match upload.kind {
         SendKind::Voice => {
             connector

@@ -6,13 +6,17 @@
 //! newest page, and only sent again when it is not there. Transient failures
 //! retry with backoff up to `sending.max_attempts`; permanent ones stop at
 //! once; an expired session holds the row (it stays pending and goes out
-//! after the next login). Outcomes are reported with [`status`].
+//! after the next login); a cool-down of the login's request budget (Instagram
+//! asked to slow down) holds the room's rows without using up their attempts
+//! until it ends, when the portal's worker is rung again. Outcomes are
+//! reported with [`status`].
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ruma::{EventId, RoomId};
 
+use super::super::budget::{paused_until, tell_cool_down};
 use super::super::login_session::{LoginSession, SessionError};
 use super::super::login_state::login_needs_user;
 use super::super::relay_in::text_hash;
@@ -79,6 +83,9 @@ pub enum DrainError {
 enum Verdict {
     /// The user has to log in again: hold the row.
     NeedsLogin,
+    /// The login's requests are paused for `remaining`: hold the row, its
+    /// attempt not counted (nothing was sent, or Instagram refused it unseen).
+    Paused { remaining: Duration },
     /// Try again after `wait` (or the backoff); `ambiguous` when the request
     /// may have been carried out.
     Retry {
@@ -93,6 +100,11 @@ impl SendFailure {
     fn verdict(&self) -> Verdict {
         match self {
             SendFailure::Instagram(error) if error.needs_login() => Verdict::NeedsLogin,
+            SendFailure::Instagram(ConnectorError::CoolingDown { remaining, .. }) => {
+                Verdict::Paused {
+                    remaining: *remaining,
+                }
+            }
             SendFailure::Instagram(ConnectorError::RateLimited { retry_after, .. }) => {
                 Verdict::Retry {
                     ambiguous: false,
@@ -191,6 +203,9 @@ enum RowEnd {
     Finished,
     /// The login needs the user: the row and those after it wait.
     Held,
+    /// The login's requests are paused for this long: the row and those
+    /// after it wait.
+    Paused(Duration),
 }
 
 /// Carries out the pending rows of a portal, in order, until they are all
@@ -222,7 +237,7 @@ pub async fn carry_out_pending(
     let mut drain = Drain {
         bridge,
         portal,
-        connector: sending_connector(bridge),
+        connector: sending_connector(bridge, login_id),
         session,
     };
     let mut outcome = Ok(());
@@ -238,6 +253,10 @@ pub async fn carry_out_pending(
                 hold(bridge, &drain.portal, &rows[index + 1..], None, false).await;
                 break;
             }
+            Ok(RowEnd::Paused(remaining)) => {
+                pause(bridge, &drain.portal, &rows[index..], remaining).await;
+                break;
+            }
             Err(e) => {
                 outcome = Err(e.into());
                 break;
@@ -248,13 +267,13 @@ pub async fn carry_out_pending(
     outcome.map(|()| changed)
 }
 
-/// The connector sends go through: `sending.request_timeout_ms`, and one
-/// request per attempt (the worker decides about retries, after looking for
-/// a send that may have landed).
-pub fn sending_connector(bridge: &Bridge) -> Connector {
+/// The connector sends of the login of `login_id` go through: its request
+/// budget, `sending.request_timeout_ms`, and one request per attempt (the
+/// worker decides about retries, after looking for a send that may have
+/// landed).
+pub fn sending_connector(bridge: &Bridge, login_id: &str) -> Connector {
     bridge
-        .connector
-        .clone()
+        .login_connector(login_id)
         .with_timeout(Duration::from_millis(
             bridge.config.sending.request_timeout_ms,
         ))
@@ -298,6 +317,32 @@ async fn hold(
     }
 }
 
+/// Rows that wait for the end of the login's cool-down: a FAIL_RETRIABLE
+/// status for each saying until when, the user told once in the management
+/// room, and the portal's worker rung again when the pause is over.
+async fn pause(bridge: &Bridge, portal: &PortalRecord, rows: &[OutboxEntry], remaining: Duration) {
+    tell_cool_down(bridge, &portal.login_id).await;
+    let message = format!(
+        "Instagram asked this account to slow down; this message goes out after {}.",
+        paused_until(remaining)
+    );
+    for row in rows {
+        status::report(
+            bridge,
+            &portal.room_id,
+            &row.queued.event_id,
+            &SendStatus::Retriable {
+                reason: "m.foreign_network_error",
+                message: message.clone(),
+            },
+        )
+        .await;
+    }
+    bridge
+        .queues
+        .ring_after(&portal.login_id, &portal.thread_id, remaining);
+}
+
 impl Drain<'_> {
     /// Carries one row out: looks for it first when it may have landed,
     /// sends it, retries what may pass, and reports the outcome.
@@ -320,6 +365,9 @@ impl Drain<'_> {
         let mut last_failure: Option<SendFailure> = None;
         let mut told_retrying = false;
         loop {
+            if let Some(cool_down) = self.connector.budget().and_then(|b| b.cooling_down()) {
+                return Ok(RowEnd::Paused(cool_down.remaining));
+            }
             if maybe_sent {
                 match self.find_sent(entry).await {
                     Ok(Some(message)) => {
@@ -329,6 +377,7 @@ impl Drain<'_> {
                     Ok(None) => {}
                     Err(failure) => match failure.verdict() {
                         Verdict::NeedsLogin => return self.held(entry, &failure).await,
+                        Verdict::Paused { remaining } => return Ok(RowEnd::Paused(remaining)),
                         Verdict::Permanent => return self.give_up(entry, &failure).await,
                         Verdict::Retry { wait, .. } => {
                             lookups_failed += 1;
@@ -360,6 +409,11 @@ impl Drain<'_> {
                 }
                 Err(failure) => match failure.verdict() {
                     Verdict::NeedsLogin => return self.held(entry, &failure).await,
+                    Verdict::Paused { remaining } => {
+                        tracing::info!(event_id, error = %failure, "sending paused");
+                        store.release_outbox_attempt(event_id).await?;
+                        return Ok(RowEnd::Paused(remaining));
+                    }
                     Verdict::Permanent => return self.give_up(entry, &failure).await,
                     Verdict::Retry { ambiguous, wait } => {
                         tracing::warn!(event_id, attempts, error = %failure, "sending to Instagram failed; retrying");

@@ -146,7 +146,7 @@ impl SessionRecord {
 
     /// Records an offence and says how it is answered: `usual` until the strikes reach
     /// the challenge threshold.
-    fn strike(&mut self, settings: &Settings, now: Instant, usual: Offence) -> Offence {
+    pub fn strike(&mut self, settings: &Settings, now: Instant, usual: Offence) -> Offence {
         self.strikes.push_back(now);
         if settings.strikes_for_challenge > 0
             && self.strikes.len() >= settings.strikes_for_challenge as usize

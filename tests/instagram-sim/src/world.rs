@@ -615,7 +615,8 @@ impl World {
 
     /// Counts one send of `session` against the spam limit
     /// ([`Settings::send_limit_per_minute`]); a send over it is refused with
-    /// `feedback_required` and not counted.
+    /// `feedback_required`, not counted, and is a strike against the session: a client
+    /// that keeps sending into the block is escalated to a challenge.
     pub fn admit_send(&mut self, session: &str, pk: u64) -> Result<(), SimError> {
         let settings = self.settings;
         if let Some(record) = self.sessions.get_mut(session) {
@@ -636,7 +637,11 @@ impl World {
             window.pop_front();
         }
         if window.len() >= limit {
-            return Err(SimError::FeedbackRequired { pk });
+            let offence = match self.sessions.get_mut(session) {
+                Some(record) => record.strike(&settings, now, Offence::FeedbackRequired),
+                None => Offence::FeedbackRequired,
+            };
+            return Err(self.answer_offence(pk, offence));
         }
         window.push_back(now);
         Ok(())

@@ -258,6 +258,11 @@ async fn a_session_that_sends_too_fast_gets_the_spam_warning() {
         before,
         "the blocked send wrote nothing"
     );
+    assert_eq!(
+        sim.strikes(seed.demo.pk).unwrap(),
+        1,
+        "a strike: sending on into the block escalates to a challenge"
+    );
 
     // The window is per session: another session of the same account may send.
     let other = ApiClient::new(sim.api_base_url(), sim.new_session(seed.demo.pk).unwrap());

@@ -128,7 +128,7 @@ pub async fn carry_out(
     }
     let target = items::Target {
         bridge,
-        connector: sending_connector(bridge),
+        connector: sending_connector(bridge, &login.id),
         login,
         portal,
     };
