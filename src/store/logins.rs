@@ -2,6 +2,7 @@
 //! credentials; a user may have several) and management rooms (where a
 //! Matrix user talks to the bridge bot).
 
+use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::FromRow;
 
@@ -30,9 +31,15 @@ pub struct LoginRecord {
 
 /// The id of a new login of `mxid` to the Instagram account `ig_user_id`:
 /// the same for every login of that user to that account, so logging in
-/// again is the same login.
+/// again is the same login. The account id is hashed in: login ids are
+/// logged, and `ds_user_id` is one of the session's cookies.
 pub fn login_id(mxid: &str, ig_user_id: &str) -> String {
-    format!("{mxid}/{ig_user_id}")
+    let digest = Sha256::digest(format!("{mxid}\n{ig_user_id}").as_bytes());
+    let account: String = digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{mxid}/{account}")
 }
 
 impl Record for LoginRecord {

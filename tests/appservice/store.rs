@@ -11,7 +11,7 @@ use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::model::ConversationKind;
 use matrix_instagram::secrets::{CredentialCipher, CredentialKey, SecretsError};
 use matrix_instagram::store::{
-    LoginRecord, MessageRecord, NewOutboxEntry, OutboxState, PortalRecord, PuppetRecord,
+    login_id, LoginRecord, MessageRecord, NewOutboxEntry, OutboxState, PortalRecord, PuppetRecord,
     ReactionRecord, Store, StoreError,
 };
 use rand::Rng;
@@ -339,7 +339,12 @@ async fn stored_credentials_are_sealed_and_updated_alone(db: &TestDb) {
     assert_eq!(saved.ig_user_id.as_deref(), Some("17841400000000001"));
     assert_eq!(saved.device_uuid, credentials.device_id);
     assert!(!saved.credentials.as_str().contains("s3ss10n"));
-    assert_eq!(saved.id, "@alice:x/17841400000000001");
+    assert_eq!(saved.id, login_id("@alice:x", "17841400000000001"));
+    assert!(saved.id.starts_with("@alice:x/"), "{}", saved.id);
+    assert!(
+        !saved.id.contains("17841400000000001"),
+        "the account id (a cookie) is not in the login id, which is logged"
+    );
     let id = saved.id.as_str();
     assert_eq!(logins.credentials(id).await.unwrap(), credentials);
 
