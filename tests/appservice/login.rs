@@ -7,12 +7,13 @@
 //! Synapse, the stored login) and that no password, code or cookie value
 //! reaches the bridge's log file or the room history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use instagram_sim::{Account, Simulator};
 use matrix_instagram::bridge::login::TIMED_OUT;
 use matrix_instagram::bridge::login_waiting::INTERRUPTED;
+use matrix_instagram::connector::auth::DeviceIdentity;
 use matrix_instagram::store::LoginRecord;
 use serde_json::{json, Value};
 
@@ -788,6 +789,32 @@ async fn a_second_account_is_a_second_login_and_logout_names_one() {
         ping.contains("@login.first") && ping.contains("@login.second"),
         "{ping}"
     );
+
+    // Logging in again to the first account is the same login, and its new
+    // session shows Instagram the login's one device from its first request.
+    let device_before = first_login_device(&room).await;
+    let again = room.sim.new_session(room.account.pk).expect("a session");
+    room.keep_secret(&again);
+    room.send_secret(
+        &format!("login-cookies {}", cookie_header(&again)),
+        "Connected to Instagram as @login.first!",
+    )
+    .await;
+    room.exchange("list-logins", "2. Logged in as @login.second (connected).")
+        .await;
+    assert_eq!(first_login_device(&room).await, device_before);
+    let first_pk = Some(room.account.pk);
+    let seen: BTreeSet<Option<String>> = room
+        .sim
+        .request_log()
+        .into_iter()
+        .filter(|entry| entry.pk == first_pk)
+        .map(|entry| {
+            assert_ne!(entry.status, 400, "{} {}", entry.method, entry.path);
+            entry.device.device_id
+        })
+        .collect();
+    assert_eq!(seen, BTreeSet::from([Some(device_before.uuid)]));
     room.exchange(
         "login",
         "You are logged in as @login.first, @login.second. Logging in to another account \
@@ -816,4 +843,23 @@ async fn a_second_account_is_a_second_login_and_logout_names_one() {
     room.exchange("logout", "You are not logged in to Instagram.")
         .await;
     room.assert_never_shown().await;
+}
+
+/// The device identity stored with alice's login to her first account.
+async fn first_login_device(room: &LoginRoom) -> DeviceIdentity {
+    let login = room
+        .e2e
+        .store()
+        .await
+        .login_of_account(&room.alice.user_id, &room.account.pk.to_string())
+        .await
+        .expect("reading the login")
+        .expect("the first login is stored");
+    room.e2e
+        .logins()
+        .await
+        .credentials(&login.id)
+        .await
+        .expect("reading its credentials")
+        .device()
 }
