@@ -557,7 +557,9 @@ async fn device_for(
         // Saving will say the key is unusable.
         return DeviceIdentity::random();
     };
-    let account = Credentials::new(cookies.clone()).user_id().map(str::to_owned);
+    let account = Credentials::new(cookies.clone())
+        .user_id()
+        .map(str::to_owned);
     Logins::new(target.store.clone(), CredentialCipher::new(&key))
         .device_for(user.as_str(), account.as_deref())
         .await

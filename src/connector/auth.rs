@@ -117,7 +117,8 @@ impl DeviceIdentity {
 
     /// The identity derived from `seed`: the same seed always gives the same one.
     fn derived(seed: &str) -> DeviceIdentity {
-        let derive = |part: &str| Uuid::new_v5(&DEVICE_NAMESPACE, format!("{part}:{seed}").as_bytes());
+        let derive =
+            |part: &str| Uuid::new_v5(&DEVICE_NAMESPACE, format!("{part}:{seed}").as_bytes());
         DeviceIdentity::from_uuids(
             Uuid::new_v5(&DEVICE_NAMESPACE, seed.as_bytes()),
             derive("phone"),

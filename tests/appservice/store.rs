@@ -387,7 +387,11 @@ async fn stored_credentials_are_sealed_and_updated_alone(db: &TestDb) {
     assert_eq!(again.id, id);
     assert_eq!(again.device_uuid, saved.device_uuid);
     let relogged = logins.credentials(id).await.unwrap();
-    assert_eq!(relogged.device(), credentials.device(), "the whole device identity");
+    assert_eq!(
+        relogged.device(),
+        credentials.device(),
+        "the whole device identity"
+    );
     assert_eq!(relogged.cookies["sessionid"], "an0ther-s3ss10n");
     assert_eq!(again.state, "connected");
     let second = logins

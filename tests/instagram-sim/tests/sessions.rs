@@ -376,6 +376,12 @@ async fn a_session_shown_from_another_device_is_challenged() {
         .collect();
     assert_eq!(
         devices,
-        [Some(phone), Some(phone), Some(other_phone), Some(phone), Some(other_phone)]
+        [
+            Some(phone),
+            Some(phone),
+            Some(other_phone),
+            Some(phone),
+            Some(other_phone)
+        ]
     );
 }
