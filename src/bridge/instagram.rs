@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::config::Config;
-use crate::connector::auth::Credentials;
+use crate::connector::auth::{Credentials, DeviceIdentity};
 use crate::connector::http::{BaseUrls, Connector};
 use crate::connector::spec::{Spec, SpecError};
 use crate::secrets::{CredentialCipher, Sealed, SecretsError};
@@ -73,7 +73,7 @@ impl Logins {
     /// Stores a fresh login of `mxid` to the Instagram account
     /// `ig_user_id`, in state `connected`. Logging in again to an account the
     /// user already has a login to replaces that login's credentials and
-    /// keeps its id (so its portals) and its device identity.
+    /// keeps its id (so its portals) and its whole device identity.
     pub async fn save_new(
         &self,
         mxid: &str,
@@ -84,7 +84,10 @@ impl Logins {
         let mut credentials = credentials.clone();
         let id = match self.store.login_of_account(mxid, ig_user_id).await? {
             Some(existing) => {
-                credentials.device_id = existing.device_uuid;
+                credentials = Credentials {
+                    state: credentials.state,
+                    ..Credentials::with_device(credentials.cookies, self.device_of(&existing))
+                };
                 existing.id
             }
             None => login_id(mxid, ig_user_id),
@@ -102,6 +105,33 @@ impl Logins {
         };
         self.store.upsert_login(&record).await?;
         Ok(record)
+    }
+
+    /// The device identity a new session of `mxid` to the Instagram account
+    /// `ig_user_id` (when known) is made with: the existing login's, which
+    /// it keeps for its life, or a new one.
+    pub async fn device_for(
+        &self,
+        mxid: &str,
+        ig_user_id: Option<&str>,
+    ) -> Result<DeviceIdentity, LoginError> {
+        let existing = match ig_user_id {
+            Some(ig_user_id) => self.store.login_of_account(mxid, ig_user_id).await?,
+            None => None,
+        };
+        Ok(existing.map_or_else(DeviceIdentity::random, |login| self.device_of(&login)))
+    }
+
+    /// A stored login's device identity.
+    fn device_of(&self, login: &LoginRecord) -> DeviceIdentity {
+        match self
+            .cipher
+            .open_json::<Credentials>(&login.id, &login.credentials)
+        {
+            Ok(stored) => stored.device(),
+            // Unreadable (the key changed): its uuid is kept in the clear.
+            Err(_) => DeviceIdentity::from_uuid_only(&login.device_uuid),
+        }
     }
 
     /// The credentials stored for the login `id`.

@@ -33,7 +33,7 @@ use super::login_waiting::{Interruption, LoginMarkers, Marker, WaitingFor};
 use super::supervisor::Supervisor;
 use super::Bridge;
 use crate::config::{Config, PermissionLevel};
-use crate::connector::auth::Credentials;
+use crate::connector::auth::{Credentials, DeviceIdentity};
 use crate::connector::http::Connector;
 use crate::connector::session::ConnectorError;
 use crate::login::{
@@ -518,12 +518,15 @@ pub(super) struct VerifiedLogin {
 /// login read from the page, `typed_username` what the user typed. Used by
 /// every way of logging in, so they all store the same thing.
 pub(super) async fn verify_cookies(
-    connector: &Connector,
+    target: &SaveTarget<'_>,
+    user: &UserId,
     cookies: BTreeMap<String, String>,
     mut extracted: BTreeMap<String, String>,
     typed_username: Option<String>,
 ) -> Result<VerifiedLogin, ConnectorError> {
-    let mut credentials = Credentials::new(cookies.clone());
+    let device = device_for(target, user, &cookies).await;
+    let connector = target.connector;
+    let mut credentials = Credentials::with_device(cookies.clone(), device);
     connector.validate(&mut credentials).await?;
     // The account Instagram says the session belongs to, typed by the
     // connector (the bridge never reads the platform's JSON).
@@ -540,6 +543,30 @@ pub(super) async fn verify_cookies(
         user_id: me.id,
         username: confirmed,
     })
+}
+
+/// The device identity to validate `cookies` with, so that the session
+/// sees one device from its first request: the identity of the user's login
+/// to that account when there is one (it is kept), else a new one.
+async fn device_for(
+    target: &SaveTarget<'_>,
+    user: &UserId,
+    cookies: &BTreeMap<String, String>,
+) -> DeviceIdentity {
+    let Ok(key) = target.config.credential_key() else {
+        // Saving will say the key is unusable.
+        return DeviceIdentity::random();
+    };
+    let account = Credentials::new(cookies.clone())
+        .user_id()
+        .map(str::to_owned);
+    Logins::new(target.store.clone(), CredentialCipher::new(&key))
+        .device_for(user.as_str(), account.as_deref())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, %user, "cannot read the login's device identity: a new one");
+            DeviceIdentity::random()
+        })
 }
 
 /// Why a verified login could not be stored; holds no secret.
@@ -697,8 +724,15 @@ impl FlowContext {
             .run_cancellable(job, |prompt| self.ask(prompt), cancel)
             .await
             .map_err(browser_failed)?;
+        let target = SaveTarget {
+            config: &self.config,
+            store: &self.store,
+            supervisor: &self.supervisor,
+            connector: &self.connector,
+        };
         verify_cookies(
-            &self.connector,
+            &target,
+            &self.user,
             result.cookies,
             result.extracted,
             Some(username),

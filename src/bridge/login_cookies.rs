@@ -554,7 +554,8 @@ async fn log_in(bridge: &Bridge, sender: &UserId, paste: &str) -> String {
         }
     };
     tracing::info!(user = %sender, cookies = ?cookies, "Instagram login with pasted cookies started");
-    let verified = match verify_cookies(connector, cookies.0, BTreeMap::new(), None).await {
+    let target = SaveTarget::of(bridge);
+    let verified = match verify_cookies(&target, sender, cookies.0, BTreeMap::new(), None).await {
         Ok(verified) => verified,
         Err(error) => {
             tracing::warn!(user = %sender, %error, "Instagram login with pasted cookies failed");
@@ -562,7 +563,7 @@ async fn log_in(bridge: &Bridge, sender: &UserId, paste: &str) -> String {
             return said;
         }
     };
-    match save_verified(&SaveTarget::of(bridge), sender, verified).await {
+    match save_verified(&target, sender, verified).await {
         Ok(message) => {
             tracing::info!(user = %sender, "Instagram login with pasted cookies succeeded");
             said.push_str(&message);

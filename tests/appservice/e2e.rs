@@ -3,7 +3,6 @@
 //! bridge scenario runs on SQLite and on PostgreSQL.
 
 use crate::harness::{Backend, E2e, MatrixClient, Synapse, TestDatabase};
-use instagram_sim::Simulator;
 
 on_both_databases!(
     management_room_commands,
@@ -31,11 +30,6 @@ on_both_databases!(
     init_then_run_against_synapse_postgres
 );
 
-on_both_databases!(
-    login_through_the_bot,
-    login_through_the_bot_sqlite,
-    login_through_the_bot_postgres
-);
 on_both_databases!(
     direct_chat_with_an_invitee_is_not_a_management_room,
     direct_chat_with_an_invitee_is_not_a_management_room_sqlite,
@@ -505,70 +499,6 @@ async fn harness_unreachable_postgres_is_explained() {
     assert!(message.contains("PostgreSQL is not reachable"), "{message}");
     assert!(message.contains("DATABASE_URL"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
-}
-
-/// Alice logs in to Instagram (the simulator, through headless Chromium) by
-/// chatting with the bot in a real Synapse room: the bot redacts her
-/// password, stores the login, `ping` shows it and `logout` removes it.
-async fn login_through_the_bot(backend: Backend) {
-    const PASSWORD: &str = "e2e password never logged";
-    let sim = Simulator::start().await;
-    sim.create_account_with_password("e2e.login", "E2E Login", PASSWORD)
-        .expect("account");
-    let mut e2e = E2e::prepare(backend, &[("localhost", "user")]).await;
-    for (key, url) in [
-        ("api_base_url", sim.api_base_url()),
-        ("web_base_url", sim.base_url()),
-    ] {
-        e2e.config
-            .set(&["instagram", key], serde_norway::Value::from(url))
-            .expect("pointing the bridge at the simulator");
-    }
-    e2e.start_bridge().await;
-    let bot = e2e.bot().to_owned();
-    let mut alice = e2e.user("alice").await;
-    let (room, _) = open_management_room(&e2e, &mut alice).await;
-
-    let mut say = async |text: &str| {
-        alice
-            .ask(&room, &bot, text)
-            .await
-            .unwrap_or_else(|err| panic!("no answer to {text:?}: {err}"))
-    };
-    let ask_username = say("login").await;
-    assert!(ask_username.contains("username"), "{ask_username:?}");
-    let ask_password = say("e2e.login").await;
-    assert!(ask_password.contains("password"), "{ask_password:?}");
-    let logging_in = say(PASSWORD).await;
-    assert!(
-        logging_in.contains("I redacted your message"),
-        "{logging_in:?}"
-    );
-    let connected = alice
-        .wait_for_message(&room, &bot)
-        .await
-        .expect("the login ends");
-    assert_eq!(connected.body(), "Connected to Instagram as @e2e.login!");
-
-    let ping = alice.ask(&room, &bot, "ping").await.expect("ping");
-    assert!(
-        ping.contains("Logged in as @e2e.login (connected)."),
-        "{ping:?}"
-    );
-    let history = alice.room_history(&room).await.expect("room history");
-    assert!(
-        history
-            .iter()
-            .all(|event| !event.event.to_string().contains(PASSWORD)),
-        "the password is still readable in the room"
-    );
-    assert!(
-        !e2e.bridge_logs().contains(PASSWORD),
-        "the password is logged"
-    );
-    let logout = alice.ask(&room, &bot, "logout").await.expect("logout");
-    assert_eq!(logout, "Logged out of @e2e.login.");
-    assert_no_secrets_logged(&e2e);
 }
 
 /// The bot's command prefix, from the bridge's config.

@@ -12,6 +12,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use instagram_sim::Simulator;
+use matrix_instagram::bridge::instagram::Logins;
+use matrix_instagram::secrets::{CredentialCipher, CredentialKey};
+use matrix_instagram::store::Store;
+
 pub use bridge::{Bridge, BridgeConfig};
 pub use client::MatrixClient;
 pub use database::{Backend, TestDatabase};
@@ -236,6 +241,37 @@ impl E2e {
     /// The bot's Matrix user id.
     pub fn bot(&self) -> &str {
         &self.config.bot_mxid
+    }
+
+    /// Points the bridge (before it starts) at the simulator's API, web and upload hosts.
+    pub fn use_simulator(&self, sim: &Simulator) {
+        for (key, url) in [
+            ("api_base_url", sim.api_base_url()),
+            ("web_base_url", sim.base_url()),
+            ("upload_base_url", sim.base_url()),
+        ] {
+            self.config
+                .set(&["instagram", key], serde_norway::Value::from(url))
+                .unwrap_or_else(|err| panic!("{err}"));
+        }
+    }
+
+    /// The bridge's database, opened by the test.
+    pub async fn store(&self) -> Store {
+        Store::connect(self.database.url())
+            .await
+            .expect("opening the bridge's database")
+    }
+
+    /// The bridge's stored logins, sealed with the config's key.
+    pub async fn logins(&self) -> Logins {
+        let key = self
+            .config
+            .get(&["encryption", "key"])
+            .expect("reading encryption.key");
+        let key = CredentialKey::from_base64(key.as_str().expect("the key is a string"))
+            .expect("a valid key");
+        Logins::new(self.store().await, CredentialCipher::new(&key))
     }
 
     /// Every bridge log written so far (all runs), for assertions on log lines.

@@ -388,7 +388,8 @@ async fn stored_credentials_are_sealed_and_updated_alone(db: &TestDb) {
     );
 
     // Logging in again to the same account is the same login, with the
-    // same device; another account is a second login.
+    // same device identity (uuid, phone id, Android id, user agent);
+    // another account is a second login.
     let again = logins
         .save_new(
             "@alice:x",
@@ -403,6 +404,13 @@ async fn stored_credentials_are_sealed_and_updated_alone(db: &TestDb) {
         .unwrap();
     assert_eq!(again.id, id);
     assert_eq!(again.device_uuid, saved.device_uuid);
+    let relogged = logins.credentials(id).await.unwrap();
+    assert_eq!(
+        relogged.device(),
+        credentials.device(),
+        "the whole device identity"
+    );
+    assert_eq!(relogged.cookies["sessionid"], "an0ther-s3ss10n");
     assert_eq!(again.state, "connected");
     let second = logins
         .save_new(

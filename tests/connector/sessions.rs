@@ -1,12 +1,14 @@
 //! The session states the simulator plays, as the connector reports them: each logout
 //! variant, a checkpoint, the rate-limit escalation (429 or "Please wait a few minutes" at
 //! any status, then `feedback_required`), a request budget's cool-down instead of retries,
-//! and rotated cookies, www-claim and `ig-set-*` values that the engine keeps and sends back.
+//! rotated cookies, www-claim and `ig-set-*` values that the engine keeps and sends back, and
+//! the one device identity every request of a login shows.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use instagram_sim::{ClaimEcho, Fault, SessionEnd, Settings};
+use instagram_sim::{ClaimEcho, DeviceHeaders, Fault, SessionEnd, Settings};
+use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::connector::budget::{
     BucketRule, BudgetRules, CoolDownCause, CoolDownRule, RequestBudget,
 };
@@ -262,4 +264,45 @@ async fn a_connector_with_a_budget_cools_down_instead_of_retrying() {
     );
     assert_eq!(fx.sim.request_count("POST", SEND_TEXT), 2, "not retried");
     assert!(!blocked.needs_login());
+}
+
+#[tokio::test]
+async fn every_request_of_a_login_shows_its_one_device_also_after_a_new_login() {
+    let mut fx = Fixture::start().await;
+    let device = fx.creds.device();
+    fx.run("list_conversations", json!({})).await;
+    fx.run("list_pending", json!({})).await;
+    fx.run("current_user", json!({})).await;
+    // Logging in again: a new session, the login's device identity kept.
+    let pk = fx.seed.demo.pk;
+    fx.creds = Credentials::with_device(fx.sim.new_session(pk).unwrap(), device.clone());
+    fx.run("list_conversations", json!({})).await;
+
+    let expected = DeviceHeaders {
+        device_id: Some(device.uuid.clone()),
+        family_device_id: Some(device.phone_id.clone()),
+        android_id: Some(device.android_id.clone()),
+        user_agent: Some(format!(
+            "Instagram 275.0.0.27.98 Android ({}; en_US; 458229258)",
+            device.user_agent
+        )),
+    };
+    let log = fx.sim.request_log();
+    assert!(log.len() >= 4, "{log:#?}");
+    for entry in &log {
+        assert_eq!(entry.device, expected, "{} {}", entry.method, entry.path);
+    }
+    assert!(device.android_id.starts_with("android-"));
+    assert_ne!(device.uuid, device.phone_id);
+
+    // The first session shown from another phone is challenged, as Instagram does.
+    fx.creds = Credentials::new(fx.seed.demo.cookies.clone());
+    let err = fx.run_err("list_conversations", json!({})).await;
+    assert_eq!(
+        err,
+        ConnectorError::ChallengeRequired {
+            platform: "Instagram".into(),
+            status: 400,
+        }
+    );
 }

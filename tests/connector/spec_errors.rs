@@ -412,7 +412,8 @@ fn unknown_roots_are_refused_where_no_response_key_can_be_meant() {
              in '{{auth.www_claim | default: '0'}}' (cookies and what response hooks store: \
              cookies, ig_www_claim, ig_u_rur, ig_u_shbid, ig_u_shbts, x_mid)",
             "connectors/broken.yaml: session.keep_alive: rest.url: unknown device value `id` in \
-             '{{api.base_url}}/direct_v2/{{device.id}}/' (known: uuid)",
+             '{{api.base_url}}/direct_v2/{{device.id}}/' (known: uuid, phone_id, android_id, \
+             user_agent)",
             "connectors/broken.yaml: auth: connect.playwright.steps[0].goto: unknown api value \
              `web_url` in '{{api.web_url}}/accounts/login/' (known: base_url, web_base_url, \
              upload_base_url)",

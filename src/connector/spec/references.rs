@@ -12,7 +12,7 @@ use crate::connector::template::Template;
 use super::Problems;
 
 /// The fields of `device` templates see (see `Credentials::device_vars`).
-const DEVICE_FIELDS: &[&str] = &["uuid"];
+const DEVICE_FIELDS: &[&str] = &["uuid", "phone_id", "android_id", "user_agent"];
 /// The fields of `api` templates see (see `BaseUrls::vars`).
 const API_FIELDS: &[&str] = &["base_url", "web_base_url", "upload_base_url"];
 

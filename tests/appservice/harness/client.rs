@@ -231,7 +231,8 @@ impl MatrixClient {
         self.create_room_with(body, "creating a group room").await
     }
 
-    async fn create_room_with(&self, body: Value, doing: &str) -> Result<String, HarnessError> {
+    /// Creates a room from a whole `createRoom` body, returning the room id.
+    pub async fn create_room_with(&self, body: Value, doing: &str) -> Result<String, HarnessError> {
         let url = self.endpoint(&["_matrix", "client", "v3", "createRoom"]);
         let created = self.call(self.http.post(url).json(&body), doing).await?;
         created["room_id"]
@@ -292,6 +293,21 @@ impl MatrixClient {
         Ok(sent["event_id"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// Redacts an event (this user's own, or any with the power to).
+    pub async fn redact(&mut self, room_id: &str, event_id: &str) -> Result<(), HarnessError> {
+        self.txn_counter += 1;
+        let txn = format!("r{}-{}", self.txn_counter, super::synapse::random_hex(4));
+        let url = self.endpoint(&[
+            "_matrix", "client", "v3", "rooms", room_id, "redact", event_id, &txn,
+        ]);
+        self.call(
+            self.http.put(url).json(&json!({})),
+            &format!("redacting {event_id}"),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The rooms this user has joined.
     pub async fn joined_rooms(&self) -> Result<Vec<String>, HarnessError> {
         let url = self.endpoint(&["_matrix", "client", "v3", "joined_rooms"]);
@@ -327,6 +343,16 @@ impl MatrixClient {
             .as_object()
             .map(|joined| joined.keys().cloned().collect())
             .unwrap_or_default())
+    }
+
+    /// One event of a room as the homeserver serves it now (a redacted
+    /// event has an empty `content`).
+    pub async fn event(&self, room_id: &str, event_id: &str) -> Result<Value, HarnessError> {
+        let url = self.endpoint(&[
+            "_matrix", "client", "v3", "rooms", room_id, "event", event_id,
+        ]);
+        self.call(self.http.get(url), &format!("fetching {event_id}"))
+            .await
     }
 
     /// The room's whole timeline, oldest first (from /messages, up to 1000 events).

@@ -15,7 +15,6 @@ use matrix_instagram::bridge::run::{build_appservice, load_config};
 use matrix_instagram::bridge::Bridge;
 use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::matrix::client::HomeserverClient;
-use matrix_instagram::secrets::CredentialCipher;
 use matrix_instagram::store::{login_id, LoginRecord, PortalRecord, Store};
 use serde_json::Value;
 use serde_norway::Value as Yaml;
@@ -64,15 +63,7 @@ impl RelayFixture {
             }
         })
         .await;
-        for (key, url) in [
-            ("api_base_url", sim.api_base_url()),
-            ("web_base_url", sim.base_url()),
-            ("upload_base_url", sim.base_url()),
-        ] {
-            e2e.config
-                .set(&["instagram", key], Yaml::from(url))
-                .unwrap_or_else(|err| panic!("{err}"));
-        }
+        e2e.use_simulator(&sim);
         let user = e2e.user("alice").await;
         let login_id = login_id(&user.user_id, &me.pk.to_string());
         let fixture = RelayFixture {
@@ -156,23 +147,12 @@ impl RelayFixture {
 
     /// The bridge's database, opened by the test.
     pub async fn store(&self) -> Store {
-        Store::connect(self.e2e.database.url())
-            .await
-            .expect("opening the bridge's database")
+        self.e2e.store().await
     }
 
     /// The bridge's stored logins, sealed with the config's key.
     async fn logins(&self) -> Logins {
-        let key = self
-            .e2e
-            .config
-            .get(&["encryption", "key"])
-            .expect("reading encryption.key");
-        let key = matrix_instagram::secrets::CredentialKey::from_base64(
-            key.as_str().expect("the key is a string"),
-        )
-        .expect("a valid key");
-        Logins::new(self.store().await, CredentialCipher::new(&key))
+        self.e2e.logins().await
     }
 
     /// alice's Instagram credentials as the bridge stored them.

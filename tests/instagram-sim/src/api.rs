@@ -207,6 +207,11 @@ fn guarded(
     if let Some(end) = session.ended {
         return Err(SimError::SessionEnded { end });
     }
+    session.check_device(
+        headers
+            .get("x-ig-device-id")
+            .and_then(|value| value.to_str().ok()),
+    )?;
     session.rotate_if_due(&settings, now);
     caller.claim = session.www_claim.clone();
     let sent_csrftoken = cookies.get("csrftoken").map(String::as_str);

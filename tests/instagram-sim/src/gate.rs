@@ -11,7 +11,7 @@ use axum::response::Response;
 
 use crate::api::{json_response, parse_cookies};
 use crate::render::error_body;
-use crate::world::{ClaimEcho, Fault, RequestLogEntry};
+use crate::world::{ClaimEcho, DeviceHeaders, Fault, RequestLogEntry};
 use crate::SharedWorld;
 
 /// What a handler learned about a request, handed to the log through response extensions.
@@ -60,6 +60,7 @@ pub(crate) async fn gate(
     headers.dedup();
     let mut cookies: Vec<String> = parse_cookies(request.headers()).into_keys().collect();
     cookies.sort();
+    let device = device_headers(request.headers());
 
     let fault = crate::lock(&shared).take_fault(&method, &path);
     let (mut response, dropped) = match &fault {
@@ -125,6 +126,7 @@ pub(crate) async fn gate(
         www_claim,
         ig_u_rur: facts.ig_u_rur.unwrap_or(ClaimEcho::Absent),
         pk: facts.pk,
+        device,
         status: if dropped {
             0
         } else {
@@ -132,6 +134,22 @@ pub(crate) async fn gate(
         },
     });
     response
+}
+
+/// The values of a request's device headers.
+fn device_headers(headers: &axum::http::HeaderMap) -> DeviceHeaders {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    DeviceHeaders {
+        device_id: header("x-ig-device-id"),
+        family_device_id: header("x-ig-family-device-id"),
+        android_id: header("x-ig-android-id"),
+        user_agent: header("user-agent"),
+    }
 }
 
 /// The answer to a request that was carried out before its fault struck: the real one

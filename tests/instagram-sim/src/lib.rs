@@ -39,7 +39,8 @@ pub use seed::DemoSeed;
 pub use session::SessionEnd;
 pub use settings::{Settings, DEFAULT_SEND_LIMIT_PER_MINUTE, PAGE_CAP};
 pub use world::{
-    Account, ClaimEcho, Fault, ItemKind, Presence, RequestLogEntry, REQUEST_LOG_CAPACITY,
+    Account, ClaimEcho, DeviceHeaders, Fault, ItemKind, Presence, RequestLogEntry,
+    REQUEST_LOG_CAPACITY,
 };
 
 use world::{parse_item_id, World};

@@ -64,6 +64,9 @@ pub(crate) struct SessionRecord {
     /// When its recent offences were made; they count until `strike_decay` has passed.
     strikes: VecDeque<Instant>,
     pub ended: Option<SessionEnd>,
+    /// The `X-IG-Device-ID` of the session's first request that sent one: the
+    /// device it belongs to from then on.
+    pub device_id: Option<String>,
 }
 
 impl SessionRecord {
@@ -78,6 +81,25 @@ impl SessionRecord {
             requests: VecDeque::new(),
             strikes: VecDeque::new(),
             ended: None,
+            device_id: None,
+        }
+    }
+
+    /// Binds the session to the first device id it is used with and refuses
+    /// another: Instagram does not see a logged-in app move to another phone,
+    /// it sees a stolen session, and asks the account to confirm it
+    /// (`challenge_required`). Requests without the header (the web) pass.
+    pub fn check_device(&mut self, sent: Option<&str>) -> Result<(), SimError> {
+        let Some(sent) = sent else {
+            return Ok(());
+        };
+        match &self.device_id {
+            None => {
+                self.device_id = Some(sent.to_owned());
+                Ok(())
+            }
+            Some(bound) if bound == sent => Ok(()),
+            Some(_) => Err(SimError::ChallengeRequired { pk: self.pk }),
         }
     }
 

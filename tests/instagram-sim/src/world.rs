@@ -118,8 +118,22 @@ pub enum ClaimEcho {
     Matches,
 }
 
+/// The device a request said it came from: its device headers' values (identifiers
+/// of a phone, not secrets).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceHeaders {
+    /// `X-IG-Device-ID`.
+    pub device_id: Option<String>,
+    /// `X-IG-Family-Device-ID`.
+    pub family_device_id: Option<String>,
+    /// `X-IG-Android-ID`.
+    pub android_id: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
 /// One request as the simulator saw it. Never holds secret values: only which headers,
-/// cookies and form fields were present.
+/// cookies and form fields were present, and the device headers' values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestLogEntry {
     pub method: String,
@@ -137,6 +151,8 @@ pub struct RequestLogEntry {
     /// The account the request was authenticated as, when it was.
     pub pk: Option<u64>,
     pub status: u16,
+    #[serde(default)]
+    pub device: DeviceHeaders,
 }
 
 pub(crate) struct AccountRecord {
@@ -1353,6 +1369,7 @@ mod tests {
             ig_u_rur: ClaimEcho::Absent,
             pk: None,
             status: 200,
+            device: DeviceHeaders::default(),
         }
     }
 

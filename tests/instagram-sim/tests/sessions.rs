@@ -1,7 +1,8 @@
 //! Sessions as Instagram plays them: a per-session request budget whose offences escalate
 //! from 429 to `feedback_required` to a challenge and cool down only with time; a
 //! csrftoken and www-claim that rotate and are refused once stale; sessions ended by a
-//! logout variant or by the account logging in elsewhere; and `checkpoint_required`.
+//! logout variant or by the account logging in elsewhere; `checkpoint_required`; and a
+//! session bound to the device it was first used from.
 //! Driven through the Rust API and the `/_sim` control API.
 
 // These tests read statuses and bodies, not the shared client's response headers.
@@ -325,5 +326,62 @@ async fn checkpoint_blocks_every_call_until_cleared() {
     assert_eq!(
         client.get(INBOX, &[]).await.json()["message"],
         "checkpoint_required"
+    );
+}
+
+/// An inbox request over `cookies` from the device `device_id`.
+async fn inbox_from(
+    sim: &Simulator,
+    cookies: &BTreeMap<String, String>,
+    device_id: &str,
+) -> reqwest::Response {
+    let cookie = cookies
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    app_http()
+        .get(format!("{}/{INBOX}", sim.api_base_url()))
+        .header("Cookie", cookie)
+        .header("X-IG-Device-ID", device_id)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_session_shown_from_another_device_is_challenged() {
+    let (sim, me, _) = world().await;
+    let phone = "6b0d4f4e-1c43-4b5e-9d7e-2f1f5a0c9e01";
+    let other_phone = "0e9f5d1c-7a2b-4c3d-8e4f-5a6b7c8d9e02";
+    for _ in 0..2 {
+        let response = inbox_from(&sim, &me.cookies, phone).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let stolen = inbox_from(&sim, &me.cookies, other_phone).await;
+    assert_eq!(stolen.status(), StatusCode::BAD_REQUEST);
+    let body: Value = stolen.json().await.unwrap();
+    assert_eq!(body["message"], "challenge_required");
+    // The session still works from its own phone; another session of the
+    // account may be used from the other phone.
+    let own = inbox_from(&sim, &me.cookies, phone).await;
+    assert_eq!(own.status(), StatusCode::OK);
+    let second = sim.new_session(me.pk).unwrap();
+    let fresh = inbox_from(&sim, &second, other_phone).await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let log = sim.request_log();
+    let devices: Vec<Option<&str>> = log
+        .iter()
+        .map(|entry| entry.device.device_id.as_deref())
+        .collect();
+    assert_eq!(
+        devices,
+        [
+            Some(phone),
+            Some(phone),
+            Some(other_phone),
+            Some(phone),
+            Some(other_phone)
+        ]
     );
 }
