@@ -279,7 +279,12 @@ pub async fn relay_message(
     let done = store
         .message_parts(&login.id, &portal.thread_id, &message.id)
         .await?;
-    if done.is_empty() {
+    // Only the login's own account can send an echo of the bridge's send.
+    let may_be_echo = match (&message.sender, &login.ig_user_id) {
+        (Some(sender), Some(own)) => sender.id == *own,
+        _ => true,
+    };
+    if done.is_empty() && may_be_echo {
         if let Some(client_context) = message.client_context.as_deref() {
             if let Some(entry) = store.outbox_by_client_context(client_context).await? {
                 if entry.queued.login_id == login.id {
