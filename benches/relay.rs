@@ -299,7 +299,7 @@ fn print_stages(latencies: &[world::Latency]) {
     };
     println!(
         "    by stage: waiting for the portal's worker {}; its preparation (ensure_portal, \
-         thread state) {}; the update's earlier items (the newest page's, checked again) {}; \
+         thread state) {}; the update's earlier items (relayed before it) {}; \
          the item's own relaying (relay_message, send included) {}",
         stage(|l| l.queued_us),
         stage(|l| l.prepared_us),
