@@ -253,18 +253,7 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         PACE.as_millis(),
         percentiles_text(&since_poll(&paced))
     );
-    let paced_own = percentiles(
-        &paced
-            .latencies
-            .iter()
-            .map(|l| l.relay_us)
-            .collect::<Vec<_>>(),
-    );
-    println!(
-        "    of which relay_message (the item's own relaying, send included): {}; the rest is \
-         the portal worker's preparation (ensure_portal, thread state)",
-        percentiles_text(&paced_own)
-    );
+    print_stages(&paced.latencies);
     let paced_bridge_only = percentiles(
         &paced
             .latencies
@@ -273,8 +262,8 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
             .collect::<Vec<_>>(),
     );
     println!(
-        "    the bridge's own work (the same, less the time the homeserver took to answer the \
-         item's sends): {}",
+        "    the bridge's own work (the same, less the time the worker waited for the \
+         homeserver's answers): {}",
         percentiles_text(&paced_bridge_only)
     );
     println!(
@@ -285,6 +274,7 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         "  in the burst (an item also waits behind its room's earlier items): {}",
         percentiles_text(&since_poll(&burst))
     );
+    print_stages(&burst.latencies);
     println!(
         "    each item's own relaying (bridge + homeserver send): {}; a bare send under the same load: {}",
         percentiles_text(&burst_own),
@@ -299,6 +289,29 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         rss.hwm_kb as f64 / 1024.0
     );
     Ok(())
+}
+
+/// Where the items' time since their poll response went, stage by stage
+/// (each stage's own percentiles: they do not add up).
+fn print_stages(latencies: &[world::Latency]) {
+    let stage = |of: fn(&world::Latency) -> u64| {
+        percentiles_text(&stats::Percentiles::of(latencies.iter().map(of)))
+    };
+    println!(
+        "    by stage: waiting for the portal's worker {}; its preparation (ensure_portal, \
+         thread state) {}; the update's earlier items (relayed before it) {}; \
+         the item's own relaying (relay_message, send included) {}",
+        stage(|l| l.queued_us),
+        stage(|l| l.prepared_us),
+        stage(|l| l.earlier_us),
+        stage(|l| l.relay_us),
+    );
+    println!(
+        "    the homeserver's answers the worker waited for since it took the update up: {}; \
+         in the item's own relaying: {}",
+        stage(|l| l.homeserver_us),
+        stage(|l| l.relay_homeserver_us),
+    );
 }
 
 fn percentiles_text(p: &stats::Percentiles) -> String {

@@ -55,9 +55,19 @@ pub type Bodies = Vec<Vec<String>>;
 #[derive(Debug, Clone, Copy)]
 pub struct Latency {
     pub since_poll_us: u64,
+    /// Of `since_poll_us`: waiting for the portal's worker to take the update up,
+    pub queued_us: u64,
+    /// the update's preparation (portal, puppets, thread state),
+    pub prepared_us: u64,
+    /// the update's earlier items,
+    pub earlier_us: u64,
+    /// and the item's own relaying.
     pub relay_us: u64,
-    /// Of `since_poll_us`, the time the homeserver took to answer the item's sends.
+    /// Of `since_poll_us`, the time the worker waited for the homeserver's
+    /// answers (any request, since it took the update up).
     pub homeserver_us: u64,
+    /// Of `relay_us`, the time it waited for the homeserver's answers.
+    pub relay_homeserver_us: u64,
     /// When the bridge logged the event (the item's relaying was done), Unix microseconds.
     pub logged_at_us: i64,
 }
@@ -744,8 +754,12 @@ fn latency_event(line: &str) -> Option<LogEvent> {
         fields["item_id"].as_str()?.to_owned(),
         Latency {
             since_poll_us: fields["since_poll_us"].as_u64()?,
+            queued_us: fields["queued_us"].as_u64()?,
+            prepared_us: fields["prepared_us"].as_u64()?,
+            earlier_us: fields["earlier_us"].as_u64()?,
             relay_us: fields["relay_us"].as_u64()?,
             homeserver_us: fields["homeserver_us"].as_u64()?,
+            relay_homeserver_us: fields["relay_homeserver_us"].as_u64()?,
             logged_at_us: chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str()?)
                 .ok()?
                 .timestamp_micros(),

@@ -255,7 +255,9 @@ fn spawn_worker(bridge: Arc<Bridge>, key: (String, String)) -> Worker {
                         );
                         continue;
                     }
-                    if let Err(e) = apply_update(&bridge, &update).await {
+                    let applied =
+                        relay_latency::update_measured(apply_update(&bridge, &update)).await;
+                    if let Err(e) = applied {
                         tracing::warn!(
                             login = %update.login_id,
                             thread = %update.conversation.id,
@@ -302,8 +304,6 @@ async fn carry_out_outbox(bridge: &Arc<Bridge>, (login_id, thread_id): &(String,
     result.unwrap_or(true)
 }
 
-/// Relays one thread update in order, recording progress as it goes.
-/// A transient failure stops it; the next poll fetches the rest again.
 /// Tells the room, once per gap (the txn id derives from the oldest message
 /// caught up), that older messages of a long gap were not bridged.
 async fn announce_gap(
@@ -330,7 +330,10 @@ async fn announce_gap(
     .await
 }
 
+/// Relays one thread update in order, recording progress as it goes.
+/// A transient failure stops it; the next poll fetches the rest again.
 async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), RelayError> {
+    let picked = Instant::now();
     let store = &bridge.store;
     let login_id = &update.login_id;
     let thread_id = &update.conversation.id;
@@ -356,17 +359,32 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
     if let (true, Some(first)) = (update.history_cut, update.messages.first()) {
         announce_gap(bridge, &login, &portal, first).await?;
     }
+    let item_ids: Vec<&str> = update.messages.iter().map(|m| m.id.as_str()).collect();
+    let records = store.item_records(login_id, thread_id, &item_ids).await?;
+    let progress = state.last_item_at;
+    let timeline = relay_latency::Timeline {
+        received: update.received,
+        picked,
+        prepared: Instant::now(),
+    };
     for message in &update.messages {
         if bridge.queues.closing() {
             return Ok(());
         }
-        relay_latency::measured(
-            &message.id,
-            update.received,
-            relay_item(bridge, &login, &portal, message),
-        )
-        .await?;
-        if let Some(at) = micros(message) {
+        let relayed = records
+            .get(&message.id)
+            .is_some_and(|records| relay_in::is_relayed(message, records));
+        if !relayed {
+            relay_latency::measured(
+                &message.id,
+                &timeline,
+                relay_item(bridge, &login, &portal, message),
+            )
+            .await?;
+        }
+        // An item bridged before a crash kept the progress from moving past it.
+        let behind = |at: i64| progress.is_none_or(|progress| at > progress);
+        if let Some(at) = micros(message).filter(|at| !relayed || behind(*at)) {
             store
                 .advance_thread(login_id, thread_id, &message.id, at)
                 .await?;

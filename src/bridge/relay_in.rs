@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::matrix::client::{ClientError, HomeserverClient};
 use crate::model::{Message, Participant, Presence};
 use crate::secrets::CredentialCipher;
-use crate::store::{LoginRecord, MessageRecord, PortalRecord, ReactionRecord};
+use crate::store::{ItemRecords, LoginRecord, MessageRecord, PortalRecord, ReactionRecord};
 
 use super::convert::{
     convert_message, edit_content, ConvertContext, MediaKind, Mention, Part, ReplyTarget,
@@ -98,10 +98,7 @@ impl Speaker<'_> {
             self.client
                 .send_raw(room_id, txn, event_type, &content, ts, Some(&self.user))
         };
-        let asked = std::time::Instant::now();
-        let first = send().await;
-        super::relay_latency::homeserver_answered(asked.elapsed());
-        match first {
+        match send().await {
             Err(e) if is_forbidden(&e) => {
                 self.join(bridge, room_id).await?;
                 send()
@@ -227,6 +224,47 @@ pub(crate) fn portal_room(portal: &PortalRecord) -> Result<ruma::OwnedRoomId, Re
     })
 }
 
+/// Whether an item is bridged as it is now, from what is recorded of it:
+/// every part sent, its text unchanged since, its reactions the recorded
+/// ones. Then [`relay_message`] would do nothing, and the portal's worker
+/// skips it without reading anything more (a thread's newest page comes
+/// with every poll that finds something new in the thread).
+pub fn is_relayed(message: &Message, records: &ItemRecords) -> bool {
+    if records.parts.is_empty() {
+        return false;
+    }
+    // Mentions, the reply and the sender's name change parts' content, not
+    // which parts there are.
+    let no_context = ConvertContext {
+        mentions: &HashMap::new(),
+        reply: None,
+        sender_name: "",
+    };
+    let parts = convert_message(message, &no_context);
+    let recorded = |part_id: &str| records.parts.iter().find(|r| r.part_id == part_id);
+    if parts.iter().any(|part| recorded(&part.part_id).is_none()) {
+        return false;
+    }
+    let main = parts.first().and_then(|main| recorded(&main.part_id));
+    let text = text_hash(message.content.as_deref());
+    if let (Some(old), Some(new)) = (main.and_then(|r| r.content_hash.as_deref()), &text) {
+        if old != new {
+            return false;
+        }
+    }
+    let wanted: BTreeMap<&str, &str> = message
+        .reactions
+        .iter()
+        .filter_map(|r| Some((r.sender_id.as_deref()?, r.emoji.as_str())))
+        .collect();
+    let stored: BTreeMap<&str, &str> = records
+        .reactions
+        .iter()
+        .map(|r| (r.sender.as_str(), r.emoji.as_str()))
+        .collect();
+    wanted == stored
+}
+
 /// One Instagram item: bridges it if new (all parts, reactions), or applies what changed
 /// (edit -> m.replace, reactions added/changed/removed). Our own sends' echoes
 /// (found in the outbox by client_context) are not bridged: a send whose
@@ -241,7 +279,12 @@ pub async fn relay_message(
     let done = store
         .message_parts(&login.id, &portal.thread_id, &message.id)
         .await?;
-    if done.is_empty() {
+    // Only the login's own account can send an echo of the bridge's send.
+    let may_be_echo = match (&message.sender, &login.ig_user_id) {
+        (Some(sender), Some(own)) => sender.id == *own,
+        _ => true,
+    };
+    if done.is_empty() && may_be_echo {
         if let Some(client_context) = message.client_context.as_deref() {
             if let Some(entry) = store.outbox_by_client_context(client_context).await? {
                 if entry.queued.login_id == login.id {
@@ -809,6 +852,78 @@ mod tests {
         );
         assert!(mentioned_usernames("mail me at alice@bob.b or @ alone").is_empty());
         assert_eq!(mentioned_usernames("(@dan)"), vec!["dan"]);
+    }
+
+    fn item(value: Value) -> Message {
+        let mut fields = json!({"id": "i1", "conversation_id": "t1"});
+        if let (Some(fields), Some(more)) = (fields.as_object_mut(), value.as_object()) {
+            fields.extend(more.clone());
+        }
+        serde_json::from_value(fields).unwrap()
+    }
+
+    fn part(part_id: &str, text: Option<&str>) -> MessageRecord {
+        MessageRecord {
+            login_id: "l".to_owned(),
+            thread_id: "t1".to_owned(),
+            item_id: "i1".to_owned(),
+            part_id: part_id.to_owned(),
+            room_id: "!r:x".to_owned(),
+            event_id: format!("$e{part_id}"),
+            sender: "bob".to_owned(),
+            timestamp: 0,
+            client_context: None,
+            content_hash: text_hash(text),
+        }
+    }
+
+    fn reaction(sender: &str, emoji: &str) -> ReactionRecord {
+        ReactionRecord {
+            login_id: "l".to_owned(),
+            thread_id: "t1".to_owned(),
+            item_id: "i1".to_owned(),
+            sender: sender.to_owned(),
+            room_id: "!r:x".to_owned(),
+            event_id: "$r".to_owned(),
+            emoji: emoji.to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_item_is_relayed_when_parts_text_and_reactions_match_the_records() {
+        let text = item(json!({"content_type": "text", "content": "hi",
+            "reactions": [{"emoji": "❤️", "sender_id": "carol"}]}));
+        let records = ItemRecords {
+            parts: vec![part("", Some("hi"))],
+            reactions: vec![reaction("carol", "❤️")],
+        };
+        assert!(is_relayed(&text, &records));
+        assert!(!is_relayed(&text, &ItemRecords::default()), "never bridged");
+
+        let edited = item(json!({"content_type": "text", "content": "hi!",
+            "reactions": [{"emoji": "❤️", "sender_id": "carol"}]}));
+        assert!(!is_relayed(&edited, &records), "its text changed");
+        let unreacted = item(json!({"content_type": "text", "content": "hi"}));
+        assert!(!is_relayed(&unreacted, &records), "a reaction was removed");
+        let changed = item(json!({"content_type": "text", "content": "hi",
+            "reactions": [{"emoji": "😂", "sender_id": "carol"}]}));
+        assert!(!is_relayed(&changed, &records), "a reaction changed");
+
+        let captioned = item(json!({"content_type": "media", "content": "look",
+            "attachments": [{"type": "image", "url": "https://cdn.example/a.jpg"}]}));
+        let main_only = ItemRecords {
+            parts: vec![part("", Some("look"))],
+            reactions: Vec::new(),
+        };
+        assert!(
+            !is_relayed(&captioned, &main_only),
+            "its caption is not sent yet"
+        );
+        let both = ItemRecords {
+            parts: vec![part("", Some("look")), part("text", None)],
+            reactions: Vec::new(),
+        };
+        assert!(is_relayed(&captioned, &both));
     }
 
     #[test]

@@ -1,56 +1,71 @@
 //! The bridge-added latency of relaying, as one debug event per relayed
 //! item. Instagram -> Matrix (target `relay_latency`): from the poll response
-//! that carried the item to the homeserver's answer, and how much of that the
-//! homeserver itself took to answer the item's sends. Matrix -> Instagram
+//! that carried the item to the homeserver's answer, split by stage, and how
+//! much of that the bridge spent waiting for the homeserver's answers. Matrix -> Instagram
 //! (target `relay_latency_out`): from the transaction handler accepting the
 //! event to Instagram's answer, and how long that answer took. The relay
 //! benchmark (`benches/relay.rs`) enables the targets and reads the events
 //! from the log.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-tokio::task_local! {
-    /// Microseconds the homeserver took to answer the current item's sends.
-    static HOMESERVER_US: Cell<u64>;
+use crate::matrix::client::{counting_waits, waited_so_far};
+
+/// Runs a thread update on its portal's worker, counting the time it waits
+/// for the homeserver (every request: the portal's and puppets' upkeep as
+/// well as the items' sends), for the `relay_latency` events of its items.
+pub async fn update_measured<T>(work: impl Future<Output = T>) -> T {
+    counting_waits(work).await
 }
 
-/// Runs the relaying of `item_id` and, when it succeeds, logs how long it
-/// took (`relay_us`), how long since its poll response arrived
-/// (`since_poll_us`) and how much of it was spent waiting for the
-/// homeserver's answers (`homeserver_us`).
+/// When one thread update reached each stage on its portal's worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeline {
+    /// The poll response that carried the update arrived.
+    pub received: Instant,
+    /// The worker took the update up.
+    pub picked: Instant,
+    /// The portal, its puppets and the thread's state were ready; the items
+    /// followed.
+    pub prepared: Instant,
+}
+
+/// Runs the relaying of `item_id` and, when it succeeds, logs how long
+/// since its poll response arrived (`since_poll_us`) and where that went:
+/// waiting for the portal's worker (`queued_us`), the update's preparation
+/// (`prepared_us`: portal, puppets, thread state), the update's earlier
+/// items (`earlier_us`), the item's own relaying (`relay_us`); and how much
+/// of it all the worker spent waiting for the homeserver's answers since it
+/// took the update up (`homeserver_us`; `relay_homeserver_us` of it in the
+/// item's own relaying).
 pub async fn measured<T, E>(
     item_id: &str,
-    received: Instant,
+    timeline: &Timeline,
     relay: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
     let started = Instant::now();
-    let (result, homeserver_us) = HOMESERVER_US
-        .scope(Cell::new(0), async {
-            let result = relay.await;
-            (result, HOMESERVER_US.with(Cell::get))
-        })
-        .await;
+    let waited_before = waited_so_far();
+    let result = relay.await;
     if result.is_ok() {
+        let micros = |spent: Duration| spent.as_micros() as u64;
+        let waited = waited_so_far();
         tracing::debug!(
             target: "relay_latency",
             item_id,
-            since_poll_us = received.elapsed().as_micros() as u64,
-            relay_us = started.elapsed().as_micros() as u64,
-            homeserver_us,
+            since_poll_us = micros(timeline.received.elapsed()),
+            queued_us = micros(timeline.picked.saturating_duration_since(timeline.received)),
+            prepared_us = micros(timeline.prepared.saturating_duration_since(timeline.picked)),
+            earlier_us = micros(started.saturating_duration_since(timeline.prepared)),
+            relay_us = micros(started.elapsed()),
+            homeserver_us = micros(waited),
+            relay_homeserver_us = micros(waited.saturating_sub(waited_before)),
             "relayed"
         );
     }
     result
-}
-
-/// Counts `spent` waiting for a homeserver answer toward the item being
-/// relayed, if one is being measured.
-pub fn homeserver_answered(spent: Duration) {
-    let _ = HOMESERVER_US.try_with(|total| total.set(total.get() + spent.as_micros() as u64));
 }
 
 /// Matrix -> Instagram: when each outgoing event was accepted by the

@@ -4,9 +4,11 @@
 //! errors, 5xx, 429) are retried with backoff.
 
 use std::borrow::{Borrow, Cow};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use ruma::api::client::{
     account::{
@@ -150,6 +152,35 @@ struct VersionsBody {
     unstable_features: BTreeMap<String, bool>,
 }
 
+tokio::task_local! {
+    /// How long the current task has waited for homeserver answers, while
+    /// [`counting_waits`] measures it.
+    static WAITED: Cell<Duration>;
+}
+
+/// Runs `work`, counting the time its task spends waiting for the
+/// homeserver's answers (retries included); [`waited_so_far`] reads it.
+pub async fn counting_waits<F: Future>(work: F) -> F::Output {
+    WAITED.scope(Cell::new(Duration::ZERO), work).await
+}
+
+/// How long the current task has waited for the homeserver inside
+/// [`counting_waits`] so far (zero outside it).
+pub fn waited_so_far() -> Duration {
+    WAITED.try_with(Cell::get).unwrap_or_default()
+}
+
+/// Adds the time since it was made to [`WAITED`] when dropped, so an
+/// exchange counts however it ends (answer, error, cancellation).
+struct WaitCounter(Instant);
+
+impl Drop for WaitCounter {
+    fn drop(&mut self) {
+        let spent = self.0.elapsed();
+        let _ = WAITED.try_with(|waited| waited.set(waited.get() + spent));
+    }
+}
+
 /// Client for the homeserver's client-server API, authenticated as the
 /// appservice. Cheap to clone.
 #[derive(Clone)]
@@ -275,6 +306,7 @@ impl HomeserverClient {
         endpoint: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<(u16, Vec<u8>), ClientError> {
+        let _counter = WaitCounter(Instant::now());
         let mut delay = self.retry.initial_delay;
         let mut attempt = 1;
         loop {

@@ -1,10 +1,16 @@
 //! Messages and reactions: which Matrix event stands for which Instagram
 //! item, the record that makes relaying exactly-once in both directions.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, FromRow};
 
 use super::{query_failed, with_text_params, Record, Store, StoreError};
+
+/// Most item ids one `IN (...)` lists (well under the parameter limits of
+/// SQLite and PostgreSQL).
+const ITEMS_PER_QUERY: usize = 200;
 
 /// One part of an Instagram item and its Matrix event (an item bridged as
 /// several events has one record per part).
@@ -88,6 +94,14 @@ impl Record for ReactionRecord {
     }
 }
 
+/// What is recorded of one Instagram item: its bridged parts (the main part
+/// ("") first) and the reactions on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemRecords {
+    pub parts: Vec<MessageRecord>,
+    pub reactions: Vec<ReactionRecord>,
+}
+
 /// Selects one reaction by its primary key.
 const REACTION_KEY: &str =
     "WHERE login_id = $1 AND thread_id = $2 AND item_id = $3 AND sender = $4";
@@ -128,6 +142,60 @@ impl Store {
             "reading the parts of an Instagram item",
         )
         .await
+    }
+
+    /// What is recorded of each of a thread's items `item_ids`, by item id
+    /// (items with nothing recorded are left out): two queries per 200
+    /// items, however many there are.
+    pub async fn item_records(
+        &self,
+        login_id: &str,
+        thread_id: &str,
+        item_ids: &[&str],
+    ) -> Result<HashMap<String, ItemRecords>, StoreError> {
+        let mut records: HashMap<String, ItemRecords> = HashMap::new();
+        for chunk in item_ids.chunks(ITEMS_PER_QUERY) {
+            let placeholders: Vec<String> = (3..chunk.len() + 3).map(|n| format!("${n}")).collect();
+            let filter = |order: &str| {
+                format!(
+                    "WHERE login_id = $1 AND thread_id = $2 AND item_id IN ({}) ORDER BY {order}",
+                    placeholders.join(", ")
+                )
+            };
+            let params: Vec<&str> = [login_id, thread_id]
+                .into_iter()
+                .chain(chunk.iter().copied())
+                .collect();
+            let parts: Vec<MessageRecord> = self
+                .select(
+                    &filter("item_id, part_id"),
+                    &params,
+                    "reading the parts of Instagram items",
+                )
+                .await?;
+            for part in parts {
+                records
+                    .entry(part.item_id.clone())
+                    .or_default()
+                    .parts
+                    .push(part);
+            }
+            let reactions: Vec<ReactionRecord> = self
+                .select(
+                    &filter("item_id, sender"),
+                    &params,
+                    "reading the reactions on Instagram items",
+                )
+                .await?;
+            for reaction in reactions {
+                records
+                    .entry(reaction.item_id.clone())
+                    .or_default()
+                    .reactions
+                    .push(reaction);
+            }
+        }
+        Ok(records)
     }
 
     /// The newest bridged part in a thread sent at or before `timestamp`

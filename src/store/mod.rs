@@ -22,7 +22,7 @@ use sqlx::query::{Map, Query};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection};
 
 pub use logins::{login_id, LoginRecord};
-pub use messages::{MessageRecord, ReactionRecord};
+pub use messages::{ItemRecords, MessageRecord, ReactionRecord};
 pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxState};
 pub use portals::PortalRecord;
 pub use puppets::PuppetRecord;

@@ -1,11 +1,13 @@
 //! End-to-end tests of the poller against the real bridge binary, Synapse
 //! and the Instagram simulator, on SQLite and PostgreSQL: portals appear
 //! after login with their history, new messages arrive in order (a burst
-//! bigger than a page too), a catch-up after downtime, faults while polling,
-//! and a login that Instagram logged out (one notice, polling stops).
+//! bigger than a page too), edits and reactions of messages already bridged,
+//! a catch-up after downtime, faults while polling, and a login that
+//! Instagram logged out (one notice, polling stops).
 
 use instagram_sim::{Account, Fault};
 
+use crate::harness::client::RoomEvent;
 use crate::harness::relay::{poll, RelayFixture};
 use crate::harness::{Backend, MatrixClient};
 
@@ -43,6 +45,11 @@ on_both_databases!(
     killed_during_a_burst_relays_every_message_once,
     killed_during_a_burst_relays_every_message_once_sqlite,
     killed_during_a_burst_relays_every_message_once_postgres
+);
+on_both_databases!(
+    changes_to_bridged_messages_arrive_with_new_ones,
+    changes_to_bridged_messages_arrive_with_new_ones_sqlite,
+    changes_to_bridged_messages_arrive_with_new_ones_postgres
 );
 on_both_databases!(
     logged_out_login_is_told_once,
@@ -145,6 +152,101 @@ async fn history_then_new_messages_in_order(backend: Backend) {
         &numbered("may I", 0..1),
     )
     .await;
+}
+
+/// Each poll that finds something new brings the thread's whole newest
+/// page; its messages already bridged are not sent again, but an edit or a
+/// reaction on one of them arrives, and so does a changed reaction.
+async fn changes_to_bridged_messages_arrive_with_new_ones(backend: Backend) {
+    let mut fixture = fixture(backend).await;
+    let sim = &fixture.sim;
+    let (friend, thread) = friend_thread(&fixture, "friend.changes");
+    let bodies = numbered("said", 0..3);
+    let items: Vec<String> = bodies
+        .iter()
+        .map(|body| sim.post_text(&thread, friend.pk, body).expect("posting"))
+        .collect();
+    fixture.e2e.start_bridge().await;
+    let room = join_portal(&fixture, &thread).await;
+    let sender = puppet(friend.pk);
+    wait_for_texts(&fixture, &room, &sender, &bodies).await;
+
+    sim.edit_text(&thread, &items[0], "said 0, better").unwrap();
+    sim.react(&thread, &items[1], friend.pk, "❤️").unwrap();
+    sim.post_text(&thread, friend.pk, "said 3").unwrap();
+    let event_of = |history: &[RoomEvent], body: &str| -> String {
+        history
+            .iter()
+            .find(|e| e.kind() == "m.room.message" && e.body() == body)
+            .map(|e| e.event["event_id"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| panic!("no event for {body:?}"))
+    };
+    let reactions = |history: &[RoomEvent]| -> Vec<RoomEvent> {
+        history
+            .iter()
+            .filter(|e| e.kind() == "m.reaction" && e.sender() == sender)
+            .cloned()
+            .collect()
+    };
+    let history = fixture
+        .wait_for_history(
+            &room,
+            "the edit, the reaction and the new message",
+            |events| {
+                events.iter().any(|e| e.body() == "said 3")
+                    && events.iter().any(|e| e.body() == "* said 0, better")
+                    && !reactions(events).is_empty()
+            },
+        )
+        .await;
+    let edit = history
+        .iter()
+        .find(|e| e.body() == "* said 0, better")
+        .unwrap();
+    assert_eq!(edit.sender(), sender);
+    assert_eq!(
+        edit.event["content"]["m.relates_to"]["rel_type"],
+        "m.replace"
+    );
+    assert_eq!(
+        edit.event["content"]["m.relates_to"]["event_id"],
+        event_of(&history, "said 0").as_str()
+    );
+    let heart = reactions(&history);
+    assert_eq!(heart.len(), 1, "one reaction: {heart:?}");
+    let relates = &heart[0].event["content"]["m.relates_to"];
+    assert_eq!(relates["key"], "❤️");
+    assert_eq!(relates["event_id"], event_of(&history, "said 1").as_str());
+
+    sim.react(&thread, &items[1], friend.pk, "😂").unwrap();
+    let history = fixture
+        .wait_for_history(&room, "the changed reaction", |events| {
+            let now = reactions(events);
+            now.len() == 2
+                && now
+                    .iter()
+                    .any(|e| e.event["unsigned"]["redacted_because"].is_object())
+        })
+        .await;
+    let laugh = reactions(&history)
+        .into_iter()
+        .find(|e| e.event["content"]["m.relates_to"]["key"] == "😂")
+        .expect("the new reaction");
+    assert_eq!(
+        laugh.event["content"]["m.relates_to"]["event_id"],
+        event_of(&history, "said 1").as_str()
+    );
+    let messages: Vec<&str> = history
+        .iter()
+        .filter(|e| e.kind() == "m.room.message" && e.sender() == sender)
+        .filter(|e| e.event["content"]["m.relates_to"]["rel_type"] != "m.replace")
+        .map(|e| e.body())
+        .collect();
+    assert_eq!(
+        messages,
+        numbered("said", 0..4),
+        "every message once, in order"
+    );
 }
 
 async fn first_sync_bridges_the_newest_threads(backend: Backend) {

@@ -548,7 +548,8 @@ fn message(item_id: &str, event_id: &str) -> MessageRecord {
 }
 
 /// An item bridged as several events: one record per part, the main part
-/// first; edits update the main part's text hash; lookups by time.
+/// first; edits update the main part's text hash; lookups by time; the
+/// records of several items read at once.
 async fn message_parts_and_edit_hashes(db: &TestDb) {
     let store = db.connect().await;
     let preview = MessageRecord {
@@ -595,7 +596,43 @@ async fn message_parts_and_edit_hashes(db: &TestDb) {
         at(main.timestamp + 5).await.unwrap().map(|m| m.item_id),
         Some("item-1".to_owned())
     );
-    assert_eq!(at(later.timestamp).await.unwrap(), Some(later));
+    assert_eq!(at(later.timestamp).await.unwrap(), Some(later.clone()));
+
+    // What is recorded of several items at once, reactions included; an
+    // item of another thread is not among them.
+    let reaction = ReactionRecord {
+        login_id: login.clone(),
+        thread_id: thread.clone(),
+        item_id: "item-2".to_owned(),
+        sender: "1784".to_owned(),
+        room_id: later.room_id.clone(),
+        event_id: "$react".to_owned(),
+        emoji: "❤️".to_owned(),
+    };
+    store.upsert_reaction(&reaction).await.unwrap();
+    let elsewhere = MessageRecord {
+        thread_id: "another thread".to_owned(),
+        ..message("item-3", "$ev3")
+    };
+    store.insert_message(&elsewhere).await.unwrap();
+    let records = store
+        .item_records(login, thread, &["item-1", "item-2", "item-3"])
+        .await
+        .unwrap();
+    let main = MessageRecord {
+        content_hash: Some("hash-2".to_owned()),
+        ..main.clone()
+    };
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records["item-1"].parts, vec![main, preview]);
+    assert!(records["item-1"].reactions.is_empty());
+    assert_eq!(records["item-2"].parts, vec![later]);
+    assert_eq!(records["item-2"].reactions, vec![reaction]);
+    assert!(store
+        .item_records(login, thread, &[])
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Room creations, login spaces, read receipts, puppets by username, and
