@@ -67,7 +67,8 @@ impl Options {
                 paced: 8,
                 threads: 4,
                 portals: 10,
-                idle: Duration::from_secs(6),
+                // Three active poll intervals with their jitter: the busy login polls at least twice.
+                idle: Duration::from_secs(12),
             }
         } else {
             Options {
