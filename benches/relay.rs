@@ -24,6 +24,8 @@ mod baseline;
 mod outgoing;
 #[path = "relay/stats.rs"]
 mod stats;
+#[path = "relay/usage.rs"]
+mod usage;
 #[path = "relay/world.rs"]
 mod world;
 
@@ -181,16 +183,36 @@ async fn run(options: &Options) -> Result<(), String> {
 /// poll interval a poll carries at most one new item per room.
 const PACE: Duration = Duration::from_millis(300);
 
+/// Messages per thread each way before anything is measured.
+const WARM_UP_PER_THREAD: usize = 5;
+
+/// Items whose poll responses arrived this close together came with one
+/// poll (its thread fetches run in parallel; polls are seconds apart).
+const POLL_WINDOW: Duration = Duration::from_millis(1000);
+
 async fn measure(world: &mut world::World, options: &Options) -> Result<(), String> {
+    // A few messages each way first: the homeserver's caches and the
+    // bridge's connections are warm for whichever is measured first.
+    let warm_up = options.threads * WARM_UP_PER_THREAD;
+    let warm_bridge = world.relay(warm_up, "warm", None).await?;
+    let warm_bare = baseline::run(world, warm_up, "warmbare").await?;
+    let before = world.usage()?;
     let burst = world.relay(options.messages, "bench", None).await?;
-    let bare = baseline::run(world, options.messages).await?;
+    let between = world.usage()?;
+    let bare = baseline::run(world, options.messages, "bare").await?;
+    let (burst_usage, bare_usage) = (between.since(&before), world.usage()?.since(&between));
     let paced = world.relay(options.paced, "paced", Some(PACE)).await?;
     let solo = baseline::one_at_a_time(world, options.paced).await?;
+    let poll_batches = paced.batches(POLL_WINDOW);
+    let batched = baseline::in_batches(world, &poll_batches).await?;
     for (bodies, who) in [
+        (&warm_bridge.bodies, "the bridge (warming up)"),
+        (&warm_bare.bodies, "the bare client (warming up)"),
         (&burst.bodies, "the bridge"),
         (&bare.bodies, "the bare client"),
         (&paced.bodies, "the bridge (paced)"),
         (&solo.bodies, "the bare client (one at a time)"),
+        (&batched.bodies, "the bare client (the paced run's batches)"),
     ] {
         world.verify_rooms(bodies, who).await?;
     }
@@ -234,6 +256,7 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         "  bare client: {bare_rate:8.1} msg/s  ({:.2} s; PUT /send as the puppets, one sequential sender per room, rooms in parallel)",
         bare.elapsed.as_secs_f64()
     );
+    println!("  CPU time of the bridge's burst: {burst_usage}; of the bare client's: {bare_usage}");
     let relaying = burst.relaying();
     let relaying_rate = options.messages as f64 / relaying.as_secs_f64();
     println!(
@@ -247,12 +270,27 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         relaying_rate / bare_rate,
         bridge_rate / bare_rate
     );
+    let paced_total = since_poll(&paced);
+    let bare_batches = percentiles(&batched.send_us);
     println!(
-        "bridge-added latency, poll response -> homeserver answer (goal p99 < 25 ms):\n  \
-         paced ({} messages, one every {} ms, at most one new item per room per poll): {}",
+        "latency, poll response -> homeserver answer:\n  \
+         paced ({} messages, one every {} ms, at most one new item per room per poll; {} polls \
+         carried them, {:.1} items a poll): {}",
         options.paced,
         PACE.as_millis(),
-        percentiles_text(&since_poll(&paced))
+        poll_batches.len(),
+        options.paced as f64 / poll_batches.len().max(1) as f64,
+        percentiles_text(&paced_total)
+    );
+    println!(
+        "    the bare client sending each poll's items at once into the same rooms: {}",
+        percentiles_text(&bare_batches)
+    );
+    println!(
+        "  bridge-added latency (the bridge's less the bare client's, percentile by \
+         percentile; goal p99 < 25 ms): p50 {} p99 {}",
+        stats::ms_signed(paced_total.p50 as i64 - bare_batches.p50 as i64),
+        stats::ms_signed(paced_total.p99 as i64 - bare_batches.p99 as i64),
     );
     print_stages(&paced.latencies);
     let paced_bridge_only = percentiles(

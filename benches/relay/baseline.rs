@@ -1,9 +1,13 @@
 //! The baseline: the same number of messages sent into the same rooms as the
 //! same puppets by a bare appservice client (plain `PUT
-//! /rooms/{room}/send/m.room.message/{txn}?user_id=<puppet>` with the
+//! /rooms/{room}/send/m.room.message/{txn}?user_id=<puppet>&ts=<ms>` with the
 //! as_token), one sequential sender per room, rooms in parallel, as the
-//! bridge relays.
+//! bridge relays. The events are the bridge's: the same content (with its
+//! empty `m.mentions`, which keeps Synapse's legacy keyword mentions from
+//! firing on bridged text and costs Synapse a schema validation per event)
+//! and an original timestamp.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -30,17 +34,29 @@ pub fn spread(chats: usize, messages: usize, prefix: &str) -> Bodies {
     bodies
 }
 
-/// One sequential sender per room, rooms in parallel.
-pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
-    let bodies = spread(world.chats.len(), messages, "bare");
-    let mut senders = JoinSet::new();
+/// One sequential sender per room, rooms in parallel; bodies start with `prefix`.
+pub async fn run(world: &World, messages: usize, prefix: &str) -> Result<Bare, String> {
+    let bodies = spread(world.chats.len(), messages, prefix);
     let started = Instant::now();
-    for (chat, room_bodies) in world.chats.iter().zip(&bodies) {
-        let http = world.http.clone();
-        let token = world.as_token.clone();
-        let base = send_url(world, &chat.room_id);
-        let puppet = chat.puppet.clone();
-        let room_bodies = room_bodies.clone();
+    let send_us = rooms_in_parallel(world, bodies.iter().cloned().enumerate()).await?;
+    Ok(Bare {
+        elapsed: started.elapsed(),
+        send_us,
+        bodies,
+    })
+}
+
+/// Sends each room's bodies (`(chat index, bodies)`) in turn, the rooms in
+/// parallel; returns each send's time to the homeserver's answer (µs).
+async fn rooms_in_parallel(
+    world: &World,
+    rooms: impl Iterator<Item = (usize, Vec<String>)>,
+) -> Result<Vec<u64>, String> {
+    let mut senders = JoinSet::new();
+    for (chat_index, room_bodies) in rooms {
+        let chat = &world.chats[chat_index];
+        let (http, token) = (world.http.clone(), world.as_token.clone());
+        let (base, puppet) = (send_url(world, &chat.room_id), chat.puppet.clone());
         senders.spawn(async move {
             let mut send_us = Vec::with_capacity(room_bodies.len());
             for body in &room_bodies {
@@ -49,15 +65,11 @@ pub async fn run(world: &World, messages: usize) -> Result<Bare, String> {
             Ok::<Vec<u64>, String>(send_us)
         });
     }
-    let mut send_us = Vec::with_capacity(messages);
+    let mut send_us = Vec::new();
     while let Some(sent) = senders.join_next().await {
         send_us.extend(sent.map_err(|e| format!("a bare sender panicked: {e}"))??);
     }
-    Ok(Bare {
-        elapsed: started.elapsed(),
-        send_us,
-        bodies,
-    })
+    Ok(send_us)
 }
 
 /// One message at a time, the rooms in turn: what a send costs the
@@ -72,6 +84,31 @@ pub async fn one_at_a_time(world: &World, messages: usize) -> Result<Bare, Strin
         let body = &bodies[chat_index][index / world.chats.len()];
         let base = send_url(world, &chat.room_id);
         send_us.push(send(&world.http, &world.as_token, &base, &chat.puppet, body).await?);
+    }
+    Ok(Bare {
+        elapsed: started.elapsed(),
+        send_us,
+        bodies,
+    })
+}
+
+/// The paced run's sends as the bare client makes them: each poll's items
+/// (`batches`: the chat of each) sent at once, rooms in parallel and a
+/// room's items in turn (as the portals' workers send them), the next batch
+/// once the last answer came; what a send costs when the homeserver gets
+/// the same sends at the same time as from the bridge.
+pub async fn in_batches(world: &World, batches: &[Vec<usize>]) -> Result<Bare, String> {
+    let mut bodies: Bodies = vec![Vec::new(); world.chats.len()];
+    let mut send_us = Vec::new();
+    let started = Instant::now();
+    for batch in batches {
+        let mut by_room: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for &chat_index in batch {
+            let body = format!("batch t{chat_index} m{}", bodies[chat_index].len());
+            bodies[chat_index].push(body.clone());
+            by_room.entry(chat_index).or_default().push(body);
+        }
+        send_us.extend(rooms_in_parallel(world, by_room.into_iter()).await?);
     }
     Ok(Bare {
         elapsed: started.elapsed(),
@@ -99,11 +136,15 @@ async fn send(
     let sent = Instant::now();
     let txn: String = body.chars().filter(char::is_ascii_alphanumeric).collect();
     let url = format!("{base}/{}-{txn}", puppet_tag(puppet));
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |now| now.as_millis())
+        .to_string();
     let response = http
         .put(url)
-        .query(&[("user_id", puppet)])
+        .query(&[("user_id", puppet), ("ts", &ts)])
         .bearer_auth(token)
-        .json(&json!({"msgtype": "m.text", "body": body}))
+        .json(&json!({"msgtype": "m.text", "body": body, "m.mentions": {}}))
         .send()
         .await
         .map_err(|e| format!("bare send as {puppet}: {e}"))?;

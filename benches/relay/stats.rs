@@ -33,6 +33,11 @@ pub fn ms(micros: u64) -> String {
     format!("{:.1} ms", micros as f64 / 1000.0)
 }
 
+/// A difference of microseconds, in milliseconds.
+pub fn ms_signed(micros: i64) -> String {
+    format!("{:.1} ms", micros as f64 / 1000.0)
+}
+
 /// One login's Instagram requests over whole poll intervals.
 pub struct LoginRequests {
     /// Requests from the first observed poll up to (not including) the last one.

@@ -19,9 +19,11 @@ use serde_json::Value;
 use serde_norway::Value as Yaml;
 
 use super::appservice::harness::bridge::BINARY;
+use super::appservice::harness::client::MatrixClient;
 use super::appservice::harness::relay::RelayFixture;
 use super::appservice::harness::{tail, Backend};
 use super::stats::{LoginRequests, RequestRates};
+use super::usage::Usage;
 use super::Options;
 
 /// Direct chats of the idle login.
@@ -93,10 +95,37 @@ enum LogEvent {
 pub struct Burst {
     pub elapsed: Duration,
     pub latencies: Vec<Latency>,
+    /// The chat of each latency event's item (indexes of [`World::chats`]).
+    pub chats: Vec<usize>,
     pub bodies: Bodies,
 }
 
 impl Burst {
+    /// The chats of the items each poll response carried, poll by poll:
+    /// the items whose responses arrived within `window` of each other (one
+    /// poll's thread fetches) form one batch.
+    pub fn batches(&self, window: Duration) -> Vec<Vec<usize>> {
+        let mut arrivals: Vec<(i64, usize)> = self
+            .latencies
+            .iter()
+            .zip(&self.chats)
+            .map(|(l, chat)| (l.logged_at_us - l.since_poll_us as i64, *chat))
+            .collect();
+        arrivals.sort_unstable();
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let mut last = None;
+        for (at, chat) in arrivals {
+            match (last, batches.last_mut()) {
+                (Some(previous), Some(batch)) if at - previous <= window.as_micros() as i64 => {
+                    batch.push(chat)
+                }
+                _ => batches.push(vec![chat]),
+            }
+            last = Some(at);
+        }
+        batches
+    }
+
     /// From the first poll response that carried an item of the burst to the
     /// last item relayed: the relaying alone, without the wait for that poll
     /// (which the polling interval decides).
@@ -202,7 +231,46 @@ impl World {
         world.pid = bridge_pid(&world.fixture.e2e.config.config_path)?;
         world.await_items(&opening, setup_wait()).await?;
         world.find_portals().await?;
+        world.await_background_updates().await?;
         Ok(world)
+    }
+
+    /// Waits until the homeserver has no database background updates left
+    /// (a new database has a series of them): whichever run came first
+    /// would otherwise share the homeserver with them.
+    async fn await_background_updates(&self) -> Result<(), String> {
+        let admin = MatrixClient::register_as(&self.fixture.e2e.synapse, "benchadmin", true)
+            .await
+            .map_err(fail("registering the homeserver's admin"))?;
+        let url = format!(
+            "{}/_synapse/admin/v1/background_updates/status",
+            self.homeserver
+        );
+        let started = Instant::now();
+        loop {
+            let status: Value = self
+                .http
+                .get(&url)
+                .bearer_auth(admin.access_token())
+                .send()
+                .await
+                .map_err(fail("asking for the background updates"))?
+                .json()
+                .await
+                .map_err(fail("reading the background updates"))?;
+            let running = status["current_updates"]
+                .as_object()
+                .is_some_and(|updates| !updates.is_empty());
+            if !running {
+                return Ok(());
+            }
+            if started.elapsed() > setup_wait() {
+                return Err(format!(
+                    "the homeserver's background updates still run: {status}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// New chats of alice with new friends, each with one message; returns the item ids.
@@ -300,7 +368,7 @@ impl World {
         &mut self,
         items: &HashSet<String>,
         limit: Duration,
-    ) -> Result<(Vec<Latency>, Instant), String> {
+    ) -> Result<(HashMap<String, Latency>, Instant), String> {
         let started = Instant::now();
         let mut found: HashMap<String, Latency> = HashMap::new();
         loop {
@@ -313,7 +381,7 @@ impl World {
                 }
             }
             if found.len() == items.len() {
-                return Ok((found.into_values().collect(), Instant::now()));
+                return Ok((found, Instant::now()));
             }
             if started.elapsed() > limit {
                 return Err(format!(
@@ -407,6 +475,7 @@ impl World {
     ) -> Result<Burst, String> {
         let mut bodies: Bodies = vec![Vec::new(); self.chats.len()];
         let mut items = HashSet::new();
+        let mut chat_of = HashMap::new();
         let started = Instant::now();
         for index in 0..messages {
             if let Some(pace) = pace.filter(|_| index > 0) {
@@ -420,14 +489,20 @@ impl World {
                 .sim
                 .post_text(&chat.thread_id, chat.friend.pk, &body)
                 .map_err(|e| e.to_string())?;
+            chat_of.insert(item.clone(), chat_index);
             items.insert(item);
             bodies[chat_index].push(body);
         }
         let limit = Duration::from_secs(60) + Duration::from_millis(200) * messages as u32;
-        let (latencies, done) = self.await_items(&items, limit).await?;
+        let (found, done) = self.await_items(&items, limit).await?;
+        let (chats, latencies) = found
+            .into_iter()
+            .map(|(item, latency)| (chat_of[&item], latency))
+            .unzip();
         Ok(Burst {
             elapsed: done - started,
             latencies,
+            chats,
             bodies,
         })
     }
@@ -534,6 +609,17 @@ impl World {
         // Let the last batch's work (receipts, state) settle before measuring.
         tokio::time::sleep(Duration::from_secs(2)).await;
         self.rss()
+    }
+
+    /// What the homeserver, the bridge and this process have used so far.
+    pub fn usage(&self) -> Result<Usage, String> {
+        let homeserver = self
+            .fixture
+            .e2e
+            .synapse
+            .pid()
+            .ok_or("the homeserver is not running")?;
+        Usage::take(homeserver, self.pid)
     }
 
     fn rss(&self) -> Result<Rss, String> {

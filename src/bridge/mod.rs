@@ -158,6 +158,10 @@ impl AppserviceHandler for Bridge {
         router::route_event(self, event, raw).await
     }
 
+    fn ignores(&self, event: &AnyTimelineEvent, raw: &Raw<AnyTimelineEvent>) -> bool {
+        router::is_own_echo(self, event, raw)
+    }
+
     async fn handle_ephemeral(&self, event: Value) {
         ephemeral::handle(self, &event).await;
     }

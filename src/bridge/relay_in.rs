@@ -774,6 +774,13 @@ pub async fn relay_read(
         }
         (None, None) => return Ok(()),
     };
+    // Sending a message marks it read for its sender (clients show the
+    // sender's receipt there without one), and Instagram's read state of a
+    // sender usually is their own newest message: a receipt would only cost
+    // the homeserver a request per update.
+    if record.sender == ig_user_id {
+        return Ok(());
+    }
     if store
         .read_receipt(login_id, thread_id, ig_user_id)
         .await?

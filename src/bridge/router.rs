@@ -26,7 +26,7 @@ pub async fn route_event(
     event: AnyTimelineEvent,
     raw: &Raw<AnyTimelineEvent>,
 ) -> Result<(), RetryTransaction> {
-    if bridge.namespace.owns(event.sender().as_str()) || double_puppeted(raw) {
+    if is_own_echo(bridge, &event, raw) {
         return Ok(());
     }
     let portal = bridge
@@ -44,6 +44,12 @@ pub async fn route_event(
         return bot::handle_event(bridge, event).await;
     }
     relay_out::accept_matrix_event(bridge, &portal, &event).await
+}
+
+/// An event the bridge sent itself: from one of its users, or as a double
+/// puppet (the user's own account).
+pub fn is_own_echo(bridge: &Bridge, event: &AnyTimelineEvent, raw: &Raw<AnyTimelineEvent>) -> bool {
+    bridge.namespace.owns(event.sender().as_str()) || double_puppeted(raw)
 }
 
 /// A text message that starts with the command prefix.

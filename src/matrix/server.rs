@@ -45,6 +45,12 @@ pub trait AppserviceHandler: Send + Sync {
         raw: &Raw<AnyTimelineEvent>,
     ) -> Result<(), RetryTransaction>;
 
+    /// Whether the handler would drop this event without acting on it (the
+    /// echoes of what the bridge itself sent). Such events are not tracked
+    /// for exactly-once handling: handling one twice does nothing twice, and
+    /// every bridged message comes back as one.
+    fn ignores(&self, event: &AnyTimelineEvent, raw: &Raw<AnyTimelineEvent>) -> bool;
+
     /// Handles one ephemeral event (`m.typing`, `m.receipt`, `m.presence`).
     async fn handle_ephemeral(&self, event: Value);
 
@@ -221,6 +227,9 @@ async fn push_transaction(
             Ok(event) => {
                 // A retry of a transaction that failed part-way through skips
                 // the events its earlier attempt already handled.
+                if state.handler.ignores(&event, &raw) {
+                    continue;
+                }
                 let event_id = event.event_id().to_owned();
                 match state.store.event_seen(event_id.as_str()).await {
                     Ok(true) => {

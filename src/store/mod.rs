@@ -190,6 +190,7 @@ impl Store {
             // keep exactly one, forever.
             Backend::Sqlite { in_memory: true } => AnyPoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None),
@@ -202,8 +203,12 @@ impl Store {
             // sleeps in steps of 1 to 100 ms; on one connection the portals'
             // workers queue for it in the pool instead, each query taking
             // well under a millisecond.
+            // No ping before each use (sqlx's default): a file connection does
+            // not drop like a server's, and the ping doubled every query's
+            // round trips to SQLite's worker thread.
             Backend::Sqlite { in_memory: false } => AnyPoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .after_connect(|connection, _| {
                     Box::pin(async move {
                         sqlx::query("PRAGMA synchronous = NORMAL")

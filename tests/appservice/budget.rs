@@ -63,15 +63,7 @@ async fn rate_limit_escalation_is_met_by_cool_downs(backend: Backend) {
     ] {
         fixture.configure(&["polling", key], value);
     }
-    let friend = fixture.instagram_user("friend.one", "A Friend");
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
-    fixture
-        .sim
-        .post_text(&thread, friend.pk, "hello")
-        .expect("posting a message");
+    let (_, thread, _) = fixture.friend_thread_saying("friend.one", "A Friend", "hello");
     fixture.e2e.start_bridge().await;
     let management = fixture
         .user

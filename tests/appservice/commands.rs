@@ -5,7 +5,7 @@
 //! new chats and groups) or answers what the user asked; receipts and
 //! typing reach the thread; a left portal is not bridged into any more.
 
-use instagram_sim::{Account, Presence};
+use instagram_sim::Presence;
 use serde_json::{json, Value};
 
 use crate::harness::relay::{poll, RelayFixture};
@@ -46,16 +46,6 @@ async fn fixture(backend: Backend) -> RelayFixture {
     let fixture = RelayFixture::prepare(backend, "alice.insta").await;
     fixture.poll_fast();
     fixture
-}
-
-/// A friend on Instagram and alice's 1:1 thread with them.
-fn friend_thread(fixture: &RelayFixture, username: &str, full_name: &str) -> (Account, String) {
-    let friend = fixture.instagram_user(username, full_name);
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
-    (friend, thread)
 }
 
 /// alice's state in a thread, as the simulator keeps it.
@@ -187,7 +177,7 @@ async fn wait_for_state(
 
 async fn chat_commands_change_the_thread(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    let (friend, thread) = friend_thread(&fixture, "friend.one", "Friend One");
+    let (friend, thread) = fixture.friend_thread("friend.one", "Friend One");
     fixture
         .sim
         .post_text(&thread, friend.pk, "hi")
@@ -324,8 +314,8 @@ async fn accept_takes_a_message_request(backend: Backend) {
 
 async fn inbox_commands_answer(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    let (one, first) = friend_thread(&fixture, "friend.one", "Friend One");
-    let (two, second) = friend_thread(&fixture, "friend.two", "Friend Two");
+    let (one, first) = fixture.friend_thread("friend.one", "Friend One");
+    let (two, second) = fixture.friend_thread("friend.two", "Friend Two");
     fixture
         .sim
         .post_text(&second, fixture.me.pk, "see you at noon")
@@ -464,7 +454,7 @@ fn encode(id: &str) -> String {
 
 async fn pm_and_create_group_start_chats(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    let (one, existing) = friend_thread(&fixture, "friend.one", "Friend One");
+    let (one, existing) = fixture.friend_thread("friend.one", "Friend One");
     let two = fixture.instagram_user("friend.two", "Friend Two");
     fixture
         .sim
@@ -570,7 +560,7 @@ async fn pm_and_create_group_start_chats(backend: Backend) {
 
 async fn receipts_and_typing_reach_instagram(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    let (friend, thread) = friend_thread(&fixture, "friend.one", "Friend One");
+    let (friend, thread) = fixture.friend_thread("friend.one", "Friend One");
     let first = fixture
         .sim
         .post_text(&thread, friend.pk, "first")
@@ -646,7 +636,7 @@ async fn receipts_and_typing_reach_instagram(backend: Backend) {
 
 async fn leaving_a_portal_stops_bridging_it(backend: Backend) {
     let mut fixture = fixture(backend).await;
-    let (friend, thread) = friend_thread(&fixture, "friend.one", "Friend One");
+    let (friend, thread) = fixture.friend_thread("friend.one", "Friend One");
     fixture
         .sim
         .post_text(&thread, friend.pk, "before")

@@ -32,19 +32,11 @@ enum Expect {
 async fn every_item_kind(backend: Backend) {
     let mut fixture = RelayFixture::prepare(backend, "alice.kinds").await;
     fixture.poll_fast();
-    let friend = fixture.instagram_user("friend.kinds", "Kind Friend");
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
-    let first = fixture
-        .sim
-        .post_text(
-            &thread,
-            friend.pk,
-            "hello @friend.kinds, see https://example.org/a?b=c",
-        )
-        .expect("posting a text");
+    let (friend, thread, first) = fixture.friend_thread_saying(
+        "friend.kinds",
+        "Kind Friend",
+        "hello @friend.kinds, see https://example.org/a?b=c",
+    );
     fixture.e2e.start_bridge().await;
     let room = fixture.join_portal(&thread).await;
 
@@ -310,11 +302,7 @@ async fn same_file(
 async fn media_that_cannot_be_had_leaves_a_notice() {
     let mut fixture = RelayFixture::prepare(Backend::Sqlite, "alice.expired").await;
     fixture.poll_fast();
-    let friend = fixture.instagram_user("friend.expired", "Expired Friend");
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
+    let (friend, thread) = fixture.friend_thread("friend.expired", "Expired Friend");
     fixture.sim.set_media_url_ttl(std::time::Duration::ZERO);
     let photo = fixture
         .sim

@@ -61,12 +61,8 @@ async fn two_logins_relay_into_their_own_spaces_and_one_logs_out(backend: Backen
     let first_login = fixture.login_id.clone();
     assert_ne!(first_login, second_login);
 
-    let bob = fixture.instagram_user("multi.bob", "Bob");
+    let (bob, bob_thread) = fixture.friend_thread("multi.bob", "Bob");
     let carol = fixture.instagram_user("multi.carol", "Carol");
-    let bob_thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[bob.pk], None)
-        .expect("bob's thread with the first account");
     let carol_thread = fixture
         .sim
         .create_thread(second.pk, &[carol.pk], None)

@@ -63,16 +63,7 @@ async fn fixture(backend: Backend) -> RelayFixture {
 /// A friend on Instagram and alice's 1:1 thread with them, with a first
 /// message from the friend (so the portal is created).
 fn friend_thread(fixture: &RelayFixture, username: &str) -> (Account, String, String) {
-    let friend = fixture.instagram_user(username, "A Friend");
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
-    let hello = fixture
-        .sim
-        .post_text(&thread, friend.pk, &format!("hello from {username}"))
-        .expect("posting a message");
-    (friend, thread, hello)
+    fixture.friend_thread_saying(username, "A Friend", &format!("hello from {username}"))
 }
 
 fn puppet(pk: u64) -> String {

@@ -66,12 +66,7 @@ async fn fixture(backend: Backend) -> RelayFixture {
 
 /// A friend on Instagram and alice's 1:1 thread with them.
 fn friend_thread(fixture: &RelayFixture, username: &str) -> (Account, String) {
-    let friend = fixture.instagram_user(username, "A Friend");
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
-    (friend, thread)
+    fixture.friend_thread(username, "A Friend")
 }
 
 fn post(fixture: &RelayFixture, thread: &str, from: u64, texts: impl IntoIterator<Item = String>) {

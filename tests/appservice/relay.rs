@@ -400,27 +400,45 @@ async fn direct_chat_relay(backend: Backend) {
         "did you see this one?"
     );
 
-    // Read receipts from the puppet, from Instagram's last_seen.
-    sim.mark_seen(&thread, bob.pk, &reply).unwrap();
-    let conversation = relay.conversation(&thread).await;
-    let seen = conversation
-        .last_seen
-        .iter()
-        .find(|s| s.user_id == bob.pk.to_string())
-        .expect("bob's read state");
-    relay_read(
-        &relay.bridge,
-        &portal,
-        &seen.user_id,
-        &SeenMarker {
-            item_id: seen.item_id.clone(),
-            at: seen.timestamp,
-        },
-    )
-    .await
-    .unwrap();
+    // Read receipts from the puppet, from Instagram's last_seen: none for
+    // bob's own message (sending it marked it read), one for alice's next one.
+    let bob_reads = |item: &str| {
+        sim.mark_seen(&thread, bob.pk, item).unwrap();
+        async {
+            let conversation = relay.conversation(&thread).await;
+            let seen = conversation
+                .last_seen
+                .iter()
+                .find(|s| s.user_id == bob.pk.to_string())
+                .expect("bob's read state");
+            relay_read(
+                &relay.bridge,
+                &portal,
+                &seen.user_id,
+                &SeenMarker {
+                    item_id: seen.item_id.clone(),
+                    at: seen.timestamp,
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    bob_reads(&reply).await;
+    // relay_read has returned: a receipt it sent would be in Synapse now.
+    let receipts = fixture.read_receipts(&room).await.unwrap();
+    assert!(
+        !receipts.iter().any(|(user, _)| *user == bob_puppet),
+        "a receipt of bob's for his own message: {receipts:?}"
+    );
+    let question = sim
+        .post_text(&thread, fixture.me.pk, "are you there?")
+        .unwrap();
+    relay.relay(&portal).await;
+    let question_event = relay.event_of(&thread, &question).await;
+    bob_reads(&question).await;
     fixture
-        .wait_for_receipt(&room, &bob_puppet, &reply_event)
+        .wait_for_receipt(&room, &bob_puppet, &question_event)
         .await;
 
     // Presence of the puppet.
@@ -825,12 +843,7 @@ async fn portals_made_at_once_share_one_space() {
     let fixture = &relay.fixture;
     let mut conversations = Vec::new();
     for n in 0..4 {
-        let friend = fixture.instagram_user(&format!("friend.{n}"), "A Friend");
-        let thread = fixture
-            .sim
-            .create_thread(fixture.me.pk, &[friend.pk], None)
-            .unwrap();
-        fixture.sim.post_text(&thread, friend.pk, "hi").unwrap();
+        let (_, thread, _) = fixture.friend_thread_saying(&format!("friend.{n}"), "A Friend", "hi");
         conversations.push(relay.conversation(&thread).await);
     }
     let creations: Vec<_> = conversations

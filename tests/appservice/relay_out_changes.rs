@@ -59,15 +59,7 @@ fn puppet(pk: u64) -> String {
 async fn friend_chat(backend: Backend) -> (RelayFixture, Account, String, String, String) {
     let mut fixture = RelayFixture::prepare(backend, "alice.insta").await;
     fixture.poll_fast();
-    let friend = fixture.instagram_user("friend.one", "A Friend");
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
-    fixture
-        .sim
-        .post_text(&thread, friend.pk, "pick a time")
-        .expect("posting a message");
+    let (friend, thread, _) = fixture.friend_thread_saying("friend.one", "A Friend", "pick a time");
     fixture.e2e.start_bridge().await;
     let room = fixture.join_portal(&thread).await;
     let friend_event = wait_for_message(&fixture, &room, &puppet(friend.pk), "pick a time").await;

@@ -41,15 +41,8 @@ struct Portal {
 async fn portal(backend: Backend) -> Portal {
     let mut fixture = RelayFixture::prepare(backend, "alice.media").await;
     fixture.poll_fast();
-    let friend = fixture.instagram_user("media.friend", "Media Friend");
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
-    fixture
-        .sim
-        .post_text(&thread, friend.pk, "send me something")
-        .expect("posting a message");
+    let (_, thread, _) =
+        fixture.friend_thread_saying("media.friend", "Media Friend", "send me something");
     fixture.e2e.start_bridge().await;
     let room = fixture.join_portal(&thread).await;
     Portal {

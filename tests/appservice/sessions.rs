@@ -38,15 +38,7 @@ async fn fixture(backend: Backend) -> RelayFixture {
 /// A friend on Instagram and alice's 1:1 thread with them, with a first
 /// message from the friend (so the portal is created).
 fn friend_thread(fixture: &RelayFixture) -> (Account, String) {
-    let friend = fixture.instagram_user("friend.one", "A Friend");
-    let thread = fixture
-        .sim
-        .create_thread(fixture.me.pk, &[friend.pk], None)
-        .expect("creating the thread");
-    fixture
-        .sim
-        .post_text(&thread, friend.pk, "hello")
-        .expect("posting a message");
+    let (friend, thread, _) = fixture.friend_thread_saying("friend.one", "A Friend", "hello");
     (friend, thread)
 }
 

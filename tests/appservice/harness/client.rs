@@ -63,6 +63,16 @@ impl MatrixClient {
         synapse: &Synapse,
         localpart: &str,
     ) -> Result<MatrixClient, HarnessError> {
+        MatrixClient::register_as(synapse, localpart, false).await
+    }
+
+    /// [`MatrixClient::register`], as a server admin when `admin` (for the
+    /// admin API; admins also skip rate limits).
+    pub async fn register_as(
+        synapse: &Synapse,
+        localpart: &str,
+        admin: bool,
+    ) -> Result<MatrixClient, HarnessError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -87,14 +97,18 @@ impl MatrixClient {
             mac.update(part.as_bytes());
             mac.update(b"\0");
         }
-        mac.update(b"notadmin");
+        mac.update(if admin {
+            b"admin".as_slice()
+        } else {
+            b"notadmin"
+        });
         let mac: String = mac
             .finalize()
             .into_bytes()
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect();
-        let body = json!({"nonce": nonce, "username": localpart, "password": password, "admin": false, "mac": mac});
+        let body = json!({"nonce": nonce, "username": localpart, "password": password, "admin": admin, "mac": mac});
         let registered = send_json(
             http.post(register_url).json(&body),
             &format!("registering {localpart}"),

@@ -223,6 +223,33 @@ impl RelayFixture {
             .unwrap_or_else(|err| panic!("creating {username}: {err}"))
     }
 
+    /// A friend on Instagram and alice's 1:1 thread with them: `(friend, thread id)`.
+    pub fn friend_thread(&self, username: &str, full_name: &str) -> (Account, String) {
+        let friend = self.instagram_user(username, full_name);
+        let thread = self
+            .sim
+            .create_thread(self.me.pk, &[friend.pk], None)
+            .unwrap_or_else(|err| panic!("creating alice's thread with {username}: {err}"));
+        (friend, thread)
+    }
+
+    /// [`RelayFixture::friend_thread`] with a first message `text` from the
+    /// friend (a thread gets its portal with its first message):
+    /// `(friend, thread id, item id)`.
+    pub fn friend_thread_saying(
+        &self,
+        username: &str,
+        full_name: &str,
+        text: &str,
+    ) -> (Account, String, String) {
+        let (friend, thread) = self.friend_thread(username, full_name);
+        let item = self
+            .sim
+            .post_text(&thread, friend.pk, text)
+            .unwrap_or_else(|err| panic!("posting {username}'s {text:?}: {err}"));
+        (friend, thread, item)
+    }
+
     /// Waits until the bridge has a portal for `thread_id` of alice's login.
     pub async fn wait_for_portal(&self, thread_id: &str) -> PortalRecord {
         self.wait_for_portal_of(&self.login_id, thread_id).await

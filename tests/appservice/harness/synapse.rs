@@ -149,6 +149,13 @@ impl Synapse {
     }
 
     /// The client-server API base URL.
+    /// The homeserver process's id, while it runs (the relay bench reads its
+    /// CPU time; the tests do not need it).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
