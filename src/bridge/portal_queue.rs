@@ -24,7 +24,7 @@ use super::relay_latency;
 use super::relay_out::outbox_worker;
 use super::{portal, Bridge};
 use crate::model::{Conversation, LastSeen, Message};
-use crate::store::{LoginRecord, PageItem, PortalRecord, ThreadState};
+use crate::store::{LoginRecord, MessageRecord, PageItem, PortalRecord, ThreadState};
 
 /// Updates waiting for one portal beyond the one in progress.
 const QUEUE_DEPTH: usize = 4;
@@ -360,7 +360,7 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
         announce_gap(bridge, &login, &portal, first).await?;
     }
     let item_ids: Vec<&str> = update.messages.iter().map(|m| m.id.as_str()).collect();
-    let records = store.item_records(login_id, thread_id, &item_ids).await?;
+    let mut records = store.item_records(login_id, thread_id, &item_ids).await?;
     let progress = state.last_item_at;
     let timeline = relay_latency::Timeline {
         received: update.received,
@@ -371,14 +371,13 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
         if bridge.queues.closing() {
             return Ok(());
         }
-        let relayed = records
-            .get(&message.id)
-            .is_some_and(|records| relay_in::is_relayed(message, records));
+        let recorded = records.remove(&message.id).unwrap_or_default();
+        let relayed = relay_in::is_relayed(message, &recorded);
         if !relayed {
             relay_latency::measured(
                 &message.id,
                 &timeline,
-                relay_item(bridge, &login, &portal, message),
+                relay_item(bridge, &login, &portal, message, recorded.parts),
             )
             .await?;
         }
@@ -433,9 +432,10 @@ async fn relay_item(
     login: &crate::store::LoginRecord,
     portal: &PortalRecord,
     message: &Message,
+    recorded_parts: Vec<MessageRecord>,
 ) -> Result<(), RelayError> {
     skip_permanent(
-        relay_in::relay_message(bridge, login, portal, message).await,
+        relay_in::relay_recorded(bridge, login, portal, message, recorded_parts).await,
         &message.id,
     )
 }

@@ -77,6 +77,8 @@ struct Speaker<'a> {
     client: &'a HomeserverClient,
     user: OwnedUserId,
     double: bool,
+    /// The Instagram user's name as their puppet record has it, when it was read.
+    name: Option<String>,
 }
 
 impl Speaker<'_> {
@@ -179,6 +181,7 @@ async fn speaker<'a>(
             client: &bridge.client,
             user: bridge.namespace.bot().to_owned(),
             double: false,
+            name: None,
         });
     }
     let is_self = login.ig_user_id.as_deref() == Some(ig_user_id);
@@ -189,12 +192,16 @@ async fn speaker<'a>(
                     client: double.client(),
                     user,
                     double: true,
+                    name: None,
                 });
             }
         }
     }
-    let user = match bridge.store.puppet(ig_user_id).await? {
-        Some(puppet) if puppet.registered => puppet_id(bridge, ig_user_id)?,
+    let (user, name) = match bridge.store.puppet(ig_user_id).await? {
+        Some(puppet) if puppet.registered => (
+            puppet_id(bridge, ig_user_id)?,
+            puppet.displayname.or(puppet.username),
+        ),
         _ => {
             let handle = if is_self {
                 login.username.clone()
@@ -207,13 +214,14 @@ async fn speaker<'a>(
                 handle,
                 avatar_url: None,
             };
-            ensure_puppet(bridge, &participant).await?
+            (ensure_puppet(bridge, &participant).await?, None)
         }
     };
     Ok(Speaker {
         client: &bridge.client,
         user,
         double: false,
+        name,
     })
 }
 
@@ -275,10 +283,23 @@ pub async fn relay_message(
     portal: &PortalRecord,
     message: &Message,
 ) -> Result<(), RelayError> {
-    let store = &bridge.store;
-    let done = store
+    let done = bridge
+        .store
         .message_parts(&login.id, &portal.thread_id, &message.id)
         .await?;
+    relay_recorded(bridge, login, portal, message, done).await
+}
+
+/// [`relay_message`] with the item's recorded parts (`done`) already read:
+/// the portal's worker reads those of a whole update at once.
+pub async fn relay_recorded(
+    bridge: &Bridge,
+    login: &LoginRecord,
+    portal: &PortalRecord,
+    message: &Message,
+    done: Vec<MessageRecord>,
+) -> Result<(), RelayError> {
+    let store = &bridge.store;
     // Only the login's own account can send an echo of the bridge's send.
     let may_be_echo = match (&message.sender, &login.ig_user_id) {
         (Some(sender), Some(own)) => sender.id == *own,
@@ -303,7 +324,11 @@ pub async fn relay_message(
         .map(|sender| sender.id.clone())
         .unwrap_or_default();
     let speaker = speaker(bridge, login, &sender_id).await?;
-    let parts = convert(bridge, login, portal, message, &sender_id).await?;
+    let sender_name = match &speaker.name {
+        Some(name) => name.clone(),
+        None => display_name(bridge, &sender_id).await?,
+    };
+    let parts = convert(bridge, login, portal, message, &sender_name).await?;
 
     let missing: Vec<Part> = parts
         .iter()
@@ -359,7 +384,7 @@ async fn convert(
     login: &LoginRecord,
     portal: &PortalRecord,
     message: &Message,
-    sender_id: &str,
+    sender_name: &str,
 ) -> Result<Vec<Part>, RelayError> {
     let store = &bridge.store;
     let mentions = mentions(bridge, message.content.as_deref().unwrap_or_default()).await?;
@@ -382,11 +407,10 @@ async fn convert(
             },
         ),
     };
-    let sender_name = display_name(bridge, sender_id).await?;
     let ctx = ConvertContext {
         mentions: &mentions,
         reply,
-        sender_name: &sender_name,
+        sender_name,
     };
     Ok(convert_message(message, &ctx))
 }
