@@ -39,6 +39,10 @@ use appservice::harness::Synapse;
 pub struct Options {
     pub quick: bool,
     pub messages: usize,
+    /// Throughput rounds (a burst through the bridge, then the bare
+    /// client's): the figures are the median round's, since one homeserver's
+    /// speed varies from burst to burst.
+    pub rounds: usize,
     /// Messages of the paced latency run.
     pub paced: usize,
     pub threads: usize,
@@ -66,6 +70,7 @@ impl Options {
                 skip: false,
                 quick,
                 messages: 40,
+                rounds: 1,
                 paced: 8,
                 threads: 4,
                 portals: 10,
@@ -78,7 +83,8 @@ impl Options {
                 skip: false,
                 quick,
                 messages: 1000,
-                paced: 100,
+                rounds: 3,
+                paced: 300,
                 threads: 20,
                 portals: 100,
                 idle: Duration::from_secs(1900),
@@ -94,6 +100,7 @@ impl Options {
             match arg.as_str() {
                 "--bench" | "--quick" => {}
                 "--messages" => options.messages = number("--messages")?,
+                "--rounds" => options.rounds = number("--rounds")?.max(1),
                 "--paced" => options.paced = number("--paced")?,
                 "--threads" => options.threads = number("--threads")?,
                 "--portals" => options.portals = number("--portals")?,
@@ -196,11 +203,22 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
     let warm_up = options.threads * WARM_UP_PER_THREAD;
     let warm_bridge = world.relay(warm_up, "warm", None).await?;
     let warm_bare = baseline::run(world, warm_up, "warmbare").await?;
-    let before = world.usage()?;
-    let burst = world.relay(options.messages, "bench", None).await?;
-    let between = world.usage()?;
-    let bare = baseline::run(world, options.messages, "bare").await?;
-    let (burst_usage, bare_usage) = (between.since(&before), world.usage()?.since(&between));
+    let mut rounds = Vec::with_capacity(options.rounds);
+    for round in 0..options.rounds {
+        let before = world.usage()?;
+        let burst = world
+            .relay(options.messages, &format!("bench{round}"), None)
+            .await?;
+        let between = world.usage()?;
+        let bare = baseline::run(world, options.messages, &format!("bare{round}")).await?;
+        let (burst_usage, bare_usage) = (between.since(&before), world.usage()?.since(&between));
+        rounds.push(Round {
+            burst,
+            bare,
+            burst_usage,
+            bare_usage,
+        });
+    }
     let paced = world.relay(options.paced, "paced", Some(PACE)).await?;
     let solo = baseline::one_at_a_time(world, options.paced).await?;
     let poll_batches = paced.batches(POLL_WINDOW);
@@ -208,16 +226,24 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
     for (bodies, who) in [
         (&warm_bridge.bodies, "the bridge (warming up)"),
         (&warm_bare.bodies, "the bare client (warming up)"),
-        (&burst.bodies, "the bridge"),
-        (&bare.bodies, "the bare client"),
         (&paced.bodies, "the bridge (paced)"),
         (&solo.bodies, "the bare client (one at a time)"),
         (&batched.bodies, "the bare client (the paced run's batches)"),
     ] {
         world.verify_rooms(bodies, who).await?;
     }
-    let bridge_rate = options.messages as f64 / burst.elapsed.as_secs_f64();
-    let bare_rate = options.messages as f64 / bare.elapsed.as_secs_f64();
+    for round in &rounds {
+        world
+            .verify_rooms(&round.burst.bodies, "the bridge")
+            .await?;
+        world
+            .verify_rooms(&round.bare.bodies, "the bare client")
+            .await?;
+    }
+    let mut by_ratio: Vec<&Round> = rounds.iter().collect();
+    by_ratio.sort_by(|a, b| a.relaying_ratio().total_cmp(&b.relaying_ratio()));
+    let median = by_ratio[by_ratio.len() / 2];
+    let (burst, bare) = (&median.burst, &median.bare);
     let percentiles = |samples: &[u64]| stats::Percentiles::of(samples.iter().copied());
     let since_poll = |burst: &world::Burst| {
         percentiles(
@@ -229,7 +255,8 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         )
     };
     let burst_own = percentiles(
-        &burst
+        &median
+            .burst
             .latencies
             .iter()
             .map(|l| l.relay_us)
@@ -245,30 +272,47 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
     let mode = if options.quick { "quick" } else { "full" };
     println!("== Instagram -> Matrix relay ({mode}) ==");
     println!(
-        "throughput: {} messages across {} threads, posted at once in the simulator",
-        options.messages, options.threads
+        "throughput: {} messages across {} threads, posted at once in the simulator; {} round(s) \
+         of a burst through the bridge and then the bare client's",
+        options.messages,
+        options.threads,
+        rounds.len()
     );
+    for (index, round) in rounds.iter().enumerate() {
+        println!(
+            "  round {}: ratio {:.2} relaying alone, {:.2} end to end",
+            index + 1,
+            round.relaying_ratio(),
+            round.end_to_end_ratio()
+        );
+    }
+    println!("  the median round:");
     println!(
-        "  bridge:      {bridge_rate:8.1} msg/s  ({:.2} s from the first post to the last message in Synapse)",
+        "  bridge:      {:8.1} msg/s  ({:.2} s from the first post to the last message in Synapse)",
+        rate(options.messages, burst.elapsed),
         burst.elapsed.as_secs_f64()
     );
     println!(
-        "  bare client: {bare_rate:8.1} msg/s  ({:.2} s; PUT /send as the puppets, one sequential sender per room, rooms in parallel)",
+        "  bare client: {:8.1} msg/s  ({:.2} s; PUT /send as the puppets, one sequential sender per room, rooms in parallel)",
+        rate(options.messages, bare.elapsed),
         bare.elapsed.as_secs_f64()
     );
-    println!("  CPU time of the bridge's burst: {burst_usage}; of the bare client's: {bare_usage}");
-    let relaying = burst.relaying();
-    let relaying_rate = options.messages as f64 / relaying.as_secs_f64();
     println!(
-        "  bridge, relaying alone: {relaying_rate:8.1} msg/s  ({:.2} s from the first poll response \
+        "  CPU time of the bridge's burst: {}; of the bare client's: {}",
+        median.burst_usage, median.bare_usage
+    );
+    let relaying = burst.relaying();
+    println!(
+        "  bridge, relaying alone: {:8.1} msg/s  ({:.2} s from the first poll response \
          that carried the burst to the last message in Synapse)",
+        rate(options.messages, relaying),
         relaying.as_secs_f64()
     );
     println!(
         "  ratio bridge/bare: {:.2} relaying alone (goal >= 0.9); {:.2} end to end, with the wait \
          for the next poll (polling.active_interval_ms)",
-        relaying_rate / bare_rate,
-        bridge_rate / bare_rate
+        median.relaying_ratio(),
+        median.end_to_end_ratio()
     );
     let paced_total = since_poll(&paced);
     let bare_batches = percentiles(&batched.send_us);
@@ -311,7 +355,7 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
     );
     println!(
         "  in the burst (an item also waits behind its room's earlier items): {}",
-        percentiles_text(&since_poll(&burst))
+        percentiles_text(&since_poll(burst))
     );
     print_stages(&burst.latencies);
     println!(
@@ -351,6 +395,32 @@ fn print_stages(latencies: &[world::Latency]) {
         stage(|l| l.homeserver_us),
         stage(|l| l.relay_homeserver_us),
     );
+}
+
+/// One throughput round: the bridge's burst and the bare client's, with
+/// what the processes used during each.
+struct Round {
+    burst: world::Burst,
+    bare: baseline::Bare,
+    burst_usage: usage::Usage,
+    bare_usage: usage::Usage,
+}
+
+impl Round {
+    /// The bridge's rate from the poll response that carried the burst,
+    /// against the bare client's.
+    fn relaying_ratio(&self) -> f64 {
+        self.bare.elapsed.as_secs_f64() / self.burst.relaying().as_secs_f64()
+    }
+
+    /// The same from the first post, with the wait for the next poll.
+    fn end_to_end_ratio(&self) -> f64 {
+        self.bare.elapsed.as_secs_f64() / self.burst.elapsed.as_secs_f64()
+    }
+}
+
+fn rate(messages: usize, elapsed: Duration) -> f64 {
+    messages as f64 / elapsed.as_secs_f64()
 }
 
 fn percentiles_text(p: &stats::Percentiles) -> String {
