@@ -327,7 +327,8 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         percentiles_text(&paced_total)
     );
     println!(
-        "    the bare client sending each poll's items at once into the same rooms: {}",
+        "    the bare client sending each poll's items at once into the same rooms, at the \
+         polls' times: {}",
         percentiles_text(&bare_batches)
     );
     println!(

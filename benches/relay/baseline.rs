@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::world::{Bodies, World};
+use super::world::{Bodies, PollBatch, World};
 
 /// What the bare client took, each send's time to the homeserver's answer
 /// (µs), and the bodies each room must now hold.
@@ -93,17 +93,19 @@ pub async fn one_at_a_time(world: &World, messages: usize) -> Result<Bare, Strin
 }
 
 /// The paced run's sends as the bare client makes them: each poll's items
-/// (`batches`: the chat of each) sent at once, rooms in parallel and a
-/// room's items in turn (as the portals' workers send them), the next batch
-/// once the last answer came; what a send costs when the homeserver gets
-/// the same sends at the same time as from the bridge.
-pub async fn in_batches(world: &World, batches: &[Vec<usize>]) -> Result<Bare, String> {
+/// sent at once, rooms in parallel and a room's items in turn (as the
+/// portals' workers send them), each batch at its poll's time after the
+/// first (so that the homeserver's periodic work meets both runs alike);
+/// what a send costs when the homeserver gets the same sends at the same
+/// times as from the bridge.
+pub async fn in_batches(world: &World, batches: &[PollBatch]) -> Result<Bare, String> {
     let mut bodies: Bodies = vec![Vec::new(); world.chats.len()];
     let mut send_us = Vec::new();
     let started = Instant::now();
     for batch in batches {
+        tokio::time::sleep_until((started + batch.after).into()).await;
         let mut by_room: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        for &chat_index in batch {
+        for &chat_index in &batch.chats {
             let body = format!("batch t{chat_index} m{}", bodies[chat_index].len());
             bodies[chat_index].push(body.clone());
             by_room.entry(chat_index).or_default().push(body);

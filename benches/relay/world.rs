@@ -101,10 +101,10 @@ pub struct Burst {
 }
 
 impl Burst {
-    /// The chats of the items each poll response carried, poll by poll:
-    /// the items whose responses arrived within `window` of each other (one
-    /// poll's thread fetches) form one batch.
-    pub fn batches(&self, window: Duration) -> Vec<Vec<usize>> {
+    /// The items each poll response carried, poll by poll: the items whose
+    /// responses arrived within `window` of each other (one poll's thread
+    /// fetches) form one batch, which arrived `after` the first.
+    pub fn batches(&self, window: Duration) -> Vec<PollBatch> {
         let mut arrivals: Vec<(i64, usize)> = self
             .latencies
             .iter()
@@ -112,14 +112,18 @@ impl Burst {
             .map(|(l, chat)| (l.logged_at_us - l.since_poll_us as i64, *chat))
             .collect();
         arrivals.sort_unstable();
-        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let first = arrivals.first().map_or(0, |(at, _)| *at);
+        let mut batches: Vec<PollBatch> = Vec::new();
         let mut last = None;
         for (at, chat) in arrivals {
             match (last, batches.last_mut()) {
                 (Some(previous), Some(batch)) if at - previous <= window.as_micros() as i64 => {
-                    batch.push(chat)
+                    batch.chats.push(chat)
                 }
-                _ => batches.push(vec![chat]),
+                _ => batches.push(PollBatch {
+                    after: Duration::from_micros((at - first).max(0) as u64),
+                    chats: vec![chat],
+                }),
             }
             last = Some(at);
         }
@@ -141,6 +145,13 @@ impl Burst {
             _ => Duration::ZERO,
         }
     }
+}
+
+/// The items one poll response carried: their chats (indexes of
+/// [`World::chats`]), and when it arrived after the run's first.
+pub struct PollBatch {
+    pub after: Duration,
+    pub chats: Vec<usize>,
 }
 
 /// The bridge's memory.
