@@ -280,10 +280,13 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
     );
     for (index, round) in rounds.iter().enumerate() {
         println!(
-            "  round {}: ratio {:.2} relaying alone, {:.2} end to end",
+            "  round {}: ratio {:.2} relaying alone, {:.2} end to end; the homeserver's CPU time \
+             {:.2} s in the bridge's burst, {:.2} s in the bare client's",
             index + 1,
             round.relaying_ratio(),
-            round.end_to_end_ratio()
+            round.end_to_end_ratio(),
+            round.burst_usage.homeserver.as_secs_f64(),
+            round.bare_usage.homeserver.as_secs_f64()
         );
     }
     println!("  the median round:");

@@ -150,12 +150,8 @@ fn browser_login(config: &Config) -> BrowserLogin {
 
 #[async_trait]
 impl AppserviceHandler for Bridge {
-    async fn handle_event(
-        &self,
-        event: AnyTimelineEvent,
-        raw: &Raw<AnyTimelineEvent>,
-    ) -> Result<(), RetryTransaction> {
-        router::route_event(self, event, raw).await
+    async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
+        router::route_event(self, event).await
     }
 
     fn ignores(&self, event: &AnyTimelineEvent, raw: &Raw<AnyTimelineEvent>) -> bool {

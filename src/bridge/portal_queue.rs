@@ -4,7 +4,7 @@
 //! durable progress in `poll_threads`, finds the same items again), so a slow
 //! room never delays another and nothing waits on a full queue. The worker
 //! relays in order (portal, items oldest first, unsends, read receipts) and
-//! advances the thread's progress after each item. Matrix -> Instagram work
+//! then advances the thread's progress. Matrix -> Instagram work
 //! rings the same doorbell: the outbox table is its truth, and a rung worker
 //! carries the room's pending rows out (`relay_out::outbox_worker`) after
 //! the work in hand, so a room's order holds both ways.
@@ -367,27 +367,41 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
         picked,
         prepared: Instant::now(),
     };
-    for message in &update.messages {
-        if bridge.queues.closing() {
-            return Ok(());
-        }
-        let recorded = records.remove(&message.id).unwrap_or_default();
-        let relayed = relay_in::is_relayed(message, &recorded);
-        if !relayed {
-            relay_latency::measured(
-                &message.id,
-                &timeline,
-                relay_item(bridge, &login, &portal, message, recorded.parts),
-            )
-            .await?;
-        }
-        // An item bridged before a crash kept the progress from moving past it.
-        let behind = |at: i64| progress.is_none_or(|progress| at > progress);
-        if let Some(at) = micros(message).filter(|at| !relayed || behind(*at)) {
-            store
-                .advance_thread(login_id, thread_id, &message.id, at)
+    // The newest item handled, written once when the items are done or
+    // stopped: the message records, not the progress, keep an item from
+    // being relayed twice, so a crash mid-update only costs refetching it.
+    let mut reached: Option<(&str, i64)> = None;
+    let items = async {
+        for message in &update.messages {
+            if bridge.queues.closing() {
+                return Ok(false);
+            }
+            let recorded = records.remove(&message.id).unwrap_or_default();
+            let relayed = relay_in::is_relayed(message, &recorded);
+            if !relayed {
+                relay_latency::measured(
+                    &message.id,
+                    &timeline,
+                    relay_item(bridge, &login, &portal, message, recorded.parts),
+                )
                 .await?;
+            }
+            // An item bridged before a crash kept the progress from moving past it.
+            let behind = |at: i64| progress.is_none_or(|progress| at > progress);
+            if let Some(at) = micros(message).filter(|at| !relayed || behind(*at)) {
+                reached = Some((&message.id, at));
+            }
         }
+        Ok::<bool, RelayError>(true)
+    }
+    .await;
+    if let Some((item_id, at)) = reached {
+        store
+            .advance_thread(login_id, thread_id, item_id, at)
+            .await?;
+    }
+    if !items? {
+        return Ok(());
     }
     for item_id in &update.unsent {
         skip_permanent(

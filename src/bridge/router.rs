@@ -20,15 +20,9 @@ use super::relay_out;
 use super::Bridge;
 use crate::matrix::server::RetryTransaction;
 
-/// Handles one timeline event of a transaction.
-pub async fn route_event(
-    bridge: &Bridge,
-    event: AnyTimelineEvent,
-    raw: &Raw<AnyTimelineEvent>,
-) -> Result<(), RetryTransaction> {
-    if is_own_echo(bridge, &event, raw) {
-        return Ok(());
-    }
+/// Handles one timeline event of a transaction. The transaction handler
+/// skips the bridge's own echoes ([`is_own_echo`]) before this is called.
+pub async fn route_event(bridge: &Bridge, event: AnyTimelineEvent) -> Result<(), RetryTransaction> {
     let portal = bridge
         .store
         .portal_by_room(event.room_id().as_str())

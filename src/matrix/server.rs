@@ -36,17 +36,14 @@ pub struct RetryTransaction(pub String);
 /// What the bridge does with the events the homeserver pushes.
 #[async_trait]
 pub trait AppserviceHandler: Send + Sync {
-    /// Handles one timeline event (`raw` is it as received, with any content
-    /// keys the typed event drops). Errors meant for users are answered by the
-    /// handler itself; `Err` asks the homeserver to resend the transaction.
-    async fn handle_event(
-        &self,
-        event: AnyTimelineEvent,
-        raw: &Raw<AnyTimelineEvent>,
-    ) -> Result<(), RetryTransaction>;
+    /// Handles one timeline event that it does not ignore. Errors meant for
+    /// users are answered by the handler itself; `Err` asks the homeserver to
+    /// resend the transaction.
+    async fn handle_event(&self, event: AnyTimelineEvent) -> Result<(), RetryTransaction>;
 
-    /// Whether the handler would drop this event without acting on it (the
-    /// echoes of what the bridge itself sent). Such events are not tracked
+    /// Whether the handler drops this event without acting on it (the echoes
+    /// of what the bridge itself sent; `raw` is the event as received, with
+    /// any content keys the typed event drops). Such events are not tracked
     /// for exactly-once handling: handling one twice does nothing twice, and
     /// every bridged message comes back as one.
     fn ignores(&self, event: &AnyTimelineEvent, raw: &Raw<AnyTimelineEvent>) -> bool;
@@ -239,7 +236,7 @@ async fn push_transaction(
                     Ok(false) => {}
                     Err(e) => return store_failure(&txn_id, &e),
                 }
-                if let Err(e) = state.handler.handle_event(event, &raw).await {
+                if let Err(e) = state.handler.handle_event(event).await {
                     tracing::warn!(%txn_id, error = %e, "transaction will be retried by the homeserver");
                     return matrix_error(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", &e.0);
                 }
