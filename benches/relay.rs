@@ -255,8 +255,7 @@ async fn measure(world: &mut world::World, options: &Options) -> Result<(), Stri
         )
     };
     let burst_own = percentiles(
-        &median
-            .burst
+        &burst
             .latencies
             .iter()
             .map(|l| l.relay_us)
