@@ -17,6 +17,7 @@ pub mod login_state;
 pub mod login_waiting;
 pub mod management;
 pub mod media;
+pub mod pending_records;
 pub mod pictures;
 pub mod poller;
 pub mod portal;

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::backfill::micros;
+use super::pending_records::PendingRecords;
 use super::relay_error::RelayError;
 use super::relay_in::{self, SeenMarker};
 use super::relay_latency;
@@ -371,6 +372,7 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
     // stopped: the message records, not the progress, keep an item from
     // being relayed twice, so a crash mid-update only costs refetching it.
     let mut reached: Option<(&str, i64)> = None;
+    let mut pending = PendingRecords::default();
     let items = async {
         for message in &update.messages {
             if bridge.queues.closing() {
@@ -382,7 +384,14 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
                 relay_latency::measured(
                     &message.id,
                     &timeline,
-                    relay_item(bridge, &login, &portal, message, recorded.parts),
+                    relay_item(
+                        bridge,
+                        &login,
+                        &portal,
+                        message,
+                        recorded.parts,
+                        &mut pending,
+                    ),
                 )
                 .await?;
             }
@@ -395,6 +404,8 @@ async fn apply_update(bridge: &Bridge, update: &ThreadUpdate) -> Result<(), Rela
         Ok::<bool, RelayError>(true)
     }
     .await;
+    // The progress may pass only items whose records are written.
+    pending.settle().await?;
     if let Some((item_id, at)) = reached {
         store
             .advance_thread(login_id, thread_id, item_id, at)
@@ -447,9 +458,10 @@ async fn relay_item(
     portal: &PortalRecord,
     message: &Message,
     recorded_parts: Vec<MessageRecord>,
+    pending: &mut PendingRecords,
 ) -> Result<(), RelayError> {
     skip_permanent(
-        relay_in::relay_recorded(bridge, login, portal, message, recorded_parts).await,
+        relay_in::relay_recorded(bridge, login, portal, message, recorded_parts, pending).await,
         &message.id,
     )
 }

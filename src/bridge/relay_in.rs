@@ -27,6 +27,7 @@ use super::convert::{
 use super::double_puppet::{SOURCE, SOURCE_KEY};
 use super::instagram::Logins;
 use super::media::MediaError;
+use super::pending_records::PendingRecords;
 use super::portal::join_puppet;
 use super::puppet::{ensure_puppet, puppet_id};
 use super::relay_error::RelayError;
@@ -287,17 +288,22 @@ pub async fn relay_message(
         .store
         .message_parts(&login.id, &portal.thread_id, &message.id)
         .await?;
-    relay_recorded(bridge, login, portal, message, done).await
+    let mut pending = PendingRecords::default();
+    let relayed = relay_recorded(bridge, login, portal, message, done, &mut pending).await;
+    pending.settle().await?;
+    relayed
 }
 
-/// [`relay_message`] with the item's recorded parts (`done`) already read:
-/// the portal's worker reads those of a whole update at once.
+/// [`relay_message`] with the item's recorded parts (`done`) already read
+/// (the portal's worker reads those of a whole update at once), leaving
+/// the new parts' records written in `pending`.
 pub async fn relay_recorded(
     bridge: &Bridge,
     login: &LoginRecord,
     portal: &PortalRecord,
     message: &Message,
     done: Vec<MessageRecord>,
+    pending: &mut PendingRecords,
 ) -> Result<(), RelayError> {
     let store = &bridge.store;
     // Only the login's own account can send an echo of the bridge's send.
@@ -328,6 +334,10 @@ pub async fn relay_recorded(
         Some(name) => name.clone(),
         None => display_name(bridge, &sender_id).await?,
     };
+    if message.reply_to.is_some() {
+        // The reply's target may be an item whose record is still being written.
+        pending.settle().await?;
+    }
     let parts = convert(bridge, login, portal, message, &sender_name).await?;
 
     let missing: Vec<Part> = parts
@@ -345,8 +355,9 @@ pub async fn relay_recorded(
                 .send(bridge, &room_id, &txn, part.event_type, &part.content, ts)
                 .await?;
             let is_main = Some(part.part_id.as_str()) == main_part_id;
-            store
-                .insert_message(&MessageRecord {
+            pending.write(
+                store,
+                MessageRecord {
                     login_id: login.id.clone(),
                     thread_id: portal.thread_id.clone(),
                     item_id: message.id.clone(),
@@ -361,8 +372,8 @@ pub async fn relay_recorded(
                     } else {
                         None
                     },
-                })
-                .await?;
+                },
+            );
         }
     }
     if let Some(main) = parts.first() {
@@ -374,6 +385,8 @@ pub async fn relay_recorded(
     if done.is_empty() && message.reactions.is_empty() {
         return Ok(());
     }
+    // The reactions' target is the item's own record.
+    pending.settle().await?;
     sync_reactions(bridge, login, portal, &room_id, message).await
 }
 

@@ -163,7 +163,8 @@ pub async fn run_until(
         "connector loaded"
     );
 
-    let store = Store::connect(&config.database.url).await?;
+    // The running bridge is its database's one writer: it may remember records.
+    let store = Store::connect(&config.database.url).await?.remembering();
     let client = HomeserverClient::new(&config.homeserver.url, &config.appservice.as_token)
         .map_err(RunError::Homeserver)?;
     let (bridge, router) = build_appservice(config.clone(), store, client, connector)?;

@@ -219,10 +219,14 @@ impl Store {
             .execute(&mut *transaction)
             .await
             .map_err(query_failed("deleting a login"))?;
-        transaction
+        let committed = transaction
             .commit()
             .await
-            .map_err(query_failed("committing a login's deletion"))?;
+            .map_err(query_failed("committing a login's deletion"));
+        if let Some(cache) = &self.cache {
+            cache.portals.forget_where(|(login_id, _)| login_id == id);
+        }
+        committed?;
         Ok(deleted.rows_affected() > 0)
     }
 

@@ -5,6 +5,7 @@
 //! as BIGINT 0/1 and times as Unix milliseconds, because the `Any` driver
 //! decodes neither SQLite booleans nor timestamps.
 
+mod cache;
 mod logins;
 mod messages;
 mod outbox;
@@ -15,6 +16,7 @@ mod threads;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -48,6 +50,9 @@ pub enum StoreError {
         doing: &'static str,
         source: sqlx::Error,
     },
+    /// The task writing in the background stopped with the runtime.
+    #[error("stopped while {doing}")]
+    Interrupted { doing: &'static str },
 }
 
 /// Builds the error mapper for one query: `.map_err(query_failed("reading x"))`.
@@ -100,6 +105,17 @@ pub struct Store {
     pool: AnyPool,
     /// The URL with its password hidden, for messages.
     display_url: String,
+    /// Only in the bridge's own process ([`Store::remembering`]): another
+    /// process (a test watching the bridge's database) must read afresh.
+    cache: Option<Arc<Caches>>,
+}
+
+/// The records remembered between reads; see `cache.rs`.
+#[derive(Debug)]
+struct Caches {
+    puppets: cache::RecordCache<String, PuppetRecord>,
+    /// By (login id, thread id).
+    portals: cache::RecordCache<(String, String), PortalRecord>,
 }
 
 impl fmt::Debug for Store {
@@ -163,6 +179,20 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Store {
+    /// The same database, with puppets and portals remembered between
+    /// reads. Only for the process that owns the database (the running
+    /// bridge): it holds only what this process read, and forgets a record
+    /// when this process writes it, so another process's writes would go unseen.
+    pub fn remembering(self) -> Store {
+        Store {
+            cache: Some(Arc::new(Caches {
+                puppets: cache::RecordCache::new(),
+                portals: cache::RecordCache::new(),
+            })),
+            ..self
+        }
+    }
+
     /// Opens (creating a SQLite file if needed) and migrates the database.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
@@ -239,7 +269,11 @@ impl Store {
                 url: display_url.clone(),
                 source,
             })?;
-        Ok(Store { pool, display_url })
+        Ok(Store {
+            pool,
+            display_url,
+            cache: None,
+        })
     }
 
     /// The records of `R` selected by `filter` (`WHERE ...`, `ORDER BY ...`)

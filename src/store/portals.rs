@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::cache::read_through;
 use super::{flag, now_millis, with_text_params, Record, Store, StoreError};
 use crate::model::ConversationKind;
 
@@ -113,8 +114,9 @@ impl Store {
         .bind(&portal.members_hash)
         .bind(now_millis())
         .bind(&portal.owner);
-        self.execute(statement, "saving a portal").await?;
-        Ok(())
+        let saved = self.execute(statement, "saving a portal").await;
+        self.forget_portal(&portal.login_id, &portal.thread_id);
+        saved.map(drop)
     }
 
     /// Saves what the bridge keeps current about a portal's room (name,
@@ -135,8 +137,9 @@ impl Store {
         .bind(i64::from(portal.request_notice_sent))
         .bind(i64::from(portal.in_space))
         .bind(&portal.members_hash);
-        self.execute(statement, "updating a portal's room").await?;
-        Ok(())
+        let saved = self.execute(statement, "updating a portal's room").await;
+        self.forget_portal(&portal.login_id, &portal.thread_id);
+        saved.map(drop)
     }
 
     /// The portal of one thread of a login.
@@ -145,12 +148,25 @@ impl Store {
         login_id: &str,
         thread_id: &str,
     ) -> Result<Option<PortalRecord>, StoreError> {
-        self.select_one(
-            "WHERE login_id = $1 AND thread_id = $2",
-            &[login_id, thread_id],
-            "reading a portal by thread",
+        read_through(
+            self.cache.as_deref().map(|cache| &cache.portals),
+            (login_id.to_owned(), thread_id.to_owned()),
+            self.select_one(
+                "WHERE login_id = $1 AND thread_id = $2",
+                &[login_id, thread_id],
+                "reading a portal by thread",
+            ),
         )
         .await
+    }
+
+    /// Forgets the remembered portal of a thread once it was written.
+    fn forget_portal(&self, login_id: &str, thread_id: &str) {
+        if let Some(cache) = &self.cache {
+            cache
+                .portals
+                .forget(&(login_id.to_owned(), thread_id.to_owned()));
+        }
     }
 
     /// The portal bridged into a Matrix room.
@@ -167,23 +183,6 @@ impl Store {
             "listing a login's portals",
         )
         .await
-    }
-
-    /// Records the newest bridged item of a portal; false if there is no such portal.
-    pub async fn set_portal_last_item(
-        &self,
-        login_id: &str,
-        thread_id: &str,
-        item_id: &str,
-    ) -> Result<bool, StoreError> {
-        let statement = with_text_params(
-            "UPDATE portals SET last_item_id = $3 WHERE login_id = $1 AND thread_id = $2",
-            &[login_id, thread_id, item_id],
-        );
-        Ok(self
-            .execute(statement, "updating a portal's last item")
-            .await?
-            > 0)
     }
 
     /// Notes that a room for `thread_id` ('' for the login's space) is about
@@ -295,6 +294,8 @@ impl Store {
             "DELETE FROM portals WHERE login_id = $1 AND thread_id = $2",
             &[login_id, thread_id],
         );
-        Ok(self.execute(statement, "deleting a portal").await? > 0)
+        let deleted = self.execute(statement, "deleting a portal").await;
+        self.forget_portal(login_id, thread_id);
+        Ok(deleted? > 0)
     }
 }

@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::cache::read_through;
 use super::{flag, Record, Store, StoreError};
 
 /// An Instagram user's ghost and what has been set on its Matrix profile.
@@ -73,14 +74,21 @@ impl Store {
         .bind(i64::from(puppet.registered))
         .bind(&puppet.avatar_id)
         .bind(&puppet.avatar_hash);
-        self.execute(statement, "saving a puppet").await?;
-        Ok(())
+        let saved = self.execute(statement, "saving a puppet").await;
+        if let Some(cache) = &self.cache {
+            cache.puppets.forget(&puppet.ig_user_id);
+        }
+        saved.map(drop)
     }
 
     /// The puppet of an Instagram user.
     pub async fn puppet(&self, ig_user_id: &str) -> Result<Option<PuppetRecord>, StoreError> {
-        self.select_one("WHERE ig_user_id = $1", &[ig_user_id], "reading a puppet")
-            .await
+        read_through(
+            self.cache.as_deref().map(|cache| &cache.puppets),
+            ig_user_id.to_owned(),
+            self.select_one("WHERE ig_user_id = $1", &[ig_user_id], "reading a puppet"),
+        )
+        .await
     }
 
     /// The puppets whose Instagram username is one of `usernames` (lowercase).

@@ -77,6 +77,12 @@ impl TestDb {
             .await
             .expect("connecting to the test database")
     }
+
+    /// The store as the running bridge has it: each read of a record it
+    /// remembers must show every write before it.
+    async fn connect_remembering(&self) -> Store {
+        self.connect().await.remembering()
+    }
 }
 
 impl Drop for TestDb {
@@ -697,11 +703,9 @@ async fn relay_bookkeeping(db: &TestDb) {
     );
     assert!(store.puppets_by_usernames(&[]).await.unwrap().is_empty());
 
-    store.upsert_portal(&portal("t1", "!r1:x")).await.unwrap();
-    store
-        .set_portal_last_item("@alice:x", "t1", "item-9")
-        .await
-        .unwrap();
+    let mut first = portal("t1", "!r1:x");
+    first.last_item_id = Some("item-9".to_owned());
+    store.upsert_portal(&first).await.unwrap();
     let mut changed = portal("t1", "!r1:x");
     changed.name = Some("Renamed".to_owned());
     changed.request = true;
@@ -840,7 +844,7 @@ fn portal(thread_id: &str, room_id: &str) -> PortalRecord {
 }
 
 async fn portals_crud(db: &TestDb) {
-    let store = db.connect().await;
+    let store = db.connect_remembering().await;
     store.upsert_portal(&portal("t1", "!r1:x")).await.unwrap();
     let stored = store
         .portal_by_thread("@alice:x", "t1")
@@ -871,15 +875,24 @@ async fn portals_crud(db: &TestDb) {
     assert_eq!(updated.name, None);
     assert!(!updated.encrypted);
     assert_eq!(updated.created_at, stored.created_at);
+    assert_eq!(
+        store.portal_by_thread("@alice:x", "t1").await.unwrap(),
+        Some(updated.clone()),
+        "read by thread as by room"
+    );
 
-    assert!(store
-        .set_portal_last_item("@alice:x", "t1", "item-7")
-        .await
-        .unwrap());
-    assert!(!store
-        .set_portal_last_item("@alice:x", "t9", "item-7")
-        .await
-        .unwrap());
+    let mut room = updated.clone();
+    room.name = Some("Renamed".to_owned());
+    room.in_space = true;
+    room.members_hash = Some("h".to_owned());
+    store.update_portal_room(&room).await.unwrap();
+    assert_eq!(
+        store.portal_by_thread("@alice:x", "t1").await.unwrap(),
+        Some(room)
+    );
+
+    renamed.last_item_id = Some("item-7".to_owned());
+    store.upsert_portal(&renamed).await.unwrap();
     store.upsert_portal(&portal("t2", "!r2:x")).await.unwrap();
     let threads: Vec<(String, Option<String>)> = store
         .portals_of_login("@alice:x")
@@ -898,10 +911,14 @@ async fn portals_crud(db: &TestDb) {
     assert!(store.delete_portal("@alice:x", "t1").await.unwrap());
     assert!(!store.delete_portal("@alice:x", "t1").await.unwrap());
     assert_eq!(store.portal_by_room("!r1:x").await.unwrap(), None);
+    assert_eq!(
+        store.portal_by_thread("@alice:x", "t1").await.unwrap(),
+        None
+    );
 }
 
 async fn puppets_crud(db: &TestDb) {
-    let store = db.connect().await;
+    let store = db.connect_remembering().await;
     assert_eq!(store.puppet("1784").await.unwrap(), None);
     let mut puppet = PuppetRecord {
         ig_user_id: "1784".to_owned(),
@@ -921,6 +938,7 @@ async fn puppets_crud(db: &TestDb) {
     puppet.avatar_url = Some("mxc://x/abc".to_owned());
     puppet.avatar_set = true;
     store.upsert_puppet(&puppet).await.unwrap();
+    assert_eq!(store.puppet("1784").await.unwrap(), Some(puppet.clone()));
     assert_eq!(
         store.puppet_by_mxid("@instagram_1784:x").await.unwrap(),
         Some(puppet)
@@ -1165,9 +1183,27 @@ async fn bridged_records(
 }
 
 async fn deleting_a_login_deletes_what_it_bridged(db: &TestDb) {
-    let store = db.connect().await;
+    let store = db.connect_remembering().await;
     bridged_data(&store, "@alice:x", "!alice-portal:x").await;
     bridged_data(&store, "@bob:x", "!bob-portal:x").await;
+    let by_thread = |login: &'static str| {
+        let store = store.clone();
+        async move {
+            let portals = store.portals_of_login(login).await.unwrap();
+            let mut found = Vec::new();
+            for portal in portals {
+                found.extend(
+                    store
+                        .portal_by_thread(login, &portal.thread_id)
+                        .await
+                        .unwrap(),
+                );
+            }
+            found
+        }
+    };
+    let alices = by_thread("@alice:x").await;
+    assert_eq!(alices.len(), 1, "{alices:?}");
     let everything = (true, true, true, true, true);
     assert_eq!(
         bridged_records(&store, "@alice:x", "!alice-portal:x").await,
@@ -1180,6 +1216,15 @@ async fn deleting_a_login_deletes_what_it_bridged(db: &TestDb) {
         (false, false, false, false, false)
     );
     assert!(store.portals_of_login("@alice:x").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .portal_by_thread("@alice:x", &alices[0].thread_id)
+            .await
+            .unwrap(),
+        None,
+        "a deleted login's portals are not remembered"
+    );
+    assert_eq!(by_thread("@bob:x").await.len(), 1);
     // Another user's login is untouched.
     assert_eq!(
         bridged_records(&store, "@bob:x", "!bob-portal:x").await,
