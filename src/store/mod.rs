@@ -102,7 +102,13 @@ fn records_query<'q, R: Record>(
 /// The database handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Every write, and the reads inside a write's transaction.
     pool: AnyPool,
+    /// The other reads: on a SQLite file, connections of their own, so the
+    /// portals' workers do not queue behind each other's writes to read
+    /// (write-ahead logging lets them read beside the writer, each seeing
+    /// what was committed when it began); otherwise the same pool.
+    readers: AnyPool,
     /// The URL with its password hidden, for messages.
     display_url: String,
     /// Only in the bridge's own process ([`Store::remembering`]): another
@@ -125,6 +131,11 @@ impl fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
+
+/// Reading connections to a SQLite file: enough for the portals' workers
+/// to read beside each other on a few cores, few enough to keep the
+/// bridge's memory small (each has its own page cache).
+const SQLITE_READERS: u32 = 3;
 
 /// Which backend a URL names, after normalization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +262,7 @@ impl Store {
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(connect_failed)?;
 
@@ -269,8 +280,27 @@ impl Store {
                 url: display_url.clone(),
                 source,
             })?;
+        let readers = match backend {
+            Backend::Sqlite { in_memory: false } => AnyPoolOptions::new()
+                .max_connections(SQLITE_READERS)
+                .test_before_acquire(false)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA query_only = ON")
+                            .execute(connection)
+                            .await
+                            .map(|_| ())
+                    })
+                })
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(connect_failed)?,
+            _ => pool.clone(),
+        };
         Ok(Store {
             pool,
+            readers,
             display_url,
             cache: None,
         })
@@ -286,7 +316,7 @@ impl Store {
     ) -> Result<Vec<R>, StoreError> {
         let sql = select_sql::<R>(filter);
         records_query(&sql, params)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(query_failed(doing))
     }
@@ -300,7 +330,7 @@ impl Store {
     ) -> Result<Option<R>, StoreError> {
         let sql = select_sql::<R>(filter);
         records_query(&sql, params)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.readers)
             .await
             .map_err(query_failed(doing))
     }
@@ -314,7 +344,7 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         with_text_params(sql, params)
             .try_map(|row: AnyRow| sqlx::Row::try_get(&row, 0))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.readers)
             .await
             .map_err(query_failed(doing))
     }
@@ -334,6 +364,7 @@ impl Store {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
+        self.readers.close().await;
         self.pool.close().await;
     }
 }
