@@ -287,6 +287,11 @@ impl Store {
                 .after_connect(|connection, _| {
                     Box::pin(async move {
                         sqlx::query("PRAGMA query_only = ON")
+                            .execute(&mut *connection)
+                            .await?;
+                        // A small page cache each (the default is 2 MB):
+                        // what they read is in the system's file cache anyway.
+                        sqlx::query("PRAGMA cache_size = -256")
                             .execute(connection)
                             .await
                             .map(|_| ())
