@@ -21,7 +21,7 @@ use serde_norway::Value as Yaml;
 use super::appservice::harness::bridge::BINARY;
 use super::appservice::harness::client::MatrixClient;
 use super::appservice::harness::relay::RelayFixture;
-use super::appservice::harness::{tail, Backend};
+use super::appservice::harness::{tail, Backend, HomeserverDatabase};
 use super::stats::{LoginRequests, RequestRates};
 use super::usage::Usage;
 use super::Options;
@@ -183,7 +183,11 @@ impl World {
     /// (one opening message each), the idle login, and the bridge process,
     /// once every chat has its portal and opening message.
     pub async fn start(options: &Options) -> Result<World, String> {
-        let fixture = RelayFixture::prepare(Backend::Sqlite, "alice.bench").await;
+        // The homeserver on PostgreSQL, as deployed: on SQLite its commit
+        // per event decides how both runs' sends are answered.
+        let fixture =
+            RelayFixture::prepare_on(Backend::Sqlite, HomeserverDatabase::Postgres, "alice.bench")
+                .await;
         // alice's session sends far more than Instagram's spam limit allows
         // (feedback_required past `send_limit_per_minute`), and with the bare
         // client's sends on the same session it makes more requests a minute

@@ -14,12 +14,17 @@ installed_version() {
   "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null || true
 }
 
-if [ -x "$VENV/bin/python" ] && [ "$(installed_version)" = "$SYNAPSE_VERSION" ]; then
+has_postgres_driver() {
+  "$VENV/bin/python" -c 'import psycopg2' 2>/dev/null
+}
+
+if [ -x "$VENV/bin/python" ] && [ "$(installed_version)" = "$SYNAPSE_VERSION" ] && has_postgres_driver; then
   echo "matrix-synapse $SYNAPSE_VERSION already installed in $VENV"
   exit 0
 fi
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
+# psycopg2 (the binary wheel: nothing to build) for the relay bench's homeserver on PostgreSQL.
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION" psycopg2-binary
 echo "installed matrix-synapse $(installed_version) in $VENV"

@@ -20,7 +20,7 @@ use matrix_instagram::store::Store;
 pub use bridge::{Bridge, BridgeConfig};
 pub use client::MatrixClient;
 pub use database::{Backend, TestDatabase};
-pub use synapse::Synapse;
+pub use synapse::{HomeserverDatabase, Synapse};
 
 /// The longest any single wait in the harness lasts: a generous bound for a
 /// loaded 2-core machine, never a sleep that a test relies on.
@@ -172,6 +172,22 @@ impl E2e {
         permissions: &[(&str, &str)],
         more_registrations: impl FnOnce(&BridgeConfig) -> Vec<PathBuf>,
     ) -> E2e {
+        E2e::prepare_on(
+            backend,
+            HomeserverDatabase::Sqlite,
+            permissions,
+            more_registrations,
+        )
+        .await
+    }
+
+    /// [`E2e::prepare_with`], the homeserver on `homeserver`.
+    pub async fn prepare_on(
+        backend: Backend,
+        homeserver: HomeserverDatabase,
+        permissions: &[(&str, &str)],
+        more_registrations: impl FnOnce(&BridgeConfig) -> Vec<PathBuf>,
+    ) -> E2e {
         let dir = tempfile::Builder::new()
             .prefix("mi-e2e-")
             .tempdir()
@@ -191,11 +207,12 @@ impl E2e {
         let registrations: Vec<&Path> = std::iter::once(config.registration_path.as_path())
             .chain(more.iter().map(PathBuf::as_path))
             .collect();
-        let synapse = Synapse::start_with_registrations(
+        let synapse = Synapse::start_on(
             Synapse::venv(),
             &dir.path().join("synapse"),
             homeserver_port,
             &registrations,
+            homeserver,
         )
         .await
         .unwrap_or_else(|err| panic!("{err}"));

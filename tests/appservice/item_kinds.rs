@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::harness::client::RoomEvent;
 use crate::harness::relay::{poll, RelayFixture};
-use crate::harness::Backend;
+use crate::harness::{Backend, HomeserverDatabase};
 
 on_both_databases!(
     every_item_kind,
@@ -292,6 +292,43 @@ async fn same_file(
         content["info"]["size"].as_u64(),
         Some(uploaded.len() as u64),
         "{kind}: the stated size"
+    );
+}
+
+/// A homeserver on PostgreSQL, as Synapse is deployed (and as the relay
+/// bench runs it), gets the messages as the tests' SQLite one does.
+#[tokio::test]
+async fn a_homeserver_on_postgres_gets_the_messages() {
+    let mut fixture =
+        RelayFixture::prepare_on(Backend::Sqlite, HomeserverDatabase::Postgres, "alice.pghs").await;
+    let data_dir = fixture.e2e.synapse.data_dir().to_owned();
+    assert!(
+        !data_dir.join("homeserver.db").exists(),
+        "Synapse made no SQLite database"
+    );
+    fixture.poll_fast();
+    let (friend, thread) = fixture.friend_thread("friend.pghs", "Postgres Friend");
+    fixture
+        .sim
+        .post_text(&thread, friend.pk, "hello through postgres")
+        .expect("posting a text");
+    fixture.e2e.start_bridge().await;
+    let room = fixture.join_portal(&thread).await;
+    let history = fixture
+        .wait_for_history(&room, "the friend's text", |events| {
+            events.iter().any(|e| e.body() == "hello through postgres")
+        })
+        .await;
+    let puppet = format!("@instagram_{}:localhost", friend.pk);
+    assert!(
+        history
+            .iter()
+            .any(|e| e.body() == "hello through postgres" && e.sender() == puppet),
+        "from the friend's puppet"
+    );
+    assert!(
+        !data_dir.join("homeserver.db").exists(),
+        "Synapse made no SQLite database"
     );
 }
 

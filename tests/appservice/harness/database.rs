@@ -46,9 +46,30 @@ impl TestDatabase {
 
     /// A fresh database on the PostgreSQL server at `server`.
     pub async fn create_on_postgres(server: String) -> Result<TestDatabase, HarnessError> {
-        let name = format!("mi_e2e_{}", random_hex(6));
+        TestDatabase::create_with(server, "mi_e2e", "").await
+    }
+
+    /// A fresh database for a test Synapse on the server of `DATABASE_URL`,
+    /// with the C collation Synapse insists on.
+    pub async fn create_for_synapse() -> Result<TestDatabase, HarnessError> {
+        let server =
+            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        TestDatabase::create_with(
+            server,
+            "mi_synapse",
+            " ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+        )
+        .await
+    }
+
+    async fn create_with(
+        server: String,
+        prefix: &str,
+        options: &str,
+    ) -> Result<TestDatabase, HarnessError> {
+        let name = format!("{prefix}_{}", random_hex(6));
         let mut admin = connect(&server).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(&format!("CREATE DATABASE {name}{options}"))
             .execute(&mut admin)
             .await
             .map_err(|source| HarnessError::Database {

@@ -21,7 +21,7 @@ use serde_norway::Value as Yaml;
 
 use super::client::RoomEvent;
 use super::synapse::{random_hex, SERVER_NAME};
-use super::{Backend, BridgeConfig, E2e, HarnessError, MatrixClient, WAIT};
+use super::{Backend, BridgeConfig, E2e, HarnessError, HomeserverDatabase, MatrixClient, WAIT};
 
 /// Synapse, the simulator and the bridge config, with alice's Instagram
 /// login (`me`) stored. The bridge process runs only after
@@ -40,22 +40,36 @@ pub struct RelayFixture {
 impl RelayFixture {
     /// Everything but the bridge process; `username` names alice's Instagram account.
     pub async fn prepare(backend: Backend, username: &str) -> RelayFixture {
-        RelayFixture::prepare_with(backend, username, false).await
+        RelayFixture::prepare_with(backend, HomeserverDatabase::Sqlite, username, false).await
+    }
+
+    /// [`RelayFixture::prepare`], the homeserver on `homeserver`.
+    pub async fn prepare_on(
+        backend: Backend,
+        homeserver: HomeserverDatabase,
+        username: &str,
+    ) -> RelayFixture {
+        RelayFixture::prepare_with(backend, homeserver, username, false).await
     }
 
     /// [`RelayFixture::prepare`] with double puppeting: a second appservice
     /// registration covering the homeserver's users, its token in
     /// `double_puppet.as_token`.
     pub async fn prepare_double_puppeting(backend: Backend, username: &str) -> RelayFixture {
-        RelayFixture::prepare_with(backend, username, true).await
+        RelayFixture::prepare_with(backend, HomeserverDatabase::Sqlite, username, true).await
     }
 
-    async fn prepare_with(backend: Backend, username: &str, double: bool) -> RelayFixture {
+    async fn prepare_with(
+        backend: Backend,
+        homeserver: HomeserverDatabase,
+        username: &str,
+        double: bool,
+    ) -> RelayFixture {
         let sim = Simulator::start().await;
         let me = sim
             .create_account(username, "Alice Liddell")
             .expect("creating alice's Instagram account");
-        let e2e = E2e::prepare_with(backend, &[("localhost", "user")], |config| {
+        let e2e = E2e::prepare_on(backend, homeserver, &[("localhost", "user")], |config| {
             if double {
                 vec![double_puppet_registration(config)]
             } else {

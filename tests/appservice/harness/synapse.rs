@@ -1,6 +1,7 @@
-//! A throwaway Synapse on a loopback port: fresh data dir, SQLite, the
-//! project's config template (scripts/synapse/homeserver.yaml.tmpl) and the
-//! bridge's registration, from the venv made by scripts/synapse/install.sh.
+//! A throwaway Synapse on a loopback port: fresh data dir, SQLite (or a
+//! fresh PostgreSQL database, as deployments use), the project's config
+//! template (scripts/synapse/homeserver.yaml.tmpl) and the bridge's
+//! registration, from the venv made by scripts/synapse/install.sh.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,20 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rand::RngCore;
 
+use super::database::TestDatabase;
 use super::{repo_root, tail, terminate, HarnessError, WAIT};
+
+/// Where a test Synapse keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeserverDatabase {
+    /// A file in its data dir: quick to start, what the tests use.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of `DATABASE_URL`, as
+    /// Synapse's deployments use (SQLite is for testing only, and its
+    /// commit per event dominates a loaded homeserver's timing): the relay
+    /// bench's homeserver.
+    Postgres,
+}
 
 /// The Matrix server name of every test homeserver.
 pub const SERVER_NAME: &str = "localhost";
@@ -21,6 +35,8 @@ pub struct Synapse {
     port: u16,
     data_dir: PathBuf,
     shared_secret: String,
+    /// Dropped after the process is stopped.
+    _database: Option<TestDatabase>,
 }
 
 impl Synapse {
@@ -60,6 +76,24 @@ impl Synapse {
         port: u16,
         registrations: &[&Path],
     ) -> Result<Synapse, HarnessError> {
+        Synapse::start_on(
+            venv,
+            data_dir,
+            port,
+            registrations,
+            HomeserverDatabase::Sqlite,
+        )
+        .await
+    }
+
+    /// [`Synapse::start_with_registrations`] on `database`.
+    pub async fn start_on(
+        venv: PathBuf,
+        data_dir: &Path,
+        port: u16,
+        registrations: &[&Path],
+        database: HomeserverDatabase,
+    ) -> Result<Synapse, HarnessError> {
         let python = venv.join("bin/python");
         if !venv.join("bin/synapse_homeserver").exists() {
             return Err(HarnessError::SynapseMissing { venv });
@@ -90,6 +124,18 @@ impl Synapse {
         )?;
         render("log.yaml.tmpl", &data_dir.join("log.yaml"), &placeholders)?;
         write_signing_key(&data_dir.join(format!("{SERVER_NAME}.signing.key")))?;
+        let mut configs = vec![data_dir.join("homeserver.yaml")];
+        let postgres = match database {
+            HomeserverDatabase::Sqlite => None,
+            HomeserverDatabase::Postgres => {
+                let created = TestDatabase::create_for_synapse().await?;
+                let path = data_dir.join("database.yaml");
+                std::fs::write(&path, postgres_section(&python, created.url())?)
+                    .map_err(HarnessError::io(format!("writing {}", path.display())))?;
+                configs.push(path);
+                Some(created)
+            }
+        };
 
         let output_path = data_dir.join("synapse.stdout");
         let output =
@@ -97,9 +143,11 @@ impl Synapse {
         let errors = output
             .try_clone()
             .map_err(HarnessError::io("cloning a file handle"))?;
+        // A later config file's top-level keys replace the earlier's: the
+        // PostgreSQL section replaces the template's SQLite one.
         let child = Command::new(&python)
-            .args(["-m", "synapse.app.homeserver", "-c"])
-            .arg(data_dir.join("homeserver.yaml"))
+            .args(["-m", "synapse.app.homeserver"])
+            .args(configs.iter().flat_map(|path| [Path::new("-c"), path]))
             .stdin(Stdio::null())
             .stdout(output)
             .stderr(errors)
@@ -110,6 +158,7 @@ impl Synapse {
             port,
             data_dir: data_dir.to_owned(),
             shared_secret,
+            _database: postgres,
         };
         synapse.wait_until_up().await?;
         Ok(synapse)
@@ -148,7 +197,6 @@ impl Synapse {
         })
     }
 
-    /// The client-server API base URL.
     /// The homeserver process's id, while it runs (the relay bench reads its
     /// CPU time; the tests do not need it).
     #[allow(dead_code)]
@@ -156,6 +204,12 @@ impl Synapse {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Where its config, logs and any SQLite database are.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The client-server API base URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -186,6 +240,41 @@ impl Drop for Synapse {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Synapse's `database:` section for the PostgreSQL database at `url`;
+/// an error that says what to install when the venv lacks psycopg2.
+fn postgres_section(python: &Path, url: &str) -> Result<String, HarnessError> {
+    let has_driver = Command::new(python)
+        .args(["-c", "import psycopg2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !has_driver {
+        return Err(HarnessError::Unexpected {
+            doing: "starting Synapse on PostgreSQL".to_owned(),
+            detail: format!(
+                "{} cannot import psycopg2: run `bash scripts/synapse/install.sh`",
+                python.display()
+            ),
+        });
+    }
+    let url = url::Url::parse(url).map_err(|err| HarnessError::Unexpected {
+        doing: "parsing the homeserver's database URL".to_owned(),
+        detail: err.to_string(),
+    })?;
+    let args = serde_json::json!({
+        "user": url.username(),
+        "password": url.password().unwrap_or_default(),
+        "host": url.host_str().unwrap_or("127.0.0.1"),
+        "port": url.port().unwrap_or(5432),
+        "database": url.path().trim_start_matches('/'),
+        "cp_min": 5,
+        "cp_max": 10,
+    });
+    // JSON is YAML.
+    Ok(serde_json::json!({"database": {"name": "psycopg2", "args": args}}).to_string())
 }
 
 fn render(
