@@ -36,11 +36,7 @@ impl TestDatabase {
                 url: format!("sqlite://{}?mode=rwc", dir.join("bridge.db").display()),
                 created: None,
             }),
-            Backend::Postgres => {
-                let server = std::env::var("DATABASE_URL")
-                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-                TestDatabase::create_on_postgres(server).await
-            }
+            Backend::Postgres => TestDatabase::create_on_postgres(postgres_server()).await,
         }
     }
 
@@ -52,10 +48,8 @@ impl TestDatabase {
     /// A fresh database for a test Synapse on the server of `DATABASE_URL`,
     /// with the C collation Synapse insists on.
     pub async fn create_for_synapse() -> Result<TestDatabase, HarnessError> {
-        let server =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
         TestDatabase::create_with(
-            server,
+            postgres_server(),
             "mi_synapse",
             " ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
         )
@@ -146,6 +140,11 @@ impl Drop for TestDatabase {
             eprintln!("could not drop the test database: {err}");
         }
     }
+}
+
+/// The PostgreSQL server the tests' databases go on: `DATABASE_URL`, else the local one.
+fn postgres_server() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
 }
 
 async fn connect(server: &str) -> Result<sqlx::PgConnection, HarnessError> {
