@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, MatrixClient, Synapse};
+use crate::harness::{free_port, tail, MatrixClient, Synapse};
 
 /// Time for the clone's first build (only its own crates: the dependencies
 /// are shared through CARGO_TARGET_DIR) and the stack's start on a loaded
@@ -76,6 +76,8 @@ struct Demo {
     child: Child,
     lines: mpsc::Receiver<String>,
     stderr_path: PathBuf,
+    /// The demo's data folder, whose logs go into failure messages.
+    data_dir: PathBuf,
     /// Every line printed so far, for failure messages.
     seen: Vec<String>,
 }
@@ -122,13 +124,20 @@ impl Demo {
             child,
             lines,
             stderr_path,
+            data_dir: clone.join(".demo"),
             seen: Vec::new(),
         }
     }
 
+    /// What the demo printed, and the ends of the logs it wrote.
     fn output(&self) -> String {
         let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
-        format!("stdout:\n{}\nstderr:\n{stderr}", self.seen.join("\n"))
+        let mut output = format!("stdout:\n{}\nstderr:\n{stderr}", self.seen.join("\n"));
+        for log in ["synapse-start.log", "bridge.log", "synapse/homeserver.log"] {
+            let tail = tail(&self.data_dir.join(log), 40);
+            output.push_str(&format!("\n--- the end of .demo/{log}:\n{tail}"));
+        }
+        output
     }
 
     /// Reads lines until one contains `marker`; panics with the output on
@@ -286,15 +295,15 @@ async fn readme_first_command_brings_up_a_working_local_bridge() {
     let room = client
         .create_dm(&bot)
         .await
-        .expect("a direct chat with the bot");
+        .unwrap_or_else(|e| panic!("a direct chat with the bot: {e}\n{}", demo.output()));
     client
         .wait_for_join(&room, &bot)
         .await
-        .expect("the bot joins");
+        .unwrap_or_else(|e| panic!("the bot joins: {e}\n{}", demo.output()));
     let greeting = client
         .wait_for_message(&room, &bot)
         .await
-        .expect("a greeting");
+        .unwrap_or_else(|e| panic!("a greeting: {e}\n{}", demo.output()));
     assert!(
         greeting.body().contains("management room"),
         "{:?}",
@@ -306,23 +315,29 @@ async fn readme_first_command_brings_up_a_working_local_bridge() {
         (ig_username.as_str(), "password"),
         (ig_password.as_str(), "I redacted your message"),
     ] {
-        let answer = client.ask(&room, &bot, said).await.expect("an answer");
+        let answer = client
+            .ask(&room, &bot, said)
+            .await
+            .unwrap_or_else(|e| panic!("an answer to {said:?}: {e}\n{}", demo.output()));
         assert!(answer.contains(expected), "{answer:?}\n{}", demo.output());
     }
     let connected = client
         .wait_for_message(&room, &bot)
         .await
-        .expect("the login ends");
+        .unwrap_or_else(|e| panic!("the login ends: {e}\n{}", demo.output()));
     assert_eq!(
         connected.body(),
-        format!("Connected to Instagram as @{ig_username}!")
+        format!("Connected to Instagram as @{ig_username}!"),
+        "{}",
+        demo.output()
     );
 
     let pids = demo.pids();
     assert_eq!(
         pids.len(),
         3,
-        "Synapse, the simulator and the bridge: {pids:?}"
+        "Synapse, the simulator and the bridge: {pids:?}\n{}",
+        demo.output()
     );
     unsafe { libc::kill(demo.child.id() as i32, libc::SIGINT) };
     let deadline = Instant::now() + STOP_TIMEOUT;
@@ -330,7 +345,11 @@ async fn readme_first_command_brings_up_a_working_local_bridge() {
         if let Some(status) = demo.child.try_wait().expect("waiting for the demo") {
             break status;
         }
-        assert!(Instant::now() < deadline, "the demo did not stop on SIGINT");
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop on SIGINT\n{}",
+            demo.output()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "{status}\n{}", demo.output());

@@ -87,14 +87,36 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A loopback port that was free a moment ago. Another process could take it
-/// before it is used, which the fixtures report as a startup failure.
+/// Where [`free_port`] hands out ports: below Linux's ephemeral range
+/// (32768-60999), so that neither the kernel's choice for `bind(0)` nor the
+/// local port of an outgoing connection can take a port between the moment
+/// it is handed out and the moment a child process binds it (the demo binds
+/// its ports only after a build of a minute or more).
+const HANDED_OUT_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A loopback port that was free a moment ago and that this process has not
+/// handed out before. Each test binary starts at its own place in
+/// [`HANDED_OUT_PORTS`] (from its pid), so concurrent runs rarely meet;
+/// another process could still take the port first, which the fixtures
+/// report as a startup failure.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
-    listener
-        .local_addr()
-        .expect("local address of a bound socket")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(HANDED_OUT_PORTS.end - HANDED_OUT_PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = HANDED_OUT_PORTS.start + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {HANDED_OUT_PORTS:?}")
 }
 
 /// The last `lines` lines of a log file, or a note that it cannot be read.
