@@ -329,7 +329,7 @@ async fn send(fixture: &mut RelayFixture, room: &str, body: &str) -> String {
 async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
     let mut fixture = fixture(backend).await;
     let bot = fixture.e2e.bot().to_owned();
-    let (_friend, thread, _) = friend_thread(&fixture, "friend.one");
+    let (friend, thread, _) = friend_thread(&fixture, "friend.one");
     fixture.e2e.start_bridge().await;
     let room = join_portal(&fixture, &thread).await;
     event_with_body(&fixture, &room, "hello from friend.one").await;
@@ -372,6 +372,31 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
     let dropped = send(&mut fixture, &room, "written then dropped").await;
     wait_for_status(&fixture, &room, &dropped, "SUCCESS").await;
 
+    // Written, then a slow 500 while the friend writes more than a page:
+    // the bridge reads back past the newest page and finds the item.
+    fixture.sim.inject_fault(send_fault(Fault {
+        status: Some(500),
+        after_write: true,
+        delay: Duration::from_secs(2),
+        ..Fault::default()
+    }));
+    let buried = send(&mut fixture, &room, "written then buried").await;
+    poll("the buried message written", || async {
+        let items = my_items(&fixture, &thread);
+        texts(&items)
+            .contains(&"written then buried".to_owned())
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    for n in 0..25 {
+        fixture
+            .sim
+            .post_text(&thread, friend.pk, &format!("burying {n}"))
+            .expect("the friend writes");
+    }
+    wait_for_status(&fixture, &room, &buried, "SUCCESS").await;
+
     // Instagram's spam warning (feedback_required): not given up, the
     // message waits out the cool-down and goes.
     fixture.sim.inject_fault(send_fault(Fault {
@@ -403,13 +428,10 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
         "never given up"
     );
     assert!(notices_about(&history, &bot, &persistent).is_empty());
-    // Two sends through the rate limit, one each for the written ones, two
-    // for the flagged one, seven for the persistent one: a cool-down sends
-    // nothing until it ends.
-    assert_eq!(
-        fixture.sim.request_count("POST", SEND_TEXT),
-        2 + 1 + 1 + 2 + 7
-    );
+    // Two sends through the rate limit, one each for the three written
+    // ones, two for the flagged one, seven for the persistent one: a
+    // cool-down sends nothing until it ends.
+    assert_eq!(fixture.sim.request_count("POST", SEND_TEXT), 2 + 3 + 2 + 7);
     fixture.sim.clear_faults();
 
     // Sending resumes.
@@ -455,6 +477,7 @@ async fn faults_during_sends_lose_and_repeat_nothing(backend: Backend) {
             "through a rate limit",
             "written then 500",
             "written then dropped",
+            "written then buried",
             "flagged",
             "rate limited again and again",
             "back to normal",

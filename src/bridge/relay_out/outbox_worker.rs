@@ -3,7 +3,7 @@
 //! goes out; a row that may have reached Instagram already (an earlier
 //! attempt timed out, lost its connection or got a 5xx, or the bridge died
 //! mid-send) is first looked for by its `client_context` in the thread's
-//! newest page, and only sent again when it is not there. Transient failures
+//! pages since it was queued, and only sent again when it is not there. Transient failures
 //! retry with backoff up to `sending.max_attempts`; permanent ones stop at
 //! once; an expired session holds the row (it stays pending and goes out
 //! after the next login); a cool-down of the login's request budget (Instagram
@@ -29,6 +29,13 @@ use crate::connector::session::{ConnectorError, RetryPolicy};
 use crate::connector::typed::OutgoingText;
 use crate::model::Message;
 use crate::store::{LoginRecord, MessageRecord, OutboxEntry, PortalRecord, StoreError};
+
+/// How much older than its row a sent item may look: Instagram's clock and
+/// ours differ, and the lookup must not stop short of the item.
+const LOOKUP_CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// The most pages a lookup reads (20 items each): a row buried deeper than
+/// that since it was queued is sent again rather than read for further.
+const LOOKUP_MAX_PAGES: usize = 10;
 
 /// Why carrying an outgoing event out failed. The media and changes helpers'
 /// error enums have the same variants and convert into it.
@@ -503,16 +510,44 @@ impl Drain<'_> {
         Ok(record.map(|record| record.item_id))
     }
 
-    /// The row's item in the thread's newest page, found by its client_context.
+    /// The row's item in the thread, found by its client_context: pages are
+    /// read from the newest back to the first item older than the row (less
+    /// [`LOOKUP_CLOCK_SLACK`]), so a send buried under a busy thread's newer
+    /// messages is still found, and at most [`LOOKUP_MAX_PAGES`] of them.
     async fn find_sent(&mut self, entry: &OutboxEntry) -> Result<Option<Message>, SendFailure> {
-        let page = self
-            .connector
-            .list_messages_page(&mut self.session.creds, &self.portal.thread_id, None)
-            .await
-            .map_err(SendFailure::Instagram)?;
-        Ok(page.messages.into_iter().find(|message| {
-            message.client_context.as_deref() == Some(entry.queued.client_context.as_str())
-        }))
+        let queued = chrono::DateTime::from_timestamp_millis(entry.created_at).unwrap_or_default()
+            - LOOKUP_CLOCK_SLACK;
+        let mut cursor: Option<String> = None;
+        for _ in 0..LOOKUP_MAX_PAGES {
+            let page = self
+                .connector
+                .list_messages_page(
+                    &mut self.session.creds,
+                    &self.portal.thread_id,
+                    cursor.as_deref(),
+                )
+                .await
+                .map_err(SendFailure::Instagram)?;
+            let reached_older = page
+                .messages
+                .iter()
+                .any(|message| message.timestamp.is_some_and(|at| at < queued));
+            if let Some(found) = page.messages.into_iter().find(|message| {
+                message.client_context.as_deref() == Some(entry.queued.client_context.as_str())
+            }) {
+                return Ok(Some(found));
+            }
+            match page.cursor {
+                Some(older) if page.has_older && !reached_older => cursor = Some(older),
+                _ => return Ok(None),
+            }
+        }
+        tracing::warn!(
+            event_id = %entry.queued.event_id,
+            pages = LOOKUP_MAX_PAGES,
+            "an earlier send was not found in the thread's newest pages; sending again"
+        );
+        Ok(None)
     }
 
     /// Records a carried-out row and reports SUCCESS.
