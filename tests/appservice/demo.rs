@@ -133,7 +133,12 @@ impl Demo {
     fn output(&self) -> String {
         let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         let mut output = format!("stdout:\n{}\nstderr:\n{stderr}", self.seen.join("\n"));
-        for log in ["synapse-start.log", "bridge.log", "synapse/homeserver.log"] {
+        for log in [
+            "synapse-start.log",
+            "register.log",
+            "bridge.log",
+            "synapse/homeserver.log",
+        ] {
             let tail = tail(&self.data_dir.join(log), 40);
             output.push_str(&format!("\n--- the end of .demo/{log}:\n{tail}"));
         }
