@@ -242,16 +242,31 @@ impl Store {
         Ok(())
     }
 
-    /// The message record of a Matrix event.
+    /// The message record of a Matrix event (the first item, when it
+    /// stands for several).
     pub async fn message_by_event(
         &self,
         room_id: &str,
         event_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        self.select_one(
-            "WHERE room_id = $1 AND event_id = $2",
+        Ok(self
+            .messages_by_event(room_id, event_id)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Every item a Matrix event stands for, oldest first: one, or a photo
+    /// and the caption sent after it.
+    pub async fn messages_by_event(
+        &self,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.select(
+            "WHERE room_id = $1 AND event_id = $2 ORDER BY timestamp, item_id",
             &[room_id, event_id],
-            "reading a message by Matrix event",
+            "reading the messages of a Matrix event",
         )
         .await
     }

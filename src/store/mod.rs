@@ -25,7 +25,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection};
 
 pub use logins::{login_id, LoginRecord};
 pub use messages::{ItemRecords, MessageRecord, ReactionRecord};
-pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxState};
+pub use outbox::{NewOutboxEntry, NextOutboxPart, OutboxEntry, OutboxState};
 pub use portals::PortalRecord;
 pub use puppets::PuppetRecord;
 pub use threads::{LoginSync, PageItem, ThreadState};

@@ -57,6 +57,14 @@ pub struct NewOutboxEntry {
     pub client_context: String,
 }
 
+/// What an outbox entry becomes once its first part is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextOutboxPart {
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub client_context: String,
+}
+
 /// An enqueued event and how far it got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
@@ -301,6 +309,53 @@ impl Store {
             .await
             .map_err(query_failed("committing a sent event"))?;
         Ok(found)
+    }
+
+    /// Records the first part of an event sent (`sent`) and turns the entry
+    /// into its next part, pending and unsent, with that part's own kind,
+    /// payload and `client_context` (a photo's caption after the photo).
+    /// Only an entry still at `sent_client_context` moves on: the entry as
+    /// it is now, or `None` when it had moved on already (the worker and an
+    /// echo both saw the first part go).
+    pub async fn continue_outbox_send(
+        &self,
+        event_id: &str,
+        sent_client_context: &str,
+        sent: &MessageRecord,
+        next: &NextOutboxPart,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_failed("starting to record a sent part"))?;
+        let moved = sqlx::query(
+            "UPDATE outbox SET kind = $3, payload = $4, client_context = $5, state = $6, \
+             attempts = 0, last_error = NULL, item_id = NULL, updated_at = $7 \
+             WHERE event_id = $1 AND client_context = $2 AND state <> $8",
+        )
+        .bind(event_id)
+        .bind(sent_client_context)
+        .bind(&next.kind)
+        .bind(next.payload.to_string())
+        .bind(&next.client_context)
+        .bind(OutboxState::Pending.as_str())
+        .bind(now_millis())
+        .bind(OutboxState::Sent.as_str())
+        .execute(&mut *transaction)
+        .await
+        .map_err(query_failed("turning an outgoing event to its next part"))?
+        .rows_affected()
+            > 0;
+        if !moved {
+            return Ok(None);
+        }
+        insert_message(&mut *transaction, sent).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(query_failed("committing a sent part"))?;
+        self.outbox_entry(event_id).await
     }
 
     /// Marks an entry failed for good. False if there is no such entry.

@@ -11,6 +11,8 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
 use serde_json::{json, Value};
 
+use instagram_sim::Fault;
+
 use crate::harness::relay::{poll, RelayFixture};
 use crate::harness::{Backend, MatrixClient};
 
@@ -126,7 +128,11 @@ impl Portal {
         bytes: &[u8],
         content_type: &str,
     ) -> String {
-        let filename = content["body"].as_str().unwrap_or("file").to_owned();
+        let filename = content["filename"]
+            .as_str()
+            .or(content["body"].as_str())
+            .unwrap_or("file")
+            .to_owned();
         let mxc = upload(&self.fixture.user, bytes, content_type, &filename).await;
         content["url"] = json!(mxc);
         send_event(&self.fixture.user, &self.room, kind, &content).await
@@ -194,7 +200,7 @@ fn is_final_status_of(event: &Value, event_id: &str) -> bool {
 }
 
 async fn media_reaches_instagram_byte_for_byte(backend: Backend) {
-    let portal = portal(backend).await;
+    let mut portal = portal(backend).await;
     let me = portal.fixture.me.pk;
 
     // A JPEG goes as it is.
@@ -213,6 +219,93 @@ async fn media_reaches_instagram_byte_for_byte(backend: Backend) {
     assert_eq!(item["user_id"], json!(me));
     assert_eq!(item["item_type"], "media");
     assert_eq!(portal.media_of(&item, "image/jpeg"), jpeg);
+
+    // A captioned photo: Instagram has no captions, so the caption (its
+    // HTML made plain) follows the photo as a text, and is not bridged back.
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.image", "body": "look at **this**", "filename": "photo.jpg",
+                   "format": "org.matrix.custom.html", "formatted_body": "look at <b>this</b>",
+                   "info": {"mimetype": "image/jpeg", "size": jpeg.len(), "w": 48, "h": 32}}),
+            &jpeg,
+            "image/jpeg",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    let store = portal.fixture.store().await;
+    let records = store.messages_by_event(&portal.room, &event).await.unwrap();
+    assert_eq!(records.len(), 2, "the photo and its caption: {records:?}");
+    let newest: Vec<Value> = portal.fixture.sim.thread_snapshot(&portal.thread).unwrap()["items"]
+        .as_array()
+        .unwrap()[..2]
+        .to_vec();
+    let (caption, photo) = (&newest[0], &newest[1]);
+    assert_eq!(photo["item_id"], records[0].item_id.as_str());
+    assert_eq!(portal.media_of(photo, "image/jpeg"), jpeg);
+    assert_eq!(caption["item_id"], records[1].item_id.as_str());
+    assert_eq!(
+        (caption["item_type"].as_str(), caption["text"].as_str()),
+        (Some("text"), Some("look at this"))
+    );
+    assert_eq!(caption["user_id"], json!(me));
+    let captioned = event;
+
+    // Both sends written, then their answers lost (a 500, a dropped
+    // connection): each is found in the thread, neither sent twice.
+    let photo_path = "direct_v2/threads/broadcast/photo_attachment/";
+    let text_path = "direct_v2/threads/broadcast/text/";
+    let sends = |path: &str| portal.fixture.sim.request_count("POST", path);
+    let (photos_before, texts_before) = (sends(photo_path), sends(text_path));
+    for (path, fault) in [
+        (
+            photo_path,
+            Fault {
+                status: Some(500),
+                ..Fault::default()
+            },
+        ),
+        (
+            text_path,
+            Fault {
+                drop_connection: true,
+                ..Fault::default()
+            },
+        ),
+    ] {
+        portal.fixture.sim.inject_fault(Fault {
+            path_prefix: path.to_owned(),
+            method: Some("POST".to_owned()),
+            after_write: true,
+            ..fault
+        });
+    }
+    let event = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.image", "body": "once, despite it all", "filename": "photo.jpg",
+                   "info": {"mimetype": "image/jpeg", "size": jpeg.len(), "w": 48, "h": 32}}),
+            &jpeg,
+            "image/jpeg",
+        )
+        .await;
+    assert_eq!(portal.final_status(&event).await["status"], "SUCCESS");
+    assert_eq!(
+        (sends(photo_path), sends(text_path)),
+        (photos_before + 1, texts_before + 1),
+        "one send of each"
+    );
+    let items = portal.fixture.sim.thread_snapshot(&portal.thread).unwrap()["items"].clone();
+    assert_eq!(items[0]["text"], "once, despite it all");
+    assert_eq!(items[1]["item_type"], "media");
+    assert_eq!(
+        store
+            .messages_by_event(&portal.room, &event)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // A PNG (with transparency) arrives as a JPEG of the same size.
     let png = picture(40, 30, ImageFormat::Png);
@@ -318,6 +411,39 @@ async fn media_reaches_instagram_byte_for_byte(backend: Backend) {
     let m4a = portal.media_of(&item, "audio/mp4");
     assert_eq!(&m4a[4..8], b"ftyp", "an MP4 container");
     assert!(m4a.windows(4).any(|w| w == b"mp4a"), "AAC audio");
+
+    // Polls have passed since: the caption's echo was not bridged back.
+    let history = portal
+        .fixture
+        .user
+        .room_history(&portal.room)
+        .await
+        .unwrap();
+    let with_caption = history
+        .iter()
+        .filter(|event| event.body() == "look at **this**" || event.body() == "look at this")
+        .count();
+    assert_eq!(with_caption, 1, "only alice's own photo event");
+
+    // Redacting the captioned photo unsends the photo and the caption.
+    let items: Vec<String> = records.iter().map(|r| r.item_id.clone()).collect();
+    portal
+        .fixture
+        .user
+        .redact(&portal.room, &captioned)
+        .await
+        .expect("redacting the photo");
+    poll("the photo and its caption unsent", || async {
+        let snapshot = portal.fixture.sim.thread_snapshot(&portal.thread).unwrap();
+        let left = snapshot["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|item| items.iter().any(|id| item["item_id"] == id.as_str()));
+        (!left).then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
 }
 
 /// A second of a tone as Ogg/Opus, as Element records voice messages (made by ffmpeg).

@@ -11,8 +11,8 @@ use matrix_instagram::connector::auth::Credentials;
 use matrix_instagram::model::ConversationKind;
 use matrix_instagram::secrets::{CredentialCipher, CredentialKey, SecretsError};
 use matrix_instagram::store::{
-    login_id, LoginRecord, MessageRecord, NewOutboxEntry, OutboxState, PortalRecord, PuppetRecord,
-    ReactionRecord, Store, StoreError,
+    login_id, LoginRecord, MessageRecord, NewOutboxEntry, NextOutboxPart, OutboxState,
+    PortalRecord, PuppetRecord, ReactionRecord, Store, StoreError,
 };
 use rand::Rng;
 use sqlx::Connection;
@@ -144,6 +144,7 @@ on_both_backends!(
     message_parts_and_edit_hashes,
     relay_bookkeeping,
     complete_outbox_send_is_all_or_nothing,
+    an_outbox_entry_moves_on_to_its_next_part_once,
     portals_crud,
     puppets_crud,
     reactions_crud,
@@ -553,6 +554,74 @@ fn message(item_id: &str, event_id: &str) -> MessageRecord {
     }
 }
 
+/// A photo with a caption: once the photo is sent, its record is written and
+/// the entry becomes the caption's text, pending, with its own
+/// client_context; a second report of the photo (its echo) moves nothing.
+async fn an_outbox_entry_moves_on_to_its_next_part_once(db: &TestDb) {
+    let store = db.connect().await;
+    store
+        .enqueue_outbox(&outgoing("$photo", "a photo"))
+        .await
+        .unwrap();
+    assert_eq!(store.begin_outbox_attempt("$photo").await.unwrap(), Some(1));
+    let next = NextOutboxPart {
+        kind: "text".to_owned(),
+        payload: serde_json::json!({"kind": "text", "text": "its caption"}),
+        client_context: "cc-caption".to_owned(),
+    };
+    let mut photo = message("item-photo", "$photo");
+    photo.client_context = Some("cc-$photo".to_owned());
+    let moved = store
+        .continue_outbox_send("$photo", "cc-$photo", &photo, &next)
+        .await
+        .unwrap()
+        .expect("the entry moves on");
+    assert_eq!(moved.state, OutboxState::Pending);
+    assert_eq!(moved.attempts, 0, "the caption was never tried");
+    assert_eq!(moved.queued.kind, "text");
+    assert_eq!(moved.queued.payload, next.payload);
+    assert_eq!(moved.queued.client_context, "cc-caption");
+    assert_eq!(
+        store
+            .continue_outbox_send("$photo", "cc-$photo", &photo, &next)
+            .await
+            .unwrap(),
+        None,
+        "already moved on"
+    );
+    // The caption sent: the event stands for both items, the photo first.
+    let mut caption = message("item-caption", "$photo");
+    caption.timestamp += 1;
+    assert!(store
+        .complete_outbox_send("$photo", &caption)
+        .await
+        .unwrap());
+    let items: Vec<String> = store
+        .messages_by_event("!portal:x", "$photo")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.item_id)
+        .collect();
+    assert_eq!(items, ["item-photo", "item-caption"]);
+    assert_eq!(
+        store
+            .message_by_event("!portal:x", "$photo")
+            .await
+            .unwrap()
+            .map(|record| record.item_id),
+        Some("item-photo".to_owned())
+    );
+    // A sent entry never moves back.
+    assert_eq!(
+        store
+            .continue_outbox_send("$photo", "cc-caption", &caption, &next)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 /// An item bridged as several events: one record per part, the main part
 /// first; edits update the main part's text hash; lookups by time; the
 /// records of several items read at once.
@@ -766,12 +835,19 @@ async fn message_insert_if_absent(db: &TestDb) {
         Some("cc-$ev2".to_owned())
     );
 
-    // One Matrix event cannot stand for two items.
-    let error = store
-        .insert_message(&message("item-3", "$ev1"))
+    // One Matrix event may stand for two items (a photo and its caption);
+    // looked up by event, the older comes first.
+    let mut later = message("item-3", "$ev1");
+    later.timestamp += 1;
+    assert!(store.insert_message(&later).await.unwrap());
+    let items: Vec<String> = store
+        .messages_by_event("!portal:x", "$ev1")
         .await
-        .expect_err("event id reused in the same room");
-    assert!(matches!(error, StoreError::Query { .. }), "{error}");
+        .unwrap()
+        .into_iter()
+        .map(|record| record.item_id)
+        .collect();
+    assert_eq!(items, ["item-1", "item-3"]);
 }
 
 async fn complete_outbox_send_is_all_or_nothing(db: &TestDb) {
@@ -804,20 +880,22 @@ async fn complete_outbox_send_is_all_or_nothing(db: &TestDb) {
         None
     );
 
-    // The message cannot be recorded (its event already stands for another
-    // item): the outbox entry stays pending, so the send is not lost.
+    // The message cannot be recorded (its table is gone): the outbox entry
+    // stays pending, so the send is not lost.
     store
         .enqueue_outbox(&outgoing("$out2", "hey"))
         .await
         .unwrap();
-    store
-        .insert_message(&message("item-12", "$out2"))
+    let mut connection = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query("ALTER TABLE messages RENAME TO messages_elsewhere")
+        .execute(&mut connection)
         .await
         .unwrap();
+    connection.close().await.unwrap();
     store
         .complete_outbox_send("$out2", &message("item-13", "$out2"))
         .await
-        .expect_err("event id already recorded for another item");
+        .expect_err("no table to record the message in");
     let entry = store.outbox_entry("$out2").await.unwrap().unwrap();
     assert_eq!(entry.state, OutboxState::Pending);
     assert_eq!(entry.attempts, 0);

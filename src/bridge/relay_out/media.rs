@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use image::{AnimationDecoder, DynamicImage, ImageFormat, Rgba, RgbaImage};
-use ruma::events::room::message::{MessageType, Relation};
+use ruma::events::room::message::{FormattedBody, MessageType, Relation};
 use ruma::events::room::MediaSource;
 use ruma::events::sticker::StickerMediaSource;
 use ruma::events::AnyMessageLikeEventContent;
@@ -90,6 +90,11 @@ pub struct OutgoingMedia {
     /// Instagram's ([`instagram_waveform`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waveform: Vec<u16>,
+    /// The event's caption as plain Instagram text: Instagram's direct
+    /// messages have none, so it is sent as a text right after the file
+    /// (the worker turns the row into that text once the file is sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
 }
 
 /// Why a media send failed. The worker treats these variants as it treats
@@ -148,6 +153,7 @@ pub fn classify(content: &AnyMessageLikeEventContent) -> Result<Option<OutgoingM
                 file_name: "sticker".to_owned(),
                 duration_ms: None,
                 waveform: Vec::new(),
+                caption: None,
             };
             checked(media).map(Some)
         }
@@ -167,6 +173,7 @@ fn classify_message(message: &MessageType) -> Result<Option<OutgoingMedia>, Stri
                 file_name: file_name(image.filename.as_deref(), &image.body, "photo"),
                 duration_ms: None,
                 waveform: Vec::new(),
+                caption: None,
             }
         }
         MessageType::Video(video) => {
@@ -179,6 +186,7 @@ fn classify_message(message: &MessageType) -> Result<Option<OutgoingMedia>, Stri
                 file_name: file_name(video.filename.as_deref(), &video.body, "video"),
                 duration_ms: info.and_then(|info| info.duration).map(millis),
                 waveform: Vec::new(),
+                caption: None,
             }
         }
         MessageType::Audio(audio) => {
@@ -209,6 +217,7 @@ fn classify_message(message: &MessageType) -> Result<Option<OutgoingMedia>, Stri
                     .or_else(|| info.and_then(|info| info.duration))
                     .map(millis),
                 waveform,
+                caption: None,
             }
         }
         _ => return Ok(None),
@@ -246,6 +255,20 @@ fn encrypted(kind: MediaKind) -> String {
         "This {} is end-to-end encrypted, and the bridge cannot decrypt it.",
         kind.noun()
     )
+}
+
+/// The caption of a photo, video or voice message, in Matrix v1.10's form: a
+/// `body` beside a `filename` that differs from it. Its plain and HTML forms.
+pub fn caption(message: &MessageType) -> Option<(&str, Option<&FormattedBody>)> {
+    let (body, formatted, filename) = match message {
+        MessageType::Image(image) => (&image.body, &image.formatted, &image.filename),
+        MessageType::Video(video) => (&video.body, &video.formatted, &video.filename),
+        MessageType::Audio(audio) => (&audio.body, &audio.formatted, &audio.filename),
+        _ => return None,
+    };
+    let filename = filename.as_deref()?.trim();
+    let body = body.trim();
+    (!body.is_empty() && body != filename).then_some((body, formatted.as_ref()))
 }
 
 /// The file name: `filename` when the body is a caption, else the body (which
@@ -648,6 +671,7 @@ mod tests {
             file_name: file_name.to_owned(),
             duration_ms: None,
             waveform: Vec::new(),
+            caption: None,
         }
     }
 
@@ -684,6 +708,7 @@ mod tests {
                 file_name: "cat.png".into(),
                 duration_ms: None,
                 waveform: vec![],
+                caption: None,
             }
         );
 
@@ -717,6 +742,37 @@ mod tests {
             ),
             (MediaKind::Sticker, Some("image/webp"), "sticker")
         );
+    }
+
+    #[test]
+    fn a_body_beside_a_different_filename_is_a_caption() {
+        let msgtype = |content: Value| -> MessageType {
+            match message(content) {
+                AnyMessageLikeEventContent::RoomMessage(message) => message.msgtype,
+                other => panic!("not a message: {other:?}"),
+            }
+        };
+        let captioned = msgtype(json!({
+            "msgtype": "m.image", "body": " look at *this* ", "filename": "cat.png", "url": PLAIN_MXC,
+            "format": "org.matrix.custom.html", "formatted_body": "look at <em>this</em>"
+        }));
+        let (body, formatted) = caption(&captioned).expect("a caption");
+        assert_eq!(body, "look at *this*");
+        assert_eq!(
+            formatted.map(|f| f.body.as_str()),
+            Some("look at <em>this</em>")
+        );
+        for uncaptioned in [
+            json!({"msgtype": "m.image", "body": "cat.png", "url": PLAIN_MXC}),
+            json!({"msgtype": "m.image", "body": "cat.png", "filename": "cat.png", "url": PLAIN_MXC}),
+            json!({"msgtype": "m.video", "body": " ", "filename": "clip.mp4", "url": PLAIN_MXC}),
+            json!({"msgtype": "m.file", "body": "notes", "filename": "notes.txt", "url": PLAIN_MXC}),
+        ] {
+            assert!(
+                caption(&msgtype(uncaptioned.clone())).is_none(),
+                "{uncaptioned}"
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ruma::events::room::message::{MessageType, Relation, RoomMessageEventContent};
+use ruma::events::room::message::{FormattedBody, MessageType, Relation, RoomMessageEventContent};
 use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,7 +29,7 @@ use super::{relay_latency, Bridge};
 use crate::matrix::server::RetryTransaction;
 use crate::model::Message;
 use crate::store::{
-    LoginRecord, NewOutboxEntry, OutboxEntry, OutboxState, PortalRecord, StoreError,
+    LoginRecord, NewOutboxEntry, NextOutboxPart, OutboxEntry, OutboxState, PortalRecord, StoreError,
 };
 
 /// The smallest `client_context` the bridge sends: the range instagrapi draws
@@ -74,6 +74,24 @@ impl Outgoing {
             Outgoing::Media(_) => "media",
             Outgoing::Refuse { .. } => "refuse",
         }
+    }
+
+    /// What the outbox entry of `event_id` becomes once this payload is
+    /// sent, when the event has a second part: a media's caption, as a text
+    /// with a `client_context` of its own.
+    pub fn next_part(&self, event_id: &str) -> Option<NextOutboxPart> {
+        let Outgoing::Media(media) = self else {
+            return None;
+        };
+        let caption = Outgoing::Text {
+            text: media.caption.clone()?,
+            reply_to: None,
+        };
+        Some(NextOutboxPart {
+            kind: caption.kind().to_owned(),
+            payload: serde_json::to_value(&caption).ok()?,
+            client_context: client_context(&format!("{event_id} caption")),
+        })
     }
 }
 
@@ -153,7 +171,13 @@ async fn classify(
         }))
     };
     match media::classify(&content) {
-        Ok(Some(media)) => return Ok(Some(Outgoing::Media(media))),
+        Ok(Some(mut media)) => {
+            if let AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(original)) = message
+            {
+                media.caption = caption_text(bridge, &original.content.msgtype).await?;
+            }
+            return Ok(Some(Outgoing::Media(media)));
+        }
         Ok(None) => {}
         Err(reason) => return refuse(&reason),
     }
@@ -229,15 +253,7 @@ async fn outgoing_text(
         MessageType::Emote(emote) => (&emote.body, &emote.formatted),
         _ => return Ok(None),
     };
-    let html = formatted
-        .as_ref()
-        .filter(|formatted| formatted.format.as_str() == "org.matrix.custom.html")
-        .map(|formatted| formatted.body.as_str());
-    let mut text = match html {
-        Some(html) => text::html_to_plain(html, &mention_names(bridge, html).await?),
-        None if reply_to.is_some() => text::strip_reply_fallback(body).trim().to_owned(),
-        None => body.trim().to_owned(),
-    };
+    let mut text = plain_text(bridge, body, formatted.as_ref(), reply_to.is_some()).await?;
     if text.is_empty() {
         return Ok(Some(Outgoing::Refuse {
             reason: "The message has no text to send.".to_owned(),
@@ -247,6 +263,37 @@ async fn outgoing_text(
         text = text::emote(&text);
     }
     Ok(Some(Outgoing::Text { text, reply_to }))
+}
+
+/// A media event's caption as plain Instagram text, if it has one.
+async fn caption_text(
+    bridge: &Bridge,
+    msgtype: &MessageType,
+) -> Result<Option<String>, StoreError> {
+    let Some((body, formatted)) = media::caption(msgtype) else {
+        return Ok(None);
+    };
+    let text = plain_text(bridge, body, formatted, false).await?;
+    Ok((!text.is_empty()).then_some(text))
+}
+
+/// A message's text as plain Instagram text: its HTML form when it has one
+/// (pills become `@username`, a reply's fallback is left out), else its
+/// body (`is_reply`: without the reply fallback).
+async fn plain_text(
+    bridge: &Bridge,
+    body: &str,
+    formatted: Option<&FormattedBody>,
+    is_reply: bool,
+) -> Result<String, StoreError> {
+    let html = formatted
+        .filter(|formatted| formatted.format.as_str() == "org.matrix.custom.html")
+        .map(|formatted| formatted.body.as_str());
+    Ok(match html {
+        Some(html) => text::html_to_plain(html, &mention_names(bridge, html).await?),
+        None if is_reply => text::strip_reply_fallback(body).trim().to_owned(),
+        None => body.trim().to_owned(),
+    })
 }
 
 /// `@username` of each puppet a pill in `html` points at.
@@ -284,6 +331,18 @@ pub async fn record_echo(
     }
     let record = outbox_worker::sent_record(login, portal, entry, message);
     let event_id = &entry.queued.event_id;
+    if let Some(next) = entry_next_part(entry) {
+        // The first part went: the worker sends the next one.
+        let continued = bridge
+            .store
+            .continue_outbox_send(event_id, &entry.queued.client_context, &record, &next)
+            .await?;
+        if continued.is_some() {
+            tracing::info!(event_id, item = %message.id, "recorded a first part from its echo");
+            bridge.queues.ring(&portal.login_id, &portal.thread_id);
+        }
+        return Ok(());
+    }
     if bridge.store.complete_outbox_send(event_id, &record).await? {
         tracing::info!(event_id, item = %message.id, "recorded a send from its echo");
         status::report(
@@ -295,6 +354,14 @@ pub async fn record_echo(
         .await;
     }
     Ok(())
+}
+
+/// The next part of an outbox entry, once its payload is sent (`None` for
+/// an entry of one part, or one whose payload cannot be read).
+pub fn entry_next_part(entry: &OutboxEntry) -> Option<NextOutboxPart> {
+    serde_json::from_value::<Outgoing>(entry.queued.payload.clone())
+        .ok()?
+        .next_part(&entry.queued.event_id)
 }
 
 /// Rings the worker of every portal with pending outbox rows of `login_id`

@@ -23,12 +23,14 @@ use super::super::relay_in::text_hash;
 use super::super::{relay_latency, Bridge};
 use super::changes::{self, ChangeError};
 use super::status::{self, SendStatus};
-use super::{media, Outgoing};
+use super::{entry_next_part, media, Outgoing};
 use crate::connector::http::Connector;
 use crate::connector::session::{ConnectorError, RetryPolicy};
 use crate::connector::typed::OutgoingText;
 use crate::model::Message;
-use crate::store::{LoginRecord, MessageRecord, OutboxEntry, PortalRecord, StoreError};
+use crate::store::{
+    LoginRecord, MessageRecord, OutboxEntry, OutboxState, PortalRecord, StoreError,
+};
 
 /// How much older than its row a sent item may look: Instagram's clock and
 /// ours differ, and the lookup must not stop short of the item.
@@ -208,6 +210,8 @@ struct Drain<'a> {
 enum RowEnd {
     /// Sent, or given up: the next row may go.
     Finished,
+    /// Its first part was sent; the row, as it is now, carries the next.
+    Continued(Box<OutboxEntry>),
     /// The login needs the user: the row and those after it wait.
     Held,
     /// The login's requests are paused for this long: the row and those
@@ -254,8 +258,12 @@ pub async fn carry_out_pending(
             break;
         }
         changed |= row.queued.kind == Outgoing::CHANGE_KIND;
-        match drain.carry_row(row).await {
-            Ok(RowEnd::Finished) => {}
+        let mut ended = drain.carry_row(row).await;
+        while let Ok(RowEnd::Continued(next)) = ended {
+            ended = drain.carry_row(&next).await;
+        }
+        match ended {
+            Ok(RowEnd::Finished | RowEnd::Continued(_)) => {}
             Ok(RowEnd::Held) => {
                 hold(bridge, &drain.portal, &rows[index + 1..], None, false).await;
                 break;
@@ -557,6 +565,28 @@ impl Drain<'_> {
         match carried {
             Carried::Message(message) => {
                 let record = sent_record(&self.session.login, &self.portal, entry, &message);
+                if let Some(next) = entry_next_part(entry) {
+                    let store = &self.bridge.store;
+                    let continued = store
+                        .continue_outbox_send(
+                            event_id,
+                            &entry.queued.client_context,
+                            &record,
+                            &next,
+                        )
+                        .await?;
+                    // `None`: the entry had moved on already; carry it as it is.
+                    let now = match continued {
+                        Some(entry) => Some(entry),
+                        None => store.outbox_entry(event_id).await?,
+                    };
+                    return Ok(match now {
+                        Some(now) if now.state == OutboxState::Pending => {
+                            RowEnd::Continued(Box::new(now))
+                        }
+                        _ => RowEnd::Finished,
+                    });
+                }
                 self.bridge
                     .store
                     .complete_outbox_send(event_id, &record)

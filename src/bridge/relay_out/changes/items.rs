@@ -34,19 +34,30 @@ pub(super) struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// The Instagram item (its main record) a Matrix event of the portal stands for.
+    /// The Instagram item (its main record) a Matrix event of the portal
+    /// stands for: the first, when it stands for several.
     async fn message(&self, event_id: &str) -> Result<Option<MessageRecord>, ChangeError> {
+        Ok(self.messages(event_id).await?.into_iter().next())
+    }
+
+    /// Every Instagram item (its main record) a Matrix event of the portal
+    /// stands for, oldest first: one, or a photo and its caption.
+    async fn messages(&self, event_id: &str) -> Result<Vec<MessageRecord>, ChangeError> {
         let store = &self.bridge.store;
-        let Some(part) = store
-            .message_by_event(&self.portal.room_id, event_id)
+        let mut items: Vec<MessageRecord> = Vec::new();
+        for part in store
+            .messages_by_event(&self.portal.room_id, event_id)
             .await?
-        else {
-            return Ok(None);
-        };
-        Ok(store
-            .message_by_item(&self.login.id, &self.portal.thread_id, &part.item_id)
-            .await?
-            .or(Some(part)))
+        {
+            if items.iter().any(|item| item.item_id == part.item_id) {
+                continue;
+            }
+            let main = store
+                .message_by_item(&self.login.id, &self.portal.thread_id, &part.item_id)
+                .await?;
+            items.push(main.unwrap_or(part));
+        }
+        Ok(items)
     }
 
     /// The bot redacts an event of the portal (it created the room, so it may).
@@ -204,14 +215,22 @@ pub(super) async fn redact(
         }
         return unreact(target, creds, &reaction, client_context).await;
     }
-    let Some(record) = target.message(target_event).await? else {
+    let records = target.messages(target_event).await?;
+    let Some(first) = records.first() else {
         // Never bridged (a failed send), or already unsent.
         return Ok(ChangeDone::NothingToDo);
     };
-    if record.sender != own {
+    if records.iter().any(|record| record.sender != own) {
         return Err(ChangeError::Refused(NOT_OWN_MESSAGE.to_owned()));
     }
-    unsend(target, creds, &record, target_event).await
+    // A photo and its caption are unsent together (a repeat after a failure
+    // finds the first one gone and goes on).
+    for record in &records {
+        unsend(target, creds, record, target_event).await?;
+    }
+    Ok(ChangeDone::Unsent {
+        item_id: first.item_id.clone(),
+    })
 }
 
 async fn unreact(
@@ -256,7 +275,7 @@ async fn unsend(
     creds: &mut Credentials,
     record: &MessageRecord,
     redacted_event: &str,
-) -> Result<ChangeDone, ChangeError> {
+) -> Result<(), ChangeError> {
     let (bridge, portal) = (target.bridge, target.portal);
     let deleted = target
         .connector
@@ -296,7 +315,5 @@ async fn unsend(
     store
         .mark_unsent_by_bridge(&record.login_id, &record.thread_id, &record.item_id)
         .await?;
-    Ok(ChangeDone::Unsent {
-        item_id: record.item_id.clone(),
-    })
+    Ok(())
 }
