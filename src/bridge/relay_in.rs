@@ -762,6 +762,14 @@ pub async fn relay_unsend(
         let login = portal_login(bridge, portal).await?;
         let room_id = portal_room(portal)?;
         for part in &parts {
+            // A photo's event stands for its caption too: the caption
+            // unsent alone leaves the photo.
+            let items = store
+                .messages_by_event(&portal.room_id, &part.event_id)
+                .await?;
+            if items.first().is_some_and(|first| first.item_id != item_id) {
+                continue;
+            }
             let speaker = speaker(bridge, &login, &part.sender).await?;
             speaker.redact(bridge, &room_id, &part.event_id).await?;
         }

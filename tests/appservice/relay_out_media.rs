@@ -2,7 +2,8 @@
 //! Synapse's media repository and sends them in a portal room; the running
 //! bridge downloads them, converts what Instagram would refuse and sends them
 //! to the simulator, whose thread then holds the same bytes (a PNG or a
-//! sticker as a JPEG of the same size) and a voice message's waveform. What Instagram cannot
+//! sticker as a JPEG of the same size) and a voice message's waveform; a
+//! caption follows its photo as a text, once, and goes with it. What Instagram cannot
 //! take (a file, a photo over its limit) or the bridge cannot fetch gets a
 //! notice and FAIL_PERMANENT.
 
@@ -36,6 +37,8 @@ const ANIMATED_GIF: &[u8] = include_bytes!("../instagram-sim/assets/animated.gif
 /// The fixture, alice's portal of a 1:1 thread with a friend, joined.
 struct Portal {
     fixture: RelayFixture,
+    /// The friend's Instagram pk.
+    friend: u64,
     thread: String,
     room: String,
 }
@@ -43,12 +46,13 @@ struct Portal {
 async fn portal(backend: Backend) -> Portal {
     let mut fixture = RelayFixture::prepare(backend, "alice.media").await;
     fixture.poll_fast();
-    let (_, thread, _) =
+    let (friend, thread, _) =
         fixture.friend_thread_saying("media.friend", "Media Friend", "send me something");
     fixture.e2e.start_bridge().await;
     let room = fixture.join_portal(&thread).await;
     Portal {
         fixture,
+        friend: friend.pk,
         thread,
         room,
     }
@@ -298,13 +302,38 @@ async fn media_reaches_instagram_byte_for_byte(backend: Backend) {
     let items = portal.fixture.sim.thread_snapshot(&portal.thread).unwrap()["items"].clone();
     assert_eq!(items[0]["text"], "once, despite it all");
     assert_eq!(items[1]["item_type"], "media");
+    let both = store.messages_by_event(&portal.room, &event).await.unwrap();
+    assert_eq!(both.len(), 2);
+
+    // The caption unsent in the app leaves the photo in the room (two of
+    // the friend's messages later, the worker has handled the unsend).
+    portal
+        .fixture
+        .sim
+        .unsend(&portal.thread, &both[1].item_id)
+        .expect("unsending the caption");
+    for text in ["after the unsend", "and once more"] {
+        portal
+            .fixture
+            .sim
+            .post_text(&portal.thread, portal.friend, text)
+            .expect("the friend writes");
+        portal
+            .fixture
+            .wait_for_history(&portal.room, text, |events| {
+                events.iter().any(|e| e.body() == text)
+            })
+            .await;
+    }
+    let photo_event = portal
+        .fixture
+        .user
+        .event(&portal.room, &event)
+        .await
+        .unwrap();
     assert_eq!(
-        store
-            .messages_by_event(&portal.room, &event)
-            .await
-            .unwrap()
-            .len(),
-        2
+        photo_event["content"]["filename"], "photo.jpg",
+        "not redacted: {photo_event}"
     );
 
     // A PNG (with transparency) arrives as a JPEG of the same size.
