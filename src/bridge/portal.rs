@@ -186,7 +186,6 @@ async fn create_portal(
         },
         avatar_url: None,
         encrypted: false,
-        last_item_id: None,
         request,
         request_notice_sent: false,
         avatar_id: None,

@@ -22,8 +22,6 @@ pub struct PortalRecord {
     pub avatar_url: Option<String>,
     /// Whether the Matrix room has encryption enabled.
     pub encrypted: bool,
-    /// The newest Instagram item bridged into the room (backfill resumes after it).
-    pub last_item_id: Option<String>,
     /// Whether the thread is a message request (pending inbox).
     pub request: bool,
     /// Whether the notice explaining the message request was posted.
@@ -59,7 +57,7 @@ fn kind_from_text(text: &str) -> Result<ConversationKind, sqlx::Error> {
 impl Record for PortalRecord {
     const TABLE: &'static str = "portals";
     const COLUMNS: &'static str = "login_id, owner, thread_id, room_id, kind, name, avatar_url, \
-         encrypted, last_item_id, request, request_notice_sent, avatar_id, in_space, members_hash, \
+         encrypted, request, request_notice_sent, avatar_id, in_space, members_hash, \
          created_at";
 
     fn from_row(row: &AnyRow) -> Result<PortalRecord, sqlx::Error> {
@@ -72,7 +70,6 @@ impl Record for PortalRecord {
             name: row.try_get("name")?,
             avatar_url: row.try_get("avatar_url")?,
             encrypted: flag(row, "encrypted")?,
-            last_item_id: row.try_get("last_item_id")?,
             request: flag(row, "request")?,
             request_notice_sent: flag(row, "request_notice_sent")?,
             avatar_id: row.try_get("avatar_id")?,
@@ -89,12 +86,12 @@ impl Store {
     pub async fn upsert_portal(&self, portal: &PortalRecord) -> Result<(), StoreError> {
         let statement = sqlx::query(
             "INSERT INTO portals \
-             (login_id, thread_id, room_id, kind, name, avatar_url, encrypted, last_item_id, \
+             (login_id, thread_id, room_id, kind, name, avatar_url, encrypted, \
              request, request_notice_sent, avatar_id, in_space, members_hash, created_at, owner) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (login_id, thread_id) DO UPDATE SET room_id = excluded.room_id, \
              kind = excluded.kind, name = excluded.name, avatar_url = excluded.avatar_url, \
-             encrypted = excluded.encrypted, last_item_id = excluded.last_item_id, \
+             encrypted = excluded.encrypted, \
              request = excluded.request, request_notice_sent = excluded.request_notice_sent, \
              avatar_id = excluded.avatar_id, in_space = excluded.in_space, \
              members_hash = excluded.members_hash",
@@ -106,7 +103,6 @@ impl Store {
         .bind(&portal.name)
         .bind(&portal.avatar_url)
         .bind(i64::from(portal.encrypted))
-        .bind(&portal.last_item_id)
         .bind(i64::from(portal.request))
         .bind(i64::from(portal.request_notice_sent))
         .bind(&portal.avatar_id)
@@ -120,8 +116,8 @@ impl Store {
     }
 
     /// Saves what the bridge keeps current about a portal's room (name,
-    /// avatar, request state, space membership), leaving the rest (such as
-    /// `last_item_id`, which the poller advances) alone.
+    /// avatar, request state, space membership), leaving the rest (its room,
+    /// kind and encryption) alone.
     pub async fn update_portal_room(&self, portal: &PortalRecord) -> Result<(), StoreError> {
         let statement = sqlx::query(
             "UPDATE portals SET name = $3, avatar_url = $4, avatar_id = $5, request = $6, \

@@ -772,10 +772,11 @@ async fn relay_bookkeeping(db: &TestDb) {
     );
     assert!(store.puppets_by_usernames(&[]).await.unwrap().is_empty());
 
-    let mut first = portal("t1", "!r1:x");
-    first.last_item_id = Some("item-9".to_owned());
+    let first = portal("t1", "!r1:x");
     store.upsert_portal(&first).await.unwrap();
     let mut changed = portal("t1", "!r1:x");
+    changed.kind = ConversationKind::Direct;
+    changed.encrypted = false;
     changed.name = Some("Renamed".to_owned());
     changed.request = true;
     changed.request_notice_sent = true;
@@ -792,7 +793,8 @@ async fn relay_bookkeeping(db: &TestDb) {
     assert_eq!(
         stored,
         PortalRecord {
-            last_item_id: Some("item-9".to_owned()),
+            kind: first.kind,
+            encrypted: first.encrypted,
             created_at: stored.created_at,
             ..changed
         }
@@ -911,7 +913,6 @@ fn portal(thread_id: &str, room_id: &str) -> PortalRecord {
         name: Some("Friends".to_owned()),
         avatar_url: None,
         encrypted: true,
-        last_item_id: None,
         request: false,
         request_notice_sent: false,
         avatar_id: None,
@@ -969,7 +970,7 @@ async fn portals_crud(db: &TestDb) {
         Some(room)
     );
 
-    renamed.last_item_id = Some("item-7".to_owned());
+    renamed.name = Some("Renamed again".to_owned());
     store.upsert_portal(&renamed).await.unwrap();
     store.upsert_portal(&portal("t2", "!r2:x")).await.unwrap();
     let threads: Vec<(String, Option<String>)> = store
@@ -977,13 +978,13 @@ async fn portals_crud(db: &TestDb) {
         .await
         .unwrap()
         .into_iter()
-        .map(|p| (p.thread_id, p.last_item_id))
+        .map(|p| (p.thread_id, p.name))
         .collect();
     assert_eq!(
         threads,
         [
-            ("t1".to_owned(), Some("item-7".to_owned())),
-            ("t2".to_owned(), None)
+            ("t1".to_owned(), Some("Renamed again".to_owned())),
+            ("t2".to_owned(), Some("Friends".to_owned()))
         ]
     );
     assert!(store.delete_portal("@alice:x", "t1").await.unwrap());
