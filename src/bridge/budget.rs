@@ -2,7 +2,8 @@
 //! the config), the connector every piece of work for a login goes through
 //! ([`Bridge::login_connector`]), and the login's `rate_limited` state for a series of
 //! cool-downs: entered (its owner told once, with until when requests are paused) at the
-//! first, left when the series is over.
+//! first, left when the series is over. A cool-down is kept in the database too, so a
+//! restart of the bridge takes it up instead of asking Instagram again at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::SafetyConfig;
+use serde::{Deserialize, Serialize};
+
 use crate::connector::budget::{
-    BucketRule, BudgetRules, CoolDownCause, CoolDownRule, RequestBudget,
+    BucketRule, BudgetRules, CoolDown, CoolDownCause, CoolDownRule, RequestBudget,
 };
 use crate::connector::http::Connector;
 
@@ -20,8 +23,8 @@ use super::login_state::{move_login, LoginState};
 use super::Bridge;
 
 /// The logins' request budgets, by login id; made when first asked for
-/// and kept for the life of the process (a restart forgets cool-downs: Instagram's answer
-/// to the next request starts one again).
+/// and kept for the life of the process (their cool-downs also in the
+/// database: [`restore_cool_downs`]).
 pub struct LoginBudgets {
     rules: BudgetRules,
     budgets: Mutex<HashMap<String, Arc<RequestBudget>>>,
@@ -103,11 +106,28 @@ pub fn cause_words(cause: CoolDownCause) -> &'static str {
     }
 }
 
-/// The login of `login_id` met a cool-down: the first time in a series of
-/// cool-downs, it is moved to `rate_limited` (its owner told once, with the
-/// time the pause ends); repeats of the series change nothing.
+/// Where a login's cool-down is kept between runs of the bridge.
+const COOL_DOWN_KEY: &str = "cool_down:";
+
+/// A cool-down as kept in the database: when it ends (Unix milliseconds),
+/// why, and its place in its series.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct KeptCoolDown {
+    until_ms: i64,
+    action_blocked: bool,
+    repeat: u32,
+}
+
+/// The login of `login_id` met a cool-down: it is kept in the database
+/// (a restart takes it up); the first time in a series of cool-downs, the
+/// login is moved to `rate_limited` (its owner told once, with the time the
+/// pause ends); repeats of the series change nothing else.
 pub async fn tell_cool_down(bridge: &Bridge, login_id: &str) {
-    let Some(cool_down) = bridge.budgets.of(login_id).take_unreported() else {
+    let budget = bridge.budgets.of(login_id);
+    if let Some(cool_down) = budget.cooling_down() {
+        keep_cool_down(bridge, login_id, &cool_down).await;
+    }
+    let Some(cool_down) = budget.take_unreported() else {
         return;
     };
     tracing::warn!(
@@ -129,7 +149,71 @@ pub async fn tell_cool_down(bridge: &Bridge, login_id: &str) {
 /// forgotten), the login is moved back to `connected`, its owner told.
 pub async fn tell_recovered(bridge: &Bridge, login_id: &str) {
     if bridge.budgets.of(login_id).take_recovered() {
+        if let Err(e) = bridge
+            .store
+            .kv_delete(&format!("{COOL_DOWN_KEY}{login_id}"))
+            .await
+        {
+            tracing::warn!(login = login_id, error = %e, "cannot forget a cool-down that is over");
+        }
         move_login(bridge, login_id, LoginState::Connected, None).await;
+    }
+}
+
+async fn keep_cool_down(bridge: &Bridge, login_id: &str, cool_down: &CoolDown) {
+    let until = Utc::now()
+        + chrono::Duration::from_std(cool_down.remaining).unwrap_or(chrono::Duration::MAX);
+    let kept = KeptCoolDown {
+        until_ms: until.timestamp_millis(),
+        action_blocked: cool_down.cause == CoolDownCause::ActionBlocked,
+        repeat: cool_down.repeat,
+    };
+    let value = serde_json::to_string(&kept).unwrap_or_default();
+    if let Err(e) = bridge
+        .store
+        .kv_set(&format!("{COOL_DOWN_KEY}{login_id}"), &value)
+        .await
+    {
+        tracing::warn!(login = login_id, error = %e, "cannot keep a cool-down for a restart");
+    }
+}
+
+/// At startup: the cool-downs an earlier run was in and that are not over
+/// are taken up by the logins' budgets, so nothing goes to Instagram before
+/// the pause it asked for ends.
+pub async fn restore_cool_downs(bridge: &Bridge) {
+    let kept = match bridge.store.kv_with_prefix(COOL_DOWN_KEY).await {
+        Ok(kept) => kept,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the cool-downs of the last run");
+            return;
+        }
+    };
+    let now = Utc::now().timestamp_millis();
+    for (key, value) in kept {
+        let login_id = &key[COOL_DOWN_KEY.len()..];
+        let Ok(cool_down) = serde_json::from_str::<KeptCoolDown>(&value) else {
+            tracing::warn!(login = login_id, "an unreadable kept cool-down is ignored");
+            continue;
+        };
+        let Ok(remaining) = u64::try_from(cool_down.until_ms - now) else {
+            continue;
+        };
+        let cause = if cool_down.action_blocked {
+            CoolDownCause::ActionBlocked
+        } else {
+            CoolDownCause::RateLimited
+        };
+        tracing::info!(
+            login = login_id,
+            remaining_s = remaining / 1000,
+            "the last run's cool-down goes on"
+        );
+        bridge.budgets.of(login_id).resume_cool_down(
+            Duration::from_millis(remaining),
+            cause,
+            cool_down.repeat,
+        );
     }
 }
 

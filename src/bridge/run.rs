@@ -168,6 +168,8 @@ pub async fn run_until(
     let client = HomeserverClient::new(&config.homeserver.url, &config.appservice.as_token)
         .map_err(RunError::Homeserver)?;
     let (bridge, router) = build_appservice(config.clone(), store, client, connector)?;
+    // Before anything can send: a pause Instagram asked for outlives a restart.
+    super::budget::restore_cool_downs(&bridge).await;
 
     report_browser_login(&bridge);
     check_homeserver(&bridge).await?;

@@ -240,6 +240,19 @@ impl RequestBudget {
         }
     }
 
+    /// Takes up a cool-down an earlier process of the bridge was in (its
+    /// `remaining` time, cause and place in its series), as reported already:
+    /// a restart does not end a pause Instagram asked for, nor tell the user
+    /// again.
+    pub fn resume_cool_down(&self, remaining: Duration, cause: CoolDownCause, repeat: u32) {
+        let now = self.clock.now();
+        let mut state = self.state();
+        state.until = Some(now + remaining.min(LONGEST_ASKED));
+        state.cause = cause;
+        state.repeats = repeat.max(1);
+        state.reported = true;
+    }
+
     /// The cool-down in force, if any.
     pub fn cooling_down(&self) -> Option<CoolDown> {
         active(&self.state(), self.clock.now())
@@ -448,5 +461,24 @@ mod tests {
         let fresh = budget.record_refusal(CoolDownCause::RateLimited, None);
         assert_eq!(fresh.repeat, 1, "the next one starts a new series");
         assert!(budget.take_unreported().is_some());
+    }
+
+    #[test]
+    fn a_resumed_cool_down_refuses_until_it_ends_and_continues_its_series() {
+        let (budget, clock) = budget();
+        budget.resume_cool_down(30 * SECOND, CoolDownCause::ActionBlocked, 2);
+        let refused = budget.reserve(RequestKind::Read).unwrap_err();
+        assert_eq!(
+            (refused.remaining, refused.cause, refused.repeat),
+            (30 * SECOND, CoolDownCause::ActionBlocked, 2)
+        );
+        assert_eq!(budget.take_unreported(), None, "told before the restart");
+        clock.advance(30 * SECOND);
+        assert_eq!(budget.reserve(RequestKind::Read), Ok(Duration::ZERO));
+        // The next refusal is the series' third: four times the base.
+        let next = budget.record_refusal(CoolDownCause::RateLimited, None);
+        assert_eq!((next.remaining, next.repeat), (4 * MINUTE, 3));
+        clock.advance(4 * MINUTE + 10 * MINUTE);
+        assert!(budget.take_recovered(), "the series ends as any other");
     }
 }

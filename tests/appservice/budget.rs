@@ -7,9 +7,9 @@
 //! goes out once, in order, and once the cool-downs are over she is told the
 //! login is back to normal.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use instagram_sim::Settings;
+use instagram_sim::{Fault, Settings};
 
 use crate::harness::client::RoomEvent;
 use crate::harness::relay::{poll, RelayFixture};
@@ -20,6 +20,45 @@ on_both_databases!(
     rate_limit_escalation_is_met_by_cool_downs_sqlite,
     rate_limit_escalation_is_met_by_cool_downs_postgres
 );
+
+/// A restart during a cool-down keeps it: the restarted bridge asks
+/// Instagram nothing (not even whether the session is valid) until the pause
+/// Instagram asked for is over, then polls again.
+#[tokio::test]
+async fn a_restart_keeps_the_cool_down() {
+    let mut fixture = RelayFixture::prepare(Backend::Sqlite, "alice.pause").await;
+    fixture.poll_fast();
+    for (key, value) in [("cool_down_ms", 15_000), ("max_cool_down_ms", 15_000)] {
+        fixture.configure(&["safety", key], value);
+    }
+    let (_, thread, _) = fixture.friend_thread_saying("friend.pause", "A Friend", "hello");
+    fixture.e2e.start_bridge().await;
+    fixture.join_portal(&thread).await;
+
+    fixture.sim.inject_fault(Fault {
+        path_prefix: "direct_v2/inbox/".into(),
+        status: Some(429),
+        ..Fault::default()
+    });
+    let limited_at = poll("the login rate limited", || async {
+        (fixture.login().await.state == "rate_limited").then(Instant::now)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    fixture.e2e.stop_bridge();
+    fixture.sim.clear_request_log();
+    fixture.e2e.start_bridge().await;
+    let asked_at = poll("a request once the pause is over", || async {
+        (!fixture.sim.request_log().is_empty()).then(Instant::now)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        asked_at - limited_at >= Duration::from_secs(12),
+        "the restarted bridge asked Instagram {:?} after the 15 s pause began",
+        asked_at - limited_at
+    );
+}
 
 /// What the rate-limited notice says.
 const PAUSED: &str = "requests to Instagram are paused until";
