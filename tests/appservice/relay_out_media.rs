@@ -579,4 +579,41 @@ async fn media_instagram_cannot_take_gets_a_notice(backend: Backend) {
         .unwrap()
         .len();
     assert_eq!(items_after, items_before, "nothing reached Instagram");
+
+    // The photo goes, Instagram refuses its caption: the notice says which.
+    portal.fixture.sim.inject_fault(Fault {
+        path_prefix: "direct_v2/threads/broadcast/text/".to_owned(),
+        method: Some("POST".to_owned()),
+        status: Some(400),
+        body: Some(r#"{"message":"This message could not be sent.","status":"fail"}"#.to_owned()),
+        ..Fault::default()
+    });
+    let jpeg = picture(48, 32, ImageFormat::Jpeg);
+    let captioned = portal
+        .send_media(
+            "m.room.message",
+            json!({"msgtype": "m.image", "body": "a refused caption", "filename": "photo.jpg",
+                   "info": {"mimetype": "image/jpeg", "size": jpeg.len()}}),
+            &jpeg,
+            "image/jpeg",
+        )
+        .await;
+    let status = portal.final_status(&captioned).await;
+    assert_eq!(status["status"], "FAIL_PERMANENT", "{status}");
+    let told = "Your file was sent to Instagram, but its caption was not";
+    portal
+        .fixture
+        .wait_for_history(
+            &portal.room,
+            "the notice of the refused caption",
+            |events| {
+                events
+                    .iter()
+                    .any(|event| event.sender() == bot && event.body().starts_with(told))
+            },
+        )
+        .await;
+    let items = portal.fixture.sim.thread_snapshot(&portal.thread).unwrap()["items"].clone();
+    assert_eq!(items.as_array().unwrap().len(), items_before + 1);
+    assert_eq!(portal.media_of(&items[0], "image/jpeg"), jpeg);
 }

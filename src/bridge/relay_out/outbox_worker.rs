@@ -23,7 +23,7 @@ use super::super::relay_in::text_hash;
 use super::super::{relay_latency, Bridge};
 use super::changes::{self, ChangeError};
 use super::status::{self, SendStatus};
-use super::{entry_next_part, media, Outgoing};
+use super::{client_context, entry_next_part, media, Outgoing};
 use crate::connector::http::Connector;
 use crate::connector::session::{ConnectorError, RetryPolicy};
 use crate::connector::typed::OutgoingText;
@@ -153,6 +153,7 @@ impl SendFailure {
                 SendFailure::Refused(_) => None,
                 other => Some(other.to_string()),
             },
+            file_sent: false,
         }
     }
 }
@@ -622,13 +623,12 @@ impl Drain<'_> {
             .store
             .mark_outbox_failed(event_id, &failure.to_string())
             .await?;
-        status::report(
-            self.bridge,
-            &self.portal.room_id,
-            event_id,
-            &failure.given_up(),
-        )
-        .await;
+        let mut given_up = failure.given_up();
+        if let SendStatus::Permanent { file_sent, .. } = &mut given_up {
+            // A row carrying a later part than its event's first: a caption.
+            *file_sent = entry.queued.client_context != client_context(event_id);
+        }
+        status::report(self.bridge, &self.portal.room_id, event_id, &given_up).await;
         Ok(RowEnd::Finished)
     }
 
@@ -798,6 +798,7 @@ mod tests {
                 reason: "com.beeper.unsupported_event",
                 message: "Instagram direct messages cannot carry files.".to_owned(),
                 internal: None,
+                file_sent: false,
             }
         );
     }

@@ -29,6 +29,8 @@ pub enum SendStatus {
         message: String,
         /// What went wrong, for people debugging (never a secret).
         internal: Option<String>,
+        /// Only a caption was given up: the file it came with was sent.
+        file_sent: bool,
     },
 }
 
@@ -69,6 +71,7 @@ pub async fn report(bridge: &Bridge, room_id: &str, event_id: &str, status: &Sen
             reason,
             message,
             internal,
+            ..
         } => {
             content["reason"] = json!(reason);
             content["message"] = json!(message);
@@ -95,8 +98,14 @@ pub async fn report(bridge: &Bridge, room_id: &str, event_id: &str, status: &Sen
                 tracing::warn!(room_id, event_id, error = %e, "cannot send the bot's read receipt");
             }
         }
-        SendStatus::Permanent { message, .. } => {
-            let body = format!("Your message was not sent to Instagram: {message}");
+        SendStatus::Permanent {
+            message, file_sent, ..
+        } => {
+            let body = if *file_sent {
+                format!("Your file was sent to Instagram, but its caption was not: {message}")
+            } else {
+                format!("Your message was not sent to Instagram: {message}")
+            };
             notice(bridge, &room, &event, "failed", &body).await;
         }
         SendStatus::Retriable { .. } => {}
