@@ -10,10 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
-use crate::config::SafetyConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::config::SafetyConfig;
 use crate::connector::budget::{
     BucketRule, BudgetRules, CoolDown, CoolDownCause, CoolDownRule, RequestBudget,
 };
