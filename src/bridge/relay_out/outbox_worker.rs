@@ -23,7 +23,7 @@ use super::super::relay_in::text_hash;
 use super::super::{relay_latency, Bridge};
 use super::changes::{self, ChangeError};
 use super::status::{self, SendStatus};
-use super::{client_context, entry_next_part, media, Outgoing};
+use super::{client_context, media, Outgoing};
 use crate::connector::http::Connector;
 use crate::connector::session::{ConnectorError, RetryPolicy};
 use crate::connector::typed::OutgoingText;
@@ -388,7 +388,9 @@ impl Drain<'_> {
                 match self.find_sent(entry).await {
                     Ok(Some(message)) => {
                         tracing::info!(event_id, item = %message.id, "found an earlier send in the thread");
-                        return self.sent(entry, Carried::Message(Box::new(message))).await;
+                        return self
+                            .sent(entry, &outgoing, Carried::Message(Box::new(message)))
+                            .await;
                     }
                     Ok(None) => {}
                     Err(failure) => match failure.verdict() {
@@ -421,7 +423,7 @@ impl Drain<'_> {
             match self.dispatch(entry, &outgoing).await {
                 Ok(carried) => {
                     relay_latency::outgoing_carried(event_id, asked.elapsed());
-                    return self.sent(entry, carried).await;
+                    return self.sent(entry, &outgoing, carried).await;
                 }
                 Err(failure) => match failure.verdict() {
                     Verdict::NeedsLogin => return self.held(entry, &failure).await,
@@ -559,14 +561,20 @@ impl Drain<'_> {
         Ok(None)
     }
 
-    /// Records a carried-out row and reports SUCCESS.
-    async fn sent(&self, entry: &OutboxEntry, carried: Carried) -> Result<RowEnd, StoreError> {
+    /// Records a carried-out row and reports SUCCESS; a row whose payload
+    /// (`outgoing`) has a next part moves on to it instead.
+    async fn sent(
+        &self,
+        entry: &OutboxEntry,
+        outgoing: &Outgoing,
+        carried: Carried,
+    ) -> Result<RowEnd, StoreError> {
         let event_id = &entry.queued.event_id;
         relay_latency::outgoing_done(event_id);
         match carried {
             Carried::Message(message) => {
                 let record = sent_record(&self.session.login, &self.portal, entry, &message);
-                if let Some(next) = entry_next_part(entry) {
+                if let Some(next) = outgoing.next_part(event_id) {
                     let store = &self.bridge.store;
                     let continued = store
                         .continue_outbox_send(
